@@ -1,0 +1,1 @@
+"""Hinge Station on-device runtime: frames -> pose -> hinge analysis -> signals and rep log."""

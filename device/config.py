@@ -1,0 +1,195 @@
+"""One settings object for the whole station: a TOML file, then HINGE_* environment overrides,
+then command-line overrides, validated once at start.
+
+Every section forbids unknown keys so a typo in the config file is an error that names the key,
+not a silently ignored setting.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from device.errors import ConfigError
+
+DEFAULT_CONFIG_PATHS = (Path("/etc/hinge-station/config.toml"),)
+
+
+def default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "hinge-station"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(Section):
+    dir: Optional[Path] = Field(None, description="Where fetched and quantized .tflite files live; default <data_dir>/models.")
+    landmark_variant: str = Field(
+        "auto",
+        description="'auto' picks the fastest int8 variant that passed the accuracy gate, else 'float16' (the shipped model).",
+    )
+    threads: int = Field(2, ge=1, le=8, description="Interpreter threads per model.")
+    runtime: Literal["auto", "tflite_runtime", "ai_edge_litert"] = "auto"
+
+
+class PoseSettings(Section):
+    min_detection_score: float = Field(0.5, gt=0, lt=1)
+    min_tracking_presence: float = Field(
+        0.5, gt=0, lt=1, description="Below this pose-presence score tracking is lost and the detector runs again."
+    )
+    refine_with_heatmap: bool = True
+
+
+class SourceSettings(Section):
+    camera: str = Field("auto", description="'auto' (Pi camera, else first webcam), 'picamera', 'webcam:N', or a video path.")
+    width: int = Field(640, ge=64)
+    height: int = Field(480, ge=64)
+    fps: float = Field(30.0, gt=0)
+    retry_initial_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(10.0, gt=0)
+
+
+class AnalysisSettings(Section):
+    profile: str = Field("hinge", description="Drill profile name (a TOML file in device/profiles or profiles_dir).")
+    profiles_dir: Optional[Path] = None
+
+
+class SignalSettings(Section):
+    enabled: bool = True
+    pin_factory: Literal["auto", "mock"] = Field("auto", description="'mock' drives gpiozero's MockFactory (no hardware).")
+    led: Literal["rgb", "single"] = "rgb"
+    led_red_pin: int = Field(17, ge=0, le=27)
+    led_green_pin: int = Field(27, ge=0, le=27)
+    led_blue_pin: int = Field(22, ge=0, le=27)
+    led_active_high: bool = True
+    buzzer: Literal["active", "passive", "none"] = "active"
+    buzzer_pin: int = Field(18, ge=0, le=27)
+    buzzer_enabled: bool = Field(True, description="Turn the buzzer off (quiet hours); the LED still signals.")
+    quiet_hours: Optional[str] = Field(None, description="e.g. '21:00-07:00': no buzzing in this local-time window.")
+    fault_cooldown_s: float = Field(2.0, ge=0)
+
+
+class SessionSettings(Section):
+    idle_timeout_s: float = Field(20.0, gt=0, description="A session ends after this long with nobody in view.")
+
+
+class StoreSettings(Section):
+    db_path: Optional[Path] = Field(None, description="SQLite rep log; default <data_dir>/station.db.")
+    jsonl_path: Optional[Path] = Field(None, description="Headless log: one JSON line per rep; default <data_dir>/reps.jsonl.")
+    retention_days: int = Field(365, ge=1)
+    min_free_mb: int = Field(50, ge=1, description="Below this much free disk, logging pauses (alerts keep going).")
+
+
+class WebSettings(Section):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    token: Optional[SecretStr] = Field(None, description="Write token for settings, labels and corrections.")
+    read_requires_token: bool = False
+    store_video: bool = Field(False, description="Opt in to keeping annotated frames; off by default for privacy.")
+    preview_fps: float = Field(3.0, gt=0, le=15)
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HINGE_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    models: ModelSettings = ModelSettings()
+    pose: PoseSettings = PoseSettings()
+    source: SourceSettings = SourceSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
+    signals: SignalSettings = SignalSettings()
+    session: SessionSettings = SessionSettings()
+    store: StoreSettings = StoreSettings()
+    web: WebSettings = WebSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> "Settings":
+        if self.models.dir is None:
+            self.models.dir = self.data_dir / "models"
+        if self.store.db_path is None:
+            self.store.db_path = self.data_dir / "station.db"
+        if self.store.jsonl_path is None:
+            self.store.jsonl_path = self.data_dir / "reps.jsonl"
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        assert self.models.dir is not None
+        return self.models.dir
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(root)"
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  {key}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def find_config_file(explicit: Optional[Path]) -> Optional[Path]:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("HINGE_CONFIG")
+    if env:
+        return Path(env)
+    return next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+
+
+def load_settings(path: Optional[Path] = None, overrides: Optional[dict[str, Any]] = None) -> Settings:
+    """Load settings with precedence: overrides > HINGE_* environment > TOML file > defaults."""
+    path = find_config_file(path)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist (copy deploy/config.example.toml there, or drop --config)")
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+            if path is not None:
+                sources += (TomlConfigSettingsSource(settings_cls, toml_file=path),)
+            return sources
+
+    origin = str(path) if path else "defaults and environment"
+    try:
+        loaded = _Loaded(**_nest(overrides or {}))
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, origin)) from None
+    except ValueError as err:  # malformed TOML
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    return loaded
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """Turn {'web.port': 1} into {'web': {'port': 1}}; None values are dropped (flag not given)."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        if value is None:
+            continue
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested

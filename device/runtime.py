@@ -1,0 +1,74 @@
+"""One small adapter over the TFLite interpreter.
+
+tflite_runtime is used where it is installed (older Pi images), else ai_edge_litert, its maintained
+successor. tflite-runtime 2.14 fails under numpy 2, so ai-edge-litert is the default dependency.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device.errors import ModelError
+
+RUNTIMES = {
+    "tflite_runtime": "tflite_runtime.interpreter",
+    "ai_edge_litert": "ai_edge_litert.interpreter",
+}
+
+
+def interpreter_class(preference: str = "auto") -> tuple[str, Any]:
+    """Return (runtime name, Interpreter class) for the preferred or first importable runtime."""
+    names = list(RUNTIMES) if preference == "auto" else [preference]
+    failures = []
+    for name in names:
+        try:
+            module = importlib.import_module(RUNTIMES[name])
+        except ImportError as err:
+            failures.append(f"{name}: {err}")
+            continue
+        return name, module.Interpreter
+    raise ModelError(
+        "no TFLite runtime is importable (" + "; ".join(failures) + "). "
+        "Install it with `pip install ai-edge-litert` (or tflite-runtime with numpy<2)"
+    )
+
+
+class TFLiteModel:
+    """A loaded .tflite model: one float input, outputs addressed by their shape."""
+
+    def __init__(self, path: Path, threads: int = 1, runtime: str = "auto"):
+        self.path = Path(path)
+        self.runtime, interpreter_cls = interpreter_class(runtime)
+        try:
+            self._interp = interpreter_cls(model_path=str(self.path), num_threads=threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise ModelError(f"cannot load model {self.path}: {err}. Run `station models fetch` to restore it") from None
+        inputs = self._interp.get_input_details()
+        if len(inputs) != 1:
+            raise ModelError(f"{self.path} has {len(inputs)} inputs, expected 1")
+        self._input = inputs[0]
+        self._outputs = self._interp.get_output_details()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self._input["shape"])
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(int(d) for d in o["shape"]) for o in self._outputs]
+
+    def output_index(self, shape: tuple[int, ...]) -> int:
+        """Position of the output with this shape (output order differs between conversions)."""
+        for i, s in enumerate(self.output_shapes):
+            if s == tuple(shape):
+                return i
+        raise ModelError(f"{self.path} has no output of shape {shape} (outputs: {self.output_shapes})")
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        self._interp.set_tensor(self._input["index"], tensor.astype(np.float32, copy=False))
+        self._interp.invoke()
+        return [self._interp.get_tensor(o["index"]) for o in self._outputs]

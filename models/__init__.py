@@ -1,0 +1,1 @@
+"""Model manifest, fetch and quantize steps. Binaries live in the configured models directory."""

@@ -1,0 +1,47 @@
+"""`station replay` end to end on a real clip, and clear failures for user mistakes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+
+
+def station(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "device.cli", *map(str, args)], capture_output=True, text=True, **kw)
+
+
+def test_replay_writes_landmarks_annotation_and_summary(tmp_path, clips_dir, models_dir):
+    clip = clips_dir / "jeffchen_deadlift_side_good_1rep.mp4"
+    out_json, out_video = tmp_path / "poses.jsonl", tmp_path / "annotated.mp4"
+    proc = station("replay", clip, "--annotate", out_video, "--json", out_json, "--models-dir", models_dir, "--variant", "float16")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in out_json.read_text().splitlines()]
+    poses, summary = records[:-1], records[-1]
+    source = cv2.VideoCapture(str(clip))
+    frames = int(source.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert summary["kind"] == "summary" and summary["frames"] == frames == len(poses)
+    assert all(r["kind"] == "pose" and len(r["landmarks"]) == 33 for r in poses)
+    for column in ("fps", "person_found_pct", "detector_run_pct"):  # the printed table has the JSON's names
+        assert column in proc.stdout.splitlines()[0]
+    assert summary["person_found_pct"] > 90
+    video = cv2.VideoCapture(str(out_video))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    assert (int(video.get(3)), int(video.get(4))) == (int(source.get(3)), int(source.get(4)))
+
+
+def test_replay_of_unreadable_clip_is_a_clear_error(tmp_path, models_dir):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 2048)
+    proc = station("replay", bad, "--models-dir", models_dir)
+    assert proc.returncode != 0
+    assert "cannot read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_config_names_the_key(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[web]\nport = "eighty"\n[signals]\nbuzer_pin = 3\n')
+    proc = station("--config", cfg, "models", "status")
+    assert proc.returncode == 2
+    assert "web.port" in proc.stderr and "signals.buzer_pin" in proc.stderr and "eighty" in proc.stderr

@@ -1,0 +1,121 @@
+"""The real BlazePose pipeline on real clips: landmarks land on the body, tracking keeps the
+detector idle, and the geometry helpers agree with each other."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from device.pose import (
+    LANDMARK_NAMES,
+    PRESENCE,
+    VISIBILITY,
+    Roi,
+    crop_matrix,
+    project,
+    roi_from_alignment,
+    ssd_anchors,
+    weighted_nms,
+)
+
+STANDING_CLIP = "rohanx01_bw_squat_side_multi.mp4"  # stands still about 8 s before the first rep
+
+
+def test_anchor_layout_matches_detector_output():
+    anchors = ssd_anchors()
+    assert anchors.shape == (2254, 2)
+    assert anchors.min() > 0 and anchors.max() < 1
+    # first feature map is 28x28 with two anchors per cell
+    assert np.allclose(anchors[0], [0.5 / 28, 0.5 / 28]) and np.allclose(anchors[1], anchors[0])
+
+
+def test_roi_points_up_along_body_axis():
+    upright = roi_from_alignment(np.array([100.0, 200.0]), np.array([100.0, 100.0]))
+    assert upright.rotation == pytest.approx(0.0)
+    assert upright.size == pytest.approx(2 * 100 * 1.25)
+    leaning_right = roi_from_alignment(np.array([100.0, 200.0]), np.array([200.0, 200.0]))
+    assert leaning_right.rotation == pytest.approx(math.pi / 2)
+    # the crop's "up" (0, -1) must map onto the direction of the body axis
+    m = crop_matrix(leaning_right, 256)
+    top = m @ np.array([128, 0, 1.0])
+    centre = m @ np.array([128, 128, 1.0])
+    assert centre == pytest.approx([100, 200])
+    assert top[0] > centre[0] and top[1] == pytest.approx(centre[1])
+
+
+def test_projection_inverts_crop():
+    roi = Roi(320.0, 240.0, 300.0, 0.4)
+    pts = np.zeros((3, 5))
+    pts[:, :2] = [[0, 0], [128, 128], [256, 40]]
+    img = project(pts, roi)
+    m = np.vstack([crop_matrix(roi, 256), [0, 0, 1]])
+    back = np.linalg.solve(m, np.c_[img[:, :2], np.ones(3)].T).T[:, :2]
+    assert back == pytest.approx(pts[:, :2], abs=1e-6)
+    assert img[1, :2] == pytest.approx([320, 240])
+
+
+def test_weighted_nms_blends_overlaps_and_keeps_separate_people():
+    scores = np.array([0.9, 0.6, 0.8])
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], float)
+    kps = np.zeros((3, 4, 2))
+    kps[1] += 10
+    out = weighted_nms(scores, boxes, kps)
+    assert len(out) == 2
+    assert out[0].score == pytest.approx(0.9)
+    assert out[0].box[0] == pytest.approx(0.6 / 1.5)  # score-weighted blend of xmin 0 and 1
+    assert out[0].keypoints[0, 0] == pytest.approx(10 * 0.6 / 1.5)
+
+
+def _side(pose) -> str:
+    left = sum(pose.visibility(f"left_{j}") for j in ("shoulder", "hip", "knee", "ankle"))
+    right = sum(pose.visibility(f"right_{j}") for j in ("shoulder", "hip", "knee", "ankle"))
+    return "left" if left >= right else "right"
+
+
+def test_landmarks_land_on_a_standing_body(clip_poses, clips_dir):
+    poses = [p for p in clip_poses(STANDING_CLIP) if p.timestamp < 6.0]
+    assert len(poses) > 150
+    found = [p for p in poses if p.found]
+    assert len(found) / len(poses) > 0.95
+    for pose in found:
+        side = _side(pose)
+        ys = [pose.xy(f"{side}_{j}")[1] for j in ("shoulder", "hip", "knee", "ankle")]
+        assert ys == sorted(ys), f"t={pose.timestamp:.2f}: shoulder/hip/knee/ankle not top-to-bottom: {ys}"
+        assert pose.xy("nose")[1] < ys[0]
+        w, h = pose.image_size
+        core = [pose.xy(f"{side}_{j}") for j in ("shoulder", "hip", "knee", "ankle")]
+        assert all(0 <= x <= w and 0 <= y <= h for x, y in core)
+        assert pose.landmarks[:, VISIBILITY].max() <= 1 and pose.landmarks[:, PRESENCE].min() >= 0
+    # the standing athlete is tall in a portrait frame: shoulder-to-ankle spans much of the height
+    spans = [found[i].xy(f"{_side(found[i])}_ankle")[1] - found[i].xy(f"{_side(found[i])}_shoulder")[1] for i in range(0, len(found), 10)]
+    assert min(spans) > 0.3 * found[0].image_size[1]
+
+
+@pytest.mark.parametrize(
+    "clip",
+    [
+        "bichraix_deadlift_side_good016.mp4",
+        "formfit_deadlift_side_good.mp4",
+        "rohanx01_bw_squat_side_multi.mp4",
+        "crossfit_bb_deadlift_side_female_annot.mp4",
+        "kmoir_squat_side_oblique_1rep.mp4",
+    ],
+)
+def test_presence_high_and_detector_rarely_runs(clip_poses, clip):
+    poses = clip_poses(clip)
+    presence = np.array([p.presence for p in poses])
+    detector_fraction = sum(p.detector_ran for p in poses) / len(poses)
+    assert np.mean(presence > 0.5) > 0.9, f"person lost on {np.mean(presence <= 0.5):.0%} of frames"
+    assert detector_fraction < 0.2, f"detector ran on {detector_fraction:.0%} of frames"
+
+
+def test_pose_record_round_trips_as_plain_data(clip_poses):
+    from device.pose import Pose
+
+    pose = next(p for p in clip_poses(STANDING_CLIP) if p.found)
+    data = pose.to_dict()
+    assert set(data["landmarks"]) == set(LANDMARK_NAMES)
+    back = Pose.from_dict(data)
+    assert back.landmarks[:, :2] == pytest.approx(pose.landmarks[:, :2], abs=0.01)
+    assert back.presence == pytest.approx(pose.presence, abs=1e-4)

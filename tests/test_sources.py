@@ -1,0 +1,69 @@
+"""Frame sources: file timestamps are the file's own, and bad input fails clearly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from device.errors import SourceError
+from device.sources import VideoFileSource, open_source, WebcamSource, PiCameraSource
+
+
+@pytest.mark.parametrize("clip", ["bichraix_deadlift_side_good014.mp4", "kmoir_squat_side_oblique_1rep.mp4", "formfit_squat_side.mp4"])
+def test_file_timestamps_increase_at_the_file_frame_rate(clips_dir, clip):
+    with VideoFileSource(clips_dir / clip) as source:
+        fps = source.fps
+        frames = list(source)
+        count = source.frame_count
+    stamps = np.array([f.timestamp for f in frames])
+    assert len(frames) == count
+    assert stamps[0] == pytest.approx(0.0, abs=1e-6)
+    steps = np.diff(stamps)
+    assert (steps > 0).all()
+    assert np.median(steps) == pytest.approx(1 / fps, rel=0.02)
+    assert frames[0].image.dtype == np.uint8 and frames[0].image.shape[2] == 3
+    assert [f.index for f in frames] == list(range(len(frames)))
+
+
+def test_file_replay_is_deterministic(clips_dir):
+    clip = clips_dir / "jeffchen_deadlift_side_good_1rep.mp4"
+    runs = []
+    for _ in range(2):
+        with VideoFileSource(clip) as source:
+            runs.append([(f.timestamp, int(f.image[::50, ::50].sum())) for f in source])
+    assert runs[0] == runs[1]
+
+
+def test_paced_file_source_runs_at_the_clip_rate(clips_dir):
+    import time
+
+    with VideoFileSource(clips_dir / "jeffchen_deadlift_side_bad_rounded_head_down_1rep.mp4", pace=True) as source:
+        started = time.monotonic()
+        frames = list(source)
+        elapsed = time.monotonic() - started
+    assert elapsed >= frames[-1].timestamp * 0.95
+
+
+def test_missing_and_unreadable_clips_raise_clear_errors(tmp_path):
+    with pytest.raises(SourceError, match="does not exist"):
+        VideoFileSource(tmp_path / "nope.mp4").start()
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(SourceError, match="cannot read"):
+        VideoFileSource(junk).start()
+
+
+def test_source_specs():
+    assert isinstance(open_source("webcam:2"), WebcamSource) and open_source("webcam:2").index == 2
+    assert isinstance(open_source("1"), WebcamSource)
+    assert isinstance(open_source("picamera"), PiCameraSource)
+    assert isinstance(open_source("clip.mp4"), VideoFileSource)
+
+
+def test_picamera_without_picamera2_says_how_to_install():
+    try:
+        import picamera2  # noqa: F401
+    except ImportError:
+        with pytest.raises(SourceError, match="python3-picamera2"):
+            PiCameraSource().start()
+    else:  # pragma: no cover - on a Pi
+        pytest.skip("picamera2 is installed here; the absence message cannot be exercised")
