@@ -1,0 +1,152 @@
+"""The analysis vocabulary shared by every consumer: fault names and cues, framing states, the
+finished `Rep` record and the events the analysis emits frame by frame.
+
+Signals, the rep log, the page and the evaluation all speak these names; they match the labels in
+../shared/README.md.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Optional, Union
+
+
+class Fault(str, Enum):
+    SQUATTING_THE_HINGE = "squatting_the_hinge"
+    ROUNDED_BACK = "rounded_back"
+    HEAD_NOT_NEUTRAL = "head_not_neutral"
+    LOCKED_KNEES = "locked_knees"
+    INCOMPLETE_LOCKOUT = "incomplete_lockout"
+    OVEREXTENDED_LOCKOUT = "overextended_lockout"
+    LOAD_AWAY_FROM_BODY = "load_away_from_body"
+    TOO_FAST = "too_fast"
+
+
+DEFAULT_CUES: dict[Fault, str] = {
+    Fault.SQUATTING_THE_HINGE: "push the hips back, keep the shins vertical",
+    Fault.ROUNDED_BACK: "long spine, chest proud",
+    Fault.HEAD_NOT_NEUTRAL: "tuck the chin, long neck",
+    Fault.LOCKED_KNEES: "soft knees",
+    Fault.INCOMPLETE_LOCKOUT: "finish tall, squeeze the glutes",
+    Fault.OVEREXTENDED_LOCKOUT: "stand tall, ribs down",
+    Fault.LOAD_AWAY_FROM_BODY: "keep it close to your legs",
+    Fault.TOO_FAST: "slow the lowering down",
+}
+
+
+class Framing(str, Enum):
+    """Whether the athlete can be analysed at all. Only OK frames count reps or raise faults."""
+
+    NOBODY = "nobody"
+    OK = "ok"
+    FACING_CAMERA = "facing_camera"
+    OUT_OF_FRAME = "out_of_frame"
+    UNRELIABLE = "unreliable"
+
+
+FRAMING_CUES: dict[Framing, str] = {
+    Framing.NOBODY: "step into view",
+    Framing.OK: "",
+    Framing.FACING_CAMERA: "turn sideways",
+    Framing.OUT_OF_FRAME: "step back so your feet are in view",
+    Framing.UNRELIABLE: "move into better light, side-on",
+}
+
+
+class Phase(str, Enum):
+    STANDING = "standing"
+    LOWERING = "lowering"
+    BOTTOM = "bottom"
+    RISING = "rising"
+    LOCKOUT = "lockout"
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    fault: Fault
+    cue: str
+    time: float  # seconds on the frame clock, when the fault had held long enough to be sure
+    value: float  # the measured quantity, in the rule's unit
+    threshold: float  # the limit it crossed
+    rep_index: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fault": self.fault.value, "cue": self.cue, "time": self.time, "value": self.value,
+                "threshold": self.threshold, "rep_index": self.rep_index}
+
+
+@dataclass
+class Rep:
+    """One finished rep (a rep ends at lockout, or when the athlete stops at the top)."""
+
+    index: int  # 1-based within the analysis run
+    start_time: float
+    bottom_time: float
+    end_time: float
+    lowering_s: float
+    rising_s: float
+    peak_hip_flexion_deg: float
+    knee_flexion_at_bottom_deg: float
+    trunk_angle_at_bottom_deg: float
+    hip_shift_at_bottom: float  # hips behind the ankle, in leg lengths
+    hinge_ratio: float  # hip flexion / knee flexion at the bottom
+    lockout_reached: bool
+    side: str  # "left" or "right": the side nearer the camera
+    faults: list[FaultEvent] = field(default_factory=list)
+    # (time, hip_flexion_deg, knee_flexion_deg), downsampled for charts
+    trace: list[tuple[float, float, float]] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.faults
+
+    @property
+    def fault_names(self) -> list[str]:
+        return [f.fault.value for f in self.faults]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["faults"] = [f.to_dict() for f in self.faults]
+        data["trace"] = [list(p) for p in self.trace]
+        return data
+
+
+@dataclass(frozen=True)
+class RepStarted:
+    time: float
+    rep_index: int
+
+
+@dataclass(frozen=True)
+class RepBottom:
+    time: float
+    rep_index: int
+
+
+@dataclass(frozen=True)
+class RepFinished:
+    time: float
+    rep: Rep
+
+
+@dataclass(frozen=True)
+class FaultRaised:
+    time: float
+    event: FaultEvent
+
+
+@dataclass(frozen=True)
+class FramingChanged:
+    time: float
+    framing: Framing
+    cue: str
+
+
+AnalysisEvent = Union[RepStarted, RepBottom, RepFinished, FaultRaised, FramingChanged]
+
+
+def fault_from_name(name: str) -> Optional[Fault]:
+    try:
+        return Fault(name)
+    except ValueError:
+        return None
