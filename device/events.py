@@ -92,6 +92,7 @@ class Rep:
     hinge_ratio: float  # hip flexion / knee flexion at the bottom
     lockout_reached: bool
     side: str  # "left" or "right": the side nearer the camera
+    movement: str = "hinge"  # "hinge" or "squat": what the rep looked like, whatever the drill asked
     faults: list[FaultEvent] = field(default_factory=list)
     # (time, hip_flexion_deg, knee_flexion_deg), downsampled for charts
     trace: list[tuple[float, float, float]] = field(default_factory=list)
