@@ -1,0 +1,92 @@
+"""What is happening at the station right now, shared between the live loop (writer) and the page
+(reader), plus the few controls the page may use on a running station.
+
+The live loop never waits on the page: it replaces a snapshot under a short lock and bumps a
+version number; the page polls `wait_for_change` from its own threads.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Optional, Protocol
+
+
+class StationState:
+    IDLE = "idle"  # nobody in view
+    TRACKING = "tracking"  # athlete in view, side-on
+    FAULT = "fault"  # a fault was just raised
+    TURN_SIDEWAYS = "turn_sideways"  # facing the camera
+    OUT_OF_FRAME = "out_of_frame"  # feet or head cut off
+    ERROR = "error"  # camera lost, model failed
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    state: str = StationState.STOPPED
+    cue: str = ""
+    profile: str = "hinge"
+    session_id: Optional[int] = None
+    session_reps: int = 0
+    phase: str = ""
+    last_fault: Optional[str] = None
+    last_fault_cue: str = ""
+    last_fault_at: Optional[float] = None  # Unix seconds
+    last_rep_id: Optional[int] = None
+    fps: float = 0.0
+    buzzer_enabled: bool = True
+    logging_paused: bool = False
+    error: str = ""
+    updated_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LiveState:
+    """Thread-safe holder of the latest snapshot and the latest annotated preview (JPEG bytes)."""
+
+    def __init__(self, snapshot: Optional[LiveSnapshot] = None):
+        self._cond = threading.Condition()
+        self._snapshot = snapshot or LiveSnapshot()
+        self._version = 0
+        self._preview: Optional[bytes] = None
+        self._preview_version = 0
+
+    def update(self, **changes: Any) -> None:
+        with self._cond:
+            new = replace(self._snapshot, **changes, updated_at=time.time())
+            if new != replace(self._snapshot, updated_at=new.updated_at):
+                self._version += 1
+            self._snapshot = new
+            self._cond.notify_all()
+
+    def snapshot(self) -> tuple[int, LiveSnapshot]:
+        with self._cond:
+            return self._version, self._snapshot
+
+    def wait_for_change(self, seen_version: int, timeout: float) -> tuple[int, LiveSnapshot]:
+        """Block until the snapshot changes past `seen_version` or the timeout passes."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._version != seen_version, timeout)
+            return self._version, self._snapshot
+
+    def set_preview(self, jpeg: bytes) -> None:
+        with self._cond:
+            self._preview = jpeg
+            self._preview_version += 1
+
+    def preview(self) -> tuple[int, Optional[bytes]]:
+        with self._cond:
+            return self._preview_version, self._preview
+
+
+class StationControls(Protocol):
+    """What the trainer page may change on a running station (see device/station.py)."""
+
+    def set_profile(self, name: str) -> None: ...
+
+    def set_buzzer_enabled(self, enabled: bool) -> None: ...
+
+    def set_athlete(self, label: Optional[str]) -> None: ...

@@ -1,0 +1,97 @@
+"""The rep log on a real SQLite file: schema, atomic rep writes, queries, read-only access."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from device.events import Fault, FaultEvent, Rep
+from device.store import RepStore, SessionFilter, StorageError
+
+
+def make_rep(index: int, start: float, faults=()) -> Rep:
+    return Rep(
+        index=index, start_time=start, bottom_time=start + 1.5, end_time=start + 3.0, lowering_s=1.5, rising_s=1.5,
+        peak_hip_flexion_deg=95.0, knee_flexion_at_bottom_deg=25.0, trunk_angle_at_bottom_deg=70.0,
+        hip_shift_at_bottom=0.3, hinge_ratio=3.8, lockout_reached=True, side="left",
+        faults=[FaultEvent(f, "cue", start + 1.0, 1.0, 0.5, index) for f in faults],
+        trace=[(start + i * 0.1, 10.0 + i, 5.0 + i) for i in range(30)],
+    )
+
+
+def test_schema_is_created_in_wal_mode_and_migrations_are_idempotent(tmp_path):
+    db = tmp_path / "station.db"
+    with RepStore(db) as store:
+        assert store.schema_version == 1
+    with RepStore(db) as store:
+        assert store.schema_version == 1
+    raw = sqlite3.connect(db)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"sessions", "reps", "faults", "corrections", "device_events", "station_settings"} <= tables
+
+
+def test_reps_round_trip_with_faults_and_trace(tmp_path):
+    with RepStore(tmp_path / "s.db") as store:
+        sid = store.start_session(1000.0, "dowel_hinge", "file:x.mp4")
+        store.add_rep(sid, make_rep(1, 5.0), wall_offset=1000.0)
+        store.add_rep(sid, make_rep(2, 10.0, [Fault.SQUATTING_THE_HINGE, Fault.TOO_FAST]), wall_offset=1000.0)
+        store.end_session(sid, 1020.0)
+        reps = store.session_reps(sid)
+        assert [r["rep_index"] for r in reps] == [1, 2]
+        assert reps[0]["started_at"] == pytest.approx(1005.0) and reps[0]["faults"] == []
+        assert {f["name"] for f in reps[1]["faults"]} == {"squatting_the_hinge", "too_fast"}
+        assert reps[1]["faults"][0]["at"] == pytest.approx(1011.0)
+        assert reps[0]["trace"][0] == [0.0, 10.0, 5.0] and len(reps[0]["trace"]) == 30
+        [listed] = store.list_sessions()
+        assert listed["reps"] == 2 and listed["clean_reps"] == 1
+        assert listed["fault_counts"] == {"squatting_the_hinge": 1, "too_fast": 1}
+        assert store.count_sessions(SessionFilter(profile="hinge")) == 0
+        assert store.count_sessions(SessionFilter(since=999.0, until=1001.0, profile="dowel_hinge")) == 1
+
+
+def test_a_rep_with_a_bad_fault_row_is_not_half_written(tmp_path):
+    with RepStore(tmp_path / "s.db") as store:
+        sid = store.start_session(0.0, "hinge")
+        bad = make_rep(1, 0.0, [Fault.TOO_FAST])
+        object.__setattr__(bad.faults[0], "value", None)  # violates NOT NULL on faults.value
+        with pytest.raises(StorageError):
+            store.add_rep(sid, bad, 0.0)
+        assert store.rep_count(sid) == 0
+
+
+def test_readonly_store_cannot_write_and_needs_an_existing_file(tmp_path):
+    with pytest.raises(StorageError, match="does not exist"):
+        RepStore(tmp_path / "missing.db", readonly=True)
+    RepStore(tmp_path / "s.db").close()
+    with RepStore(tmp_path / "s.db", readonly=True) as ro:
+        assert ro.list_sessions() == []
+        with pytest.raises(StorageError):
+            ro.start_session(0.0, "hinge")
+
+
+def test_corrections_sit_beside_the_verdict(tmp_path):
+    with RepStore(tmp_path / "s.db") as store:
+        sid = store.start_session(0.0, "hinge")
+        rid = store.add_rep(sid, make_rep(1, 0.0, [Fault.ROUNDED_BACK]), 0.0)
+        cid = store.add_correction(rid, "false_alarm", "rounded_back", "dowel stayed on")
+        rep = store.get_rep(rid)
+        assert [f["name"] for f in rep["faults"]] == ["rounded_back"]  # original verdict untouched
+        assert rep["corrections"][0]["kind"] == "false_alarm"
+        with pytest.raises(ValueError):
+            store.add_correction(rid, "rewrite_history")
+        assert store.delete_correction(cid) and store.get_rep(rid)["corrections"] == []
+
+
+def test_settings_and_retention(tmp_path):
+    with RepStore(tmp_path / "s.db") as store:
+        store.set_setting("buzzer_enabled", False)
+        store.set_setting("buzzer_enabled", True)
+        assert store.get_setting("buzzer_enabled") is True and store.get_setting("nope", 3) == 3
+        old = store.start_session(0.0, "hinge")
+        store.add_rep(old, make_rep(1, 0.0), 0.0)
+        store.end_session(old, 10.0)
+        new = store.start_session(100.0, "hinge")
+        assert store.prune(before=50.0) == 1
+        assert store.get_session(old) is None and store.get_session(new) is not None
+        assert store.rep_count() == 0  # the old session's reps and faults went with it
