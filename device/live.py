@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional, Protocol
 
 
+PREVIEW_INTEREST_S = 5.0
+
+
 class StationState:
     IDLE = "idle"  # nobody in view
     TRACKING = "tracking"  # athlete in view, side-on
@@ -53,6 +56,7 @@ class LiveState:
         self._version = 0
         self._preview: Optional[bytes] = None
         self._preview_version = 0
+        self._preview_wanted_until = 0.0
 
     def update(self, **changes: Any) -> None:
         with self._cond:
@@ -78,8 +82,15 @@ class LiveState:
             self._preview_version += 1
 
     def preview(self) -> tuple[int, Optional[bytes]]:
+        """The latest preview; asking for it keeps previews coming for a few seconds."""
         with self._cond:
+            self._preview_wanted_until = time.monotonic() + PREVIEW_INTEREST_S
             return self._preview_version, self._preview
+
+    def preview_wanted(self) -> bool:
+        """The live loop draws and encodes previews only while someone is watching."""
+        with self._cond:
+            return time.monotonic() < self._preview_wanted_until
 
 
 class StationControls(Protocol):
