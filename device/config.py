@@ -71,7 +71,10 @@ class SignalSettings(Section):
     buzzer: Literal["active", "passive", "none"] = "active"
     buzzer_pin: int = Field(18, ge=0, le=27)
     buzzer_enabled: bool = Field(True, description="Turn the buzzer off (quiet hours); the LED still signals.")
-    quiet_hours: Optional[str] = Field(None, description="e.g. '21:00-07:00': no buzzing in this local-time window.")
+    quiet_hours: Optional[str] = Field(
+        None, pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+        description="e.g. '21:00-07:00': no buzzing in this local-time window.",
+    )
     fault_cooldown_s: float = Field(2.0, ge=0)
 
 

@@ -1,0 +1,159 @@
+"""The live loop's plumbing with test backends for the camera and the analysis: newest-frame
+hand-off, camera loss and recovery, disk-full pausing. The real pipeline is exercised in
+test_station.py."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from device.errors import SourceError
+from device.events import Fault, FaultEvent, FaultRaised, Rep, RepFinished
+from device.live import LiveState
+from device.pose import Pose, empty_landmarks
+from device.replog import RepLog
+from device.sources import Frame, FrameSource
+from device.station import Captured, LatestFrame, Station
+from device.store import RepStore
+
+
+class FlakyCamera(FrameSource):
+    """A live camera test backend: delivers frames, dies after `fail_after` reads, refuses to
+    open `missing_for` times (unplugged), then works again."""
+
+    live = True
+    source_id = "flaky"
+
+    def __init__(self, plan: dict):
+        self.plan = plan
+
+    def start(self) -> None:
+        if self.plan["missing_for"] > 0 and self.plan["died"]:
+            self.plan["missing_for"] -= 1
+            raise SourceError("no camera")
+        self.plan["opens"] += 1
+
+    def stop(self) -> None:
+        pass
+
+    def read(self):
+        p = self.plan
+        if p["served"] >= p["total"]:
+            return None
+        if p["served"] == p["fail_after"] and not p["died"]:
+            p["died"] = True
+            raise SourceError("camera unplugged")
+        p["served"] += 1
+        time.sleep(0.002)
+        return Frame(p["served"] / 30.0, np.zeros((8, 8, 3), np.uint8), "flaky", p["served"])
+
+
+class PresentEngine:
+    """Pose engine test backend: somebody is always in view."""
+
+    def process(self, image, timestamp):
+        lm = empty_landmarks()
+        lm[:, :] = 1.0
+        return Pose(timestamp, lm, 1.0, False, (8, 8))
+
+    def reset(self):
+        pass
+
+
+class EveryNthFrameRep:
+    """Analysis test backend: a rep every n frames, every other rep with a fault raised mid-rep."""
+
+    def __init__(self, n=10):
+        self.n, self.frames, self.reps = n, 0, 0
+
+    def update(self, pose):
+        self.frames += 1
+        events = []
+        if self.frames % self.n == self.n // 2 and self.reps % 2 == 1:
+            events.append(FaultRaised(pose.timestamp, FaultEvent(Fault.ROUNDED_BACK, "cue", pose.timestamp, 30.0, 20.0, self.reps + 1)))
+        if self.frames % self.n == 0:
+            self.reps += 1
+            faults = [FaultEvent(Fault.ROUNDED_BACK, "cue", pose.timestamp, 30.0, 20.0, self.reps)] if self.reps % 2 == 0 else []
+            rep = Rep(self.reps, pose.timestamp - 0.3, pose.timestamp - 0.15, pose.timestamp, 0.15, 0.15, 90, 20, 70, 0.3,
+                      4.5, True, "left", faults=faults, trace=[(pose.timestamp, 90.0, 20.0)])
+            events.append(RepFinished(pose.timestamp, rep))
+        return events
+
+    def finish(self, t):
+        return []
+
+
+def test_latest_frame_drops_stale_frames_unless_lossless():
+    stop = threading.Event()
+    box = LatestFrame()
+    for i in range(3):
+        box.put(Captured(Frame(i, None, "x", i), 0.0), stop)
+    assert box.get(0.1).frame.index == 2 and box.dropped == 2
+    assert box.get(0.01) is None
+    box.close()
+    assert box.get(0.01) is not None  # END_OF_STREAM sentinel
+
+    lossless = LatestFrame(lossless=True)
+    got = []
+    consumer = threading.Thread(target=lambda: [got.append(lossless.get(1.0).frame.index) for _ in range(5)])
+    consumer.start()
+    for i in range(5):
+        lossless.put(Captured(Frame(i, None, "x", i), 0.0), stop)
+    consumer.join(5)
+    assert got == [0, 1, 2, 3, 4] and lossless.dropped == 0
+
+
+def test_camera_unplugged_mid_stream_is_retried_logged_and_resumed(tmp_path):
+    plan = {"total": 120, "fail_after": 40, "missing_for": 3, "died": False, "served": 0, "opens": 0}
+    store = RepStore(tmp_path / "s.db")
+    live = LiveState()
+    states = []
+    station = Station(engine=PresentEngine(), make_analyzer=lambda name: EveryNthFrameRep(), profile="hinge",
+                      replog=RepLog(store), live=live, source_id="flaky", idle_timeout_s=60)
+    watcher = threading.Thread(target=lambda: [states.append(live.wait_for_change(-1 if not states else states[-1][0], 0.05)) for _ in range(400)], daemon=True)
+    watcher.start()
+    summary = station.run(lambda: FlakyCamera(plan), retry_initial_s=0.01, retry_max_s=0.05)
+    assert plan["opens"] == 2  # opened, died, refused three times, reopened
+    assert summary.frames == 120 or summary.frames + summary.dropped == 120
+    with RepStore(tmp_path / "s.db", readonly=True) as ro:
+        kinds = [e["kind"] for e in reversed(ro.device_events())]
+        assert kinds.count("camera_lost") == 1 and kinds.count("camera_back") == 1
+        assert kinds.index("camera_lost") < kinds.index("camera_back")
+        assert ro.rep_count() == summary.reps > 5  # reps before and after the outage are logged
+    assert any(snap.state == "error" and "camera" in snap.error for _, snap in states)
+
+
+def test_disk_full_pauses_logging_keeps_alerting_and_resumes(tmp_path):
+    db = tmp_path / "s.db"
+    store = RepStore(db)
+    replog = RepLog(store, retry_interval_s=0.0)
+    live = LiveState()
+    seen = {"faults": 0, "reps_while_full": 0, "paused_live": False}
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # the file can grow no more: SQLITE_FULL
+
+    def on_event(event):
+        if isinstance(event, FaultRaised):
+            seen["faults"] += 1
+        if isinstance(event, RepFinished) and replog.paused:
+            seen["reps_while_full"] += 1
+            seen["paused_live"] |= live.snapshot()[1].logging_paused
+            if seen["reps_while_full"] == 5:  # space comes back mid-run
+                store._db.execute("PRAGMA max_page_count = 1000000")
+
+    station = Station(engine=PresentEngine(), make_analyzer=lambda name: EveryNthFrameRep(5), profile="hinge",
+                      replog=replog, live=live, source_id="flaky", idle_timeout_s=60, on_event=on_event)
+    plan = {"total": 100, "fail_after": -1, "missing_for": 0, "died": False, "served": 0, "opens": 0}
+    summary = station.run(lambda: FlakyCamera(plan), lossless=True)
+    assert seen["reps_while_full"] >= 5 and seen["paused_live"], "the full database never paused logging"
+    assert seen["faults"] == 10, "alerts must keep firing while logging is paused"
+    assert not replog.paused and replog.queued == 0, "logging did not resume when space returned"
+    replog.close()
+    raw = sqlite3.connect(db)
+    assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert raw.execute("SELECT COUNT(*) FROM reps").fetchone()[0] == summary.reps == 20
+    assert raw.execute("SELECT COUNT(*) FROM faults").fetchone()[0] == 10
+    assert [r[0] for r in raw.execute("SELECT rep_index FROM reps ORDER BY id")] == list(range(1, 21))
