@@ -95,6 +95,45 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- run / log --------------------------------------------------------------------------------
+
+
+def _live_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {"signals.pin_factory": "mock" if getattr(args, "mock_pins", False) else None,
+            "web.port": getattr(args, "port", None)}
+
+
+def _print_run_summary(summary) -> None:
+    from device.report import print_table
+
+    lat = summary.signal_latency_ms
+    print_table([{
+        "frames": summary.frames, "dropped": summary.dropped, "fps": round(summary.fps, 1), "sessions": summary.sessions,
+        "reps": summary.reps, "faults": summary.faults,
+        "frame_to_signal_ms_median": round(float(sorted(lat)[len(lat) // 2]), 1) if lat else None,
+    }])
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from device.runner import run_live
+
+    settings = _settings(args, _live_overrides(args))
+    summary = run_live(settings, args.source, profile=args.profile, fast=args.fast, serve_page=not args.no_page)
+    _print_run_summary(summary)
+    return 0
+
+
+def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
+    from device.runner import run_live
+
+    settings = _settings(args, _live_overrides(args))
+    jsonl = args.jsonl or settings.store.jsonl_path
+    summary = run_live(settings, args.source, profile=args.profile, headless=True, fast=args.fast, jsonl=jsonl)
+    _print_run_summary(summary)
+    print(f"rep log: {settings.store.db_path}\nJSON lines: {jsonl}")
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 
@@ -112,6 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
     def model_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--models-dir", type=Path, help="models directory (default: <data_dir>/models)")
         p.add_argument("--variant", help="landmark model variant: auto, float16, or an int8 variant name")
+
+    def live_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--source", help="camera or clip: auto (Pi camera, else webcam), picamera, webcam:N, or a video path")
+        p.add_argument("--fast", action="store_true", help="replay a clip as fast as possible (every frame) instead of at its frame rate")
+        p.add_argument("--profile", help="drill profile (default: analysis.profile, or the one chosen on the page)")
+        model_flags(p)
+
+    p = add("run", cmd_run, "run the station: camera, coaching alerts, rep log and the trainer page")
+    live_flags(p)
+    p.add_argument("--no-page", action="store_true", help="do not serve the trainer page")
+    p.add_argument("--port", type=int, help="trainer page port (default: web.port)")
+    p.add_argument("--mock-pins", action="store_true", help="drive gpiozero mock pins instead of GPIO")
+
+    p = add("log", cmd_log, "headless logging: the same pipeline with no page and no lights")
+    live_flags(p)
+    p.add_argument("--jsonl", type=Path, help="JSON-lines rep file (default: store.jsonl_path)")
 
     p = add("replay", cmd_replay, "run the pose engine over a clip and report frames/s")
     p.add_argument("clip", type=Path)

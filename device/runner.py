@@ -67,6 +67,7 @@ def run_live(
     settings: Settings,
     source: Optional[str] = None,
     *,
+    profile: Optional[str] = None,
     headless: bool = False,
     fast: bool = False,
     serve_page: bool = True,
@@ -80,13 +81,16 @@ def run_live(
     make_analyzer = analyzer_factory(settings)
     store = RepStore(settings.store.db_path)  # type: ignore[arg-type]
     saved = store.settings()
-    profile = saved.get("profile", settings.analysis.profile)
+    chosen = profile or saved.get("profile") or settings.analysis.profile
     try:
-        make_analyzer(profile)
+        make_analyzer(chosen)
     except Exception as err:
-        log.warning("saved drill profile %r is unusable (%s); using %s", profile, err, settings.analysis.profile)
-        profile = settings.analysis.profile
-        make_analyzer(profile)
+        if profile or chosen == settings.analysis.profile:
+            raise
+        log.warning("saved drill profile %r is unusable (%s); using %s", chosen, err, settings.analysis.profile)
+        chosen = settings.analysis.profile
+        make_analyzer(chosen)
+    profile = chosen
     buzzer_enabled = bool(saved.get("buzzer_enabled", settings.signals.buzzer_enabled))
 
     replog = RepLog(store, jsonl, settings.store.min_free_mb)
