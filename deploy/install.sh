@@ -12,6 +12,7 @@
 # /var/lib/hinge-station/models, the systemd units, and journald/logrotate limits.
 # Every step checks first and changes only what differs, so a second run changes nothing.
 set -euo pipefail
+umask 022  # the venv and units must stay readable for the service user whatever root's umask is
 
 usage() {
     cat <<'EOF'
@@ -56,6 +57,7 @@ QUANTIZE=1
 WROTE=0     # set by put_file / put_dir: did the last call change anything?
 CHANGED=0   # anything the running service would need a restart for
 NEW_TOKEN=""
+START_FAILED=""
 
 say() { printf '%s\n' "$*"; }
 step() { printf '\n==> %s\n' "$*"; }
@@ -353,12 +355,12 @@ enable_services() {
     as_service "$ROOT$VENV/bin/station" --config "$ROOT$CONFIG" doctor --quick ||
         warn "station doctor reports failures (above); the service starts anyway and keeps retrying"
 
-    step "Starting"
+    step "Starting (waits until the station reports ready: model loaded, camera open)"
     for unit in "$want" "$BACKUP_TIMER"; do
         if ! systemctl is-active --quiet "$unit" 2>/dev/null; then
-            run systemctl start "$unit"
+            run systemctl start "$unit" || START_FAILED="$START_FAILED $unit"
         elif [ "$CHANGED" = 1 ] && [ "$unit" = "$want" ]; then
-            run systemctl restart "$unit"
+            run systemctl restart "$unit" || START_FAILED="$START_FAILED $unit"
         else
             say "    $unit running"
         fi
@@ -396,6 +398,10 @@ summary() {
         say ""
         say "    Page write token (shown only now; it is kept in $CONFIG):"
         say "        $NEW_TOKEN"
+    fi
+    if [ -n "$START_FAILED" ]; then
+        warn "did not start:$START_FAILED. See: journalctl -u ${unit%.service} -n 50; sudo -u $SERVICE_USER station doctor"
+        return 1
     fi
 }
 

@@ -18,7 +18,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -122,6 +121,8 @@ elif name == "systemctl":
         if verb in ("enable", "start", "restart") and unit != "systemd-journald":
             if not (root / "etc/systemd/system" / unit).is_file():
                 sys.exit(f"Failed to {{verb}} unit: Unit file {{unit}} does not exist.")
+        if verb in ("start", "restart") and unit == os.environ.get("FAKE_START_FAILS"):
+            sys.exit(f"Job for {{unit}} failed because a timeout was exceeded.")
         if verb == "enable" and unit not in state["enabled"]:
             state["enabled"].append(unit)
         if verb in ("start", "restart") and unit not in state["active"]:
@@ -470,6 +471,15 @@ def test_headless_mode_is_chosen_kept_and_switched_back(machine):
     assert machine.install("--coach").returncode == 0
     assert ran(machine, "systemctl", "disable", "--now", "hinge-station-log.service")
     assert set(machine.state["enabled"]) == {"hinge-station.service", "hinge-station-backup.timer"}
+
+
+def test_a_service_that_does_not_come_up_fails_the_install_but_keeps_the_token(machine):
+    proc = machine.install(FAKE_START_FAILS="hinge-station.service")
+    assert proc.returncode == 1
+    assert "did not start: hinge-station.service" in proc.stderr and "journalctl -u hinge-station" in proc.stderr
+    token = load_settings(machine.root / "etc/hinge-station/config.toml").web.token.get_secret_value()
+    assert token in proc.stdout  # shown even so: it is never shown again
+    assert "hinge-station-backup.timer" in machine.state["active"]
 
 
 def test_missing_quantize_command_falls_back_to_float16(machine):
