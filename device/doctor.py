@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import quote
 
-from device.config import Settings, find_config_file
+from device.config import DEFAULT_CONFIG_PATHS, Settings, find_config_file
 from device.errors import StationError
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,15 @@ class Doctor:
         path = find_config_file(self.config_path)
         where = f"loaded {path}" if path else "no config file: defaults and HINGE_* environment"
         problems: list[tuple[str, str, str]] = []
+        if path is None:
+            for hidden in DEFAULT_CONFIG_PATHS:  # the loader skips a config it may not read: say so
+                try:
+                    hidden.stat()
+                except PermissionError:
+                    problems.append((FAIL, f"{hidden} exists but user {_user()} may not read it, so defaults were used",
+                                     f"run as the service user: {AS_SERVICE_USER}"))
+                except OSError:
+                    pass
 
         pins: dict[int, list[str]] = {}
         if s.signals.enabled:
