@@ -134,6 +134,41 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- doctor and housekeeping ---------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from device.doctor import FAIL, WARN, run_checks
+    from device.report import print_table, write_json
+
+    checks = run_checks(settings, args.config, probe=not args.quick)
+    rows = [c.row() for c in checks]
+    print_table(rows, columns=["check", "status", "detail"])
+    todo = [c for c in checks if c.fix and c.status != "ok"]
+    if todo:
+        print("\nfix:")
+        for c in todo:
+            print(f"  {c.name}: {c.fix}")
+    failed = sum(c.status == FAIL for c in checks)
+    warned = sum(c.status == WARN for c in checks)
+    print(f"\n{failed} failed, {warned} warnings, {len(checks) - failed - warned} ok")
+    if args.json:
+        write_json(args.json, {"checks": rows, "ok": failed == 0, "failed": failed, "warnings": warned})
+    return 1 if failed else 0
+
+
+def cmd_db_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from device.housekeeping import backup_database
+    from device.report import print_table, write_json
+
+    assert settings.store.db_path is not None
+    backup = backup_database(settings.store.db_path, args.dest, keep=args.keep)
+    print_table([backup.row()])
+    if args.json:
+        write_json(args.json, backup.row())
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 
@@ -184,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="PATH")
     p.set_defaults(handler=cmd_models_status)
     model_flags(p)
+
+    p = add("doctor", cmd_doctor, "check camera, models, runtime, GPIO, disk, rep database, clock and config")
+    p.add_argument("--quick", action="store_true", help="do not open the camera or run the model (safe while the station runs)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the checks as JSON")
+
+    db = sub.add_parser("db", help="look after the rep database")
+    dbsub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    p = dbsub.add_parser("backup", help="consistent copy of the rep database (SQLite online backup; safe while the station runs)")
+    p.add_argument("dest", metavar="DEST", help="backup file, or a directory (existing, or ending in '/') for a timestamped copy")
+    p.add_argument("--keep", type=int, metavar="N", help="DEST is a directory: keep only the newest N timestamped backups there")
+    p.add_argument("--json", type=Path, metavar="PATH")
+    p.set_defaults(handler=cmd_db_backup)
     return parser
 
 
