@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 PREVIEW_MAX_SIDE = 480
 STATUS_INTERVAL_S = 1.0
+# A camera read that has not returned for this long is hung: stop feeding systemd's watchdog so it
+# restarts the service (a camera that is merely unplugged is retried and keeps the watchdog fed).
+CAPTURE_HANG_S = 10.0
 
 
 class Analyzer(Protocol):
@@ -141,6 +144,7 @@ class FrameGrabber(threading.Thread):
         self.clock = clock
         self.fatal: Optional[StationError] = None
         self.frames = 0
+        self.last_activity = clock()  # a read returned or a reopen was tried; stale = hung camera
 
     def run(self) -> None:
         delay = self.retry_initial_s
@@ -158,7 +162,9 @@ class FrameGrabber(threading.Thread):
                         outage = True
                         self.on_status("camera_lost", str(err))
                     log.warning("camera unavailable (%s); retrying in %.1f s", err, delay)
+                    self.last_activity = self.clock()
                     self.stop.wait(delay)
+                    self.last_activity = self.clock()
                     delay = min(delay * 2, self.retry_max_s)
                     continue
                 if outage:
@@ -168,6 +174,7 @@ class FrameGrabber(threading.Thread):
                 try:
                     while not self.stop.is_set():
                         frame = source.read()
+                        self.last_activity = self.clock()
                         if frame is None:
                             return
                         self.frames += 1
@@ -338,7 +345,8 @@ class Station:
             while True:
                 self._run_commands()
                 item = mailbox.get(timeout=0.25)
-                self.notifier.ping()
+                if self.clock() - grabber.last_activity < CAPTURE_HANG_S:
+                    self.notifier.ping()
                 if item is END_OF_STREAM:
                     break
                 if item is None:
