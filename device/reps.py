@@ -1,0 +1,344 @@
+"""The rep counter: standing -> lowering -> bottom -> rising -> lockout, on the smoothed hip flexion.
+
+Hysteresis everywhere: a rep starts only once the hips bend `start_deg` (above the `top_deg` that
+counts as standing), counts only if it reaches `depth_deg`, and its bottom is confirmed only when the
+hips come back `rise_deg` from the deepest point (or pause there). A dip that never reaches depth is a
+half rep and is dropped; so is a rep during which the athlete is out of view for over `max_gap_s`.
+A rep that never returns to standing is not counted.
+
+Someone first seen already at depth (a clip that starts with the bar on the floor, or an athlete who
+steps in and picks the load up) starts a rep at its bottom: their first lift counts.
+
+The counter only keeps time and shape; the faults are judged elsewhere (device/faults.py) and the
+analyzer attaches them to the finished rep.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Optional
+
+import numpy as np
+
+from device.events import Phase, Rep
+from device.kinematics import Angles
+from device.profiles import MovementTable, RepsTable
+
+NAN = float("nan")
+# A bottom held this long without going deeper is a pause at the bottom: confirm it there.
+PAUSE_S = 0.25
+# Where the standing athlete's hips were at rest: the lowering began when they last left this band.
+# The rest level is a leaky minimum, so a dip long before the rep does not hold it down.
+ONSET_BAND_DEG = 5.0
+REST_LEAK_DEG_PER_S = 5.0
+# The bottom values are read over the deepest part of the rep: within this of the deepest point.
+BOTTOM_WINDOW_DEG = 5.0
+
+
+class State(str, Enum):
+    ACQUIRE = "acquire"  # no steady view of the athlete yet (start, or back after a long gap)
+    STANDING = "standing"
+    LOWERING = "lowering"
+    BOTTOM = "bottom"
+    RISING = "rising"
+    TOP = "top"  # back up, closing the rep once the lockout settles
+
+    @property
+    def phase(self) -> Phase:
+        return {
+            State.ACQUIRE: Phase.STANDING, State.STANDING: Phase.STANDING, State.LOWERING: Phase.LOWERING,
+            State.BOTTOM: Phase.BOTTOM, State.RISING: Phase.RISING, State.TOP: Phase.LOCKOUT,
+        }[self]
+
+
+@dataclass
+class Sample:
+    time: float
+    hip: float
+    knee: float
+    trunk: float
+    thigh: float
+    hip_shift: float
+    hands_below_knee: float
+
+
+@dataclass
+class OpenRep:
+    """The rep in progress, as far as the counter knows it."""
+
+    index: int
+    attempt: int  # unique per opened rep, also for attempts that are later dropped
+    start_time: float
+    side: str
+    lowering_seen: bool  # False when the athlete was first seen already at depth
+    peak: float = -math.inf
+    peak_time: float = NAN
+    reached_depth: bool = False
+    bottom_confirmed: bool = False
+    rise_min: float = math.inf
+    top_entered: float = NAN
+    top_min: float = math.inf
+    top_min_time: float = NAN
+    lockout_time: float = NAN
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def lockout_reached(self) -> bool:
+        return math.isfinite(self.lockout_time)
+
+    @property
+    def lowering_s(self) -> float:
+        return self.peak_time - self.start_time if self.lowering_seen else NAN
+
+
+@dataclass(frozen=True)
+class Started:
+    time: float
+    rep: OpenRep
+
+
+@dataclass(frozen=True)
+class Bottomed:
+    time: float
+    rep: OpenRep
+
+
+@dataclass(frozen=True)
+class Finished:
+    time: float
+    rep: OpenRep
+    seen_to_the_top: bool  # False when the stream ended while the athlete was still rising
+
+
+@dataclass(frozen=True)
+class Dropped:
+    time: float
+    rep: OpenRep
+    reason: str
+
+
+CounterEvent = Started | Bottomed | Finished | Dropped
+
+
+class RepCounter:
+    def __init__(self, config: RepsTable):
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = State.ACQUIRE
+        self.rep: Optional[OpenRep] = None
+        self.count = 0
+        self._attempts = 0
+        self._last_seen: Optional[float] = None
+        self._rest = math.inf
+        self._rest_time = NAN
+        self._onset_time = NAN
+
+    @property
+    def phase(self) -> Phase:
+        return self.state.phase
+
+    def _open(self, time: float, start: float, side: str, lowering_seen: bool) -> Started:
+        self._attempts += 1
+        self.rep = OpenRep(self.count + 1, self._attempts, start, side, lowering_seen)
+        return Started(time, self.rep)
+
+    def _drop(self, time: float, reason: str) -> list[CounterEvent]:
+        rep, self.rep = self.rep, None
+        return [Dropped(time, rep, reason)] if rep is not None else []
+
+    def _stand(self, h: float, time: float) -> None:
+        self.state = State.STANDING
+        self._rest, self._rest_time, self._onset_time = h, time, time
+
+    def _record(self, rep: OpenRep, a: Angles) -> None:
+        h = a.hip_flexion_deg
+        rep.samples.append(Sample(a.time, h, a.knee_flexion_deg, a.trunk_deg, a.thigh_deg, a.hip_shift, a.hands_below_knee))
+        if h > rep.peak:
+            rep.peak, rep.peak_time = h, a.time
+        if h >= self.config.depth_deg:
+            rep.reached_depth = True
+
+    def update(self, angles: Angles, usable: bool) -> list[CounterEvent]:
+        """Feed one frame; `usable` is False for frames that must not count (framing not OK)."""
+        time = angles.time
+        out: list[CounterEvent] = []
+        if not usable or math.isnan(angles.hip_flexion_deg):
+            if self._last_seen is not None and time - self._last_seen > self.config.max_gap_s:
+                out += self._drop(time, "out of view")
+                self.state, self._last_seen = State.ACQUIRE, None
+            return out
+        self._last_seen = time
+        c, h = self.config, angles.hip_flexion_deg
+        rep = self.rep
+        if rep is not None:
+            self._record(rep, angles)
+
+        if self.state is State.ACQUIRE:
+            if h <= c.top_deg:
+                self._stand(h, time)
+            elif h >= c.depth_deg:
+                out.append(self._open(time, time, angles.side, lowering_seen=False))
+                self._record(self.rep, angles)
+                self.state = State.LOWERING
+
+        elif self.state is State.STANDING:
+            self._rest = min(h, self._rest + REST_LEAK_DEG_PER_S * (time - self._rest_time))
+            self._rest_time = time
+            if h <= min(c.top_deg, self._rest + ONSET_BAND_DEG):
+                self._onset_time = time
+            if h > c.start_deg:
+                out.append(self._open(time, self._onset_time, angles.side, lowering_seen=True))
+                self._record(self.rep, angles)
+                self.state = State.LOWERING
+
+        elif self.state is State.LOWERING:
+            assert rep is not None
+            if rep.reached_depth and (h <= rep.peak - c.rise_deg or time - rep.peak_time >= PAUSE_S):
+                rep.bottom_confirmed = True
+                out.append(Bottomed(time, rep))
+                self.state = State.RISING if h <= rep.peak - c.rise_deg else State.BOTTOM
+                rep.rise_min = h
+            elif not rep.reached_depth and h <= c.top_deg:
+                out += self._drop(time, "half rep")
+                self._stand(h, time)
+
+        elif self.state is State.BOTTOM:
+            assert rep is not None
+            if h <= rep.peak - c.rise_deg:
+                self.state, rep.rise_min = State.RISING, h
+
+        elif self.state is State.RISING:
+            assert rep is not None
+            rep.rise_min = min(rep.rise_min, h)
+            if h > rep.rise_min + c.rise_deg:
+                self.state = State.BOTTOM  # went back down: still the same rep
+            elif h <= c.top_deg:
+                self.state = State.TOP
+                rep.top_entered, rep.top_min, rep.top_min_time = time, h, time
+                if h <= c.lockout_hip_deg:
+                    rep.lockout_time = time
+
+        elif self.state is State.TOP:
+            assert rep is not None
+            if h < rep.top_min - 1.0:
+                rep.top_min, rep.top_min_time = h, time
+            if h <= c.lockout_hip_deg and not rep.lockout_reached:
+                rep.lockout_time = time
+            settled = rep.lockout_reached and time - rep.top_min_time >= c.settle_s
+            waited = not rep.lockout_reached and time - rep.top_entered >= c.lockout_wait_s
+            bending = h > rep.top_min + c.rise_deg
+            if settled or waited or bending:
+                out.append(self._finish(time, seen_to_the_top=True))
+                self._stand(h, time)
+        return out
+
+    def _finish(self, time: float, seen_to_the_top: bool) -> Finished:
+        rep, self.rep = self.rep, None
+        assert rep is not None
+        self.count += 1
+        return Finished(time, rep, seen_to_the_top)
+
+    def finish(self, time: float) -> list[CounterEvent]:
+        """End of stream. A rep at the top closes as it stands. A rep still rising counts if it had
+        come `count_rising_at_end` of the way from its bottom back to standing (the recording
+        stopped as the athlete stood up); anything less, or still on the way down, is dropped."""
+        rep = self.rep
+        if rep is None:
+            return []
+        if self.state is State.TOP:
+            out: list[CounterEvent] = [self._finish(time, seen_to_the_top=True)]
+        elif self.state is State.RISING and rep.samples:
+            last = rep.samples[-1].hip
+            progress = (rep.peak - last) / max(rep.peak - self.config.top_deg, 1e-6)
+            out = [self._finish(time, seen_to_the_top=False)] if progress >= self.config.count_rising_at_end else self._drop(time, "ended mid-rep")
+        else:
+            out = self._drop(time, "ended mid-rep")
+        self.state = State.ACQUIRE
+        return out
+
+
+# --- the finished rep's record ------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.median(finite)) if finite else NAN
+
+
+@dataclass(frozen=True)
+class BottomShape:
+    """The rep's deepest part, read as medians over the frames within a few degrees of the peak."""
+
+    hip: float
+    knee: float
+    trunk: float
+    thigh: float
+    hip_shift: float
+    hands_below_knee: float
+
+    @property
+    def hinge_ratio(self) -> float:
+        if math.isnan(self.hip) or math.isnan(self.knee):
+            return NAN
+        return self.hip / max(self.knee, 5.0)
+
+
+def bottom_shape(rep: OpenRep) -> BottomShape:
+    deep = [s for s in rep.samples if s.hip >= rep.peak - BOTTOM_WINDOW_DEG]
+    return BottomShape(
+        hip=_median([s.hip for s in deep]), knee=_median([s.knee for s in deep]),
+        trunk=_median([s.trunk for s in deep]), thigh=_median([s.thigh for s in deep]),
+        hip_shift=_median([s.hip_shift for s in deep]), hands_below_knee=_median([s.hands_below_knee for s in deep]),
+    )
+
+
+def movement_verdict(shape: BottomShape, config: MovementTable) -> str:
+    """"squat" or "hinge": what the rep looked like at the bottom, whatever the drill asked.
+
+    Squat: knees bent about as much as the hips with the trunk upright, or the hips down at knee
+    height. Hands hanging at or below the knees hold a load off the floor: a (badly done) deadlift,
+    which stays a hinge.
+    """
+    squat_pattern = (
+        shape.hinge_ratio <= config.squat_max_hinge_ratio
+        and shape.trunk <= config.squat_max_trunk_deg
+        and shape.knee >= config.squat_min_knee_deg
+    )
+    hips_at_knees = shape.thigh >= config.hips_at_knee_thigh_deg
+    holding_floor_load = shape.hands_below_knee >= config.load_hands_below_knee
+    return "squat" if (squat_pattern or hips_at_knees) and not holding_floor_load else "hinge"
+
+
+def downsample(samples: list[Sample], points: int) -> list[tuple[float, float, float]]:
+    if not samples:
+        return []
+    idx = np.unique(np.linspace(0, len(samples) - 1, min(points, len(samples))).round().astype(int))
+    return [(round(samples[i].time, 3), round(samples[i].hip, 1), round(samples[i].knee, 1)) for i in idx]
+
+
+def build_rep(done: Finished, config: RepsTable, movement: MovementTable) -> Rep:
+    """The `Rep` record of a finished rep (faults are attached by the analyzer)."""
+    rep = done.rep
+    shape = bottom_shape(rep)
+    bottom = rep.peak_time
+    end = rep.lockout_time if rep.lockout_reached else (rep.top_entered if math.isfinite(rep.top_entered) else done.time)
+    return Rep(
+        index=rep.index,
+        start_time=rep.start_time,
+        bottom_time=bottom,
+        end_time=end,
+        lowering_s=rep.lowering_s,
+        rising_s=end - bottom,
+        peak_hip_flexion_deg=rep.peak,
+        knee_flexion_at_bottom_deg=shape.knee,
+        trunk_angle_at_bottom_deg=shape.trunk,
+        hip_shift_at_bottom=shape.hip_shift,
+        hinge_ratio=shape.hinge_ratio,
+        lockout_reached=rep.lockout_reached,
+        side=rep.side,
+        movement=movement_verdict(shape, movement),
+        trace=downsample(rep.samples, config.trace_points),
+    )
