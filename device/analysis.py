@@ -35,7 +35,7 @@ class HingeAnalyzer:
         k = self.profile.kinematics
         self.tracker = AngleTracker(KinematicsConfig(
             k.min_visibility, k.min_cutoff_hz, k.beta, k.d_cutoff_hz, k.side_switch_margin, k.side_switch_s,
-            k.min_bone_fraction,
+            k.min_bone_fraction, k.bone_window_s,
         ))
         self.framing_monitor = FramingMonitor(self.profile.framing)
         self.counter = RepCounter(self.profile.reps)
@@ -122,7 +122,7 @@ class HingeAnalyzer:
                 self._record(fresh)
                 out += [FaultRaised(f.time, f) for f in fresh]
             elif isinstance(s, Finished):
-                if s.seen_to_the_top:
+                if s.lockout_judged:
                     fresh = self.judge.at_close(s.rep.lockout_reached, s.rep.top_min, s.time, s.rep.index, s.rep.attempt)
                     self._record(fresh)
                     out += [FaultRaised(f.time, f) for f in fresh]

@@ -53,9 +53,8 @@ def turned_to_camera(pose: Pose, config: FramingTable) -> bool:
     ls, rs, lh, rh = xy("left_shoulder"), xy("right_shoulder"), xy("left_hip"), xy("right_hip")
     if not np.all(np.isfinite([ls, rs, lh, rh])):
         return False
-    trunk = float(np.hypot(*((ls + rs) / 2 - (lh + rh) / 2)))
-    if trunk <= 0:
-        return False
+    # Face-on and bent over, the trunk foreshortens to nothing: that only makes it look wider.
+    trunk = max(float(np.hypot(*((ls + rs) / 2 - (lh + rh) / 2))), 1.0)
     shoulders = float(np.hypot(*(ls - rs))) / trunk
     hips = float(np.hypot(*(lh - rh))) / trunk
     return shoulders >= config.facing_shoulder_ratio and hips >= config.facing_hip_ratio

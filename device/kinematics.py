@@ -17,6 +17,7 @@ Smoothing is a One Euro filter per quantity: causal, little lag when moving, ste
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, fields, replace
 from typing import Optional
 
@@ -44,6 +45,7 @@ class KinematicsConfig:
     side_switch_margin: float = 0.1  # the other side must look this much more visible to switch
     side_switch_s: float = 0.5  # ...for this long
     min_bone_fraction: float = 0.7  # a thigh or shin shorter than this share of its usual length is a misplaced joint
+    bone_window_s: float = 3.0  # the usual length is what the bone measured over this long
 
 
 @dataclass(frozen=True)
@@ -153,15 +155,20 @@ def facing_vote(seen: Seen) -> float:
 class BoneCheck:
     """Side-on, the thigh and shin lie in the image plane, so their length is nearly constant. A
     joint the model guessed behind a barbell plate shows up as a bone much shorter than the
-    athlete's own. The reference follows the upper envelope of the lengths seen (projection only
-    ever shortens a bone): quickly up, slowly down, so a long stretch of misplaced points barely
-    moves it."""
+    athlete's own. The reference is a high percentile of the lengths seen over the last
+    `window_s` (projection only ever shortens a bone), so it survives an occlusion shorter than
+    the window and follows an athlete who steps nearer or farther within it."""
 
-    def __init__(self, min_fraction: float):
+    PERCENTILE = 0.9
+
+    def __init__(self, min_fraction: float, window_s: float):
         self.min_fraction = min_fraction
+        self.window_s = window_s
+        self._seen: dict[tuple[str, str], deque[tuple[float, float]]] = {}
         self.reference: dict[tuple[str, str], float] = {}
 
     def reset(self) -> None:
+        self._seen.clear()
         self.reference.clear()
 
     def ratio(self, side: str, bone: str, length: float) -> float:
@@ -169,14 +176,14 @@ class BoneCheck:
         ref = self.reference.get((side, bone))
         return length / ref if ref else 1.0
 
-    def observe(self, side: str, bone: str, length: float) -> None:
+    def observe(self, side: str, bone: str, length: float, time: float) -> None:
         key = (side, bone)
-        ref = self.reference.get(key)
-        if ref is None:
-            self.reference[key] = length
-        else:
-            rate = 0.2 if length > ref else 0.003
-            self.reference[key] = ref + rate * (length - ref)
+        seen = self._seen.setdefault(key, deque())
+        seen.append((time, length))
+        while seen and seen[0][0] < time - self.window_s:
+            seen.popleft()
+        lengths = sorted(v for _, v in seen)
+        self.reference[key] = lengths[int(self.PERCENTILE * (len(lengths) - 1))]
 
 
 # A far-side bone must fit its usual length this much better (in log ratio) than the near one.
@@ -241,15 +248,13 @@ def pick_skeleton(seen: Seen, side: str, bones: Optional[BoneCheck] = None) -> S
     return Skeleton(trunk, thigh, shin, first("ear"), first("wrist"), midfoot)
 
 
-def observe_bones(seen: Seen, bones: BoneCheck) -> None:
-    """Feed each side's thigh and shin lengths to the bone check, where they look plausible."""
+def observe_bones(seen: Seen, bones: BoneCheck, time: float) -> None:
+    """Feed each side's trusted thigh and shin lengths to the bone check."""
     for s in SIDES:
         for a, b, bone in (("hip", "knee", "thigh"), ("knee", "ankle", "shin")):
             p, q = seen.get(f"{s}_{a}"), seen.get(f"{s}_{b}")
             if p is not None and q is not None:
-                length = math.dist(p, q)
-                if bones.ratio(s, bone, length) >= bones.min_fraction:
-                    bones.observe(s, bone, length)
+                bones.observe(s, bone, math.dist(p, q), time)
 
 
 def _angle_deg(forward: float, along: float) -> float:
@@ -351,7 +356,7 @@ class AngleTracker:
 
     def __init__(self, config: KinematicsConfig = KinematicsConfig()):
         self.config = config
-        self.bones = BoneCheck(config.min_bone_fraction)
+        self.bones = BoneCheck(config.min_bone_fraction, config.bone_window_s)
         self._filters = {
             name: OneEuroFilter(config.min_cutoff_hz, config.beta / scale, config.d_cutoff_hz)
             for name, scale in SMOOTHED.items()
@@ -401,7 +406,7 @@ class AngleTracker:
         side = self._choose_side(seen, pose.timestamp)
         facing = self._update_facing(seen)
         skeleton = pick_skeleton(seen, side, self.bones)
-        observe_bones(seen, self.bones)
+        observe_bones(seen, self.bones, pose.timestamp)
         raw, leg_now = measure(skeleton, pose.timestamp, side, facing, self._leg_px)
         if math.isfinite(leg_now):
             # Side-on the leg lies in the image plane, so its length is steady; follow it slowly.

@@ -34,6 +34,8 @@ ONSET_BAND_DEG = 5.0
 REST_LEAK_DEG_PER_S = 5.0
 # The bottom values are read over the deepest part of the rep: within this of the deepest point.
 BOTTOM_WINDOW_DEG = 5.0
+# At the end of a stream, a rep still "standing up" must have been extending its hips this recently.
+STILL_RISING_S = 0.5
 
 
 class State(str, Enum):
@@ -77,6 +79,8 @@ class OpenRep:
     reached_depth: bool = False
     bottom_confirmed: bool = False
     rise_min: float = math.inf
+    rise_progress: float = math.inf  # the hips' last clear step up (1 degree), and when
+    rise_progress_time: float = NAN
     top_entered: float = NAN
     top_min: float = math.inf
     top_min_time: float = NAN
@@ -108,7 +112,7 @@ class Bottomed:
 class Finished:
     time: float
     rep: OpenRep
-    seen_to_the_top: bool  # False when the stream ended while the athlete was still rising
+    lockout_judged: bool  # False when the athlete was not watched at the top long enough to say
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,12 @@ class RepCounter:
         time = angles.time
         out: list[CounterEvent] = []
         if not usable or math.isnan(angles.hip_flexion_deg):
-            if self._last_seen is not None and time - self._last_seen > self.config.max_gap_s:
+            if self.state is State.TOP and self._last_seen is not None and time - self._last_seen >= self.config.settle_s:
+                # Back at the top and then out of sight (walked off, turned): the rep is done, and
+                # what comes next is seen afresh.
+                out.append(self._close(time))
+                self.state = State.ACQUIRE
+            elif self._last_seen is not None and time - self._last_seen > self.config.max_gap_s:
                 out += self._drop(time, "out of view")
                 self.state, self._last_seen = State.ACQUIRE, None
             return out
@@ -200,7 +209,7 @@ class RepCounter:
                 rep.bottom_confirmed = True
                 out.append(Bottomed(time, rep))
                 self.state = State.RISING if h <= rep.peak - c.rise_deg else State.BOTTOM
-                rep.rise_min = h
+                rep.rise_min, rep.rise_progress, rep.rise_progress_time = h, h, time
             elif not rep.reached_depth and h <= c.top_deg:
                 out += self._drop(time, "half rep")
                 self._stand(h, time)
@@ -208,11 +217,13 @@ class RepCounter:
         elif self.state is State.BOTTOM:
             assert rep is not None
             if h <= rep.peak - c.rise_deg:
-                self.state, rep.rise_min = State.RISING, h
+                self.state, rep.rise_min, rep.rise_progress, rep.rise_progress_time = State.RISING, h, h, time
 
         elif self.state is State.RISING:
             assert rep is not None
             rep.rise_min = min(rep.rise_min, h)
+            if h < rep.rise_progress - 1.0:
+                rep.rise_progress, rep.rise_progress_time = h, time
             if h > rep.rise_min + c.rise_deg:
                 self.state = State.BOTTOM  # went back down: still the same rep
             elif h <= c.top_deg:
@@ -231,29 +242,42 @@ class RepCounter:
             waited = not rep.lockout_reached and time - rep.top_entered >= c.lockout_wait_s
             bending = h > rep.top_min + c.rise_deg
             if settled or waited or bending:
-                out.append(self._finish(time, seen_to_the_top=True))
+                out.append(self._close(time))
                 self._stand(h, time)
         return out
 
-    def _finish(self, time: float, seen_to_the_top: bool) -> Finished:
+    def _close(self, time: float) -> Finished:
+        """Close the rep at the top. Its lockout counts as judged if it was reached, or if the
+        athlete was watched at the top for the whole lockout wait."""
+        rep = self.rep
+        assert rep is not None
+        judged = rep.lockout_reached or time - rep.top_entered >= self.config.lockout_wait_s
+        return self._finish(time, judged)
+
+    def _finish(self, time: float, lockout_judged: bool) -> Finished:
         rep, self.rep = self.rep, None
         assert rep is not None
         self.count += 1
-        return Finished(time, rep, seen_to_the_top)
+        return Finished(time, rep, lockout_judged)
 
     def finish(self, time: float) -> list[CounterEvent]:
         """End of stream. A rep at the top closes as it stands. A rep still rising counts if it had
-        come `count_rising_at_end` of the way from its bottom back to standing (the recording
-        stopped as the athlete stood up); anything less, or still on the way down, is dropped."""
+        come `count_rising_at_end` of the way from its bottom back to standing and was still
+        coming up (the recording stopped as the athlete stood up); anything less, a stall, or a
+        rep still on the way down is dropped."""
         rep = self.rep
         if rep is None:
             return []
         if self.state is State.TOP:
-            out: list[CounterEvent] = [self._finish(time, seen_to_the_top=True)]
+            out: list[CounterEvent] = [self._close(time)]
         elif self.state is State.RISING and rep.samples:
-            last = rep.samples[-1].hip
-            progress = (rep.peak - last) / max(rep.peak - self.config.top_deg, 1e-6)
-            out = [self._finish(time, seen_to_the_top=False)] if progress >= self.config.count_rising_at_end else self._drop(time, "ended mid-rep")
+            last = rep.samples[-1]
+            progress = (rep.peak - last.hip) / max(rep.peak - self.config.top_deg, 1e-6)
+            standing_up = last.time - rep.rise_progress_time <= STILL_RISING_S
+            if progress >= self.config.count_rising_at_end and standing_up:
+                out = [self._finish(time, lockout_judged=False)]
+            else:
+                out = self._drop(time, "ended mid-rep")
         else:
             out = self._drop(time, "ended mid-rep")
         self.state = State.ACQUIRE

@@ -40,7 +40,7 @@ class Posture:
     knee: float = 5.0
     shin: float = 3.0
     head: float = -8.0  # ear off the hip-shoulder line: + toward the floor, - cranked back
-    hands: str = "hang"  # "hang", "head" (behind it), "chest"
+    hands: str = "hang"  # "hang" (straight down), "legs" (a bar riding down the legs), "head" (behind it), "chest"
     reach: float = 0.0  # hands held this far (leg lengths) ahead of where they would hang
     turn: float = 0.0  # degrees turned toward the camera (0 side-on, 90 facing it)
     zoom: float = 1.0  # >1: stepped toward the camera (feet leave the frame)
@@ -119,6 +119,14 @@ def _rot(forward: float, up: float, deg: float) -> tuple[float, float]:
     return forward * math.sin(r), up * math.cos(r)
 
 
+def _leg_front(ankle: tuple[float, float], knee: tuple[float, float], hip: tuple[float, float], height: float) -> float:
+    """How far forward the front of the leg is at a height (bone line plus ~0.06 of flesh and bar)."""
+    lo, hi = (ankle, knee) if height <= knee[1] else (knee, hip)
+    span = hi[1] - lo[1]
+    w = min(max((height - lo[1]) / span, 0.0), 1.0) if span else 0.0
+    return lo[0] + w * (hi[0] - lo[0]) + 0.06
+
+
 def body_points(p: Posture) -> dict[str, tuple[float, float, float]]:
     """Sagittal joint positions (forward, up, lateral) in leg lengths; ankle at the origin's height."""
     thigh = p.knee - p.shin
@@ -141,8 +149,10 @@ def body_points(p: Posture) -> dict[str, tuple[float, float, float]]:
         elbow = (shoulder[0] + 0.25 * n[0] - 0.2 * u[0], shoulder[1] + 0.25 * n[1] - 0.2 * u[1])
         wrist = (shoulder[0] + 0.12 * n[0] - 0.15 * u[0], shoulder[1] + 0.12 * n[1] - 0.15 * u[1])
     else:  # arms hang straight down from the shoulders, plus any reach forward
-        elbow = (shoulder[0] + p.reach / 2, shoulder[1] - UPPER_ARM)
         wrist = (shoulder[0] + p.reach, shoulder[1] - UPPER_ARM - FOREARM)
+        if p.hands == "legs":  # the bar rides on the front of the thighs and shins
+            wrist = (min(wrist[0], _leg_front(ankle, knee, hip, wrist[1]) + p.reach), wrist[1])
+        elbow = ((shoulder[0] + wrist[0]) / 2, (shoulder[1] + wrist[1]) / 2)
     heel = (ankle[0] - HEEL_BACK, 0.02)
     toe = (ankle[0] + TOE_FORWARD, 0.01)
     sagittal = {"ankle": ankle, "knee": knee, "hip": hip, "shoulder": shoulder, "ear": ear, "elbow": elbow,
@@ -181,9 +191,9 @@ def render(
     """Poses at `fps` over the whole motion.
 
     facing: +1 the athlete faces image right, -1 left; near: the side turned to the camera.
-    noise_px: Gaussian pixel noise on every point. hidden: (start, end, joint) spans where the near
-    side's joint (e.g. "ankle") is hidden: low visibility and misplaced by `misplace_px`, as the model
-    guesses occluded joints. dropout_rate: share of frames where one random leg joint is hidden so.
+    noise_px: Gaussian pixel noise on every point. hidden: (start, end, joint) spans where a joint is
+    hidden (low visibility, misplaced by `misplace_px`, as the model guesses occluded joints): the
+    near side's for "ankle", that landmark for a full name such as "right_ankle". dropout_rate: share of frames where one random leg joint is hidden so.
     """
     rng = np.random.default_rng(seed)
     w, h = image_size
@@ -220,7 +230,7 @@ def render(
         if dropout_rate and rng.random() < dropout_rate:
             hide.append(str(rng.choice(["knee", "ankle", "heel"])))
         for joint in hide:
-            i_ = LANDMARK_INDEX[f"{near}_{joint}"]
+            i_ = LANDMARK_INDEX[joint if joint in LANDMARK_INDEX else f"{near}_{joint}"]
             lm[i_, 3] = float(rng.uniform(0.05, 0.3))
             angle = rng.uniform(0, 2 * math.pi)
             lm[i_, 0] += misplace_px * math.cos(angle)

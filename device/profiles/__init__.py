@@ -36,6 +36,7 @@ class KinematicsTable(Table):
     side_switch_margin: float = Field(ge=0, le=1)
     side_switch_s: float = Field(ge=0)
     min_bone_fraction: float = Field(gt=0, lt=1)
+    bone_window_s: float = Field(gt=0)
 
 
 class FramingTable(Table):
