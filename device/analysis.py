@@ -116,6 +116,12 @@ class HingeAnalyzer:
             if isinstance(s, Started):
                 self._rep_faults = []
                 out.append(RepStarted(s.time, s.rep.index))
+                # A lift from the floor is confirmed a moment after it was first seen: judge those
+                # frames now, so a fault already showing then is not missed (it is raised late).
+                for earlier in s.earlier:
+                    fresh = self.judge.observe(Moment(earlier, Phase.LOWERING, s.rep.index, s.rep.attempt))
+                    self._record(fresh)
+                    out += [FaultRaised(s.time, f) for f in fresh]
             elif isinstance(s, Bottomed):
                 out.append(RepBottom(s.time, s.rep.index))
                 fresh = self.judge.at_bottom(s.rep.lowering_s, s.time, s.rep.index, s.rep.attempt)

@@ -36,6 +36,9 @@ REST_LEAK_DEG_PER_S = 5.0
 BOTTOM_WINDOW_DEG = 5.0
 # At the end of a stream, a rep still "standing up" must have been extending its hips this recently.
 STILL_RISING_S = 0.5
+# Physics, not coaching: a bar let go at the hips hits the floor in about 0.3 s, so a "lowering"
+# quicker than 0.2 s is a landmark glitch, not a movement; it is dropped before any fault is judged.
+FASTEST_LOWERING_S = 0.2
 
 
 class State(str, Enum):
@@ -100,6 +103,7 @@ class OpenRep:
 class Started:
     time: float
     rep: OpenRep
+    earlier: tuple[Angles, ...] = ()  # frames before this one that belong to the rep (a lift from the floor)
 
 
 @dataclass(frozen=True)
@@ -139,19 +143,23 @@ class RepCounter:
         self._rest = math.inf
         self._rest_time = NAN
         self._onset_time = NAN
+        self._deep: list[Angles] = []  # frames seen at depth while acquiring
 
     @property
     def phase(self) -> Phase:
         return self.state.phase
 
-    def _open(self, time: float, start: float, side: str, lowering_seen: bool) -> Started:
+    def _open(self, time: float, start: float, side: str, lowering_seen: bool, earlier: tuple[Angles, ...] = ()) -> Started:
         self._attempts += 1
         self.rep = OpenRep(self.count + 1, self._attempts, start, side, lowering_seen)
-        return Started(time, self.rep)
+        return Started(time, self.rep, earlier)
 
     def _drop(self, time: float, reason: str) -> list[CounterEvent]:
         rep, self.rep = self.rep, None
         return [Dropped(time, rep, reason)] if rep is not None else []
+
+    def _reacquire(self) -> None:
+        self.state, self._last_seen, self._deep = State.ACQUIRE, None, []
 
     def _stand(self, h: float, time: float) -> None:
         self.state = State.STANDING
@@ -173,11 +181,11 @@ class RepCounter:
             if self.state is State.TOP and self._last_seen is not None and time - self._last_seen >= self.config.settle_s:
                 # Back at the top and then out of sight (walked off, turned): the rep is done, and
                 # what comes next is seen afresh.
-                out.append(self._close(time))
-                self.state = State.ACQUIRE
+                out += self._close_or_drop(time)
+                self._reacquire()
             elif self._last_seen is not None and time - self._last_seen > self.config.max_gap_s:
                 out += self._drop(time, "out of view")
-                self.state, self._last_seen = State.ACQUIRE, None
+                self._reacquire()
             return out
         self._last_seen = time
         c, h = self.config, angles.hip_flexion_deg
@@ -188,10 +196,17 @@ class RepCounter:
         if self.state is State.ACQUIRE:
             if h <= c.top_deg:
                 self._stand(h, time)
-            elif h >= c.depth_deg:
-                out.append(self._open(time, time, angles.side, lowering_seen=False))
-                self._record(self.rep, angles)
-                self.state = State.LOWERING
+            elif h < c.depth_deg:
+                self._deep = []
+            else:
+                # First seen bent over: a lift from the floor, once the posture is steady.
+                self._deep.append(angles)
+                if time - self._deep[0].time >= c.acquire_s:
+                    out.append(self._open(time, self._deep[0].time, angles.side, False, tuple(self._deep[:-1])))
+                    for seen in self._deep:
+                        self._record(self.rep, seen)
+                    self._deep = []
+                    self.state = State.LOWERING
 
         elif self.state is State.STANDING:
             self._rest = min(h, self._rest + REST_LEAK_DEG_PER_S * (time - self._rest_time))
@@ -206,6 +221,11 @@ class RepCounter:
         elif self.state is State.LOWERING:
             assert rep is not None
             if rep.reached_depth and (h <= rep.peak - c.rise_deg or time - rep.peak_time >= PAUSE_S):
+                if rep.lowering_s < FASTEST_LOWERING_S:
+                    out += self._drop(time, "glitch")
+                    self._reacquire()
+                    self._last_seen = time
+                    return out
                 rep.bottom_confirmed = True
                 out.append(Bottomed(time, rep))
                 self.state = State.RISING if h <= rep.peak - c.rise_deg else State.BOTTOM
@@ -242,9 +262,17 @@ class RepCounter:
             waited = not rep.lockout_reached and time - rep.top_entered >= c.lockout_wait_s
             bending = h > rep.top_min + c.rise_deg
             if settled or waited or bending:
-                out.append(self._close(time))
+                out += self._close_or_drop(time)
                 self._stand(h, time)
         return out
+
+    def _close_or_drop(self, time: float) -> list[CounterEvent]:
+        rep = self.rep
+        assert rep is not None
+        up = rep.lockout_time if rep.lockout_reached else rep.top_entered
+        if up - rep.start_time < self.config.min_rep_s:
+            return self._drop(time, "too brief to be a rep")
+        return [self._close(time)]
 
     def _close(self, time: float) -> Finished:
         """Close the rep at the top. Its lockout counts as judged if it was reached, or if the
@@ -269,7 +297,7 @@ class RepCounter:
         if rep is None:
             return []
         if self.state is State.TOP:
-            out: list[CounterEvent] = [self._close(time)]
+            out: list[CounterEvent] = self._close_or_drop(time)
         elif self.state is State.RISING and rep.samples:
             last = rep.samples[-1]
             progress = (rep.peak - last.hip) / max(rep.peak - self.config.top_deg, 1e-6)
@@ -280,7 +308,7 @@ class RepCounter:
                 out = self._drop(time, "ended mid-rep")
         else:
             out = self._drop(time, "ended mid-rep")
-        self.state = State.ACQUIRE
+        self._reacquire()
         return out
 
 

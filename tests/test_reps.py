@@ -193,3 +193,34 @@ def test_a_low_hip_floor_pull_is_a_hinge_with_the_squatting_fault():
     analyzer, _ = run(Motion(keys=[(0.0, low)]).hold(1).to(STANDING, 1.5).stand(1))
     (rep,) = analyzer.reps
     assert rep.movement == "hinge" and rep.fault_names == ["squatting_the_hinge"]
+
+
+def glitched(standing_s: float, glitches: dict[int, int]) -> list:
+    """Standing still, with runs of frames (start index: length) where every landmark jumps to a deep
+    hinge: the worst a misplaced skeleton can do."""
+    poses = Motion().stand(standing_s).render()
+    deep = Motion(keys=[(0.0, Posture(hip=110, knee=40, shin=10))]).hold(standing_s).render()
+    for start, length in glitches.items():
+        for i in range(start, start + length):
+            poses[i] = deep[i]
+    return poses
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4])
+def test_landmark_glitches_do_not_count_as_reps(length):
+    poses = glitched(6.0, {40: length, 100: length, 150: length})
+    analyzer = HingeAnalyzer(load_profile("hinge"))
+    for pose in poses:
+        analyzer.update(pose)
+    analyzer.finish(poses[-1].timestamp)
+    assert analyzer.reps == [] and analyzer.faults == []  # nothing counted, nothing buzzed
+
+
+@pytest.mark.parametrize("length", [1, 3, 5])
+def test_a_garbled_start_does_not_count_as_a_lift_from_the_floor(length):
+    poses = glitched(3.0, {0: length})
+    analyzer = HingeAnalyzer(load_profile("hinge"))
+    for pose in poses:
+        analyzer.update(pose)
+    analyzer.finish(poses[-1].timestamp)
+    assert analyzer.reps == []
