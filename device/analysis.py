@@ -24,7 +24,7 @@ from device.framing import FramingMonitor, classify
 from device.kinematics import Angles, AngleTracker, KinematicsConfig
 from device.pose import Pose
 from device.profiles import Profile, load_profile
-from device.reps import Bottomed, CounterEvent, Dropped, Finished, RepCounter, Started, build_rep
+from device.reps import Bottomed, CounterEvent, Dropped, Finished, RepCounter, Started, bottom_shape, build_rep
 
 
 class HingeAnalyzer:
@@ -124,7 +124,8 @@ class HingeAnalyzer:
                     out += [FaultRaised(s.time, f) for f in fresh]
             elif isinstance(s, Bottomed):
                 out.append(RepBottom(s.time, s.rep.index))
-                fresh = self.judge.at_bottom(s.rep.lowering_s, s.time, s.rep.index, s.rep.attempt)
+                knee = bottom_shape(s.rep).knee
+                fresh = self.judge.at_bottom(s.rep.lowering_s, knee, s.time, s.rep.index, s.rep.attempt)
                 self._record(fresh)
                 out += [FaultRaised(f.time, f) for f in fresh]
             elif isinstance(s, Finished):

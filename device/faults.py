@@ -3,8 +3,10 @@
 Frame rules look at each usable frame while a rep is open and say whether the fault shows, with the
 measured value and the limit it crossed. `FaultJudge` raises a fault the moment it has held for the
 profile's hold time (so a buzzer can fire mid-rep, and one noisy frame cannot), and only once per
-rep. Two faults are judged at a moment rather than over frames: `too_fast` when the bottom is
-reached, `incomplete_lockout` when the rep closes without a lockout.
+rep. Three faults are judged at a moment rather than over frames: `too_fast` and `locked_knees` when
+the bottom is reached (the lowering's duration; the knees over the deepest part, since a deadlift
+lowering rightly keeps the knees nearly straight until the bar passes them), and
+`incomplete_lockout` when the rep closes without a lockout.
 
 What 2D landmarks can see is limited; `rounded_back` especially is a proxy (see ANALYSIS.md).
 """
@@ -66,13 +68,6 @@ def frame_checks(profile: Profile) -> dict[Fault, Check]:
             return Finding(a.hinge_ratio, r.min_hinge_ratio)
         return None
 
-    def locked_knees(m: Moment) -> Optional[Finding]:
-        r = f.locked_knees
-        if m.phase not in MOVING or not _hip(m) >= reps.depth_deg:
-            return None
-        k = m.angles.knee_flexion_deg
-        return Finding(k, r.min_knee_deg) if k < r.min_knee_deg else None
-
     def head(m: Moment) -> Optional[Finding]:
         r = f.head_not_neutral
         a = m.angles
@@ -111,7 +106,7 @@ def frame_checks(profile: Profile) -> dict[Fault, Check]:
         return Finding(a.load_forward, r.max_forward) if a.load_forward > r.max_forward else None
 
     for fault, check in (
-        (Fault.SQUATTING_THE_HINGE, squatting), (Fault.LOCKED_KNEES, locked_knees),
+        (Fault.SQUATTING_THE_HINGE, squatting),
         (Fault.HEAD_NOT_NEUTRAL, head), (Fault.ROUNDED_BACK, rounded),
         (Fault.OVEREXTENDED_LOCKOUT, overextended), (Fault.LOAD_AWAY_FROM_BODY, load_away),
     ):
@@ -163,11 +158,15 @@ class FaultJudge:
         self._raised.add(key)
         return [self._event(fault, finding, time, rep_index)]
 
-    def at_bottom(self, lowering_s: float, time: float, rep_index: int, attempt: int) -> list[FaultEvent]:
-        r = self.profile.faults.too_fast
-        if math.isfinite(lowering_s) and lowering_s < r.min_lowering_s:
-            return self._once(Fault.TOO_FAST, Finding(lowering_s, r.min_lowering_s), time, rep_index, attempt)
-        return []
+    def at_bottom(self, lowering_s: float, knee_at_bottom: float, time: float, rep_index: int, attempt: int) -> list[FaultEvent]:
+        out = []
+        fast = self.profile.faults.too_fast
+        if math.isfinite(lowering_s) and lowering_s < fast.min_lowering_s:
+            out += self._once(Fault.TOO_FAST, Finding(lowering_s, fast.min_lowering_s), time, rep_index, attempt)
+        knees = self.profile.faults.locked_knees
+        if knee_at_bottom < knees.min_knee_deg:  # NaN (shins hidden) never compares true
+            out += self._once(Fault.LOCKED_KNEES, Finding(knee_at_bottom, knees.min_knee_deg), time, rep_index, attempt)
+        return out
 
     def at_close(self, lockout_reached: bool, top_min_hip: float, time: float, rep_index: int, attempt: int) -> list[FaultEvent]:
         if lockout_reached:
