@@ -13,6 +13,7 @@ as soon as the athlete is back at lockout.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time as _time
 from pathlib import Path
@@ -21,10 +22,13 @@ from typing import Optional, Union
 from device.events import AnalysisEvent, FaultEvent, FaultRaised, Framing, Phase, Rep, RepBottom, RepFinished, RepStarted
 from device.faults import FaultJudge, Moment
 from device.framing import FramingMonitor, classify
-from device.kinematics import Angles, AngleTracker, KinematicsConfig
+from device.kinematics import Angles, AngleTracker
 from device.pose import Pose
 from device.profiles import Profile, load_profile
 from device.reps import Bottomed, CounterEvent, Dropped, Finished, RepCounter, Started, bottom_shape, build_rep
+
+
+log = logging.getLogger(__name__)
 
 
 class HingeAnalyzer:
@@ -32,11 +36,7 @@ class HingeAnalyzer:
 
     def __init__(self, profile: Union[Profile, str] = "hinge", profiles_dir: Optional[Path] = None):
         self.profile = load_profile(profile, profiles_dir) if isinstance(profile, str) else profile
-        k = self.profile.kinematics
-        self.tracker = AngleTracker(KinematicsConfig(
-            k.min_visibility, k.min_cutoff_hz, k.beta, k.d_cutoff_hz, k.side_switch_margin, k.side_switch_s,
-            k.min_bone_fraction, k.bone_window_s,
-        ))
+        self.tracker = AngleTracker(self.profile.kinematics)
         self.framing_monitor = FramingMonitor(self.profile.framing)
         self.counter = RepCounter(self.profile.reps)
         self.judge = FaultJudge(self.profile)
@@ -139,6 +139,7 @@ class HingeAnalyzer:
                 self.reps.append(rep)
                 out.append(RepFinished(s.time, rep))
             elif isinstance(s, Dropped):
+                log.debug("rep %d dropped at %.2f s: %s", s.rep.index, s.time, s.reason)
                 self._rep_faults = []
         return out
 

@@ -18,34 +18,19 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Optional
 
-
 from device.pose import LANDMARK_INDEX, VISIBILITY, X, Y, Pose
+from device.profiles import KinematicsTable
 
 NAN = float("nan")
 SIDES = ("left", "right")
-# The joints that decide which side faces the camera, and which must be trusted for a frame to count.
+# The joints whose visibility decides which side faces the camera.
 SIDE_JOINTS = ("shoulder", "hip", "knee", "ankle")
-CORE_JOINTS = ("shoulder", "hip", "knee")
 # Anatomy, not a threshold: the ankle joint sits over the back third of the foot, so mid-foot lies
 # about a sixth of a foot length ahead of it: ~0.07 leg lengths for a foot of 0.28 leg lengths.
 MIDFOOT_AHEAD_OF_ANKLE = 0.07
-
-
-@dataclass(frozen=True)
-class KinematicsConfig:
-    """How much to trust and smooth the landmarks (the profile's [kinematics] table)."""
-
-    min_visibility: float = 0.5
-    min_cutoff_hz: float = 1.0
-    beta: float = 0.02  # per degree/second of movement
-    d_cutoff_hz: float = 1.0
-    side_switch_margin: float = 0.1  # the other side must look this much more visible to switch
-    side_switch_s: float = 0.5  # ...for this long
-    min_bone_fraction: float = 0.7  # a thigh or shin shorter than this share of its usual length is a misplaced joint
-    bone_window_s: float = 3.0  # the usual length is what the bone measured over this long
 
 
 @dataclass(frozen=True)
@@ -354,7 +339,7 @@ class AngleTracker:
     """Frame by frame: keeps the camera side steady, knows which way the athlete faces, checks bone
     lengths, remembers the leg length and smooths every quantity. `update(pose)` is causal."""
 
-    def __init__(self, config: KinematicsConfig = KinematicsConfig()):
+    def __init__(self, config: KinematicsTable):
         self.config = config
         self.bones = BoneCheck(config.min_bone_fraction, config.bone_window_s)
         self._filters = {
@@ -423,5 +408,3 @@ class AngleTracker:
                 smoothed[name] = flt(value, raw.time)
         return replace(raw, **smoothed)
 
-
-ANGLE_FIELDS = tuple(f.name for f in fields(Angles))

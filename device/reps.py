@@ -80,7 +80,6 @@ class OpenRep:
     peak: float = -math.inf
     peak_time: float = NAN
     reached_depth: bool = False
-    bottom_confirmed: bool = False
     rise_min: float = math.inf
     rise_progress: float = math.inf  # the hips' last clear step up (1 degree), and when
     rise_progress_time: float = NAN
@@ -130,6 +129,8 @@ CounterEvent = Started | Bottomed | Finished | Dropped
 
 
 class RepCounter:
+    """Counts reps from the smoothed hip flexion of usable frames; see the module docstring."""
+
     def __init__(self, config: RepsTable):
         self.config = config
         self.reset()
@@ -226,7 +227,6 @@ class RepCounter:
                     self._reacquire()
                     self._last_seen = time
                     return out
-                rep.bottom_confirmed = True
                 out.append(Bottomed(time, rep))
                 self.state = State.RISING if h <= rep.peak - c.rise_deg else State.BOTTOM
                 rep.rise_min, rep.rise_progress, rep.rise_progress_time = h, h, time

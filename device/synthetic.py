@@ -109,7 +109,7 @@ def _blend(a: Posture, b: Posture, w: float) -> Posture:
     return Posture(
         hip=mix(a.hip, b.hip), knee=mix(a.knee, b.knee), shin=mix(a.shin, b.shin), head=mix(a.head, b.head),
         hands=b.hands if w >= 0.5 else a.hands, reach=mix(a.reach, b.reach), turn=mix(a.turn, b.turn),
-        zoom=mix(a.zoom, b.zoom), present=a.present and b.present if 0 < w < 1 else (b.present if w >= 1 else a.present),
+        zoom=mix(a.zoom, b.zoom), present=(a.present and b.present) if 0 < w < 1 else (b if w >= 1 else a).present,
     )
 
 
@@ -163,10 +163,10 @@ def body_points(p: Posture) -> dict[str, tuple[float, float, float]]:
     for joint, (f, u_) in sagittal.items():
         out[f"left_{joint}"] = (f, u_, -widths[joint])
         out[f"right_{joint}"] = (f, u_, widths[joint])
-    for name, base in (("eye", "ear"), ("eye_inner", "ear"), ("eye_outer", "ear"), ("mouth", "ear")):
-        f0, u0 = nose
-        for side, sign in (("left", -1), ("right", 1)):
-            out[f"{side}_{name}" if name != "mouth" else f"mouth_{side}"] = (f0 - 0.02, u0 - (0.03 if name == "mouth" else -0.01), sign * 0.03)
+    for side, sign in (("left", -1), ("right", 1)):  # eyes just above and behind the nose, mouth below
+        for eye in ("eye", "eye_inner", "eye_outer"):
+            out[f"{side}_{eye}"] = (nose[0] - 0.02, nose[1] + 0.01, sign * 0.03)
+        out[f"mouth_{side}"] = (nose[0] - 0.02, nose[1] - 0.03, sign * 0.03)
     for side, sign in (("left", -1), ("right", 1)):
         wf, wu, _ = out[f"{side}_wrist"]
         for digit in ("pinky", "index", "thumb"):

@@ -9,7 +9,14 @@ import pytest
 from device.geometry import flexion_deg
 from device.kinematics import AngleTracker, BoneCheck, OneEuroFilter, Seen, facing_vote, measure, nearer_side, pick_skeleton
 from device.pose import LANDMARK_INDEX, VISIBILITY, Pose
+from device.profiles import load_profile
 from device.synthetic import Motion, Posture, render
+
+HINGE = load_profile("hinge")
+
+
+def tracker_for_hinge() -> AngleTracker:
+    return AngleTracker(HINGE.kinematics)
 
 
 def still(posture: Posture, seconds: float = 1.0, **options) -> list[Pose]:
@@ -17,7 +24,7 @@ def still(posture: Posture, seconds: float = 1.0, **options) -> list[Pose]:
 
 
 def raw_angles(pose: Pose, facing: int = 1):
-    seen = Seen(pose, 0.5)
+    seen = Seen(pose, HINGE.kinematics.min_visibility)
     return measure(pick_skeleton(seen, nearer_side(seen)), pose.timestamp, nearer_side(seen), facing)[0]
 
 
@@ -72,7 +79,7 @@ def test_hands_forward_of_midfoot_in_leg_lengths():
 def test_facing_is_read_from_feet_and_face(facing):
     pose = still(Posture(), facing=facing)[0]
     assert np.sign(facing_vote(Seen(pose, 0.5))) == facing
-    tracker = AngleTracker()
+    tracker = tracker_for_hinge()
     assert tracker.update(pose).facing == facing
 
 
@@ -80,7 +87,7 @@ def test_the_more_visible_side_is_the_camera_side():
     for near in ("left", "right"):
         pose = still(Posture(), near=near)[0]
         assert nearer_side(Seen(pose, 0.5)) == near
-        assert AngleTracker().update(pose).side == near
+        assert tracker_for_hinge().update(pose).side == near
 
 
 def test_a_faint_joint_is_never_used_and_the_frame_is_unreliable_without_its_core():
@@ -111,7 +118,7 @@ def test_a_far_side_joint_stands_in_for_a_hidden_near_one():
 def test_bone_check_rejects_a_confidently_misplaced_knee():
     """A plate in front of the legs: the model puts the knee on the plate with fair visibility."""
     poses = still(Posture(hip=90, knee=20, shin=5), seconds=0.5)
-    tracker = AngleTracker()
+    tracker = tracker_for_hinge()
     for pose in poses[:-1]:
         tracker.update(pose)
     last = poses[-1]
@@ -131,13 +138,13 @@ def test_side_does_not_flip_on_one_frame():
     for joint in ("shoulder", "hip", "knee", "ankle"):
         li, ri = LANDMARK_INDEX[f"left_{joint}"], LANDMARK_INDEX[f"right_{joint}"]
         swapped.landmarks[[li, ri], VISIBILITY] = swapped.landmarks[[ri, li], VISIBILITY]
-    tracker = AngleTracker()
+    tracker = tracker_for_hinge()
     assert {tracker.update(p).side for p in poses} == {"left"}
 
 
 def test_nobody_in_view_is_unreliable():
     pose = Motion(keys=[(0.0, Posture(present=False))]).hold(0.1).render()[0]
-    a = AngleTracker().update(pose)
+    a = tracker_for_hinge().update(pose)
     assert not pose.found and not a.reliable and math.isnan(a.hip_flexion_deg)
 
 
@@ -145,7 +152,8 @@ def test_one_euro_is_steady_when_still_and_keeps_up_when_moving():
     rng = np.random.default_rng(1)
     t = np.arange(0, 4, 1 / 30)
     still_signal = 90 + rng.normal(0, 3, t.size)
-    flt = OneEuroFilter(1.0, 0.02, 1.0)
+    k = HINGE.kinematics
+    flt = OneEuroFilter(k.min_cutoff_hz, k.beta, k.d_cutoff_hz)
     out = np.array([flt(x, ti) for x, ti in zip(still_signal, t)])
     assert out[30:].std() < 0.5 * still_signal[30:].std()
 
@@ -169,7 +177,7 @@ def test_one_euro_is_causal():
 
 def test_tracker_smooths_noise_but_follows_the_rep():
     motion = Motion().stand(0.5).hinge(depth=90, lower_s=1.5, rise_s=1.5).stand(0.5)
-    noisy_tracker, truth_tracker = AngleTracker(), AngleTracker()
+    noisy_tracker, truth_tracker = tracker_for_hinge(), tracker_for_hinge()
     noisy = [noisy_tracker.update(p) for p in render(motion, noise_px=3.0, seed=2)]
     truth = [truth_tracker.update(p) for p in render(motion)]
     err = np.array([n.hip_flexion_deg - c.hip_flexion_deg for n, c in zip(noisy, truth)])
