@@ -109,6 +109,13 @@ def test_hinge_or_squat_is_right_on_every_shared_clip(shared_evaluation):
     assert wrong == []
 
 
+def test_counts_and_verdicts_hold_at_a_pi_frame_rate(clips_dir, clip_poses):
+    """Every third frame of the clips (8-20 fps): about what the pose model manages on a Pi."""
+    labels = read_labels(clips_dir / "labels.csv")
+    result = evaluate(labels, lambda path: list(clip_poses(path.name))[::3], load_profile("hinge"))
+    assert [r.label.clip for r in result.results if not (r.reps_exact and r.movement_right)] == []
+
+
 def test_every_squat_rep_is_squatting_the_hinge(shared_evaluation):
     squats = [r for r in shared_evaluation.results if r.label.movement == "squat"]
     assert squats and all("squatting_the_hinge" in rep.fault_names for r in squats for rep in r.reps)

@@ -72,7 +72,7 @@ def test_either_direction_and_side(facing, near):
     assert reps(motion, facing=facing, near=near) == 2
 
 
-@pytest.mark.parametrize("fps", [24, 60])
+@pytest.mark.parametrize("fps", [10, 15, 24, 60])
 def test_frame_rate_does_not_matter(fps):
     assert reps(Motion().stand(1).hinge().hinge().stand(1), fps=fps) == 2
 
