@@ -2,7 +2,8 @@
 
 Hysteresis everywhere: a rep starts only once the hips bend `start_deg` (above the `top_deg` that
 counts as standing), counts only if it reaches `depth_deg`, and its bottom is confirmed only when the
-hips come back `rise_deg` from the deepest point (or pause there). A dip that never reaches depth is a
+hips come back `rise_deg` from the deepest point (a pause on the way down, at the knees say, is not
+the bottom; a pause at the bottom shows as the BOTTOM phase). A dip that never reaches depth is a
 half rep and is dropped; so is a rep during which the athlete is out of view for over `max_gap_s`.
 A rep that never returns to standing is not counted.
 
@@ -26,7 +27,7 @@ from device.kinematics import Angles
 from device.profiles import MovementTable, RepsTable
 
 NAN = float("nan")
-# A bottom held this long without going deeper is a pause at the bottom: confirm it there.
+# Held this long without going deeper, the athlete is shown as paused at the bottom.
 PAUSE_S = 0.25
 # Where the standing athlete's hips were at rest: the lowering began when they last left this band.
 # The rest level is a leaky minimum, so a dip long before the rep does not hold it down.
@@ -219,25 +220,25 @@ class RepCounter:
                 self._record(self.rep, angles)
                 self.state = State.LOWERING
 
-        elif self.state is State.LOWERING:
+        elif self.state in (State.LOWERING, State.BOTTOM):
             assert rep is not None
-            if rep.reached_depth and (h <= rep.peak - c.rise_deg or time - rep.peak_time >= PAUSE_S):
+            if rep.reached_depth and h <= rep.peak - c.rise_deg:
+                # Coming back up: the deepest point is the bottom. (A pause on the way down, at
+                # the knees say, is not: only rising confirms it.)
                 if rep.lowering_s < FASTEST_LOWERING_S:
                     out += self._drop(time, "glitch")
                     self._reacquire()
                     self._last_seen = time
                     return out
                 out.append(Bottomed(time, rep))
-                self.state = State.RISING if h <= rep.peak - c.rise_deg else State.BOTTOM
+                self.state = State.RISING
                 rep.rise_min, rep.rise_progress, rep.rise_progress_time = h, h, time
-            elif not rep.reached_depth and h <= c.top_deg:
+            elif rep.reached_depth:
+                paused = time - rep.peak_time >= PAUSE_S
+                self.state = State.BOTTOM if paused else State.LOWERING
+            elif h <= c.top_deg:
                 out += self._drop(time, "half rep")
                 self._stand(h, time)
-
-        elif self.state is State.BOTTOM:
-            assert rep is not None
-            if h <= rep.peak - c.rise_deg:
-                self.state, rep.rise_min, rep.rise_progress, rep.rise_progress_time = State.RISING, h, h, time
 
         elif self.state is State.RISING:
             assert rep is not None
@@ -245,7 +246,7 @@ class RepCounter:
             if h < rep.rise_progress - 1.0:
                 rep.rise_progress, rep.rise_progress_time = h, time
             if h > rep.rise_min + c.rise_deg:
-                self.state = State.BOTTOM  # went back down: still the same rep
+                self.state = State.LOWERING  # went back down: still the same rep, bottom already known
             elif h <= c.top_deg:
                 self.state = State.TOP
                 rep.top_entered, rep.top_min, rep.top_min_time = time, h, time
