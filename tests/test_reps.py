@@ -228,9 +228,10 @@ def test_a_garbled_start_does_not_count_as_a_lift_from_the_floor(length):
 
 def test_a_pause_on_the_way_down_is_not_the_bottom():
     """Deadlifts often pause as the bar passes the knees, then go on down to the floor."""
-    knees = Posture(hip=60, knee=15, shin=4)
+    knees, settling = Posture(hip=60, knee=15, shin=4), Posture(hip=57, knee=16, shin=4)
     floor = Posture(hip=110, knee=60, shin=12)
-    motion = Motion().stand(1).to(knees, 0.35).hold(0.6).to(floor, 0.6).hold(0.3).to(STANDING, 1.2).stand(1)
+    motion = (Motion().stand(1).to(knees, 0.35).to(settling, 0.6).to(floor, 0.6).hold(0.3)
+              .to(STANDING, 1.2).stand(1))
     analyzer, events = run(motion)
     (rep,) = analyzer.reps
     bottom = next(e for e in events if isinstance(e, RepBottom))
