@@ -169,6 +169,35 @@ def cmd_db_backup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- evaluate -----------------------------------------------------------------------------------
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from device.evaluate import LabelsError, PoseCache, default_labels_path, engine_poses, evaluate, model_key, read_labels
+    from device.profiles import load_profile
+    from device.report import print_table, write_json
+
+    labels_path = args.labels or default_labels_path()
+    if labels_path is None:
+        raise LabelsError("no labels file given and ../shared/clips/labels.csv is not present: pass LABELS")
+    labels = read_labels(labels_path)
+    profile = load_profile(args.profile or settings.analysis.profile, settings.analysis.profiles_dir)
+    cache = None if args.no_cache else PoseCache(settings.data_dir / "cache" / "poses", model_key(settings))
+    progress = (lambda clip: print(f"evaluating {clip}", file=sys.stderr)) if sys.stderr.isatty() else None
+    result = evaluate(labels, engine_poses(settings, cache), profile, progress)
+    clips, faults, totals = result.clip_rows(), result.fault_rows(), result.totals()
+    print_table(clips, title=f"clips ({labels_path}, drill profile {profile.name})")
+    print()
+    print_table([{k: v for k, v in totals.items() if k != "verdicts"}], title="total")
+    print("verdicts (label->said): " + ", ".join(f"{k} {v}" for k, v in totals["verdicts"].items()))
+    print()
+    print_table(faults, title="faults (per clip: a label says the fault is somewhere in the clip)")
+    print(f"\nanalysis_ms_per_frame: {totals['analysis_ms_per_frame']}")
+    if args.json:
+        write_json(args.json, {"labels": str(labels_path), "clips": clips, "total": totals, "faults": faults})
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 
@@ -207,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clip", type=Path)
     p.add_argument("--annotate", type=Path, metavar="OUT.mp4", help="write the clip with the skeleton drawn")
     p.add_argument("--json", type=Path, metavar="OUT.jsonl", help="one landmark record per frame, then the summary")
+    model_flags(p)
+
+    p = add("evaluate", cmd_evaluate, "score rep counting, hinge-vs-squat verdicts and faults on labelled clips")
+    p.add_argument("labels", nargs="?", type=Path, metavar="LABELS",
+                   help="labels CSV (default: ../shared/clips/labels.csv when present)")
+    p.add_argument("--profile", help="drill profile to analyse with (default: settings analysis.profile)")
+    p.add_argument("--no-cache", action="store_true", help="run the pose engine even where cached poses exist")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the same tables as JSON")
     model_flags(p)
 
     models = sub.add_parser("models", help="fetch, quantize and check the pose models")

@@ -29,7 +29,7 @@ RETENTION_CHECK_S = 24 * 3600
 def analyzer_factory(settings: Settings) -> Callable[[str], object]:
     """name -> a fresh analyzer for that drill profile (raises ConfigError for a bad profile)."""
     from device.profiles import load_profile
-    from device.reps import HingeAnalyzer
+    from device.analysis import HingeAnalyzer
 
     def make(name: str):
         return HingeAnalyzer(load_profile(name, settings.analysis.profiles_dir))

@@ -1,0 +1,182 @@
+"""Every fault fires on its synthetic case, mid-rep, once per rep, after its hold time; and stays quiet
+on a clean hinge in every drill profile and on frames that cannot be trusted."""
+from __future__ import annotations
+
+import pytest
+
+from device.analysis import HingeAnalyzer
+from device.events import DEFAULT_CUES, Fault, FaultRaised, RepBottom, RepFinished
+from device.profiles import list_profiles, load_profile
+from device.synthetic import STANDING, Motion, Posture
+
+
+def run(motion: Motion, profile: str = "hinge", **render):
+    poses = motion.render(**render)
+    analyzer = HingeAnalyzer(load_profile(profile))
+    events = []
+    for pose in poses:
+        events += analyzer.update(pose)
+    events += analyzer.finish(poses[-1].timestamp)
+    return analyzer, events
+
+
+def raised(events, fault: Fault):
+    return [e.event for e in events if isinstance(e, FaultRaised) and e.event.fault is fault]
+
+
+def clean(**changes) -> Motion:
+    """A good hinge for any drill: hips back to 90 degrees, soft knees, neutral head, bar on the legs,
+    lowered over 2 s (slower than any profile's minimum)."""
+    bottom = dict(depth=90, knee=20, shin=5, lower_s=2.0, rise_s=1.5, hands="legs")
+    bottom.update(changes)
+    return Motion().stand(1, hands="legs").hinge(**bottom).stand(1.5, hands="legs")
+
+
+# fault: (motion, profile)
+CASES = {
+    Fault.SQUATTING_THE_HINGE: (Motion().stand(1).squat(lower_s=2.0).stand(1), "hinge"),
+    Fault.LOCKED_KNEES: (clean(knee=0, shin=0), "hinge"),
+    Fault.HEAD_NOT_NEUTRAL: (clean(head=-65), "hinge"),
+    Fault.ROUNDED_BACK: (clean(depth=125, knee=20, head=5), "hinge"),
+    Fault.INCOMPLETE_LOCKOUT: (Motion().stand(1).hinge(lower_s=2.0, top=Posture(hip=24, knee=10)).hold(2.0), "hinge"),
+    Fault.OVEREXTENDED_LOCKOUT: (Motion().stand(1).hinge(lower_s=2.0, top=Posture(hip=-25, knee=0)).hold(1.0).stand(1), "hinge"),
+    Fault.TOO_FAST: (clean(lower_s=0.3), "hinge"),
+    Fault.LOAD_AWAY_FROM_BODY: (clean(hands="hang", reach=0.1), "romanian_deadlift"),
+}
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+def test_fault_fires_on_its_case(fault):
+    motion, profile_name = CASES[fault]
+    profile = load_profile(profile_name)
+    analyzer, events = run(motion, profile_name)
+    (event,) = raised(events, fault)
+    (rep,) = analyzer.reps
+    assert event.rep_index == rep.index == 1
+    assert rep.fault_names.count(fault.value) == 1
+    finished = next(e for e in events if isinstance(e, RepFinished))
+    assert event.time <= finished.time  # raised while the rep was open, not after it
+    assert event.cue == profile.faults.cue(fault) or event.cue == profile.faults.head_not_neutral.cue_dropped
+    # The measured value is past the limit in the rule's own direction.
+    below = fault in (Fault.LOCKED_KNEES, Fault.TOO_FAST, Fault.SQUATTING_THE_HINGE) and event.threshold < 10
+    assert event.value < event.threshold if below else event.value > event.threshold
+
+
+@pytest.mark.parametrize("profile", list_profiles())
+def test_clean_hinge_is_quiet_in_every_drill(profile):
+    analyzer, events = run(clean(), profile)
+    assert len(analyzer.reps) == 1
+    assert [e.event.fault.value for e in events if isinstance(e, FaultRaised)] == []
+
+
+@pytest.mark.parametrize("profile", list_profiles())
+def test_clean_hinge_is_quiet_with_noise_and_dropouts(profile):
+    analyzer, events = run(clean(), profile, noise_px=2.0, dropout_rate=0.1, seed=11)
+    assert len(analyzer.reps) == 1
+    assert [e.event.fault.value for e in events if isinstance(e, FaultRaised)] == []
+
+
+def test_faults_during_the_lowering_fire_before_the_bottom():
+    for fault, motion in ((Fault.SQUATTING_THE_HINGE, Motion().stand(1).squat(lower_s=2.0).stand(1)),
+                          (Fault.HEAD_NOT_NEUTRAL, clean(head=-65))):
+        _, events = run(motion)
+        (event,) = raised(events, fault)
+        bottom = next(e for e in events if isinstance(e, RepBottom))
+        assert event.time < bottom.time
+
+
+def test_a_dropped_head_has_its_own_cue():
+    _, events = run(clean(head=32))
+    (event,) = raised(events, Fault.HEAD_NOT_NEUTRAL)
+    assert event.cue == load_profile("hinge").faults.head_not_neutral.cue_dropped
+    assert event.cue != DEFAULT_CUES[Fault.HEAD_NOT_NEUTRAL]  # "tuck the chin" is wrong for a dropped head
+
+
+def test_upper_back_folding_down_is_flagged_as_rounding_too():
+    _, events = run(clean(head=48))
+    assert raised(events, Fault.ROUNDED_BACK) and raised(events, Fault.HEAD_NOT_NEUTRAL)
+
+
+def test_drill_profiles_change_cues_and_thresholds():
+    _, events = run(clean(head=-65), "dowel_hinge")
+    (event,) = raised(events, Fault.HEAD_NOT_NEUTRAL)
+    assert event.cue == "keep your head on the dowel"
+    # Knees at 60 degrees: squatting for an RDL (soft knees only), fine for a kettlebell deadlift.
+    knees = clean(knee=60, shin=15)
+    assert raised(run(knees, "romanian_deadlift")[1], Fault.SQUATTING_THE_HINGE)
+    assert not raised(run(knees, "kettlebell_deadlift")[1], Fault.SQUATTING_THE_HINGE)
+
+
+def test_load_away_is_only_judged_where_the_drill_is_loaded():
+    reaching = clean(hands="hang", reach=0.1)
+    assert raised(run(reaching, "romanian_deadlift")[1], Fault.LOAD_AWAY_FROM_BODY)
+    assert not raised(run(reaching, "hinge")[1], Fault.LOAD_AWAY_FROM_BODY)
+    assert not raised(run(clean(hands="head"), "kettlebell_deadlift")[1], Fault.LOAD_AWAY_FROM_BODY)
+
+
+def test_once_per_rep_and_again_in_the_next():
+    motion = Motion().stand(1)
+    for _ in range(3):
+        motion.hinge(head=-65, lower_s=2.0).stand(0.5)
+    analyzer, events = run(motion)
+    heads = raised(events, Fault.HEAD_NOT_NEUTRAL)
+    assert [e.rep_index for e in heads] == [1, 2, 3]
+    assert [r.fault_names for r in analyzer.reps] == [["head_not_neutral"]] * 3
+
+
+def test_a_fault_that_comes_and_goes_within_a_rep_is_raised_once():
+    cranked, neutral = dict(knee=20, shin=5, head=-65), dict(knee=20, shin=5, head=-8)
+    motion = (Motion().stand(1).to(Posture(hip=70, **cranked), 1.0).to(Posture(hip=85, **neutral), 0.6)
+              .to(Posture(hip=95, **cranked), 0.6).to(STANDING, 1.5).stand(1))
+    _, events = run(motion)
+    assert len(raised(events, Fault.HEAD_NOT_NEUTRAL)) == 1
+
+
+def test_a_fault_shorter_than_its_hold_does_not_buzz():
+    """Cranked for two frames (0.067 s at 30 fps) against a 0.1 s hold."""
+    poses = clean().render()
+    bottom = max(range(len(poses)), key=lambda i: poses[i].landmarks[0, 1])  # nose lowest: deepest
+    flick = clean(head=-70).render()
+    for i in (bottom, bottom + 1):
+        poses[i] = flick[i]
+    analyzer = HingeAnalyzer(load_profile("hinge"))
+    events = [e for p in poses for e in analyzer.update(p)]
+    assert not raised(events, Fault.HEAD_NOT_NEUTRAL)
+    for i in (bottom + 2, bottom + 3, bottom + 4):
+        poses[i] = flick[i]
+    analyzer = HingeAnalyzer(load_profile("hinge"))
+    events = [e for p in poses for e in analyzer.update(p)]
+    assert raised(events, Fault.HEAD_NOT_NEUTRAL)
+
+
+def test_no_fault_from_landmarks_that_are_not_trusted():
+    hide_ears = tuple((0.0, 99.0, f"{side}_ear") for side in ("left", "right"))
+    _, events = run(clean(head=-65), hidden=hide_ears)
+    assert not raised(events, Fault.HEAD_NOT_NEUTRAL)
+    hide_ankles = tuple((0.0, 99.0, f"{side}_ankle") for side in ("left", "right"))
+    _, events = run(clean(knee=0, shin=0), hidden=hide_ankles)
+    assert not raised(events, Fault.LOCKED_KNEES)  # knee flexion needs the ankle
+
+
+def test_no_fault_while_facing_the_camera():
+    facing = dict(turn=90)
+    motion = Motion().stand(1, **facing).hinge(head=-65, knee=0, shin=0, lower_s=0.3, top=Posture(turn=90), **facing).stand(1, **facing)
+    analyzer, events = run(motion)
+    assert [e for e in events if isinstance(e, FaultRaised)] == [] and analyzer.reps == []
+
+
+def test_too_fast_is_not_judged_on_a_lift_from_the_floor():
+    """Starting at the bottom there is no lowering to time."""
+    motion = Motion(keys=[(0.0, Posture(hip=110, knee=60, shin=12))]).hold(1).to(STANDING, 1.2).stand(1)
+    analyzer, events = run(motion)
+    assert len(analyzer.reps) == 1 and not raised(events, Fault.TOO_FAST)
+    assert analyzer.reps[0].lowering_s != analyzer.reps[0].lowering_s  # NaN: not measured
+
+
+def test_fault_event_fields():
+    _, events = run(clean(lower_s=0.3))
+    (event,) = raised(events, Fault.TOO_FAST)
+    profile = load_profile("hinge")
+    assert event.threshold == profile.faults.too_fast.min_lowering_s
+    assert 0.2 < event.value < profile.faults.too_fast.min_lowering_s
+    assert event.to_dict()["fault"] == "too_fast" and event.cue == DEFAULT_CUES[Fault.TOO_FAST]

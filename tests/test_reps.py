@@ -1,0 +1,240 @@
+"""The rep counter on synthetic athletes: exact counts on every scripted case, and the Rep record."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from device.analysis import HingeAnalyzer
+from device.events import Framing, FramingChanged, Phase, RepBottom, RepFinished, RepStarted
+from device.profiles import load_profile
+from device.synthetic import STANDING, Motion, Posture
+
+
+def run(motion: Motion, profile: str = "hinge", **render):
+    poses = motion.render(**render)
+    analyzer = HingeAnalyzer(load_profile(profile))
+    events = []
+    for pose in poses:
+        events += analyzer.update(pose)
+    events += analyzer.finish(poses[-1].timestamp)
+    return analyzer, events
+
+
+def reps(motion: Motion, **render) -> int:
+    return len(run(motion, **render)[0].reps)
+
+
+def floor_start() -> Motion:
+    return Motion(keys=[(0.0, Posture(hip=120, knee=75, shin=15))])
+
+
+CASES = {
+    # name: (motion, reps)
+    "one clean hinge": (Motion().stand(1).hinge().stand(1), 1),
+    "five clean hinges": (Motion().stand(1).hinge().hinge().hinge().hinge().hinge().stand(1), 5),
+    "back to back, no pause at the top": (Motion().stand(1).hinge(rise_s=0.8).hinge(rise_s=0.8).stand(1), 2),
+    "a squat": (Motion().stand(1).squat().stand(1), 1),
+    "head cranked": (Motion().stand(1).hinge(head=-65).stand(1), 1),
+    "rounded (shoulders below hips)": (Motion().stand(1).hinge(depth=125, knee=20, head=5).stand(1), 1),
+    "half rep, then a full one": (Motion().stand(1).hinge(depth=40).stand(1).hinge().stand(1), 1),
+    "only half reps": (Motion().stand(1).hinge(depth=42).hinge(depth=38).stand(1), 0),
+    "long pause at the bottom": (Motion().stand(1).hinge(pause_s=4.0).stand(1), 1),
+    "bounce at the bottom": (Motion().stand(1).to(Posture(hip=90, knee=20, shin=5), 1.5)
+                             .to(Posture(hip=65, knee=15, shin=4), 0.5).to(Posture(hip=95, knee=20, shin=5), 0.5)
+                             .to(STANDING, 1.2).stand(1), 1),
+    "soft finish (never locks out)": (Motion().stand(1).hinge(top=Posture(hip=24, knee=10)).hold(2).stand(1), 1),
+    "never stands back up": (Motion().stand(1).hinge(top=Posture(hip=45, knee=15)).hold(2), 0),
+    "starts at the floor": (floor_start().hold(1).to(STANDING, 1.5).stand(1), 1),
+    "starts at the floor, lowers at the end": (floor_start().hold(1).to(STANDING, 1.5).stand(1)
+                                               .to(Posture(hip=120, knee=75, shin=15), 1.5).hold(1), 1),
+    "slow rep": (Motion().stand(1).hinge(lower_s=4, rise_s=4).stand(1), 1),
+    "fast reps": (Motion().stand(0.5).hinge(lower_s=0.4, rise_s=0.4).hinge(lower_s=0.4, rise_s=0.4).stand(0.5), 2),
+    "shallow drill depth still counts": (Motion().stand(1).hinge(depth=55, knee=15).stand(1), 1),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_counter_is_exact(name):
+    motion, expected = CASES[name]
+    assert reps(motion) == expected
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_counter_is_exact_with_noise_and_dropped_landmarks(name):
+    motion, expected = CASES[name]
+    assert reps(motion, noise_px=2.5, dropout_rate=0.15, seed=7) == expected
+
+
+@pytest.mark.parametrize("facing,near", [(-1, "left"), (-1, "right"), (1, "right")])
+def test_either_direction_and_side(facing, near):
+    motion = Motion().stand(1).hinge().hinge().stand(1)
+    assert reps(motion, facing=facing, near=near) == 2
+
+
+@pytest.mark.parametrize("fps", [10, 15, 24, 60])
+def test_frame_rate_does_not_matter(fps):
+    assert reps(Motion().stand(1).hinge().hinge().stand(1), fps=fps) == 2
+
+
+def test_stepping_out_mid_rep_drops_it_and_counts_the_rest():
+    gone = Posture(present=False)
+    motion = (Motion().stand(1).hinge().stand(0.5)
+              .to(Posture(hip=90, knee=20, shin=5), 1.5).to(gone, 0.01).hold(2.0)  # leaves at the bottom
+              .to(STANDING, 0.01).stand(1.5).hinge().stand(1))
+    analyzer, events = run(motion)
+    assert len(analyzer.reps) == 2
+    assert [e.framing for e in events if isinstance(e, FramingChanged)] == [Framing.OK, Framing.NOBODY, Framing.OK]
+
+
+def test_a_short_dropout_mid_rep_is_bridged():
+    motion = Motion().stand(1).hinge(depth=90, lower_s=1.5, rise_s=1.5).stand(1)
+    poses = motion.render()
+    for pose in poses[50:62]:  # 0.4 s of nobody in the middle of the lowering
+        pose.landmarks[:] = math.nan
+    analyzer = HingeAnalyzer(load_profile("hinge"))
+    for pose in poses:
+        analyzer.update(pose)
+    analyzer.finish(poses[-1].timestamp)
+    assert len(analyzer.reps) == 1
+
+
+def test_hidden_ankles_at_the_bottom_still_count():
+    """A plate hides the near shin at the bottom of every deadlift."""
+    motion = Motion().stand(1).hinge(depth=110, knee=60, shin=15, pause_s=0.5).stand(1)
+    analyzer, _ = run(motion, hidden=((1.8, 3.2, "ankle"),))
+    assert len(analyzer.reps) == 1
+
+
+def test_turning_to_face_the_camera_stops_counting_and_says_so():
+    facing = Posture(turn=90)
+    motion = (Motion().stand(1).hinge().to(facing, 0.5).hold(0.5)
+              .hinge(depth=90, top=facing, turn=90).hold(1).to(STANDING, 0.5).stand(1).hinge().stand(1))
+    analyzer, events = run(motion)
+    framing = [(e.framing, e.cue) for e in events if isinstance(e, FramingChanged)]
+    assert (Framing.FACING_CAMERA, "turn sideways") in framing
+    assert len(analyzer.reps) == 2  # the face-on hinge is not counted
+
+
+def test_feet_out_of_frame_is_reported():
+    close = Posture(zoom=2.0)
+    motion = Motion().stand(1).to(close, 0.5).hold(1.5).to(STANDING, 0.5).stand(1).hinge().stand(1)
+    analyzer, events = run(motion)
+    cues = [e.cue for e in events if isinstance(e, FramingChanged)]
+    assert "step back so your feet are in view" in cues and cues[-1] == ""
+    assert len(analyzer.reps) == 1
+
+
+@pytest.mark.parametrize("rose,counted", [(0.8, 1), (0.3, 0)])
+def test_stream_ending_while_rising_counts_only_a_rep_mostly_up(rose, counted):
+    depth = 100.0
+    top = Posture(hip=depth - rose * (depth - 25), knee=10)
+    motion = Motion().stand(1).hinge(depth=depth, top=top)
+    analyzer, _ = run(motion)
+    assert len(analyzer.reps) == counted
+    if counted:
+        assert not analyzer.reps[0].lockout_reached
+        assert "incomplete_lockout" not in analyzer.reps[0].fault_names  # not seen, not judged
+
+
+def test_rep_record():
+    motion = Motion().stand(1).hinge(depth=90, knee=20, shin=5, lower_s=1.6, rise_s=1.2, pause_s=0.5).stand(1.5)
+    analyzer, events = run(motion)
+    (rep,) = analyzer.reps
+    assert rep.index == 1 and rep.side == "left" and rep.movement == "hinge" and rep.lockout_reached
+    # The rep starts where the hips leave their resting band (within 5 degrees of standing).
+    assert 1.0 < rep.start_time < 1.5 and rep.start_time < rep.bottom_time < rep.end_time
+    assert rep.lowering_s == pytest.approx(1.6 + 0.25, abs=0.45)  # the deepest point lies inside the pause
+    # From the deepest point (somewhere in the pause) to the hips within 20 degrees of straight.
+    assert 0.8 <= rep.rising_s <= 1.2 + 0.5
+    assert rep.peak_hip_flexion_deg == pytest.approx(90, abs=2)
+    assert rep.knee_flexion_at_bottom_deg == pytest.approx(20, abs=2)
+    assert rep.trunk_angle_at_bottom_deg == pytest.approx(90 - 15, abs=2)
+    assert rep.hip_shift_at_bottom == pytest.approx(0.5 * math.sin(math.radians(15)) - 0.5 * math.sin(math.radians(5)), abs=0.02)
+    assert rep.hinge_ratio == pytest.approx(4.5, abs=0.5)
+    assert 2 <= len(rep.trace) <= 60
+    times = [t for t, _, _ in rep.trace]
+    assert times == sorted(times) and rep.start_time <= times[0] and times[-1] <= events[-1].time + 1e-6
+    assert max(h for _, h, _ in rep.trace) == pytest.approx(90, abs=2)
+
+
+def test_events_come_in_order_and_the_rep_closes_at_lockout():
+    motion = Motion().stand(1).hinge(lower_s=1.5, rise_s=1.2).stand(3).hinge().stand(1)
+    analyzer, events = run(motion)
+    kinds = [type(e).__name__ for e in events if not isinstance(e, FramingChanged)]
+    assert kinds == ["RepStarted", "RepBottom", "RepFinished"] * 2
+    first_finish = next(e for e in events if isinstance(e, RepFinished))
+    # The hips stop extending at 3.7 s: the rep closes once that settles (0.3 s), not at the next rep.
+    assert first_finish.rep.lockout_reached and 3.7 + 0.3 <= first_finish.time <= 3.7 + 0.3 + 0.1
+    started = [e.rep_index for e in events if isinstance(e, RepStarted)]
+    bottoms = [e.rep_index for e in events if isinstance(e, RepBottom)]
+    assert started == bottoms == [1, 2]
+
+
+def test_phase_follows_the_rep():
+    motion = Motion().stand(1).hinge(lower_s=1.5, rise_s=1.5, pause_s=0.8).stand(1)
+    analyzer = HingeAnalyzer(load_profile("hinge"))
+    seen = []
+    for pose in motion.render():
+        analyzer.update(pose)
+        if not seen or seen[-1] != analyzer.phase:
+            seen.append(analyzer.phase)
+    assert seen == [Phase.STANDING, Phase.LOWERING, Phase.BOTTOM, Phase.RISING, Phase.LOCKOUT, Phase.STANDING]
+
+
+def test_squat_and_hinge_verdicts():
+    analyzer, _ = run(Motion().stand(1).squat().stand(1).hinge().stand(1).squat(depth=95).stand(1))
+    assert [r.movement for r in analyzer.reps] == ["squat", "hinge", "squat"]
+
+
+def test_a_low_hip_floor_pull_is_a_hinge_with_the_squatting_fault():
+    """Hands at the bar below the knees: a deadlift with the hips too low, not a squat."""
+    low = Posture(hip=115, knee=115, shin=35)
+    analyzer, _ = run(Motion(keys=[(0.0, low)]).hold(1).to(STANDING, 1.5).stand(1))
+    (rep,) = analyzer.reps
+    assert rep.movement == "hinge" and rep.fault_names == ["squatting_the_hinge"]
+
+
+def glitched(standing_s: float, glitches: dict[int, int]) -> list:
+    """Standing still, with runs of frames (start index: length) where every landmark jumps to a deep
+    hinge: the worst a misplaced skeleton can do."""
+    poses = Motion().stand(standing_s).render()
+    deep = Motion(keys=[(0.0, Posture(hip=110, knee=40, shin=10))]).hold(standing_s).render()
+    for start, length in glitches.items():
+        for i in range(start, start + length):
+            poses[i] = deep[i]
+    return poses
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4])
+def test_landmark_glitches_do_not_count_as_reps(length):
+    poses = glitched(6.0, {40: length, 100: length, 150: length})
+    analyzer = HingeAnalyzer(load_profile("hinge"))
+    for pose in poses:
+        analyzer.update(pose)
+    analyzer.finish(poses[-1].timestamp)
+    assert analyzer.reps == [] and analyzer.faults == []  # nothing counted, nothing buzzed
+
+
+@pytest.mark.parametrize("length", [1, 3, 5])
+def test_a_garbled_start_does_not_count_as_a_lift_from_the_floor(length):
+    poses = glitched(3.0, {0: length})
+    analyzer = HingeAnalyzer(load_profile("hinge"))
+    for pose in poses:
+        analyzer.update(pose)
+    analyzer.finish(poses[-1].timestamp)
+    assert analyzer.reps == []
+
+
+def test_a_pause_on_the_way_down_is_not_the_bottom():
+    """Deadlifts often pause as the bar passes the knees, then go on down to the floor."""
+    knees, settling = Posture(hip=60, knee=15, shin=4), Posture(hip=57, knee=16, shin=4)
+    floor = Posture(hip=110, knee=60, shin=12)
+    motion = (Motion().stand(1).to(knees, 0.35).to(settling, 0.6).to(floor, 0.6).hold(0.3)
+              .to(STANDING, 1.2).stand(1))
+    analyzer, events = run(motion)
+    (rep,) = analyzer.reps
+    bottom = next(e for e in events if isinstance(e, RepBottom))
+    assert rep.peak_hip_flexion_deg == pytest.approx(110, abs=2)
+    assert bottom.time > rep.bottom_time > 2.5  # confirmed on the way up from the floor, not at the knees
+    assert rep.lowering_s > 1.2 and "too_fast" not in rep.fault_names
