@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from device.events import Rep
 from device.report import json_line
-from device.store import RepStore, StorageError
+from device.store import BadRecordError, RepStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class RepLog:
         self.paused = False
         self.pause_reason = ""
         self.dropped = 0
+        self.rejected = 0
         if self.jsonl_path:
             self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -86,6 +87,11 @@ class RepLog:
                 if not self._space_ok():
                     raise StorageError(f"less than {self.min_free_bytes // (1024 * 1024)} MB free")
                 op()
+            except BadRecordError as err:
+                log.error("could not store %s, skipping it: %s", what, err)
+                self.rejected += 1
+                self._queue.pop(0)
+                continue
             except (StorageError, OSError) as err:
                 if not self.paused:
                     log.warning("logging paused (%s); alerts continue, %s will be written when space returns", err, what)

@@ -7,6 +7,7 @@ power cut loses no completed rep and never leaves half a rep behind. Times are U
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -21,7 +22,8 @@ from device.events import Rep
 CORRECTION_KINDS = ("not_a_rep", "false_alarm", "missed_fault")
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: the first schema
+    # 1: the first schema. Measurements are NULL where they are unknown (a lift that starts at the
+    # floor has no lowering phase).
     """
     CREATE TABLE sessions (
         id INTEGER PRIMARY KEY,
@@ -39,13 +41,13 @@ MIGRATIONS: tuple[str, ...] = (
         started_at REAL NOT NULL,
         bottom_at REAL NOT NULL,
         ended_at REAL NOT NULL,
-        lowering_s REAL NOT NULL,
-        rising_s REAL NOT NULL,
-        peak_hip_flexion_deg REAL NOT NULL,
-        knee_flexion_at_bottom_deg REAL NOT NULL,
-        trunk_angle_at_bottom_deg REAL NOT NULL,
-        hip_shift_at_bottom REAL NOT NULL,
-        hinge_ratio REAL NOT NULL,
+        lowering_s REAL,
+        rising_s REAL,
+        peak_hip_flexion_deg REAL,
+        knee_flexion_at_bottom_deg REAL,
+        trunk_angle_at_bottom_deg REAL,
+        hip_shift_at_bottom REAL,
+        hinge_ratio REAL,
         lockout_reached INTEGER NOT NULL,
         side TEXT NOT NULL,
         movement TEXT NOT NULL,
@@ -60,8 +62,8 @@ MIGRATIONS: tuple[str, ...] = (
         name TEXT NOT NULL,
         cue TEXT NOT NULL,
         at REAL NOT NULL,
-        value REAL NOT NULL,
-        threshold REAL NOT NULL
+        value REAL,
+        threshold REAL
     );
     CREATE INDEX faults_rep ON faults(rep_id);
     CREATE TABLE corrections (
@@ -97,6 +99,10 @@ class DiskFullError(StorageError):
     pass
 
 
+class BadRecordError(StorageError):
+    """This one record cannot be stored (a constraint failed); retrying will not help."""
+
+
 @dataclass(frozen=True)
 class SessionFilter:
     since: Optional[float] = None  # Unix seconds, inclusive
@@ -106,6 +112,8 @@ class SessionFilter:
 
 def _classify(err: sqlite3.Error, path: Path) -> StorageError:
     text = str(err).lower()
+    if isinstance(err, sqlite3.IntegrityError):
+        return BadRecordError(f"rep log {path}: record refused ({err})")
     if "full" in text:
         return DiskFullError(f"rep log {path}: disk full ({err}); free some space, logging resumes by itself")
     return StorageError(f"rep log {path}: {err}")
@@ -216,7 +224,7 @@ class RepStore:
         `wall_offset` turns the frame clock into Unix time (wall = frame time + offset). The trace
         is stored relative to the rep start so charts line reps up.
         """
-        trace = [[round(t - rep.start_time, 3), round(h, 1), round(k, 1)] for t, h, k in rep.trace]
+        trace = [[round(t - rep.start_time, 3), _num(h, 1), _num(k, 1)] for t, h, k in rep.trace]
         with self._transaction() as db:
             cur = db.execute(
                 """INSERT INTO reps (session_id, rep_index, started_at, bottom_at, ended_at, lowering_s, rising_s,
@@ -225,16 +233,16 @@ class RepStore:
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     session_id, rep.index, rep.start_time + wall_offset, rep.bottom_time + wall_offset,
-                    rep.end_time + wall_offset, rep.lowering_s, rep.rising_s, rep.peak_hip_flexion_deg,
-                    rep.knee_flexion_at_bottom_deg, rep.trunk_angle_at_bottom_deg, rep.hip_shift_at_bottom,
-                    rep.hinge_ratio, int(rep.lockout_reached), rep.side, rep.movement, json.dumps(trace),
+                    rep.end_time + wall_offset, _num(rep.lowering_s), _num(rep.rising_s), _num(rep.peak_hip_flexion_deg),
+                    _num(rep.knee_flexion_at_bottom_deg), _num(rep.trunk_angle_at_bottom_deg),
+                    _num(rep.hip_shift_at_bottom), _num(rep.hinge_ratio), int(rep.lockout_reached), rep.side, rep.movement, json.dumps(trace),
                     json.dumps(timings or {}),
                 ),
             )
             rep_id = int(cur.lastrowid)
             db.executemany(
                 "INSERT INTO faults (rep_id, name, cue, at, value, threshold) VALUES (?, ?, ?, ?, ?, ?)",
-                [(rep_id, f.fault.value, f.cue, f.time + wall_offset, f.value, f.threshold) for f in rep.faults],
+                [(rep_id, f.fault.value, f.cue, f.time + wall_offset, _num(f.value), _num(f.threshold)) for f in rep.faults],
             )
             return rep_id
 
@@ -375,6 +383,13 @@ class RepStore:
 
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0][0])
+
+
+def _num(value: Optional[float], digits: Optional[int] = None) -> Optional[float]:
+    """SQLite and JSON have no NaN: an unknown measurement is stored as NULL."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits) if digits is not None else float(value)
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from device.events import Fault, FaultEvent, Rep
-from device.store import RepStore, SessionFilter, StorageError
+from device.store import BadRecordError, RepStore, SessionFilter, StorageError
 
 
 def make_rep(index: int, start: float, faults=()) -> Rep:
@@ -54,10 +54,20 @@ def test_a_rep_with_a_bad_fault_row_is_not_half_written(tmp_path):
     with RepStore(tmp_path / "s.db") as store:
         sid = store.start_session(0.0, "hinge")
         bad = make_rep(1, 0.0, [Fault.TOO_FAST])
-        object.__setattr__(bad.faults[0], "value", None)  # violates NOT NULL on faults.value
-        with pytest.raises(StorageError):
+        object.__setattr__(bad.faults[0], "fault", Fault.TOO_FAST)
+        object.__setattr__(bad.faults[0], "cue", None)  # violates NOT NULL on faults.cue, after the rep row went in
+        with pytest.raises(BadRecordError):
             store.add_rep(sid, bad, 0.0)
         assert store.rep_count(sid) == 0
+
+
+def test_unknown_measurements_are_stored_as_null(tmp_path):
+    with RepStore(tmp_path / "s.db") as store:
+        sid = store.start_session(0.0, "hinge")
+        rep = make_rep(1, 0.0)
+        rep.lowering_s = float("nan")  # a lift that starts at the floor has no lowering
+        store.add_rep(sid, rep, 0.0)
+        assert store.session_reps(sid)[0]["lowering_s"] is None
 
 
 def test_readonly_store_cannot_write_and_needs_an_existing_file(tmp_path):
