@@ -459,17 +459,18 @@ class Station:
         timings = self._times.summary(self._mailbox.dropped if self._mailbox else 0)
         self._times = StageTimes(dropped_at_start=self._mailbox.dropped if self._mailbox else 0)
         self.summary.reps += 1
-        log.info(
-            "rep %d (%s): %s; pose %s ms, analysis %s ms, loop %s ms, frame-to-signal %s ms",
-            rep.index, self.profile, ", ".join(rep.fault_names) or "clean", timings["pose_ms_median"],
-            timings["analysis_ms_median"], timings["loop_ms_median"], timings["frame_to_signal_ms"] or "-",
-        )
         session = self.session
+        rep_line = (f"rep {rep.index} ({self.profile}): {', '.join(rep.fault_names) or 'clean'}; pose {timings['pose_ms_median']} ms, "
+                    f"analysis {timings['analysis_ms_median']} ms, loop {timings['loop_ms_median']} ms, "
+                    f"frame-to-signal {timings['frame_to_signal_ms'] or '-'} ms")
 
         def written(rep_id: Optional[int]) -> None:
+            log.info("%s; logged as #%s", rep_line, rep_id)  # said only once it is on disk
             self._live(last_rep_id=rep_id)
 
         self.replog.add_rep(session, rep, self._wall_offset or 0.0, timings, on_written=written)
+        if self.replog.paused:
+            log.info("%s; queued until logging resumes", rep_line)
         self._live(session_reps=session.reps, phase="", logging_paused=self.replog.paused)
 
     def _framing_changed(self, event: FramingChanged) -> None:
