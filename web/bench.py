@@ -1,0 +1,269 @@
+"""Page-load benchmark: a 10,000-rep rep log and a bounded loopback load generator that times the
+history and session pages (p50/p99). `station bench` runs it beside the live pipeline to measure
+the FPS the page costs; `python -m web.bench` runs it alone.
+
+The rep log is synthetic but shaped like the real one: hinge traces (hips travel far, knees little),
+squatted reps, rounded backs, rushed lowering, soft or overdone lockouts, faults at the moments the
+rules would raise them, written through RepStore like the station writes them.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import math
+import random
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+from urllib.parse import urlsplit
+
+from device.events import DEFAULT_CUES, Fault, FaultEvent, Rep
+from device.store import RepStore
+
+PROFILES = ("hinge", "dowel_hinge", "wall_tap", "romanian_deadlift")
+ATHLETES = (None, None, "Sam", "Alex R.", "Jo")
+SOURCES = ("picamera", "picamera", "webcam:0", "file:bichraix_deadlift_side_good014.mp4")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class RepStyle:
+    """How a kind of rep moves: peak flexions (°), lowering time (s), and the faults it earns."""
+
+    hip_peak: tuple[float, float]
+    knee_peak: tuple[float, float]
+    lowering_s: tuple[float, float]
+    top_hip: tuple[float, float]  # hip flexion at the finish: ~0 tall, >15 soft, <0 leaning back
+    faults: tuple[Fault, ...] = ()
+    movement: str = "hinge"
+
+
+STYLES: dict[str, tuple[float, RepStyle]] = {  # name: (share of reps, style)
+    "clean": (0.55, RepStyle((85, 110), (15, 32), (1.4, 2.4), (0, 6))),
+    "squatted": (0.12, RepStyle((95, 120), (70, 105), (1.3, 2.2), (0, 6), (Fault.SQUATTING_THE_HINGE,), "squat")),
+    "rounded": (0.08, RepStyle((95, 125), (15, 30), (1.3, 2.2), (0, 6), (Fault.ROUNDED_BACK, Fault.HEAD_NOT_NEUTRAL))),
+    "rushed": (0.08, RepStyle((80, 100), (15, 30), (0.45, 0.8), (0, 6), (Fault.TOO_FAST,))),
+    "soft_top": (0.07, RepStyle((85, 105), (15, 30), (1.4, 2.2), (16, 28), (Fault.INCOMPLETE_LOCKOUT,))),
+    "leaning_back": (0.05, RepStyle((85, 105), (15, 30), (1.4, 2.2), (-14, -8), (Fault.OVEREXTENDED_LOCKOUT,))),
+    "locked_knees": (0.05, RepStyle((80, 100), (1, 5), (1.4, 2.2), (0, 6), (Fault.LOCKED_KNEES,))),
+}
+
+
+def _ease(a: float, b: float, u: float) -> float:
+    return a + (b - a) * (1 - math.cos(math.pi * min(max(u, 0.0), 1.0))) / 2
+
+
+def synthetic_rep(rng: random.Random, index: int, start: float, style_name: Optional[str] = None) -> Rep:
+    """One rep starting at `start` seconds on the frame clock, traced at 10 Hz."""
+    if style_name is None:
+        names = list(STYLES)
+        style_name = rng.choices(names, weights=[STYLES[n][0] for n in names])[0]
+    style = STYLES[style_name][1]
+    hip_peak, knee_peak = rng.uniform(*style.hip_peak), rng.uniform(*style.knee_peak)
+    lowering = rng.uniform(*style.lowering_s)
+    rising = lowering * rng.uniform(0.55, 0.85)
+    start_hip, top_hip = rng.uniform(0, 5), rng.uniform(*style.top_hip)
+    start_knee, top_knee = rng.uniform(3, 8), rng.uniform(3, 8)
+    duration = lowering + rising
+    trace = []
+    for i in range(int(duration / 0.1) + 1):
+        t = min(i * 0.1, duration)
+        if t <= lowering:
+            hip, knee = _ease(start_hip, hip_peak, t / lowering), _ease(start_knee, knee_peak, t / lowering)
+        else:
+            hip, knee = _ease(hip_peak, top_hip, (t - lowering) / rising), _ease(knee_peak, top_knee, (t - lowering) / rising)
+        trace.append((start + t, hip + rng.gauss(0, 0.8), knee + rng.gauss(0, 0.6)))
+    moments = {  # when each rule would be sure: (seconds after the start, measured value, threshold)
+        Fault.SQUATTING_THE_HINGE: (lowering * 0.85, hip_peak / knee_peak, 1.6),
+        Fault.ROUNDED_BACK: (lowering * 0.9, rng.uniform(18, 30), 15.0),
+        Fault.HEAD_NOT_NEUTRAL: (lowering * 0.7, rng.uniform(22, 35), 20.0),
+        Fault.TOO_FAST: (lowering * 0.6, lowering, 1.0),
+        Fault.INCOMPLETE_LOCKOUT: (duration - 0.05, top_hip, 15.0),
+        Fault.OVEREXTENDED_LOCKOUT: (duration - 0.1, -top_hip, 5.0),
+        Fault.LOCKED_KNEES: (lowering * 0.5, knee_peak, 6.0),
+    }
+    faults = [FaultEvent(f, DEFAULT_CUES[f], start + moments[f][0], round(moments[f][1], 2), moments[f][2], index)
+              for f in style.faults if f is not Fault.HEAD_NOT_NEUTRAL or rng.random() < 0.5]
+    return Rep(
+        index=index, start_time=start, bottom_time=start + lowering, end_time=start + duration,
+        lowering_s=lowering, rising_s=rising, peak_hip_flexion_deg=hip_peak, knee_flexion_at_bottom_deg=knee_peak,
+        trunk_angle_at_bottom_deg=min(90.0, hip_peak * rng.uniform(0.6, 0.75)), hip_shift_at_bottom=rng.uniform(0.15, 0.4),
+        hinge_ratio=hip_peak / knee_peak, lockout_reached=style_name != "soft_top", side=rng.choice(("left", "right")),
+        movement=style.movement, faults=faults, trace=trace,
+    )
+
+
+def fill_rep_log(store: RepStore, rng: random.Random, sessions: int, reps_per_session: Union[int, tuple[int, int]],
+                 first_start: float, spacing_s: float = 6 * 3600, profiles: Sequence[str] = PROFILES) -> list[int]:
+    """Write `sessions` finished sessions, oldest first, `spacing_s` apart; returns their ids."""
+    ids = []
+    for s in range(sessions):
+        started = first_start + s * spacing_s + rng.uniform(0, 600)
+        count = reps_per_session if isinstance(reps_per_session, int) else rng.randint(*reps_per_session)
+        sid = store.start_session(started, rng.choice(profiles), rng.choice(SOURCES), rng.choice(ATHLETES))
+        clock = rng.uniform(3, 10)
+        for i in range(1, count + 1):
+            rep = synthetic_rep(rng, i, clock)
+            store.add_rep(sid, rep, wall_offset=started)
+            clock = rep.end_time + rng.uniform(1.0, 4.0)
+        store.end_session(sid, started + clock + 20.0)
+        ids.append(sid)
+    return ids
+
+
+@dataclass(frozen=True)
+class BenchLog:
+    path: Path
+    session_ids: tuple[int, ...]
+    reps: int
+
+
+def build_bench_db(path: Path, reps: int = 10_000, reps_per_session: int = 40, seed: int = 7) -> BenchLog:
+    """A rep log of `reps` reps in sessions of `reps_per_session`, ending about now."""
+    rng = random.Random(seed)
+    sessions = max(1, math.ceil(reps / reps_per_session))
+    spacing = 8 * 3600.0
+    with RepStore(Path(path)) as store:
+        ids = fill_rep_log(store, rng, sessions, reps_per_session, time.time() - sessions * spacing, spacing)
+        total = store.rep_count()
+    return BenchLog(Path(path), tuple(ids), total)
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def measure_pages(base_url: str, paths: Sequence[tuple[str, str]], requests: int = 400, concurrency: int = 2,
+                  max_seconds: float = 60.0, rate_per_s: Optional[float] = None,
+                  headers: Optional[dict[str, str]] = None) -> dict[str, dict[str, Any]]:
+    """Fetch (kind, path) pairs round-robin from `concurrency` keep-alive connections; time each.
+
+    Bounded by `requests` and `max_seconds`. With `rate_per_s` the requests are paced (a few
+    phones browsing); without, each connection fires as fast as answers come (worst case).
+    Loopback only: this never loads another machine.
+    """
+    url = urlsplit(base_url)
+    if url.hostname not in LOOPBACK:
+        raise ValueError(f"the page benchmark only loads loopback addresses, not {url.hostname}")
+    if not paths or requests < 1 or concurrency < 1:
+        raise ValueError("need at least one path, one request and one connection")
+    send_headers = {"Accept-Encoding": "gzip", **(headers or {})}
+    timings: dict[str, list[float]] = {kind: [] for kind, _ in paths}
+    errors: dict[str, int] = {kind: 0 for kind, _ in paths}
+    lock = threading.Lock()
+    counter = iter(range(requests))
+    started = time.perf_counter()
+    deadline = started + max_seconds
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
+        try:
+            while time.perf_counter() < deadline:
+                with lock:
+                    n = next(counter, None)
+                if n is None:
+                    return
+                if rate_per_s:
+                    wait = started + n / rate_per_s - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                kind, path = paths[n % len(paths)]
+                t0 = time.perf_counter()
+                try:
+                    conn.request("GET", path, headers=send_headers)
+                    response = conn.getresponse()
+                    response.read()
+                    ok = response.status == 200
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                    conn.close()
+                    conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    if ok:
+                        timings[kind].append(elapsed)
+                    else:
+                        errors[kind] += 1
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    result = {}
+    for kind, values in timings.items():
+        values.sort()
+        result[kind] = {"requests": len(values), "errors": errors[kind], "p50_ms": percentile(values, 50) * 1000,
+                        "p99_ms": percentile(values, 99) * 1000, "max_ms": (values[-1] * 1000) if values else float("nan"),
+                        "per_s": len(values) / wall if wall > 0 else float("nan")}
+    return result
+
+
+def page_paths(session_ids: Sequence[int], profiles: Sequence[str] = PROFILES, seed: int = 1) -> list[tuple[str, str]]:
+    """Alternating history pages (first pages, some filtered by drill) and random session pages."""
+    rng = random.Random(seed)
+    paths = []
+    for i in range(200):
+        history = f"/history?page={rng.randint(1, 5)}" + (f"&drill={rng.choice(profiles)}" if i % 3 == 0 else "")
+        paths.append(("history", history))
+        paths.append(("session", f"/sessions/{rng.choice(session_ids)}"))
+    return paths
+
+
+def run_page_bench(base_url: str, session_ids: Sequence[int], requests: int = 400, concurrency: int = 2,
+                   max_seconds: float = 60.0, rate_per_s: Optional[float] = None,
+                   headers: Optional[dict[str, str]] = None) -> dict[str, dict[str, Any]]:
+    return measure_pages(base_url, page_paths(session_ids), requests, concurrency, max_seconds, rate_per_s, headers)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from device.config import WebSettings
+    from device.report import print_table, write_json
+    from web.app import create_app
+    from web.server import PageServer
+
+    parser = argparse.ArgumentParser(prog="python -m web.bench", description="time the history and session pages on a big rep log")
+    parser.add_argument("--reps", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=None, help="requests per second (default: as fast as answered)")
+    parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        log = build_bench_db(Path(tmp) / "bench.db", reps=args.reps)
+        print(f"rep log: {log.reps} reps in {len(log.session_ids)} sessions, built in {time.perf_counter() - t0:.1f} s")
+        store = RepStore(log.path, readonly=True)
+        app = create_app(store, WebSettings(), profiles=PROFILES)
+        with PageServer(app) as server:
+            cpu0 = time.process_time()
+            result = run_page_bench(server.base_url, log.session_ids, args.requests, args.concurrency,
+                                    args.max_seconds, args.rate)
+            cpu = time.process_time() - cpu0
+        store.close()
+    rows = [{"page": kind, **stats} for kind, stats in result.items()]
+    print_table(rows, title=f"page latency, {args.concurrency} connections, {'paced at %g/s' % args.rate if args.rate else 'unpaced'}")
+    served = sum(r["requests"] for r in rows)
+    print(f"process CPU (server and load generator together): {cpu:.2f} s, {1000 * cpu / max(served, 1):.1f} ms per page")
+    if args.json:
+        write_json(args.json, {"reps": log.reps, "sessions": len(log.session_ids), "pages": rows,
+                               "process_cpu_s": cpu, "concurrency": args.concurrency, "rate_per_s": args.rate})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
