@@ -371,7 +371,7 @@ def test_pages_render_from_the_log_and_load_nothing_from_elsewhere(api, filled_d
     n_reps = raw(filled_db, "SELECT COUNT(*) FROM reps WHERE session_id = ?", sid)[0][0]
     n_faults = raw(filled_db, "SELECT COUNT(*) FROM faults f JOIN reps r ON r.id = f.rep_id WHERE r.session_id = ?", sid)[0][0]
     session = api.get(f"/sessions/{sid}").text
-    assert session.count('class="rep-row') == n_reps and session.count('<svg class="chart"') == n_reps
+    assert session.count('<tr class="rep-row"') == n_reps and session.count('<svg class="chart"') == n_reps
     assert session.count('class="fault-mark"') == n_faults
     for path in ("/", "/history", f"/sessions/{sid}", "/settings", "/login", "/api/docs"):
         response = api.get(path)

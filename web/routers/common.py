@@ -10,15 +10,23 @@ from web.models import Problem
 ExportFormat = Literal["csv", "json"]
 
 
+PROBLEMS = {
+    400: "The request is understood but not acceptable (the message says why).",
+    401: "The trainer token is missing or wrong.",
+    403: "Changes are turned off: no write token is configured.",
+    404: "No such item.",
+    409: "Not possible in the station's current state (read-only rep log, no station running, duplicate).",
+    422: "A malformed field; the message says which.",
+}
+
+
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    text = {
-        400: "The request is understood but not acceptable (the message says why).",
-        401: "The trainer token is missing or wrong.",
-        403: "Changes are turned off: no write token is configured.",
-        404: "No such item.",
-        409: "Not possible in the station's current state (read-only rep log, no station running, duplicate).",
-    }
-    return {code: {"model": Problem, "description": text[code]} for code in codes}
+    return {code: {"model": Problem, "description": PROBLEMS[code]} for code in codes}
+
+
+def html_problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Errors the pages and their forms answer with a page that says what went wrong."""
+    return {code: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": PROBLEMS[code]} for code in codes}
 
 
 READ = problems(401)

@@ -15,7 +15,7 @@ from web import actions
 from web.auth import COOKIE, COOKIE_MAX_AGE_S, NO_TOKEN_HELP
 from web.context import CorrectionId, RepId, SessionId, Writer, get_context
 from web.models import AthleteIn, CorrectionIn, SettingsIn
-from web.routers.common import WRITE, problems
+from web.routers.common import html_problems
 from web.templating import safe_next
 
 router = APIRouter(tags=["page forms"])
@@ -23,6 +23,7 @@ Model = TypeVar("Model", bound=BaseModel)
 FormText = Annotated[str, Form(max_length=2000)]
 Next = Annotated[str, Form(max_length=2000, description="Where to go afterwards (a path on this page).")]
 REDIRECT = {303: {"description": "Done; go back to the page."}}
+ERRORS = html_problems(400, 401, 403, 404, 409, 422)
 
 
 def validated(model: type[Model], data: dict[str, Any]) -> Model:
@@ -40,7 +41,7 @@ def back(target: str, saved: str, anchor: str = "") -> RedirectResponse:
     return RedirectResponse(f"{path}{joiner}saved={saved}{anchor}", status_code=303)
 
 
-@router.post("/login", response_class=Response, responses={**REDIRECT, **problems(401, 403)})
+@router.post("/login", response_class=Response, responses={**REDIRECT, **ERRORS})
 def login(request: Request, token: FormText, next: Next = "/settings") -> Response:
     gate = get_context(request).gate
     if not gate.configured:
@@ -52,14 +53,14 @@ def login(request: Request, token: FormText, next: Next = "/settings") -> Respon
     return response
 
 
-@router.post("/logout", response_class=Response, responses=REDIRECT)
+@router.post("/logout", response_class=Response, responses={**REDIRECT, **ERRORS})
 def logout() -> Response:
     response = back("/settings", "signed_out")
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
-@router.post("/sessions/{session_id}/athlete", response_class=Response, responses={**REDIRECT, **WRITE, **problems(400, 404)})
+@router.post("/sessions/{session_id}/athlete", response_class=Response, responses={**REDIRECT, **ERRORS})
 def label_session(ctx: Writer, session_id: SessionId, athlete: Annotated[str, Form(max_length=2000)] = "",
                   next: Next = "") -> Response:
     body = validated(AthleteIn, {"athlete": athlete})
@@ -67,7 +68,7 @@ def label_session(ctx: Writer, session_id: SessionId, athlete: Annotated[str, Fo
     return back(next or f"/sessions/{session_id}", "athlete")
 
 
-@router.post("/sessions/{session_id}/delete", response_class=Response, responses={**REDIRECT, **WRITE, **problems(400, 404)})
+@router.post("/sessions/{session_id}/delete", response_class=Response, responses={**REDIRECT, **ERRORS})
 def delete_session(ctx: Writer, session_id: SessionId, confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
     if confirm != "yes":
         raise HTTPException(400, "tick the box to confirm deleting the session")
@@ -75,7 +76,7 @@ def delete_session(ctx: Writer, session_id: SessionId, confirm: Annotated[str, F
     return back("/history", "deleted")
 
 
-@router.post("/reps/{rep_id}/corrections", response_class=Response, responses={**REDIRECT, **WRITE, **problems(400, 404)})
+@router.post("/reps/{rep_id}/corrections", response_class=Response, responses={**REDIRECT, **ERRORS})
 def correct_rep(ctx: Writer, rep_id: RepId, kind: Annotated[str, Form(max_length=32)],
                 fault: Annotated[str, Form(max_length=64)] = "", note: Annotated[str, Form(max_length=2000)] = "",
                 next: Next = "") -> Response:
@@ -85,13 +86,13 @@ def correct_rep(ctx: Writer, rep_id: RepId, kind: Annotated[str, Form(max_length
     return back(next or f"/sessions/{rep['session_id']}", "correction", f"#rep-{rep['rep_index']}")
 
 
-@router.post("/corrections/{correction_id}/delete", response_class=Response, responses={**REDIRECT, **WRITE, **problems(404)})
+@router.post("/corrections/{correction_id}/delete", response_class=Response, responses={**REDIRECT, **ERRORS})
 def withdraw_correction(ctx: Writer, correction_id: CorrectionId, next: Next = "") -> Response:
     actions.delete_correction(ctx, correction_id)
     return back(next or "/history", "undone")
 
 
-@router.post("/settings", response_class=Response, responses={**REDIRECT, **WRITE, **problems(400)})
+@router.post("/settings", response_class=Response, responses={**REDIRECT, **ERRORS})
 def change_settings(ctx: Writer, profile: Annotated[Optional[str], Form(max_length=64)] = None,
                     buzzer: Annotated[Optional[str], Form(max_length=8)] = None,
                     athlete: Annotated[Optional[str], Form(max_length=2000)] = None) -> Response:

@@ -15,6 +15,7 @@ from device.store import SessionFilter
 from web.charts import Scale, rep_chart
 from web.context import Reader, SessionId, get_context
 from web.queries import last_rep_brief, list_sessions, load_session, session_detail
+from web.routers.common import html_problems
 from web.routers.settings import current_settings
 from web.templating import safe_next
 from web.views import live_out
@@ -26,7 +27,11 @@ FLASH = {
     "undone": "Correction withdrawn.", "deleted": "Session deleted.", "settings": "Settings sent to the station.",
     "signed_in": "Signed in: you can make changes from this phone.", "signed_out": "Signed out.",
 }
-HTML = {200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page."}}
+HTML = {
+    200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page."},
+    303: {"description": "Reading needs the trainer token here: on to the sign-in page."},
+    **html_problems(400, 404, 422),
+}
 EmptyIsNone = BeforeValidator(lambda v: v or None)
 Flash = Annotated[Optional[str], Query(max_length=32, description="Which change was just saved (shows a note).")]
 
