@@ -95,6 +95,15 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- serve --------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from web.serve import serve_rep_log
+
+    return serve_rep_log(settings, db=args.db, host=args.host, port=args.port, writable=args.writable)
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 
@@ -118,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotate", type=Path, metavar="OUT.mp4", help="write the clip with the skeleton drawn")
     p.add_argument("--json", type=Path, metavar="OUT.jsonl", help="one landmark record per frame, then the summary")
     model_flags(p)
+
+    p = add("serve", cmd_serve, "serve the trainer page over an existing rep log, without the live loop")
+    p.add_argument("--db", type=Path, help="rep log (default: store.db_path)")
+    p.add_argument("--host", help="address to listen on (default: web.host)")
+    p.add_argument("--port", type=int, help="port (default: web.port)")
+    p.add_argument("--writable", action="store_true",
+                   help="allow corrections, labels and deletes (still need web.token); default read-only")
 
     models = sub.add_parser("models", help="fetch, quantize and check the pose models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)

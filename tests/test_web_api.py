@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sqlite3
 import warnings
 from collections import Counter
@@ -409,14 +408,3 @@ def test_an_oversized_body_is_refused_before_it_is_read(api, filled_db):
     rep_id = raw(filled_db, "SELECT id FROM reps LIMIT 1")[0][0]
     response = api.post(f"/api/reps/{rep_id}/corrections", content=b"{" + b" " * 100_000 + b"}", headers={**AUTH, "Content-Type": "application/json"})
     assert response.status_code == 413 and raw(filled_db, "SELECT COUNT(*) FROM corrections")[0][0] == 0
-
-
-def test_math_of_the_fixture_is_real():
-    """The fixture's traces move like hinges: hips bend far more than knees on a clean rep."""
-    import random
-
-    from web.bench import synthetic_rep
-
-    rep = synthetic_rep(random.Random(1), 1, 0.0, "clean")
-    hips, knees = [h for _, h, _ in rep.trace], [k for _, _, k in rep.trace]
-    assert max(hips) > 2 * max(knees) and math.isclose(rep.bottom_time - rep.start_time, rep.lowering_s)

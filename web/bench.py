@@ -69,8 +69,8 @@ def synthetic_rep(rng: random.Random, index: int, start: float, style_name: Opti
     start_knee, top_knee = rng.uniform(3, 8), rng.uniform(3, 8)
     duration = lowering + rising
     trace = []
-    for i in range(int(duration / 0.1) + 1):
-        t = min(i * 0.1, duration)
+    steps = [i * 0.1 for i in range(int(duration / 0.1) + 1)]
+    for t in steps + ([duration] if duration - steps[-1] > 1e-6 else []):
         if t <= lowering:
             hip, knee = _ease(start_hip, hip_peak, t / lowering), _ease(start_knee, knee_peak, t / lowering)
         else:
