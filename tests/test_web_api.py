@@ -71,6 +71,8 @@ def test_history_filters_by_date_and_drill_and_pages(api, filled_db):
     total = raw(filled_db, "SELECT COUNT(*) FROM sessions")[0][0]
     first, second = api.get("/api/sessions?limit=10").json(), api.get("/api/sessions?limit=10&offset=10").json()
     assert len(first["items"]) == 10 and not {i["id"] for i in first["items"]} & {i["id"] for i in second["items"]}
+    for item in second["items"]:  # counts are per session on later pages too
+        assert item["reps"] == raw(filled_db, "SELECT COUNT(*) FROM reps WHERE session_id = ?", item["id"])[0][0]
     drill = raw(filled_db, "SELECT profile, COUNT(*) FROM sessions GROUP BY profile ORDER BY 2 DESC")[0]
     only = api.get("/api/sessions", params={"profile": drill[0], "limit": 200}).json()
     assert only["total"] == drill[1] and {i["profile"] for i in only["items"]} == {drill[0]}

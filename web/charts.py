@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from markupsafe import Markup, escape
+
 from web.models import RepOut
 
 WIDTH, HEIGHT = 320, 150
@@ -46,6 +48,28 @@ class RepChart:
     x_ticks: tuple[Tick, ...]
     y_ticks: tuple[Tick, ...]
 
+    def svg(self, rep_index: int) -> Markup:
+        """The chart as inline SVG; styled by the page's CSS (classes), no inline styles."""
+        left, right, top, bottom = self.plot_left, self.plot_right, self.plot_top, self.plot_bottom
+        parts = [f'<svg class="chart" viewBox="0 0 {self.width} {self.height}" role="img" '
+                 f'aria-label="Hip and knee flexion through rep {rep_index}"><g class="axes">']
+        parts += [f'<line x1="{left}" x2="{right}" y1="{t.at}" y2="{t.at}"/><text class="ylab" x="{left - 4}" '
+                  f'y="{t.at + 3}">{t.label}</text>' for t in self.y_ticks]
+        parts += [f'<text class="xlab" x="{t.at}" y="{self.height - 5}">{t.label}</text>' for t in self.x_ticks]
+        parts.append("</g>")
+        if self.bottom_x is not None:
+            parts.append(f'<line class="bottom" x1="{self.bottom_x}" x2="{self.bottom_x}" y1="{top}" y2="{bottom}">'
+                         "<title>bottom of the rep</title></line>")
+        parts.append(f'<polyline class="hip" points="{self.hip}"><title>hip flexion</title></polyline>')
+        parts.append(f'<polyline class="knee" points="{self.knee}"><title>knee flexion</title></polyline>')
+        for m in self.faults:
+            label = escape(f"{m.number}: {m.name.replace('_', ' ')} — {m.cue}")
+            parts.append(f'<g class="fault-mark" data-fault="{escape(m.name)}"><title>{label}</title>'
+                         f'<line x1="{m.x}" x2="{m.x}" y1="{top + 12}" y2="{bottom}"/>'
+                         f'<circle cx="{m.x}" cy="{top + 6}" r="6"/><text x="{m.x}" y="{top + 9}">{m.number}</text></g>')
+        parts.append("</svg>")
+        return Markup("".join(parts))
+
 
 @dataclass(frozen=True)
 class Scale:
@@ -56,14 +80,10 @@ class Scale:
 
     @classmethod
     def for_reps(cls, reps: Sequence[RepOut]) -> "Scale":
-        t_max, deg_max = 1.0, 90.0
-        for rep in reps:
-            for t, hip, knee in rep.trace:
-                if t is not None:
-                    t_max = max(t_max, t)
-                deg_max = max(deg_max, *(v for v in (hip, knee) if v is not None), 0.0)
-            if rep.duration_s is not None:
-                t_max = max(t_max, rep.duration_s)
+        t_max = max((t for rep in reps for t in (rep.trace[-1][0] if rep.trace else None, rep.duration_s) if t is not None),
+                    default=1.0)
+        deg_max = max((v for rep in reps for p in rep.trace for v in p[1:] if v is not None), default=90.0)
+        t_max, deg_max = max(t_max, 1.0), max(deg_max, 90.0)
         return cls(t_max=_nice_ceiling(t_max, 1.0), deg_max=min(_nice_ceiling(deg_max, 30.0), 180.0))
 
 
@@ -80,16 +100,18 @@ def _thin(points: list[tuple[float, float, float]]) -> list[tuple[float, float, 
 
 def rep_chart(rep: RepOut, scale: Scale) -> RepChart:
     x0, x1, y0, y1 = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
+    kx, ky = (x1 - x0) / scale.t_max, (y1 - y0) / scale.deg_max
 
     def x(t: float) -> float:
-        return round(x0 + (x1 - x0) * min(max(t / scale.t_max, 0.0), 1.0), 1)
+        return round(min(max(x0 + kx * t, x0), x1), 1)
 
     def y(deg: float) -> float:
-        return round(y1 - (y1 - y0) * min(max(deg / scale.deg_max, 0.0), 1.0), 1)
+        return round(min(max(y1 - ky * deg, y0), y1), 1)
 
     points = _thin([p for p in rep.trace if None not in p])  # type: ignore[misc]
-    hip = " ".join(f"{x(t)},{y(h)}" for t, h, _ in points)
-    knee = " ".join(f"{x(t)},{y(k)}" for t, _, k in points)
+    xs = [f"{min(max(x0 + kx * t, x0), x1):.1f}" for t, _, _ in points]
+    hip = " ".join(f"{px},{min(max(y1 - ky * h, y0), y1):.1f}" for px, (_, h, _) in zip(xs, points))
+    knee = " ".join(f"{px},{min(max(y1 - ky * k, y0), y1):.1f}" for px, (_, _, k) in zip(xs, points))
     markers = tuple(
         Marker(x=x(f.t_rel_s), name=f.name, cue=f.cue, number=i + 1)
         for i, f in enumerate(rep.faults) if f.t_rel_s is not None

@@ -29,8 +29,16 @@ def _plain_text(value: str) -> str:
     return value
 
 
+def _finite_trace(points: Any) -> Any:
+    """One pass over a whole trace (thousands of numbers per session page), not one call per number."""
+    if not isinstance(points, list):
+        return points
+    return [[v if not isinstance(v, float) or math.isfinite(v) else None for v in p] if isinstance(p, (list, tuple)) else p
+            for p in points]
+
+
 Measure = Annotated[Optional[float], BeforeValidator(_finite_or_none)]
-TracePoint = tuple[Measure, Measure, Measure]
+Trace = Annotated[list[tuple[Optional[float], Optional[float], Optional[float]]], BeforeValidator(_finite_trace)]
 AthleteLabel = Annotated[
     Optional[Annotated[str, StringConstraints(max_length=60), AfterValidator(_plain_text)]],
     BeforeValidator(lambda v: (v.strip() or None) if isinstance(v, str) else v),
@@ -92,7 +100,7 @@ class RepOut(RepBrief):
     corrections: list[CorrectionOut]
     counted: bool = Field(description="False once a trainer marked it as not a rep.")
     corrected_faults: list[str] = Field(description="The station's faults less false alarms, plus missed faults.")
-    trace: list[TracePoint] = Field(description="[seconds after the rep started, hip flexion °, knee flexion °].")
+    trace: Trace = Field(description="[seconds after the rep started, hip flexion °, knee flexion °].")
 
 
 class SessionOut(BaseModel):

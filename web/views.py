@@ -84,7 +84,7 @@ def rep_out(rep: dict[str, Any]) -> RepOut:
         lowering_s=rep["lowering_s"], rising_s=rep["rising_s"], trunk_angle_at_bottom_deg=rep["trunk_angle_at_bottom_deg"],
         hip_shift_at_bottom=rep["hip_shift_at_bottom"], side=rep["side"], movement=rep["movement"],
         corrections=rep["corrections"], counted=is_counted(rep), corrected_faults=corrected_faults(rep),
-        trace=[tuple(p) for p in rep["trace"]],
+        trace=rep["trace"],
     )
 
 
