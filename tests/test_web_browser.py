@@ -17,8 +17,7 @@ import pytest
 
 from device.live import StationState
 from web.server import PageServer
-from web_fixtures import (TOKEN, _filled_template, add_live_rep, clip_session_id, filled_db, make_app,  # noqa: F401
-                          station)
+from web_fixtures import TOKEN, add_live_rep, clip_session_id, make_app
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"

@@ -10,7 +10,7 @@ import httpx
 
 from device.live import StationState
 from web.server import PageServer
-from web_fixtures import _filled_template, add_live_rep, filled_db, make_app, station  # noqa: F401
+from web_fixtures import add_live_rep, make_app
 
 
 def read_events(response, into: list, stop: threading.Event) -> None:

@@ -11,7 +11,7 @@ import httpx
 
 from pathlib import Path
 
-from web_fixtures import AUTH, TOKEN, _filled_template, filled_db  # noqa: F401
+from web_fixtures import AUTH, TOKEN
 
 
 REPO = Path(__file__).resolve().parents[1]
