@@ -328,6 +328,14 @@ def test_athlete_label_for_a_past_session(api, filled_db):
     assert raw(filled_db, "SELECT athlete FROM sessions WHERE id = ?", sid)[0][0] is None
 
 
+def test_exported_text_cannot_run_as_a_spreadsheet_formula(api, filled_db):
+    sid = clip_session_id(filled_db)
+    assert api.put(f"/api/sessions/{sid}/athlete", json={"athlete": "=HYPERLINK(\"x\")"}, headers=AUTH).status_code == 200
+    rows = list(csv.DictReader(io.StringIO(api.get(f"/api/sessions/{sid}/export").text)))
+    assert {r["athlete"] for r in rows} == {"'=HYPERLINK(\"x\")"}
+    assert api.get(f"/api/sessions/{sid}").json()["session"]["athlete"] == "=HYPERLINK(\"x\")"  # stored as typed
+
+
 def test_deleting_a_session_takes_its_reps_but_never_the_running_one(api, station, filled_db):
     old = raw(filled_db, "SELECT id FROM sessions ORDER BY started_at LIMIT 1")[0][0]
     assert api.delete(f"/api/sessions/{station.session_id}", headers=AUTH).status_code == 409

@@ -44,3 +44,28 @@ def test_the_load_generator_only_loads_loopback():
 def test_percentile_is_nearest_rank():
     values = list(range(1, 101))
     assert percentile(values, 50) == 50 and percentile(values, 99) == 99 and percentile([7.0], 99) == 7.0
+
+
+def test_pipeline_cost_runs_the_pipeline_alone_and_under_a_load_from_another_process(tmp_path):
+    import time
+
+    from web.bench import pipeline_cost
+
+    log = build_bench_db(tmp_path / "bench.db", reps=60, reps_per_session=20)
+    runs = []
+
+    def pipeline() -> float:  # a stand-in for the live loop: frames of fixed work, timed
+        frames, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 1.5:
+            sum(i * i for i in range(2000))
+            frames += 1
+        runs.append(frames)
+        return frames / (time.perf_counter() - started)
+
+    with RepStore(log.path, readonly=True) as store:
+        with PageServer(create_app(store, WebSettings())) as server:
+            cost = pipeline_cost(pipeline, server.base_url, log.session_ids, requests=10, concurrency=1, rate_per_s=20)
+    assert len(runs) == 3 and len(cost["fps_alone_runs"]) == 2
+    loaded = cost["pages_with_pipeline"]
+    assert sum(s["requests"] for s in loaded.values()) > 5 and all(s["errors"] == 0 for s in loaded.values())
+    assert cost["fps_cost_pct"] == pytest.approx(100 * (1 - cost["fps_with_pages"] / cost["fps_alone"]))

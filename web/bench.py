@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 from device.events import DEFAULT_CUES, Fault, FaultEvent, Rep
@@ -145,11 +145,12 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
 
 def measure_pages(base_url: str, paths: Sequence[tuple[str, str]], requests: int = 400, concurrency: int = 2,
                   max_seconds: float = 60.0, rate_per_s: Optional[float] = None,
-                  headers: Optional[dict[str, str]] = None) -> dict[str, dict[str, Any]]:
+                  headers: Optional[dict[str, str]] = None,
+                  stop: Optional[threading.Event] = None) -> dict[str, dict[str, Any]]:
     """Fetch (kind, path) pairs round-robin from `concurrency` keep-alive connections; time each.
 
-    Bounded by `requests` and `max_seconds`. With `rate_per_s` the requests are paced (a few
-    phones browsing); without, each connection fires as fast as answers come (worst case).
+    Bounded by `requests`, `max_seconds` and `stop`. With `rate_per_s` the requests are paced (a
+    few phones browsing); without, each connection fires as fast as answers come (worst case).
     Loopback only: this never loads another machine.
     """
     url = urlsplit(base_url)
@@ -168,15 +169,15 @@ def measure_pages(base_url: str, paths: Sequence[tuple[str, str]], requests: int
     def worker() -> None:
         conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
         try:
-            while time.perf_counter() < deadline:
+            while time.perf_counter() < deadline and not (stop is not None and stop.is_set()):
                 with lock:
                     n = next(counter, None)
                 if n is None:
                     return
                 if rate_per_s:
                     wait = started + n / rate_per_s - time.perf_counter()
-                    if wait > 0:
-                        time.sleep(wait)
+                    if wait > 0 and (stop.wait(wait) if stop is not None else time.sleep(wait)):
+                        return
                 kind, path = paths[n % len(paths)]
                 t0 = time.perf_counter()
                 try:
@@ -229,6 +230,60 @@ def run_page_bench(base_url: str, session_ids: Sequence[int], requests: int = 40
     return measure_pages(base_url, page_paths(session_ids), requests, concurrency, max_seconds, rate_per_s, headers)
 
 
+def _load_in_child(queue: Any, stop: Any, base_url: str, paths: list, concurrency: int, max_seconds: float,
+                   rate_per_s: Optional[float], headers: Optional[dict[str, str]]) -> None:
+    queue.put(measure_pages(base_url, paths, 10**6, concurrency, max_seconds, rate_per_s, headers, stop))
+
+
+def pipeline_cost(run_pipeline: Callable[[], float], base_url: str, session_ids: Sequence[int], requests: int = 200,
+                  concurrency: int = 2, rate_per_s: Optional[float] = None, max_seconds: float = 300.0,
+                  headers: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """In one run: the pages alone (`requests` of them), the pipeline alone, the pipeline while the
+    pages are loaded, and the pipeline alone again (the spread of the two lone runs is the noise).
+
+    `run_pipeline` processes a clip and returns its frames per second. The load comes from a
+    separate process, as a phone's would, and lasts exactly as long as the loaded pipeline run.
+    """
+    import multiprocessing
+
+    alone_pages = run_page_bench(base_url, session_ids, requests, concurrency, max_seconds, rate_per_s, headers)
+    fps_before = run_pipeline()
+    spawn = multiprocessing.get_context("spawn")
+    queue, stop = spawn.Queue(), spawn.Event()
+    child = spawn.Process(target=_load_in_child, args=(queue, stop, base_url, page_paths(session_ids), concurrency,
+                                                       max_seconds, rate_per_s, headers), daemon=True)
+    child.start()
+    try:
+        time.sleep(1.0)  # let the child import and connect before the timed run
+        fps_loaded = run_pipeline()
+    finally:
+        stop.set()
+    loaded_pages = queue.get(timeout=60)
+    child.join(10)
+    fps_after = run_pipeline()
+    fps_alone = (fps_before + fps_after) / 2
+    return {"fps_alone": fps_alone, "fps_alone_runs": [fps_before, fps_after], "fps_with_pages": fps_loaded,
+            "fps_cost_pct": 100.0 * (1 - fps_loaded / fps_alone), "pages_alone": alone_pages,
+            "pages_with_pipeline": loaded_pages}
+
+
+def _pose_pipeline(clip: Path, models_dir: Optional[Path], repeat: int) -> Callable[[], float]:
+    """The pose engine over a clip, `repeat` times: the heaviest part of the live loop, until
+    `station bench` runs the whole loop."""
+    from device.config import load_settings
+    from device.pose import PoseEngine
+    from device.replay import replay_clip
+
+    settings = load_settings(None, {"models.dir": models_dir} if models_dir else {})
+    engine = PoseEngine.from_settings(settings)
+
+    def run() -> float:
+        runs = [replay_clip(engine, clip) for _ in range(repeat)]
+        return sum(r.frames for r in runs) / sum(r.wall_seconds for r in runs)
+
+    return run
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from device.config import WebSettings
     from device.report import print_table, write_json
@@ -241,27 +296,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--rate", type=float, default=None, help="requests per second (default: as fast as answered)")
     parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument("--clip", type=Path, help="also run the pose engine over this clip: its FPS alone and under page load")
+    parser.add_argument("--repeat", type=int, default=3, help="clip passes per pipeline phase")
+    parser.add_argument("--models-dir", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    pipeline = _pose_pipeline(args.clip, args.models_dir, args.repeat) if args.clip else None
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         log = build_bench_db(Path(tmp) / "bench.db", reps=args.reps)
         print(f"rep log: {log.reps} reps in {len(log.session_ids)} sessions, built in {time.perf_counter() - t0:.1f} s")
         store = RepStore(log.path, readonly=True)
         app = create_app(store, WebSettings(), profiles=PROFILES)
+        load = f"{args.concurrency} connections, {'paced at %g/s' % args.rate if args.rate else 'unpaced'}"
         with PageServer(app) as server:
-            cpu0 = time.process_time()
-            result = run_page_bench(server.base_url, log.session_ids, args.requests, args.concurrency,
-                                    args.max_seconds, args.rate)
-            cpu = time.process_time() - cpu0
+            if pipeline is None:
+                cpu0 = time.process_time()
+                result = run_page_bench(server.base_url, log.session_ids, args.requests, args.concurrency,
+                                        args.max_seconds, args.rate)
+                cpu = time.process_time() - cpu0
+            else:
+                cost = pipeline_cost(pipeline, server.base_url, log.session_ids, args.requests, args.concurrency,
+                                     args.rate, args.max_seconds)
         store.close()
-    rows = [{"page": kind, **stats} for kind, stats in result.items()]
-    print_table(rows, title=f"page latency, {args.concurrency} connections, {'paced at %g/s' % args.rate if args.rate else 'unpaced'}")
-    served = sum(r["requests"] for r in rows)
-    print(f"process CPU (server and load generator together): {cpu:.2f} s, {1000 * cpu / max(served, 1):.1f} ms per page")
+    if pipeline is None:
+        rows = [{"page": kind, **stats} for kind, stats in result.items()]
+        print_table(rows, title=f"page latency, {load}")
+        served = sum(r["requests"] for r in rows)
+        print(f"process CPU (server and load generator together): {cpu:.2f} s, {1000 * cpu / max(served, 1):.1f} ms per page")
+        payload: dict[str, Any] = {"pages": rows, "process_cpu_s": cpu}
+    else:
+        rows = [{"phase": phase, "page": kind, **stats} for phase in ("pages_alone", "pages_with_pipeline")
+                for kind, stats in cost[phase].items()]
+        print_table(rows, title=f"page latency, {load}")
+        before, after = cost["fps_alone_runs"]
+        fps = [{"pipeline": "pose engine over " + args.clip.name, "fps_alone_before": before, "fps_alone_after": after,
+                "fps_with_pages": cost["fps_with_pages"], "fps_cost_pct": cost["fps_cost_pct"]}]
+        print_table(fps)
+        payload = {"pages": rows, "fps": fps}
     if args.json:
-        write_json(args.json, {"reps": log.reps, "sessions": len(log.session_ids), "pages": rows,
-                               "process_cpu_s": cpu, "concurrency": args.concurrency, "rate_per_s": args.rate})
+        write_json(args.json, {"reps": log.reps, "sessions": len(log.session_ids), "concurrency": args.concurrency,
+                               "rate_per_s": args.rate, **payload})
     return 0
 
 
