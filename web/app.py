@@ -24,6 +24,7 @@ from device.store import RepStore, StorageError
 from web.auth import LoginRequired, TokenGate
 from web.context import Checks, WebContext
 from web.guard import GuardMiddleware
+from web.pacing import PaceMiddleware
 from web.routers import corrections, docs, forms, health, labels, live as live_api, pages, reps, sessions, settings
 
 ROUTERS = (sessions.router, reps.router, corrections.router, labels.router, live_api.router, settings.router,
@@ -49,6 +50,7 @@ def create_app(
     profiles: Sequence[str] = (),
     checks: Optional[Checks] = None,
     max_threads: int = 4,
+    page_cpu_share: Optional[float] = 0.25,
 ) -> FastAPI:
     """Build the page.
 
@@ -57,8 +59,10 @@ def create_app(
         None when no station runs in this process (`station serve`).
     profiles: the drill profile names the settings page offers.
     checks: `station doctor`'s checks as plain dicts, shown by /api/health?deep=true.
-    max_threads: worker threads for blocking work (SQLite, templates); few, so that the page
-        never competes with the live loop for more than a sliver of the CPU.
+    max_threads: worker threads for blocking work (SQLite, templates).
+    page_cpu_share: under sustained load, answers are spaced so the page is busy at most this
+        share of the time (see web/pacing.py); None turns pacing off (tests, benchmarks of the
+        page alone).
     """
     context = WebContext(store=store, gate=TokenGate(web.token, web.read_requires_token), live=live, controls=controls,
                          profiles=tuple(profiles), checks=checks, preview_fps=web.preview_fps, version=_version())
@@ -78,6 +82,8 @@ def create_app(
     app.state.context = context
     app.state.templates = make_templates(STATIC)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    if page_cpu_share is not None:
+        app.add_middleware(PaceMiddleware, share=page_cpu_share)
     app.add_middleware(GuardMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:

@@ -297,6 +297,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--rate", type=float, default=None, help="requests per second (default: as fast as answered)")
     parser.add_argument("--max-seconds", type=float, default=120.0)
     parser.add_argument("--clip", type=Path, help="also run the pose engine over this clip: its FPS alone and under page load")
+    parser.add_argument("--threads", type=int, default=4, help="the page's worker threads (create_app max_threads)")
+    parser.add_argument("--cpu-share", type=float, default=0.25, help="create_app page_cpu_share; 0 turns pacing off")
     parser.add_argument("--repeat", type=int, default=3, help="clip passes per pipeline phase")
     parser.add_argument("--models-dir", type=Path)
     parser.add_argument("--json", type=Path)
@@ -307,7 +309,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log = build_bench_db(Path(tmp) / "bench.db", reps=args.reps)
         print(f"rep log: {log.reps} reps in {len(log.session_ids)} sessions, built in {time.perf_counter() - t0:.1f} s")
         store = RepStore(log.path, readonly=True)
-        app = create_app(store, WebSettings(), profiles=PROFILES)
+        app = create_app(store, WebSettings(), profiles=PROFILES, max_threads=args.threads,
+                         page_cpu_share=args.cpu_share or None)
         load = f"{args.concurrency} connections, {'paced at %g/s' % args.rate if args.rate else 'unpaced'}"
         with PageServer(app) as server:
             if pipeline is None:
