@@ -198,6 +198,15 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- serve --------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from web.serve import serve_rep_log
+
+    return serve_rep_log(settings, db=args.db, host=args.host, port=args.port, writable=args.writable)
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 
@@ -245,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="run the pose engine even where cached poses exist")
     p.add_argument("--json", type=Path, metavar="PATH", help="write the same tables as JSON")
     model_flags(p)
+
+    p = add("serve", cmd_serve, "serve the trainer page over an existing rep log, without the live loop")
+    p.add_argument("--db", type=Path, help="rep log (default: store.db_path)")
+    p.add_argument("--host", help="address to listen on (default: web.host)")
+    p.add_argument("--port", type=int, help="port (default: web.port)")
+    p.add_argument("--writable", action="store_true",
+                   help="allow corrections, labels and deletes (still need web.token); default read-only")
 
     models = sub.add_parser("models", help="fetch, quantize and check the pose models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)

@@ -152,6 +152,15 @@ class RepLog:
 
         self._submit(op, f"device event {kind}")
 
+    def setting(self, key: str, value: Any) -> None:
+        """Remember a choice made on the page (drill, buzzer) across restarts."""
+
+        def op() -> None:
+            if self.store:
+                self.store.set_setting(key, value)
+
+        self._submit(op, f"setting {key}")
+
     def _append_jsonl(self, session: SessionHandle, rep: Rep, wall_offset: float, timings: dict[str, Any], rep_id: Optional[int]) -> None:
         record = rep.to_dict()
         for key in ("start_time", "bottom_time", "end_time"):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from device.config import Settings
+from device.errors import StationError
 from device.live import LiveState
 from device.pose import PoseEngine
 from device.replog import RepLog
@@ -115,7 +116,7 @@ def run_live(
     server = None
     run = LiveRun(station, live)
     if not headless and serve_page:
-        server, run.url = _start_page(settings, live, station, make_analyzer)
+        server, run.url = _start_page(settings, live, station)
         print(f"trainer page: {run.url}", flush=True)
 
     previous = {}
@@ -136,7 +137,7 @@ def run_live(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if server is not None:
-            server.should_exit = True
+            server.stop()
         replog.close()
         if signals is not None:
             signals.close()
@@ -150,16 +151,25 @@ def _notifier():
     return SystemdNotifier()
 
 
-def _start_page(settings: Settings, live: LiveState, station: Station, make_analyzer):
-    """Serve the trainer page from this process on a small uvicorn thread."""
-    import uvicorn
-
+def _start_page(settings: Settings, live: LiveState, station: Station):
+    """Serve the trainer page from this process on a small uvicorn thread; returns (server, url)."""
+    from device.doctor import run_checks
+    from device.profiles import list_profiles
     from web.app import create_app
+    from web.server import PageServer
 
-    app = create_app(settings=settings, store=RepStore(settings.store.db_path), live=live, controls=station)  # type: ignore[arg-type]
-    config = uvicorn.Config(app, host=settings.web.host, port=settings.web.port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    threading.Thread(target=server.run, name="web", daemon=True).start()
+    app = create_app(
+        RepStore(settings.store.db_path),  # type: ignore[arg-type]
+        settings.web,
+        live=live,
+        controls=station,
+        profiles=list_profiles(settings.analysis.profiles_dir),
+        checks=lambda: [c.row() for c in run_checks(settings)],
+    )
+    server = PageServer(app, host=settings.web.host, port=settings.web.port)
+    try:
+        server.start()
+    except RuntimeError as err:
+        raise StationError(f"{err}; choose another with --port or web.port, or run with --no-page") from None
     host = "127.0.0.1" if settings.web.host in ("0.0.0.0", "::") else settings.web.host
-    return server, f"http://{host}:{settings.web.port}/"
+    return server, f"http://{host}:{server.port}/"

@@ -309,12 +309,14 @@ class Station:
             return
         log.info("drill profile: %s -> %s", self.profile, name)
         self.profile = name
+        self.replog.setting("profile", name)
         if self.session is not None:
             self._end_session(self._now_ts())  # a session records one drill
         self.analyzer = self.make_analyzer(name)
         self._live(profile=name)
 
     def _apply_buzzer(self, enabled: bool) -> None:
+        self.replog.setting("buzzer_enabled", enabled)
         if self.signals:
             self.signals.set_buzzer_enabled(enabled)
         self._live(buzzer_enabled=enabled)

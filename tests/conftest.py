@@ -73,3 +73,7 @@ def clip_poses(clips_dir: Path, engine_factory):
             return tuple(pose for _, pose in iter_poses(engine, source))
 
     return poses
+
+
+# The trainer page's fixtures (a real SQLite rep log, the page on it): tests/web_fixtures.py.
+from web_fixtures import _filled_template, filled_db, station  # noqa: E402,F401

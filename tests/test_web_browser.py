@@ -1,0 +1,197 @@
+"""The trainer page in a real headless Chromium (Debian's /usr/bin/chromium through its
+chromedriver; nothing is downloaded) at phone size, against the page served on loopback as
+`station run` serves it: a real rep log, a real LiveState driven from the test thread.
+
+Screenshots land in test-output/screenshots/.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from device.live import StationState
+from web.server import PageServer
+from web_fixtures import TOKEN, add_live_rep, clip_session_id, make_app
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
+PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
+WAIT_S = 10.0
+
+
+def _browser_or_skip():
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        reason = f"{', '.join(missing)} missing: apt-get install chromium chromium-driver"
+        if os.environ.get("CI"):
+            pytest.fail(reason)  # CI installs them (.ci/run); a missing browser there is a broken CI
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    return webdriver, Service
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    webdriver, Service = _browser_or_skip()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE})
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def served(station):
+    server = PageServer(make_app(station.store, live=station.live, controls=station.controls))
+    server.start()
+    yield server.base_url
+    server.stop()
+
+
+def wait_for(condition, what: str, timeout: float = WAIT_S):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def screenshot(driver, name: str, full_page: bool = False) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    if full_page:
+        metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        size = metrics["cssContentSize"]
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": PHONE["width"], "height": min(size["height"], 6000), "scale": 1}})
+        path.write_bytes(base64.b64decode(shot["data"]))
+    else:
+        driver.save_screenshot(str(path))
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[1] % PHONE["width"] == 0, f"{path} is not phone width"
+    return path
+
+
+def text(driver, css: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, css).text
+
+
+def test_history_page_lists_the_sessions_of_the_log(browser, served, station):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served}/history")
+    rows = browser.find_elements(By.CSS_SELECTOR, "li.session-row")
+    total = station.store.count_sessions()
+    assert len(rows) == min(total, 20)
+    newest = station.store.list_sessions(limit=1)[0]
+    assert rows[0].get_attribute("data-session-id") == str(newest["id"])
+    assert f"{total} sessions" in text(browser, "#session-count")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scroll
+    screenshot(browser, "history")
+    browser.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+    wait_for(lambda: "page=2" in browser.current_url, "the second page")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "li.session-row")) == min(total - 20, 20)
+
+
+def test_session_page_renders_the_rep_table_and_a_chart_per_rep(browser, served, station, filled_db):
+    from selenium.webdriver.common.by import By
+
+    sid = clip_session_id(filled_db)
+    reps = station.store.session_reps(sid)
+    browser.get(f"{served}/sessions/{sid}")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#rep-table tr.rep-row")
+    assert [r.get_attribute("data-rep-id") for r in rows] == [str(r["id"]) for r in reps]
+    charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
+    assert len(charts) == len(reps)
+    for chart, rep in zip(charts, reps):
+        box = chart.rect
+        assert box["width"] > 300 and box["height"] > 100  # laid out full width on the phone, not collapsed
+        hip = chart.find_element(By.CSS_SELECTOR, "polyline.hip")
+        knee = chart.find_element(By.CSS_SELECTOR, "polyline.knee")
+        assert browser.execute_script("return arguments[0].getTotalLength()", hip) > 100  # a drawn line
+        assert browser.execute_script("return arguments[0].getBBox().height", knee) > 0
+        marks = chart.find_elements(By.CSS_SELECTOR, "g.fault-mark")
+        assert sorted(m.get_attribute("data-fault") for m in marks) == sorted(f["name"] for f in rep["faults"])
+    first_fault = next(f for r in reps for f in r["faults"])
+    assert first_fault["cue"] in text(browser, "#rep-table")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE["width"]  # table fits
+    screenshot(browser, "session")
+    screenshot(browser, "session-full", full_page=True)
+
+
+def test_live_page_follows_the_station_without_reloading(browser, served, station):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served}/")
+    assert text(browser, "[data-live=state_label]") == "Tracking"
+    before = int(text(browser, "[data-live=session_reps]"))
+    assert before == station.store.rep_count(station.session_id)
+    browser.execute_script("window.__sameDocument = true")
+    wait_for(lambda: station.live.preview_wanted(), "the page to ask for preview frames")
+
+    station.live.update(state=StationState.TURN_SIDEWAYS, cue="turn sideways")
+    wait_for(lambda: text(browser, "[data-live=state_label]") == "Turn sideways", "the state to change")
+    assert text(browser, "p.cue") == "turn sideways"
+
+    rep_id = add_live_rep(station, "squatted")  # a rep lands: committed, then the live state bumps
+    wait_for(lambda: text(browser, "[data-live=session_reps]") == str(before + 1), "the rep count to go up")
+    rep = station.store.get_rep(rep_id)
+    wait_for(lambda: f"Rep {rep['rep_index']}" in text(browser, "[data-live=last_rep_line]"), "the last rep to show")
+    assert text(browser, "[data-live=last_fault_label]") == "squatting the hinge"
+    assert text(browser, "[data-live=last_fault_cue]") == rep["faults"][0]["cue"]
+    assert "live state-fault" == browser.find_element(By.ID, "live").get_attribute("class")
+    link = browser.find_element(By.CSS_SELECTOR, "[data-live=last_rep_link]").get_attribute("href")
+    assert link.endswith(f"/sessions/{station.session_id}#rep-{rep['rep_index']}")
+
+    frame = np.full((240, 320, 3), 40, np.uint8)
+    cv2.line(frame, (160, 40), (150, 130), (0, 160, 255), 4)  # a stand-in skeleton: the live loop draws the real one
+    station.live.set_preview(cv2.imencode(".jpg", frame)[1].tobytes())
+    wait_for(lambda: browser.execute_script("var i = document.getElementById('preview'); return !i.hidden && i.naturalWidth === 320"),
+             "the preview frame to show")
+    assert browser.execute_script("return window.__sameDocument") is True  # all of it without a reload
+    screenshot(browser, "live")
+
+
+def test_a_trainer_signs_in_and_corrects_a_rep_from_the_phone(browser, served, station, filled_db):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served}/settings")
+    browser.find_element(By.CSS_SELECTOR, "#sign-in input[name=token]").send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+    wait_for(lambda: "saved=signed_in" in browser.current_url, "signing in")
+    assert "Signed in" in text(browser, ".flash")
+    screenshot(browser, "settings")
+
+    sid = clip_session_id(filled_db)
+    rep = next(r for r in station.store.session_reps(sid) if r["faults"])
+    browser.get(f"{served}/sessions/{sid}#rep-{rep['rep_index']}")
+    card = browser.find_element(By.ID, f"rep-{rep['rep_index']}")
+    browser.execute_script("arguments[0].open = true", card.find_element(By.CSS_SELECTOR, "details.correct"))
+    card.find_element(By.CSS_SELECTOR, "form:has(input[value=false_alarm]) button").click()
+    wait_for(lambda: "saved=correction" in browser.current_url, "the correction to save")
+    saved = station.store.get_rep(rep["id"])
+    assert [(c["kind"], c["fault"]) for c in saved["corrections"]] == [("false_alarm", rep["faults"][0]["name"])]
+    assert [f["name"] for f in saved["faults"]] == [f["name"] for f in rep["faults"]]  # the verdict stays
+    card = browser.find_element(By.ID, f"rep-{rep['rep_index']}")
+    assert "false alarm (trainer)" in card.text
+    browser.execute_script("arguments[0].scrollIntoView()", card)
+    screenshot(browser, "session-corrected")

@@ -1,0 +1,74 @@
+"""The changes a trainer can make, shared by the JSON API and the page's forms.
+
+Each checks everything before writing anything, so a rejected request leaves the rep log as it
+was. Corrections sit beside the station's verdict; they never edit it.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from fastapi import HTTPException
+
+from web.context import WebContext
+from web.models import AthleteOut, CorrectionIn, CorrectionOut, SettingsIn
+
+
+def add_correction(ctx: WebContext, rep_id: int, body: CorrectionIn) -> CorrectionOut:
+    rep = ctx.store.get_rep(rep_id)
+    if rep is None:
+        raise HTTPException(404, f"rep {rep_id} does not exist")
+    fault = body.fault.value if body.fault is not None else None
+    raised = {f["name"] for f in rep["faults"]}
+    if body.kind == "false_alarm" and fault not in raised:
+        named = ", ".join(sorted(raised)) or "none"
+        raise HTTPException(400, f"rep {rep_id} has no {fault} fault to call a false alarm (its faults: {named})")
+    if body.kind == "missed_fault" and fault in raised:
+        raise HTTPException(400, f"rep {rep_id} already has {fault}; a missed fault must be one the station did not raise")
+    if any(c["kind"] == body.kind and c["fault"] == fault for c in rep["corrections"]):
+        raise HTTPException(409, f"rep {rep_id} already has this correction ({body.kind}{' ' + fault if fault else ''})")
+    ctx.store.add_correction(rep_id, body.kind, fault, body.note)
+    created = ctx.store.get_rep(rep_id)["corrections"][-1]
+    return CorrectionOut(**created)
+
+
+def delete_correction(ctx: WebContext, correction_id: int) -> None:
+    if not ctx.store.delete_correction(correction_id):
+        raise HTTPException(404, f"correction {correction_id} does not exist")
+
+
+def set_athlete(ctx: WebContext, session_id: int, athlete: Optional[str]) -> AthleteOut:
+    if ctx.store.get_session(session_id) is None:
+        raise HTTPException(404, f"session {session_id} does not exist")
+    ctx.store.set_athlete(session_id, athlete)
+    if ctx.controls is not None and session_id == ctx.live_session_id:
+        ctx.controls.set_athlete(athlete)  # the running station labels what it writes next the same way
+    return AthleteOut(session_id=session_id, athlete=athlete)
+
+
+def delete_session(ctx: WebContext, session_id: int) -> None:
+    if ctx.store.get_session(session_id) is None:
+        raise HTTPException(404, f"session {session_id} does not exist")
+    if session_id == ctx.live_session_id:
+        raise HTTPException(409, f"session {session_id} is running now; delete it after it ends")
+    ctx.store.delete_session(session_id)
+
+
+def apply_settings(ctx: WebContext, body: SettingsIn) -> None:
+    if ctx.controls is None or ctx.live is None:
+        raise HTTPException(409, "no station is running here (station serve): drill and buzzer change only on the page of `station run`")
+    given = body.model_fields_set
+    if "profile" in given and body.profile not in ctx.profiles:
+        raise HTTPException(400, f"unknown drill profile {body.profile!r}; choose one of: {', '.join(ctx.profiles) or 'none installed'}")
+    if "buzzer_enabled" in given and body.buzzer_enabled is None:
+        raise HTTPException(400, "buzzer_enabled must be true or false")
+    session_id = ctx.live_session_id
+    if "athlete" in given and session_id is not None and ctx.store.get_session(session_id) is None:
+        raise HTTPException(409, f"the running session {session_id} is not in the rep log yet; try again after its first rep")
+    if "profile" in given:
+        ctx.controls.set_profile(body.profile)
+    if "buzzer_enabled" in given:
+        ctx.controls.set_buzzer_enabled(bool(body.buzzer_enabled))
+    if "athlete" in given:
+        ctx.controls.set_athlete(body.athlete)
+        if session_id is not None:
+            ctx.store.set_athlete(session_id, body.athlete)

@@ -1,0 +1,131 @@
+"""The trainer page's app factory: everything it uses is handed in, so `station run` (live loop,
+writable rep log), `station serve` (rep log only, read-only) and the tests build the same app."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version as package_version
+from pathlib import Path
+from typing import AsyncIterator, Optional, Sequence
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
+
+from device.config import WebSettings
+from device.live import LiveState, StationControls
+from device.store import RepStore, StorageError
+from web.auth import LoginRequired, TokenGate
+from web.context import Checks, WebContext
+from web.guard import GuardMiddleware
+from web.pacing import PaceMiddleware
+from web.routers import corrections, docs, forms, health, labels, live as live_api, pages, reps, sessions, settings
+
+ROUTERS = (sessions.router, reps.router, corrections.router, labels.router, live_api.router, settings.router,
+           health.router, docs.router, pages.router, forms.router)
+from web.templating import make_templates, quote_next, safe_next
+
+log = logging.getLogger("station.web")
+STATIC = Path(__file__).parent / "static"
+
+
+def _version() -> str:
+    try:
+        return package_version("hinge-station")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def create_app(
+    store: RepStore,
+    web: WebSettings,
+    live: Optional[LiveState] = None,
+    controls: Optional[StationControls] = None,
+    profiles: Sequence[str] = (),
+    checks: Optional[Checks] = None,
+    max_threads: int = 4,
+    page_cpu_share: Optional[float] = 0.25,
+) -> FastAPI:
+    """Build the page.
+
+    store: the rep log (open it read-only for a page that must not change anything).
+    live, controls: the running station's state and the few things the page may change on it;
+        None when no station runs in this process (`station serve`).
+    profiles: the drill profile names the settings page offers.
+    checks: `station doctor`'s checks as plain dicts, shown by /api/health?deep=true.
+    max_threads: worker threads for blocking work (SQLite, templates).
+    page_cpu_share: under sustained load, answers are spaced so the page is busy at most this
+        share of the time (see web/pacing.py); None turns pacing off (tests, benchmarks of the
+        page alone).
+    """
+    context = WebContext(store=store, gate=TokenGate(web.token, web.read_requires_token), live=live, controls=controls,
+                         profiles=tuple(profiles), checks=checks, preview_fps=web.preview_fps, version=_version())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max_threads
+        yield
+        context.closing.set()
+
+    app = FastAPI(
+        title="Hinge Station", version=context.version, lifespan=lifespan,
+        description="The trainer page's API: rep history, the live station, corrections and exports. "
+                    "Writes need `Authorization: Bearer <web.token>`.",
+        openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
+    )
+    app.state.context = context
+    app.state.templates = make_templates(STATIC)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    if page_cpu_share is not None:
+        app.add_middleware(PaceMiddleware, share=page_cpu_share)
+    app.add_middleware(GuardMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for router in ROUTERS:
+        app.include_router(router)
+    _add_error_handlers(app)
+    return app
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/static/"))
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    templates = app.state.templates
+
+    def page(request: Request, status: int, message: str, headers: Optional[dict] = None) -> Response:
+        referer = urlsplit(request.headers.get("referer", ""))
+        same_site = referer.netloc == request.url.netloc
+        back = safe_next(referer.path + (f"?{referer.query}" if referer.query else ""), "/") if same_site else "/"
+        values = {"status": status, "message": message, "back": back, "nav": ""}
+        return templates.TemplateResponse(request, "error.html", values, status_code=status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_html(request):
+            if isinstance(exc, LoginRequired) and request.method in ("GET", "HEAD"):
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote_next(target)}", status_code=303)
+            return page(request, exc.status_code, str(exc.detail), exc.headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if _wants_html(request):
+            lines = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors()]
+            return page(request, 422, "; ".join(lines))
+        return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(StorageError)
+    async def storage(request: Request, exc: StorageError) -> Response:
+        log.error("rep log: %s", exc)
+        detail = f"the rep log cannot be used right now: {exc}"
+        if _wants_html(request):
+            return page(request, 503, detail)
+        return JSONResponse({"detail": detail}, status_code=503)

@@ -1,0 +1,67 @@
+"""The page's collaborators, handed in by whoever builds the app (`station run`, `station serve`,
+tests), and the FastAPI dependencies that give routes their share of them."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Callable, Optional, Sequence
+
+from fastapi import Depends, HTTPException, Path, Request
+
+from device.live import LiveState, StationControls
+from device.store import RepStore
+from web.auth import TokenGate
+from web.models import MAX_ID
+
+Checks = Callable[[], list[dict[str, Any]]]
+
+
+@dataclass
+class WebContext:
+    store: RepStore
+    gate: TokenGate
+    live: Optional[LiveState] = None
+    controls: Optional[StationControls] = None
+    profiles: Sequence[str] = ()
+    checks: Optional[Checks] = None
+    preview_fps: float = 3.0
+    version: str = "dev"
+    closing: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def live_session_id(self) -> Optional[int]:
+        return self.live.snapshot()[1].session_id if self.live is not None else None
+
+    def require_live(self) -> LiveState:
+        if self.live is None:
+            raise HTTPException(409, "no station is running here: this page serves the rep log only (station serve)")
+        return self.live
+
+    def require_writable(self) -> None:
+        if self.store.readonly:
+            raise HTTPException(409, "this page opened the rep log read-only (station serve); run `station serve --writable` "
+                                     "or use the page of `station run` to make changes")
+
+
+def get_context(request: Request) -> WebContext:
+    return request.app.state.context
+
+
+def readable(request: Request) -> WebContext:
+    ctx = get_context(request)
+    ctx.gate.check_read(request)
+    return ctx
+
+
+def writable(request: Request) -> WebContext:
+    ctx = get_context(request)
+    ctx.gate.check_write(request)
+    ctx.require_writable()
+    return ctx
+
+
+Reader = Annotated[WebContext, Depends(readable)]
+Writer = Annotated[WebContext, Depends(writable)]
+SessionId = Annotated[int, Path(ge=1, le=MAX_ID, description="Session id.")]
+RepId = Annotated[int, Path(ge=1, le=MAX_ID, description="Rep id.")]
+CorrectionId = Annotated[int, Path(ge=1, le=MAX_ID, description="Correction id.")]

@@ -1,0 +1,71 @@
+"""/api/live: what the station sees now, as a snapshot, a stream of changes (SSE) and a preview
+frame. The live loop never waits on any of this: the page only reads `LiveState`."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import AsyncIterator
+
+from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response, StreamingResponse
+
+from web.context import Reader
+from web.models import LiveOut
+from web.queries import last_rep_brief
+from web.routers.common import problems
+from web.views import live_out
+
+router = APIRouter(prefix="/api/live", tags=["live"])
+POLL_S = 0.2  # how often a stream looks for a new snapshot: cheap, and a rep shows within a blink
+KEEPALIVE_S = 15.0
+STREAM_MAX_S = 600.0  # the browser reconnects by itself; bounds how long a forgotten tab holds a connection
+
+
+@router.get("", response_model=LiveOut, responses=problems(401, 409))
+def get_live(ctx: Reader) -> LiveOut:
+    version, snap = ctx.require_live().snapshot()
+    return live_out(version, snap, last_rep_brief(ctx, snap.last_rep_id))
+
+
+@router.get("/events", response_class=StreamingResponse, responses={
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+          "description": "Server-sent events: `snapshot` with a LiveOut as data, whenever the station's state changes."},
+    **problems(401, 409)})
+async def live_events(ctx: Reader) -> StreamingResponse:
+    live = ctx.require_live()
+
+    async def stream() -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        seen, rep_id, rep = -1, None, None
+        fetched = False
+        started = last_sent = time.monotonic()
+        while not ctx.closing.is_set() and time.monotonic() - started < STREAM_MAX_S:
+            version, snap = live.snapshot()
+            if version != seen:
+                if not fetched or snap.last_rep_id != rep_id or (rep is None and rep_id is not None):
+                    rep_id, fetched = snap.last_rep_id, True
+                    rep = await run_in_threadpool(last_rep_brief, ctx, rep_id)
+                data = live_out(version, snap, rep).model_dump_json()
+                yield f"event: snapshot\nid: {version}\ndata: {data}\n\n"
+                seen, last_sent = version, time.monotonic()
+            elif time.monotonic() - last_sent > KEEPALIVE_S:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+            await asyncio.sleep(POLL_S)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/preview.jpg", response_class=Response, responses={
+    200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+          "description": "The latest annotated frame (skeleton drawn); kept in memory only, never stored."},
+    404: {"model": problems(404)[404]["model"], "description": "No preview yet: frames start arriving once a page asks."},
+    **problems(401, 409)})
+def live_preview(ctx: Reader) -> Response:
+    """Asking for a preview tells the live loop to encode a few per second for a while."""
+    version, jpeg = ctx.require_live().preview()
+    if jpeg is None:
+        raise HTTPException(404, "no preview yet: the station starts sending frames once a page asks; try again in a second")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store", "X-Preview-Version": str(version)})

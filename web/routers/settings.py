@@ -1,0 +1,37 @@
+"""/api/settings: the running station's drill, buzzer and athlete label."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from web import actions
+from web.context import Reader, WebContext, Writer
+from web.models import SettingsIn, SettingsOut
+from web.routers.common import WRITE, problems
+
+router = APIRouter(prefix="/api/settings", tags=["settings"])
+
+
+def current_settings(ctx: WebContext, request: Request) -> SettingsOut:
+    snap = ctx.live.snapshot()[1] if ctx.live is not None else None
+    session = ctx.store.get_session(snap.session_id) if snap is not None and snap.session_id is not None else None
+    return SettingsOut(
+        station_running=ctx.controls is not None and snap is not None,
+        profile=snap.profile if snap is not None else None, profiles=list(ctx.profiles),
+        buzzer_enabled=snap.buzzer_enabled if snap is not None else None,
+        session_id=snap.session_id if snap is not None else None,
+        athlete=session["athlete"] if session is not None else None,
+        can_write=ctx.gate.authenticated(request),
+        writes_enabled=ctx.gate.configured and not ctx.store.readonly,
+    )
+
+
+@router.get("", response_model=SettingsOut, responses=problems(401))
+def get_settings(ctx: Reader, request: Request) -> SettingsOut:
+    return current_settings(ctx, request)
+
+
+@router.put("", response_model=SettingsOut, responses={**WRITE, **problems(400)})
+def put_settings(ctx: Writer, request: Request, body: SettingsIn) -> SettingsOut:
+    """Change any of drill profile, buzzer, and the running session's athlete label."""
+    actions.apply_settings(ctx, body)
+    return current_settings(ctx, request)

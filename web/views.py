@@ -1,0 +1,137 @@
+"""Turn rep-log rows into what the trainer reads: sessions, reps with their corrections applied
+beside the verdict, and the session summary (reps, clean-rep %, most common fault, tempo)."""
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import Any, Iterable, Optional
+
+from device.events import DEFAULT_CUES, Fault, fault_from_name
+from device.live import LiveSnapshot, StationState
+from web.models import FaultOut, LiveOut, RepBrief, RepOut, SessionOut, SessionStats
+
+STATE_LABELS = {
+    StationState.IDLE: "Waiting for an athlete",
+    StationState.TRACKING: "Tracking",
+    StationState.FAULT: "Fault",
+    StationState.TURN_SIDEWAYS: "Turn sideways",
+    StationState.OUT_OF_FRAME: "Step back into frame",
+    StationState.ERROR: "Error",
+    StationState.STOPPED: "Stopped",
+}
+
+
+def fault_label(name: Optional[str]) -> str:
+    return name.replace("_", " ") if name else ""
+
+
+def default_cue(name: Optional[str]) -> str:
+    fault = fault_from_name(name or "")
+    return DEFAULT_CUES[fault] if fault else ""
+
+
+def clip_name(source: str) -> Optional[str]:
+    """`file:NAME.mp4` (a replayed clip) → NAME.mp4; cameras have no clip."""
+    if not source.startswith("file:"):
+        return None
+    return source[len("file:"):] or None
+
+
+def _mean(values: Iterable[Optional[float]]) -> Optional[float]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
+
+
+def _pct(part: int, whole: int) -> Optional[float]:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def corrected_faults(rep: dict[str, Any]) -> list[str]:
+    """The station's faults less those a trainer called false alarms, plus the ones it missed."""
+    names = [f["name"] for f in rep["faults"]]
+    dropped = {c["fault"] for c in rep["corrections"] if c["kind"] == "false_alarm"}
+    added = [c["fault"] for c in rep["corrections"] if c["kind"] == "missed_fault"]
+    result: list[str] = []
+    for name in names + added:
+        if name not in dropped and name not in result:
+            result.append(name)
+    return result
+
+
+def is_counted(rep: dict[str, Any]) -> bool:
+    return not any(c["kind"] == "not_a_rep" for c in rep["corrections"])
+
+
+def fault_out(row: dict[str, Any], rep_started_at: float) -> FaultOut:
+    return FaultOut(id=row["id"], name=row["name"], cue=row["cue"], at=row["at"], t_rel_s=row["at"] - rep_started_at,
+                    value=row["value"], threshold=row["threshold"])
+
+
+def rep_brief(rep: dict[str, Any]) -> RepBrief:
+    return RepBrief(
+        id=rep["id"], session_id=rep["session_id"], rep_index=rep["rep_index"],
+        duration_s=rep["ended_at"] - rep["started_at"], peak_hip_flexion_deg=rep["peak_hip_flexion_deg"],
+        knee_flexion_at_bottom_deg=rep["knee_flexion_at_bottom_deg"], hinge_ratio=rep["hinge_ratio"],
+        lockout_reached=rep["lockout_reached"], faults=[fault_out(f, rep["started_at"]) for f in rep["faults"]],
+    )
+
+
+def rep_out(rep: dict[str, Any]) -> RepOut:
+    return RepOut(
+        **rep_brief(rep).model_dump(),
+        started_at=rep["started_at"], bottom_at=rep["bottom_at"], ended_at=rep["ended_at"],
+        lowering_s=rep["lowering_s"], rising_s=rep["rising_s"], trunk_angle_at_bottom_deg=rep["trunk_angle_at_bottom_deg"],
+        hip_shift_at_bottom=rep["hip_shift_at_bottom"], side=rep["side"], movement=rep["movement"],
+        corrections=rep["corrections"], counted=is_counted(rep), corrected_faults=corrected_faults(rep),
+        trace=rep["trace"],
+    )
+
+
+def session_out(row: dict[str, Any], live_session_id: Optional[int] = None) -> SessionOut:
+    """A history row; `row` comes from RepStore.list_sessions (or `with_counts`)."""
+    end = row["ended_at"] if row["ended_at"] is not None else row.get("last_rep_at")
+    return SessionOut(
+        id=row["id"], started_at=row["started_at"], ended_at=row["ended_at"],
+        duration_s=(end - row["started_at"]) if end is not None else None,
+        in_progress=row["ended_at"] is None and row["id"] == live_session_id,
+        profile=row["profile"], athlete=row["athlete"], source=row["source"], clip=clip_name(row["source"]),
+        reps=row["reps"], clean_reps=row["clean_reps"], clean_pct=_pct(row["clean_reps"], row["reps"]),
+        fault_counts=row["fault_counts"],
+    )
+
+
+def with_counts(session: dict[str, Any], reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A RepStore.get_session row with the aggregates list_sessions adds, from its reps."""
+    counts = Counter(f["name"] for r in reps for f in r["faults"])
+    return {**session, "reps": len(reps), "clean_reps": sum(1 for r in reps if not r["faults"]),
+            "last_rep_at": max((r["ended_at"] for r in reps), default=None), "fault_counts": dict(counts)}
+
+
+def session_stats(reps: list[dict[str, Any]], corrected: bool) -> SessionStats:
+    if corrected:
+        reps = [r for r in reps if is_counted(r)]
+        faults = [corrected_faults(r) for r in reps]
+    else:
+        faults = [[f["name"] for f in r["faults"]] for r in reps]
+    counts = Counter(name for names in faults for name in names)
+    clean = sum(1 for names in faults if not names)
+    # most_common breaks ties by first appearance; prefer the fault vocabulary's order instead
+    order = {f.value: i for i, f in enumerate(Fault)}
+    top = min(counts, key=lambda n: (-counts[n], order.get(n, len(order)), n)) if counts else None
+    return SessionStats(
+        reps=len(reps), clean_reps=clean, clean_pct=_pct(clean, len(reps)), fault_counts=dict(counts),
+        most_common_fault=top, most_common_fault_cue=default_cue(top),
+        mean_lowering_s=_mean(r["lowering_s"] for r in reps), mean_rising_s=_mean(r["rising_s"] for r in reps),
+        mean_rep_s=_mean(r["ended_at"] - r["started_at"] for r in reps),
+    )
+
+
+def live_out(version: int, snap: LiveSnapshot, last_rep: Optional[RepBrief]) -> LiveOut:
+    return LiveOut(
+        version=version, **snap.to_dict(),
+        state_label=STATE_LABELS.get(snap.state, snap.state.replace("_", " ").capitalize()),
+        last_fault_label=fault_label(snap.last_fault),
+        last_fault_clock=time.strftime("%H:%M:%S", time.localtime(snap.last_fault_at)) if snap.last_fault_at else "",
+        last_rep=last_rep,
+    )
