@@ -118,7 +118,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from device.runner import run_live
 
     settings = _settings(args, _live_overrides(args))
-    summary = run_live(settings, args.source, profile=args.profile, fast=args.fast, serve_page=not args.no_page)
+    summary = run_live(settings, args.source, profile=args.profile, fast=args.fast, serve_page=not args.no_page,
+                       keep_page_after_clip=not args.exit_at_end)
     _print_run_summary(summary)
     return 0
 
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-page", action="store_true", help="do not serve the trainer page")
     p.add_argument("--port", type=int, help="trainer page port (default: web.port)")
     p.add_argument("--mock-pins", action="store_true", help="drive gpiozero mock pins instead of GPIO")
+    p.add_argument("--exit-at-end", action="store_true", help="with a clip source, exit when it ends instead of keeping the page up")
 
     p = add("log", cmd_log, "headless logging: the same pipeline with no page and no lights")
     live_flags(p)

@@ -76,6 +76,7 @@ def run_live(
     pin_factory=None,
     on_started: Optional[Callable[[LiveRun], None]] = None,
     install_signal_handlers: bool = True,
+    keep_page_after_clip: bool = False,
 ) -> RunSummary:
     spec = source or settings.source.camera
     engine = PoseEngine.from_settings(settings)  # refuses to start on a missing/corrupt model
@@ -119,19 +120,29 @@ def run_live(
         server, run.url = _start_page(settings, live, station)
         print(f"trainer page: {run.url}", flush=True)
 
+    shutdown = threading.Event()
+
+    def on_signal(*_) -> None:
+        shutdown.set()
+        station.stop()
+
     previous = {}
     if install_signal_handlers and threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, lambda *_: station.stop())
+            previous[signum] = signal.signal(signum, on_signal)
     if on_started:
         on_started(run)
     try:
-        return station.run(
+        summary = station.run(
             lambda: open_source(spec, settings.source.width, settings.source.height, settings.source.fps, pace=not fast),
             lossless=fast and not probe.live,
             retry_initial_s=settings.source.retry_initial_s,
             retry_max_s=settings.source.retry_max_s,
         )
+        if server is not None and not probe.live and not shutdown.is_set() and keep_page_after_clip:
+            print(f"clip finished; the trainer page stays up at {run.url} (Ctrl-C to stop)", flush=True)
+            shutdown.wait()
+        return summary
     finally:
         stop_housekeeping.set()
         for signum, handler in previous.items():

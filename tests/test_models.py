@@ -48,7 +48,7 @@ def test_fetch_is_idempotent_and_repairs_corrupt_files(models_dir, tmp_path, mon
     actions = {r.name: r.action for r in fetch_models(target)}
     assert actions == {"pose_detector": "replaced", "pose_landmark_full": "replaced"}
     assert len(calls) == 1  # one wheel download serves both files
-    resolve_models(target)  # verifies both hashes again
+    resolve_models(target, "float16")  # verifies both hashes again
 
 
 @pytest.mark.parametrize("damage", ["truncate", "wrong_hash", "missing"])
@@ -65,7 +65,7 @@ def test_bad_model_file_names_the_file_and_the_fetch_command(models_dir, tmp_pat
     else:
         path.unlink()
     with pytest.raises(ModelError) as info:
-        resolve_models(target)
+        resolve_models(target, "float16")
     message = str(info.value)
     assert str(path) in message and "station models fetch" in message
 
