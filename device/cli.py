@@ -49,7 +49,7 @@ def cmd_models_status(args: argparse.Namespace, settings: Settings) -> int:
     record = read_quantized_record(settings.models_dir) or {}
     for variant in record.get("variants", []):
         rows.append({"model": variant["name"], "file": str(settings.models_dir / variant["file"]) if variant.get("file") else None,
-                     "precision": "int8", "sha256_ok": None})
+                     "precision": variant.get("precision", "int8"), "sha256_ok": None})
     print_table(rows, title=f"models in {settings.models_dir}")
     try:
         chosen = resolve_models(settings.models_dir, settings.models.landmark_variant).landmark_variant
@@ -61,6 +61,30 @@ def cmd_models_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         write_json(args.json, {"models": rows, "landmark_variant": chosen})
     return 0 if chosen else 1
+
+
+def cmd_models_quantize(args: argparse.Namespace, settings: Settings) -> int:
+    from device.report import print_table, write_json
+    from models.quantize import QuantizeError, default_clips_dir, quantize_models
+
+    clips = args.clips or default_clips_dir()
+    if args.explore:
+        from models.explore import explore
+
+        if clips is None:
+            raise QuantizeError("--explore needs the real clips: pass --clips DIR")
+        explore(settings, clips, say=lambda line: print(line, flush=True))
+    outcome = quantize_models(settings, clips_dir=clips, use_clips=not args.no_clips, force=args.force or args.explore)
+    record = outcome.record
+    action = "built and judged" if outcome.rebuilt else "up to date, nothing rebuilt"
+    print_table(outcome.rows, title=f"landmark variants in {settings.models_dir} ({action}, {outcome.seconds:.0f}s)")
+    evaluation = record.get("evaluation", {})
+    source = evaluation.get("note") or f"accuracy measured on {evaluation.get('crops')} held-out crops"
+    print(f"{source}\nselected: {record.get('selected') or 'float16 (no faster variant within the gate)'}")
+    if args.json:
+        write_json(args.json, {"variants": outcome.rows, "selected": record.get("selected"),
+                               "rebuilt": outcome.rebuilt, "seconds": round(outcome.seconds, 1)})
+    return 0
 
 
 # --- replay -------------------------------------------------------------------------------------
@@ -95,6 +119,25 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- bench --------------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from device.bench import run_bench, section_titles
+    from device.report import print_table, write_json
+
+    result = run_bench(settings, args.clip)
+    print(f"clip {result['clip']} on {result['machine']}, {result['threads']} interpreter threads; "
+          f"the station's landmark variant: {result['selected_variant']}")
+    for name, title in section_titles().items():
+        if name in result:
+            print()
+            print_table(result[name], title=f"{name}: {title}")
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 
@@ -119,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="OUT.jsonl", help="one landmark record per frame, then the summary")
     model_flags(p)
 
+    p = add("bench", cmd_bench, "time the bare models and the full pipeline on one clip")
+    p.add_argument("clip", type=Path)
+    p.add_argument("--json", type=Path, metavar="PATH", help="write every section's rows (the printed names)")
+    model_flags(p)
+
     models = sub.add_parser("models", help="fetch, quantize and check the pose models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = msub.add_parser("fetch", help="download the mediapipe wheel from PyPI and extract the models (idempotent)")
@@ -128,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = msub.add_parser("status", help="list model files, their hashes and the variant in use")
     p.add_argument("--json", type=Path, metavar="PATH")
     p.set_defaults(handler=cmd_models_status)
+    model_flags(p)
+    p = msub.add_parser("quantize", help="build int8 landmark variants, judge them against float16 and pick one (idempotent)")
+    p.add_argument("--clips", type=Path, metavar="DIR", help="real clips to judge on (default: ../shared/clips beside the repo, when present)")
+    p.add_argument("--no-clips", action="store_true", help="do not re-measure; take accuracy from the committed evaluation")
+    p.add_argument("--force", action="store_true", help="rebuild and re-judge even when the record is current")
+    p.add_argument("--explore", action="store_true", help="slow: recalibrate, try every recipe, rewrite models/quantization and models/QUANTIZATION.md")
+    p.add_argument("--json", type=Path, metavar="PATH")
+    p.set_defaults(handler=cmd_models_quantize)
     model_flags(p)
     return parser
 
