@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -97,33 +96,20 @@ def prepare(settings: Settings, clip: Path) -> BenchContext:
     return context
 
 
-def _round_robin(models: dict[str, TFLiteModel], inputs: dict[str, list[np.ndarray]], rounds: int = ROUNDS) -> dict[str, float]:
-    for name, model in models.items():
-        model.run(inputs[name][0][None])
-    samples: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(rounds):
-        for i in range(max(len(v) for v in inputs.values())):
-            for name, model in models.items():
-                x = inputs[name][i % len(inputs[name])]
-                t0 = time.perf_counter()
-                model.run(x[None])
-                samples[name].append((time.perf_counter() - t0) * 1000)
-    return {name: float(np.median(v)) for name, v in samples.items()}
-
-
 def bench_models(context: BenchContext) -> list[dict[str, Any]]:
     """Bare model calls: the detector and every landmark variant, on the clip's real inputs."""
+    from models.evaluation import time_models
     from models.manifest import load_manifest
 
     settings = context.settings
     threads, runtime = settings.models.threads, settings.models.runtime
     detector_path = settings.models_dir / load_manifest().by_role("detector").file
-    models = {"detector": TFLiteModel(detector_path, threads, runtime)}
+    paths = {"detector": detector_path}
     inputs = {"detector": context.detector_inputs}
     for name, path in context.variants.items():
-        models[f"landmark {name}"] = TFLiteModel(path, threads, runtime)
+        paths[f"landmark {name}"] = path
         inputs[f"landmark {name}"] = context.landmark_inputs
-    ms = _round_robin(models, inputs)
+    ms = time_models(paths, inputs, rounds=ROUNDS, threads=threads, runtime=runtime)
     context.bare_landmark_ms = {name: ms[f"landmark {name}"] for name in context.variants}
     float16_ms = ms["landmark float16"]
     rows = [{"model": "detector", "variant": "float32", "ms_per_frame": round(ms["detector"], 2), "speedup": None,

@@ -38,7 +38,7 @@ def cmd_models_fetch(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_models_status(args: argparse.Namespace, settings: Settings) -> int:
     from device.report import print_table, write_json
-    from models.manifest import file_is_intact, load_manifest, read_quantized_record, resolve_models
+    from models.manifest import file_is_intact, load_manifest, read_quantized_record, resolve_models, sha256_of
 
     manifest = load_manifest()
     rows = []
@@ -48,8 +48,10 @@ def cmd_models_status(args: argparse.Namespace, settings: Settings) -> int:
                      "sha256_ok": file_is_intact(path, spec)})
     record = read_quantized_record(settings.models_dir) or {}
     for variant in record.get("variants", []):
-        rows.append({"model": variant["name"], "file": str(settings.models_dir / variant["file"]) if variant.get("file") else None,
-                     "precision": variant.get("precision", "int8"), "sha256_ok": None})
+        path = settings.models_dir / variant["file"]
+        intact = path.is_file() and path.stat().st_size == variant.get("size") and sha256_of(path) == variant.get("sha256")
+        rows.append({"model": variant["name"], "file": str(path), "precision": variant.get("precision", "int8"),
+                     "sha256_ok": intact})
     print_table(rows, title=f"models in {settings.models_dir}")
     try:
         chosen = resolve_models(settings.models_dir, settings.models.landmark_variant).landmark_variant

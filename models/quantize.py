@@ -190,9 +190,16 @@ def build_variant(spec: VariantSpec, shipped: bytes, ranges: Optional[Calibratio
 
 @contextlib.contextmanager
 def quiet_stderr():
-    """ai-edge-quantizer draws tqdm bars on stderr even when asked not to; keep CLI output clean."""
-    with contextlib.redirect_stderr(io.StringIO()):
-        yield
+    """ai-edge-quantizer draws tqdm bars on stderr even when asked not to and logs every tensor
+    swap on the root logger; keep the CLI's output to what the user needs."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
 
 
 # --- the record ---------------------------------------------------------------------------------
@@ -306,7 +313,7 @@ def quantize_models(
 
         engine = _float16_engine(settings)
         crops = collect_crops(engine, clips_dir, plan.evaluation_clips, frame_step=eval_frame_step).with_mirrored()
-        log.info("evaluating on %d held-out crops (every %d frame(s) of %d clips, as filmed and mirrored)",
+        log.info("evaluating on %d held-out crops (one frame in %d of %d clips, as filmed and mirrored)",
                  len(crops), eval_frame_step, len(plan.evaluation_clips))
         reference = run_landmarks(shipped_path, crops, threads, runtime)
         for name, (spec, path, _, _) in built.items():
