@@ -61,6 +61,10 @@ class CropSet:
             np.concatenate([self.clips, self.clips]),
         )
 
+    def segments(self) -> np.ndarray:
+        """One label per crop naming its run of consecutive frames: the clip and the facing."""
+        return np.array([f"{clip}|{'mirrored' if m else 'filmed'}" for clip, m in zip(self.clips, self.mirrored)])
+
     def clip_names(self) -> list[str]:
         return sorted(set(self.clips.tolist()))
 

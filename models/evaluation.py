@@ -115,3 +115,27 @@ def time_models(models: Mapping[str, Path], inputs: Union[list[np.ndarray], Mapp
                 model.run(x[None])
                 samples[name].append((time.perf_counter() - t0) * 1000)
     return {name: float(np.median(v)) for name, v in samples.items()}
+
+
+def running_median(series: np.ndarray, window: int) -> np.ndarray:
+    """Centred running median; the ends use the edge values."""
+    half = window // 2
+    padded = np.pad(series, half, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
+
+
+def smoothed_errors(reference: np.ndarray, candidate: np.ndarray, segments: np.ndarray, window: int = 5) -> dict[str, float]:
+    """Hip and knee angle error p95 after the same centred running median over `window` consecutive
+    frames of each segment (one clip, one facing), on the segment's nearer side. Closer to what a
+    rep verdict sees than a single frame; informational, not the gate."""
+    hip_errors, knee_errors = [], []
+    for key in np.unique(segments):
+        index = np.flatnonzero(segments == key)
+        left = np.full(len(index), near_side(reference[index]).mean() >= 0.5)
+        ref_angles = hip_knee_angles(reference[index], left)
+        new_angles = hip_knee_angles(candidate[index], left)
+        hip_errors.append(np.abs(running_median(ref_angles[0], window) - running_median(new_angles[0], window)))
+        knee_errors.append(np.abs(running_median(ref_angles[1], window) - running_median(new_angles[1], window)))
+    hip, knee = np.concatenate(hip_errors), np.concatenate(knee_errors)
+    return {"window": window, "hip_err_p95": round(float(np.percentile(hip, 95)), 2),
+            "knee_err_p95": round(float(np.percentile(knee, 95)), 2)}

@@ -23,7 +23,7 @@ from device.pose import LANDMARK_SIZE, NUM_LANDMARKS, LandmarkModel, project
 from device.runtime import TFLiteModel
 from models.calibration import CalibrationRanges, measure_extremes
 from models.crops import CropSet, collect_crops
-from models.evaluation import AngleErrors, compare, run_landmarks, time_models
+from models.evaluation import compare, run_landmarks, smoothed_errors, time_models
 from models.graph import float_landmark_graph
 from models.manifest import SHIPPED_VARIANT, load_manifest
 from models.quantize import (
@@ -114,7 +114,9 @@ class Explorer:
         ref_cal = run_landmarks(self.shipped_path, cal, self.threads)
         search_set = cal.subsample(SEARCH_FRAME_STEP)
         ref_search = ref_cal[np.arange(0, len(cal), SEARCH_FRAME_STEP)]
-        floor = compare(ref_held, shifted_reference(self.shipped_path, held, self.threads))
+        segments = held.segments()
+        shifted = shifted_reference(self.shipped_path, held, self.threads)
+        floor, floor_smoothed = compare(ref_held, shifted), smoothed_errors(ref_held, shifted, segments)
         self.say(f"float16 noise floor (crop moved 1 px): hip p95 {floor.hip_err_p95:.1f} deg, knee p95 {floor.knee_err_p95:.1f} deg")
 
         groups = self._groups()
@@ -156,7 +158,9 @@ class Explorer:
             paths[spec.name] = path
             results[spec.name] = {"spec": spec, "sha256": _sha256_bytes(data), "size": len(data)}
             self.say(f"judging {spec.name}")
-            results[spec.name]["held_out"] = compare(ref_held, run_landmarks(path, held, self.threads)).row()
+            landmarks = run_landmarks(path, held, self.threads)
+            results[spec.name]["held_out"] = compare(ref_held, landmarks).row()
+            results[spec.name]["held_out_smoothed"] = smoothed_errors(ref_held, landmarks, segments)
             results[spec.name]["calibration"] = compare(ref_cal, run_landmarks(path, cal, self.threads)).row()
         timing_inputs = [held.model_input(i) for i in np.linspace(0, len(held) - 1, 40).astype(int)]
         ms = time_models({SHIPPED_VARIANT: self.shipped_path, **paths}, timing_inputs, rounds=5, threads=self.threads)
@@ -180,14 +184,15 @@ class Explorer:
                          "landmark_float16_ms_same_run": round(detector_ms[SHIPPED_VARIANT], 2),
                          "run_pct_of_frames": round(detector_run_pct, 2),
                          "frames": engine.frames},
-            "noise_floor": {"what": "float16 vs float16 with the crop moved by 1 crop pixel", "held_out": floor.row()},
+            "noise_floor": {"what": "float16 vs float16 with the crop moved by 1 crop pixel", "held_out": floor.row(),
+                            "held_out_smoothed": floor_smoothed},
             "variants": {
                 name: {
                     **r["spec"].to_dict(), "precision": r["spec"].precision, "sha256": r["sha256"], "size": r["size"],
                     "in_plan": any(s.name == name for s in in_plan),
                     "ms_per_frame": round(ms[name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[name], 2),
                     "qualifies": max(r["held_out"]["hip_err_p95"], r["held_out"]["knee_err_p95"]) <= self.plan.gate_p95_deg,
-                    "held_out": r["held_out"], "calibration": r["calibration"],
+                    "held_out": r["held_out"], "held_out_smoothed": r["held_out_smoothed"], "calibration": r["calibration"],
                 }
                 for name, r in results.items()
             },
@@ -251,15 +256,15 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 def render_report(ev: dict[str, Any]) -> str:
     gate = ev["gate_p95_deg"]
     f16 = ev["float16_ms_per_frame"]
-    rows = [["float16 (shipped)", "-", f"{f16:.2f}", "1.00", "0", "0", "0", "0", "0", "0", "0", "0", "yes"]]
+    rows = [["float16 (shipped)", "-", f"{f16:.2f}", "1.00", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "yes"]]
     for name, v in ev["variants"].items():
-        h = v["held_out"]
+        h, sm = v["held_out"], v["held_out_smoothed"]
         rows.append([name, f"{v['size'] / 1e6:.1f} MB", v["ms_per_frame"], v["speedup"],
                      h["hip_err_median"], h["hip_err_p95"], h["hip_err_max"],
                      h["knee_err_median"], h["knee_err_p95"], h["knee_err_max"],
-                     h["px_err_median"], h["px_err_p95"], v["qualifies"]])
+                     h["px_err_median"], h["px_err_p95"], sm["hip_err_p95"], sm["knee_err_p95"], v["qualifies"]])
     header = ["variant", "size", "ms/frame", "speedup", "hip med", "hip p95", "hip max", "knee med", "knee p95",
-              "knee max", "px med", "px p95", f"p95 <= {gate:g} deg"]
+              "knee max", "px med", "px p95", "hip p95 sm", "knee p95 sm", f"p95 <= {gate:g} deg"]
     cal_rows = [[name, v["calibration"]["hip_err_median"], v["calibration"]["hip_err_p95"], v["calibration"]["knee_err_median"],
                  v["calibration"]["knee_err_p95"], v["calibration"]["px_err_median"], v["calibration"]["px_err_p95"]]
                 for name, v in ev["variants"].items()]
@@ -312,7 +317,8 @@ the clips are; the plan, ranges and evaluation it wrote sit in `models/quantizat
 float16 engine makes on the clips, as filmed and mirrored left-right). Landmarks are projected to image pixels;
 hip angle (shoulder-hip-knee) and knee angle (hip-knee-ankle) are taken on the side nearer the camera; errors
 are per frame against float16. px = distance between the two models' near-side shoulder, hip, knee and ankle,
-in image pixels. ms/frame = median bare model call ({ev['threads']} threads), all models timed round-robin in one
+in image pixels. "sm" columns: p95 after the same 5-frame centred running median on both models' angle series
+(closer to what a rep verdict sees; informational, not the gate). ms/frame = median bare model call ({ev['threads']} threads), all models timed round-robin in one
 run; speedup = float16 ms / variant ms. The gate: hip and knee angle error p95 <= {gate:g} deg on the **held-out**
 clips ({', '.join(ev['held_out_clips'])}; {ev['held_out_crops']} crops). Calibration and the per-layer search use only
 the other clips ({ev['calibration_crops']} crops).
@@ -344,7 +350,8 @@ ms in the same run) but ran on {det['run_pct_of_frames']:.1f}% of the {det['fram
 The float16 model compared with itself on the same held-out crops moved by one crop pixel (about what the
 tracked ROI moves between frames): hip error median {floor['hip_err_median']:.2f} / p95 {floor['hip_err_p95']:.2f} / max
 {floor['hip_err_max']:.1f} deg, knee {floor['knee_err_median']:.2f} / {floor['knee_err_p95']:.2f} / {floor['knee_err_max']:.1f} deg,
-px {floor['px_err_median']:.2f} / {floor['px_err_p95']:.2f}. A per-frame p95 gate of {gate:g} deg is tighter than this.
+px {floor['px_err_median']:.2f} / {floor['px_err_p95']:.2f}; after the 5-frame running median, hip p95
+{ev['noise_floor']['held_out_smoothed']['hip_err_p95']:.2f} and knee p95 {ev['noise_floor']['held_out_smoothed']['knee_err_p95']:.2f} deg.
 
 ## Per-layer sensitivity (calibration clips, one frame in {ev['search_frame_step']})
 
