@@ -139,3 +139,13 @@ def smoothed_errors(reference: np.ndarray, candidate: np.ndarray, segments: np.n
     hip, knee = np.concatenate(hip_errors), np.concatenate(knee_errors)
     return {"window": window, "hip_err_p95": round(float(np.percentile(hip, 95)), 2),
             "knee_err_p95": round(float(np.percentile(knee, 95)), 2)}
+
+
+def identical_outputs(reference: Path, candidate: Path, threads: int = 2, runtime: str = "auto") -> bool:
+    """True when every output the candidate has equals the reference's bit for bit on a fixed
+    input: how an exact rewrite proves itself on the machine that built it."""
+    x = np.random.default_rng(0).random((256, 256, 3), dtype=np.float32)[None]
+    ref_model, new_model = TFLiteModel(Path(reference), threads, runtime), TFLiteModel(Path(candidate), threads, runtime)
+    ref = dict(zip(ref_model.output_shapes, ref_model.run(x)))
+    new = dict(zip(new_model.output_shapes, new_model.run(x)))
+    return all(shape in ref and np.array_equal(ref[shape], out) for shape, out in new.items())

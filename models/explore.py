@@ -363,7 +363,9 @@ that only feeds the landmark/presence/world outputs.
 
 ## Per-layer search (calibration clips, one frame in {ev['search_frame_step']})
 
-Static int8 for the least disturbing groups first, one more group per step, the rest float.
+Static int8 for the least disturbing groups first, one more group per step, the rest float. Every step is built
+on the mask-pruned graph, so its speedup over the shipped model includes the pruning's own
+{ev['variants']['float16_nomask']['speedup']:.2f}x (`float16_nomask`); that is the speed an int8 recipe has to beat.
 
 {_table(["step", "added group", "ms/frame", "speedup", "hip p95", "knee p95", f"<= {gate:g} deg"], search_rows)}
 """

@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import importlib
 import importlib.metadata
 import json
 import logging
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -53,7 +55,7 @@ BUILD_FORMAT = 1
 INSTALL_HINT = "install it with `pip install -e '.[quantize]'` (ai-edge-quantizer==0.10.0)"
 DEFAULT_EVAL_FRAME_STEP = 3
 TIMING_INPUTS = 10
-TIMING_ROUNDS = 3
+TIMING_ROUNDS = 5
 
 
 class QuantizeError(StationError):
@@ -63,7 +65,7 @@ class QuantizeError(StationError):
 def require_quantizer() -> str:
     """The installed ai-edge-quantizer version, or a clear error naming the install command."""
     try:
-        import ai_edge_quantizer  # noqa: F401
+        importlib.import_module("ai_edge_quantizer")
     except ImportError as err:
         raise QuantizeError(f"ai-edge-quantizer is not importable ({err}): {INSTALL_HINT}") from None
     return importlib.metadata.version("ai-edge-quantizer")
@@ -89,6 +91,11 @@ class VariantSpec:
     @property
     def file(self) -> str:
         return f"pose_landmark_full_{self.name}.tflite"
+
+    @property
+    def exact(self) -> bool:
+        """A pure graph rewrite: same arithmetic as the shipped model, so same landmarks."""
+        return self.kind == "float16_pruned"
 
     @property
     def precision(self) -> str:
@@ -196,7 +203,9 @@ def quiet_stderr():
     level = root.level
     root.setLevel(max(level, logging.WARNING))
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            # The calibrator's interpreter keeps all tensors on purpose; its warning says so.
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
             yield
     finally:
         root.setLevel(level)
@@ -258,6 +267,120 @@ def _machine() -> str:
     return f"{platform.machine()} {platform.processor() or platform.system()}, {os.cpu_count()} cores"
 
 
+@dataclass(frozen=True)
+class BuiltVariant:
+    spec: VariantSpec
+    path: Path
+    sha256: str
+    size: int
+
+    @property
+    def matches_committed(self) -> Optional[bool]:
+        return self.sha256 == self.spec.expected_sha256 if self.spec.expected_sha256 else None
+
+
+@dataclass
+class Accuracy:
+    """Per-variant angle errors and where they come from (measured here, or the committed file)."""
+
+    errors: dict[str, dict[str, Any]]
+    meta: dict[str, Any]
+    timing_inputs: list[np.ndarray]
+    proven_exact: set[str] = field(default_factory=set)
+
+    @property
+    def measured(self) -> bool:
+        return self.meta["accuracy_source"] == "measured"
+
+
+def build_all(plan: Plan, shipped: bytes, ranges: Optional[CalibrationRanges], models_dir: Path) -> list[BuiltVariant]:
+    built = []
+    for spec in plan.variants:
+        t0 = time.perf_counter()
+        data = build_variant(spec, shipped, ranges)
+        path = models_dir / spec.file
+        _write_atomic(path, data)
+        variant = BuiltVariant(spec, path, _sha256_bytes(data), len(data))
+        built.append(variant)
+        same = {True: "matches the committed build", False: "differs from the committed build", None: "no committed build"}
+        log.info("built %s (%.1f MB, %.1fs; sha256 %s… %s)", spec.file, len(data) / 1e6, time.perf_counter() - t0,
+                 variant.sha256[:12], same[variant.matches_committed])
+    return built
+
+
+def measure_accuracy(settings, plan: Plan, built: list[BuiltVariant], shipped_path: Path, clips_dir: Path,
+                     frame_step: int) -> Accuracy:
+    """Each variant against float16 on the held-out clips' real crops, as filmed and mirrored."""
+    from models.crops import collect_crops
+    from models.evaluation import compare, run_landmarks
+
+    threads, runtime = settings.models.threads, settings.models.runtime
+    crops = collect_crops(_float16_engine(settings), clips_dir, plan.evaluation_clips, frame_step=frame_step).with_mirrored()
+    log.info("judging on %d held-out crops (one frame in %d of %d clips, as filmed and mirrored)",
+             len(crops), frame_step, len(plan.evaluation_clips))
+    reference = run_landmarks(shipped_path, crops, threads, runtime)
+    errors = {b.spec.name: compare(reference, run_landmarks(b.path, crops, threads, runtime)).row() for b in built}
+    meta = {"accuracy_source": "measured", "clips": plan.evaluation_clips, "crops": len(crops),
+            "frame_step": frame_step, "mirrored": True}
+    filmed = len(crops) // 2
+    inputs = [crops.model_input(i) for i in np.linspace(0, filmed - 1, TIMING_INPUTS).astype(int)]
+    return Accuracy(errors, meta, inputs)
+
+
+def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: Path, shipped_path: Path) -> Accuracy:
+    """The accuracy `--explore` measured and committed, for machines without the clips. An exact
+    rewrite whose outputs are checked bit-identical here needs no committed numbers."""
+    from models.evaluation import identical_outputs
+
+    if not evaluation_path.is_file():
+        raise QuantizeError(f"no clips to judge on and no committed evaluation at {evaluation_path}; "
+                            "pass --clips DIR or run `station models quantize --explore` where the clips are")
+    committed = json.loads(evaluation_path.read_text())
+    errors, exact = {}, set()
+    for b in built:
+        entry = committed.get("variants", {}).get(b.spec.name, {}).get("held_out")
+        if b.spec.exact and identical_outputs(shipped_path, b.path):
+            exact.add(b.spec.name)
+        if entry:
+            errors[b.spec.name] = entry
+    meta = {
+        "accuracy_source": "committed",
+        "note": "clips absent here: accuracy is the committed evaluation from `station models quantize --explore` "
+                f"({committed.get('held_out_crops', '?')} held-out crops, {committed.get('date', '?')}), not re-measured",
+        "clips": plan.evaluation_clips,
+    }
+    # Speed does not depend on the picture; any fixed input times the model.
+    rng = np.random.default_rng(0)
+    return Accuracy(errors, meta, [rng.random((256, 256, 3), dtype=np.float32) for _ in range(TIMING_INPUTS)], exact)
+
+
+def variant_entry(b: BuiltVariant, accuracy: Accuracy, ms: dict[str, float], gate: float) -> dict[str, Any]:
+    err = accuracy.errors.get(b.spec.name)
+    within = bool(err) and max(err["hip_err_p95"], err["knee_err_p95"]) <= gate
+    # Committed numbers describe the committed bytes; a different build must be measured first.
+    judged_this_file = accuracy.measured or b.matches_committed is True or b.spec.name in accuracy.proven_exact
+    return {
+        "name": b.spec.name, "file": b.spec.file, "sha256": b.sha256, "size": b.size,
+        "qualifies": within and judged_this_file,
+        "precision": b.spec.precision, "kind": b.spec.kind, "description": b.spec.description,
+        "ms_per_frame": round(ms[b.spec.name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[b.spec.name], 2),
+        "built_matches_committed": b.matches_committed,
+        **({"outputs_identical_to_float16": b.spec.name in accuracy.proven_exact} if not accuracy.measured and b.spec.exact else {}),
+        "accuracy_source": accuracy.meta["accuracy_source"] if err else None,
+        **({} if judged_this_file else {"note": "built bytes differ from the judged build: run with --clips to measure"}),
+        **(err or {}),
+    }
+
+
+def select(variants: list[dict[str, Any]], float16_ms: float) -> Optional[str]:
+    """The fastest qualifying variant, if it beats the shipped model; None means float16."""
+    candidates = [(v["ms_per_frame"], v["name"]) for v in variants if v["qualifies"]]
+    if not candidates:
+        return None
+    ms, name = min(candidates)
+    return name if ms < float16_ms else None
+
+
 def quantize_models(
     settings,
     clips_dir: Optional[Path] = None,
@@ -272,10 +395,9 @@ def quantize_models(
     started = time.perf_counter()
     models_dir: Path = settings.models_dir
     manifest = load_manifest()
-    shipped_spec = manifest.by_role("landmark")
+    shipped_spec, detector_spec = manifest.by_role("landmark"), manifest.by_role("detector")
     shipped_path = models_dir / shipped_spec.file
     check_file(shipped_path, shipped_spec.sha256, shipped_spec.size, FETCH_HINT)
-    detector_spec = manifest.by_role("detector")
     check_file(models_dir / detector_spec.file, detector_spec.sha256, detector_spec.size, FETCH_HINT)
 
     plan = Plan.load(plan_path)
@@ -287,96 +409,51 @@ def quantize_models(
 
     version = require_quantizer()
     ranges = CalibrationRanges.load(ranges_path) if ranges_path.is_file() else None
-    shipped = shipped_path.read_bytes()
-    built: dict[str, tuple[VariantSpec, Path, str, int]] = {}
-    for spec in plan.variants:
-        t0 = time.perf_counter()
-        data = build_variant(spec, shipped, ranges)
-        path = models_dir / spec.file
-        _write_atomic(path, data)
-        digest = _sha256_bytes(data)
-        built[spec.name] = (spec, path, digest, len(data))
-        same = "matches the committed build" if digest == spec.expected_sha256 else "differs from the committed build"
-        log.info("built %s (%.1f MB, %.1fs; sha256 %s… %s)", spec.file, len(data) / 1e6, time.perf_counter() - t0, digest[:12], same)
+    built = build_all(plan, shipped_path.read_bytes(), ranges, models_dir)
 
     clips_dir = clips_dir if clips_dir is not None else default_clips_dir()
-    measured = use_clips and clips_dir is not None and all((clips_dir / c).is_file() for c in plan.evaluation_clips)
-    if use_clips and clips_dir is not None and not measured:
-        log.warning("clips dir %s lacks some evaluation clips; using the committed evaluation", clips_dir)
-    threads, runtime = settings.models.threads, settings.models.runtime
-    errors: dict[str, dict[str, Any]] = {}
-    evaluation_meta: dict[str, Any]
-    timing_inputs: list[np.ndarray]
-    if measured:
-        from models.crops import collect_crops
-        from models.evaluation import compare, run_landmarks
-
-        engine = _float16_engine(settings)
-        crops = collect_crops(engine, clips_dir, plan.evaluation_clips, frame_step=eval_frame_step).with_mirrored()
-        log.info("evaluating on %d held-out crops (one frame in %d of %d clips, as filmed and mirrored)",
-                 len(crops), eval_frame_step, len(plan.evaluation_clips))
-        reference = run_landmarks(shipped_path, crops, threads, runtime)
-        for name, (spec, path, _, _) in built.items():
-            errors[name] = compare(reference, run_landmarks(path, crops, threads, runtime)).row()
-        evaluation_meta = {
-            "accuracy_source": "measured",
-            "clips": plan.evaluation_clips, "crops": len(crops), "frame_step": eval_frame_step, "mirrored": True,
-        }
-        timing_inputs = [crops.model_input(i) for i in np.linspace(0, len(crops) // 2 - 1, TIMING_INPUTS).astype(int)]
+    have_clips = clips_dir is not None and all((clips_dir / c).is_file() for c in plan.evaluation_clips)
+    if use_clips and clips_dir is not None and not have_clips:
+        log.warning("%s lacks some held-out clips; taking the committed evaluation", clips_dir)
+    if use_clips and have_clips:
+        accuracy = measure_accuracy(settings, plan, built, shipped_path, clips_dir, eval_frame_step)
     else:
-        committed = _load_committed_evaluation(evaluation_path)
-        for name in built:
-            entry = committed.get("variants", {}).get(name, {}).get("held_out")
-            if entry:
-                errors[name] = entry
-        evaluation_meta = {
-            "accuracy_source": "committed",
-            "note": "clips absent here: accuracy is the committed evaluation from `station models quantize --explore` "
-                    f"({committed.get('held_out_crops', '?')} held-out crops, {committed.get('date', '?')}), not re-measured",
-            "clips": plan.evaluation_clips,
-        }
-        rng = np.random.default_rng(0)
-        timing_inputs = [rng.random((256, 256, 3), dtype=np.float32) for _ in range(TIMING_INPUTS)]
+        accuracy = committed_accuracy(plan, built, evaluation_path, shipped_path)
 
     from models.evaluation import time_models
 
-    timed = {SHIPPED_VARIANT: shipped_path, **{name: path for name, (_, path, _, _) in built.items()}}
-    ms = time_models(timed, timing_inputs, rounds=TIMING_ROUNDS, threads=threads, runtime=runtime)
-
-    variants = []
-    for name, (spec, path, digest, size) in built.items():
-        err = errors.get(name)
-        within = bool(err) and max(err["hip_err_p95"], err["knee_err_p95"]) <= plan.gate_p95_deg
-        # Committed numbers describe the committed bytes; a different build must be measured first.
-        judged_this_file = measured or digest == spec.expected_sha256
-        qualifies = within and judged_this_file
-        variants.append({
-            "name": name, "file": spec.file, "sha256": digest, "size": size, "qualifies": qualifies,
-            "precision": spec.precision, "kind": spec.kind, "description": spec.description,
-            "ms_per_frame": round(ms[name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[name], 2),
-            "built_matches_committed": digest == spec.expected_sha256 if spec.expected_sha256 else None,
-            "accuracy_source": evaluation_meta["accuracy_source"] if err else None,
-            **({} if judged_this_file else {"note": "built bytes differ from the judged build: run with --clips to measure"}),
-            **(err or {}),
-        })
-    candidates = [(v["ms_per_frame"], v["name"]) for v in variants if v["qualifies"]]
-    fastest = min(candidates) if candidates else None
-    selected = fastest[1] if fastest and fastest[0] < ms[SHIPPED_VARIANT] else None
+    threads = settings.models.threads
+    timed = {SHIPPED_VARIANT: shipped_path, **{b.spec.name: b.path for b in built}}
+    ms = time_models(timed, accuracy.timing_inputs, rounds=TIMING_ROUNDS, threads=threads, runtime=settings.models.runtime)
+    variants = [variant_entry(b, accuracy, ms, plan.gate_p95_deg) for b in built]
     record = {
-        "selected": selected,
+        "selected": select(variants, ms[SHIPPED_VARIANT]),
         "gate_p95_deg": plan.gate_p95_deg,
         "selection": f"fastest variant on this machine whose held-out hip and knee angle error p95 <= {plan.gate_p95_deg} deg; "
                      "float16 (the shipped model) when none is faster",
         "float16_ms_per_frame": round(ms[SHIPPED_VARIANT], 2),
         "machine": _machine(), "threads": threads,
         "built_with": {"ai_edge_quantizer": version},
-        "evaluation": evaluation_meta,
+        "evaluation": accuracy.meta,
         "fingerprint": expected,
         "variants": variants,
     }
-    models_dir.mkdir(parents=True, exist_ok=True)
+    remove_dropped_variants(models_dir, {b.spec.file for b in built})
     _write_atomic(models_dir / QUANTIZED_RECORD, (json.dumps(record, indent=2) + "\n").encode())
     return QuantizeOutcome(record, True, time.perf_counter() - started, _rows(record))
+
+
+def remove_dropped_variants(models_dir: Path, keep: set[str]) -> None:
+    """Delete variant files an earlier record listed that the plan no longer builds."""
+    try:
+        old = read_quantized_record(models_dir) or {}
+    except ModelError:
+        return
+    for entry in old.get("variants", []):
+        name = Path(entry.get("file", "")).name
+        if name and name not in keep and (models_dir / name).is_file():
+            (models_dir / name).unlink()
+            log.info("removed %s (no longer in the plan)", name)
 
 
 def _rows(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -387,13 +464,6 @@ def _rows(record: dict[str, Any]) -> list[dict[str, Any]]:
                      "hip_err_p95": v.get("hip_err_p95"), "knee_err_p95": v.get("knee_err_p95"),
                      "qualifies": v.get("qualifies"), "selected": v["name"] == record.get("selected")})
     return rows
-
-
-def _load_committed_evaluation(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise QuantizeError(f"no clips to evaluate on and no committed evaluation at {path}; "
-                            "pass --clips DIR or run `station models quantize --explore` where the clips are")
-    return json.loads(path.read_text())
 
 
 def _float16_engine(settings):
