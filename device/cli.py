@@ -185,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild and re-judge even when the record is current")
     p.add_argument("--explore", action="store_true", help="slow: recalibrate, try every recipe, rewrite models/quantization and models/QUANTIZATION.md")
     p.add_argument("--json", type=Path, metavar="PATH")
+    p.add_argument("--models-dir", type=Path, help="models directory (default: <data_dir>/models)")
     p.set_defaults(handler=cmd_models_quantize)
-    model_flags(p)
     return parser
 
 

@@ -323,6 +323,18 @@ run; speedup = float16 ms / variant ms. The gate: hip and knee angle error p95 <
 clips ({', '.join(ev['held_out_clips'])}; {ev['held_out_crops']} crops). Calibration and the per-layer search use only
 the other clips ({ev['calibration_crops']} crops).
 
+## Using it
+
+- `station models quantize` builds the planned variants (`models/quantization/plan.json`) from the shipped model
+  and the committed activation ranges (`ranges.json`: per-tensor numbers, no pixels), times them on this machine,
+  judges them on the held-out clips when `../shared/clips` (or `--clips DIR`) is there, else takes the committed
+  accuracy (`evaluation.json`) and says so in `quantized.json`. It then selects the fastest variant within the
+  gate; running it again with everything in place rebuilds nothing (`--force` does). `--no-clips` skips the
+  re-measurement. `station models status` lists the variants and the one in use.
+- `station models quantize --explore` (clips needed, about a quarter of an hour on 2 cores) recalibrates, tries
+  every recipe below and rewrites the plan, ranges, evaluation and this report.
+- `station bench CLIP` times the detector, every landmark variant and the whole replay pipeline in one run.
+
 ## Outcome
 
 {chosen_text} {int8_text} {search_text} Every variant's file is rebuilt by `station models quantize` on the
