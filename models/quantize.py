@@ -345,8 +345,9 @@ def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: P
             errors[b.spec.name] = entry
     meta = {
         "accuracy_source": "committed",
-        "note": "clips absent here: accuracy is the committed evaluation from `station models quantize --explore` "
-                f"({committed.get('held_out_crops', '?')} held-out crops, {committed.get('date', '?')}), not re-measured",
+        "note": "accuracy is the committed evaluation from `station models quantize --explore` "
+                f"({committed.get('held_out_crops', '?')} held-out crops, {committed.get('date', '?')}); not re-measured here "
+                "(no clips, or --no-clips)",
         "clips": plan.evaluation_clips,
     }
     # Speed does not depend on the picture; any fixed input times the model.
