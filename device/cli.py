@@ -38,7 +38,7 @@ def cmd_models_fetch(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_models_status(args: argparse.Namespace, settings: Settings) -> int:
     from device.report import print_table, write_json
-    from models.manifest import file_is_intact, load_manifest, read_quantized_record, resolve_models
+    from models.manifest import file_is_intact, load_manifest, read_quantized_record, resolve_models, sha256_of
 
     manifest = load_manifest()
     rows = []
@@ -48,8 +48,10 @@ def cmd_models_status(args: argparse.Namespace, settings: Settings) -> int:
                      "sha256_ok": file_is_intact(path, spec)})
     record = read_quantized_record(settings.models_dir) or {}
     for variant in record.get("variants", []):
-        rows.append({"model": variant["name"], "file": str(settings.models_dir / variant["file"]) if variant.get("file") else None,
-                     "precision": "int8", "sha256_ok": None})
+        path = settings.models_dir / variant["file"]
+        intact = path.is_file() and path.stat().st_size == variant.get("size") and sha256_of(path) == variant.get("sha256")
+        rows.append({"model": variant["name"], "file": str(path), "precision": variant.get("precision", "int8"),
+                     "sha256_ok": intact})
     print_table(rows, title=f"models in {settings.models_dir}")
     try:
         chosen = resolve_models(settings.models_dir, settings.models.landmark_variant).landmark_variant
@@ -61,6 +63,30 @@ def cmd_models_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         write_json(args.json, {"models": rows, "landmark_variant": chosen})
     return 0 if chosen else 1
+
+
+def cmd_models_quantize(args: argparse.Namespace, settings: Settings) -> int:
+    from device.report import print_table, write_json
+    from models.quantize import QuantizeError, default_clips_dir, quantize_models
+
+    clips = args.clips or default_clips_dir()
+    if args.explore:
+        from models.explore import explore
+
+        if clips is None:
+            raise QuantizeError("--explore needs the real clips: pass --clips DIR")
+        explore(settings, clips, say=lambda line: print(line, flush=True))
+    outcome = quantize_models(settings, clips_dir=clips, use_clips=not args.no_clips, force=args.force or args.explore)
+    record = outcome.record
+    action = "built and judged" if outcome.rebuilt else "up to date, nothing rebuilt"
+    print_table(outcome.rows, title=f"landmark variants in {settings.models_dir} ({action}, {outcome.seconds:.0f}s)")
+    evaluation = record.get("evaluation", {})
+    source = evaluation.get("note") or f"accuracy measured on {evaluation.get('crops')} held-out crops"
+    print(f"{source}\nselected: {record.get('selected') or 'float16 (no faster variant within the gate)'}")
+    if args.json:
+        write_json(args.json, {"variants": outcome.rows, "selected": record.get("selected"),
+                               "rebuilt": outcome.rebuilt, "seconds": round(outcome.seconds, 1)})
+    return 0
 
 
 # --- replay -------------------------------------------------------------------------------------
@@ -208,6 +234,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve_rep_log(settings, db=args.db, host=args.host, port=args.port, writable=args.writable)
 
 
+# --- bench --------------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from device.bench import run_bench, section_titles
+    from device.report import print_table, write_json
+
+    result = run_bench(settings, args.clip)
+    print(f"clip {result['clip']} on {result['machine']}, {result['threads']} interpreter threads; "
+          f"the station's landmark variant: {result['selected_variant']}")
+    for name, title in section_titles().items():
+        if name in result:
+            print()
+            print_table(result[name], title=f"{name}: {title}")
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 
@@ -264,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--writable", action="store_true",
                    help="allow corrections, labels and deletes (still need web.token); default read-only")
 
+    p = add("bench", cmd_bench, "time the bare models and the full pipeline on one clip")
+    p.add_argument("clip", type=Path)
+    p.add_argument("--json", type=Path, metavar="PATH", help="write every section's rows (the printed names)")
+    model_flags(p)
+
     models = sub.add_parser("models", help="fetch, quantize and check the pose models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = msub.add_parser("fetch", help="download the mediapipe wheel from PyPI and extract the models (idempotent)")
@@ -286,6 +336,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", type=int, metavar="N", help="DEST is a directory: keep only the newest N timestamped backups there")
     p.add_argument("--json", type=Path, metavar="PATH")
     p.set_defaults(handler=cmd_db_backup)
+
+    p = msub.add_parser("quantize", help="build int8 landmark variants, judge them against float16 and pick one (idempotent)")
+    p.add_argument("--clips", type=Path, metavar="DIR", help="real clips to judge on (default: ../shared/clips beside the repo, when present)")
+    p.add_argument("--no-clips", action="store_true", help="do not re-measure; take accuracy from the committed evaluation")
+    p.add_argument("--force", action="store_true", help="rebuild and re-judge even when the record is current")
+    p.add_argument("--explore", action="store_true", help="slow: recalibrate, try every recipe, rewrite models/quantization and models/QUANTIZATION.md")
+    p.add_argument("--json", type=Path, metavar="PATH")
+    p.add_argument("--models-dir", type=Path, help="models directory (default: <data_dir>/models)")
+    p.set_defaults(handler=cmd_models_quantize)
     return parser
 
 

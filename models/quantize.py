@@ -1,0 +1,475 @@
+"""`station models quantize`: build the landmark model variants, judge them, pick one.
+
+Every variant starts from the sha256-pinned shipped model, rewritten exactly (models/graph.py), and
+is quantized with ai-edge-quantizer following a committed plan (models/quantization/plan.json) and
+committed activation ranges (ranges.json: per-tensor numbers measured on real crops, no pixels).
+So a Pi without the clips rebuilds the same files. Each variant is then judged against float16 in
+the coach's units (hip and knee angle error, models/evaluation.py) on clips held out from
+calibration: measured here when the clips are present, otherwise taken from the committed
+evaluation and labelled so. The station uses the fastest variant on this machine whose hip and
+knee angle error p95 is within the gate; the shipped float16 model is the fallback.
+
+`--explore` (needs the clips, slow) recalibrates, tries every recipe including the per-layer
+search, and rewrites the committed plan, ranges, evaluation and models/QUANTIZATION.md.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import importlib
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from device.errors import ModelError, StationError
+from models.calibration import CalibrationRanges
+from models.graph import float_landmark_graph, pruned_float16
+from models.manifest import (
+    FETCH_HINT,
+    QUANTIZED_RECORD,
+    SHIPPED_VARIANT,
+    check_file,
+    load_manifest,
+    read_quantized_record,
+)
+
+log = logging.getLogger(__name__)
+
+PLAN_DIR = Path(__file__).with_name("quantization")
+PLAN_PATH = PLAN_DIR / "plan.json"
+RANGES_PATH = PLAN_DIR / "ranges.json"
+EVALUATION_PATH = PLAN_DIR / "evaluation.json"
+REPORT_PATH = Path(__file__).with_name("QUANTIZATION.md")
+# Bump when the way a plan turns into bytes changes, so old records are rebuilt.
+BUILD_FORMAT = 1
+INSTALL_HINT = "install it with `pip install -e '.[quantize]'` (ai-edge-quantizer==0.10.0)"
+DEFAULT_EVAL_FRAME_STEP = 3
+TIMING_INPUTS = 10
+TIMING_ROUNDS = 5
+
+
+class QuantizeError(StationError):
+    """The quantize step cannot run as asked (missing extra, clips, or plan)."""
+
+
+def require_quantizer() -> str:
+    """The installed ai-edge-quantizer version, or a clear error naming the install command."""
+    try:
+        importlib.import_module("ai_edge_quantizer")
+    except ImportError as err:
+        raise QuantizeError(f"ai-edge-quantizer is not importable ({err}): {INSTALL_HINT}") from None
+    return importlib.metadata.version("ai-edge-quantizer")
+
+
+# --- recipes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One recipe. kind: 'float16_pruned' (shipped weights, mask branch removed), 'weight_only'
+    (int8 weights, float compute), 'dynamic' (int8 weights, activations quantized on the fly) or
+    'static' (int8 weights and calibrated int8 activations; `float_groups` stay float)."""
+
+    name: str
+    kind: str
+    description: str
+    prune_mask: bool = True
+    ranges: str = "minmax"
+    float_groups: tuple[str, ...] = ()
+    expected_sha256: Optional[str] = None
+
+    @property
+    def file(self) -> str:
+        return f"pose_landmark_full_{self.name}.tflite"
+
+    @property
+    def exact(self) -> bool:
+        """A pure graph rewrite: same arithmetic as the shipped model, so same landmarks."""
+        return self.kind == "float16_pruned"
+
+    @property
+    def precision(self) -> str:
+        return "float16" if self.kind == "float16_pruned" else "int8"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "kind": self.kind, "description": self.description}
+        if self.kind != "float16_pruned":
+            data["prune_mask"] = self.prune_mask
+        if self.kind == "static":
+            data["ranges"] = self.ranges
+            data["float_groups"] = list(self.float_groups)
+        if self.expected_sha256:
+            data["expected_sha256"] = self.expected_sha256
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "VariantSpec":
+        return cls(
+            name=data["name"], kind=data["kind"], description=data.get("description", ""),
+            prune_mask=bool(data.get("prune_mask", True)), ranges=data.get("ranges", "minmax"),
+            float_groups=tuple(data.get("float_groups", ())), expected_sha256=data.get("expected_sha256"),
+        )
+
+
+@dataclass
+class Plan:
+    """The committed recipe list, the clip split and the gate."""
+
+    gate_p95_deg: float
+    calibration_clips: list[str]
+    evaluation_clips: list[str]
+    variants: list[VariantSpec]
+    notes: str = ""
+
+    @classmethod
+    def load(cls, path: Path = PLAN_PATH) -> "Plan":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise QuantizeError(f"cannot read the quantization plan {path}: {err}") from None
+        return cls(
+            gate_p95_deg=float(data["gate_p95_deg"]),
+            calibration_clips=list(data["calibration_clips"]),
+            evaluation_clips=list(data["evaluation_clips"]),
+            variants=[VariantSpec.from_dict(v) for v in data["variants"]],
+            notes=data.get("notes", ""),
+        )
+
+    def to_json(self) -> str:
+        data = {
+            "gate_p95_deg": self.gate_p95_deg,
+            "notes": self.notes,
+            "calibration_clips": self.calibration_clips,
+            "evaluation_clips": self.evaluation_clips,
+            "variants": [v.to_dict() for v in self.variants],
+        }
+        return json.dumps(data, indent=2) + "\n"
+
+
+def build_variant(spec: VariantSpec, shipped: bytes, ranges: Optional[CalibrationRanges]) -> bytes:
+    """The variant's .tflite bytes. Deterministic for a given shipped model, plan and ranges."""
+    if spec.kind == "float16_pruned":
+        return pruned_float16(shipped)
+    from ai_edge_quantizer import qtyping, quantizer
+
+    ops = qtyping.TFLOperationName
+    graph = float_landmark_graph(shipped, prune_segmentation=spec.prune_mask)
+    layers = graph.layers()
+    unknown = set(spec.float_groups) - {layer.group for layer in layers}
+    if unknown:
+        raise QuantizeError(f"variant {spec.name}: no layer group(s) {sorted(unknown)} in the landmark model")
+    tensors = {t.name.decode() if isinstance(t.name, bytes) else t.name for t in graph.subgraph.tensors}
+    q = quantizer.Quantizer(graph.to_bytes())
+    calibration = None
+    if spec.kind == "weight_only":
+        q.add_weight_only_config(".*", ops.ALL_SUPPORTED, 8)
+    elif spec.kind == "dynamic":
+        q.add_dynamic_config(".*", ops.ALL_SUPPORTED, 8)
+    elif spec.kind == "static":
+        if ranges is None:
+            raise QuantizeError(f"variant {spec.name} needs calibration ranges ({RANGES_PATH})")
+        q.add_static_config(".*", ops.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8)
+        # Float in, float out: the engine feeds float crops and reads float landmarks.
+        q.update_quantization_recipe(".*", ops.INPUT, algorithm_key="no_quantize")
+        q.update_quantization_recipe(".*", ops.OUTPUT, algorithm_key="no_quantize")
+        import re
+
+        for layer in layers:
+            if layer.group in spec.float_groups:
+                q.update_quantization_recipe(f"^{re.escape(layer.scope)};$", ops.ALL_SUPPORTED, algorithm_key="no_quantize")
+        calibration = ranges.qsvs(spec.ranges, tensors)
+    else:
+        raise QuantizeError(f"variant {spec.name}: unknown kind {spec.kind!r}")
+    with quiet_stderr():
+        result = q.quantize(calibration, enable_progress_bar=False, enable_progress_report=False)
+    return bytes(result.quantized_model)
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """ai-edge-quantizer draws tqdm bars on stderr even when asked not to and logs every tensor
+    swap on the root logger; keep the CLI's output to what the user needs."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            # The calibrator's interpreter keeps all tensors on purpose; its warning says so.
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+# --- the record ---------------------------------------------------------------------------------
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fingerprint(shipped_sha: str, plan_path: Path, ranges_path: Path) -> dict[str, Any]:
+    """What the built files depend on; a record with the same fingerprint need not be rebuilt."""
+    return {
+        "shipped_sha256": shipped_sha,
+        "plan_sha256": _sha256_bytes(plan_path.read_bytes()),
+        "ranges_sha256": _sha256_bytes(ranges_path.read_bytes()) if ranges_path.is_file() else None,
+        "build_format": BUILD_FORMAT,
+    }
+
+
+def record_is_current(models_dir: Path, expected: dict[str, Any]) -> bool:
+    try:
+        record = read_quantized_record(models_dir)
+    except ModelError:
+        return False
+    if not record or record.get("fingerprint") != expected:
+        return False
+    for variant in record.get("variants", []):
+        path = models_dir / variant["file"]
+        try:
+            check_file(path, variant["sha256"], variant.get("size"), "")
+        except ModelError:
+            return False
+    return True
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+@dataclass
+class QuantizeOutcome:
+    record: dict[str, Any]
+    rebuilt: bool
+    seconds: float
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def default_clips_dir() -> Optional[Path]:
+    candidate = Path(__file__).resolve().parents[1].parent / "shared" / "clips"
+    return candidate if candidate.is_dir() else None
+
+
+def _machine() -> str:
+    return f"{platform.machine()} {platform.processor() or platform.system()}, {os.cpu_count()} cores"
+
+
+@dataclass(frozen=True)
+class BuiltVariant:
+    spec: VariantSpec
+    path: Path
+    sha256: str
+    size: int
+
+    @property
+    def matches_committed(self) -> Optional[bool]:
+        return self.sha256 == self.spec.expected_sha256 if self.spec.expected_sha256 else None
+
+
+@dataclass
+class Accuracy:
+    """Per-variant angle errors and where they come from (measured here, or the committed file)."""
+
+    errors: dict[str, dict[str, Any]]
+    meta: dict[str, Any]
+    timing_inputs: list[np.ndarray]
+    proven_exact: set[str] = field(default_factory=set)
+
+    @property
+    def measured(self) -> bool:
+        return self.meta["accuracy_source"] == "measured"
+
+
+def build_all(plan: Plan, shipped: bytes, ranges: Optional[CalibrationRanges], models_dir: Path) -> list[BuiltVariant]:
+    built = []
+    for spec in plan.variants:
+        t0 = time.perf_counter()
+        data = build_variant(spec, shipped, ranges)
+        path = models_dir / spec.file
+        _write_atomic(path, data)
+        variant = BuiltVariant(spec, path, _sha256_bytes(data), len(data))
+        built.append(variant)
+        same = {True: "matches the committed build", False: "differs from the committed build", None: "no committed build"}
+        log.info("built %s (%.1f MB, %.1fs; sha256 %s… %s)", spec.file, len(data) / 1e6, time.perf_counter() - t0,
+                 variant.sha256[:12], same[variant.matches_committed])
+    return built
+
+
+def measure_accuracy(settings, plan: Plan, built: list[BuiltVariant], shipped_path: Path, clips_dir: Path,
+                     frame_step: int) -> Accuracy:
+    """Each variant against float16 on the held-out clips' real crops, as filmed and mirrored."""
+    from models.crops import collect_crops
+    from models.evaluation import compare, run_landmarks
+
+    threads, runtime = settings.models.threads, settings.models.runtime
+    crops = collect_crops(_float16_engine(settings), clips_dir, plan.evaluation_clips, frame_step=frame_step).with_mirrored()
+    log.info("judging on %d held-out crops (one frame in %d of %d clips, as filmed and mirrored)",
+             len(crops), frame_step, len(plan.evaluation_clips))
+    reference = run_landmarks(shipped_path, crops, threads, runtime)
+    errors = {b.spec.name: compare(reference, run_landmarks(b.path, crops, threads, runtime)).row() for b in built}
+    meta = {"accuracy_source": "measured", "clips": plan.evaluation_clips, "crops": len(crops),
+            "frame_step": frame_step, "mirrored": True}
+    filmed = len(crops) // 2
+    inputs = [crops.model_input(i) for i in np.linspace(0, filmed - 1, TIMING_INPUTS).astype(int)]
+    return Accuracy(errors, meta, inputs)
+
+
+def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: Path, shipped_path: Path) -> Accuracy:
+    """The accuracy `--explore` measured and committed, for machines without the clips. An exact
+    rewrite whose outputs are checked bit-identical here needs no committed numbers."""
+    from models.evaluation import identical_outputs
+
+    if not evaluation_path.is_file():
+        raise QuantizeError(f"no clips to judge on and no committed evaluation at {evaluation_path}; "
+                            "pass --clips DIR or run `station models quantize --explore` where the clips are")
+    committed = json.loads(evaluation_path.read_text())
+    errors, exact = {}, set()
+    for b in built:
+        entry = committed.get("variants", {}).get(b.spec.name, {}).get("held_out")
+        if b.spec.exact and identical_outputs(shipped_path, b.path):
+            exact.add(b.spec.name)
+        if entry:
+            errors[b.spec.name] = entry
+    meta = {
+        "accuracy_source": "committed",
+        "note": "accuracy is the committed evaluation from `station models quantize --explore` "
+                f"({committed.get('held_out_crops', '?')} held-out crops, {committed.get('date', '?')}); not re-measured here "
+                "(no clips, or --no-clips)",
+        "clips": plan.evaluation_clips,
+    }
+    # Speed does not depend on the picture; any fixed input times the model.
+    rng = np.random.default_rng(0)
+    return Accuracy(errors, meta, [rng.random((256, 256, 3), dtype=np.float32) for _ in range(TIMING_INPUTS)], exact)
+
+
+def variant_entry(b: BuiltVariant, accuracy: Accuracy, ms: dict[str, float], gate: float) -> dict[str, Any]:
+    err = accuracy.errors.get(b.spec.name)
+    within = bool(err) and max(err["hip_err_p95"], err["knee_err_p95"]) <= gate
+    # Committed numbers describe the committed bytes; a different build must be measured first.
+    judged_this_file = accuracy.measured or b.matches_committed is True or b.spec.name in accuracy.proven_exact
+    return {
+        "name": b.spec.name, "file": b.spec.file, "sha256": b.sha256, "size": b.size,
+        "qualifies": within and judged_this_file,
+        "precision": b.spec.precision, "kind": b.spec.kind, "description": b.spec.description,
+        "ms_per_frame": round(ms[b.spec.name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[b.spec.name], 2),
+        "built_matches_committed": b.matches_committed,
+        **({"outputs_identical_to_float16": b.spec.name in accuracy.proven_exact} if not accuracy.measured and b.spec.exact else {}),
+        "accuracy_source": accuracy.meta["accuracy_source"] if err else None,
+        **({} if judged_this_file else {"note": "built bytes differ from the judged build: run with --clips to measure"}),
+        **(err or {}),
+    }
+
+
+def select(variants: list[dict[str, Any]], float16_ms: float) -> Optional[str]:
+    """The fastest qualifying variant, if it beats the shipped model; None means float16."""
+    candidates = [(v["ms_per_frame"], v["name"]) for v in variants if v["qualifies"]]
+    if not candidates:
+        return None
+    ms, name = min(candidates)
+    return name if ms < float16_ms else None
+
+
+def quantize_models(
+    settings,
+    clips_dir: Optional[Path] = None,
+    use_clips: bool = True,
+    force: bool = False,
+    plan_path: Path = PLAN_PATH,
+    ranges_path: Path = RANGES_PATH,
+    evaluation_path: Path = EVALUATION_PATH,
+    eval_frame_step: int = DEFAULT_EVAL_FRAME_STEP,
+) -> QuantizeOutcome:
+    """Build every planned variant into settings.models_dir, judge it, write quantized.json."""
+    started = time.perf_counter()
+    models_dir: Path = settings.models_dir
+    manifest = load_manifest()
+    shipped_spec, detector_spec = manifest.by_role("landmark"), manifest.by_role("detector")
+    shipped_path = models_dir / shipped_spec.file
+    check_file(shipped_path, shipped_spec.sha256, shipped_spec.size, FETCH_HINT)
+    check_file(models_dir / detector_spec.file, detector_spec.sha256, detector_spec.size, FETCH_HINT)
+
+    plan = Plan.load(plan_path)
+    expected = fingerprint(shipped_spec.sha256, plan_path, ranges_path)
+    if not force and record_is_current(models_dir, expected):
+        record = read_quantized_record(models_dir) or {}
+        log.info("quantized variants in %s are up to date (use --force to rebuild)", models_dir)
+        return QuantizeOutcome(record, False, time.perf_counter() - started, _rows(record))
+
+    version = require_quantizer()
+    ranges = CalibrationRanges.load(ranges_path) if ranges_path.is_file() else None
+    built = build_all(plan, shipped_path.read_bytes(), ranges, models_dir)
+
+    clips_dir = clips_dir if clips_dir is not None else default_clips_dir()
+    have_clips = clips_dir is not None and all((clips_dir / c).is_file() for c in plan.evaluation_clips)
+    if use_clips and clips_dir is not None and not have_clips:
+        log.warning("%s lacks some held-out clips; taking the committed evaluation", clips_dir)
+    if use_clips and have_clips:
+        accuracy = measure_accuracy(settings, plan, built, shipped_path, clips_dir, eval_frame_step)
+    else:
+        accuracy = committed_accuracy(plan, built, evaluation_path, shipped_path)
+
+    from models.evaluation import time_models
+
+    threads = settings.models.threads
+    timed = {SHIPPED_VARIANT: shipped_path, **{b.spec.name: b.path for b in built}}
+    ms = time_models(timed, accuracy.timing_inputs, rounds=TIMING_ROUNDS, threads=threads, runtime=settings.models.runtime)
+    variants = [variant_entry(b, accuracy, ms, plan.gate_p95_deg) for b in built]
+    record = {
+        "selected": select(variants, ms[SHIPPED_VARIANT]),
+        "gate_p95_deg": plan.gate_p95_deg,
+        "selection": f"fastest variant on this machine whose held-out hip and knee angle error p95 <= {plan.gate_p95_deg} deg; "
+                     "float16 (the shipped model) when none is faster",
+        "float16_ms_per_frame": round(ms[SHIPPED_VARIANT], 2),
+        "machine": _machine(), "threads": threads,
+        "built_with": {"ai_edge_quantizer": version},
+        "evaluation": accuracy.meta,
+        "fingerprint": expected,
+        "variants": variants,
+    }
+    remove_dropped_variants(models_dir, {b.spec.file for b in built})
+    _write_atomic(models_dir / QUANTIZED_RECORD, (json.dumps(record, indent=2) + "\n").encode())
+    return QuantizeOutcome(record, True, time.perf_counter() - started, _rows(record))
+
+
+def remove_dropped_variants(models_dir: Path, keep: set[str]) -> None:
+    """Delete variant files an earlier record listed that the plan no longer builds."""
+    try:
+        old = read_quantized_record(models_dir) or {}
+    except ModelError:
+        return
+    for entry in old.get("variants", []):
+        name = Path(entry.get("file", "")).name
+        if name and name not in keep and (models_dir / name).is_file():
+            (models_dir / name).unlink()
+            log.info("removed %s (no longer in the plan)", name)
+
+
+def _rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = [{"variant": SHIPPED_VARIANT, "ms_per_frame": record.get("float16_ms_per_frame"), "speedup": 1.0,
+             "hip_err_p95": 0.0, "knee_err_p95": 0.0, "qualifies": True, "selected": record.get("selected") is None}]
+    for v in record.get("variants", []):
+        rows.append({"variant": v["name"], "ms_per_frame": v.get("ms_per_frame"), "speedup": v.get("speedup"),
+                     "hip_err_p95": v.get("hip_err_p95"), "knee_err_p95": v.get("knee_err_p95"),
+                     "qualifies": v.get("qualifies"), "selected": v["name"] == record.get("selected")})
+    return rows
+
+
+def _float16_engine(settings):
+    from device.pose import PoseEngine
+
+    models = settings.models.model_copy(update={"landmark_variant": SHIPPED_VARIANT})
+    return PoseEngine.from_settings(settings.model_copy(update={"models": models}))
+
