@@ -35,6 +35,7 @@ class BenchContext:
     variants: dict[str, Path] = field(default_factory=dict)  # landmark variant name -> verified file
     selected: str = "float16"
     bare_landmark_ms: dict[str, float] = field(default_factory=dict)
+    poses: list = field(default_factory=list)  # the float16 engine's poses of the clip, for the analysis section
 
 
 class _Recorder:
@@ -77,6 +78,7 @@ def prepare(settings: Settings, clip: Path) -> BenchContext:
     with VideoFileSource(clip) as source:
         frames = []
         for frame, pose in iter_poses(engine, source):
+            context.poses.append(pose)
             if pose.found and pose.roi is not None:
                 context.landmark_inputs.append(engine.landmarks.crop(frame.image, pose.roi))
             frames.append(frame.image)
@@ -142,10 +144,153 @@ def bench_pipeline(context: BenchContext) -> list[dict[str, Any]]:
     return rows
 
 
+def bench_analysis(context: BenchContext) -> list[dict[str, Any]]:
+    """Kinematics, framing, rep counting and fault rules alone, per frame, on the clip's real poses."""
+    import time
+
+    from device.runner import analyzer_factory
+
+    settings = context.settings
+    analyzer = analyzer_factory(settings)(settings.analysis.profile)
+    ms = []
+    for pose in context.poses:
+        t0 = time.perf_counter()
+        analyzer.update(pose)
+        ms.append((time.perf_counter() - t0) * 1000)
+    return [{"profile": settings.analysis.profile, "frames": len(ms), "analysis_ms_median": round(float(np.median(ms)), 3),
+             "analysis_ms_p99": round(float(np.percentile(ms, 99)), 3), "analysis_ms_max": round(max(ms), 3)}]
+
+
+def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool):
+    """The real live loop (pose, analysis, mock LED and buzzer, SQLite) over a clip: as fast as it
+    goes with every frame (`fast`), or at the clip's own rate as a camera would deliver it."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from device.live import LiveState
+    from device.replog import RepLog
+    from device.runner import analyzer_factory
+    from device.signals import signals_from_settings
+    from device.sources import VideoFileSource
+    from device.station import Station
+    from device.store import RepStore
+
+    signals, _ = signals_from_settings(settings.signals, MockFactory(pin_class=MockPWMPin))
+    signals.set_buzzer_enabled(True)
+    station = Station(engine=_engine(settings, settings.models.landmark_variant), make_analyzer=analyzer_factory(settings),
+                      profile=settings.analysis.profile, replog=RepLog(RepStore(db_path)), signals=signals, live=LiveState(),
+                      source_id=f"file:{clip.name}")
+    try:
+        return station.run(lambda: VideoFileSource(clip, pace=not fast), lossless=fast)
+    finally:
+        station.replog.close()
+        signals.close()
+
+
+def _stat(values: list[float], q: float) -> Optional[float]:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def bench_live(context: BenchContext) -> list[dict[str, Any]]:
+    """The live loop twice: flat out (its FPS against the bare landmark model's), and paced at the
+    clip's frame rate like a camera (latency from frame capture to verdict and to LED/buzzer)."""
+    import tempfile
+
+    bare_ms = context.bare_landmark_ms.get(context.selected)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
+        for mode, fast in (("fast", True), ("camera-paced", False)):
+            summary = run_live_loop(context.settings, context.clip, Path(tmp) / f"{mode}.db", fast)
+            rows.append({
+                "mode": mode, "frames": summary.frames, "dropped": summary.dropped, "fps": round(summary.fps, 1),
+                "live_fps_per_bare_model_fps": round(summary.fps * bare_ms / 1000, 2) if bare_ms else None,
+                "reps": summary.reps, "alerts": summary.faults,
+                "verdict_latency_ms_median": _stat(summary.verdict_latency_ms, 50),
+                "verdict_latency_ms_p95": _stat(summary.verdict_latency_ms, 95),
+                "frame_to_signal_ms_median": _stat(summary.signal_latency_ms, 50),
+                "frame_to_signal_ms_p95": _stat(summary.signal_latency_ms, 95),
+            })
+    return rows
+
+
+def bench_memory(context: BenchContext) -> list[dict[str, Any]]:
+    """Peak resident memory of a whole `station run` process (mock pins, page up) over the clip."""
+    import subprocess
+    import sys
+    import tempfile
+
+    settings = context.settings
+    with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
+        env = {**os.environ, "HINGE_DATA_DIR": tmp, "HINGE_MODELS__DIR": str(settings.models_dir),
+               "HINGE_MODELS__LANDMARK_VARIANT": settings.models.landmark_variant}
+        cmd = [sys.executable, "-m", "device.cli", "run", "--source", str(context.clip), "--fast", "--mock-pins",
+               "--exit-at-end", "--port", "0"]
+        # A fork of this (large) process would count its pages in the child's peak, so a small
+        # launcher starts `station run` and reports the peak of that process alone.
+        proc = subprocess.run([sys.executable, "-c", _PEAK_RSS_LAUNCHER, *cmd], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ModelError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()[-300:]}")
+    peak_kb = int(proc.stdout.split()[-1])
+    return [{"process": "station run --fast --mock-pins (page up)", "peak_rss_mb": round(peak_kb / 1024, 1)}]
+
+
+_PEAK_RSS_LAUNCHER = """
+import os, subprocess, sys, tempfile
+with tempfile.TemporaryFile() as err:
+    child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=err)
+    _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        err.seek(0)
+        sys.stderr.write(err.read().decode(errors="replace"))
+        sys.exit(1)
+print(usage.ru_maxrss)
+"""
+
+
+def bench_page(context: BenchContext) -> list[dict[str, Any]]:
+    """The trainer page over a 10,000-rep log while the live loop runs flat out in the same
+    process (as in `station run`), and the live loop's FPS with and without that load."""
+    import tempfile
+
+    from device.store import RepStore
+    from web.app import create_app
+    from web.bench import build_bench_db, pipeline_cost
+    from web.server import PageServer
+
+    with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
+        log = build_bench_db(Path(tmp) / "page.db", reps=PAGE_BENCH_REPS)
+        store = RepStore(log.path, readonly=True)
+        app = create_app(store, context.settings.web, profiles=[context.settings.analysis.profile])
+        runs = iter(range(100))
+
+        def pipeline() -> float:
+            return run_live_loop(context.settings, context.clip, Path(tmp) / f"live{next(runs)}.db", fast=True).fps
+
+        with PageServer(app) as server:
+            cost = pipeline_cost(pipeline, server.base_url, log.session_ids, requests=200, concurrency=2)
+        store.close()
+    before, after = cost["fps_alone_runs"]
+    rows = [{"phase": "live loop alone (before, after)", "page": "-", "requests": None, "errors": None, "p50_ms": None,
+             "p99_ms": None, "live_fps": f"{before:.1f}, {after:.1f}", "live_fps_cost_pct": None}]
+    for phase, label in (("pages_alone", "page alone"), ("pages_with_pipeline", "page + live loop")):
+        for page, stats in cost[phase].items():
+            rows.append({"phase": label, "page": page, "requests": stats["requests"], "errors": stats["errors"],
+                         "p50_ms": round(stats["p50_ms"], 1), "p99_ms": round(stats["p99_ms"], 1),
+                         "live_fps": round(cost["fps_with_pages"], 1) if phase == "pages_with_pipeline" else None,
+                         "live_fps_cost_pct": round(cost["fps_cost_pct"], 1) if phase == "pages_with_pipeline" else None})
+    return rows
+
+
+PAGE_BENCH_REPS = 10_000
+
+
 Section = Callable[[BenchContext], list[dict[str, Any]]]
 SECTIONS: list[tuple[str, str, Section]] = [
     ("models", "bare model calls (ms per call, same real inputs, round-robin)", bench_models),
     ("pipeline", "full replay pipeline", bench_pipeline),
+    ("analysis", "hinge analysis per frame (ms)", bench_analysis),
+    ("live", "live loop: FPS vs bare landmark model, capture-to-verdict and frame-to-signal latency", bench_live),
+    ("memory", "peak RSS of station run", bench_memory),
+    ("page", "trainer page on a 10,000-rep log with the live loop running; live-loop FPS with and without it", bench_page),
 ]
 
 

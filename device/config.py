@@ -91,7 +91,7 @@ class StoreSettings(Section):
 
 class WebSettings(Section):
     host: str = "0.0.0.0"
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (tests, benchmarks).")
     token: Optional[SecretStr] = Field(None, description="Write token for settings, labels and corrections.")
     read_requires_token: bool = False
     store_video: bool = Field(False, description="Opt in to keeping annotated frames; off by default for privacy.")

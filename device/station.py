@@ -227,7 +227,8 @@ class RunSummary:
     reps: int = 0
     faults: int = 0
     wall_s: float = 0.0
-    signal_latency_ms: list[float] = field(default_factory=list)
+    signal_latency_ms: list[float] = field(default_factory=list)  # frame captured -> LED/buzzer, per alert
+    verdict_latency_ms: list[float] = field(default_factory=list)  # frame captured -> analysed, every frame
     loop_ms: list[float] = field(default_factory=list)
 
     @property
@@ -420,6 +421,7 @@ class Station:
         self._times.loop_ms.append((t_end - t_start) * 1000)
         self.summary.frames += 1
         self.summary.loop_ms.append((t_end - t_start) * 1000)
+        self.summary.verdict_latency_ms.append((t_end - item.received) * 1000)
         self._fps_window.append(t_end)
         self._maybe_preview(frame, pose, t_end)
         self._maybe_status(t_end)

@@ -38,3 +38,25 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
 
     for name in ("ms_per_frame", "speedup", "pipeline_per_bare_landmark", "detector_run_pct"):
         assert name in proc.stdout  # the printed tables use the JSON's names
+
+    analysis = result["analysis"][0]
+    assert analysis["frames"] == 29 and 0 < analysis["analysis_ms_median"] <= analysis["analysis_ms_max"]
+
+    live = {row["mode"]: row for row in result["live"]}
+    assert set(live) == {"fast", "camera-paced"}
+    assert live["fast"]["frames"] == 29 and live["fast"]["dropped"] == 0  # --fast processes every frame
+    assert live["camera-paced"]["frames"] + live["camera-paced"]["dropped"] == 29
+    for row in live.values():
+        assert row["fps"] > 0 and row["live_fps_per_bare_model_fps"] > 0
+        assert 0 < row["verdict_latency_ms_median"] <= row["verdict_latency_ms_p95"]
+        if row["alerts"]:  # this clip's rounded back is alerted: the latency of each alert is measured
+            assert 0 < row["frame_to_signal_ms_median"] <= row["frame_to_signal_ms_p95"]
+
+    assert result["memory"][0]["peak_rss_mb"] > 50  # a whole station process: Python, OpenCV, LiteRT, page
+
+    pages = [row for row in result["page"] if row["page"] in ("history", "session")]
+    assert {row["phase"] for row in pages} == {"page alone", "page + live loop"}
+    for row in pages:
+        assert row["requests"] > 0 and row["errors"] == 0 and 0 < row["p50_ms"] <= row["p99_ms"]
+    loaded = [row for row in pages if row["phase"] == "page + live loop"]
+    assert all(row["live_fps"] > 0 for row in loaded)
