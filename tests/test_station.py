@@ -30,22 +30,10 @@ from device.signals import signals_from_settings
 from device.sources import VideoFileSource
 from device.station import Station
 from device.store import RepStore
+from pipeline_helpers import RecordedPoses
 
 RED, BUZZER = 17, 18
 REPO = Path(__file__).resolve().parents[1]
-
-
-class RecordedPoses:
-    """Pose backend that returns the real model's pose recorded for each frame timestamp."""
-
-    def __init__(self, poses):
-        self.by_time = {round(p.timestamp, 4): p for p in poses}
-
-    def process(self, image, timestamp):
-        return self.by_time[round(timestamp, 4)]
-
-    def reset(self):
-        pass
 
 
 def run_clip(clip: Path, poses, settings, tmp_path, make_source=None, live=None):

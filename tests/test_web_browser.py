@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from device.live import StationState
+from device.store import RepStore
 from web.server import PageServer
 from web_fixtures import TOKEN, add_live_rep, clip_session_id, make_app
+from pipeline_helpers import pipeline_db  # noqa: F401 (fixture)
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
@@ -195,3 +197,26 @@ def test_a_trainer_signs_in_and_corrects_a_rep_from_the_phone(browser, served, s
     assert "false alarm (trainer)" in card.text
     browser.execute_script("arguments[0].scrollIntoView()", card)
     screenshot(browser, "session-corrected")
+
+
+def test_a_session_the_pipeline_logged_from_a_real_squat_renders_on_a_phone(browser, pipeline_db):
+    from selenium.webdriver.common.by import By
+
+    with RepStore(pipeline_db, readonly=True) as store:
+        session = next(s for s in store.list_sessions() if s["source"] == "file:formfit_squat_side.mp4")
+        reps = store.session_reps(session["id"])
+        server = PageServer(make_app(store))
+        base = server.start()
+        try:
+            browser.get(f"{base}/sessions/{session['id']}")
+            wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "svg.chart"), "the rep charts")
+            charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
+            assert len(charts) == len(reps) == 3
+            for chart in charts:
+                assert chart.find_elements(By.CSS_SELECTOR, "polyline, path")  # hip and knee lines drawn
+            assert "squatting" in browser.page_source.lower()
+            width = browser.execute_script("return document.documentElement.scrollWidth")
+            assert width <= 390 + 1, "the page scrolls sideways on a phone"
+            screenshot(browser, "session-real-squat", full_page=True)
+        finally:
+            server.stop()

@@ -46,7 +46,9 @@ class RecordingControls:
 
 
 def _fill(path: Path) -> None:
-    # TODO(station): fill by running the pipeline over a real clip
+    # Synthetic on purpose: a month of history and edge cases (a non-finite ratio, an empty session) that
+    # no clip produces on demand. The rep log the real pipeline writes from real clips is pipeline_db
+    # (tests/pipeline_helpers.py), used by test_web_pipeline.py and the browser tests.
     rng = random.Random(20240611)
     now = time.time()
     with RepStore(path) as store:
