@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# Set up and run the station's main job on a clip (or the camera when no clip is given).
+# Set up and run the station's main job: camera (Pi camera, else webcam) or the clip given, coaching
+# alerts on the LED and buzzer (mock pins where there is no GPIO), the rep log in SQLite and the
+# trainer page, whose URL it prints. Ctrl-C stops it; reps are kept in ~/.local/share/hinge-station.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-clip=${1:-../shared/clips/bichraix_deadlift_side_good016.mp4}
-mkdir -p demo-output
-exec .venv/bin/station replay "$clip" --annotate demo-output/annotated.mp4 --json demo-output/poses.jsonl
+source=${1:-}
+if [ -z "$source" ]; then
+  if ls /dev/video* >/dev/null 2>&1 || .venv/bin/python -c 'from device.sources import picamera_available as p; raise SystemExit(not p())' 2>/dev/null; then
+    source=auto
+  elif [ -f ../shared/clips/bichraix_deadlift_side_good016.mp4 ]; then
+    source=../shared/clips/bichraix_deadlift_side_good016.mp4
+    echo "no camera here: replaying $source as the camera"
+  else
+    echo "no camera found: give a clip, e.g. scripts/demo.sh path/to/side-view-deadlift.mp4" >&2
+    exit 2
+  fi
+fi
+exec .venv/bin/station run --source "$source"
