@@ -134,8 +134,9 @@ class Settings(BaseSettings):
         return self.models.dir
 
 
-def _format_errors(err: ValidationError, origin: str) -> str:
-    lines = [f"invalid configuration ({origin}):"]
+def format_validation_errors(err: ValidationError, heading: str) -> str:
+    """One line per bad key: its dotted name, what is wrong, and the value given."""
+    lines = [heading]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(root)"
         value = e.get("input")
@@ -178,7 +179,7 @@ def load_settings(path: Optional[Path] = None, overrides: Optional[dict[str, Any
     try:
         loaded = _Loaded(**_nest(overrides or {}))
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, origin)) from None
+        raise ConfigError(format_validation_errors(err, f"invalid configuration ({origin}):")) from None
     except ValueError as err:  # malformed TOML
         raise ConfigError(f"cannot read config file {path}: {err}") from None
     return loaded

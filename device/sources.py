@@ -67,7 +67,24 @@ class FrameSource(ABC):
     def read(self) -> Optional[Frame]: ...
 
 
-class VideoFileSource(FrameSource):
+class _OpenCVSource(FrameSource):
+    """What a clip and a webcam share: an OpenCV capture that is released on stop."""
+
+    _cap: Optional[cv2.VideoCapture] = None
+
+    def stop(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def _read_bgr(self) -> Optional[np.ndarray]:
+        if self._cap is None:
+            raise SourceError(f"{self.source_id} is not started")
+        ok, bgr = self._cap.read()
+        return bgr if ok else None
+
+
+class VideoFileSource(_OpenCVSource):
     """A clip on disk. With `pace=True` frames are released at the clip's own frame rate, as a
     camera would deliver them; otherwise as fast as they decode."""
 
@@ -77,7 +94,6 @@ class VideoFileSource(FrameSource):
         self.path = Path(path)
         self.source_id = f"file:{self.path.name}"
         self.pace = pace
-        self._cap: Optional[cv2.VideoCapture] = None
         self._index = 0
         self._t0: Optional[float] = None
 
@@ -92,11 +108,6 @@ class VideoFileSource(FrameSource):
         self._index = 0
         self._t0 = None
 
-    def stop(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
-
     @property
     def fps(self) -> Optional[float]:
         return float(self._cap.get(cv2.CAP_PROP_FPS)) if self._cap is not None else None
@@ -106,14 +117,12 @@ class VideoFileSource(FrameSource):
         return int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self._cap is not None else None
 
     def read(self) -> Optional[Frame]:
-        if self._cap is None:
-            raise SourceError(f"{self.source_id} is not started")
-        ok, bgr = self._cap.read()
-        if not ok:
+        bgr = self._read_bgr()
+        if bgr is None:
             if self._index == 0:
                 raise SourceError(f"{self.path} has no decodable frames")
             return None
-        timestamp = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        timestamp = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0  # type: ignore[union-attr]
         if self.pace:
             now = time.monotonic()
             if self._t0 is None:
@@ -126,7 +135,7 @@ class VideoFileSource(FrameSource):
         return frame
 
 
-class WebcamSource(FrameSource):
+class WebcamSource(_OpenCVSource):
     """A USB webcam through OpenCV (V4L2 on Linux)."""
 
     def __init__(self, index: int = 0, width: int = 640, height: int = 480, fps: float = 30.0):
@@ -134,7 +143,6 @@ class WebcamSource(FrameSource):
         self.source_id = f"webcam:{index}"
         self.size = (width, height)
         self._fps = fps
-        self._cap: Optional[cv2.VideoCapture] = None
         self._count = 0
 
     def start(self) -> None:
@@ -148,20 +156,13 @@ class WebcamSource(FrameSource):
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         self._cap = cap
 
-    def stop(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
-
     @property
     def fps(self) -> Optional[float]:
         return self._fps
 
     def read(self) -> Optional[Frame]:
-        if self._cap is None:
-            raise SourceError(f"{self.source_id} is not started")
-        ok, bgr = self._cap.read()
-        if not ok:
+        bgr = self._read_bgr()
+        if bgr is None:
             raise SourceError(f"{self.source_id} stopped delivering frames (unplugged?)")
         self._count += 1
         return Frame(time.monotonic(), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.source_id, self._count - 1)

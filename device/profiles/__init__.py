@@ -13,6 +13,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from device.errors import ConfigError
+from device.config import format_validation_errors
 from device.events import DEFAULT_CUES, Fault
 
 if sys.version_info >= (3, 11):
@@ -224,10 +225,4 @@ def load_profile(name: str = DEFAULT_PROFILE, profiles_dir: Optional[Path] = Non
     try:
         return Profile.model_validate(data)
     except ValidationError as err:
-        lines = [f"invalid drill profile {path}:"]
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "(root)"
-            value = e.get("input")
-            shown = "" if isinstance(value, dict) else f" (got {value!r})"
-            lines.append(f"  {key}: {e['msg']}{shown}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(format_validation_errors(err, f"invalid drill profile {path}:")) from None
