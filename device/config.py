@@ -94,7 +94,11 @@ class WebSettings(Section):
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (tests, benchmarks).")
     token: Optional[SecretStr] = Field(None, description="Write token for settings, labels and corrections.")
     read_requires_token: bool = False
-    store_video: bool = Field(False, description="Opt in to keeping annotated frames; off by default for privacy.")
+    camera_preview: bool = Field(
+        False,
+        description="Show the camera picture behind the live skeleton. Off (the default): the page gets the "
+        "skeleton on a blank background and no camera pixels leave the station. Frames are never stored.",
+    )
     preview_fps: float = Field(3.0, gt=0, le=15)
 
 

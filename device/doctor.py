@@ -127,8 +127,8 @@ class Doctor:
         if token and path and path.is_file() and path.stat().st_mode & stat.S_IROTH:
             problems.append((WARN, f"{path} holds the write token but any local user can read it",
                              f"sudo chmod 640 {path} && sudo chgrp {SERVICE_USER} {path}"))
-        if s.web.store_video:
-            problems.append((OK, "web.store_video is on: annotated frames are kept (opt-in)", ""))
+        if s.web.camera_preview:
+            problems.append((OK, "web.camera_preview is on: the live page shows the camera picture (opt-in)", ""))
         return _combine("config", where, problems)
 
     # --- clock ------------------------------------------------------------------------------

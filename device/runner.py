@@ -109,6 +109,7 @@ def run_live(
     station = Station(
         engine=engine, make_analyzer=make_analyzer, profile=profile, replog=replog, signals=signals, live=live,
         notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,
+        camera_preview=settings.web.camera_preview,
         source_id=probe.source_id,
     )
     stop_housekeeping = threading.Event()

@@ -257,6 +257,7 @@ class Station:
         notifier: Optional[Notifier] = None,
         idle_timeout_s: float = 20.0,
         preview_fps: float = 3.0,
+        camera_preview: bool = False,
         athlete: Optional[str] = None,
         source_id: str = "",
         on_event: Optional[Callable[[AnalysisEvent], None]] = None,
@@ -272,6 +273,7 @@ class Station:
         self.notifier = notifier or NoNotifier()
         self.idle_timeout_s = idle_timeout_s
         self.preview_interval = 1.0 / preview_fps
+        self.camera_preview = camera_preview
         self.athlete = athlete
         self.source_id = source_id
         self.on_event = on_event
@@ -552,7 +554,10 @@ class Station:
         if self.live is None or now - self._last_preview < self.preview_interval or not self.live.preview_wanted():
             return
         self._last_preview = now
-        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+        if self.camera_preview:
+            bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+        else:  # privacy by default: the skeleton alone, no camera pixels
+            bgr = np.full(frame.image.shape, 32, np.uint8)
         scale = PREVIEW_MAX_SIDE / max(bgr.shape[:2])
         if scale < 1:
             bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)

@@ -340,7 +340,7 @@ def test_example_config_loads_with_the_station_settings():
     assert settings.data_dir == Path("/var/lib/hinge-station")
     assert settings.models_dir == Path("/var/lib/hinge-station/models")
     assert settings.store.db_path == Path("/var/lib/hinge-station/station.db")
-    assert settings.web.token is None and settings.web.store_video is False
+    assert settings.web.token is None and settings.web.camera_preview is False
     assert re.search(r'^# token = ""$', (DEPLOY / "config.example.toml").read_text(), re.M), "install.sh fills in this line"
 
 

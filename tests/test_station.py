@@ -207,3 +207,27 @@ def test_missing_model_refuses_to_start_with_the_fix(tmp_path, clips_dir):
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "station models fetch" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("camera_preview", [False, True])
+def test_live_preview_is_the_skeleton_alone_unless_the_camera_is_opted_in(clips_dir, clip_poses, settings, tmp_path, camera_preview):
+    import cv2
+    import numpy as np
+
+    name = "jeffchen_deadlift_side_good_1rep.mp4"
+    live = LiveState()
+    live.preview()  # a page is watching
+    station = Station(engine=RecordedPoses(clip_poses(name)), make_analyzer=analyzer_factory(settings), profile="hinge",
+                      replog=RepLog(RepStore(tmp_path / "s.db")), live=live, preview_fps=15.0,
+                      camera_preview=camera_preview, source_id=name)
+    station.run(lambda: VideoFileSource(clips_dir / name, pace=True))
+    station.replog.close()
+    version, jpeg = live.preview()
+    assert version > 3 and jpeg is not None  # previews kept coming while watched
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    background = np.abs(image.astype(int) - 32).max(axis=2) <= 12
+    if camera_preview:
+        assert background.mean() < 0.5  # the gym is in the picture
+    else:
+        assert background.mean() > 0.9  # a blank canvas with the skeleton drawn on it
+        assert (~background).sum() > 200  # and the skeleton is there
