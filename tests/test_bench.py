@@ -58,5 +58,6 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
     assert {row["phase"] for row in pages} == {"page alone", "page + live loop"}
     for row in pages:
         assert row["requests"] > 0 and row["errors"] == 0 and 0 < row["p50_ms"] <= row["p99_ms"]
+    assert {row["load"] for row in pages} == {"phone, 2 pages/s", "flood, unpaced"}
     loaded = [row for row in pages if row["phase"] == "page + live loop"]
     assert all(row["live_fps"] > 0 for row in loaded)
