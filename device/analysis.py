@@ -17,7 +17,7 @@ import logging
 import math
 import time as _time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterable, Optional, Union
 
 from device.events import AnalysisEvent, FaultEvent, FaultRaised, Framing, Phase, Rep, RepBottom, RepFinished, RepStarted
 from device.faults import FaultJudge, Moment
@@ -64,6 +64,19 @@ class HingeAnalyzer:
         self.judge.reset()
         self.angles, self._last_seen = None, None
         self.reps, self.faults, self._rep_faults = [], [], []
+
+    def run(self, poses: Iterable[Pose]) -> list[AnalysisEvent]:
+        """Analyse a whole recorded stream (a clip's poses, a synthetic motion) and finish it at its
+        last frame, as a live run ends when the camera stops."""
+        events: list[AnalysisEvent] = []
+        last = 0.0
+        for pose in poses:
+            events += self.update(pose)
+            last = pose.timestamp
+        started = _time.perf_counter()
+        events += self.finish(last)
+        self.busy_s += _time.perf_counter() - started
+        return events
 
     def update(self, pose: Pose) -> list[AnalysisEvent]:
         started = _time.perf_counter()

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,14 +238,8 @@ class ClipResult:
 def analyse(poses: Iterable[Pose], profile: Profile) -> tuple[HingeAnalyzer, int]:
     """Run the analyzer over a stream of poses, to the end. Returns it and the frame count."""
     analyzer = HingeAnalyzer(profile)
-    last, frames = 0.0, 0
-    for pose in poses:
-        analyzer.update(pose)
-        last, frames = pose.timestamp, frames + 1
-    started = time.perf_counter()
-    analyzer.finish(last)
-    analyzer.busy_s += time.perf_counter() - started
-    return analyzer, frames
+    analyzer.run(poses)
+    return analyzer, analyzer.frames
 
 
 def evaluate_clip(label: LabelledClip, poses: list[Pose], profile: Profile) -> ClipResult:

@@ -12,13 +12,8 @@ from device.synthetic import STANDING, Motion, Posture
 
 
 def run(motion: Motion, profile: str = "hinge", **render):
-    poses = motion.render(**render)
     analyzer = HingeAnalyzer(load_profile(profile))
-    events = []
-    for pose in poses:
-        events += analyzer.update(pose)
-    events += analyzer.finish(poses[-1].timestamp)
-    return analyzer, events
+    return analyzer, analyzer.run(motion.render(**render))
 
 
 def reps(motion: Motion, **render) -> int:
