@@ -7,7 +7,7 @@ float) to rank groups by how much they disturb the angles, then int8 for the lea
 groups, one more at a time. Every judgement is made twice, on every crop and on the frames the hinge
 analysis trusts (models/trust.py); the gate is the latter. The recipe is chosen on calibration frames
 only; the gate is then judged on the held-out clips, and every planned variant goes through the
-coaching check (models/outcomes.py: reps and verdicts on the labelled clips, whole pipeline). Results
+coaching check (models/outcomes.py: reps, verdicts and faults on the labelled clips, whole pipeline). Results
 go to models/quantization/*.json and models/QUANTIZATION.md.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from models.crops import CropSet, collect_crops
 from models.evaluation import compare, run_landmarks, smoothed_errors, time_models
 from models.graph import float_landmark_graph
 from models.manifest import SHIPPED_VARIANT, load_manifest
-from models.outcomes import coach_outcomes, compare_outcomes, labelled_clips, summary
+from models.outcomes import coach_outcomes, compare_outcomes, describe, labelled_clips, summary
 from models.quantize import (
     EVALUATION_PATH, PLAN_PATH, RANGES_PATH, REPORT_PATH, Plan, QuantizeError, VariantSpec,
     _float16_engine, _machine, _sha256_bytes, analysis_profile, build_variant, require_quantizer, within_gate,
@@ -251,13 +251,13 @@ class Explorer:
         """`station evaluate` on the labelled clips, end to end, for float16 and every planned variant."""
         labels = labelled_clips(self.clips_dir)
         if labels is None:
-            self.say(f"no labels.csv in {self.clips_dir}: reps and verdicts not checked")
+            self.say(f"no labels.csv in {self.clips_dir}: reps, verdicts and faults not checked")
             return None
         detector = self.settings.models_dir / load_manifest().by_role("detector").file
-        self.say(f"reps and verdicts on {len(labels)} labelled clips: float16")
+        self.say(f"coaching check on {len(labels)} labelled clips: float16")
         reference = coach_outcomes(self.settings, detector, self.shipped_path, labels, profile)
         for spec in in_plan:
-            self.say(f"reps and verdicts on {len(labels)} labelled clips: {spec.name}")
+            self.say(f"coaching check on {len(labels)} labelled clips: {spec.name}")
             results[spec.name]["outcomes"] = compare_outcomes(
                 reference, coach_outcomes(self.settings, detector, paths[spec.name], labels, profile))
         return summary(reference)
@@ -324,12 +324,13 @@ def _coaching_section(ev: dict[str, Any]) -> str:
     rows = []
     for name, o in runs:
         t = o["totals"]
-        changed = o.get("changed")
+        checked = "same_as_float16" in o
         rows.append([name, f"{t['reps_counted']} / {t['reps_true']}", f"{t['clips_reps_exact']} / {t['clips']}",
                      f"{t['clips_movement_right']} / {t['clips']}", ", ".join(f"{k} {n}" for k, n in t["verdicts"].items()),
-                     "-" if changed is None else ("yes" if not changed else "no: " + ", ".join(c["clip"] for c in changed))])
+                     o["same_reps_and_verdicts"] if checked else "-", o["same_faults"] if checked else "-",
+                     describe(o["changed"]) if checked and o["changed"] else "-"])
     totals = _table(["model", "reps counted / true", "clips reps exact", "clips verdict right", "verdicts (label->said)",
-                     "same reps and verdicts as float16"], rows)
+                     "same reps and verdicts", "same faults", "changes vs float16 (+ raised, - missed)"], rows)
     faults = sorted({f["fault"] for _, o in runs for f in o["faults"]})
     by_model = [{f["fault"]: f for f in o["faults"]} for _, o in runs]
     fault_rows = []
@@ -370,7 +371,7 @@ def render_report(ev: dict[str, Any]) -> str:
                              v["within_angle_gate"], "-" if same is None else same])
     trusted_header = ["variant", "hip trusted", "knee trusted", "hip lost", "hip gained", "knee lost", "knee gained",
                       "hip med", "hip p95", "hip max", "knee med", "knee p95", "knee max", f"p95 <= {gate:g} deg",
-                      "same reps/verdicts"]
+                      "same coaching"]
     clip_names = ev["held_out_clips"]
     per_clip = ev["per_clip_trusted"]
     floor_key = next(k for k in per_clip if k.startswith("noise floor"))
@@ -414,35 +415,48 @@ def render_report(ev: dict[str, Any]) -> str:
                        f"model's speed with trusted-frame hip/knee p95 error {t['hip_err_p95']:.2f} / {t['knee_err_p95']:.2f} deg.")
     else:
         chosen_text = "On this machine no variant is both faster and within the gate: the station runs the shipped float16 model."
+
+    def p95s(name: str) -> str:
+        v = variants[name]
+        return (f"{v['held_out_trusted']['hip_err_p95']:.1f} / {v['held_out_trusted']['knee_err_p95']:.1f} deg on trusted frames, "
+                f"{v['held_out']['hip_err_p95']:.1f} / {v['held_out']['knee_err_p95']:.1f} on all frames")
+
+    int8_parts = []
     if int8_qualifying:
-        int8_text = f"int8 variants within the gate: {', '.join(int8_qualifying)}."
-    elif fastest_int8:
-        fast = variants[fastest_int8[1]]
-        best = variants[most_accurate_int8[1]]
-        int8_text = (
-            "**No int8 variant is within the gate, on all frames or on the trusted frames.** The fastest, "
-            f"`{fastest_int8[1]}` ({fast['speedup']:.2f}x), moves hip/knee flexion by {fast['held_out_trusted']['hip_err_p95']:.1f} / "
-            f"{fast['held_out_trusted']['knee_err_p95']:.1f} deg at p95 on trusted frames ({fast['held_out']['hip_err_p95']:.1f} / "
-            f"{fast['held_out']['knee_err_p95']:.1f} on all frames); the closest, `{most_accurate_int8[1]}`, by "
-            f"{best['held_out_trusted']['hip_err_p95']:.1f} / {best['held_out_trusted']['knee_err_p95']:.1f} "
-            f"({best['held_out']['hip_err_p95']:.1f} / {best['held_out']['knee_err_p95']:.1f}).")
-    else:
-        int8_text = ""
-    search_text = ("The per-layer search found a recipe within the trusted-frames gate on the calibration clips (`int8_mixed`)."
+        slower = [n for n in int8_qualifying if n != chosen]
+        int8_parts.append("**int8 variants that qualify: " + ", ".join(f"`{n}` ({variants[n]['speedup']:.2f}x)" for n in int8_qualifying)
+                          + ".**" + (f" {', '.join(f'`{n}`' for n in slower)} {'is' if len(slower) == 1 else 'are'} not faster "
+                                     f"than `{chosen or 'float16'}` here, so not selected." if slower else ""))
+    within_changed = [n for n, v in variants.items() if v["in_plan"] and v["precision"] == "int8" and v["within_angle_gate"]
+                      and not v["qualifies"]]
+    for n in within_changed:
+        outcome = variants[n].get("outcomes")
+        how = describe(outcome["changed"]) if outcome and outcome["changed"] else "not checked"
+        int8_parts.append(f"`{n}` ({variants[n]['speedup']:.2f}x) is within the angle gate ({p95s(n)}) but changes what "
+                          f"the athlete hears on the labelled clips ({how}), so it does not qualify.")
+    if not int8_qualifying and not within_changed:
+        int8_parts.append("**No int8 variant is within the gate, on all frames or on the trusted frames.**")
+    if fastest_int8 and fastest_int8[1] not in int8_qualifying + within_changed:
+        int8_parts.append(f"The fastest int8 variant, `{fastest_int8[1]}` ({variants[fastest_int8[1]]['speedup']:.2f}x), moves "
+                          f"hip/knee flexion by {p95s(fastest_int8[1])} at p95.")
+    int8_text = " ".join(int8_parts)
+    search_text = ("The per-layer search, judged on trusted frames, found a recipe within the gate on the calibration "
+                   f"clips: `int8_mixed` ({variants['int8_mixed']['description'].split(': ', 1)[-1]})."
                    if mixed_found else
-                   "The per-layer search, now judged on trusted frames, found no recipe with any convolution in int8 "
+                   "The per-layer search, judged on trusted frames, found no recipe with any convolution in int8 "
                    "within the gate on the calibration clips, so the plan has no mixed variant.")
-    why_text = "" if int8_qualifying else (
+    why_text = (
         "Where the error comes from (*Per clip* below): the analysis trusts most held-out frames, so judging only "
-        "those changes the numbers little, and the lost frames a variant is charged for push its p95 up. Drawn with "
+        "those changes the numbers little, and the frames a variant loses push its p95 up. Drawn with "
         "device/draw.py, the worst frames of the held-out clips are ones the station trusts: a knee or shin behind a "
         "barbell plate that both models report above the visibility threshold but place differently, or the bent knee "
         "at the bottom of a deep squat. The float16 model itself moves about as much when its crop shifts by one "
         f"pixel (trusted frames: hip {floor_trusted['hip_err_p95']:.1f} / knee {floor_trusted['knee_err_p95']:.1f} deg p95, "
         f"{floor_trusted['knee_lost']} knee frames lost and {floor_trusted['knee_gained']} gained), so a per-frame "
-        f"{gate:g} deg gate sits below the shipped model's own frame-to-frame noise on the barbell clips, and int8 "
-        "adds its own error on top. Whether a gate on per-rep peak angles would admit a faster int8 variant is a "
-        "product decision left open here; the coaching check below is the stricter test such a gate would have to keep.")
+        f"{gate:g} deg gate sits below the shipped model's own frame-to-frame noise on the barbell clips, and any "
+        "int8 recipe that quantizes much of the network adds its own error on top. Whether a gate on per-rep peak "
+        "angles would admit a faster int8 variant is a product decision left open here; the coaching check below is "
+        "the stricter test such a gate would have to keep.")
     description = "\n".join(f"- `{name}`: {v['description']}" for name, v in variants.items())
     return f"""# Landmark model variants: speed and accuracy
 
@@ -468,11 +482,11 @@ left-right: {ev['held_out_crops']} crops). Landmarks are projected to image pixe
   "invisible"; frames only the variant trusts (*gained*) are listed, and what they would do is caught by the
   coaching check.
 - **Coaching check**: `station evaluate`'s code runs the whole pipeline with the variant (its own landmarks steer
-  the tracked crop) on every labelled clip; any change in a clip's rep count or a rep's hinge/squat verdict vs
-  float16 disqualifies the variant.
+  the tracked crop) on every labelled clip; any change vs float16 in a clip's rep count, a rep's hinge/squat
+  verdict or the faults raised (a buzz the athlete hears or not) disqualifies the variant.
 
-The gate: trusted-frames hip and knee flexion error p95 <= {gate:g} deg on the held-out clips, and the same reps and
-verdicts as float16. Calibration and the per-layer search use only the other clips ({ev['calibration_crops']} crops).
+The gate: trusted-frames hip and knee flexion error p95 <= {gate:g} deg on the held-out clips, and the same reps,
+verdicts and faults as float16 on every labelled clip. Calibration and the per-layer search use only the other clips ({ev['calibration_crops']} crops).
 ms/frame = median bare model call ({ev['threads']} threads), all models timed round-robin in one run; speedup = float16
 ms / variant ms.
 
@@ -482,7 +496,8 @@ ms / variant ms.
   and the committed activation ranges (`ranges.json`: per-tensor numbers, no pixels), times them on this machine,
   judges them on the held-out clips (one frame in 3) when `../shared/clips` (or `--clips DIR`) is there, else takes
   the committed accuracy and coaching check (`evaluation.json`) and says so in `quantized.json`. A variant within
-  the angle gate that is not an exact rewrite is run through the coaching check there and then. It selects the
+  the angle gate that is not an exact rewrite and has no committed coaching check for its bytes is run through
+  it there and then. It selects the
   fastest qualifying variant; running it again with everything in place rebuilds nothing (`--force` does).
   `--no-clips` skips the re-measurement. `station models status` lists the variants and the one in use.
 - `station models quantize --explore` (clips needed, about {max(1, round(ev['minutes'] / 5) * 5)} minutes on 2 cores)

@@ -1,9 +1,10 @@
-"""Does a landmark variant change what the athlete is told? Reps and hinge/squat verdicts per clip.
+"""Does a landmark variant change what the athlete is told? Reps, verdicts and faults per clip.
 
 The stricter check behind the angle gate: the whole station pipeline runs with the variant (its own
 landmarks steer the tracked crop, as on the station) over the labelled clips, through `station
-evaluate`'s own code, and every clip's rep count and per-rep verdicts are compared with float16's.
-A variant that changes any of them is not selected, whatever its angle errors.
+evaluate`'s own code, and every clip's rep count, per-rep hinge/squat verdicts and the faults the
+athlete heard are compared with float16's. A variant that changes any of them is not selected,
+whatever its angle errors: a fault raised or missed is a buzz the athlete hears or does not.
 """
 from __future__ import annotations
 
@@ -43,29 +44,58 @@ def coach_outcomes(settings, detector_path: Path, landmark_path: Path, labels: l
     return evaluate(labels, poses, profile, progress)
 
 
-def clip_verdicts(evaluation: Evaluation) -> dict[str, list[str]]:
-    """Per clip, the verdict of every counted rep in order: the rep count and the verdicts in one."""
-    return {r.label.clip: [rep.movement for rep in r.reps] for r in evaluation.results}
+def clip_outcomes(evaluation: Evaluation) -> dict[str, dict[str, list[str]]]:
+    """Per clip: the verdict of every counted rep in order (the rep count and the verdicts in one)
+    and the faults raised."""
+    return {r.label.clip: {"reps": [rep.movement for rep in r.reps], "faults": sorted(f.value for f in r.faults)}
+            for r in evaluation.results}
 
 
 def changes(reference: Evaluation, candidate: Evaluation) -> list[dict[str, Any]]:
-    """Clips where the candidate counts a different number of reps or gives a rep another verdict."""
-    ref, new = clip_verdicts(reference), clip_verdicts(candidate)
-    return [{"clip": clip, "float16": ref[clip], "variant": new.get(clip, [])}
-            for clip in ref if new.get(clip) != ref[clip]]
+    """Clips where the candidate counts other reps, gives a rep another verdict or raises other faults."""
+    ref, new = clip_outcomes(reference), clip_outcomes(candidate)
+    out = []
+    for clip, was in ref.items():
+        now = new.get(clip, {"reps": [], "faults": []})
+        if now == was:
+            continue
+        change: dict[str, Any] = {"clip": clip}
+        if now["reps"] != was["reps"]:
+            change["reps"] = {"float16": was["reps"], "variant": now["reps"]}
+        added, missed = sorted(set(now["faults"]) - set(was["faults"])), sorted(set(was["faults"]) - set(now["faults"]))
+        if added or missed:
+            change["faults"] = {"added": added, "missed": missed}
+        out.append(change)
+    return out
 
 
 def summary(evaluation: Evaluation) -> dict[str, Any]:
-    """What the report and the selection need: totals, per-fault precision/recall, per-clip verdicts."""
+    """What the report and the selection need: totals, per-fault precision/recall, per-clip outcomes."""
     totals = {k: v for k, v in evaluation.totals().items() if k != "analysis_ms_per_frame"}
     faults = [{k: row[k] for k in ("fault", "labelled", "raised", "tp", "fp", "fn", "precision", "recall")}
               for row in evaluation.fault_rows() if row["labelled"] or row["raised"]]
-    return {"totals": totals, "faults": faults, "clips": clip_verdicts(evaluation)}
+    return {"totals": totals, "faults": faults, "clips": clip_outcomes(evaluation)}
 
 
 def compare_outcomes(reference: Evaluation, candidate: Evaluation) -> dict[str, Any]:
     changed = changes(reference, candidate)
-    return {"same_as_float16": not changed, "changed": changed, **summary(candidate)}
+    return {"same_as_float16": not changed,
+            "same_reps_and_verdicts": not any("reps" in c for c in changed),
+            "same_faults": not any("faults" in c for c in changed),
+            "changed": changed, **summary(candidate)}
+
+
+def describe(changed: list[dict[str, Any]]) -> str:
+    """The changes in a line of coach's words."""
+    parts = []
+    for c in changed:
+        bits = []
+        if "reps" in c:
+            bits.append(f"reps {c['reps']['float16']} -> {c['reps']['variant']}")
+        if "faults" in c:
+            bits += [f"+{f}" for f in c["faults"]["added"]] + [f"-{f}" for f in c["faults"]["missed"]]
+        parts.append(f"{c['clip']}: {' '.join(bits)}")
+    return "; ".join(parts)
 
 
 def labelled_clips(clips_dir: Path) -> Optional[list[LabelledClip]]:

@@ -8,7 +8,7 @@ the coach's units on clips held out from calibration: hip and knee angle error o
 (models/evaluation.py, reported) and on the frames the hinge analysis trusts (models/trust.py, the
 gate), measured here when the clips are present, otherwise taken from the committed evaluation and
 labelled so. The station uses the fastest variant on this machine whose trusted-frames hip and knee
-angle error p95 is within the gate and which changes no rep count or verdict on the labelled clips
+angle error p95 is within the gate and which changes no rep count, verdict or fault on the labelled clips
 (models/outcomes.py); the shipped float16 model is the fallback.
 
 `--explore` (needs the clips, slow) recalibrates, tries every recipe including the per-layer
@@ -355,6 +355,15 @@ def measure_accuracy(settings, plan: Plan, built: list[BuiltVariant], shipped_pa
     return Accuracy(errors, meta, inputs, _proven_exact(built, shipped_path, settings))
 
 
+def committed_outcomes(built: list[BuiltVariant], evaluation_path: Path) -> dict[str, dict[str, Any]]:
+    """The committed coaching check of each variant whose bytes are the ones it was made on."""
+    if not evaluation_path.is_file():
+        return {}
+    committed = json.loads(evaluation_path.read_text()).get("variants", {})
+    return {b.spec.name: committed[b.spec.name]["outcomes"] for b in built
+            if b.matches_committed and committed.get(b.spec.name, {}).get("outcomes")}
+
+
 def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: Path, shipped_path: Path, settings) -> Accuracy:
     """The accuracy and coaching check `--explore` measured and committed, for machines without the
     clips. An exact rewrite whose outputs are checked bit-identical here needs no committed numbers."""
@@ -362,13 +371,11 @@ def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: P
         raise QuantizeError(f"no clips to judge on and no committed evaluation at {evaluation_path}; "
                             "pass --clips DIR or run `station models quantize --explore` where the clips are")
     committed = json.loads(evaluation_path.read_text())
-    errors, outcomes = {}, {}
+    errors = {}
     for b in built:
         entry = committed.get("variants", {}).get(b.spec.name, {})
         if entry.get("held_out"):
             errors[b.spec.name] = {"all_frames": entry["held_out"], "trusted": entry.get("held_out_trusted")}
-        if entry.get("outcomes"):
-            outcomes[b.spec.name] = entry["outcomes"]
     meta = {
         "accuracy_source": "committed",
         "note": "accuracy is the committed evaluation from `station models quantize --explore` "
@@ -379,7 +386,7 @@ def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: P
     # Speed does not depend on the picture; any fixed input times the model.
     rng = np.random.default_rng(0)
     inputs = [rng.random((256, 256, 3), dtype=np.float32) for _ in range(TIMING_INPUTS)]
-    return Accuracy(errors, meta, inputs, _proven_exact(built, shipped_path, settings), outcomes)
+    return Accuracy(errors, meta, inputs, _proven_exact(built, shipped_path, settings), committed_outcomes(built, evaluation_path))
 
 
 def within_gate(errors: Optional[dict[str, Any]], gate: float) -> bool:
@@ -391,8 +398,9 @@ def within_gate(errors: Optional[dict[str, Any]], gate: float) -> bool:
 
 def check_outcomes(settings, accuracy: Accuracy, built: list[BuiltVariant], shipped_path: Path, clips_dir: Path,
                    gate: float) -> None:
-    """Run the coaching check (reps and verdicts on every labelled clip) for the variants that pass the
-    angle gate and are not exact rewrites; the others need none. Slow, so only where it decides."""
+    """Run the coaching check (reps, verdicts and faults on every labelled clip) for the variants that
+    pass the angle gate, are not exact rewrites and have no committed check for their bytes. Slow
+    (the whole pipeline per variant), so only where it decides."""
     from models.outcomes import coach_outcomes, compare_outcomes, labelled_clips
 
     pending = [b for b in built if within_gate(accuracy.errors.get(b.spec.name), gate)
@@ -400,11 +408,11 @@ def check_outcomes(settings, accuracy: Accuracy, built: list[BuiltVariant], ship
     labels = labelled_clips(clips_dir) if pending else None
     if not pending or labels is None:
         if pending:
-            log.warning("no labels.csv in %s: cannot check reps and verdicts of %s", clips_dir, [b.spec.name for b in pending])
+            log.warning("no labels.csv in %s: cannot check reps, verdicts and faults of %s", clips_dir, [b.spec.name for b in pending])
         return
     profile = analysis_profile(settings)
     detector = settings.models_dir / load_manifest().by_role("detector").file
-    log.info("checking reps and verdicts on %d labelled clips for %s", len(labels), [b.spec.name for b in pending])
+    log.info("checking reps, verdicts and faults on %d labelled clips for %s", len(labels), [b.spec.name for b in pending])
     reference = coach_outcomes(settings, detector, shipped_path, labels, profile)
     for b in pending:
         accuracy.outcomes[b.spec.name] = compare_outcomes(reference, coach_outcomes(settings, detector, b.path, labels, profile))
@@ -424,8 +432,8 @@ def variant_entry(b: BuiltVariant, accuracy: Accuracy, ms: dict[str, float], gat
     if not judged_this_file:
         notes.append("built bytes differ from the judged build: run with --clips to measure")
     if within and not same_coaching:
-        notes.append("within the angle gate but " + ("changes reps or verdicts on the labelled clips" if outcome else
-                                                     "reps and verdicts not checked (needs the clips and labels.csv)"))
+        notes.append("within the angle gate but " + ("changes reps, verdicts or faults on the labelled clips" if outcome else
+                                                     "reps, verdicts and faults not checked (needs the clips and labels.csv)"))
     return {
         "name": name, "file": b.spec.file, "sha256": b.sha256, "size": b.size,
         "qualifies": within and judged_this_file and same_coaching,
@@ -488,6 +496,7 @@ def quantize_models(
         log.warning("%s lacks some held-out clips; taking the committed evaluation", clips_dir)
     if use_clips and have_clips:
         accuracy = measure_accuracy(settings, plan, built, shipped_path, clips_dir, eval_frame_step)
+        accuracy.outcomes.update(committed_outcomes(built, evaluation_path))
         check_outcomes(settings, accuracy, built, shipped_path, clips_dir, plan.gate_p95_deg)
     else:
         accuracy = committed_accuracy(plan, built, evaluation_path, shipped_path, settings)
@@ -503,8 +512,8 @@ def quantize_models(
         "gate_p95_deg": plan.gate_p95_deg,
         "selection": f"fastest variant on this machine whose held-out hip and knee angle error p95 <= {plan.gate_p95_deg} deg "
                      "on the frames the hinge analysis trusts (a frame float16 trusts and the variant loses counts as a "
-                     "failure), and that changes no rep count or verdict on the labelled clips; float16 (the shipped "
-                     "model) when none is faster",
+                     "failure), and that changes no rep count, verdict or fault on the labelled clips; float16 (the "
+                     "shipped model) when none is faster",
         "float16_ms_per_frame": round(ms[SHIPPED_VARIANT], 2),
         "machine": _machine(), "threads": threads,
         "built_with": {"ai_edge_quantizer": version},

@@ -250,9 +250,10 @@ def test_smoothing_off_changes_no_trust_decision(clip_poses, settings):
         assert compared > 100, name
 
 
-def test_selected_variant_changes_no_rep_count_or_verdict(quantized_models_dir, clips_dir, clip_poses, settings):
+def test_selected_variant_changes_no_rep_count_verdict_or_fault(quantized_models_dir, clips_dir, clip_poses, settings):
     """The stricter check behind the angle gate: the whole pipeline with the station's variant counts
-    the same reps and gives every rep the same hinge/squat verdict as float16 on every labelled clip."""
+    the same reps, gives every rep the same hinge/squat verdict and raises the same faults as float16 on
+    every labelled clip."""
     from device.evaluate import evaluate, read_labels
     from models.outcomes import changes, coach_outcomes
     from models.quantize import analysis_profile
