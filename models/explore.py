@@ -204,7 +204,7 @@ class Explorer:
                                   threads=self.threads)
 
         plan = replace(self.plan, variants=[replace(s, expected_sha256=results[s.name]["sha256"]) for s in in_plan])
-        trusted_share = ref_held.angles
+        held_angles = ref_held.angles
         evaluation = {
             "date": dt.date.today().isoformat(),
             "machine": _machine(), "threads": self.threads, "ai_edge_quantizer": version,
@@ -214,8 +214,8 @@ class Explorer:
                             "min_bone_fraction": profile.kinematics.min_bone_fraction,
                             "bone_window_s": profile.kinematics.bone_window_s},
             "held_out_clips": self.plan.evaluation_clips, "held_out_crops": len(held),
-            "held_out_trusted_share": {"hip": round(float(trusted_share.hip_trusted.mean()), 3),
-                                       "knee": round(float(trusted_share.knee_trusted.mean()), 3)},
+            "held_out_trusted_share": {"hip": round(float(held_angles.hip_trusted.mean()), 3),
+                                       "knee": round(float(held_angles.knee_trusted.mean()), 3)},
             "calibration_clips": self.plan.calibration_clips, "calibration_crops": len(cal),
             "float16_ms_per_frame": round(ms[SHIPPED_VARIANT], 2),
             "detector": {"ms_per_call": round(detector_ms["detector"], 2),
@@ -375,7 +375,6 @@ def render_report(ev: dict[str, Any]) -> str:
     clip_names = ev["held_out_clips"]
     per_clip = ev["per_clip_trusted"]
     floor_key = next(k for k in per_clip if k.startswith("noise floor"))
-    int8_in_plan = [n for n, v in variants.items() if v["in_plan"] and v["precision"] == "int8"]
     fastest_int8 = min(((v["ms_per_frame"], n) for n, v in variants.items() if v["precision"] == "int8" and v["in_plan"]), default=None)
     most_accurate_int8 = min(((_worst(v["held_out_trusted"]), n) for n, v in variants.items()
                               if v["precision"] == "int8" and v["in_plan"]), default=None)

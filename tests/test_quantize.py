@@ -120,6 +120,14 @@ def test_committed_evaluation_reports_all_frames_and_trusted_frames():
                                                                or v.get("outcomes", {}).get("same_as_float16", False))), name
 
 
+def test_committed_report_is_rendered_from_the_committed_evaluation():
+    """QUANTIZATION.md carries no hand-edited number: it is exactly what the evaluation renders to."""
+    from models.explore import render_report
+    from models.quantize import EVALUATION_PATH, REPORT_PATH
+
+    assert REPORT_PATH.read_text() == render_report(json.loads(EVALUATION_PATH.read_text()))
+
+
 def test_variants_rebuild_to_the_committed_bytes(quantized_models_dir):
     """What a Pi without clips gets: the same files the committed evaluation judged."""
     record = json.loads((quantized_models_dir / QUANTIZED_RECORD).read_text())
