@@ -23,13 +23,17 @@ log = logging.getLogger(__name__)
 class CropSet:
     """Model inputs with where they came from. Entry i is stored crop `source[i]` of `pixels`
     ((M, 256, 256, 3) uint8 RGB, shared between views), flipped left-right when `mirrored[i]`.
-    rois: (N, 4) cx, cy, size, rotation in image pixels; clips: (N,) clip file names."""
+    rois: (N, 4) cx, cy, size, rotation in image pixels; clips: (N,) clip file names; times: (N,)
+    the frame's timestamp in seconds; image_sizes: (N, 2) the frame's width and height. Times and
+    sizes let the hinge analysis' own trust rules (bone history, framing) run on the crop sequence."""
 
     pixels: np.ndarray
     source: np.ndarray
     mirrored: np.ndarray
     rois: np.ndarray
     clips: np.ndarray
+    times: np.ndarray
+    image_sizes: np.ndarray
 
     def __len__(self) -> int:
         return len(self.source)
@@ -46,7 +50,8 @@ class CropSet:
 
     def take(self, index: np.ndarray) -> "CropSet":
         index = np.asarray(index)
-        return CropSet(self.pixels, self.source[index], self.mirrored[index], self.rois[index], self.clips[index])
+        return CropSet(self.pixels, self.source[index], self.mirrored[index], self.rois[index], self.clips[index],
+                       self.times[index], self.image_sizes[index])
 
     def subsample(self, step: int) -> "CropSet":
         return self.take(np.arange(0, len(self), step))
@@ -59,6 +64,8 @@ class CropSet:
             np.concatenate([self.mirrored, ~self.mirrored]),
             np.concatenate([self.rois, self.rois]),
             np.concatenate([self.clips, self.clips]),
+            np.concatenate([self.times, self.times]),
+            np.concatenate([self.image_sizes, self.image_sizes]),
         )
 
     def segments(self) -> np.ndarray:
@@ -74,7 +81,7 @@ def collect_crops(engine: PoseEngine, clips_dir: Path, clip_names: Sequence[str]
     from device.replay import iter_poses
     from device.sources import VideoFileSource
 
-    pixels, rois, clips = [], [], []
+    pixels, rois, clips, times, sizes = [], [], [], [], []
     for name in clip_names:
         path = Path(clips_dir) / name
         if not path.is_file():
@@ -88,6 +95,8 @@ def collect_crops(engine: PoseEngine, clips_dir: Path, clip_names: Sequence[str]
                 pixels.append(np.rint(crop * 255.0).astype(np.uint8))
                 rois.append((pose.roi.cx, pose.roi.cy, pose.roi.size, pose.roi.rotation))
                 clips.append(name)
+                times.append(frame.timestamp)
+                sizes.append(pose.image_size)
                 kept += 1
         log.info("%s: %d crops", name, kept)
     if not pixels:
@@ -99,4 +108,6 @@ def collect_crops(engine: PoseEngine, clips_dir: Path, clip_names: Sequence[str]
         np.zeros(n, bool),
         np.asarray(rois, np.float64),
         np.asarray(clips),
+        np.asarray(times, np.float64),
+        np.asarray(sizes, np.int64).reshape(n, 2),
     )

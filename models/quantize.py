@@ -4,10 +4,12 @@ Every variant starts from the sha256-pinned shipped model, rewritten exactly (mo
 is quantized with ai-edge-quantizer following a committed plan (models/quantization/plan.json) and
 committed activation ranges (ranges.json: per-tensor numbers measured on real crops, no pixels).
 So a Pi without the clips rebuilds the same files. Each variant is then judged against float16 in
-the coach's units (hip and knee angle error, models/evaluation.py) on clips held out from
-calibration: measured here when the clips are present, otherwise taken from the committed
-evaluation and labelled so. The station uses the fastest variant on this machine whose hip and
-knee angle error p95 is within the gate; the shipped float16 model is the fallback.
+the coach's units on clips held out from calibration: hip and knee angle error on every crop
+(models/evaluation.py, reported) and on the frames the hinge analysis trusts (models/trust.py, the
+gate), measured here when the clips are present, otherwise taken from the committed evaluation and
+labelled so. The station uses the fastest variant on this machine whose trusted-frames hip and knee
+angle error p95 is within the gate and which changes no rep count, verdict or fault on the labelled clips
+(models/outcomes.py); the shipped float16 model is the fallback.
 
 `--explore` (needs the clips, slow) recalibrates, tries every recipe including the per-layer
 search, and rewrites the committed plan, ranges, evaluation and models/QUANTIZATION.md.
@@ -218,12 +220,14 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fingerprint(shipped_sha: str, plan_path: Path, ranges_path: Path) -> dict[str, Any]:
-    """What the built files depend on; a record with the same fingerprint need not be rebuilt."""
+def fingerprint(shipped_sha: str, plan_path: Path, ranges_path: Path, evaluation_path: Path = EVALUATION_PATH) -> dict[str, Any]:
+    """What the record depends on: the built files (shipped model, plan, ranges) and the committed
+    evaluation the selection may rest on. A record with the same fingerprint need not be rebuilt."""
     return {
         "shipped_sha256": shipped_sha,
         "plan_sha256": _sha256_bytes(plan_path.read_bytes()),
         "ranges_sha256": _sha256_bytes(ranges_path.read_bytes()) if ranges_path.is_file() else None,
+        "evaluation_sha256": _sha256_bytes(evaluation_path.read_bytes()) if evaluation_path.is_file() else None,
         "build_format": BUILD_FORMAT,
     }
 
@@ -281,12 +285,15 @@ class BuiltVariant:
 
 @dataclass
 class Accuracy:
-    """Per-variant angle errors and where they come from (measured here, or the committed file)."""
+    """Per-variant angle errors and where they come from (measured here, or the committed file).
+    errors: name -> {"all_frames": every held-out crop, "trusted": the frames the analysis trusts};
+    outcomes: name -> the coaching check (models/outcomes.py) where it was made or committed."""
 
     errors: dict[str, dict[str, Any]]
     meta: dict[str, Any]
     timing_inputs: list[np.ndarray]
     proven_exact: set[str] = field(default_factory=set)
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def measured(self) -> bool:
@@ -308,41 +315,67 @@ def build_all(plan: Plan, shipped: bytes, ranges: Optional[CalibrationRanges], m
     return built
 
 
-def measure_accuracy(settings, plan: Plan, built: list[BuiltVariant], shipped_path: Path, clips_dir: Path,
-                     frame_step: int) -> Accuracy:
-    """Each variant against float16 on the held-out clips' real crops, as filmed and mirrored."""
-    from models.crops import collect_crops
-    from models.evaluation import compare, run_landmarks
+def analysis_profile(settings):
+    """The drill profile whose trust rules (visibility, bone check, framing) decide which angles count."""
+    from device.profiles import load_profile
+
+    return load_profile(settings.analysis.profile, settings.analysis.profiles_dir)
+
+
+def _proven_exact(built: list[BuiltVariant], shipped_path: Path, settings) -> set[str]:
+    from models.evaluation import identical_outputs
 
     threads, runtime = settings.models.threads, settings.models.runtime
+    return {b.spec.name for b in built if b.spec.exact and identical_outputs(shipped_path, b.path, threads, runtime)}
+
+
+def measure_accuracy(settings, plan: Plan, built: list[BuiltVariant], shipped_path: Path, clips_dir: Path,
+                     frame_step: int) -> Accuracy:
+    """Each variant against float16 on the held-out clips' real crops, as filmed and mirrored: on
+    every crop, and on the frames the hinge analysis trusts (models/trust.py)."""
+    from models.crops import collect_crops
+    from models.evaluation import compare, run_landmarks
+    from models.trust import TrustedReference
+
+    threads, runtime = settings.models.threads, settings.models.runtime
+    profile = analysis_profile(settings)
     crops = collect_crops(_float16_engine(settings), clips_dir, plan.evaluation_clips, frame_step=frame_step).with_mirrored()
     log.info("judging on %d held-out crops (one frame in %d of %d clips, as filmed and mirrored)",
              len(crops), frame_step, len(plan.evaluation_clips))
-    reference = run_landmarks(shipped_path, crops, threads, runtime)
-    errors = {b.spec.name: compare(reference, run_landmarks(b.path, crops, threads, runtime)).row() for b in built}
+    reference = TrustedReference.of(run_landmarks(shipped_path, crops, threads, runtime), crops, profile)
+    errors = {}
+    for b in built:
+        landmarks = run_landmarks(b.path, crops, threads, runtime)
+        errors[b.spec.name] = {"all_frames": compare(reference.landmarks, landmarks).row(),
+                               "trusted": reference.judge(landmarks).row()}
     meta = {"accuracy_source": "measured", "clips": plan.evaluation_clips, "crops": len(crops),
-            "frame_step": frame_step, "mirrored": True}
+            "frame_step": frame_step, "mirrored": True, "trust_rules": f"drill profile {profile.name}"}
     filmed = len(crops) // 2
     inputs = [crops.model_input(i) for i in np.linspace(0, filmed - 1, TIMING_INPUTS).astype(int)]
-    return Accuracy(errors, meta, inputs)
+    return Accuracy(errors, meta, inputs, _proven_exact(built, shipped_path, settings))
 
 
-def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: Path, shipped_path: Path) -> Accuracy:
-    """The accuracy `--explore` measured and committed, for machines without the clips. An exact
-    rewrite whose outputs are checked bit-identical here needs no committed numbers."""
-    from models.evaluation import identical_outputs
+def committed_outcomes(built: list[BuiltVariant], evaluation_path: Path) -> dict[str, dict[str, Any]]:
+    """The committed coaching check of each variant whose bytes are the ones it was made on."""
+    if not evaluation_path.is_file():
+        return {}
+    committed = json.loads(evaluation_path.read_text()).get("variants", {})
+    return {b.spec.name: committed[b.spec.name]["outcomes"] for b in built
+            if b.matches_committed and committed.get(b.spec.name, {}).get("outcomes")}
 
+
+def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: Path, shipped_path: Path, settings) -> Accuracy:
+    """The accuracy and coaching check `--explore` measured and committed, for machines without the
+    clips. An exact rewrite whose outputs are checked bit-identical here needs no committed numbers."""
     if not evaluation_path.is_file():
         raise QuantizeError(f"no clips to judge on and no committed evaluation at {evaluation_path}; "
                             "pass --clips DIR or run `station models quantize --explore` where the clips are")
     committed = json.loads(evaluation_path.read_text())
-    errors, exact = {}, set()
+    errors = {}
     for b in built:
-        entry = committed.get("variants", {}).get(b.spec.name, {}).get("held_out")
-        if b.spec.exact and identical_outputs(shipped_path, b.path):
-            exact.add(b.spec.name)
-        if entry:
-            errors[b.spec.name] = entry
+        entry = committed.get("variants", {}).get(b.spec.name, {})
+        if entry.get("held_out"):
+            errors[b.spec.name] = {"all_frames": entry["held_out"], "trusted": entry.get("held_out_trusted")}
     meta = {
         "accuracy_source": "committed",
         "note": "accuracy is the committed evaluation from `station models quantize --explore` "
@@ -352,24 +385,69 @@ def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: P
     }
     # Speed does not depend on the picture; any fixed input times the model.
     rng = np.random.default_rng(0)
-    return Accuracy(errors, meta, [rng.random((256, 256, 3), dtype=np.float32) for _ in range(TIMING_INPUTS)], exact)
+    inputs = [rng.random((256, 256, 3), dtype=np.float32) for _ in range(TIMING_INPUTS)]
+    return Accuracy(errors, meta, inputs, _proven_exact(built, shipped_path, settings), committed_outcomes(built, evaluation_path))
+
+
+def within_gate(errors: Optional[dict[str, Any]], gate: float) -> bool:
+    """The gate: hip and knee angle error p95 on the frames the analysis trusts (frames float16 trusts
+    and the variant loses count as failures). The all-frames numbers are reported, not gated."""
+    trusted = (errors or {}).get("trusted")
+    return bool(trusted) and max(trusted["hip_err_p95"], trusted["knee_err_p95"]) <= gate
+
+
+def check_outcomes(settings, accuracy: Accuracy, built: list[BuiltVariant], shipped_path: Path, clips_dir: Path,
+                   gate: float) -> None:
+    """Run the coaching check (reps, verdicts and faults on every labelled clip) for the variants that
+    pass the angle gate, are not exact rewrites and have no committed check for their bytes. Slow
+    (the whole pipeline per variant), so only where it decides."""
+    from models.outcomes import coach_outcomes, compare_outcomes, labelled_clips
+
+    pending = [b for b in built if within_gate(accuracy.errors.get(b.spec.name), gate)
+               and b.spec.name not in accuracy.proven_exact and b.spec.name not in accuracy.outcomes]
+    labels = labelled_clips(clips_dir) if pending else None
+    if not pending or labels is None:
+        if pending:
+            log.warning("no labels.csv in %s: cannot check reps, verdicts and faults of %s", clips_dir, [b.spec.name for b in pending])
+        return
+    profile = analysis_profile(settings)
+    detector = settings.models_dir / load_manifest().by_role("detector").file
+    log.info("checking reps, verdicts and faults on %d labelled clips for %s", len(labels), [b.spec.name for b in pending])
+    reference = coach_outcomes(settings, detector, shipped_path, labels, profile)
+    for b in pending:
+        accuracy.outcomes[b.spec.name] = compare_outcomes(reference, coach_outcomes(settings, detector, b.path, labels, profile))
 
 
 def variant_entry(b: BuiltVariant, accuracy: Accuracy, ms: dict[str, float], gate: float) -> dict[str, Any]:
-    err = accuracy.errors.get(b.spec.name)
-    within = bool(err) and max(err["hip_err_p95"], err["knee_err_p95"]) <= gate
+    name = b.spec.name
+    err = accuracy.errors.get(name) or {}
+    exact = name in accuracy.proven_exact
     # Committed numbers describe the committed bytes; a different build must be measured first.
-    judged_this_file = accuracy.measured or b.matches_committed is True or b.spec.name in accuracy.proven_exact
+    judged_this_file = accuracy.measured or b.matches_committed is True or exact
+    outcome = accuracy.outcomes.get(name)
+    # Bit-identical landmarks cannot change a rep; anything else must show it changes none.
+    same_coaching = exact or bool(outcome and outcome.get("same_as_float16"))
+    within = within_gate(err, gate)
+    notes = []
+    if not judged_this_file:
+        notes.append("built bytes differ from the judged build: run with --clips to measure")
+    if within and not same_coaching:
+        notes.append("within the angle gate but " + ("changes reps, verdicts or faults on the labelled clips" if outcome else
+                                                     "reps, verdicts and faults not checked (needs the clips and labels.csv)"))
     return {
-        "name": b.spec.name, "file": b.spec.file, "sha256": b.sha256, "size": b.size,
-        "qualifies": within and judged_this_file,
+        "name": name, "file": b.spec.file, "sha256": b.sha256, "size": b.size,
+        "qualifies": within and judged_this_file and same_coaching,
         "precision": b.spec.precision, "kind": b.spec.kind, "description": b.spec.description,
-        "ms_per_frame": round(ms[b.spec.name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[b.spec.name], 2),
+        "ms_per_frame": round(ms[name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[name], 2),
         "built_matches_committed": b.matches_committed,
-        **({"outputs_identical_to_float16": b.spec.name in accuracy.proven_exact} if not accuracy.measured and b.spec.exact else {}),
+        **({"outputs_identical_to_float16": exact} if b.spec.exact else {}),
         "accuracy_source": accuracy.meta["accuracy_source"] if err else None,
-        **({} if judged_this_file else {"note": "built bytes differ from the judged build: run with --clips to measure"}),
-        **(err or {}),
+        "within_angle_gate": within,
+        "coaching_unchanged": True if exact else (outcome.get("same_as_float16") if outcome else None),
+        **({"note": "; ".join(notes)} if notes else {}),
+        "all_frames": err.get("all_frames"),
+        "trusted": err.get("trusted"),
+        **({"coaching_changes": outcome["changed"]} if outcome and outcome.get("changed") else {}),
     }
 
 
@@ -402,7 +480,7 @@ def quantize_models(
     check_file(models_dir / detector_spec.file, detector_spec.sha256, detector_spec.size, FETCH_HINT)
 
     plan = Plan.load(plan_path)
-    expected = fingerprint(shipped_spec.sha256, plan_path, ranges_path)
+    expected = fingerprint(shipped_spec.sha256, plan_path, ranges_path, evaluation_path)
     if not force and record_is_current(models_dir, expected):
         record = read_quantized_record(models_dir) or {}
         log.info("quantized variants in %s are up to date (use --force to rebuild)", models_dir)
@@ -418,8 +496,10 @@ def quantize_models(
         log.warning("%s lacks some held-out clips; taking the committed evaluation", clips_dir)
     if use_clips and have_clips:
         accuracy = measure_accuracy(settings, plan, built, shipped_path, clips_dir, eval_frame_step)
+        accuracy.outcomes.update(committed_outcomes(built, evaluation_path))
+        check_outcomes(settings, accuracy, built, shipped_path, clips_dir, plan.gate_p95_deg)
     else:
-        accuracy = committed_accuracy(plan, built, evaluation_path, shipped_path)
+        accuracy = committed_accuracy(plan, built, evaluation_path, shipped_path, settings)
 
     from models.evaluation import time_models
 
@@ -430,8 +510,10 @@ def quantize_models(
     record = {
         "selected": select(variants, ms[SHIPPED_VARIANT]),
         "gate_p95_deg": plan.gate_p95_deg,
-        "selection": f"fastest variant on this machine whose held-out hip and knee angle error p95 <= {plan.gate_p95_deg} deg; "
-                     "float16 (the shipped model) when none is faster",
+        "selection": f"fastest variant on this machine whose held-out hip and knee angle error p95 <= {plan.gate_p95_deg} deg "
+                     "on the frames the hinge analysis trusts (a frame float16 trusts and the variant loses counts as a "
+                     "failure), and that changes no rep count, verdict or fault on the labelled clips; float16 (the "
+                     "shipped model) when none is faster",
         "float16_ms_per_frame": round(ms[SHIPPED_VARIANT], 2),
         "machine": _machine(), "threads": threads,
         "built_with": {"ai_edge_quantizer": version},
@@ -458,11 +540,17 @@ def remove_dropped_variants(models_dir: Path, keep: set[str]) -> None:
 
 
 def _rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model: speed, angle error p95 on all held-out frames and on the trusted frames
+    (the gate), frames float16 trusts that the variant loses, and the coaching check."""
     rows = [{"variant": SHIPPED_VARIANT, "ms_per_frame": record.get("float16_ms_per_frame"), "speedup": 1.0,
-             "hip_err_p95": 0.0, "knee_err_p95": 0.0, "qualifies": True, "selected": record.get("selected") is None}]
+             "hip_p95_all": 0.0, "knee_p95_all": 0.0, "hip_p95_trusted": 0.0, "knee_p95_trusted": 0.0,
+             "knee_lost": 0, "coaching_same": True, "qualifies": True, "selected": record.get("selected") is None}]
     for v in record.get("variants", []):
+        every, trusted = v.get("all_frames") or {}, v.get("trusted") or {}
         rows.append({"variant": v["name"], "ms_per_frame": v.get("ms_per_frame"), "speedup": v.get("speedup"),
-                     "hip_err_p95": v.get("hip_err_p95"), "knee_err_p95": v.get("knee_err_p95"),
+                     "hip_p95_all": every.get("hip_err_p95"), "knee_p95_all": every.get("knee_err_p95"),
+                     "hip_p95_trusted": trusted.get("hip_err_p95"), "knee_p95_trusted": trusted.get("knee_err_p95"),
+                     "knee_lost": trusted.get("knee_lost"), "coaching_same": v.get("coaching_unchanged"),
                      "qualifies": v.get("qualifies"), "selected": v["name"] == record.get("selected")})
     return rows
 
