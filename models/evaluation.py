@@ -56,8 +56,22 @@ def hip_knee_angles(points: np.ndarray, left: np.ndarray) -> tuple[np.ndarray, n
     return joint_angle_deg(s, h, k), joint_angle_deg(h, k, a)
 
 
+class GatedErrors:
+    """Hip and knee angle errors judged against the p95 gate (all frames, or trusted frames)."""
+
+    hip_err_p95: float
+    knee_err_p95: float
+
+    @property
+    def worst_p95(self) -> float:
+        return max(self.hip_err_p95, self.knee_err_p95)
+
+    def passes(self, gate_p95_deg: float) -> bool:
+        return self.worst_p95 <= gate_p95_deg
+
+
 @dataclass(frozen=True)
-class AngleErrors:
+class AngleErrors(GatedErrors):
     """A variant's disagreement with float16 on the same frames."""
 
     frames: int
@@ -69,13 +83,6 @@ class AngleErrors:
     knee_err_max: float
     px_err_median: float
     px_err_p95: float
-
-    @property
-    def worst_p95(self) -> float:
-        return max(self.hip_err_p95, self.knee_err_p95)
-
-    def passes(self, gate_p95_deg: float) -> bool:
-        return self.worst_p95 <= gate_p95_deg
 
     def row(self) -> dict:
         return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}

@@ -30,6 +30,7 @@ from device.kinematics import AngleTracker
 from device.pose import Pose
 from device.profiles import Profile
 from models.crops import CropSet
+from models.evaluation import GatedErrors
 
 # A frame float16 trusts and the variant does not counts as this error: the station would read an
 # angle there with float16 and none with the variant, as far apart as two readings of a joint can be.
@@ -82,7 +83,7 @@ def analysis_angles(landmarks: np.ndarray, crops: CropSet, profile: Profile) -> 
 
 
 @dataclass(frozen=True)
-class TrustedErrors:
+class TrustedErrors(GatedErrors):
     """A variant against float16 on the frames the analysis trusts.
 
     frames: all frames compared; hip/knee_trusted_share: the share float16 trusts, variant_*_share the
@@ -105,13 +106,6 @@ class TrustedErrors:
     knee_err_median: float
     knee_err_p95: float
     knee_err_max: float
-
-    @property
-    def worst_p95(self) -> float:
-        return max(self.hip_err_p95, self.knee_err_p95)
-
-    def passes(self, gate_p95_deg: float) -> bool:
-        return self.worst_p95 <= gate_p95_deg
 
     def row(self) -> dict:
         return {k: (round(v, 3 if k.endswith("share") else 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
