@@ -163,6 +163,9 @@ def load_settings(path: Optional[Path] = None, overrides: Optional[dict[str, Any
     path = find_config_file(path)
     if path is not None and not path.is_file():
         raise ConfigError(f"config file {path} does not exist (copy deploy/config.example.toml there, or drop --config)")
+    if path is not None and not os.access(path, os.R_OK):
+        raise ConfigError(f"config file {path} is not readable by this user (it holds the write token: run as root "
+                          "or the hinge-station user, or give --config another file)")
 
     class _Loaded(Settings):
         @classmethod
