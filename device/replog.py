@@ -152,6 +152,15 @@ class RepLog:
 
         self._submit(op, f"device event {kind}")
 
+    def set_athlete(self, session: SessionHandle, athlete: Optional[str]) -> None:
+        session.athlete = athlete
+
+        def op() -> None:
+            if self.store and session.db_id is not None:
+                self.store.set_athlete(session.db_id, athlete)
+
+        self._submit(op, "an athlete label")
+
     def setting(self, key: str, value: Any) -> None:
         """Remember a choice made on the page (drill, buzzer) across restarts."""
 

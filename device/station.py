@@ -326,8 +326,8 @@ class Station:
 
     def _apply_athlete(self, label: Optional[str]) -> None:
         self.athlete = label
-        if self.session is not None and self.session.db_id is not None and self.replog.store:
-            self.replog.store.set_athlete(self.session.db_id, label)
+        if self.session is not None:
+            self.replog.set_athlete(self.session, label)
 
     # --- lifetime --------------------------------------------------------------------------------
 
@@ -462,8 +462,9 @@ class Station:
         assert self.session is not None
         if self.signals:
             self.signals.rep_finished(rep.clean)
-        timings = self._times.summary(self._mailbox.dropped if self._mailbox else 0)
-        self._times = StageTimes(dropped_at_start=self._mailbox.dropped if self._mailbox else 0)
+        dropped = self._mailbox.dropped if self._mailbox else 0
+        timings = self._times.summary(dropped)
+        self._times = StageTimes(dropped_at_start=dropped)
         self.summary.reps += 1
         session = self.session
         rep_line = (f"rep {rep.index} ({self.profile}): {', '.join(rep.fault_names) or 'clean'}; pose {timings['pose_ms_median']} ms, "
@@ -554,15 +555,14 @@ class Station:
         if self.live is None or now - self._last_preview < self.preview_interval or not self.live.preview_wanted():
             return
         self._last_preview = now
+        height, width = frame.image.shape[:2]
+        scale = min(1.0, PREVIEW_MAX_SIDE / max(height, width))
+        size = (round(width * scale), round(height * scale))
         if self.camera_preview:
-            bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+            bgr = cv2.cvtColor(cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
         else:  # privacy by default: the skeleton alone, no camera pixels
-            bgr = np.full(frame.image.shape, 32, np.uint8)
-        scale = PREVIEW_MAX_SIDE / max(bgr.shape[:2])
-        if scale < 1:
-            bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            pose = _scaled(pose, scale)
-        draw_pose(bgr, pose)
+            bgr = np.full((size[1], size[0], 3), 32, np.uint8)
+        draw_pose(bgr, _scaled(pose, scale) if scale < 1 else pose)
         ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 70])
         if ok:
             self.live.set_preview(jpeg.tobytes())

@@ -157,3 +157,23 @@ def test_disk_full_pauses_logging_keeps_alerting_and_resumes(tmp_path):
     assert raw.execute("SELECT COUNT(*) FROM reps").fetchone()[0] == summary.reps == 20
     assert raw.execute("SELECT COUNT(*) FROM faults").fetchone()[0] == 10
     assert [r[0] for r in raw.execute("SELECT rep_index FROM reps ORDER BY id")] == list(range(1, 21))
+
+
+def test_page_controls_reach_the_running_session_through_the_rep_log(tmp_path):
+    store = RepStore(tmp_path / "s.db")
+    station = None
+
+    def on_event(event):
+        if isinstance(event, RepFinished) and event.rep.index == 1:
+            station.set_athlete("Jo")  # as the page does, from another thread
+            station.set_buzzer_enabled(False)
+
+    station = Station(engine=PresentEngine(), make_analyzer=lambda name: EveryNthFrameRep(5), profile="hinge",
+                      replog=RepLog(store), live=LiveState(), source_id="flaky", idle_timeout_s=60, on_event=on_event)
+    plan = {"total": 30, "fail_after": -1, "missing_for": 0, "died": False, "served": 0, "opens": 0}
+    station.run(lambda: FlakyCamera(plan), lossless=True)
+    station.replog.close()
+    with RepStore(tmp_path / "s.db", readonly=True) as ro:
+        [session] = ro.list_sessions()
+        assert session["athlete"] == "Jo"
+        assert ro.get_setting("buzzer_enabled") is False  # remembered across restarts
