@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from device.errors import ConfigError
+from device.errors import ConfigError, format_validation_errors
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/hinge-station/config.toml"),)
 
@@ -136,17 +136,6 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         assert self.models.dir is not None
         return self.models.dir
-
-
-def format_validation_errors(err: ValidationError, heading: str) -> str:
-    """One line per bad key: its dotted name, what is wrong, and the value given."""
-    lines = [heading]
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(root)"
-        value = e.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"  {key}: {e['msg']}{shown}")
-    return "\n".join(lines)
 
 
 def find_config_file(explicit: Optional[Path]) -> Optional[Path]:

@@ -1,4 +1,7 @@
 """Errors a user can act on. The CLI prints their message and exits non-zero, never a traceback."""
+from __future__ import annotations
+
+from pydantic import ValidationError
 
 
 class StationError(Exception):
@@ -17,3 +20,14 @@ class ModelError(StationError):
 
 class SourceError(StationError):
     """A camera or clip cannot be opened or stopped delivering frames."""
+
+
+def format_validation_errors(err: ValidationError, heading: str) -> str:
+    """One line per bad key: its dotted name, what is wrong, and the value given."""
+    lines = [heading]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(root)"
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  {key}: {e['msg']}{shown}")
+    return "\n".join(lines)

@@ -14,7 +14,8 @@ from typing import Sequence
 import numpy as np
 
 from device.errors import SourceError
-from device.pose import LANDMARK_SIZE, PoseEngine, Roi
+from device.pose.engine import LANDMARK_SIZE, PoseEngine
+from device.pose.landmarks import Roi
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ class CropSet:
 
 def collect_crops(engine: PoseEngine, clips_dir: Path, clip_names: Sequence[str], frame_step: int = 1) -> CropSet:
     """Run the engine over each clip and keep the crop of every frame where it found the person."""
-    from device.replay import iter_poses
-    from device.sources import VideoFileSource
+    from device.pose.engine import iter_poses
+    from device.capture.file import VideoFileSource
 
     pixels, rois, clips, times, sizes = [], [], [], [], []
     for name in clip_names:

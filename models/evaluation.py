@@ -14,9 +14,10 @@ from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 
-from device.geometry import joint_angle_deg
-from device.pose import LANDMARK_INDEX, LANDMARK_SIZE, NUM_LANDMARKS, VISIBILITY, LandmarkModel, project
-from device.runtime import TFLiteModel
+from device.analysis.geometry import joint_angle_deg
+from device.pose.landmarks import LANDMARK_INDEX, NUM_LANDMARKS, VISIBILITY
+from device.pose.engine import LANDMARK_SIZE, LandmarkModel, project
+from device.pose.tflite import TFLiteModel
 from models.crops import CropSet
 
 ANGLE_JOINTS = ("shoulder", "hip", "knee", "ankle")

@@ -22,13 +22,14 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from device.pose import LANDMARK_SIZE, NUM_LANDMARKS, LandmarkModel, project
-from device.runtime import TFLiteModel
+from device.pose.engine import LANDMARK_SIZE, LandmarkModel, project
+from device.pose.landmarks import NUM_LANDMARKS
+from device.pose.tflite import TFLiteModel
 from models.calibration import CalibrationRanges, measure_extremes
 from models.crops import CropSet, collect_crops
 from models.evaluation import compare, run_landmarks, smoothed_errors, time_models
 from models.graph import float_landmark_graph
-from models.manifest import SHIPPED_VARIANT, load_manifest
+from device.pose.model_files import SHIPPED_VARIANT, load_manifest
 from models.outcomes import coach_outcomes, compare_outcomes, describe, labelled_clips, summary
 from models.quantize import (
     EVALUATION_PATH, PLAN_PATH, RANGES_PATH, REPORT_PATH, Plan, QuantizeError, VariantSpec,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from device.errors import ModelError
-from models.manifest import Manifest, ModelSpec, check_file, file_is_intact, load_manifest
+from device.pose.model_files import Manifest, ModelSpec, check_file, file_is_intact, load_manifest
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from device.evaluate import Evaluation, LabelledClip, evaluate, read_labels
-from device.pose import LandmarkModel, PoseDetector, PoseEngine, Pose
-from device.profiles import Profile
-from device.runtime import TFLiteModel
+from device.analysis.scoring import Evaluation, LabelledClip, evaluate, read_labels
+from device.pose.engine import LandmarkModel, PoseDetector, PoseEngine
+from device.pose.landmarks import Pose
+from device.analysis.profiles import Profile
+from device.pose.tflite import TFLiteModel
 
 
 def engine_for(settings, detector_path: Path, landmark_path: Path) -> PoseEngine:
@@ -32,8 +33,8 @@ def engine_for(settings, detector_path: Path, landmark_path: Path) -> PoseEngine
 def coach_outcomes(settings, detector_path: Path, landmark_path: Path, labels: list[LabelledClip], profile: Profile,
                    progress: Optional[Callable[[str], None]] = None) -> Evaluation:
     """`station evaluate` on the labelled clips with this landmark file."""
-    from device.replay import iter_poses
-    from device.sources import VideoFileSource
+    from device.pose.engine import iter_poses
+    from device.capture.file import VideoFileSource
 
     engine = engine_for(settings, detector_path, landmark_path)
 

@@ -36,7 +36,7 @@ import numpy as np
 from device.errors import ModelError, StationError
 from models.calibration import CalibrationRanges
 from models.graph import float_landmark_graph, pruned_float16
-from models.manifest import (
+from device.pose.model_files import (
     FETCH_HINT,
     QUANTIZED_RECORD,
     SHIPPED_VARIANT,
@@ -317,7 +317,7 @@ def build_all(plan: Plan, shipped: bytes, ranges: Optional[CalibrationRanges], m
 
 def analysis_profile(settings):
     """The drill profile whose trust rules (visibility, bone check, framing) decide which angles count."""
-    from device.profiles import load_profile
+    from device.analysis.profiles import load_profile
 
     return load_profile(settings.analysis.profile, settings.analysis.profiles_dir)
 
@@ -556,7 +556,7 @@ def _rows(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _float16_engine(settings):
-    from device.pose import PoseEngine
+    from device.pose.engine import PoseEngine
 
     models = settings.models.model_copy(update={"landmark_variant": SHIPPED_VARIANT})
     return PoseEngine.from_settings(settings.model_copy(update={"models": models}))

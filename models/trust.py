@@ -24,11 +24,11 @@ from typing import Optional
 
 import numpy as np
 
-from device.events import Framing
-from device.framing import classify
-from device.kinematics import AngleTracker
-from device.pose import Pose
-from device.profiles import Profile
+from device.analysis.vocabulary import Framing
+from device.analysis.framing import classify
+from device.analysis.kinematics import AngleTracker
+from device.pose.landmarks import Pose
+from device.analysis.profiles import Profile
 from models.crops import CropSet
 from models.evaluation import GatedErrors
 

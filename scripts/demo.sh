@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 source=${1:-}
 if [ -z "$source" ]; then
-  if ls /dev/video* >/dev/null 2>&1 || .venv/bin/python -c 'from device.sources import picamera_available as p; raise SystemExit(not p())' 2>/dev/null; then
+  if ls /dev/video* >/dev/null 2>&1 || .venv/bin/python -c 'from device.capture import picamera_available as p; raise SystemExit(not p())' 2>/dev/null; then
     source=auto
   elif [ -f ../shared/clips/bichraix_deadlift_side_good016.mp4 ]; then
     source=../shared/clips/bichraix_deadlift_side_good016.mp4

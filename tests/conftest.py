@@ -62,7 +62,7 @@ def settings(models_dir: Path, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engine_factory(settings):
-    from device.pose import PoseEngine
+    from device.pose.engine import PoseEngine
 
     def make(variant: str = "float16"):
         return PoseEngine.from_settings(settings.model_copy(update={"models": settings.models.model_copy(update={"landmark_variant": variant})}))
@@ -73,8 +73,8 @@ def engine_factory(settings):
 @pytest.fixture(scope="session")
 def clip_poses(clips_dir: Path, engine_factory):
     """Poses of a clip from the float16 model, computed once per test session."""
-    from device.replay import iter_poses
-    from device.sources import VideoFileSource
+    from device.pose.engine import iter_poses
+    from device.capture.file import VideoFileSource
 
     engine = engine_factory("float16")
 
@@ -87,4 +87,4 @@ def clip_poses(clips_dir: Path, engine_factory):
 
 
 # The trainer page's fixtures (a real SQLite rep log, the page on it): tests/web_fixtures.py.
-from web_fixtures import _filled_template, filled_db, station  # noqa: E402,F401
+from support.web import _filled_template, filled_db, station  # noqa: E402,F401

@@ -12,7 +12,7 @@ SHORT_CLIP = "jeffchen_deadlift_side_bad_rounded_head_down_1rep.mp4"  # 29 frame
 def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantized_models_dir):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "device.cli", "bench", str(clips_dir / SHORT_CLIP), "--json", str(out),
+        [sys.executable, "-m", "device", "bench", str(clips_dir / SHORT_CLIP), "--json", str(out),
          "--models-dir", str(quantized_models_dir)],
         capture_output=True, text=True,
     )

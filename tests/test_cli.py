@@ -9,7 +9,7 @@ import cv2
 
 
 def station(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "device.cli", *map(str, args)], capture_output=True, text=True, **kw)
+    return subprocess.run([sys.executable, "-m", "device", *map(str, args)], capture_output=True, text=True, **kw)
 
 
 def test_replay_writes_landmarks_annotation_and_summary(tmp_path, clips_dir, models_dir):

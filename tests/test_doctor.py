@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from device.config import load_settings
-from device.doctor import FAIL, OK, WARN, Check, Doctor, integrity_check, run_checks
+from device.commands.doctor import FAIL, OK, WARN, Check, Doctor, integrity_check, run_checks
 
 TOKEN = "a-long-random-write-token-0123456789"
 
 
 def station(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "device.cli", *map(str, args)], capture_output=True, text=True, **kw)
+    return subprocess.run([sys.executable, "-m", "device", *map(str, args)], capture_output=True, text=True, **kw)
 
 
 def make_settings(tmp_path: Path, models_dir: Path | None = None, **overrides):

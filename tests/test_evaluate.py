@@ -13,10 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
-from device.evaluate import LabelsError, PoseCache, coco17_poses, evaluate, read_labels
-from device.events import Fault
-from device.profiles import load_profile
-from device.synthetic import Motion
+from device.analysis.scoring import LabelsError, evaluate, read_labels
+from device.commands.evaluate import PoseCache
+from support.coco17 import coco17_poses
+from device.analysis.vocabulary import Fault
+from device.analysis.profiles import load_profile
+from support.synthetic import Motion
 
 LABEL_HEADER = "clip,movement,view,reps,faults,source_labels,notes\n"
 
@@ -167,7 +169,7 @@ def test_another_models_keypoints_give_the_same_count_and_verdict(clips_dir, cli
 
 
 def station(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "device.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "device", *map(str, args)], capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
 
 

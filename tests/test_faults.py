@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from device.analysis import HingeAnalyzer
-from device.events import DEFAULT_CUES, Fault, FaultRaised, RepBottom, RepFinished
-from device.profiles import list_profiles, load_profile
-from device.synthetic import STANDING, Motion, Posture
+from device.analysis.analyzer import HingeAnalyzer
+from device.analysis.vocabulary import DEFAULT_CUES, Fault, FaultRaised, RepBottom, RepFinished
+from device.analysis.profiles import list_profiles, load_profile
+from support.synthetic import STANDING, Motion, Posture
 
 
 def run(motion: Motion, profile: str = "hinge", **render):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from device.housekeeping import BackupError, backup_database
+from device.station.backups import BackupError, backup_database
 
 
 def station(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "device.cli", *map(str, args)], capture_output=True, text=True, **kw)
+    return subprocess.run([sys.executable, "-m", "device", *map(str, args)], capture_output=True, text=True, **kw)
 
 
 def live_db(path: Path, rows: int = 500) -> Path:

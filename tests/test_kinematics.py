@@ -6,11 +6,20 @@ import math
 import numpy as np
 import pytest
 
-from device.geometry import flexion_deg
-from device.kinematics import AngleTracker, BoneCheck, OneEuroFilter, Seen, facing_vote, measure, nearer_side, pick_skeleton
-from device.pose import LANDMARK_INDEX, VISIBILITY, Pose
-from device.profiles import load_profile
-from device.synthetic import Motion, Posture, render
+from device.analysis.geometry import flexion_deg
+from device.analysis.kinematics import (
+    AngleTracker,
+    BoneCheck,
+    OneEuroFilter,
+    Seen,
+    facing_vote,
+    measure,
+    nearer_side,
+    pick_skeleton,
+)
+from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY, Pose
+from device.analysis.profiles import load_profile
+from support.synthetic import Motion, Posture, render
 
 HINGE = load_profile("hinge")
 

@@ -9,7 +9,7 @@ import pytest
 
 from device.errors import ModelError
 from models.fetch import fetch_models
-from models.manifest import load_manifest, resolve_models, sha256_of
+from device.pose.model_files import load_manifest, resolve_models, sha256_of
 
 
 def test_manifest_names_both_models_with_hashes():
@@ -72,7 +72,7 @@ def test_bad_model_file_names_the_file_and_the_fetch_command(models_dir, tmp_pat
 
 def test_replay_cli_without_models_explains_and_exits_nonzero(tmp_path, clips_dir):
     proc = subprocess.run(
-        [sys.executable, "-m", "device.cli", "replay", str(clips_dir / "jeffchen_deadlift_side_good_1rep.mp4"),
+        [sys.executable, "-m", "device", "replay", str(clips_dir / "jeffchen_deadlift_side_good_1rep.mp4"),
          "--models-dir", str(tmp_path / "empty")],
         capture_output=True, text=True,
     )

@@ -7,17 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from device.pose import (
-    LANDMARK_NAMES,
-    PRESENCE,
-    VISIBILITY,
-    Roi,
-    crop_matrix,
-    project,
-    roi_from_alignment,
-    ssd_anchors,
-    weighted_nms,
-)
+from device.pose.landmarks import LANDMARK_NAMES, PRESENCE, VISIBILITY, Roi
+from device.pose.engine import crop_matrix, project, roi_from_alignment, ssd_anchors, weighted_nms
 
 STANDING_CLIP = "rohanx01_bw_squat_side_multi.mp4"  # stands still about 8 s before the first rep
 
@@ -111,7 +102,7 @@ def test_presence_high_and_detector_rarely_runs(clip_poses, clip):
 
 
 def test_pose_record_round_trips_as_plain_data(clip_poses):
-    from device.pose import Pose
+    from device.pose.landmarks import Pose
 
     pose = next(p for p in clip_poses(STANDING_CLIP) if p.found)
     data = pose.to_dict()

@@ -7,8 +7,8 @@ import pytest
 
 from device.config import load_settings
 from device.errors import ConfigError
-from device.events import Fault
-from device.profiles import PROFILES_DIR, list_profiles, load_profile
+from device.analysis.vocabulary import Fault
+from device.analysis.profiles import PROFILES_DIR, list_profiles, load_profile
 
 DRILLS = {
     "hinge", "wall_tap_hinge", "dowel_hinge", "cable_pulled_hinge", "sternum_loaded_hinge", "hands_behind_head_hinge",

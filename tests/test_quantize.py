@@ -12,7 +12,7 @@ import pytest
 
 from device.errors import ModelError
 from models.calibration import CalibrationRanges, FrameExtremes
-from models.manifest import QUANTIZED_RECORD, SHIPPED_VARIANT, load_manifest, resolve_models
+from device.pose.model_files import QUANTIZED_RECORD, SHIPPED_VARIANT, load_manifest, resolve_models
 from models.quantize import Plan, QuantizeError, quantize_models, require_quantizer
 
 HELD_OUT_FRAME_STEP = 4
@@ -23,7 +23,7 @@ def _shipped_bytes(models_dir) -> bytes:
 
 
 def _outputs_by_shape(path, x) -> dict:
-    from device.runtime import TFLiteModel
+    from device.pose.tflite import TFLiteModel
 
     model = TFLiteModel(path, threads=1)
     return {shape: out for shape, out in zip(model.output_shapes, model.run(x[None]))}
@@ -155,7 +155,7 @@ def test_auto_picks_the_selected_variant_and_float16_stays_selectable(quantized_
 
 def _held_out_crops(clips_dir, clip_poses, landmark_model):
     """The engine's real float16 crops of the held-out clips (every 4th frame), as filmed and mirrored."""
-    from device.sources import VideoFileSource
+    from device.capture.file import VideoFileSource
     from models.crops import CropSet
 
     pixels, rois, clips, times, sizes = [], [], [], [], []
@@ -208,8 +208,8 @@ def test_selected_variant_keeps_trusted_hip_and_knee_angles_on_held_out_frames(q
 def test_hiding_joints_cannot_pass_the_trusted_gate(quantized_models_dir, held_out):
     """A variant that made its worst joints "invisible" would leave only its good frames to judge;
     the frames float16 trusts and it drops count as failures instead."""
-    from device.kinematics import SIDES
-    from device.pose import LANDMARK_INDEX, VISIBILITY
+    from device.analysis.kinematics import SIDES
+    from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY
     from models.evaluation import run_landmarks
     from models.trust import DISAGREEMENT_DEG, analysis_angles, compare_trusted
 
@@ -238,7 +238,7 @@ def test_hiding_joints_cannot_pass_the_trusted_gate(quantized_models_dir, held_o
 def test_smoothing_off_changes_no_trust_decision(clip_poses, settings):
     """The trusted-frames reading opens the One Euro filter and nothing else: frame by frame the
     analysis trusts exactly the same angles with and without it."""
-    from device.kinematics import AngleTracker
+    from device.analysis.kinematics import AngleTracker
     from models.quantize import analysis_profile
     from models.trust import unsmoothed
 
@@ -262,7 +262,7 @@ def test_selected_variant_changes_no_rep_count_verdict_or_fault(quantized_models
     """The stricter check behind the angle gate: the whole pipeline with the station's variant counts
     the same reps, gives every rep the same hinge/squat verdict and raises the same faults as float16 on
     every labelled clip."""
-    from device.evaluate import evaluate, read_labels
+    from device.analysis.scoring import evaluate, read_labels
     from models.outcomes import changes, coach_outcomes
     from models.quantize import analysis_profile
 
@@ -330,7 +330,7 @@ def test_quantize_without_the_extra_names_the_install_command(monkeypatch):
 def test_quantize_cli_without_models_explains(tmp_path):
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "device.cli", "models", "quantize", "--models-dir", str(tmp_path / "none")],
+    proc = subprocess.run([sys.executable, "-m", "device", "models", "quantize", "--models-dir", str(tmp_path / "none")],
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "station models fetch" in proc.stderr and "Traceback" not in proc.stderr

@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from device.analysis import HingeAnalyzer
-from device.events import Framing, FramingChanged, Phase, RepBottom, RepFinished, RepStarted
-from device.profiles import load_profile
-from device.synthetic import STANDING, Motion, Posture
+from device.analysis.analyzer import HingeAnalyzer
+from device.analysis.vocabulary import Framing, FramingChanged, Phase, RepBottom, RepFinished, RepStarted
+from device.analysis.profiles import load_profile
+from support.synthetic import STANDING, Motion, Posture
 
 
 def run(motion: Motion, profile: str = "hinge", **render):

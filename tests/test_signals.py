@@ -8,7 +8,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from device.config import SignalSettings
-from device.signals import FAULT_BUZZ_S, QuietHours, signals_from_settings
+from device.station.signals import FAULT_BUZZ_S, QuietHours, signals_from_settings
 
 RED, GREEN, BLUE, BUZZER = 17, 27, 22, 18
 

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 from device.errors import SourceError
-from device.sources import VideoFileSource, open_source, WebcamSource, PiCameraSource
+from device.capture.file import VideoFileSource
+from device.capture import open_source
+from device.capture.webcam import WebcamSource
+from device.capture.picamera import PiCameraSource
 
 
 @pytest.mark.parametrize("clip", ["bichraix_deadlift_side_good014.mp4", "kmoir_squat_side_oblique_1rep.mp4", "formfit_squat_side.mp4"])

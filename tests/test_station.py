@@ -20,17 +20,17 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from device.config import SignalSettings
 from device.errors import SourceError
-from device.evaluate import evaluate_clip, read_labels
-from device.events import FaultRaised, RepFinished, RepStarted
-from device.live import LiveState
-from device.profiles import load_profile
-from device.replog import RepLog
-from device.runner import analyzer_factory
-from device.signals import signals_from_settings
-from device.sources import VideoFileSource
-from device.station import Station
-from device.store import RepStore
-from pipeline_helpers import RecordedPoses
+from device.analysis.scoring import evaluate_clip, read_labels
+from device.analysis.vocabulary import FaultRaised, RepFinished, RepStarted
+from device.station.live import LiveState
+from device.analysis.profiles import load_profile
+from device.station.replog import RepLog
+from device.station.assembly import analyzer_factory
+from device.station.signals import signals_from_settings
+from device.capture.file import VideoFileSource
+from device.station.loop import Station
+from device.station.store import RepStore
+from support.pipeline import RecordedPoses
 
 RED, BUZZER = 17, 18
 REPO = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def test_camera_unplugged_mid_clip_recovers_and_keeps_counting(clips_dir, clip_p
 
 
 def station_cmd(*args):
-    return [sys.executable, "-m", "device.cli", *map(str, args)]
+    return [sys.executable, "-m", "device", *map(str, args)]
 
 
 def env_for(tmp_path, models_dir):
@@ -147,7 +147,7 @@ def test_headless_log_writes_sqlite_and_json_lines(clips_dir, models_dir, tmp_pa
     proc = subprocess.run(station_cmd("log", "--source", clip, "--fast"), env=env_for(tmp_path, models_dir),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    from device.report import iter_jsonl
+    from support.jsonl import iter_jsonl
 
     lines = list(iter_jsonl(tmp_path / "data" / "reps.jsonl"))
     raw = sqlite3.connect(tmp_path / "data" / "station.db")

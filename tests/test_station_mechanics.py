@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from device.errors import SourceError
-from device.events import Fault, FaultEvent, FaultRaised, Rep, RepFinished
-from device.live import LiveState
-from device.pose import Pose, empty_landmarks
-from device.replog import RepLog
-from device.sources import Frame, FrameSource
-from device.station import Captured, LatestFrame, Station
-from device.store import RepStore
+from device.analysis.vocabulary import Fault, FaultEvent, FaultRaised, Rep, RepFinished
+from device.station.live import LiveState
+from device.pose.landmarks import Pose, empty_landmarks
+from device.station.replog import RepLog
+from device.capture.base import Frame, FrameSource
+from device.station.loop import Captured, LatestFrame, Station
+from device.station.store import RepStore
 
 
 class FlakyCamera(FrameSource):

@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
-from device.events import Fault, FaultEvent, Rep
-from device.store import BadRecordError, RepStore, SessionFilter, StorageError
+from device.analysis.vocabulary import Fault, FaultEvent, Rep
+from device.station.store import BadRecordError, RepStore, SessionFilter, StorageError
 
 
 def make_rep(index: int, start: float, faults=()) -> Rep:

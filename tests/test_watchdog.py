@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from device.watchdog import SystemdNotifier
+from device.station.notify import SystemdNotifier
 
 
 @pytest.fixture

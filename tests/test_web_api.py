@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from device.live import StationState
-from device.store import RepStore
+from device.station.live import StationState
+from device.station.store import RepStore
 from web.auth import COOKIE
 from web.exports import LABEL_COLUMNS
-from web_fixtures import ALL_FAULTS, AUTH, CLIP, TOKEN, Station, clip_session_id, make_app
+from support.web import ALL_FAULTS, AUTH, CLIP, TOKEN, Station, clip_session_id, make_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

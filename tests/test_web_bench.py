@@ -7,10 +7,10 @@ import random
 import pytest
 
 from device.config import WebSettings
-from device.store import RepStore
+from device.station.store import RepStore
 from web.app import create_app
 from web.bench import build_bench_db, measure_pages, page_paths, percentile, synthetic_rep
-from web.server import PageServer
+from web.page_server import PageServer
 
 
 def test_synthetic_reps_move_like_the_rep_they_claim_to_be():

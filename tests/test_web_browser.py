@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from device.live import StationState
-from device.store import RepStore
-from web.server import PageServer
-from web_fixtures import TOKEN, add_live_rep, clip_session_id, make_app
-from pipeline_helpers import pipeline_db  # noqa: F401 (fixture)
+from device.station.live import StationState
+from device.station.store import RepStore
+from web.page_server import PageServer
+from support.web import TOKEN, add_live_rep, clip_session_id, make_app
+from support.pipeline import pipeline_db  # noqa: F401 (fixture)
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"

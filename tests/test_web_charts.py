@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from web.charts import LEFT, TOP, WIDTH, HEIGHT, BOTTOM, RIGHT, Scale, rep_chart
-from web.models import RepOut
+from web.schemas import RepOut
 
 
 def rep(index, duration, trace, faults=()):

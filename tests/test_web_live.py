@@ -8,9 +8,9 @@ import time
 
 import httpx
 
-from device.live import StationState
-from web.server import PageServer
-from web_fixtures import add_live_rep, make_app
+from device.station.live import StationState
+from web.page_server import PageServer
+from support.web import add_live_rep, make_app
 
 
 def read_events(response, into: list, stop: threading.Event) -> None:

@@ -9,16 +9,16 @@ import warnings
 
 import pytest
 
-from device.evaluate import evaluate_clip, read_labels
-from device.profiles import load_profile
-from device.store import RepStore
-from web_fixtures import make_app
+from device.analysis.scoring import evaluate_clip, read_labels
+from device.analysis.profiles import load_profile
+from device.station.store import RepStore
+from support.web import make_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from pipeline_helpers import PIPELINE_CLIPS as CLIPS, pipeline_db  # noqa: F401 (fixture)
+from support.pipeline import PIPELINE_CLIPS as CLIPS, pipeline_db  # noqa: F401 (fixture)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
                                                status_code_conformance)
 
-from web_fixtures import AUTH, make_app
+from support.web import AUTH, make_app
 
 MAX_EXAMPLES = 40  # per operation: reaches the branches of bad input and stays a few seconds
 ENDLESS = {("GET", "/api/live/events")}

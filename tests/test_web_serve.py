@@ -11,7 +11,7 @@ import httpx
 
 from pathlib import Path
 
-from web_fixtures import AUTH, TOKEN
+from support.web import AUTH, TOKEN
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def free_port() -> int:
 def test_station_serve_shows_an_existing_log_read_only(filled_db, tmp_path):
     port = free_port()
     env_token = {"HINGE_WEB__TOKEN": TOKEN, "HINGE_DATA_DIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "device.cli", "serve", "--db", str(filled_db), "--host", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "device", "serve", "--db", str(filled_db), "--host", "127.0.0.1",
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **env_token}, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
@@ -50,6 +50,6 @@ def test_station_serve_shows_an_existing_log_read_only(filled_db, tmp_path):
 
 
 def test_station_serve_needs_an_existing_log(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "device.cli", "serve", "--db", str(tmp_path / "none.db")],
+    proc = subprocess.run([sys.executable, "-m", "device", "serve", "--db", str(tmp_path / "none.db")],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 1 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr

@@ -10,7 +10,7 @@ from typing import Optional
 from fastapi import HTTPException
 
 from web.context import WebContext
-from web.models import AthleteOut, CorrectionIn, CorrectionOut, SettingsIn
+from web.schemas import AthleteOut, CorrectionIn, CorrectionOut, SettingsIn
 
 
 def add_correction(ctx: WebContext, rep_id: int, body: CorrectionIn) -> CorrectionOut:

@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from device.config import WebSettings
-from device.live import LiveState, StationControls
-from device.store import RepStore, StorageError
+from device.station.live import LiveState, StationControls
+from device.station.store import RepStore, StorageError
 from web.auth import LoginRequired, TokenGate
 from web.context import Checks, WebContext
 from web.guard import GuardMiddleware

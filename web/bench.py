@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
-from device.events import DEFAULT_CUES, Fault, FaultEvent, Rep
-from device.store import RepStore
+from device.analysis.vocabulary import DEFAULT_CUES, Fault, FaultEvent, Rep
+from device.station.store import RepStore
 
 PROFILES = ("hinge", "dowel_hinge", "wall_tap", "romanian_deadlift")
 ATHLETES = (None, None, "Sam", "Alex R.", "Jo")
@@ -271,8 +271,8 @@ def _pose_pipeline(clip: Path, models_dir: Optional[Path], repeat: int) -> Calla
     """The pose engine over a clip, `repeat` times: the heaviest part of the live loop, until
     `station bench` runs the whole loop."""
     from device.config import load_settings
-    from device.pose import PoseEngine
-    from device.replay import replay_clip
+    from device.pose.engine import PoseEngine
+    from device.commands.replay import replay_clip
 
     settings = load_settings(None, {"models.dir": models_dir} if models_dir else {})
     engine = PoseEngine.from_settings(settings)
@@ -286,9 +286,9 @@ def _pose_pipeline(clip: Path, models_dir: Optional[Path], repeat: int) -> Calla
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from device.config import WebSettings
-    from device.report import print_table, write_json
+    from device.commands.tables import print_table, write_json
     from web.app import create_app
-    from web.server import PageServer
+    from web.page_server import PageServer
 
     parser = argparse.ArgumentParser(prog="python -m web.bench", description="time the history and session pages on a big rep log")
     parser.add_argument("--reps", type=int, default=10_000)

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from markupsafe import Markup, escape
 
-from web.models import RepOut
+from web.schemas import RepOut
 
 WIDTH, HEIGHT = 320, 150
 LEFT, RIGHT, TOP, BOTTOM = 30, 8, 8, 20  # plot margins in SVG units

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Callable, Optional, Sequence
 
 from fastapi import Depends, HTTPException, Path, Request
 
-from device.live import LiveState, StationControls
-from device.store import RepStore
+from device.station.live import LiveState, StationControls
+from device.station.store import RepStore
 from web.auth import TokenGate
-from web.models import MAX_ID
+from web.schemas import MAX_ID
 
 Checks = Callable[[], list[dict[str, Any]]]
 

@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 from fastapi import HTTPException
 
-from device.store import SessionFilter
+from device.station.store import SessionFilter
 from web.context import WebContext
-from web.models import RepBrief, SessionDetail, SessionList
+from web.schemas import RepBrief, SessionDetail, SessionList
 from web.views import rep_brief, rep_out, session_out, session_stats, with_counts
 
 

@@ -7,9 +7,9 @@ import time
 from collections import Counter
 from typing import Any, Iterable, Optional
 
-from device.events import DEFAULT_CUES, Fault, fault_from_name
-from device.live import LiveSnapshot, StationState
-from web.models import FaultOut, LiveOut, RepBrief, RepOut, SessionOut, SessionStats
+from device.analysis.vocabulary import DEFAULT_CUES, Fault, fault_from_name
+from device.station.live import LiveSnapshot, StationState
+from web.schemas import FaultOut, LiveOut, RepBrief, RepOut, SessionOut, SessionStats
 
 STATE_LABELS = {
     StationState.IDLE: "Waiting for an athlete",

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from fastapi.responses import Response
 
-from web.models import Problem
+from web.schemas import Problem
 
 ExportFormat = Literal["csv", "json"]
 

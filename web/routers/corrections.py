@@ -6,7 +6,7 @@ from fastapi.responses import Response
 
 from web import actions
 from web.context import CorrectionId, RepId, Writer
-from web.models import CorrectionIn, CorrectionOut
+from web.schemas import CorrectionIn, CorrectionOut
 from web.routers.common import WRITE, problems
 
 router = APIRouter(prefix="/api", tags=["corrections"])

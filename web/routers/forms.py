@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from web import actions
 from web.auth import COOKIE, COOKIE_MAX_AGE_S, NO_TOKEN_HELP
 from web.context import CorrectionId, RepId, SessionId, Writer, get_context
-from web.models import AthleteIn, CorrectionIn, SettingsIn
+from web.schemas import AthleteIn, CorrectionIn, SettingsIn
 from web.routers.common import html_problems
 from web.templating import safe_next
 

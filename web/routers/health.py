@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from device.errors import StationError
-from device.live import StationState
+from device.station.live import StationState
 from web.context import Reader, WebContext
-from web.models import DbHealth, HealthOut, LiveHealth
+from web.schemas import DbHealth, HealthOut, LiveHealth
 from web.routers.common import problems
 
 router = APIRouter(prefix="/api/health", tags=["health"])

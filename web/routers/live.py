@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from web.context import Reader
-from web.models import LiveOut
+from web.schemas import LiveOut
 from web.queries import last_rep_brief
 from web.routers.common import problems
 from web.views import live_out

@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BeforeValidator, StringConstraints
 
-from device.events import Fault
-from device.store import SessionFilter
+from device.analysis.vocabulary import Fault
+from device.station.store import SessionFilter
 from web.charts import Scale, rep_chart
 from web.context import Reader, SessionId, get_context
 from web.queries import last_rep_brief, list_sessions, load_session, session_detail

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from web.context import Reader, RepId
 from web.exports import reps_csv, reps_json
-from web.models import RepOut
+from web.schemas import RepOut
 from web.queries import time_range
 from web.routers.common import ExportFormat, download, export_responses, problems
 from web.views import rep_out

@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from device.store import SessionFilter
+from device.station.store import SessionFilter
 from web import actions
 from web.context import Reader, SessionId, Writer
 from web.exports import reps_csv, reps_json
-from web.models import AthleteIn, AthleteOut, SessionDetail, SessionList
+from web.schemas import AthleteIn, AthleteOut, SessionDetail, SessionList
 from web.queries import list_sessions, load_session, session_detail, time_range
 from web.routers.common import WRITE, ExportFormat, download, export_responses, problems
 

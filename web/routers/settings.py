@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 
 from web import actions
 from web.context import Reader, WebContext, Writer
-from web.models import SettingsIn, SettingsOut
+from web.schemas import SettingsIn, SettingsOut
 from web.routers.common import WRITE, problems
 
 router = APIRouter(prefix="/api/settings", tags=["settings"])

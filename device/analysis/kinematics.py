@@ -1,0 +1,410 @@
+"""Pose -> hinge kinematics: the joint angles a coach reads from the side, one `Angles` per frame.
+
+Everything is measured in the sagittal plane of the side nearer the camera, signed by the way the
+athlete faces, so "forward" means toward the toes whichever way they stand:
+
+- hip flexion: shoulder-hip-knee bend (0 standing tall, negative when the shoulders fall behind the
+  hip-knee line), knee flexion: hip-knee-ankle bend;
+- trunk, thigh and shin angles from vertical (positive = leaning toward the toes);
+- hip shift: how far the hips sit behind the ankle, in leg lengths (the hips travel back);
+- head offset: how far the ear leaves the shoulder-hip line (the dowel line), in degrees;
+- load forward: how far the hands hang in front of the mid-foot, in leg lengths.
+
+A landmark below the visibility threshold is not trusted: a quantity that needs it is NaN for that
+frame (never guessed), and a frame whose shoulder, hip and knee are not all trusted is unreliable.
+Smoothing is a One Euro filter per quantity: causal, little lag when moving, steady when still.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY, X, Y, Pose
+from device.analysis.profiles import KinematicsTable
+
+NAN = float("nan")
+SIDES = ("left", "right")
+# The joints whose visibility decides which side faces the camera.
+SIDE_JOINTS = ("shoulder", "hip", "knee", "ankle")
+# Anatomy, not a threshold: the ankle joint sits over the back third of the foot, so mid-foot lies
+# about a sixth of a foot length ahead of it: ~0.07 leg lengths for a foot of 0.28 leg lengths.
+MIDFOOT_AHEAD_OF_ANKLE = 0.07
+
+
+@dataclass(frozen=True)
+class Angles:
+    """One frame's hinge kinematics. Degrees, and leg lengths (hip-knee + knee-ankle) for distances.
+
+    NaN marks a quantity whose landmarks were not trusted on this frame.
+    """
+
+    time: float
+    reliable: bool
+    side: str  # "left"/"right": the side nearer the camera; "" when nobody is seen
+    facing: int  # +1 the athlete faces image right, -1 image left, 0 not known
+    hip_flexion_deg: float = NAN
+    knee_flexion_deg: float = NAN
+    trunk_deg: float = NAN
+    thigh_deg: float = NAN
+    shin_deg: float = NAN
+    hip_shift: float = NAN
+    head_offset_deg: float = NAN
+    load_forward: float = NAN
+    hands_below_knee: float = NAN
+    hands_below_shoulder: float = NAN
+
+    @property
+    def hinge_ratio(self) -> float:
+        """Hip flexion per degree of knee flexion; knees under 5 degrees count as 5 (no division blow-up)."""
+        if math.isnan(self.hip_flexion_deg) or math.isnan(self.knee_flexion_deg):
+            return NAN
+        return self.hip_flexion_deg / max(self.knee_flexion_deg, 5.0)
+
+
+# Quantities the smoother filters, with their unit scale relative to degrees (so one beta fits all):
+# a leg length of hip travel is about as fast a change as 100 degrees of hip flexion.
+SMOOTHED = {
+    "hip_flexion_deg": 1.0, "knee_flexion_deg": 1.0, "trunk_deg": 1.0, "thigh_deg": 1.0, "shin_deg": 1.0,
+    "hip_shift": 100.0, "head_offset_deg": 1.0, "load_forward": 100.0,
+    "hands_below_knee": 100.0, "hands_below_shoulder": 100.0,
+}
+
+
+# --- pure geometry ------------------------------------------------------------------------------
+
+Point = tuple[float, float]
+
+
+class Seen:
+    """One frame's landmarks as plain values: every point's visibility, and the trusted points
+    (finite and at least `min_visibility`), by name. Built once per frame, read many times."""
+
+    __slots__ = ("points", "visibility")
+
+    def __init__(self, pose: Pose, min_visibility: float):
+        lm = pose.landmarks
+        xs, ys, vis = lm[:, X].tolist(), lm[:, Y].tolist(), lm[:, VISIBILITY].tolist()
+        self.visibility: dict[str, float] = {}
+        self.points: dict[str, Point] = {}
+        for name, i in LANDMARK_INDEX.items():
+            v = vis[i] if math.isfinite(vis[i]) else 0.0
+            self.visibility[name] = v
+            if v >= min_visibility and math.isfinite(xs[i]) and math.isfinite(ys[i]):
+                self.points[name] = (xs[i], ys[i])
+
+    def get(self, name: str) -> Optional[Point]:
+        return self.points.get(name)
+
+
+def side_visibility(seen: Seen, side: str) -> float:
+    """Mean visibility of the side's shoulder, hip, knee and ankle (0 where a point is missing)."""
+    return sum(seen.visibility[f"{side}_{j}"] for j in SIDE_JOINTS) / len(SIDE_JOINTS)
+
+
+def nearer_side(seen: Seen) -> str:
+    """The side whose joints the model sees best: the one turned to the camera."""
+    return max(SIDES, key=lambda s: side_visibility(seen, s))
+
+
+def other_side(side: str) -> str:
+    return "right" if side == "left" else "left"
+
+
+def facing_vote(seen: Seen) -> float:
+    """Which way the athlete faces: toes ahead of heels, nose ahead of ears, shoulders ahead of hips
+    when clearly bent over. > 0 faces image right, < 0 image left, 0 no evidence; about -1..1."""
+    votes = []
+
+    def unit_dx(a: str, b: str) -> Optional[float]:
+        p, q = seen.get(a), seen.get(b)
+        if p is None or q is None:
+            return None
+        n = math.dist(p, q)
+        return (q[0] - p[0]) / n if n > 0 else None
+
+    for side in SIDES:
+        v = unit_dx(f"{side}_heel", f"{side}_foot_index")
+        if v is not None:
+            votes.append(v)
+        v = unit_dx(f"{side}_ear", "nose")
+        if v is not None:
+            votes.append(v)
+        v = unit_dx(f"{side}_hip", f"{side}_shoulder")
+        if v is not None and abs(v) > 0.5:  # bent over by more than 30 degrees: the chest points forward
+            votes.append(v)
+    return sum(votes) / len(votes) if votes else 0.0
+
+
+class BoneCheck:
+    """Side-on, the thigh and shin lie in the image plane, so their length is nearly constant. A
+    joint the model guessed behind a barbell plate shows up as a bone much shorter than the
+    athlete's own. The reference is a high percentile of the lengths seen over the last
+    `window_s` (projection only ever shortens a bone), so it survives an occlusion shorter than
+    the window and follows an athlete who steps nearer or farther within it."""
+
+    PERCENTILE = 0.9
+
+    def __init__(self, min_fraction: float, window_s: float):
+        self.min_fraction = min_fraction
+        self.window_s = window_s
+        self._seen: dict[tuple[str, str], deque[tuple[float, float]]] = {}
+        self.reference: dict[tuple[str, str], float] = {}
+
+    def reset(self) -> None:
+        self._seen.clear()
+        self.reference.clear()
+
+    def ratio(self, side: str, bone: str, length: float) -> float:
+        """Length over the reference (1.0 while there is no reference yet)."""
+        ref = self.reference.get((side, bone))
+        return length / ref if ref else 1.0
+
+    def observe(self, side: str, bone: str, length: float, time: float) -> None:
+        key = (side, bone)
+        seen = self._seen.setdefault(key, deque())
+        seen.append((time, length))
+        while seen and seen[0][0] < time - self.window_s:
+            seen.popleft()
+        lengths = sorted(v for _, v in seen)
+        self.reference[key] = lengths[int(self.PERCENTILE * (len(lengths) - 1))]
+
+
+# A far-side bone must fit its usual length this much better (in log ratio) than the near one.
+FAR_SIDE_PENALTY = 0.05
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """The sagittal skeleton of one frame: each segment from one side, so its direction is true even
+    when the two sides sit a little apart in the image. Absent parts were not trusted."""
+
+    trunk: Optional[tuple[Point, Point]] = None  # (hip, shoulder)
+    thigh: Optional[tuple[Point, Point]] = None  # (hip, knee)
+    shin: Optional[tuple[Point, Point]] = None  # (knee, ankle)
+    ear: Optional[Point] = None
+    wrist: Optional[Point] = None
+    midfoot: Optional[Point] = None  # from heel and toe, when both are trusted
+
+
+def pick_skeleton(seen: Seen, side: str, bones: Optional[BoneCheck] = None) -> Skeleton:
+    """Each segment from the near side, or from the far side where the near one is hidden: side-on,
+    in a two-footed hinge the left and right legs move together, so either shows the angle. A thigh
+    or shin must fit its bone's usual length; of two that do, the better fit wins. Nothing that is
+    not trusted is used; nothing is ever guessed."""
+    far = other_side(side)
+
+    def xy(s: str, joint: str) -> Optional[Point]:
+        return seen.points.get(f"{s}_{joint}")
+
+    def first(joint: str) -> Optional[Point]:
+        return xy(side, joint) or xy(far, joint)
+
+    trunk = None
+    for s in (side, far):
+        h, sh = xy(s, "hip"), xy(s, "shoulder")
+        if h is not None and sh is not None:
+            trunk = (h, sh)
+            break
+
+    def best_bone(a: str, b: str, bone: str, prefer: Optional[str]) -> tuple[Optional[tuple[Point, Point]], Optional[str]]:
+        best: Optional[tuple[float, tuple[Point, Point], str]] = None
+        for s in (side, far):
+            p, q = xy(s, a), xy(s, b)
+            if p is None or q is None:
+                continue
+            ratio = bones.ratio(s, bone, math.dist(p, q)) if bones is not None else 1.0
+            if bones is not None and ratio < bones.min_fraction:
+                continue
+            misfit = abs(math.log(max(ratio, 1e-6))) + (FAR_SIDE_PENALTY if s != (prefer or side) else 0.0)
+            if best is None or misfit < best[0]:
+                best = (misfit, (p, q), s)
+        return (best[1], best[2]) if best else (None, None)
+
+    thigh, thigh_side = best_bone("hip", "knee", "thigh", None)
+    shin, _ = best_bone("knee", "ankle", "shin", thigh_side)
+    midfoot = None
+    for s in (side, far):
+        heel, toe = xy(s, "heel"), xy(s, "foot_index")
+        if heel is not None and toe is not None:
+            midfoot = ((heel[0] + toe[0]) / 2, (heel[1] + toe[1]) / 2)
+            break
+    return Skeleton(trunk, thigh, shin, first("ear"), first("wrist"), midfoot)
+
+
+def observe_bones(seen: Seen, bones: BoneCheck, time: float) -> None:
+    """Feed each side's trusted thigh and shin lengths to the bone check."""
+    for s in SIDES:
+        for a, b, bone in (("hip", "knee", "thigh"), ("knee", "ankle", "shin")):
+            p, q = seen.get(f"{s}_{a}"), seen.get(f"{s}_{b}")
+            if p is not None and q is not None:
+                bones.observe(s, bone, math.dist(p, q), time)
+
+
+def _angle_deg(forward: float, along: float) -> float:
+    return math.degrees(math.atan2(forward, along))
+
+
+def measure(skeleton: Skeleton, time: float, side: str, facing: int, leg_px: Optional[float] = None) -> tuple[Angles, float]:
+    """Kinematics of one frame from its sagittal skeleton (pure). Returns the unsmoothed `Angles`
+    and the leg length in pixels this frame measured (NaN when thigh or shin was not trusted).
+    `leg_px` is the caller's running leg length, used when the shin is hidden this frame."""
+    if skeleton.trunk is None or skeleton.thigh is None or facing == 0:
+        return Angles(time, False, side, facing), NAN
+    f = facing
+
+    def fwd(a: Point, b: Point) -> float:  # how far b lies ahead of a, toward the toes
+        return f * (b[0] - a[0])
+
+    def up(a: Point, b: Point) -> float:  # how far b lies above a
+        return a[1] - b[1]
+
+    H, S = skeleton.trunk
+    Ht, K = skeleton.thigh
+    trunk = _angle_deg(fwd(H, S), up(H, S))
+    thigh = _angle_deg(fwd(Ht, K), -up(Ht, K))
+    values: dict[str, float] = {"trunk_deg": trunk, "thigh_deg": thigh, "hip_flexion_deg": trunk + thigh}
+
+    leg_now = NAN
+    A = None
+    if skeleton.shin is not None:
+        Ks, A = skeleton.shin
+        shin = _angle_deg(fwd(A, Ks), up(A, Ks))
+        values["shin_deg"] = shin
+        values["knee_flexion_deg"] = thigh + shin
+        leg_now = math.dist(Ht, K) + math.dist(Ks, A)
+    leg = leg_now if math.isfinite(leg_now) else (leg_px or NAN)
+    if A is not None:
+        values["hip_shift"] = fwd(Ht, A) / leg
+
+    E = skeleton.ear
+    trunk_px = math.dist(H, S)
+    if E is not None and trunk_px > 0:
+        # Trunk direction u (hip -> shoulder) and its ventral normal n, in (forward, up) axes.
+        uf, uu = fwd(H, S) / trunk_px, up(H, S) / trunk_px
+        nf, nu = uu, -uf
+        ef, eu = fwd(S, E), up(S, E)
+        values["head_offset_deg"] = _angle_deg(ef * nf + eu * nu, ef * uf + eu * uu)
+
+    W = skeleton.wrist
+    if W is not None and math.isfinite(leg):
+        if skeleton.midfoot is not None:
+            values["load_forward"] = fwd(skeleton.midfoot, W) / leg
+        elif A is not None:
+            values["load_forward"] = fwd(A, W) / leg - MIDFOOT_AHEAD_OF_ANKLE
+        values["hands_below_knee"] = up(W, K) / leg
+        values["hands_below_shoulder"] = up(W, S) / leg
+
+    return Angles(time, True, side, facing, **values), leg_now
+
+
+# --- smoothing ----------------------------------------------------------------------------------
+
+
+class OneEuroFilter:
+    """Casiez et al.'s One Euro filter: a low-pass whose cutoff rises with speed (causal)."""
+
+    def __init__(self, min_cutoff_hz: float, beta: float, d_cutoff_hz: float):
+        self.min_cutoff = min_cutoff_hz
+        self.beta = beta
+        self.d_cutoff = d_cutoff_hz
+        self.reset()
+
+    def reset(self) -> None:
+        self._x: Optional[float] = None
+        self._dx = 0.0
+        self._t: Optional[float] = None
+
+    @staticmethod
+    def _alpha(cutoff: float, dt: float) -> float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: float, t: float) -> float:
+        if self._x is None or self._t is None or t <= self._t:
+            self._x, self._t, self._dx = x, t, 0.0
+            return x
+        dt = t - self._t
+        dx = (x - self._x) / dt
+        a_d = self._alpha(self.d_cutoff, dt)
+        self._dx = a_d * dx + (1 - a_d) * self._dx
+        a = self._alpha(self.min_cutoff + self.beta * abs(self._dx), dt)
+        self._x = a * x + (1 - a) * self._x
+        self._t = t
+        return self._x
+
+
+class AngleTracker:
+    """Frame by frame: keeps the camera side steady, knows which way the athlete faces, checks bone
+    lengths, remembers the leg length and smooths every quantity. `update(pose)` is causal."""
+
+    def __init__(self, config: KinematicsTable):
+        self.config = config
+        self.bones = BoneCheck(config.min_bone_fraction, config.bone_window_s)
+        self._filters = {
+            name: OneEuroFilter(config.min_cutoff_hz, config.beta / scale, config.d_cutoff_hz)
+            for name, scale in SMOOTHED.items()
+        }
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the athlete (they left): side, facing, bone lengths and filter state."""
+        self.side = ""
+        self.facing = 0
+        self._facing_score = 0.0
+        self._other_since: Optional[float] = None
+        self._leg_px: Optional[float] = None
+        self.bones.reset()
+        for flt in self._filters.values():
+            flt.reset()
+
+    def _choose_side(self, seen: Seen, time: float) -> str:
+        best = nearer_side(seen)
+        if not self.side or best == self.side:
+            self._other_since = None
+            self.side = self.side or best
+            return self.side
+        if side_visibility(seen, best) - side_visibility(seen, self.side) < self.config.side_switch_margin:
+            self._other_since = None
+            return self.side
+        if self._other_since is None:
+            self._other_since = time
+        if time - self._other_since >= self.config.side_switch_s:
+            self.side, self._other_since = best, None
+            for flt in self._filters.values():
+                flt.reset()  # the other side's points are a different signal
+        return self.side
+
+    def _update_facing(self, seen: Seen) -> int:
+        # A leaky vote: the first clear frame decides, one odd frame cannot flip it, an athlete who
+        # turns round flips it within a few frames.
+        self._facing_score = 0.85 * self._facing_score + facing_vote(seen)
+        if abs(self._facing_score) > 0.3:
+            self.facing = 1 if self._facing_score > 0 else -1
+        return self.facing
+
+    def update(self, pose: Pose) -> Angles:
+        if not pose.found:
+            return Angles(pose.timestamp, False, self.side, self.facing)
+        seen = Seen(pose, self.config.min_visibility)
+        side = self._choose_side(seen, pose.timestamp)
+        facing = self._update_facing(seen)
+        skeleton = pick_skeleton(seen, side, self.bones)
+        observe_bones(seen, self.bones, pose.timestamp)
+        raw, leg_now = measure(skeleton, pose.timestamp, side, facing, self._leg_px)
+        if math.isfinite(leg_now):
+            # Side-on the leg lies in the image plane, so its length is steady; follow it slowly.
+            self._leg_px = leg_now if self._leg_px is None else 0.9 * self._leg_px + 0.1 * leg_now
+        if not raw.reliable:
+            return raw
+        smoothed = {}
+        for name, flt in self._filters.items():
+            value = getattr(raw, name)
+            if math.isnan(value):
+                flt.reset()
+                smoothed[name] = NAN
+            else:
+                smoothed[name] = flt(value, raw.time)
+        return replace(raw, **smoothed)
+

@@ -1,0 +1,397 @@
+"""The rep counter: standing -> lowering -> bottom -> rising -> lockout, on the smoothed hip flexion.
+
+Hysteresis everywhere: a rep starts only once the hips bend `start_deg` (above the `top_deg` that
+counts as standing), counts only if it reaches `depth_deg`, and its bottom is confirmed only when the
+hips come back `rise_deg` from the deepest point (a pause on the way down, at the knees say, is not
+the bottom; a pause at the bottom shows as the BOTTOM phase). A dip that never reaches depth is a
+half rep and is dropped; so is a rep during which the athlete is out of view for over `max_gap_s`.
+A rep that never returns to standing is not counted.
+
+Someone first seen already at depth (a clip that starts with the bar on the floor, or an athlete who
+steps in and picks the load up) starts a rep at its bottom: their first lift counts.
+
+The counter only keeps time and shape; the faults are judged elsewhere (device/faults.py) and the
+analyzer attaches them to the finished rep.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Optional
+
+import numpy as np
+
+from device.analysis.vocabulary import Phase, Rep
+from device.analysis.kinematics import Angles
+from device.analysis.profiles import MovementTable, RepsTable
+
+NAN = float("nan")
+# Held this long without going deeper, the athlete is shown as paused at the bottom.
+PAUSE_S = 0.25
+# Where the standing athlete's hips were at rest: the lowering began when they last left this band.
+# The rest level is a leaky minimum, so a dip long before the rep does not hold it down.
+ONSET_BAND_DEG = 5.0
+REST_LEAK_DEG_PER_S = 5.0
+# The bottom values are read over the deepest part of the rep: within this of the deepest point.
+BOTTOM_WINDOW_DEG = 5.0
+# At the end of a stream, a rep still "standing up" must have been extending its hips this recently.
+STILL_RISING_S = 0.5
+# Physics, not coaching: a bar let go at the hips hits the floor in about 0.3 s, so a "lowering"
+# quicker than 0.2 s is a landmark glitch, not a movement; it is dropped before any fault is judged.
+FASTEST_LOWERING_S = 0.2
+
+
+class State(str, Enum):
+    ACQUIRE = "acquire"  # no steady view of the athlete yet (start, or back after a long gap)
+    STANDING = "standing"
+    LOWERING = "lowering"
+    BOTTOM = "bottom"
+    RISING = "rising"
+    TOP = "top"  # back up, closing the rep once the lockout settles
+
+    @property
+    def phase(self) -> Phase:
+        return {
+            State.ACQUIRE: Phase.STANDING, State.STANDING: Phase.STANDING, State.LOWERING: Phase.LOWERING,
+            State.BOTTOM: Phase.BOTTOM, State.RISING: Phase.RISING, State.TOP: Phase.LOCKOUT,
+        }[self]
+
+
+@dataclass
+class Sample:
+    time: float
+    hip: float
+    knee: float
+    trunk: float
+    thigh: float
+    hip_shift: float
+    hands_below_knee: float
+
+
+@dataclass
+class OpenRep:
+    """The rep in progress, as far as the counter knows it."""
+
+    index: int
+    attempt: int  # unique per opened rep, also for attempts that are later dropped
+    start_time: float
+    side: str
+    lowering_seen: bool  # False when the athlete was first seen already at depth
+    peak: float = -math.inf
+    peak_time: float = NAN
+    reached_depth: bool = False
+    rise_min: float = math.inf
+    rise_progress: float = math.inf  # the hips' last clear step up (1 degree), and when
+    rise_progress_time: float = NAN
+    top_entered: float = NAN
+    top_min: float = math.inf
+    top_min_time: float = NAN
+    lockout_time: float = NAN
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def lockout_reached(self) -> bool:
+        return math.isfinite(self.lockout_time)
+
+    @property
+    def lowering_s(self) -> float:
+        return self.peak_time - self.start_time if self.lowering_seen else NAN
+
+
+@dataclass(frozen=True)
+class Started:
+    time: float
+    rep: OpenRep
+    earlier: tuple[Angles, ...] = ()  # frames before this one that belong to the rep (a lift from the floor)
+
+
+@dataclass(frozen=True)
+class Bottomed:
+    time: float
+    rep: OpenRep
+
+
+@dataclass(frozen=True)
+class Finished:
+    time: float
+    rep: OpenRep
+    lockout_judged: bool  # False when the athlete was not watched at the top long enough to say
+
+
+@dataclass(frozen=True)
+class Dropped:
+    time: float
+    rep: OpenRep
+    reason: str
+
+
+CounterEvent = Started | Bottomed | Finished | Dropped
+
+
+class RepCounter:
+    """Counts reps from the smoothed hip flexion of usable frames; see the module docstring."""
+
+    def __init__(self, config: RepsTable):
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = State.ACQUIRE
+        self.rep: Optional[OpenRep] = None
+        self.count = 0
+        self._attempts = 0
+        self._last_seen: Optional[float] = None
+        self._rest = math.inf
+        self._rest_time = NAN
+        self._onset_time = NAN
+        self._deep: list[Angles] = []  # frames seen at depth while acquiring
+
+    @property
+    def phase(self) -> Phase:
+        return self.state.phase
+
+    def _open(self, time: float, start: float, side: str, lowering_seen: bool, earlier: tuple[Angles, ...] = ()) -> Started:
+        self._attempts += 1
+        self.rep = OpenRep(self.count + 1, self._attempts, start, side, lowering_seen)
+        return Started(time, self.rep, earlier)
+
+    def _drop(self, time: float, reason: str) -> list[CounterEvent]:
+        rep, self.rep = self.rep, None
+        return [Dropped(time, rep, reason)] if rep is not None else []
+
+    def _reacquire(self) -> None:
+        self.state, self._last_seen, self._deep = State.ACQUIRE, None, []
+
+    def _stand(self, h: float, time: float) -> None:
+        self.state = State.STANDING
+        self._rest, self._rest_time, self._onset_time = h, time, time
+
+    def _record(self, rep: OpenRep, a: Angles) -> None:
+        h = a.hip_flexion_deg
+        rep.samples.append(Sample(a.time, h, a.knee_flexion_deg, a.trunk_deg, a.thigh_deg, a.hip_shift, a.hands_below_knee))
+        if h > rep.peak:
+            rep.peak, rep.peak_time = h, a.time
+        if h >= self.config.depth_deg:
+            rep.reached_depth = True
+
+    def update(self, angles: Angles, usable: bool) -> list[CounterEvent]:
+        """Feed one frame; `usable` is False for frames that must not count (framing not OK)."""
+        time = angles.time
+        out: list[CounterEvent] = []
+        if not usable or math.isnan(angles.hip_flexion_deg):
+            if self.state is State.TOP and self._last_seen is not None and time - self._last_seen >= self.config.settle_s:
+                # Back at the top and then out of sight (walked off, turned): the rep is done, and
+                # what comes next is seen afresh.
+                out += self._close_or_drop(time)
+                self._reacquire()
+            elif self._last_seen is not None and time - self._last_seen > self.config.max_gap_s:
+                out += self._drop(time, "out of view")
+                self._reacquire()
+            return out
+        self._last_seen = time
+        c, h = self.config, angles.hip_flexion_deg
+        rep = self.rep
+        if rep is not None:
+            self._record(rep, angles)
+
+        if self.state is State.ACQUIRE:
+            if h <= c.top_deg:
+                self._stand(h, time)
+            elif h < c.depth_deg:
+                self._deep = []
+            else:
+                # First seen bent over: a lift from the floor, once the posture is steady.
+                self._deep.append(angles)
+                if time - self._deep[0].time >= c.acquire_s:
+                    out.append(self._open(time, self._deep[0].time, angles.side, False, tuple(self._deep[:-1])))
+                    for seen in self._deep:
+                        self._record(self.rep, seen)
+                    self._deep = []
+                    self.state = State.LOWERING
+
+        elif self.state is State.STANDING:
+            self._rest = min(h, self._rest + REST_LEAK_DEG_PER_S * (time - self._rest_time))
+            self._rest_time = time
+            if h <= min(c.top_deg, self._rest + ONSET_BAND_DEG):
+                self._onset_time = time
+            if h > c.start_deg:
+                out.append(self._open(time, self._onset_time, angles.side, lowering_seen=True))
+                self._record(self.rep, angles)
+                self.state = State.LOWERING
+
+        elif self.state in (State.LOWERING, State.BOTTOM):
+            assert rep is not None
+            if rep.reached_depth and h <= rep.peak - c.rise_deg:
+                # Coming back up: the deepest point is the bottom. (A pause on the way down, at
+                # the knees say, is not: only rising confirms it.)
+                if rep.lowering_s < FASTEST_LOWERING_S:
+                    out += self._drop(time, "glitch")
+                    self._reacquire()
+                    self._last_seen = time
+                    return out
+                out.append(Bottomed(time, rep))
+                self.state = State.RISING
+                rep.rise_min, rep.rise_progress, rep.rise_progress_time = h, h, time
+            elif rep.reached_depth:
+                paused = time - rep.peak_time >= PAUSE_S
+                self.state = State.BOTTOM if paused else State.LOWERING
+            elif h <= c.top_deg:
+                out += self._drop(time, "half rep")
+                self._stand(h, time)
+
+        elif self.state is State.RISING:
+            assert rep is not None
+            rep.rise_min = min(rep.rise_min, h)
+            if h < rep.rise_progress - 1.0:
+                rep.rise_progress, rep.rise_progress_time = h, time
+            if h > rep.rise_min + c.rise_deg:
+                self.state = State.LOWERING  # went back down: still the same rep, bottom already known
+            elif h <= c.top_deg:
+                self.state = State.TOP
+                rep.top_entered, rep.top_min, rep.top_min_time = time, h, time
+                if h <= c.lockout_hip_deg:
+                    rep.lockout_time = time
+
+        elif self.state is State.TOP:
+            assert rep is not None
+            if h < rep.top_min - 1.0:
+                rep.top_min, rep.top_min_time = h, time
+            if h <= c.lockout_hip_deg and not rep.lockout_reached:
+                rep.lockout_time = time
+            settled = rep.lockout_reached and time - rep.top_min_time >= c.settle_s
+            waited = not rep.lockout_reached and time - rep.top_entered >= c.lockout_wait_s
+            bending = h > rep.top_min + c.rise_deg
+            if settled or waited or bending:
+                out += self._close_or_drop(time)
+                self._stand(h, time)
+        return out
+
+    def _close_or_drop(self, time: float) -> list[CounterEvent]:
+        rep = self.rep
+        assert rep is not None
+        up = rep.lockout_time if rep.lockout_reached else rep.top_entered
+        if up - rep.start_time < self.config.min_rep_s:
+            return self._drop(time, "too brief to be a rep")
+        return [self._close(time)]
+
+    def _close(self, time: float) -> Finished:
+        """Close the rep at the top. Its lockout counts as judged if it was reached, or if the
+        athlete was watched at the top for the whole lockout wait."""
+        rep = self.rep
+        assert rep is not None
+        judged = rep.lockout_reached or time - rep.top_entered >= self.config.lockout_wait_s
+        return self._finish(time, judged)
+
+    def _finish(self, time: float, lockout_judged: bool) -> Finished:
+        rep, self.rep = self.rep, None
+        assert rep is not None
+        self.count += 1
+        return Finished(time, rep, lockout_judged)
+
+    def finish(self, time: float) -> list[CounterEvent]:
+        """End of stream. A rep at the top closes as it stands. A rep still rising counts if it had
+        come `count_rising_at_end` of the way from its bottom back to standing and was still
+        coming up (the recording stopped as the athlete stood up); anything less, a stall, or a
+        rep still on the way down is dropped."""
+        rep = self.rep
+        if rep is None:
+            return []
+        if self.state is State.TOP:
+            out: list[CounterEvent] = self._close_or_drop(time)
+        elif self.state is State.RISING and rep.samples:
+            last = rep.samples[-1]
+            progress = (rep.peak - last.hip) / max(rep.peak - self.config.top_deg, 1e-6)
+            standing_up = last.time - rep.rise_progress_time <= STILL_RISING_S
+            if progress >= self.config.count_rising_at_end and standing_up:
+                out = [self._finish(time, lockout_judged=False)]
+            else:
+                out = self._drop(time, "ended mid-rep")
+        else:
+            out = self._drop(time, "ended mid-rep")
+        self._reacquire()
+        return out
+
+
+# --- the finished rep's record ------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.median(finite)) if finite else NAN
+
+
+@dataclass(frozen=True)
+class BottomShape:
+    """The rep's deepest part, read as medians over the frames within a few degrees of the peak."""
+
+    hip: float
+    knee: float
+    trunk: float
+    thigh: float
+    hip_shift: float
+    hands_below_knee: float
+
+    @property
+    def hinge_ratio(self) -> float:
+        if math.isnan(self.hip) or math.isnan(self.knee):
+            return NAN
+        return self.hip / max(self.knee, 5.0)
+
+
+def bottom_shape(rep: OpenRep) -> BottomShape:
+    deep = [s for s in rep.samples if s.hip >= rep.peak - BOTTOM_WINDOW_DEG]
+    return BottomShape(
+        hip=_median([s.hip for s in deep]), knee=_median([s.knee for s in deep]),
+        trunk=_median([s.trunk for s in deep]), thigh=_median([s.thigh for s in deep]),
+        hip_shift=_median([s.hip_shift for s in deep]), hands_below_knee=_median([s.hands_below_knee for s in deep]),
+    )
+
+
+def movement_verdict(shape: BottomShape, config: MovementTable) -> str:
+    """"squat" or "hinge": what the rep looked like at the bottom, whatever the drill asked.
+
+    Squat: knees bent about as much as the hips with the trunk upright, or the hips down at knee
+    height. Hands hanging at or below the knees hold a load off the floor: a (badly done) deadlift,
+    which stays a hinge.
+    """
+    squat_pattern = (
+        shape.hinge_ratio <= config.squat_max_hinge_ratio
+        and shape.trunk <= config.squat_max_trunk_deg
+        and shape.knee >= config.squat_min_knee_deg
+    )
+    hips_at_knees = shape.thigh >= config.hips_at_knee_thigh_deg
+    holding_floor_load = shape.hands_below_knee >= config.load_hands_below_knee
+    return "squat" if (squat_pattern or hips_at_knees) and not holding_floor_load else "hinge"
+
+
+def downsample(samples: list[Sample], points: int) -> list[tuple[float, float, float]]:
+    if not samples:
+        return []
+    idx = np.unique(np.linspace(0, len(samples) - 1, min(points, len(samples))).round().astype(int))
+    return [(round(samples[i].time, 3), round(samples[i].hip, 1), round(samples[i].knee, 1)) for i in idx]
+
+
+def build_rep(done: Finished, config: RepsTable, movement: MovementTable) -> Rep:
+    """The `Rep` record of a finished rep (faults are attached by the analyzer)."""
+    rep = done.rep
+    shape = bottom_shape(rep)
+    bottom = rep.peak_time
+    end = rep.lockout_time if rep.lockout_reached else (rep.top_entered if math.isfinite(rep.top_entered) else done.time)
+    return Rep(
+        index=rep.index,
+        start_time=rep.start_time,
+        bottom_time=bottom,
+        end_time=end,
+        lowering_s=rep.lowering_s,
+        rising_s=end - bottom,
+        peak_hip_flexion_deg=rep.peak,
+        knee_flexion_at_bottom_deg=shape.knee,
+        trunk_angle_at_bottom_deg=shape.trunk,
+        hip_shift_at_bottom=shape.hip_shift,
+        hinge_ratio=shape.hinge_ratio,
+        lockout_reached=rep.lockout_reached,
+        side=rep.side,
+        movement=movement_verdict(shape, movement),
+        trace=downsample(rep.samples, config.trace_points),
+    )

@@ -1,0 +1,82 @@
+"""Frame sources behind one interface: the Pi camera, a USB webcam, or a video file.
+
+Each source owns its device's lifetime (`start`, `stop`, or `with source:`) and yields `Frame`s with
+RGB pixels. File frames carry the file's own timestamps so a replay is deterministic; live frames
+carry the capture time on the monotonic clock.
+"""
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import cv2
+import numpy as np
+
+from device.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    timestamp: float  # seconds on the source's clock
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    source_id: str
+    index: int
+
+
+class FrameSource(ABC):
+    """Start it, read frames until `read()` returns None (end of a file), stop it.
+
+    `read()` raises SourceError when a live device fails; the caller decides whether to retry.
+    """
+
+    source_id: str = "source"
+    live: bool = True
+
+    def __enter__(self) -> "FrameSource":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    @property
+    def fps(self) -> Optional[float]:
+        return None
+
+    @property
+    def frame_count(self) -> Optional[int]:
+        return None
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def read(self) -> Optional[Frame]: ...
+
+
+class OpenCVSource(FrameSource):
+    """What a clip and a webcam share: an OpenCV capture that is released on stop."""
+
+    _cap: Optional[cv2.VideoCapture] = None
+
+    def stop(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def _read_bgr(self) -> Optional[np.ndarray]:
+        if self._cap is None:
+            raise SourceError(f"{self.source_id} is not started")
+        ok, bgr = self._cap.read()
+        return bgr if ok else None

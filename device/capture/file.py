@@ -1,0 +1,65 @@
+"""A video file replayed as a camera would deliver it, with the file's own timestamps."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+import cv2
+
+from device.capture.base import Frame, OpenCVSource
+from device.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+
+class VideoFileSource(OpenCVSource):
+    """A clip on disk. With `pace=True` frames are released at the clip's own frame rate, as a
+    camera would deliver them; otherwise as fast as they decode."""
+
+    live = False
+
+    def __init__(self, path: Path, pace: bool = False):
+        self.path = Path(path)
+        self.source_id = f"file:{self.path.name}"
+        self.pace = pace
+        self._index = 0
+        self._t0: Optional[float] = None
+
+    def start(self) -> None:
+        if not self.path.is_file():
+            raise SourceError(f"clip {self.path} does not exist")
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened() or cap.get(cv2.CAP_PROP_FRAME_COUNT) <= 0:
+            cap.release()
+            raise SourceError(f"cannot read {self.path} as video (is it a video file that OpenCV/FFmpeg can decode?)")
+        self._cap = cap
+        self._index = 0
+        self._t0 = None
+
+    @property
+    def fps(self) -> Optional[float]:
+        return float(self._cap.get(cv2.CAP_PROP_FPS)) if self._cap is not None else None
+
+    @property
+    def frame_count(self) -> Optional[int]:
+        return int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self._cap is not None else None
+
+    def read(self) -> Optional[Frame]:
+        bgr = self._read_bgr()
+        if bgr is None:
+            if self._index == 0:
+                raise SourceError(f"{self.path} has no decodable frames")
+            return None
+        timestamp = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0  # type: ignore[union-attr]
+        if self.pace:
+            now = time.monotonic()
+            if self._t0 is None:
+                self._t0 = now - timestamp
+            delay = self._t0 + timestamp - now
+            if delay > 0:
+                time.sleep(delay)
+        frame = Frame(timestamp, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.source_id, self._index)
+        self._index += 1
+        return frame

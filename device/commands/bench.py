@@ -1,0 +1,343 @@
+"""`station bench`: where the time goes, measured in one run on one clip.
+
+Each section is a function (settings, context) -> rows; the command prints one table per section
+and writes the same rows under the section's name with `--json`. Sections added later (live-loop
+latency, page load) append to SECTIONS. Timings are only compared within one run: the bare models
+are called round-robin on the same real inputs, so load from anything else hits them alike.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from device.commands.tables import print_table, write_json
+from device.config import Settings
+from device.errors import ModelError
+from device.pose.engine import PoseEngine
+from device.pose.tflite import TFLiteModel
+
+MAX_INPUTS = 40  # real inputs per bare-model timing; enough for a stable median
+ROUNDS = 3
+
+
+@dataclass
+class BenchContext:
+    """What the sections share: the clip, its real model inputs, and the variants to compare."""
+
+    clip: Path
+    settings: Settings
+    detector_inputs: list[np.ndarray] = field(default_factory=list)
+    landmark_inputs: list[np.ndarray] = field(default_factory=list)
+    variants: dict[str, Path] = field(default_factory=dict)  # landmark variant name -> verified file
+    selected: str = "float16"
+    bare_landmark_ms: dict[str, float] = field(default_factory=dict)
+    poses: list = field(default_factory=list)  # the float16 engine's poses of the clip, for the analysis section
+
+
+class _Recorder:
+    """Stands in for a TFLiteModel and keeps a copy of every input it is given."""
+
+    def __init__(self, model: TFLiteModel):
+        self._model = model
+        self.inputs: list[np.ndarray] = []
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        self.inputs.append(np.array(tensor[0], np.float32))
+        return self._model.run(tensor)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+def _engine(settings: Settings, variant: str) -> PoseEngine:
+    models = settings.models.model_copy(update={"landmark_variant": variant})
+    return PoseEngine.from_settings(settings.model_copy(update={"models": models}))
+
+
+def _spread(items: list, n: int) -> list:
+    if len(items) <= n:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).astype(int)]
+
+
+def prepare(settings: Settings, clip: Path) -> BenchContext:
+    """Run the float16 engine over the clip once, keeping the real detector and landmark inputs
+    (the detector also runs on every frame here, purely to record its real inputs)."""
+    from device.pose.engine import iter_poses
+    from device.capture.file import VideoFileSource
+    from device.pose.model_files import SHIPPED_VARIANT, read_quantized_record, resolve_models
+
+    context = BenchContext(clip=clip, settings=settings)
+    engine = _engine(settings, SHIPPED_VARIANT)
+    detector = _Recorder(engine.detector.model)
+    engine.detector.model = detector  # type: ignore[assignment]
+    with VideoFileSource(clip) as source:
+        frames = []
+        for frame, pose in iter_poses(engine, source):
+            context.poses.append(pose)
+            if pose.found and pose.roi is not None:
+                context.landmark_inputs.append(engine.landmarks.crop(frame.image, pose.roi))
+            frames.append(frame.image)
+    for image in _spread(frames, MAX_INPUTS):
+        engine.detector.detect(image)
+    context.detector_inputs = _spread(detector.inputs, MAX_INPUTS)
+    context.landmark_inputs = _spread(context.landmark_inputs, MAX_INPUTS)
+    if not context.landmark_inputs:
+        raise ModelError(f"no person found in {clip}; bench needs a clip with someone in view")
+
+    models_dir = settings.models_dir
+    context.variants[SHIPPED_VARIANT] = resolve_models(models_dir, SHIPPED_VARIANT).landmark
+    record = read_quantized_record(models_dir) or {}
+    for entry in record.get("variants", []):
+        context.variants[entry["name"]] = resolve_models(models_dir, entry["name"]).landmark
+    context.selected = resolve_models(models_dir, settings.models.landmark_variant).landmark_variant
+    return context
+
+
+def bench_models(context: BenchContext) -> list[dict[str, Any]]:
+    """Bare model calls: the detector and every landmark variant, on the clip's real inputs."""
+    from models.evaluation import time_models
+    from device.pose.model_files import load_manifest
+
+    settings = context.settings
+    threads, runtime = settings.models.threads, settings.models.runtime
+    detector_path = settings.models_dir / load_manifest().by_role("detector").file
+    paths = {"detector": detector_path}
+    inputs = {"detector": context.detector_inputs}
+    for name, path in context.variants.items():
+        paths[f"landmark {name}"] = path
+        inputs[f"landmark {name}"] = context.landmark_inputs
+    ms = time_models(paths, inputs, rounds=ROUNDS, threads=threads, runtime=runtime)
+    context.bare_landmark_ms = {name: ms[f"landmark {name}"] for name in context.variants}
+    float16_ms = ms["landmark float16"]
+    rows = [{"model": "detector", "variant": "float32", "ms_per_frame": round(ms["detector"], 2), "speedup": None,
+             "inputs": len(context.detector_inputs), "selected": None}]
+    for name in context.variants:
+        rows.append({"model": "landmark", "variant": name, "ms_per_frame": round(ms[f"landmark {name}"], 2),
+                     "speedup": round(float16_ms / ms[f"landmark {name}"], 2), "inputs": len(context.landmark_inputs),
+                     "selected": name == context.selected})
+    return rows
+
+
+def bench_pipeline(context: BenchContext) -> list[dict[str, Any]]:
+    """The whole replay (decode, detector when tracking is lost, crop, landmarks, refinement) with
+    the variant the station uses (models.landmark_variant, 'auto' by default), and with float16
+    when that differs."""
+    from device.commands.replay import replay_clip
+
+    rows = []
+    for variant in dict.fromkeys([context.selected, "float16"]):
+        engine = _engine(context.settings, variant)
+        summary = replay_clip(engine, context.clip)
+        fps = summary.frames / summary.wall_seconds
+        ms = 1000.0 / fps
+        bare = context.bare_landmark_ms.get(variant)
+        rows.append({
+            "variant": variant, "frames": summary.frames, "fps": round(fps, 1), "ms_per_frame": round(ms, 2),
+            "pipeline_per_bare_landmark": round(ms / bare, 2) if bare else None,
+            "detector_run_pct": round(100 * summary.detector_runs / summary.frames, 1),
+        })
+    return rows
+
+
+def bench_analysis(context: BenchContext) -> list[dict[str, Any]]:
+    """Kinematics, framing, rep counting and fault rules alone, per frame, on the clip's real poses."""
+    import time
+
+    from device.station.assembly import analyzer_factory
+
+    settings = context.settings
+    analyzer = analyzer_factory(settings)(settings.analysis.profile)
+    ms = []
+    for pose in context.poses:
+        t0 = time.perf_counter()
+        analyzer.update(pose)
+        ms.append((time.perf_counter() - t0) * 1000)
+    return [{"profile": settings.analysis.profile, "frames": len(ms), "analysis_ms_median": round(float(np.median(ms)), 3),
+             "analysis_ms_p99": round(float(np.percentile(ms, 99)), 3), "analysis_ms_max": round(max(ms), 3)}]
+
+
+def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool):
+    """The real live loop (pose, analysis, mock LED and buzzer, SQLite) over a clip: as fast as it
+    goes with every frame (`fast`), or at the clip's own rate as a camera would deliver it."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from device.station.live import LiveState
+    from device.station.replog import RepLog
+    from device.station.assembly import analyzer_factory
+    from device.station.signals import signals_from_settings
+    from device.capture.file import VideoFileSource
+    from device.station.loop import Station
+    from device.station.store import RepStore
+
+    signals, _ = signals_from_settings(settings.signals, MockFactory(pin_class=MockPWMPin))
+    signals.set_buzzer_enabled(True)
+    station = Station(engine=_engine(settings, settings.models.landmark_variant), make_analyzer=analyzer_factory(settings),
+                      profile=settings.analysis.profile, replog=RepLog(RepStore(db_path)), signals=signals, live=LiveState(),
+                      source_id=f"file:{clip.name}")
+    try:
+        return station.run(lambda: VideoFileSource(clip, pace=not fast), lossless=fast)
+    finally:
+        station.replog.close()
+        signals.close()
+
+
+def _stat(values: list[float], q: float) -> Optional[float]:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def bench_live(context: BenchContext) -> list[dict[str, Any]]:
+    """The live loop twice: flat out (its FPS against the bare landmark model's), and paced at the
+    clip's frame rate like a camera (latency from frame capture to verdict and to LED/buzzer)."""
+    import tempfile
+
+    bare_ms = context.bare_landmark_ms.get(context.selected)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
+        for mode, fast in (("fast", True), ("camera-paced", False)):
+            summary = run_live_loop(context.settings, context.clip, Path(tmp) / f"{mode}.db", fast)
+            rows.append({
+                "mode": mode, "frames": summary.frames, "dropped": summary.dropped, "fps": round(summary.fps, 1),
+                "live_fps_per_bare_model_fps": round(summary.fps * bare_ms / 1000, 2) if bare_ms else None,
+                "reps": summary.reps, "alerts": summary.faults,
+                "verdict_latency_ms_median": _stat(summary.verdict_latency_ms, 50),
+                "verdict_latency_ms_p95": _stat(summary.verdict_latency_ms, 95),
+                "frame_to_signal_ms_median": _stat(summary.signal_latency_ms, 50),
+                "frame_to_signal_ms_p95": _stat(summary.signal_latency_ms, 95),
+            })
+    return rows
+
+
+def bench_memory(context: BenchContext) -> list[dict[str, Any]]:
+    """Peak resident memory of a whole `station run` process (mock pins, page up) over the clip."""
+    import subprocess
+    import sys
+    import tempfile
+
+    settings = context.settings
+    with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
+        env = {**os.environ, "HINGE_DATA_DIR": tmp, "HINGE_MODELS__DIR": str(settings.models_dir),
+               "HINGE_MODELS__LANDMARK_VARIANT": settings.models.landmark_variant}
+        cmd = [sys.executable, "-m", "device", "run", "--source", str(context.clip), "--fast", "--mock-pins",
+               "--exit-at-end", "--port", "0"]
+        # A fork of this (large) process would count its pages in the child's peak, so a small
+        # launcher starts `station run` and reports the peak of that process alone.
+        proc = subprocess.run([sys.executable, "-c", _PEAK_RSS_LAUNCHER, *cmd], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ModelError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()[-300:]}")
+    peak_kb = int(proc.stdout.split()[-1])
+    return [{"process": "station run --fast --mock-pins (page up)", "peak_rss_mb": round(peak_kb / 1024, 1)}]
+
+
+_PEAK_RSS_LAUNCHER = """
+import os, subprocess, sys, tempfile
+with tempfile.TemporaryFile() as err:
+    child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=err)
+    _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        err.seek(0)
+        sys.stderr.write(err.read().decode(errors="replace"))
+        sys.exit(1)
+print(usage.ru_maxrss)
+"""
+
+
+def bench_page(context: BenchContext) -> list[dict[str, Any]]:
+    """The trainer page over a 10,000-rep log while the live loop runs flat out in the same
+    process (as in `station run`), and the live loop's FPS with and without that load."""
+    import tempfile
+
+    from device.station.store import RepStore
+    from web.app import create_app
+    from web.bench import build_bench_db, pipeline_cost
+    from web.page_server import PageServer
+
+    with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
+        log = build_bench_db(Path(tmp) / "page.db", reps=PAGE_BENCH_REPS)
+        store = RepStore(log.path, readonly=True)
+        app = create_app(store, context.settings.web, profiles=[context.settings.analysis.profile])
+        runs = iter(range(10_000))
+
+        def pipeline() -> float:
+            """The live loop over the clip, again and again for at least PAGE_PIPELINE_S: long enough
+            for the page load to overlap it fully."""
+            frames, seconds = 0, 0.0
+            while seconds < PAGE_PIPELINE_S:
+                summary = run_live_loop(context.settings, context.clip, Path(tmp) / f"live{next(runs)}.db", fast=True)
+                frames, seconds = frames + summary.frames, seconds + summary.wall_s
+            return frames / seconds
+
+        costs = {}
+        with PageServer(app) as server:
+            for load, rate, requests in PAGE_LOADS:
+                costs[load] = pipeline_cost(pipeline, server.base_url, log.session_ids, requests=requests,
+                                            concurrency=2, rate_per_s=rate)
+        store.close()
+    rows = []
+    for load, cost in costs.items():
+        before, after = cost["fps_alone_runs"]
+        rows.append({"load": load, "phase": "live loop alone (before, after)", "page": "-", "requests": None,
+                     "errors": None, "p50_ms": None, "p99_ms": None, "live_fps": f"{before:.1f}, {after:.1f}",
+                     "live_fps_cost_pct": None})
+        for phase, label in (("pages_alone", "page alone"), ("pages_with_pipeline", "page + live loop")):
+            loaded = phase == "pages_with_pipeline"
+            for page, stats in cost[phase].items():
+                rows.append({"load": load, "phase": label, "page": page, "requests": stats["requests"],
+                             "errors": stats["errors"], "p50_ms": round(stats["p50_ms"], 1),
+                             "p99_ms": round(stats["p99_ms"], 1),
+                             "live_fps": round(cost["fps_with_pages"], 1) if loaded else None,
+                             "live_fps_cost_pct": round(cost["fps_cost_pct"], 1) if loaded else None})
+    return rows
+
+
+# (load, requests per second or None for as fast as answered, requests in the page-alone phase):
+# a trainer browsing on a phone, and two connections asking as fast as they are answered.
+PAGE_LOADS = (("phone, 2 pages/s", 2.0, 20), ("flood, unpaced", None, 100))
+PAGE_PIPELINE_S = 8.0
+PAGE_BENCH_REPS = 10_000
+
+
+Section = Callable[[BenchContext], list[dict[str, Any]]]
+SECTIONS: list[tuple[str, str, Section]] = [
+    ("models", "bare model calls (ms per call, same real inputs, round-robin)", bench_models),
+    ("pipeline", "full replay pipeline", bench_pipeline),
+    ("analysis", "hinge analysis per frame (ms)", bench_analysis),
+    ("live", "live loop: FPS vs bare landmark model, capture-to-verdict and frame-to-signal latency", bench_live),
+    ("memory", "peak RSS of station run", bench_memory),
+    ("page", "trainer page on a 10,000-rep log with the live loop running; live-loop FPS with and without it", bench_page),
+]
+
+
+def run_bench(settings: Settings, clip: Path, sections: Optional[list[str]] = None) -> dict[str, Any]:
+    context = prepare(settings, clip)
+    result: dict[str, Any] = {
+        "clip": clip.name, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "threads": settings.models.threads, "selected_variant": context.selected,
+    }
+    for name, _, section in SECTIONS:
+        if sections is None or name in sections:
+            result[name] = section(context)
+    return result
+
+
+def section_titles() -> dict[str, str]:
+    return {name: title for name, title, _ in SECTIONS}
+
+
+def command(args: argparse.Namespace, settings: Settings) -> int:
+    result = run_bench(settings, args.clip)
+    print(f"clip {result['clip']} on {result['machine']}, {result['threads']} interpreter threads; "
+          f"the station's landmark variant: {result['selected_variant']}")
+    for name, title in section_titles().items():
+        if name in result:
+            print()
+            print_table(result[name], title=f"{name}: {title}")
+    if args.json:
+        write_json(args.json, result)
+    return 0

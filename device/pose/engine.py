@@ -1,0 +1,296 @@
+"""BlazePose on the device: person detector, rotated region-of-interest tracking, landmark model.
+
+Two stages, as BlazePose was designed: the detector (SSD anchors, weighted NMS) finds the person on
+the first frame and whenever tracking is lost; afterwards the previous frame's landmarks 33 (hips
+centre) and 34 (body scale/rotation point) give the next region of interest, so the detector stays
+idle on a continuous clip. Everything downstream sees only `Pose`: pixels, visibility, presence.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Optional
+
+import cv2
+import numpy as np
+
+from device.pose.landmarks import NUM_LANDMARKS, Pose, Roi, empty_landmarks
+from device.pose.tflite import TFLiteModel
+
+DETECTOR_SIZE = 224
+LANDMARK_SIZE = 256
+HEATMAP_KERNEL = 7
+# BlazePose's ROI is the circle through the alignment keypoints enlarged by 25%, so the whole body fits.
+ROI_SCALE = 1.25
+NMS_IOU = 0.3
+SCORE_CLIP = 100.0
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
+
+
+# --- detector -----------------------------------------------------------------------------------
+
+
+def ssd_anchors(size: int = DETECTOR_SIZE, strides: tuple[int, ...] = (8, 16, 32, 32, 32)) -> np.ndarray:
+    """Anchor centres (N, 2) in [0, 1] for the BlazePose detector.
+
+    Layers sharing a stride share one feature map; each layer adds two anchors per cell (aspect 1.0
+    and the interpolated scale), all of fixed unit size: 28²·2 + 14²·2 + 7²·6 = 2254.
+    """
+    centres = []
+    layer = 0
+    while layer < len(strides):
+        same = layer
+        while same < len(strides) and strides[same] == strides[layer]:
+            same += 1
+        per_cell = 2 * (same - layer)
+        cells = math.ceil(size / strides[layer])
+        ys, xs = np.mgrid[0:cells, 0:cells]
+        grid = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], axis=-1).reshape(-1, 2)
+        centres.append(np.repeat(grid, per_cell, axis=0))
+        layer = same
+    return np.concatenate(centres).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Detection:
+    score: float
+    box: np.ndarray  # xmin, ymin, xmax, ymax in image pixels
+    keypoints: np.ndarray  # (4, 2) image pixels: hips centre, body scale point, shoulders centre, upper-body point
+
+
+def weighted_nms(scores: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, iou_threshold: float = NMS_IOU) -> list[Detection]:
+    """Blend every overlapping candidate into the best one, weighted by score (BlazeFace/BlazePose NMS)."""
+    order = np.argsort(-scores)
+    remaining = list(order)
+    out: list[Detection] = []
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    while remaining:
+        best = remaining[0]
+        rest = np.array(remaining)
+        ix0 = np.maximum(boxes[best, 0], boxes[rest, 0])
+        iy0 = np.maximum(boxes[best, 1], boxes[rest, 1])
+        ix1 = np.minimum(boxes[best, 2], boxes[rest, 2])
+        iy1 = np.minimum(boxes[best, 3], boxes[rest, 3])
+        inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
+        iou = inter / np.maximum(area[best] + area[rest] - inter, 1e-9)
+        members = rest[iou > iou_threshold]
+        w = scores[members][:, None]
+        box = (boxes[members] * w).sum(0) / w.sum()
+        kps = (keypoints[members] * w[:, :, None]).sum(0) / w.sum()
+        out.append(Detection(float(scores[best]), box, kps))
+        remaining = [i for i in remaining if i not in set(members.tolist())]
+    return out
+
+
+class PoseDetector:
+    """Finds people in a whole frame; used only when there is no region of interest to track."""
+
+    def __init__(self, model: TFLiteModel, min_score: float = 0.5):
+        self.model = model
+        self.min_score = min_score
+        self.anchors = ssd_anchors()
+        if len(self.anchors) != model.output_shapes[model.output_index((1, len(self.anchors), 12))][1]:
+            raise ValueError("anchor count does not match the detector")
+        self._reg = model.output_index((1, len(self.anchors), 12))
+        self._cls = model.output_index((1, len(self.anchors), 1))
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        scale = DETECTOR_SIZE / max(w, h)
+        nw, nh = round(w * scale), round(h * scale)
+        pad_x, pad_y = (DETECTOR_SIZE - nw) // 2, (DETECTOR_SIZE - nh) // 2
+        canvas = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), np.float32)
+        resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+        canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized.astype(np.float32) / 127.5 - 1.0
+        outputs = self.model.run(canvas[None])
+        raw = outputs[self._reg][0]
+        scores = sigmoid(np.clip(outputs[self._cls][0, :, 0], -SCORE_CLIP, SCORE_CLIP))
+        keep = scores >= self.min_score
+        if not keep.any():
+            return []
+        raw, scores, anchors = raw[keep], scores[keep], self.anchors[keep]
+        centre = raw[:, 0:2] / DETECTOR_SIZE + anchors
+        half = raw[:, 2:4] / DETECTOR_SIZE / 2
+        kps = raw[:, 4:12].reshape(-1, 4, 2) / DETECTOR_SIZE + anchors[:, None, :]
+
+        def to_image(p: np.ndarray) -> np.ndarray:
+            pad = np.array([pad_x, pad_y], np.float32)
+            return (p * DETECTOR_SIZE - pad) / scale
+
+        boxes = np.concatenate([to_image(centre - half), to_image(centre + half)], axis=1)
+        return weighted_nms(scores, boxes, to_image(kps))
+
+
+def roi_from_alignment(centre: np.ndarray, scale_point: np.ndarray) -> Roi:
+    """A square ROI around `centre`, sized by the circle through `scale_point` and rotated so the
+    body's axis (centre -> scale point) points up in the crop."""
+    dx, dy = float(scale_point[0] - centre[0]), float(scale_point[1] - centre[1])
+    radius = math.hypot(dx, dy)
+    rotation = math.pi / 2 - math.atan2(-dy, dx)
+    rotation = (rotation + math.pi) % (2 * math.pi) - math.pi
+    return Roi(float(centre[0]), float(centre[1]), 2 * radius * ROI_SCALE, rotation)
+
+
+def crop_matrix(roi: Roi, out_size: int) -> np.ndarray:
+    """2x3 affine matrix mapping crop pixels to image pixels."""
+    s = roi.size / out_size
+    c, sn = math.cos(roi.rotation) * s, math.sin(roi.rotation) * s
+    half = out_size / 2
+    return np.array(
+        [[c, -sn, roi.cx - c * half + sn * half], [sn, c, roi.cy - sn * half - c * half]], np.float64
+    )
+
+
+# --- landmark model -----------------------------------------------------------------------------
+
+
+class LandmarkModel:
+    """Runs BlazePose's landmark model on a 256x256 crop of a region of interest."""
+
+    def __init__(self, model: TFLiteModel, refine_with_heatmap: bool = True):
+        self.model = model
+        self.refine = refine_with_heatmap
+        self._points = model.output_index((1, 195))
+        self._flag = model.output_index((1, 1))
+        self._heatmap = model.output_index((1, 64, 64, 39))
+
+    def crop(self, rgb: np.ndarray, roi: Roi) -> np.ndarray:
+        """The model input: float32 (256, 256, 3) in [0, 1]."""
+        m = crop_matrix(roi, LANDMARK_SIZE)
+        patch = cv2.warpAffine(
+            rgb, m, (LANDMARK_SIZE, LANDMARK_SIZE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+        )
+        return patch.astype(np.float32) / 255.0
+
+    def infer(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
+        """Returns (39, 5) points in crop pixels with visibility/presence as probabilities, and the
+        pose presence score."""
+        outputs = self.model.run(crop[None])
+        points = outputs[self._points].reshape(39, 5).astype(np.float64)
+        presence = float(np.asarray(outputs[self._flag]).ravel()[0])
+        if self.refine:
+            refine_from_heatmap(points, outputs[self._heatmap][0])
+        points[:, 3] = sigmoid(points[:, 3])
+        points[:, 4] = sigmoid(points[:, 4])
+        return points, presence
+
+
+def refine_from_heatmap(points: np.ndarray, heatmap: np.ndarray, kernel: int = HEATMAP_KERNEL, min_confidence: float = 0.5) -> None:
+    """Move each x/y to the confidence-weighted centre of the heatmap around it (in place).
+
+    The regression head is coarse; the 64x64 heatmap is sharper near the joint. Only refined where the
+    heatmap is confident, so an occluded joint keeps the regressed guess.
+    """
+    hm_h, hm_w, _ = heatmap.shape
+    offset = (kernel - 1) // 2
+    conf = sigmoid(heatmap.astype(np.float64))
+    for i in range(points.shape[0]):
+        col = int(points[i, 0] / LANDMARK_SIZE * hm_w)
+        row = int(points[i, 1] / LANDMARK_SIZE * hm_h)
+        if not (0 <= col < hm_w and 0 <= row < hm_h):
+            continue
+        r0, r1 = max(0, row - offset), min(hm_h, row + offset + 1)
+        c0, c1 = max(0, col - offset), min(hm_w, col + offset + 1)
+        window = conf[r0:r1, c0:c1, i]
+        total = window.sum()
+        if window.max() < min_confidence or total <= 0:
+            continue
+        rows, cols = np.mgrid[r0:r1, c0:c1]
+        points[i, 0] = (cols * window).sum() / total / hm_w * LANDMARK_SIZE
+        points[i, 1] = (rows * window).sum() / total / hm_h * LANDMARK_SIZE
+
+
+def project(points: np.ndarray, roi: Roi) -> np.ndarray:
+    """Crop-pixel points (N, 5) -> image pixels, z scaled alike."""
+    m = crop_matrix(roi, LANDMARK_SIZE)
+    out = points.copy()
+    xy1 = np.concatenate([points[:, :2], np.ones((len(points), 1))], axis=1)
+    out[:, :2] = xy1 @ m.T
+    out[:, 2] = points[:, 2] * roi.size / LANDMARK_SIZE
+    return out
+
+
+# --- engine -------------------------------------------------------------------------------------
+
+
+class PoseEngine:
+    """Frame in, Pose out. Keeps the tracking state between calls; `reset()` forgets it."""
+
+    def __init__(
+        self,
+        detector: PoseDetector,
+        landmarks: LandmarkModel,
+        min_tracking_presence: float = 0.5,
+        clock=time.perf_counter,
+    ):
+        self.detector = detector
+        self.landmarks = landmarks
+        self.min_tracking_presence = min_tracking_presence
+        self.clock = clock
+        self._roi: Optional[Roi] = None
+        self.landmark_variant = "float16"
+        self.frames = 0
+        self.detector_runs = 0
+
+    @classmethod
+    def from_settings(cls, settings) -> "PoseEngine":
+        """Build the engine from the verified model files named by settings (raises ModelError)."""
+        from device.pose.model_files import resolve_models
+
+        resolved = resolve_models(settings.models_dir, settings.models.landmark_variant)
+        threads, runtime = settings.models.threads, settings.models.runtime
+        engine = cls(
+            PoseDetector(TFLiteModel(resolved.detector, threads, runtime), settings.pose.min_detection_score),
+            LandmarkModel(TFLiteModel(resolved.landmark, threads, runtime), settings.pose.refine_with_heatmap),
+            settings.pose.min_tracking_presence,
+        )
+        engine.landmark_variant = resolved.landmark_variant
+        return engine
+
+    def reset(self) -> None:
+        self._roi = None
+
+    def process(self, rgb: np.ndarray, timestamp: float) -> Pose:
+        h, w = rgb.shape[:2]
+        timings: dict[str, float] = {}
+        self.frames += 1
+        roi = self._roi
+        detector_ran = False
+        if roi is None:
+            t0 = self.clock()
+            detections = self.detector.detect(rgb)
+            timings["detector_ms"] = (self.clock() - t0) * 1000
+            self.detector_runs += 1
+            detector_ran = True
+            if not detections:
+                return Pose(timestamp, empty_landmarks(), 0.0, True, (w, h), None, timings)
+            best = detections[0]
+            roi = roi_from_alignment(best.keypoints[0], best.keypoints[1])
+
+        t0 = self.clock()
+        crop = self.landmarks.crop(rgb, roi)
+        points, presence = self.landmarks.infer(crop)
+        timings["landmark_ms"] = (self.clock() - t0) * 1000
+        image_points = project(points, roi)
+
+        if presence < self.min_tracking_presence:
+            self._roi = None
+            if not detector_ran:
+                # Tracking slipped off the body (a fast move): look again on this same frame.
+                self.frames -= 1
+                return self.process(rgb, timestamp)
+            return Pose(timestamp, empty_landmarks(), presence, detector_ran, (w, h), roi, timings)
+        self._roi = roi_from_alignment(image_points[33, :2], image_points[34, :2])
+        return Pose(timestamp, image_points[:NUM_LANDMARKS], presence, detector_ran, (w, h), roi, timings)
+
+
+def iter_poses(engine: PoseEngine, frames: Iterable) -> Iterator[tuple[Any, Pose]]:
+    """(frame, pose) for each frame of a clip or camera, tracking from a fresh start."""
+    engine.reset()
+    for frame in frames:
+        yield frame, engine.process(frame.image, frame.timestamp)

@@ -1,0 +1,399 @@
+"""The durable rep log: one SQLite file in WAL mode, owned by this module (schema, migrations,
+writes and queries).
+
+A rep is committed in one transaction the moment it ends, with synchronous=FULL, so `kill -9` or a
+power cut loses no completed rep and never leaves half a rep behind. Times are Unix seconds (UTC).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+from device.errors import StationError
+from device.analysis.vocabulary import Rep
+
+CORRECTION_KINDS = ("not_a_rep", "false_alarm", "missed_fault")
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema. Measurements are NULL where they are unknown (a lift that starts at the
+    # floor has no lowering phase).
+    """
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        profile TEXT NOT NULL,
+        athlete TEXT,
+        source TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX sessions_started ON sessions(started_at);
+    CREATE TABLE reps (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        rep_index INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        bottom_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        lowering_s REAL,
+        rising_s REAL,
+        peak_hip_flexion_deg REAL,
+        knee_flexion_at_bottom_deg REAL,
+        trunk_angle_at_bottom_deg REAL,
+        hip_shift_at_bottom REAL,
+        hinge_ratio REAL,
+        lockout_reached INTEGER NOT NULL,
+        side TEXT NOT NULL,
+        movement TEXT NOT NULL,
+        trace TEXT NOT NULL DEFAULT '[]',
+        timings TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (session_id, rep_index)
+    );
+    CREATE INDEX reps_started ON reps(started_at);
+    CREATE TABLE faults (
+        id INTEGER PRIMARY KEY,
+        rep_id INTEGER NOT NULL REFERENCES reps(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        cue TEXT NOT NULL,
+        at REAL NOT NULL,
+        value REAL,
+        threshold REAL
+    );
+    CREATE INDEX faults_rep ON faults(rep_id);
+    CREATE TABLE corrections (
+        id INTEGER PRIMARY KEY,
+        rep_id INTEGER NOT NULL REFERENCES reps(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('not_a_rep', 'false_alarm', 'missed_fault')),
+        fault TEXT,
+        note TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX corrections_rep ON corrections(rep_id);
+    CREATE TABLE device_events (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX device_events_at ON device_events(at);
+    CREATE TABLE station_settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
+)
+
+
+class StorageError(StationError):
+    """The rep log cannot be written (disk full, read-only file system, corrupt file)."""
+
+
+class DiskFullError(StorageError):
+    pass
+
+
+class BadRecordError(StorageError):
+    """This one record cannot be stored (a constraint failed); retrying will not help."""
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    since: Optional[float] = None  # Unix seconds, inclusive
+    until: Optional[float] = None  # Unix seconds, exclusive
+    profile: Optional[str] = None
+
+
+def _classify(err: sqlite3.Error, path: Path) -> StorageError:
+    text = str(err).lower()
+    if isinstance(err, sqlite3.IntegrityError):
+        return BadRecordError(f"rep log {path}: record refused ({err})")
+    if "full" in text:
+        return DiskFullError(f"rep log {path}: disk full ({err}); free some space, logging resumes by itself")
+    return StorageError(f"rep log {path}: {err}")
+
+
+class RepStore:
+    """The station's rep log. One instance per thread of use (writer, or page reader).
+
+    `readonly=True` opens the file without the right to change it (the trainer page in
+    `station serve`, `station doctor`); it never creates or migrates the file.
+    """
+
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        try:
+            if readonly:
+                if not self.path.is_file():
+                    raise StorageError(f"rep log {self.path} does not exist (run the station first, or check store.db_path)")
+                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            if not readonly:
+                self._migrate()
+        except sqlite3.Error as err:
+            raise _classify(err, self.path) from None
+
+    # --- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "RepStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._transaction() as db:
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    if self._db.in_transaction:  # SQLite already rolled back on SQLITE_FULL
+                        self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise _classify(err, self.path) from None
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as err:
+                raise _classify(err, self.path) from None
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def start_session(self, started_at: float, profile: str, source: str = "", athlete: Optional[str] = None) -> int:
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT INTO sessions (started_at, profile, source, athlete) VALUES (?, ?, ?, ?)",
+                (started_at, profile, source, athlete),
+            )
+            return int(cur.lastrowid)
+
+    def end_session(self, session_id: int, ended_at: float) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (ended_at, session_id))
+
+    def set_session_profile(self, session_id: int, profile: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE sessions SET profile = ? WHERE id = ?", (profile, session_id))
+
+    def set_athlete(self, session_id: int, athlete: Optional[str]) -> bool:
+        with self._transaction() as db:
+            return db.execute("UPDATE sessions SET athlete = ? WHERE id = ?", (athlete, session_id)).rowcount == 1
+
+    def add_rep(self, session_id: int, rep: Rep, wall_offset: float, timings: Optional[dict[str, Any]] = None) -> int:
+        """Commit a finished rep and its faults in one transaction.
+
+        `wall_offset` turns the frame clock into Unix time (wall = frame time + offset). The trace
+        is stored relative to the rep start so charts line reps up.
+        """
+        trace = [[round(t - rep.start_time, 3), _num(h, 1), _num(k, 1)] for t, h, k in rep.trace]
+        with self._transaction() as db:
+            cur = db.execute(
+                """INSERT INTO reps (session_id, rep_index, started_at, bottom_at, ended_at, lowering_s, rising_s,
+                       peak_hip_flexion_deg, knee_flexion_at_bottom_deg, trunk_angle_at_bottom_deg,
+                       hip_shift_at_bottom, hinge_ratio, lockout_reached, side, movement, trace, timings)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    session_id, rep.index, rep.start_time + wall_offset, rep.bottom_time + wall_offset,
+                    rep.end_time + wall_offset, _num(rep.lowering_s), _num(rep.rising_s), _num(rep.peak_hip_flexion_deg),
+                    _num(rep.knee_flexion_at_bottom_deg), _num(rep.trunk_angle_at_bottom_deg),
+                    _num(rep.hip_shift_at_bottom), _num(rep.hinge_ratio), int(rep.lockout_reached), rep.side, rep.movement, json.dumps(trace),
+                    json.dumps(timings or {}),
+                ),
+            )
+            rep_id = int(cur.lastrowid)
+            db.executemany(
+                "INSERT INTO faults (rep_id, name, cue, at, value, threshold) VALUES (?, ?, ?, ?, ?, ?)",
+                [(rep_id, f.fault.value, f.cue, f.time + wall_offset, _num(f.value), _num(f.threshold)) for f in rep.faults],
+            )
+            return rep_id
+
+    def add_device_event(self, kind: str, detail: str = "", at: Optional[float] = None) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO device_events (at, kind, detail) VALUES (?, ?, ?)", (at or time.time(), kind, detail))
+
+    def add_correction(self, rep_id: int, kind: str, fault: Optional[str] = None, note: str = "") -> int:
+        if kind not in CORRECTION_KINDS:
+            raise ValueError(f"correction kind must be one of {CORRECTION_KINDS}")
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT INTO corrections (rep_id, kind, fault, note, created_at) VALUES (?, ?, ?, ?, ?)",
+                (rep_id, kind, fault, note, time.time()),
+            )
+            return int(cur.lastrowid)
+
+    def delete_correction(self, correction_id: int) -> bool:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM corrections WHERE id = ?", (correction_id,)).rowcount == 1
+
+    def delete_session(self, session_id: int) -> bool:
+        with self._transaction() as db:
+            return db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount == 1
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO station_settings (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, json.dumps(value), time.time()),
+            )
+
+    def prune(self, before: float) -> int:
+        """Drop sessions that ended before `before` (retention); returns how many went."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?", (before,)).rowcount
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        rows = self._query("SELECT value FROM station_settings WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def settings(self) -> dict[str, Any]:
+        return {r["key"]: json.loads(r["value"]) for r in self._query("SELECT key, value FROM station_settings")}
+
+    def _session_where(self, flt: SessionFilter) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if flt.since is not None:
+            clauses.append("s.started_at >= ?")
+            params.append(flt.since)
+        if flt.until is not None:
+            clauses.append("s.started_at < ?")
+            params.append(flt.until)
+        if flt.profile:
+            clauses.append("s.profile = ?")
+            params.append(flt.profile)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def count_sessions(self, flt: SessionFilter = SessionFilter()) -> int:
+        where, params = self._session_where(flt)
+        return int(self._query(f"SELECT COUNT(*) FROM sessions s{where}", params)[0][0])
+
+    def list_sessions(self, flt: SessionFilter = SessionFilter(), limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
+        """Sessions newest first with rep counts, clean reps and per-fault counts."""
+        where, params = self._session_where(flt)
+        # Page the sessions first, then count reps for that page only: the history page stays
+        # as fast with a year of reps as with a week's.
+        rows = self._query(
+            f"""SELECT s.*, COUNT(r.id) AS reps,
+                       SUM(CASE WHEN r.id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM faults f WHERE f.rep_id = r.id)
+                           THEN 1 ELSE 0 END) AS clean_reps,
+                       MAX(r.ended_at) AS last_rep_at
+                FROM (SELECT * FROM sessions s {where} ORDER BY s.started_at DESC, s.id DESC LIMIT ? OFFSET ?) s
+                LEFT JOIN reps r ON r.session_id = s.id
+                GROUP BY s.id ORDER BY s.started_at DESC, s.id DESC""",
+            [*params, limit, offset],
+        )
+        sessions = [dict(r) for r in rows]
+        ids = [s["id"] for s in sessions]
+        counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+        if ids:
+            marks = ",".join("?" * len(ids))
+            for r in self._query(
+                f"""SELECT r.session_id, f.name, COUNT(*) AS n FROM faults f JOIN reps r ON r.id = f.rep_id
+                    WHERE r.session_id IN ({marks}) GROUP BY r.session_id, f.name""",
+                ids,
+            ):
+                counts[r["session_id"]][r["name"]] = r["n"]
+        for s in sessions:
+            s["clean_reps"] = s["clean_reps"] or 0
+            s["fault_counts"] = counts[s["id"]]
+        return sessions
+
+    def get_session(self, session_id: int) -> Optional[dict[str, Any]]:
+        rows = self._query("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        return dict(rows[0]) if rows else None
+
+    def _reps(self, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        reps = [dict(r) for r in self._query(f"SELECT * FROM reps {where} ORDER BY started_at, id", params)]
+        if not reps:
+            return []
+        ids = [r["id"] for r in reps]
+        by_id = {r["id"]: r for r in reps}
+        for r in reps:
+            r["trace"] = json.loads(r["trace"])
+            r["timings"] = json.loads(r["timings"])
+            r["lockout_reached"] = bool(r["lockout_reached"])
+            r["faults"], r["corrections"] = [], []
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for f in self._query(f"SELECT * FROM faults WHERE rep_id IN ({marks}) ORDER BY at, id", chunk):
+                by_id[f["rep_id"]]["faults"].append(dict(f))
+            for c in self._query(f"SELECT * FROM corrections WHERE rep_id IN ({marks}) ORDER BY created_at, id", chunk):
+                by_id[c["rep_id"]]["corrections"].append(dict(c))
+        return reps
+
+    def session_reps(self, session_id: int) -> list[dict[str, Any]]:
+        """Every rep of a session with its faults, corrections and trace, oldest first."""
+        return self._reps("WHERE session_id = ?", (session_id,))
+
+    def reps_between(self, since: float, until: float) -> list[dict[str, Any]]:
+        return self._reps("WHERE started_at >= ? AND started_at < ?", (since, until))
+
+    def get_rep(self, rep_id: int) -> Optional[dict[str, Any]]:
+        reps = self._reps("WHERE id = ?", (rep_id,))
+        return reps[0] if reps else None
+
+    def rep_count(self, session_id: Optional[int] = None) -> int:
+        if session_id is None:
+            return int(self._query("SELECT COUNT(*) FROM reps")[0][0])
+        return int(self._query("SELECT COUNT(*) FROM reps WHERE session_id = ?", (session_id,))[0][0])
+
+    def device_events(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._query("SELECT * FROM device_events ORDER BY at DESC, id DESC LIMIT ?", (limit,))]
+
+    def profiles_used(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT profile FROM sessions ORDER BY profile")]
+
+    def integrity_check(self) -> str:
+        return str(self._query("PRAGMA integrity_check")[0][0])
+
+
+def _num(value: Optional[float], digits: Optional[int] = None) -> Optional[float]:
+    """SQLite and JSON have no NaN: an unknown measurement is stored as NULL."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits) if digits is not None else float(value)
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,1 @@
+"""Test-only code: synthetic athletes, other models' keypoints, page fixtures. Never shipped."""

@@ -1,0 +1,252 @@
+"""Request and response shapes of the trainer page's API (they are also its OpenAPI schema).
+
+Measured values can be missing or non-finite (a hinge ratio with the knee at 0°); they travel as
+null so no response ever fails to serialise.
+"""
+from __future__ import annotations
+
+import math
+import unicodedata
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+
+from device.analysis.vocabulary import Fault
+
+CorrectionKind = Literal["not_a_rep", "false_alarm", "missed_fault"]
+MAX_ID = 2**63 - 1  # SQLite INTEGER range
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _plain_text(value: str) -> str:
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
+        raise ValueError("must not contain control or unprintable characters")
+    return value
+
+
+def _finite_trace(points: Any) -> Any:
+    """One pass over a whole trace (thousands of numbers per session page), not one call per number."""
+    if not isinstance(points, list):
+        return points
+    return [[v if not isinstance(v, float) or math.isfinite(v) else None for v in p] if isinstance(p, (list, tuple)) else p
+            for p in points]
+
+
+Measure = Annotated[Optional[float], BeforeValidator(_finite_or_none)]
+Trace = Annotated[list[tuple[Optional[float], Optional[float], Optional[float]]], BeforeValidator(_finite_trace)]
+AthleteLabel = Annotated[
+    Optional[Annotated[str, StringConstraints(max_length=60), AfterValidator(_plain_text)]],
+    BeforeValidator(lambda v: (v.strip() or None) if isinstance(v, str) else v),
+    Field(description="Who trained; empty or null clears the label."),
+]
+Note = Annotated[str, Field(max_length=300), AfterValidator(_plain_text)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class FaultOut(BaseModel):
+    id: int
+    name: str
+    cue: str
+    at: float = Field(description="Unix seconds when the fault was raised.")
+    t_rel_s: Measure = Field(description="Seconds after the rep started.")
+    value: Measure
+    threshold: Measure
+
+
+class CorrectionOut(BaseModel):
+    id: int
+    rep_id: int
+    kind: CorrectionKind
+    fault: Optional[str]
+    note: str
+    created_at: float
+
+
+class RepBrief(BaseModel):
+    """What the live page shows of the rep that just landed."""
+
+    id: int
+    session_id: int
+    rep_index: int
+    duration_s: Measure
+    peak_hip_flexion_deg: Measure
+    knee_flexion_at_bottom_deg: Measure
+    hinge_ratio: Measure
+    lockout_reached: bool
+    faults: list[FaultOut]
+
+
+class RepOut(RepBrief):
+    started_at: float
+    bottom_at: float
+    ended_at: float
+    lowering_s: Measure
+    rising_s: Measure
+    trunk_angle_at_bottom_deg: Measure
+    hip_shift_at_bottom: Measure = Field(description="Hips behind the ankle at the bottom, in leg lengths.")
+    side: str
+    movement: str
+    corrections: list[CorrectionOut]
+    counted: bool = Field(description="False once a trainer marked it as not a rep.")
+    corrected_faults: list[str] = Field(description="The station's faults less false alarms, plus missed faults.")
+    trace: Trace = Field(description="[seconds after the rep started, hip flexion °, knee flexion °].")
+
+
+class SessionOut(BaseModel):
+    id: int
+    started_at: float
+    ended_at: Optional[float]
+    duration_s: Measure
+    in_progress: bool
+    profile: str
+    athlete: Optional[str]
+    source: str
+    clip: Optional[str] = Field(description="The clip's file name when the session replayed a clip.")
+    reps: int
+    clean_reps: int
+    clean_pct: Measure
+    fault_counts: dict[str, int]
+
+
+class SessionList(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[SessionOut]
+
+
+class SessionStats(BaseModel):
+    reps: int
+    clean_reps: int
+    clean_pct: Measure
+    fault_counts: dict[str, int]
+    most_common_fault: Optional[str]
+    most_common_fault_cue: str
+    mean_lowering_s: Measure
+    mean_rising_s: Measure
+    mean_rep_s: Measure
+
+
+class SessionDetail(BaseModel):
+    session: SessionOut
+    verdict: SessionStats = Field(description="As the station judged it.")
+    corrected: SessionStats = Field(description="After the trainer's corrections.")
+    corrections: int
+    reps: list[RepOut]
+
+
+class LiveOut(BaseModel):
+    version: int
+    state: str
+    state_label: str
+    cue: str
+    profile: str
+    session_id: Optional[int]
+    session_reps: int
+    phase: str
+    last_fault: Optional[str]
+    last_fault_label: str
+    last_fault_cue: str
+    last_fault_at: Optional[float]
+    last_fault_clock: str
+    last_rep_id: Optional[int]
+    last_rep: Optional[RepBrief]
+    fps: Measure
+    buzzer_enabled: bool
+    logging_paused: bool
+    error: str
+    updated_at: float
+
+
+class SettingsOut(BaseModel):
+    station_running: bool = Field(description="Drill and buzzer can change only while `station run` serves the page.")
+    profile: Optional[str]
+    profiles: list[str]
+    buzzer_enabled: Optional[bool]
+    session_id: Optional[int]
+    athlete: Optional[str]
+    can_write: bool = Field(description="Whether this request carries a valid write token.")
+    writes_enabled: bool = Field(description="Whether a write token is configured and the rep log is writable.")
+
+
+class AthleteOut(BaseModel):
+    session_id: int
+    athlete: Optional[str]
+
+
+class DbHealth(BaseModel):
+    ok: bool
+    path: str
+    readonly: bool
+    schema_version: Optional[int]
+    sessions: Optional[int]
+    reps: Optional[int]
+    integrity: Optional[str] = Field(None, description="PRAGMA integrity_check, only with deep=true.")
+    error: str = ""
+
+
+class LiveHealth(BaseModel):
+    state: str
+    fps: Measure
+    age_s: Measure = Field(description="Seconds since the live loop last changed its snapshot.")
+    error: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded", "error"]
+    version: str
+    time: float
+    db: DbHealth
+    live: Optional[LiveHealth]
+    checks: Optional[list[dict[str, Any]]] = Field(None, description="`station doctor` checks, only with deep=true.")
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class CorrectionIn(Strict):
+    kind: CorrectionKind = Field(
+        description="not_a_rep: the station counted something that was not a rep; false_alarm: a fault it raised "
+        "was not there; missed_fault: a fault it did not raise."
+    )
+    fault: Optional[Fault] = Field(None, description="Required for false_alarm and missed_fault.")
+    note: Note = ""
+
+    @model_validator(mode="after")
+    def _fault_matches_kind(self) -> "CorrectionIn":
+        if self.kind == "not_a_rep" and self.fault is not None:
+            raise ValueError("a not_a_rep correction takes no fault")
+        if self.kind != "not_a_rep" and self.fault is None:
+            raise ValueError(f"a {self.kind} correction needs the fault it is about")
+        return self
+
+
+class AthleteIn(Strict):
+    athlete: AthleteLabel = None
+
+
+class SettingsIn(Strict):
+    profile: Optional[str] = Field(None, max_length=64, description="A drill profile name from GET /api/settings.")
+    buzzer_enabled: Optional[bool] = None
+    athlete: AthleteLabel = Field(None, description="Athlete label for the session running now.")
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> "SettingsIn":
+        if not self.model_fields_set:
+            raise ValueError("give at least one of profile, buzzer_enabled, athlete")
+        return self
