@@ -7,10 +7,9 @@ the pixel error is the distance between the two models' near-side shoulder, hip,
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Union
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -101,28 +100,6 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> AngleErrors:
         knee_err_median=float(np.median(knee)), knee_err_p95=float(np.percentile(knee, 95)), knee_err_max=float(knee.max()),
         px_err_median=float(np.median(px)), px_err_p95=float(np.percentile(px, 95)),
     )
-
-
-def time_models(models: Mapping[str, Path], inputs: Union[list[np.ndarray], Mapping[str, list[np.ndarray]]],
-                rounds: int = 3, threads: int = 2, runtime: str = "auto", warmup: int = 3) -> dict[str, float]:
-    """Median ms per bare model call, round-robin across models so that load from anything else on
-    the machine falls on all of them alike. Only ratios within one call are meaningful. `inputs`
-    is one list for all models or a list per model name."""
-    per_model = inputs if isinstance(inputs, Mapping) else {name: inputs for name in models}
-    loaded = {name: TFLiteModel(Path(path), threads, runtime) for name, path in models.items()}
-    for name, model in loaded.items():
-        for x in per_model[name][:warmup]:
-            model.run(x[None])
-    samples: dict[str, list[float]] = {name: [] for name in loaded}
-    steps = max(len(v) for v in per_model.values())
-    for _ in range(rounds):
-        for i in range(steps):
-            for name, model in loaded.items():
-                x = per_model[name][i % len(per_model[name])]
-                t0 = time.perf_counter()
-                model.run(x[None])
-                samples[name].append((time.perf_counter() - t0) * 1000)
-    return {name: float(np.median(v)) for name, v in samples.items()}
 
 
 def running_median(series: np.ndarray, window: int) -> np.ndarray:

@@ -24,10 +24,10 @@ import numpy as np
 
 from device.pose.engine import LANDMARK_SIZE, LandmarkModel, project
 from device.pose.landmarks import NUM_LANDMARKS
-from device.pose.tflite import TFLiteModel
+from device.pose.tflite import TFLiteModel, time_models
 from models.calibration import CalibrationRanges, measure_extremes
 from models.crops import CropSet, collect_crops
-from models.evaluation import compare, run_landmarks, smoothed_errors, time_models
+from models.evaluation import compare, run_landmarks, smoothed_errors
 from models.graph import float_landmark_graph
 from device.pose.model_files import SHIPPED_VARIANT, load_manifest
 from models.outcomes import coach_outcomes, compare_outcomes, describe, labelled_clips, summary

@@ -501,7 +501,7 @@ def quantize_models(
     else:
         accuracy = committed_accuracy(plan, built, evaluation_path, shipped_path, settings)
 
-    from models.evaluation import time_models
+    from device.pose.tflite import time_models
 
     threads = settings.models.threads
     timed = {SHIPPED_VARIANT: shipped_path, **{b.spec.name: b.path for b in built}}

@@ -102,7 +102,7 @@ def prepare(settings: Settings, clip: Path) -> BenchContext:
 
 def bench_models(context: BenchContext) -> list[dict[str, Any]]:
     """Bare model calls: the detector and every landmark variant, on the clip's real inputs."""
-    from models.evaluation import time_models
+    from device.pose.tflite import time_models
     from device.pose.model_files import load_manifest
 
     settings = context.settings

@@ -6,12 +6,14 @@ successor. tflite-runtime 2.14 fails under numpy 2, so ai-edge-litert is the def
 from __future__ import annotations
 
 import importlib
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Union
 
 import numpy as np
 
 from device.errors import ModelError
+from device.stats import median
 
 RUNTIMES = {
     "tflite_runtime": "tflite_runtime.interpreter",
@@ -72,3 +74,25 @@ class TFLiteModel:
         self._interp.set_tensor(self._input["index"], tensor.astype(np.float32, copy=False))
         self._interp.invoke()
         return [self._interp.get_tensor(o["index"]) for o in self._outputs]
+
+
+def time_models(models: Mapping[str, Path], inputs: Union[list[np.ndarray], Mapping[str, list[np.ndarray]]],
+                rounds: int = 3, threads: int = 2, runtime: str = "auto", warmup: int = 3) -> dict[str, float]:
+    """Median ms per bare model call, round-robin across models so that load from anything else on
+    the machine falls on all of them alike. Only ratios within one call are meaningful. `inputs`
+    is one list for all models or a list per model name."""
+    per_model = inputs if isinstance(inputs, Mapping) else {name: inputs for name in models}
+    loaded = {name: TFLiteModel(Path(path), threads, runtime) for name, path in models.items()}
+    for name, model in loaded.items():
+        for x in per_model[name][:warmup]:
+            model.run(x[None])
+    samples: dict[str, list[float]] = {name: [] for name in loaded}
+    steps = max(len(v) for v in per_model.values())
+    for _ in range(rounds):
+        for i in range(steps):
+            for name, model in loaded.items():
+                x = per_model[name][i % len(per_model[name])]
+                t0 = time.perf_counter()
+                model.run(x[None])
+                samples[name].append((time.perf_counter() - t0) * 1000)
+    return {name: median(v) for name, v in samples.items()}
