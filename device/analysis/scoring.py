@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 PoseSource = Callable[[Path], list[Pose]]
 
 MOVEMENTS = ("hinge", "squat")
+VIEWS = ("side", "oblique", "front")
 
 
 class LabelsError(StationError):
@@ -46,6 +47,8 @@ class LabelledClip:
     reps: int
     faults: frozenset[Fault]
     notes: str = ""
+    view: str = "side"  # side, oblique or front: only a side view must be counted exactly
+    drill: str = ""  # the drill profile a trainer would pick for the clip; empty when not labelled
 
 
 def read_labels(path: Path) -> list[LabelledClip]:
@@ -80,7 +83,11 @@ def read_labels(path: Path) -> list[LabelledClip]:
             clip_path = path.parent / clip
             if not clip_path.is_file():
                 raise LabelsError(f"{where}: clip: {clip_path} does not exist")
-            out.append(LabelledClip(clip, clip_path, movement, reps, frozenset(faults), (row.get("notes") or "").strip()))
+            view = (row.get("view") or "side").strip()
+            if view not in VIEWS:
+                raise LabelsError(f"{where}: view: must be one of {', '.join(VIEWS)} (got {view!r})")
+            out.append(LabelledClip(clip, clip_path, movement, reps, frozenset(faults), (row.get("notes") or "").strip(),
+                                    view, (row.get("drill") or "").strip()))
     if not out:
         raise LabelsError(f"{path}: no clips listed")
     return out
