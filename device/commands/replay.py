@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import cv2
-import numpy as np
 
 from device.commands.tables import print_table
 from device.config import Settings
 from device.fileio import json_line
+from device.stats import median
 from device.pose.draw import draw_pose
 from device.errors import SourceError
 from device.pose.landmarks import Pose
@@ -36,7 +36,6 @@ class ReplaySummary:
 
     def row(self) -> dict:
         """The printed and JSON summary (same names in both)."""
-        median = lambda xs: float(np.median(xs)) if xs else None  # noqa: E731
         return {
             "clip": self.clip,
             "variant": self.variant,
