@@ -13,6 +13,7 @@ from device.analysis.kinematics import (
     OneEuroFilter,
     Seen,
     facing_vote,
+    hinge_ratio,
     measure,
     nearer_side,
     pick_skeleton,
@@ -192,3 +193,14 @@ def test_tracker_smooths_noise_but_follows_the_rep():
     err = np.array([n.hip_flexion_deg - c.hip_flexion_deg for n, c in zip(noisy, truth)])
     assert np.nanmax([a.hip_flexion_deg for a in noisy]) == pytest.approx(90, abs=4)
     assert np.sqrt(np.nanmean(err**2)) < 3.0
+
+
+def test_hinge_ratio_is_one_definition_for_frames_and_bottoms():
+    from device.analysis.kinematics import Angles
+    from device.analysis.reps import BottomShape
+
+    assert hinge_ratio(90.0, 20.0) == 4.5
+    assert hinge_ratio(90.0, 0.0) == hinge_ratio(90.0, -3.0) == 18.0  # straight knees count as 5 degrees
+    assert math.isnan(hinge_ratio(math.nan, 20.0)) and math.isnan(hinge_ratio(90.0, math.nan))
+    frame = Angles(0.0, True, "left", 1, hip_flexion_deg=90.0, knee_flexion_deg=2.0)
+    assert frame.hinge_ratio == BottomShape(90.0, 2.0, 0.0, 0.0, 0.0, 0.0).hinge_ratio == 18.0

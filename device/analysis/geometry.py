@@ -17,8 +17,3 @@ def flexion_deg(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Flexion at joint b: 0 when a-b-c is a straight line, growing as the joint bends."""
     return 180.0 - joint_angle_deg(a, b, c)
 
-
-def angle_from_vertical_deg(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
-    """Unsigned tilt of the segment bottom->top from straight up, in degrees (0 = upright)."""
-    d = np.asarray(top, float) - np.asarray(bottom, float)
-    return np.degrees(np.arctan2(np.abs(d[..., 0]), -d[..., 1]))

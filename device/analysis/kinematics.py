@@ -57,10 +57,19 @@ class Angles:
 
     @property
     def hinge_ratio(self) -> float:
-        """Hip flexion per degree of knee flexion; knees under 5 degrees count as 5 (no division blow-up)."""
-        if math.isnan(self.hip_flexion_deg) or math.isnan(self.knee_flexion_deg):
-            return NAN
-        return self.hip_flexion_deg / max(self.knee_flexion_deg, 5.0)
+        return hinge_ratio(self.hip_flexion_deg, self.knee_flexion_deg)
+
+
+# A knee bent less than this counts as bent this much in the hinge ratio: no division blow-up.
+HINGE_RATIO_MIN_KNEE_DEG = 5.0
+
+
+def hinge_ratio(hip_flexion_deg: float, knee_flexion_deg: float) -> float:
+    """Hip flexion per degree of knee flexion: high in a hinge, near 1 in a squat. NaN when either
+    angle is unknown; knees under 5 degrees count as 5."""
+    if math.isnan(hip_flexion_deg) or math.isnan(knee_flexion_deg):
+        return NAN
+    return hip_flexion_deg / max(knee_flexion_deg, HINGE_RATIO_MIN_KNEE_DEG)
 
 
 # Quantities the smoother filters, with their unit scale relative to degrees (so one beta fits all):

@@ -23,8 +23,9 @@ from typing import Optional
 import numpy as np
 
 from device.analysis.vocabulary import Phase, Rep
-from device.analysis.kinematics import Angles
+from device.analysis.kinematics import Angles, hinge_ratio
 from device.analysis.profiles import MovementTable, RepsTable
+from device.stats import median
 
 NAN = float("nan")
 # Held this long without going deeper, the athlete is shown as paused at the bottom.
@@ -177,94 +178,130 @@ class RepCounter:
 
     def update(self, angles: Angles, usable: bool) -> list[CounterEvent]:
         """Feed one frame; `usable` is False for frames that must not count (framing not OK)."""
-        time = angles.time
-        out: list[CounterEvent] = []
         if not usable or math.isnan(angles.hip_flexion_deg):
-            if self.state is State.TOP and self._last_seen is not None and time - self._last_seen >= self.config.settle_s:
-                # Back at the top and then out of sight (walked off, turned): the rep is done, and
-                # what comes next is seen afresh.
-                out += self._close_or_drop(time)
-                self._reacquire()
-            elif self._last_seen is not None and time - self._last_seen > self.config.max_gap_s:
-                out += self._drop(time, "out of view")
-                self._reacquire()
-            return out
-        self._last_seen = time
-        c, h = self.config, angles.hip_flexion_deg
-        rep = self.rep
-        if rep is not None:
-            self._record(rep, angles)
+            return self._while_unseen(angles.time)
+        self._last_seen = angles.time
+        if self.rep is not None:
+            self._record(self.rep, angles)
+        match self.state:
+            case State.ACQUIRE:
+                return self._while_acquiring(angles)
+            case State.STANDING:
+                return self._while_standing(angles)
+            case State.LOWERING | State.BOTTOM:
+                return self._while_lowering(angles)
+            case State.RISING:
+                return self._while_rising(angles)
+            case State.TOP:
+                return self._while_at_top(angles)
+        raise AssertionError(f"unknown state {self.state}")
 
-        if self.state is State.ACQUIRE:
-            if h <= c.top_deg:
-                self._stand(h, time)
-            elif h < c.depth_deg:
+    def _while_unseen(self, time: float) -> list[CounterEvent]:
+        """A frame that does not count. Out of sight `settle_s` after reaching the top, the rep is done;
+        anywhere else, out of sight over `max_gap_s` drops it."""
+        out: list[CounterEvent] = []
+        if self.state is State.TOP and self._last_seen is not None and time - self._last_seen >= self.config.settle_s:
+            # Back at the top and then out of sight (walked off, turned): the rep is done, and
+            # what comes next is seen afresh.
+            out = self._close_or_drop(time)
+            self._reacquire()
+        elif self._last_seen is not None and time - self._last_seen > self.config.max_gap_s:
+            out = self._drop(time, "out of view")
+            self._reacquire()
+        return out
+
+    def _while_acquiring(self, a: Angles) -> list[CounterEvent]:
+        """No steady view yet: wait for the athlete standing, or steady at depth."""
+        c, h, time = self.config, a.hip_flexion_deg, a.time
+        if h <= c.top_deg:
+            self._stand(h, time)
+        elif h < c.depth_deg:
+            self._deep = []
+        else:
+            # First seen bent over: a lift from the floor, once the posture is steady.
+            self._deep.append(a)
+            if time - self._deep[0].time >= c.acquire_s:
+                started = self._open(time, self._deep[0].time, a.side, False, tuple(self._deep[:-1]))
+                for seen in self._deep:
+                    self._record(started.rep, seen)
                 self._deep = []
-            else:
-                # First seen bent over: a lift from the floor, once the posture is steady.
-                self._deep.append(angles)
-                if time - self._deep[0].time >= c.acquire_s:
-                    out.append(self._open(time, self._deep[0].time, angles.side, False, tuple(self._deep[:-1])))
-                    for seen in self._deep:
-                        self._record(self.rep, seen)
-                    self._deep = []
-                    self.state = State.LOWERING
-
-        elif self.state is State.STANDING:
-            self._rest = min(h, self._rest + REST_LEAK_DEG_PER_S * (time - self._rest_time))
-            self._rest_time = time
-            if h <= min(c.top_deg, self._rest + ONSET_BAND_DEG):
-                self._onset_time = time
-            if h > c.start_deg:
-                out.append(self._open(time, self._onset_time, angles.side, lowering_seen=True))
-                self._record(self.rep, angles)
                 self.state = State.LOWERING
+                return [started]
+        return []
 
-        elif self.state in (State.LOWERING, State.BOTTOM):
-            assert rep is not None
-            if rep.reached_depth and h <= rep.peak - c.rise_deg:
-                # Coming back up: the deepest point is the bottom. (A pause on the way down, at
-                # the knees say, is not: only rising confirms it.)
-                if rep.lowering_s < FASTEST_LOWERING_S:
-                    out += self._drop(time, "glitch")
-                    self._reacquire()
-                    self._last_seen = time
-                    return out
-                out.append(Bottomed(time, rep))
-                self.state = State.RISING
-                rep.rise_min, rep.rise_progress, rep.rise_progress_time = h, h, time
-            elif rep.reached_depth:
-                paused = time - rep.peak_time >= PAUSE_S
-                self.state = State.BOTTOM if paused else State.LOWERING
-            elif h <= c.top_deg:
-                out += self._drop(time, "half rep")
-                self._stand(h, time)
+    def _while_standing(self, a: Angles) -> list[CounterEvent]:
+        """Standing: follow the hips' rest level (for when the lowering began) until they bend `start_deg`."""
+        c, h, time = self.config, a.hip_flexion_deg, a.time
+        self._rest = min(h, self._rest + REST_LEAK_DEG_PER_S * (time - self._rest_time))
+        self._rest_time = time
+        if h <= min(c.top_deg, self._rest + ONSET_BAND_DEG):
+            self._onset_time = time
+        if h <= c.start_deg:
+            return []
+        started = self._open(time, self._onset_time, a.side, lowering_seen=True)
+        self._record(started.rep, a)
+        self.state = State.LOWERING
+        return [started]
 
-        elif self.state is State.RISING:
-            assert rep is not None
-            rep.rise_min = min(rep.rise_min, h)
-            if h < rep.rise_progress - 1.0:
-                rep.rise_progress, rep.rise_progress_time = h, time
-            if h > rep.rise_min + c.rise_deg:
-                self.state = State.LOWERING  # went back down: still the same rep, bottom already known
-            elif h <= c.top_deg:
-                self.state = State.TOP
-                rep.top_entered, rep.top_min, rep.top_min_time = time, h, time
-                if h <= c.lockout_hip_deg:
-                    rep.lockout_time = time
+    def _while_lowering(self, a: Angles) -> list[CounterEvent]:
+        """On the way down, or paused at the bottom (LOWERING or BOTTOM)."""
+        c, h, time = self.config, a.hip_flexion_deg, a.time
+        rep = self.rep
+        assert rep is not None
+        if rep.reached_depth and h <= rep.peak - c.rise_deg:
+            # Coming back up: the deepest point is the bottom. (A pause on the way down, at
+            # the knees say, is not: only rising confirms it.)
+            if rep.lowering_s < FASTEST_LOWERING_S:
+                out = self._drop(time, "glitch")
+                self._reacquire()
+                self._last_seen = time
+                return out
+            self.state = State.RISING
+            rep.rise_min, rep.rise_progress, rep.rise_progress_time = h, h, time
+            return [Bottomed(time, rep)]
+        if rep.reached_depth:
+            paused = time - rep.peak_time >= PAUSE_S
+            self.state = State.BOTTOM if paused else State.LOWERING
+        elif h <= c.top_deg:
+            out = self._drop(time, "half rep")
+            self._stand(h, time)
+            return out
+        return []
 
-        elif self.state is State.TOP:
-            assert rep is not None
-            if h < rep.top_min - 1.0:
-                rep.top_min, rep.top_min_time = h, time
-            if h <= c.lockout_hip_deg and not rep.lockout_reached:
+    def _while_rising(self, a: Angles) -> list[CounterEvent]:
+        """Standing up from the bottom: note the last clear step up, and arrive at the top."""
+        c, h, time = self.config, a.hip_flexion_deg, a.time
+        rep = self.rep
+        assert rep is not None
+        rep.rise_min = min(rep.rise_min, h)
+        if h < rep.rise_progress - 1.0:
+            rep.rise_progress, rep.rise_progress_time = h, time
+        if h > rep.rise_min + c.rise_deg:
+            self.state = State.LOWERING  # went back down: still the same rep, bottom already known
+        elif h <= c.top_deg:
+            self.state = State.TOP
+            rep.top_entered, rep.top_min, rep.top_min_time = time, h, time
+            if h <= c.lockout_hip_deg:
                 rep.lockout_time = time
-            settled = rep.lockout_reached and time - rep.top_min_time >= c.settle_s
-            waited = not rep.lockout_reached and time - rep.top_entered >= c.lockout_wait_s
-            bending = h > rep.top_min + c.rise_deg
-            if settled or waited or bending:
-                out += self._close_or_drop(time)
-                self._stand(h, time)
+        return []
+
+    def _while_at_top(self, a: Angles) -> list[CounterEvent]:
+        """Back at the top: the rep closes once the lockout settles, once the lockout wait runs out
+        without one, or as soon as the hips bend again."""
+        c, h, time = self.config, a.hip_flexion_deg, a.time
+        rep = self.rep
+        assert rep is not None
+        if h < rep.top_min - 1.0:
+            rep.top_min, rep.top_min_time = h, time
+        if h <= c.lockout_hip_deg and not rep.lockout_reached:
+            rep.lockout_time = time
+        settled = rep.lockout_reached and time - rep.top_min_time >= c.settle_s
+        waited = not rep.lockout_reached and time - rep.top_entered >= c.lockout_wait_s
+        bending = h > rep.top_min + c.rise_deg
+        if not (settled or waited or bending):
+            return []
+        out = self._close_or_drop(time)
+        self._stand(h, time)
         return out
 
     def _close_or_drop(self, time: float) -> list[CounterEvent]:
@@ -317,8 +354,9 @@ class RepCounter:
 
 
 def _median(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.median(finite)) if finite else NAN
+    """The station's median (device.stats) of the finite values; NaN when there are none."""
+    m = median(values)
+    return NAN if m is None else m
 
 
 @dataclass(frozen=True)
@@ -334,9 +372,7 @@ class BottomShape:
 
     @property
     def hinge_ratio(self) -> float:
-        if math.isnan(self.hip) or math.isnan(self.knee):
-            return NAN
-        return self.hip / max(self.knee, 5.0)
+        return hinge_ratio(self.hip, self.knee)
 
 
 def bottom_shape(rep: OpenRep) -> BottomShape:

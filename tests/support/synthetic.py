@@ -113,12 +113,6 @@ def _blend(a: Posture, b: Posture, w: float) -> Posture:
     )
 
 
-def _rot(forward: float, up: float, deg: float) -> tuple[float, float]:
-    """Direction at `deg` from vertical-up, tilted toward the toes, scaled."""
-    r = math.radians(deg)
-    return forward * math.sin(r), up * math.cos(r)
-
-
 def _leg_front(ankle: tuple[float, float], knee: tuple[float, float], hip: tuple[float, float], height: float) -> float:
     """How far forward the front of the leg is at a height (bone line plus ~0.06 of flesh and bar)."""
     lo, hi = (ankle, knee) if height <= knee[1] else (knee, hip)
