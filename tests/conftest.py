@@ -86,5 +86,5 @@ def clip_poses(clips_dir: Path, engine_factory):
     return poses
 
 
-# The trainer page's fixtures (a real SQLite rep log, the page on it): tests/web_fixtures.py.
+# The trainer page's fixtures (a real SQLite rep log, the page on it): tests/support/web.py.
 from support.web import _filled_template, filled_db, station  # noqa: E402,F401

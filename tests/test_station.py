@@ -18,28 +18,23 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from device.config import SignalSettings
-from device.errors import SourceError
+from device.analysis.profiles import load_profile
 from device.analysis.scoring import evaluate_clip, read_labels
 from device.analysis.vocabulary import FaultRaised, RepFinished, RepStarted
-from device.station.live import LiveState
-from device.analysis.profiles import load_profile
-from device.station.replog import RepLog
-from device.station.assembly import analyzer_factory
-from device.station.signals import signals_from_settings
 from device.capture.file import VideoFileSource
-from device.station.loop import Station
-from device.station.store import RepStore
-from support.pipeline import RecordedPoses
+from device.errors import SourceError
+from device.station.assembly import build_station
+from support.pipeline import RecordedPoses, station_settings
 
 RED, BUZZER = 17, 18
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_clip(clip: Path, poses, settings, tmp_path, make_source=None, live=None):
+def run_clip(clip: Path, poses, settings, tmp_path, make_source=None):
+    """The clip through the station as `station run --fast --mock-pins` wires it (every fault may
+    buzz), or through `make_source`, a camera test backend over the clip."""
     factory = MockFactory(pin_class=MockPWMPin)
-    signals, _ = signals_from_settings(SignalSettings(fault_cooldown_s=0.0), factory)
-    store = RepStore(tmp_path / f"{clip.stem}.db")
+    db = tmp_path / f"{clip.stem}.db"
     seen = {"faults": [], "open_rep": False, "fault_outside_rep": 0, "red_and_buzz": 0}
 
     def on_event(event):
@@ -53,14 +48,14 @@ def run_clip(clip: Path, poses, settings, tmp_path, make_source=None, live=None)
             # the alert is on the pins by the time the event is handed on: same frame
             seen["red_and_buzz"] += factory.pin(RED).state == 1 and factory.pin(BUZZER).state == 1
 
-    station = Station(engine=RecordedPoses(poses), make_analyzer=analyzer_factory(settings), profile="hinge",
-                      replog=RepLog(store), signals=signals, live=live or LiveState(), on_event=on_event,
-                      source_id=f"file:{clip.name}", idle_timeout_s=settings.session.idle_timeout_s)
-    summary = station.run(make_source or (lambda: VideoFileSource(clip)), lossless=True, retry_initial_s=0.01)
-    buzzes = [s for s in factory.pin(BUZZER).states if s.state]
-    signals.close()
-    store.close()
-    return summary, seen, buzzes, tmp_path / f"{clip.stem}.db"
+    with build_station(station_settings(settings, db, signals={"fault_cooldown_s": 0.0}), str(clip), profile="hinge",
+                       fast=True, pin_factory=factory, engine=RecordedPoses(poses), on_event=on_event) as rig:
+        if make_source is None:
+            summary = rig.run()
+        else:  # a live camera that drops out: every frame still analysed, reopened quickly
+            summary = rig.station.run(make_source, lossless=True, retry_initial_s=0.01)
+        buzzes = [s for s in factory.pin(BUZZER).states if s.state]
+    return summary, seen, buzzes, db
 
 
 def labelled(clips_dir):
@@ -122,9 +117,8 @@ def test_camera_unplugged_mid_clip_recovers_and_keeps_counting(clips_dir, clip_p
     name = "rohanx01_bw_squat_side_multi.mp4"  # stands ~8 s before the first of two reps
     clip = clips_dir / name
     state = {"fail_at": 90, "died": False, "missing": 3, "position": 0}
-    live = LiveState()
     summary, seen, buzzes, db = run_clip(clip, list(clip_poses(name)), settings, tmp_path,
-                                         make_source=lambda: CameraThatDropsOut(clip, state), live=live)
+                                         make_source=lambda: CameraThatDropsOut(clip, state))
     raw = sqlite3.connect(db)
     events = [r[0] for r in raw.execute("SELECT kind FROM device_events ORDER BY id")]
     assert events[:1] == ["station_start"] and events[-1] == "station_stop"
@@ -215,14 +209,12 @@ def test_live_preview_is_the_skeleton_alone_unless_the_camera_is_opted_in(clips_
     import numpy as np
 
     name = "jeffchen_deadlift_side_good_1rep.mp4"
-    live = LiveState()
-    live.preview()  # a page is watching
-    station = Station(engine=RecordedPoses(clip_poses(name)), make_analyzer=analyzer_factory(settings), profile="hinge",
-                      replog=RepLog(RepStore(tmp_path / "s.db")), live=live, preview_fps=15.0,
-                      camera_preview=camera_preview, source_id=name)
-    station.run(lambda: VideoFileSource(clips_dir / name, pace=True))
-    station.replog.close()
-    version, jpeg = live.preview()
+    web = {"preview_fps": 15.0, "camera_preview": camera_preview}
+    with build_station(station_settings(settings, tmp_path / "s.db", web=web), str(clips_dir / name), profile="hinge",
+                       headless=True, engine=RecordedPoses(clip_poses(name))) as rig:  # paced as a camera
+        rig.live.preview()  # a page is watching
+        rig.run()
+    version, jpeg = rig.live.preview()
     assert version > 3 and jpeg is not None  # previews kept coming while watched
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     background = np.abs(image.astype(int) - 32).max(axis=2) <= 12

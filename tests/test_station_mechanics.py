@@ -8,7 +8,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from device.errors import SourceError
 from device.analysis.vocabulary import Fault, FaultEvent, FaultRaised, Rep, RepFinished

@@ -1,15 +1,16 @@
-"""The page benchmark's parts: the big rep log builder and the bounded loopback load generator.
-(Speed is measured by the benchmark itself, never asserted here.)"""
+"""The page benchmark's parts (`station bench`'s page section): the big synthetic rep log and the
+bounded loopback load generator. (Speed is measured by the benchmark itself, never asserted here.)"""
 from __future__ import annotations
 
 import random
 
 import pytest
 
+from device.commands.bench_page import measure_pages, page_paths, pipeline_cost
+from device.commands.sample_log import build_bench_db, synthetic_rep
 from device.config import WebSettings
 from device.station.store import RepStore
 from web.app import create_app
-from web.bench import build_bench_db, measure_pages, page_paths, percentile, synthetic_rep
 from web.page_server import PageServer
 
 
@@ -41,15 +42,18 @@ def test_the_load_generator_only_loads_loopback():
         measure_pages("http://192.168.1.20:8080", [("history", "/history")], requests=1)
 
 
-def test_percentile_is_nearest_rank():
-    values = list(range(1, 101))
-    assert percentile(values, 50) == 50 and percentile(values, 99) == 99 and percentile([7.0], 99) == 7.0
+def test_a_page_that_never_answered_has_no_percentiles_rather_than_nan():
+    import socket
+
+    with socket.socket() as closed:  # bound, never listening: every request is refused
+        closed.bind(("127.0.0.1", 0))
+        result = measure_pages(f"http://127.0.0.1:{closed.getsockname()[1]}", [("history", "/history")], requests=3)
+    assert result["history"]["requests"] == 0 and result["history"]["errors"] == 3
+    assert result["history"]["p50_ms"] is result["history"]["p99_ms"] is result["history"]["max_ms"] is None
 
 
 def test_pipeline_cost_runs_the_pipeline_alone_and_under_a_load_from_another_process(tmp_path):
     import time
-
-    from web.bench import pipeline_cost
 
     log = build_bench_db(tmp_path / "bench.db", reps=60, reps_per_session=20)
     runs = []

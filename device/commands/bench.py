@@ -1,9 +1,11 @@
 """`station bench`: where the time goes, measured in one run on one clip.
 
 Each section is a function (settings, context) -> rows; the command prints one table per section
-and writes the same rows under the section's name with `--json`. Sections added later (live-loop
-latency, page load) append to SECTIONS. Timings are only compared within one run: the bare models
-are called round-robin on the same real inputs, so load from anything else hits them alike.
+and writes the same rows under the section's name with `--json`; a new section appends to
+SECTIONS. Timings are only compared within one run: the bare models are called round-robin on the
+same real inputs, so load from anything else hits them alike. The live loop is wired by
+`build_station`, as `station run` wires it; the page section's load generator is bench_page.py and
+its 10,000-rep log comes from sample_log.py.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from device.config import Settings
 from device.errors import ModelError
 from device.pose.engine import PoseEngine
 from device.pose.tflite import TFLiteModel
+from device.stats import median, percentile
 
 MAX_INPUTS = 40  # real inputs per bare-model timing; enough for a stable median
 ROUNDS = 3
@@ -159,37 +162,21 @@ def bench_analysis(context: BenchContext) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         analyzer.update(pose)
         ms.append((time.perf_counter() - t0) * 1000)
-    return [{"profile": settings.analysis.profile, "frames": len(ms), "analysis_ms_median": round(float(np.median(ms)), 3),
-             "analysis_ms_p99": round(float(np.percentile(ms, 99)), 3), "analysis_ms_max": round(max(ms), 3)}]
+    return [{"profile": settings.analysis.profile, "frames": len(ms), "analysis_ms_median": median(ms, 3),
+             "analysis_ms_p99": percentile(ms, 99, 3), "analysis_ms_max": round(max(ms), 3)}]
 
 
 def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool):
-    """The real live loop (pose, analysis, mock LED and buzzer, SQLite) over a clip: as fast as it
-    goes with every frame (`fast`), or at the clip's own rate as a camera would deliver it."""
+    """The real live loop (pose, analysis, mock LED and buzzer, SQLite at `db_path`) over a clip,
+    wired as `station run` wires it: as fast as it goes with every frame (`fast`), or at the clip's
+    own rate as a camera would deliver it."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-    from device.station.live import LiveState
-    from device.station.replog import RepLog
-    from device.station.assembly import analyzer_factory
-    from device.station.signals import signals_from_settings
-    from device.capture.file import VideoFileSource
-    from device.station.loop import Station
-    from device.station.store import RepStore
+    from device.station.assembly import build_station
 
-    signals, _ = signals_from_settings(settings.signals, MockFactory(pin_class=MockPWMPin))
-    signals.set_buzzer_enabled(True)
-    station = Station(engine=_engine(settings, settings.models.landmark_variant), make_analyzer=analyzer_factory(settings),
-                      profile=settings.analysis.profile, replog=RepLog(RepStore(db_path)), signals=signals, live=LiveState(),
-                      source_id=f"file:{clip.name}")
-    try:
-        return station.run(lambda: VideoFileSource(clip, pace=not fast), lossless=fast)
-    finally:
-        station.replog.close()
-        signals.close()
-
-
-def _stat(values: list[float], q: float) -> Optional[float]:
-    return round(float(np.percentile(values, q)), 1) if values else None
+    settings = settings.model_copy(update={"store": settings.store.model_copy(update={"db_path": db_path})})
+    with build_station(settings, str(clip), fast=fast, pin_factory=MockFactory(pin_class=MockPWMPin)) as rig:
+        return rig.run()
 
 
 def bench_live(context: BenchContext) -> list[dict[str, Any]]:
@@ -206,10 +193,10 @@ def bench_live(context: BenchContext) -> list[dict[str, Any]]:
                 "mode": mode, "frames": summary.frames, "dropped": summary.dropped, "fps": round(summary.fps, 1),
                 "live_fps_per_bare_model_fps": round(summary.fps * bare_ms / 1000, 2) if bare_ms else None,
                 "reps": summary.reps, "alerts": summary.faults,
-                "verdict_latency_ms_median": _stat(summary.verdict_latency_ms, 50),
-                "verdict_latency_ms_p95": _stat(summary.verdict_latency_ms, 95),
-                "frame_to_signal_ms_median": _stat(summary.signal_latency_ms, 50),
-                "frame_to_signal_ms_p95": _stat(summary.signal_latency_ms, 95),
+                "verdict_latency_ms_median": median(summary.verdict_latency_ms, 1),
+                "verdict_latency_ms_p95": percentile(summary.verdict_latency_ms, 95, 1),
+                "frame_to_signal_ms_median": median(summary.signal_latency_ms, 1),
+                "frame_to_signal_ms_p95": percentile(summary.signal_latency_ms, 95, 1),
             })
     return rows
 
@@ -253,9 +240,10 @@ def bench_page(context: BenchContext) -> list[dict[str, Any]]:
     process (as in `station run`), and the live loop's FPS with and without that load."""
     import tempfile
 
+    from device.commands.bench_page import pipeline_cost
+    from device.commands.sample_log import build_bench_db
     from device.station.store import RepStore
     from web.app import create_app
-    from web.bench import build_bench_db, pipeline_cost
     from web.page_server import PageServer
 
     with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
@@ -289,11 +277,15 @@ def bench_page(context: BenchContext) -> list[dict[str, Any]]:
             loaded = phase == "pages_with_pipeline"
             for page, stats in cost[phase].items():
                 rows.append({"load": load, "phase": label, "page": page, "requests": stats["requests"],
-                             "errors": stats["errors"], "p50_ms": round(stats["p50_ms"], 1),
-                             "p99_ms": round(stats["p99_ms"], 1),
+                             "errors": stats["errors"], "p50_ms": _round(stats["p50_ms"], 1),
+                             "p99_ms": _round(stats["p99_ms"], 1),
                              "live_fps": round(cost["fps_with_pages"], 1) if loaded else None,
                              "live_fps_cost_pct": round(cost["fps_cost_pct"], 1) if loaded else None})
     return rows
+
+
+def _round(value: Optional[float], digits: int) -> Optional[float]:
+    return None if value is None else round(value, digits)
 
 
 # (load, requests per second or None for as fast as answered, requests in the page-alone phase):

@@ -1,20 +1,87 @@
 """`station run` (LED, buzzer, rep log and the trainer page) and `station log` (headless: rep log
-and JSON lines only): the live station, assembled from settings."""
+and JSON lines only): the live station, assembled from settings.
+
+SIGTERM and SIGINT finish the frame in hand, close the session and exit 0.
+"""
 from __future__ import annotations
 
 import argparse
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
 
 from device.commands.tables import print_table
 from device.config import Settings
-from device.station.assembly import run_live
+from device.errors import StationError
+from device.station.assembly import StationRig, build_station, retention, stopped_by_signals
+from device.station.loop import RunSummary
+from device.station.store import RepStore
+from device.stats import median
 
 
-def print_run_summary(summary) -> None:
-    lat = summary.signal_latency_ms
+@contextmanager
+def trainer_page(settings: Settings, rig: StationRig) -> Iterator[str]:
+    """Serve the trainer page from this process on a small uvicorn thread, over the rep log, with
+    the running station as its live state and controls; yields the page's URL."""
+    from device.analysis.profiles import list_profiles
+    from device.commands.doctor import run_checks
+    from web.app import create_app
+    from web.page_server import PageServer
+
+    app = create_app(
+        RepStore(settings.store.db_path),  # type: ignore[arg-type]
+        settings.web,
+        live=rig.live,
+        controls=rig.station,
+        profiles=list_profiles(settings.analysis.profiles_dir),
+        checks=lambda: [c.row() for c in run_checks(settings)],
+    )
+    server = PageServer(app, host=settings.web.host, port=settings.web.port)
+    try:
+        server.start()
+    except RuntimeError as err:
+        raise StationError(f"{err}; choose another with --port or web.port, or run with --no-page") from None
+    host = "127.0.0.1" if settings.web.host in ("0.0.0.0", "::") else settings.web.host
+    try:
+        yield f"http://{host}:{server.port}/"
+    finally:
+        server.stop()
+
+
+def run_live(
+    settings: Settings,
+    source: Optional[str] = None,
+    *,
+    profile: Optional[str] = None,
+    headless: bool = False,
+    fast: bool = False,
+    serve_page: bool = True,
+    jsonl: Optional[Path] = None,
+    keep_page_after_clip: bool = False,
+) -> RunSummary:
+    """Build the station, keep the rep log's retention, serve the page (unless headless or not
+    wanted), run until the source ends or a signal comes, and close everything."""
+    with ExitStack() as running:
+        rig = running.enter_context(build_station(settings, source, profile=profile, headless=headless, fast=fast,
+                                                  jsonl=jsonl))
+        running.enter_context(retention(settings))
+        url = None
+        if not headless and serve_page:
+            url = running.enter_context(trainer_page(settings, rig))
+            print(f"trainer page: {url}", flush=True)
+        shutdown = running.enter_context(stopped_by_signals(rig.station))
+        summary = rig.run()
+        if url is not None and keep_page_after_clip and not rig.source_live and not shutdown.is_set():
+            print(f"clip finished; the trainer page stays up at {url} (Ctrl-C to stop)", flush=True)
+            shutdown.wait()
+        return summary
+
+
+def print_run_summary(summary: RunSummary) -> None:
     print_table([{
         "frames": summary.frames, "dropped": summary.dropped, "fps": round(summary.fps, 1), "sessions": summary.sessions,
         "reps": summary.reps, "faults": summary.faults,
-        "frame_to_signal_ms_median": round(float(sorted(lat)[len(lat) // 2]), 1) if lat else None,
+        "frame_to_signal_ms_median": median(summary.signal_latency_ms, 1),
     }])
 
 

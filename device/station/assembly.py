@@ -1,7 +1,9 @@
-"""Builds the station's collaborators from settings and runs it: `station run` (LED, buzzer and
-trainer page) and `station log` (headless: rep log and JSON lines only).
+"""Wires a station from settings: `build_station` is the one place the pose engine, the drill
+profile, the rep log, the LED and buzzer, the live state and the frame source are put together.
+`station run`, `station log`, `station bench` and the tests all build their station here.
 
-SIGTERM and SIGINT finish the frame in hand, close the session and exit 0.
+Also what runs beside a station for as long as it runs: the retention housekeeping and the
+SIGTERM/SIGINT handling (finish the frame in hand, close the session, exit 0).
 """
 from __future__ import annotations
 
@@ -9,17 +11,19 @@ import logging
 import signal
 import threading
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
+from device.capture import FrameSource, open_source
 from device.config import Settings
-from device.errors import StationError
-from device.station.live import LiveState
 from device.pose.engine import PoseEngine
-from device.station.replog import RepLog
-from device.capture import open_source
+from device.station.live import LiveState
 from device.station.loop import RunSummary, Station
+from device.station.notify import SystemdNotifier
+from device.station.replog import RepLog
+from device.station.signals import Signals, signals_from_settings
 from device.station.store import RepStore
 
 log = logging.getLogger(__name__)
@@ -38,11 +42,122 @@ def analyzer_factory(settings: Settings) -> Callable[[str], object]:
     return make
 
 
+def choose_profile(settings: Settings, make_analyzer: Callable[[str], object], saved: dict[str, Any],
+                   requested: Optional[str] = None) -> str:
+    """The drill to start with: the one asked for, else the one last chosen on the page, else
+    analysis.profile. A saved choice that no longer loads falls back, with a warning; a profile
+    asked for or configured that does not load is an error."""
+    chosen = requested or saved.get("profile") or settings.analysis.profile
+    try:
+        make_analyzer(chosen)
+    except Exception as err:
+        if requested or chosen == settings.analysis.profile:
+            raise
+        log.warning("saved drill profile %r is unusable (%s); using %s", chosen, err, settings.analysis.profile)
+        chosen = settings.analysis.profile
+        make_analyzer(chosen)
+    return chosen
+
+
 @dataclass
-class LiveRun:
+class StationRig:
+    """A station wired from settings, and the collaborators whose lifetime it owns (the rep log and
+    its store, the LED and buzzer, the systemd notifier). `run()` runs it over its source until the
+    source ends or `stop()`; `close()` (or leaving the `with` block) releases everything."""
+
     station: Station
     live: LiveState
-    url: Optional[str] = None
+    replog: RepLog
+    signals: Optional[Signals]
+    notifier: SystemdNotifier
+    make_source: Callable[[], FrameSource]
+    source_live: bool  # a camera (frames come at its pace), not a clip
+    lossless: bool  # every frame is processed (a clip replayed with --fast)
+    retry_initial_s: float
+    retry_max_s: float
+
+    def run(self) -> RunSummary:
+        return self.station.run(self.make_source, lossless=self.lossless, retry_initial_s=self.retry_initial_s,
+                                retry_max_s=self.retry_max_s)
+
+    def stop(self) -> None:
+        self.station.stop()
+
+    def close(self) -> None:
+        try:
+            self.replog.close()
+        finally:
+            if self.signals is not None:
+                self.signals.close()
+            self.notifier.close()
+
+    def __enter__(self) -> "StationRig":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def build_station(
+    settings: Settings,
+    source_spec: Optional[str] = None,
+    *,
+    profile: Optional[str] = None,
+    headless: bool = False,
+    fast: bool = False,
+    jsonl: Optional[Path] = None,
+    pin_factory=None,
+    engine=None,
+    athlete: Optional[str] = None,
+    on_event: Optional[Callable[[Any], None]] = None,
+) -> StationRig:
+    """The station `settings` describe, over `source_spec` (default source.camera).
+
+    profile: the drill (default: the one chosen on the page last time, else analysis.profile).
+    headless: no LED or buzzer. fast: replay a clip as fast as it goes, every frame.
+    jsonl: also append each rep to this JSON-lines file. pin_factory: gpiozero pins (default from
+    signals.pin_factory). engine: a pose backend in place of the model (tests replay recorded poses).
+    athlete, on_event: passed to the Station (the session's label; every analysis event, for tests).
+    The rep log is settings.store.db_path. Refuses to start on a missing or corrupt model.
+    """
+    spec = source_spec or settings.source.camera
+    if engine is None:
+        engine = PoseEngine.from_settings(settings)
+    make_analyzer = analyzer_factory(settings)
+    with ExitStack() as undo:  # on a failure part-way, close what was already opened
+        store = RepStore(settings.store.db_path)  # type: ignore[arg-type]
+        undo.callback(store.close)
+        saved = store.settings()
+        profile = choose_profile(settings, make_analyzer, saved, profile)
+        buzzer_enabled = bool(saved.get("buzzer_enabled", settings.signals.buzzer_enabled))
+        replog = RepLog(store, jsonl, settings.store.min_free_mb)
+        signals = None
+        if not headless and settings.signals.enabled:
+            signals, _ = signals_from_settings(settings.signals, pin_factory)
+            undo.callback(signals.close)
+            signals.set_buzzer_enabled(buzzer_enabled)
+        live = LiveState()
+        live.update(profile=profile, buzzer_enabled=buzzer_enabled)
+        notifier = SystemdNotifier()
+        undo.callback(notifier.close)
+
+        def make_source() -> FrameSource:
+            src = settings.source
+            return open_source(spec, src.width, src.height, src.fps, pace=not fast)
+
+        probe = make_source()  # not started: tells the source's name and whether it is a camera
+        station = Station(
+            engine=engine, make_analyzer=make_analyzer, profile=profile, replog=replog, signals=signals, live=live,
+            notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,
+            camera_preview=settings.web.camera_preview, athlete=athlete, source_id=probe.source_id, on_event=on_event,
+        )
+        undo.pop_all()
+    return StationRig(station, live, replog, signals, notifier, make_source, source_live=probe.live,
+                      lossless=fast and not probe.live, retry_initial_s=settings.source.retry_initial_s,
+                      retry_max_s=settings.source.retry_max_s)
+
+
+# --- beside a running station ---------------------------------------------------------------------
 
 
 class RetentionKeeper(threading.Thread):
@@ -64,63 +179,22 @@ class RetentionKeeper(threading.Thread):
             self.stop.wait(RETENTION_CHECK_S)
 
 
-def run_live(
-    settings: Settings,
-    source: Optional[str] = None,
-    *,
-    profile: Optional[str] = None,
-    headless: bool = False,
-    fast: bool = False,
-    serve_page: bool = True,
-    jsonl: Optional[Path] = None,
-    pin_factory=None,
-    on_started: Optional[Callable[[LiveRun], None]] = None,
-    install_signal_handlers: bool = True,
-    keep_page_after_clip: bool = False,
-) -> RunSummary:
-    spec = source or settings.source.camera
-    engine = PoseEngine.from_settings(settings)  # refuses to start on a missing/corrupt model
-    make_analyzer = analyzer_factory(settings)
-    store = RepStore(settings.store.db_path)  # type: ignore[arg-type]
-    saved = store.settings()
-    chosen = profile or saved.get("profile") or settings.analysis.profile
+@contextmanager
+def retention(settings: Settings) -> Iterator[None]:
+    """Keep the rep log within store.retention_days while the block runs."""
+    stop = threading.Event()
+    RetentionKeeper(settings.store.db_path, settings.store.retention_days, stop).start()  # type: ignore[arg-type]
     try:
-        make_analyzer(chosen)
-    except Exception as err:
-        if profile or chosen == settings.analysis.profile:
-            raise
-        log.warning("saved drill profile %r is unusable (%s); using %s", chosen, err, settings.analysis.profile)
-        chosen = settings.analysis.profile
-        make_analyzer(chosen)
-    profile = chosen
-    buzzer_enabled = bool(saved.get("buzzer_enabled", settings.signals.buzzer_enabled))
+        yield
+    finally:
+        stop.set()
 
-    replog = RepLog(store, jsonl, settings.store.min_free_mb)
-    signals = None
-    if not headless and settings.signals.enabled:
-        from device.station.signals import signals_from_settings
 
-        signals, _ = signals_from_settings(settings.signals, pin_factory)
-        signals.set_buzzer_enabled(buzzer_enabled)
-    live = LiveState()
-    live.update(profile=profile, buzzer_enabled=buzzer_enabled)
-    notifier = _notifier()
-    probe = open_source(spec, settings.source.width, settings.source.height, settings.source.fps, pace=not fast)
-    station = Station(
-        engine=engine, make_analyzer=make_analyzer, profile=profile, replog=replog, signals=signals, live=live,
-        notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,
-        camera_preview=settings.web.camera_preview,
-        source_id=probe.source_id,
-    )
-    stop_housekeeping = threading.Event()
-    RetentionKeeper(settings.store.db_path, settings.store.retention_days, stop_housekeeping).start()  # type: ignore[arg-type]
-
-    server = None
-    run = LiveRun(station, live)
-    if not headless and serve_page:
-        server, run.url = _start_page(settings, live, station)
-        print(f"trainer page: {run.url}", flush=True)
-
+@contextmanager
+def stopped_by_signals(station: Station) -> Iterator[threading.Event]:
+    """SIGTERM and SIGINT stop the station (it finishes the frame in hand and closes the session);
+    the event yielded is set once one came. Installed on the main thread only, where Python
+    delivers signals; the previous handlers come back afterwards."""
     shutdown = threading.Event()
 
     def on_signal(*_) -> None:
@@ -128,60 +202,11 @@ def run_live(
         station.stop()
 
     previous = {}
-    if install_signal_handlers and threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, on_signal)
-    if on_started:
-        on_started(run)
     try:
-        summary = station.run(
-            lambda: open_source(spec, settings.source.width, settings.source.height, settings.source.fps, pace=not fast),
-            lossless=fast and not probe.live,
-            retry_initial_s=settings.source.retry_initial_s,
-            retry_max_s=settings.source.retry_max_s,
-        )
-        if server is not None and not probe.live and not shutdown.is_set() and keep_page_after_clip:
-            print(f"clip finished; the trainer page stays up at {run.url} (Ctrl-C to stop)", flush=True)
-            shutdown.wait()
-        return summary
+        yield shutdown
     finally:
-        stop_housekeeping.set()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        if server is not None:
-            server.stop()
-        replog.close()
-        if signals is not None:
-            signals.close()
-
-
-def _notifier():
-    try:
-        from device.station.notify import SystemdNotifier
-    except ImportError:
-        return None
-    return SystemdNotifier()
-
-
-def _start_page(settings: Settings, live: LiveState, station: Station):
-    """Serve the trainer page from this process on a small uvicorn thread; returns (server, url)."""
-    from device.commands.doctor import run_checks
-    from device.analysis.profiles import list_profiles
-    from web.app import create_app
-    from web.page_server import PageServer
-
-    app = create_app(
-        RepStore(settings.store.db_path),  # type: ignore[arg-type]
-        settings.web,
-        live=live,
-        controls=station,
-        profiles=list_profiles(settings.analysis.profiles_dir),
-        checks=lambda: [c.row() for c in run_checks(settings)],
-    )
-    server = PageServer(app, host=settings.web.host, port=settings.web.port)
-    try:
-        server.start()
-    except RuntimeError as err:
-        raise StationError(f"{err}; choose another with --port or web.port, or run with --no-page") from None
-    host = "127.0.0.1" if settings.web.host in ("0.0.0.0", "::") else settings.web.host
-    return server, f"http://{host}:{server.port}/"

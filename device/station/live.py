@@ -94,7 +94,7 @@ class LiveState:
 
 
 class StationControls(Protocol):
-    """What the trainer page may change on a running station (see device/station.py)."""
+    """What the trainer page may change on a running station (the Station in device/station/loop.py)."""
 
     def set_profile(self, name: str) -> None: ...
 

@@ -32,6 +32,7 @@ from device.station.live import LiveState, StationState
 from device.pose.landmarks import Pose
 from device.station.replog import RepLog, SessionHandle
 from device.station.signals import Signals
+from device.stats import median, percentile
 from device.capture.base import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class Analyzer(Protocol):
 
 
 class Notifier(Protocol):
-    """systemd's sd_notify (device/watchdog.py), or nothing outside systemd."""
+    """systemd's sd_notify (device/station/notify.py), or nothing outside systemd."""
 
     def ready(self) -> None: ...
 
@@ -204,17 +205,14 @@ class StageTimes:
     dropped_at_start: int = 0
 
     def summary(self, dropped_now: int) -> dict[str, Any]:
-        def stat(xs: list[float], q: float) -> Optional[float]:
-            return round(float(np.percentile(xs, q)), 2) if xs else None
-
         return {
             "frames": len(self.loop_ms),
             "dropped_frames": dropped_now - self.dropped_at_start,
-            "wait_ms_median": stat(self.wait_ms, 50),
-            "pose_ms_median": stat(self.pose_ms, 50),
-            "pose_ms_p95": stat(self.pose_ms, 95),
-            "analysis_ms_median": stat(self.analysis_ms, 50),
-            "loop_ms_median": stat(self.loop_ms, 50),
+            "wait_ms_median": median(self.wait_ms, 2),
+            "pose_ms_median": median(self.pose_ms, 2),
+            "pose_ms_p95": percentile(self.pose_ms, 95, 2),
+            "analysis_ms_median": median(self.analysis_ms, 2),
+            "loop_ms_median": median(self.loop_ms, 2),
             "frame_to_signal_ms": [round(x, 2) for x in self.signal_latency_ms],
         }
 

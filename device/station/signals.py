@@ -126,10 +126,6 @@ class Beeper:
         else:
             self._dev.stop()
 
-    @property
-    def is_sounding(self) -> bool:
-        return bool(self._dev.value)
-
     def close(self) -> None:
         self._dev.close()
 

@@ -210,10 +210,6 @@ class RepStore:
         with self._transaction() as db:
             db.execute("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (ended_at, session_id))
 
-    def set_session_profile(self, session_id: int, profile: str) -> None:
-        with self._transaction() as db:
-            db.execute("UPDATE sessions SET profile = ? WHERE id = ?", (profile, session_id))
-
     def set_athlete(self, session_id: int, athlete: Optional[str]) -> bool:
         with self._transaction() as db:
             return db.execute("UPDATE sessions SET athlete = ? WHERE id = ?", (athlete, session_id)).rowcount == 1

@@ -6,14 +6,11 @@ real analysis, signals and SQLite writes run at full speed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from device.station.replog import RepLog
-from device.station.assembly import analyzer_factory
-from device.capture.file import VideoFileSource
-from device.station.loop import Station
-from device.station.store import RepStore
+from device.station.assembly import build_station
 
 
 class RecordedPoses:
@@ -29,16 +26,21 @@ class RecordedPoses:
         pass
 
 
+def station_settings(settings, db: Path, **sections: dict[str, Any]):
+    """`settings` with the rep log at `db` and the given fields of other sections replaced, e.g.
+    `web={"preview_fps": 15.0}`."""
+    changes = {"store": {"db_path": db}, **sections}
+    return settings.model_copy(update={name: getattr(settings, name).model_copy(update=fields)
+                                       for name, fields in changes.items()})
+
+
 def log_clips(db: Path, clips: list[Path], poses_of, settings, athlete=None) -> None:
-    """Replay each clip through the live loop into the rep log at `db`, one session per clip."""
+    """Replay each clip through the live loop into the rep log at `db`, one session per clip, wired
+    as `station log` wires it."""
     for clip in clips:
-        station = Station(engine=RecordedPoses(poses_of(clip.name)), make_analyzer=analyzer_factory(settings),
-                          profile=settings.analysis.profile, replog=RepLog(RepStore(db)), athlete=athlete,
-                          source_id=f"file:{clip.name}")
-        try:
-            station.run(lambda: VideoFileSource(clip), lossless=True)
-        finally:
-            station.replog.close()
+        with build_station(station_settings(settings, db), str(clip), headless=True, fast=True,
+                           engine=RecordedPoses(poses_of(clip.name)), athlete=athlete) as rig:
+            rig.run()
 
 
 PIPELINE_CLIPS = ["formfit_squat_side.mp4", "crossfit_bb_deadlift_side_female_annot.mp4",

@@ -1,7 +1,7 @@
 """Fixtures for the trainer page tests: a real SQLite rep log, the app built on it, and the page
 served on loopback with a real LiveState, as `station run` will serve it.
 
-Test files import what they use: `from web_fixtures import ...`.
+Test files import what they use: `from support.web import ...`.
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from typing import Iterator, Optional
 
 import pytest
 
+from device.analysis.vocabulary import DEFAULT_CUES, Fault, FaultEvent
+from device.commands.sample_log import PROFILES, fill_rep_log, synthetic_rep
 from device.config import WebSettings
-from device.analysis.vocabulary import Fault, FaultEvent, DEFAULT_CUES
 from device.station.live import LiveState, StationState
 from device.station.store import RepStore
 from web.app import create_app
-from web.bench import PROFILES, fill_rep_log, synthetic_rep
 
 TOKEN = "trainer-token-123"
 CLIP = "bichraix_deadlift_side_good016.mp4"
