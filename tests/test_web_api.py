@@ -201,6 +201,7 @@ def test_labels_use_the_format_station_evaluate_reads(api, clip_labels, clips_di
     for row in rows:
         assert row["movement"] in ("hinge", "squat") and int(row["reps"]) >= 0
         assert set(filter(None, row["faults"].split(";"))) <= set(ALL_FAULTS)
+        assert row["drill"] and f"drill {row['drill']}" in row["source_labels"]  # judged under the session's drill
 
 
 # --- security ------------------------------------------------------------------------------------

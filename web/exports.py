@@ -18,7 +18,8 @@ REP_COLUMNS = (
     "hinge_ratio", "lockout_reached", "side", "movement", "faults", "counted", "corrected_faults", "corrections",
     "profile", "athlete", "source",
 )
-LABEL_COLUMNS = ("clip", "movement", "view", "reps", "faults", "source_labels", "notes")
+# The columns of ../shared/clips/labels.csv, so an export reads straight back into `station evaluate`.
+LABEL_COLUMNS = ("clip", "movement", "view", "reps", "faults", "source_labels", "notes", "drill")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -100,6 +101,7 @@ def session_label(session: dict[str, Any], reps: list[dict[str, Any]]) -> dict[s
         "clip": _text(clip_name(session["source"]) or f"session-{session['id']}"),
         "movement": movement, "view": "side", "reps": len(counted), "faults": ";".join(faults),
         "source_labels": _text(source_labels), "notes": _text("; ".join(notes)),
+        "drill": _text(session["profile"]),  # the drill the session was judged under
     }
 
 
