@@ -183,11 +183,23 @@ def test_squat_and_hinge_verdicts():
 
 
 def test_a_low_hip_floor_pull_is_a_hinge_with_the_squatting_fault():
-    """Hands at the bar below the knees: a deadlift with the hips too low, not a squat."""
-    low = Posture(hip=115, knee=115, shin=35)
+    """Hands at the bar below the knees and the hips down at knee height (thigh 95 degrees from
+    vertical): a deadlift with the hips too low, not a squat."""
+    low = Posture(hip=130, knee=130, shin=35)
     analyzer, _ = run(Motion(keys=[(0.0, low)]).hold(1).to(STANDING, 1.5).stand(1))
     (rep,) = analyzer.reps
     assert rep.movement == "hinge" and rep.fault_names == ["squatting_the_hinge"]
+
+
+@pytest.mark.parametrize("profile", ["hinge", "deadlift"])
+def test_a_good_floor_pull_with_bent_knees_is_not_squatting(profile):
+    """A conventional deadlift set up at the floor: knees bent nearly as much as the hips (ratio 1.1,
+    the squat pattern's) but the hips well above the knees (thigh 70 degrees from vertical). Bent
+    knees at the floor are the lift, not a fault, in the plain hinge as in the deadlift drill."""
+    setup = Posture(hip=110, knee=100, shin=30, hands="legs")
+    analyzer, _ = run(Motion(keys=[(0.0, setup)]).hold(1).to(STANDING, 1.5).stand(1), profile)
+    (rep,) = analyzer.reps
+    assert rep.movement == "hinge" and rep.faults == [] and rep.borderline == []
 
 
 def glitched(standing_s: float, glitches: dict[int, int]) -> list:

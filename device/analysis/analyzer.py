@@ -14,6 +14,7 @@ as soon as the athlete is back at lockout.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 import math
 import time as _time
 from pathlib import Path
@@ -31,7 +32,7 @@ from device.analysis.vocabulary import (
     RepStarted,
 )
 from device.analysis.faults import FaultJudge, Moment
-from device.analysis.framing import FramingMonitor, classify
+from device.analysis.framing import FramingMonitor, ViewMeter, classify
 from device.analysis.kinematics import Angles, AngleTracker
 from device.pose.landmarks import Pose
 from device.analysis.profiles import Profile, load_profile
@@ -48,6 +49,8 @@ class HingeAnalyzer:
         self.profile = load_profile(profile, profiles_dir) if isinstance(profile, str) else profile
         self.tracker = AngleTracker(self.profile.kinematics)
         self.framing_monitor = FramingMonitor(self.profile.framing)
+        self.view_meter = ViewMeter(self.profile.framing)
+        self.oblique = False  # the camera is front- or rear-oblique: count, judge no fault
         self.counter = RepCounter(self.profile.reps)
         self.judge = FaultJudge(self.profile)
         self.angles: Optional[Angles] = None
@@ -70,6 +73,8 @@ class HingeAnalyzer:
         """Start over: a new session."""
         self.tracker.reset()
         self.framing_monitor.reset()
+        self.view_meter.reset()
+        self.oblique = False
         self.counter.reset()
         self.judge.reset()
         self.angles, self._last_seen = None, None
@@ -103,9 +108,11 @@ class HingeAnalyzer:
             self._last_seen = t
         elif self._last_seen is not None and t - self._last_seen > self.profile.reps.max_gap_s:
             self.tracker.reset()  # gone: whoever comes next may stand on the other side
+            self.view_meter.reset()
             self._last_seen = None
         self.angles = angles = self.tracker.update(pose)
         view = classify(pose, angles, self.profile.framing)
+        self.oblique = self.view_meter.update(pose)
         changed = self.framing_monitor.update(view, t)
         if changed is not None:
             events.append(changed)
@@ -113,7 +120,7 @@ class HingeAnalyzer:
         signals = self.counter.update(angles, usable)
         closing = [s for s in signals if isinstance(s, Finished)]
         events += self._route([s for s in signals if not isinstance(s, Finished)])
-        if usable:
+        if usable and not self.oblique:
             # Judged before the rep closes, so a fault seen on its last frame still belongs to it.
             rep = self.counter.rep or (closing[0].rep if closing else None)
             phase = Phase.LOCKOUT if closing else self.counter.phase
@@ -122,6 +129,8 @@ class HingeAnalyzer:
             self._record(fresh)
             events += [FaultRaised(f.time, f) for f in fresh]
         else:
+            # Not judged: a frame the counter cannot use, or an oblique view, where the sagittal
+            # angles every fault stands on are foreshortened. Reps still count there; no buzz.
             self.judge.interrupt()
         return events + self._route(closing)
 
@@ -141,23 +150,28 @@ class HingeAnalyzer:
                 out.append(RepStarted(s.time, s.rep.index))
                 # A lift from the floor is confirmed a moment after it was first seen: judge those
                 # frames now, so a fault already showing then is not missed (it is raised late).
-                for earlier in s.earlier:
-                    fresh = self.judge.observe(Moment(earlier, Phase.LOWERING, s.rep.index, s.rep.attempt))
+                for earlier in ([] if self.oblique else s.earlier):
+                    # Those frames came before there were enough to measure the noise on: judge
+                    # them with the noise measured now, over a window that holds them.
+                    known = replace(earlier, noise={**self._current().noise, **earlier.noise})
+                    fresh = self.judge.observe(Moment(known, Phase.LOWERING, s.rep.index, s.rep.attempt))
                     self._record(fresh)
                     out += [FaultRaised(s.time, f) for f in fresh]
             elif isinstance(s, Bottomed):
                 out.append(RepBottom(s.time, s.rep.index))
-                knee = bottom_shape(s.rep).knee
-                fresh = self.judge.at_bottom(s.rep.lowering_s, knee, s.time, s.rep.index, s.rep.attempt)
+                fresh = [] if self.oblique else self.judge.at_bottom(s.rep.lowering_s, bottom_shape(s.rep), self._current(), s.time,
+                                             s.rep.index, s.rep.attempt)
                 self._record(fresh)
                 out += [FaultRaised(f.time, f) for f in fresh]
             elif isinstance(s, Finished):
-                if s.lockout_judged:
-                    fresh = self.judge.at_close(s.rep.lockout_reached, s.rep.top_min, s.time, s.rep.index, s.rep.attempt)
+                if s.lockout_judged and not self.oblique:
+                    fresh = self.judge.at_close(s.rep.lockout_reached, s.rep.top_min, self._noise("hip_flexion_deg"),
+                                                s.time, s.rep.index, s.rep.attempt)
                     self._record(fresh)
                     out += [FaultRaised(f.time, f) for f in fresh]
                 rep = build_rep(s, self.profile.reps, self.profile.movement)
                 rep.faults = list(self._rep_faults)
+                rep.borderline = self.judge.borderline(s.rep.attempt)
                 self._rep_faults = []
                 self.reps.append(rep)
                 out.append(RepFinished(s.time, rep))
@@ -165,6 +179,12 @@ class HingeAnalyzer:
                 log.debug("rep %d dropped at %.2f s: %s", s.rep.index, s.time, s.reason)
                 self._rep_faults = []
         return out
+
+    def _current(self) -> Angles:
+        return self.angles if self.angles is not None else Angles(0.0, False, "", 0)
+
+    def _noise(self, quantity: str) -> float:
+        return self._current().noise_of(quantity)
 
     @property
     def ms_per_frame(self) -> float:

@@ -18,7 +18,8 @@ from typing import Callable, Optional
 
 from device.analysis.vocabulary import Fault, FaultEvent, Phase
 from device.analysis.kinematics import Angles
-from device.analysis.profiles import FaultsTable, Profile
+from device.analysis.profiles import FaultsTable, MovementTable, Profile
+from device.analysis.reps import BottomShape
 
 MOVING = (Phase.LOWERING, Phase.BOTTOM, Phase.RISING)
 
@@ -35,9 +36,19 @@ class Moment:
 
 @dataclass(frozen=True)
 class Finding:
+    """A rule's verdict on one frame: `quantity` (an Angles field, or "hinge_ratio") read `value`,
+    past `threshold` in the direction `sense` (+1: over a maximum, -1: under a minimum)."""
+
     value: float
     threshold: float
+    quantity: str
+    sense: int = 1
     cue: Optional[str] = None  # a more specific cue than the fault's own
+
+    @property
+    def margin(self) -> float:
+        """How far past the limit, in the rule's unit (positive = past)."""
+        return self.sense * (self.value - self.threshold)
 
 
 Check = Callable[[Moment], Optional[Finding]]
@@ -54,18 +65,29 @@ def frame_checks(profile: Profile) -> dict[Fault, Check]:
     reps = profile.reps
     checks: dict[Fault, Check] = {}
 
+    floor_pulls: set[int] = set()  # rep attempts where the hands have been at or below the knees
+
     def squatting(m: Moment) -> Optional[Finding]:
         r = f.squatting_the_hinge
         a = m.angles
-        if m.phase not in MOVING or not _hip(m) >= r.check_from_hip_deg:
+        if m.phase not in MOVING:
+            return None
+        if a.hands_below_knee >= r.floor_hands_below_knee:
+            floor_pulls.add(m.attempt)
+        if not _hip(m) >= r.check_from_hip_deg:
             return None
         if a.thigh_deg >= r.max_thigh_deg:
-            return Finding(a.thigh_deg, r.max_thigh_deg)
+            return Finding(a.thigh_deg, r.max_thigh_deg, "thigh_deg")
+        if m.attempt in floor_pulls:
+            # A load taken from the floor: bent knees down there are the lift, not a squat. Only
+            # hips at knee height (above) make it one. (Shins "far forward" cannot be told apart:
+            # the model reads 45-54 degrees of shin on good floor pulls, as much as on squats.)
+            return None
         if r.max_knee_deg is not None and a.knee_flexion_deg > r.max_knee_deg:
-            return Finding(a.knee_flexion_deg, r.max_knee_deg)
+            return Finding(a.knee_flexion_deg, r.max_knee_deg, "knee_flexion_deg")
         if (a.hinge_ratio < r.min_hinge_ratio and a.trunk_deg <= r.ratio_max_trunk_deg
                 and a.knee_flexion_deg >= r.ratio_min_knee_deg):
-            return Finding(a.hinge_ratio, r.min_hinge_ratio)
+            return Finding(a.hinge_ratio, r.min_hinge_ratio, "hinge_ratio", sense=-1)
         return None
 
     def head(m: Moment) -> Optional[Finding]:
@@ -74,9 +96,9 @@ def frame_checks(profile: Profile) -> dict[Fault, Check]:
         if m.phase not in MOVING or not a.trunk_deg >= r.min_trunk_deg:
             return None
         if a.head_offset_deg > r.max_dropped_deg:
-            return Finding(a.head_offset_deg, r.max_dropped_deg, r.cue_dropped)
+            return Finding(a.head_offset_deg, r.max_dropped_deg, "head_offset_deg", cue=r.cue_dropped)
         if a.head_offset_deg < -r.max_cranked_deg:
-            return Finding(-a.head_offset_deg, r.max_cranked_deg)
+            return Finding(-a.head_offset_deg, r.max_cranked_deg, "head_offset_deg")
         return None
 
     def rounded(m: Moment) -> Optional[Finding]:
@@ -85,16 +107,18 @@ def frame_checks(profile: Profile) -> dict[Fault, Check]:
         if m.phase not in MOVING:
             return None
         if a.trunk_deg > r.max_trunk_deg:
-            return Finding(a.trunk_deg, r.max_trunk_deg)
+            return Finding(a.trunk_deg, r.max_trunk_deg, "trunk_deg")
         if a.trunk_deg >= r.min_trunk_deg and a.head_offset_deg > r.max_upper_back_sag_deg:
-            return Finding(a.head_offset_deg, r.max_upper_back_sag_deg)
+            return Finding(a.head_offset_deg, r.max_upper_back_sag_deg, "head_offset_deg")
         return None
 
     def overextended(m: Moment) -> Optional[Finding]:
         r = f.overextended_lockout
         at_top = m.phase is Phase.LOCKOUT or (m.phase is Phase.RISING and _hip(m) <= reps.top_deg)
         extension = -_hip(m)
-        return Finding(extension, r.max_extension_deg) if at_top and extension > r.max_extension_deg else None
+        if at_top and extension > r.max_extension_deg:
+            return Finding(extension, r.max_extension_deg, "hip_flexion_deg")
+        return None
 
     def load_away(m: Moment) -> Optional[Finding]:
         r = f.load_away_from_body
@@ -103,7 +127,7 @@ def frame_checks(profile: Profile) -> dict[Fault, Check]:
             return None
         if not a.hands_below_shoulder >= r.min_hands_below_shoulder:
             return None
-        return Finding(a.load_forward, r.max_forward) if a.load_forward > r.max_forward else None
+        return Finding(a.load_forward, r.max_forward, "load_forward") if a.load_forward > r.max_forward else None
 
     for fault, check in (
         (Fault.SQUATTING_THE_HINGE, squatting),
@@ -115,61 +139,136 @@ def frame_checks(profile: Profile) -> dict[Fault, Check]:
     return checks
 
 
+def bottom_squat_finding(shape: BottomShape, movement: MovementTable) -> Optional[Finding]:
+    """A rep whose bottom looked like a squat (the per-rep verdict, from medians over the deepest
+    frames) squats the hinge: hips down at knee height, or knees bent as much as the hips with the
+    trunk upright. A load held at or below the knees is a floor pull, never a squat."""
+    if shape.hands_below_knee >= movement.load_hands_below_knee:
+        return None
+    if shape.thigh >= movement.hips_at_knee_thigh_deg:
+        return Finding(shape.thigh, movement.hips_at_knee_thigh_deg, "thigh_deg")
+    if (shape.hinge_ratio <= movement.squat_max_hinge_ratio and shape.trunk <= movement.squat_max_trunk_deg
+            and shape.knee >= movement.squat_min_knee_deg):
+        return Finding(shape.hinge_ratio, movement.squat_max_hinge_ratio, "hinge_ratio", sense=-1)
+    return None
+
+
 class FaultJudge:
-    """Raises each fault once per rep, after it has held for its hold time."""
+    """Raises each fault once per rep, after it has held for its hold time, and only when its
+    evidence is clear: the deciding value past the limit by more than its noise band (the
+    profile's `clear_margin_sigmas` times the value's own measured noise) on every frame of the
+    hold. A fault that held but never clearly is kept as borderline for the rep: logged with its
+    value, limit and margin, never buzzed. Prefer silence to a wrong buzz."""
 
     def __init__(self, profile: Profile):
         self.profile = profile
         self.checks = frame_checks(profile)
-        self._since: dict[Fault, float] = {}
-        self._raised: set[tuple[int, Fault]] = set()
+        self.reset()
 
     def reset(self) -> None:
-        self._since.clear()
-        self._raised.clear()
+        self._since: dict[Fault, float] = {}
+        self._clear_since: dict[Fault, float] = {}
+        self._raised: set[tuple[int, Fault]] = set()
+        self._borderline: dict[tuple[int, Fault], FaultEvent] = {}
+        self._last_time: Optional[float] = None
+        self.frame_s = math.nan  # the usual time between frames, for the timing faults' resolution
 
-    def _event(self, fault: Fault, finding: Finding, time: float, rep_index: int) -> FaultEvent:
+    def _band(self, noise_rms: float) -> float:
+        return self.profile.faults.clear_margin_sigmas * noise_rms
+
+    def _event(self, fault: Fault, finding: Finding, time: float, rep_index: int, band: float,
+               borderline: bool) -> FaultEvent:
         cue = finding.cue or self.profile.faults.cue(fault)
-        return FaultEvent(fault, cue, time, round(finding.value, 3), finding.threshold, rep_index)
+        return FaultEvent(fault, cue, time, round(finding.value, 3), finding.threshold, rep_index,
+                          margin=round(finding.margin, 3), noise=round(band, 3), borderline=borderline)
+
+    def _keep_borderline(self, key: tuple[int, Fault], event: FaultEvent) -> None:
+        kept = self._borderline.get(key)
+        if kept is None or event.margin > kept.margin:
+            self._borderline[key] = event
+
+    def borderline(self, attempt: int) -> list[FaultEvent]:
+        """The faults of one rep attempt that held but never clearly (and were not raised later)."""
+        return sorted((e for (a, f), e in self._borderline.items() if a == attempt and (a, f) not in self._raised),
+                      key=lambda e: e.time)
+
+    def _tick(self, time: float) -> None:
+        if self._last_time is not None and time > self._last_time:
+            dt = time - self._last_time
+            self.frame_s = dt if math.isnan(self.frame_s) else 0.9 * self.frame_s + 0.1 * dt
+        self._last_time = time
 
     def observe(self, m: Moment) -> list[FaultEvent]:
         """Judge one usable frame."""
+        self._tick(m.angles.time)
         out = []
         for fault, check in self.checks.items():
             finding = check(m) if m.rep_index is not None else None
             if finding is None:
                 self._since.pop(fault, None)
+                self._clear_since.pop(fault, None)
                 continue
-            since = self._since.setdefault(fault, m.angles.time)
+            now = m.angles.time
+            band = self._band(m.angles.noise_of(finding.quantity))
+            since = self._since.setdefault(fault, now)
+            if finding.margin > band:
+                clear_since = self._clear_since.setdefault(fault, now)
+            else:
+                self._clear_since.pop(fault, None)
+                clear_since = None
             key = (m.attempt, fault)
-            if key not in self._raised and m.angles.time - since >= self.profile.faults.hold(fault) - 1e-9:
+            if key in self._raised:
+                continue
+            hold = self.profile.faults.hold(fault) - 1e-9
+            if clear_since is not None and now - clear_since >= hold:
                 self._raised.add(key)
-                out.append(self._event(fault, finding, m.angles.time, m.rep_index))
+                out.append(self._event(fault, finding, now, m.rep_index, band, borderline=False))
+            elif now - since >= hold:
+                self._keep_borderline(key, self._event(fault, finding, now, m.rep_index, band, borderline=True))
         return out
 
     def interrupt(self) -> None:
         """A frame that could not be judged breaks every fault's hold."""
         self._since.clear()
+        self._clear_since.clear()
 
-    def _once(self, fault: Fault, finding: Finding, time: float, rep_index: int, attempt: int) -> list[FaultEvent]:
+    def _once(self, fault: Fault, finding: Finding, band: float, time: float, rep_index: int, attempt: int) -> list[FaultEvent]:
         key = (attempt, fault)
         if not self.profile.faults.enabled(fault) or key in self._raised:
             return []
-        self._raised.add(key)
-        return [self._event(fault, finding, time, rep_index)]
+        if finding.margin > band:
+            self._raised.add(key)
+            return [self._event(fault, finding, time, rep_index, band, borderline=False)]
+        self._keep_borderline(key, self._event(fault, finding, time, rep_index, band, borderline=True))
+        return []
 
-    def at_bottom(self, lowering_s: float, knee_at_bottom: float, time: float, rep_index: int, attempt: int) -> list[FaultEvent]:
+    def at_bottom(self, lowering_s: float, shape: BottomShape, angles: Angles, time: float, rep_index: int,
+                  attempt: int) -> list[FaultEvent]:
+        """The faults judged once per rep at its bottom: the lowering's tempo, locked knees over the
+        deepest part, and a bottom that looked like a squat (which a frame rule can miss where
+        plates hide the knees for most frames)."""
         out = []
+        knee_at_bottom = shape.knee
+        squat = bottom_squat_finding(shape, self.profile.movement)
+        if squat is not None:
+            band = self._band(angles.noise_of(squat.quantity)) * shape.noise_factor  # a median over the bottom
+            out += self._once(Fault.SQUATTING_THE_HINGE, squat, band, time, rep_index, attempt)
         fast = self.profile.faults.too_fast
         if math.isfinite(lowering_s) and lowering_s < fast.min_lowering_s:
-            out += self._once(Fault.TOO_FAST, Finding(lowering_s, fast.min_lowering_s), time, rep_index, attempt)
+            # The lowering's start and its bottom are each placed to within a frame.
+            band = 2 * self.frame_s if math.isfinite(self.frame_s) else math.inf
+            finding = Finding(lowering_s, fast.min_lowering_s, "lowering_s", sense=-1)
+            out += self._once(Fault.TOO_FAST, finding, band, time, rep_index, attempt)
         knees = self.profile.faults.locked_knees
         if knee_at_bottom < knees.min_knee_deg:  # NaN (shins hidden) never compares true
-            out += self._once(Fault.LOCKED_KNEES, Finding(knee_at_bottom, knees.min_knee_deg), time, rep_index, attempt)
+            finding = Finding(knee_at_bottom, knees.min_knee_deg, "knee_flexion_deg", sense=-1)
+            band = self._band(angles.noise_of("knee_flexion_deg"))
+            out += self._once(Fault.LOCKED_KNEES, finding, band, time, rep_index, attempt)
         return out
 
-    def at_close(self, lockout_reached: bool, top_min_hip: float, time: float, rep_index: int, attempt: int) -> list[FaultEvent]:
+    def at_close(self, lockout_reached: bool, top_min_hip: float, hip_noise: float, time: float, rep_index: int,
+                 attempt: int) -> list[FaultEvent]:
         if lockout_reached:
             return []
-        finding = Finding(top_min_hip, self.profile.reps.lockout_hip_deg)
-        return self._once(Fault.INCOMPLETE_LOCKOUT, finding, time, rep_index, attempt)
+        finding = Finding(top_min_hip, self.profile.reps.lockout_hip_deg, "hip_flexion_deg")
+        return self._once(Fault.INCOMPLETE_LOCKOUT, finding, self._band(hip_noise), time, rep_index, attempt)

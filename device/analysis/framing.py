@@ -8,6 +8,7 @@ a cue only once it has lasted `hold_s`, so a flicker does not make the station t
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Optional
 
@@ -58,6 +59,52 @@ def turned_to_camera(pose: Pose, config: FramingTable) -> bool:
     shoulders = float(np.hypot(*(ls - rs))) / trunk
     hips = float(np.hypot(*(lh - rh))) / trunk
     return shoulders >= config.facing_shoulder_ratio and hips >= config.facing_hip_ratio
+
+
+def upright_hip_width(pose: Pose) -> Optional[float]:
+    """Hip width over trunk length, on a frame where the trunk is within ~27 degrees of vertical
+    (standing between reps); None on other frames. Side-on the hips overlap (under 0.2); turned by
+    an angle t toward or away from the camera they spread to about 0.57 sin t."""
+    lm = pose.landmarks
+    points = [lm[LANDMARK_INDEX[n], :2] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    if not np.all(np.isfinite(points)):
+        return None
+    ls, rs, lh, rh = points
+    shoulders, hips = (ls + rs) / 2, (lh + rh) / 2
+    dx, dy = abs(float(shoulders[0] - hips[0])), abs(float(shoulders[1] - hips[1]))
+    if dy <= 0 or dx > 0.5 * dy:
+        return None
+    return float(np.hypot(*(lh - rh))) / max(float(np.hypot(dx, dy)), 1.0)
+
+
+class ViewMeter:
+    """Is the camera side-on, or oblique (front- or rear-), for this athlete? Read from the hip width
+    on upright frames only, as a median over `view_window_s`, so it is settled between reps and
+    holds through a rep (bent over, the trunk foreshortens and the hips look wider). Hysteresis
+    keeps it from flickering near the limit: oblique from `oblique_hip_ratio`, side-on again below
+    `side_hip_ratio`."""
+
+    def __init__(self, config: FramingTable):
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        self._widths: deque[tuple[float, float]] = deque()
+        self.oblique = False
+
+    def update(self, pose: Pose) -> bool:
+        width = upright_hip_width(pose) if pose.found else None
+        if width is not None:
+            self._widths.append((pose.timestamp, width))
+        while self._widths and pose.timestamp - self._widths[0][0] > self.config.view_window_s:
+            self._widths.popleft()
+        if len(self._widths) >= 3:
+            level = float(np.median([w for _, w in self._widths]))
+            if level >= self.config.oblique_hip_ratio:
+                self.oblique = True
+            elif level < self.config.side_hip_ratio:
+                self.oblique = False
+        return self.oblique
 
 
 def classify(pose: Pose, angles: Angles, config: FramingTable) -> FrameView:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY, X, Y, Pose
@@ -54,10 +54,21 @@ class Angles:
     load_forward: float = NAN
     hands_below_knee: float = NAN
     hands_below_shoulder: float = NAN
+    # Per smoothed quantity, how much the model's reading wanders on these frames (NoiseMeter, over
+    # the last `noise_window_s`); missing while there are too few frames to say.
+    noise: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def hinge_ratio(self) -> float:
         return hinge_ratio(self.hip_flexion_deg, self.knee_flexion_deg)
+
+    def noise_of(self, quantity: str) -> float:
+        """The measurement noise of one quantity on these frames; infinite when it is not known
+        yet (so nothing can look clearly past a limit on a handful of frames)."""
+        if quantity == "hinge_ratio":
+            return hinge_ratio_noise(self.hip_flexion_deg, self.knee_flexion_deg,
+                                     self.noise_of("hip_flexion_deg"), self.noise_of("knee_flexion_deg"))
+        return self.noise.get(quantity, math.inf)
 
 
 # A knee bent less than this counts as bent this much in the hinge ratio: no division blow-up.
@@ -70,6 +81,58 @@ def hinge_ratio(hip_flexion_deg: float, knee_flexion_deg: float) -> float:
     if math.isnan(hip_flexion_deg) or math.isnan(knee_flexion_deg):
         return NAN
     return hip_flexion_deg / max(knee_flexion_deg, HINGE_RATIO_MIN_KNEE_DEG)
+
+
+def hinge_ratio_noise(hip: float, knee: float, hip_noise: float, knee_noise: float) -> float:
+    """First-order error of hip/knee from the two angles' own noise (independent errors)."""
+    ratio = hinge_ratio(hip, knee)
+    if math.isnan(ratio) or not (math.isfinite(hip_noise) and math.isfinite(knee_noise)):
+        return math.inf
+    knee_used = max(knee, HINGE_RATIO_MIN_KNEE_DEG)
+    hip_part = hip_noise / max(abs(hip), 1e-9)
+    knee_part = knee_noise / knee_used if knee > HINGE_RATIO_MIN_KNEE_DEG else 0.0
+    return abs(ratio) * math.hypot(hip_part, knee_part)
+
+
+# Fewest frames in the window for a noise estimate: the RMS of one or two residuals says nothing.
+MIN_NOISE_FRAMES = 4
+
+
+class NoiseMeter:
+    """How much the model's reading of one quantity wanders from frame to frame, over a sliding
+    time window: the RMS of each reading's departure from the straight line through its two
+    neighbours (for white noise of RMS s that departure has RMS s*sqrt(1.5) at even spacing),
+    rescaled to s. A line through the neighbours follows the movement itself, so a fast hinge is
+    not mistaken for noise; BlazePose's own wander (degrees when its crop shifts a pixel, more
+    behind a plate) is what is left. Measured where the fault is judged rather than assumed."""
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self._readings: deque[tuple[float, float]] = deque(maxlen=3)
+        self._departures: deque[tuple[float, float]] = deque()  # (time, squared departure / expected factor)
+        self._sum_sq = 0.0
+
+    def reset(self) -> None:
+        self._readings.clear()
+        self._departures.clear()
+        self._sum_sq = 0.0
+
+    def add(self, time: float, value: float) -> float:
+        """Feed one raw reading; returns the noise RMS, or inf while there are too few readings."""
+        self._readings.append((time, value))
+        if len(self._readings) == 3:
+            (t0, x0), (t1, x1), (t2, x2) = self._readings
+            if t2 > t0:
+                w = (t1 - t0) / (t2 - t0)
+                departure = x1 - (x0 + (x2 - x0) * w)
+                sq = departure * departure / (1.0 + w * w + (1.0 - w) ** 2)
+                self._departures.append((t1, sq))
+                self._sum_sq += sq
+        while self._departures and time - self._departures[0][0] > self.window_s:
+            self._sum_sq -= self._departures.popleft()[1]
+        if len(self._departures) < MIN_NOISE_FRAMES:
+            return math.inf
+        return math.sqrt(max(self._sum_sq, 0.0) / len(self._departures))
 
 
 # Quantities the smoother filters, with their unit scale relative to degrees (so one beta fits all):
@@ -355,6 +418,7 @@ class AngleTracker:
             name: OneEuroFilter(config.min_cutoff_hz, config.beta / scale, config.d_cutoff_hz)
             for name, scale in SMOOTHED.items()
         }
+        self._noise = {name: NoiseMeter(config.noise_window_s) for name in SMOOTHED}
         self.reset()
 
     def reset(self) -> None:
@@ -365,8 +429,13 @@ class AngleTracker:
         self._other_since: Optional[float] = None
         self._leg_px: Optional[float] = None
         self.bones.reset()
+        self._reset_filters()
+
+    def _reset_filters(self) -> None:
         for flt in self._filters.values():
             flt.reset()
+        for meter in self._noise.values():
+            meter.reset()
 
     def _choose_side(self, seen: Seen, time: float) -> str:
         best = nearer_side(seen)
@@ -381,8 +450,7 @@ class AngleTracker:
             self._other_since = time
         if time - self._other_since >= self.config.side_switch_s:
             self.side, self._other_since = best, None
-            for flt in self._filters.values():
-                flt.reset()  # the other side's points are a different signal
+            self._reset_filters()  # the other side's points are a different signal
         return self.side
 
     def _update_facing(self, seen: Seen) -> int:
@@ -407,13 +475,18 @@ class AngleTracker:
             self._leg_px = leg_now if self._leg_px is None else 0.9 * self._leg_px + 0.1 * leg_now
         if not raw.reliable:
             return raw
-        smoothed = {}
+        smoothed: dict[str, float] = {}
+        noise: dict[str, float] = {}
         for name, flt in self._filters.items():
             value = getattr(raw, name)
             if math.isnan(value):
                 flt.reset()
+                self._noise[name].reset()
                 smoothed[name] = NAN
             else:
                 smoothed[name] = flt(value, raw.time)
-        return replace(raw, **smoothed)
+                level = self._noise[name].add(raw.time, value)
+                if math.isfinite(level):
+                    noise[name] = level
+        return replace(raw, noise=noise, **smoothed)
 

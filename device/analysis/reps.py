@@ -28,6 +28,8 @@ from device.analysis.profiles import MovementTable, RepsTable
 from device.stats import median
 
 NAN = float("nan")
+# The standard error of a median of n normal readings is sqrt(pi/2) = 1.2533 times a mean's.
+MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
 # Held this long without going deeper, the athlete is shown as paused at the bottom.
 PAUSE_S = 0.25
 # Where the standing athlete's hips were at rest: the lowering began when they last left this band.
@@ -369,10 +371,16 @@ class BottomShape:
     thigh: float
     hip_shift: float
     hands_below_knee: float
+    frames: int = 1  # how many frames the medians are over
 
     @property
     def hinge_ratio(self) -> float:
         return hinge_ratio(self.hip, self.knee)
+
+    @property
+    def noise_factor(self) -> float:
+        """A median of n noisy readings wanders 1.25/sqrt(n) as much as one reading does."""
+        return MEDIAN_EFFICIENCY / math.sqrt(max(self.frames, 1))
 
 
 def bottom_shape(rep: OpenRep) -> BottomShape:
@@ -381,6 +389,7 @@ def bottom_shape(rep: OpenRep) -> BottomShape:
         hip=_median([s.hip for s in deep]), knee=_median([s.knee for s in deep]),
         trunk=_median([s.trunk for s in deep]), thigh=_median([s.thigh for s in deep]),
         hip_shift=_median([s.hip_shift for s in deep]), hands_below_knee=_median([s.hands_below_knee for s in deep]),
+        frames=len(deep),
     )
 
 

@@ -63,16 +63,25 @@ class Phase(str, Enum):
 
 @dataclass(frozen=True)
 class FaultEvent:
+    """A fault seen on a rep, with the evidence: the deciding value, the limit, how far past it
+    (margin, in the rule's unit, positive = past the limit) and the measurement noise of that
+    value on those frames. A clear fault (margin over the noise band for the hold time) buzzes; a
+    borderline one crossed the limit but not clearly, and is only logged."""
+
     fault: Fault
     cue: str
     time: float  # seconds on the frame clock, when the fault had held long enough to be sure
     value: float  # the measured quantity, in the rule's unit
     threshold: float  # the limit it crossed
     rep_index: int
+    margin: float = float("nan")  # how far past the limit, in the rule's unit
+    noise: float = float("nan")  # the clear-margin band the margin had to exceed (inf: not known)
+    borderline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"fault": self.fault.value, "cue": self.cue, "time": self.time, "value": self.value,
-                "threshold": self.threshold, "rep_index": self.rep_index}
+                "threshold": self.threshold, "margin": self.margin, "noise": self.noise,
+                "borderline": self.borderline, "rep_index": self.rep_index}
 
 
 @dataclass
@@ -93,7 +102,8 @@ class Rep:
     lockout_reached: bool
     side: str  # "left" or "right": the side nearer the camera
     movement: str = "hinge"  # "hinge" or "squat": what the rep looked like, whatever the drill asked
-    faults: list[FaultEvent] = field(default_factory=list)
+    faults: list[FaultEvent] = field(default_factory=list)  # clear faults: these buzzed
+    borderline: list[FaultEvent] = field(default_factory=list)  # crossed a limit within its noise: logged only
     # (time, hip_flexion_deg, knee_flexion_deg), downsampled for charts
     trace: list[tuple[float, float, float]] = field(default_factory=list)
 
@@ -108,6 +118,7 @@ class Rep:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["faults"] = [f.to_dict() for f in self.faults]
+        data["borderline"] = [f.to_dict() for f in self.borderline]
         data["trace"] = [list(p) for p in self.trace]
         return data
 

@@ -38,12 +38,22 @@ class KinematicsTable(Table):
     side_switch_s: float = Field(ge=0)
     min_bone_fraction: float = Field(gt=0, lt=1)
     bone_window_s: float = Field(gt=0)
+    noise_window_s: float = Field(gt=0, description="window over which each quantity's measurement noise is measured")
 
 
 class FramingTable(Table):
     facing_shoulder_ratio: float = Field(gt=0)
     facing_hip_ratio: float = Field(gt=0)
     hold_s: float = Field(ge=0)
+    oblique_hip_ratio: float = Field(gt=0, description="upright hip width / trunk length from which the view is oblique")
+    side_hip_ratio: float = Field(gt=0, description="below this the view is side-on again (hysteresis)")
+    view_window_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> "FramingTable":
+        if not self.side_hip_ratio <= self.oblique_hip_ratio:
+            raise ValueError("need side_hip_ratio <= oblique_hip_ratio")
+        return self
 
 
 class RepsTable(Table):
@@ -90,6 +100,7 @@ class SquattingRule(Rule):
     ratio_max_trunk_deg: float
     ratio_min_knee_deg: float
     max_knee_deg: Optional[float] = None
+    floor_hands_below_knee: float = Field(description="hands this far below the knees (leg lengths) mark a load taken from the floor")
 
 
 class LockedKneesRule(Rule):
@@ -129,6 +140,7 @@ class LoadAwayRule(Rule):
 
 class FaultsTable(Table):
     hold_s: float = Field(ge=0, description="how long a fault must hold before it is raised")
+    clear_margin_sigmas: float = Field(ge=0, description="a fault buzzes only when its value is past the limit by more than this many RMS of its own measurement noise")
     squatting_the_hinge: SquattingRule
     locked_knees: LockedKneesRule
     head_not_neutral: HeadRule
