@@ -22,13 +22,47 @@ def make_rep(index: int, start: float, faults=()) -> Rep:
 def test_schema_is_created_in_wal_mode_and_migrations_are_idempotent(tmp_path):
     db = tmp_path / "station.db"
     with RepStore(db) as store:
-        assert store.schema_version == 1
+        assert store.schema_version == 2
     with RepStore(db) as store:
-        assert store.schema_version == 1
+        assert store.schema_version == 2
     raw = sqlite3.connect(db)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"sessions", "reps", "faults", "corrections", "device_events", "station_settings"} <= tables
+
+
+def test_a_fault_keeps_its_evidence_and_borderline_faults_stay_out_of_the_fault_rows(tmp_path):
+    rep = make_rep(1, 5.0)
+    rep.faults = [FaultEvent(Fault.HEAD_NOT_NEUTRAL, "chin", 6.0, 44.9, 25.0, 1, margin=19.9, noise=6.5)]
+    rep.borderline = [FaultEvent(Fault.OVEREXTENDED_LOCKOUT, "tall", 7.5, 18.3, 15.0, 1, margin=3.3,
+                                 noise=float("inf"), borderline=True)]
+    with RepStore(tmp_path / "s.db") as store:
+        sid = store.start_session(1000.0, "deadlift", "camera")
+        store.add_rep(sid, rep, wall_offset=1000.0)
+        (back,) = store.session_reps(sid)
+    (fault,) = back["faults"]
+    assert (fault["name"], fault["value"], fault["threshold"], fault["margin"], fault["noise"]) == \
+        ("head_not_neutral", 44.9, 25.0, 19.9, 6.5)
+    assert back["borderline"] == [{"name": "overextended_lockout", "cue": "tall", "at": 1007.5, "value": 18.3,
+                                   "threshold": 15.0, "margin": 3.3, "noise": None}]  # unknown noise: null
+
+
+def test_a_first_schema_log_migrates_and_keeps_its_reps(tmp_path):
+    from device.station.store import MIGRATIONS
+
+    db = tmp_path / "old.db"
+    raw = sqlite3.connect(db)
+    raw.executescript(MIGRATIONS[0])
+    raw.execute("INSERT INTO sessions (id, started_at, profile) VALUES (1, 1000.0, 'hinge')")
+    raw.execute("INSERT INTO reps (session_id, rep_index, started_at, bottom_at, ended_at, lockout_reached, side, movement)"
+                " VALUES (1, 1, 1001, 1002, 1003, 1, 'left', 'hinge')")
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    with RepStore(db) as store:
+        assert store.schema_version == 2
+        (rep,) = store.session_reps(1)
+    assert rep["borderline"] == [] and rep["faults"] == []
 
 
 def test_reps_round_trip_with_faults_and_trace(tmp_path):

@@ -60,8 +60,17 @@ class FaultOut(BaseModel):
     cue: str
     at: float = Field(description="Unix seconds when the fault was raised.")
     t_rel_s: Measure = Field(description="Seconds after the rep started.")
-    value: Measure
-    threshold: Measure
+    value: Measure = Field(description="The deciding measurement, in the rule's unit.")
+    threshold: Measure = Field(description="The limit it crossed.")
+    margin: Measure = Field(None, description="How far past the limit (positive = past), in the rule's unit.")
+    noise: Measure = Field(None, description="The measurement noise band the margin had to exceed to buzz; "
+                                             "null when the noise was not known yet.")
+
+
+class BorderlineOut(FaultOut):
+    """A fault that crossed its limit by no more than the measurement noise: logged, never buzzed."""
+
+    id: Optional[int] = None  # type: ignore[assignment]  # kept beside the rep, not a row of its own
 
 
 class CorrectionOut(BaseModel):
@@ -101,6 +110,9 @@ class RepOut(RepBrief):
     counted: bool = Field(description="False once a trainer marked it as not a rep.")
     corrected_faults: list[str] = Field(description="The station's faults less false alarms, plus missed faults.")
     trace: Trace = Field(description="[seconds after the rep started, hip flexion °, knee flexion °].")
+    borderline: list[BorderlineOut] = Field(default_factory=list, description=(
+        "Faults that crossed their limit by no more than the measurement noise on those frames: "
+        "not buzzed, shown so a trainer can look."))
 
 
 class SessionOut(BaseModel):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from device.errors import StationError
-from device.analysis.vocabulary import Rep
+from device.analysis.vocabulary import FaultEvent, Rep
 
 CORRECTION_KINDS = ("not_a_rep", "false_alarm", "missed_fault")
 
@@ -87,6 +87,14 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL,
         updated_at REAL NOT NULL
     );
+    """,
+    # 2: the evidence of each fault: how far past its limit (margin) against the value's noise band,
+    # and the borderline faults of a rep (past a limit within the noise: logged, never buzzed) as
+    # JSON beside the rep, so every query over `faults` still means "what buzzed".
+    """
+    ALTER TABLE faults ADD COLUMN margin REAL;
+    ALTER TABLE faults ADD COLUMN noise REAL;
+    ALTER TABLE reps ADD COLUMN borderline TEXT NOT NULL DEFAULT '[]';
     """,
 )
 
@@ -225,20 +233,21 @@ class RepStore:
             cur = db.execute(
                 """INSERT INTO reps (session_id, rep_index, started_at, bottom_at, ended_at, lowering_s, rising_s,
                        peak_hip_flexion_deg, knee_flexion_at_bottom_deg, trunk_angle_at_bottom_deg,
-                       hip_shift_at_bottom, hinge_ratio, lockout_reached, side, movement, trace, timings)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       hip_shift_at_bottom, hinge_ratio, lockout_reached, side, movement, trace, timings, borderline)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     session_id, rep.index, rep.start_time + wall_offset, rep.bottom_time + wall_offset,
                     rep.end_time + wall_offset, _num(rep.lowering_s), _num(rep.rising_s), _num(rep.peak_hip_flexion_deg),
                     _num(rep.knee_flexion_at_bottom_deg), _num(rep.trunk_angle_at_bottom_deg),
                     _num(rep.hip_shift_at_bottom), _num(rep.hinge_ratio), int(rep.lockout_reached), rep.side, rep.movement, json.dumps(trace),
-                    json.dumps(timings or {}),
+                    json.dumps(timings or {}), json.dumps([_evidence(f, wall_offset) for f in rep.borderline]),
                 ),
             )
             rep_id = int(cur.lastrowid)
             db.executemany(
-                "INSERT INTO faults (rep_id, name, cue, at, value, threshold) VALUES (?, ?, ?, ?, ?, ?)",
-                [(rep_id, f.fault.value, f.cue, f.time + wall_offset, _num(f.value), _num(f.threshold)) for f in rep.faults],
+                "INSERT INTO faults (rep_id, name, cue, at, value, threshold, margin, noise) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(rep_id, f.fault.value, f.cue, f.time + wall_offset, _num(f.value), _num(f.threshold), _num(f.margin),
+                  _num(f.noise)) for f in rep.faults],
             )
             return rep_id
 
@@ -347,6 +356,7 @@ class RepStore:
         for r in reps:
             r["trace"] = json.loads(r["trace"])
             r["timings"] = json.loads(r["timings"])
+            r["borderline"] = json.loads(r["borderline"])
             r["lockout_reached"] = bool(r["lockout_reached"])
             r["faults"], r["corrections"] = [], []
         for chunk in _chunks(ids, 500):
@@ -388,6 +398,12 @@ def _num(value: Optional[float], digits: Optional[int] = None) -> Optional[float
     if value is None or not math.isfinite(value):
         return None
     return round(float(value), digits) if digits is not None else float(value)
+
+
+def _evidence(fault: FaultEvent, wall_offset: float) -> dict[str, Any]:
+    """A borderline fault as stored beside its rep: the same fields as a row of `faults`."""
+    return {"name": fault.fault.value, "cue": fault.cue, "at": fault.time + wall_offset, "value": _num(fault.value),
+            "threshold": _num(fault.threshold), "margin": _num(fault.margin), "noise": _num(fault.noise)}
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
