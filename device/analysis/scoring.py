@@ -2,7 +2,10 @@
 
 Per clip: true vs counted reps, the hinge-vs-squat verdict vs the label, faults labelled vs raised;
 in total: clips counted exactly, verdicts right, and per fault precision and recall over clips (a
-label says a fault is present somewhere in a clip, so a clip is the unit). A clip's raised faults
+label says a fault is present somewhere in a clip, so a clip is the unit). Each clip is judged under
+one drill profile: one for all clips, or each clip's own `drill` (see `drill_profiles`). The same
+numbers can be grouped by the clips' source (`by_source`), and two runs over the same clips (a clip
+and a perturbed copy of it) compared clip by clip (`compare_runs`). A clip's raised faults
 are every fault the athlete would have heard, including during a lowering that did not become a
 counted rep.
 
@@ -17,14 +20,14 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Union
 
 
 from device.analysis.analyzer import HingeAnalyzer
 from device.errors import StationError
-from device.analysis.vocabulary import Fault, Rep, fault_from_name
+from device.analysis.vocabulary import Fault, FaultEvent, Rep, fault_from_name
 from device.pose.landmarks import Pose
-from device.analysis.profiles import Profile
+from device.analysis.profiles import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,13 @@ class LabelledClip:
     notes: str = ""
     view: str = "side"  # side, oblique or front: only a side view must be counted exactly
     drill: str = ""  # the drill profile a trainer would pick for the clip; empty when not labelled
+    source: str = ""  # where the clip came from (the `source` column); empty: see clip_source()
+
+
+def clip_source(label: LabelledClip) -> str:
+    """The labels' `source` column when given, else the clip file name's first `_`-separated token
+    (`jeffchen_deadlift_side_good_1rep.mp4` -> `jeffchen`)."""
+    return label.source or Path(label.clip).stem.split("_")[0]
 
 
 def read_labels(path: Path) -> list[LabelledClip]:
@@ -87,13 +97,38 @@ def read_labels(path: Path) -> list[LabelledClip]:
             if view not in VIEWS:
                 raise LabelsError(f"{where}: view: must be one of {', '.join(VIEWS)} (got {view!r})")
             out.append(LabelledClip(clip, clip_path, movement, reps, frozenset(faults), (row.get("notes") or "").strip(),
-                                    view, (row.get("drill") or "").strip()))
+                                    view, (row.get("drill") or "").strip(), (row.get("source") or "").strip()))
     if not out:
         raise LabelsError(f"{path}: no clips listed")
     return out
 
 
+# --- which profile judges a clip -----------------------------------------------------------------
+
+# a clip's label -> the drill profile it is judged under
+ProfileChooser = Callable[[LabelledClip], Profile]
+
+
+def drill_profiles(labels: list[LabelledClip], default: str, profiles_dir: Optional[Path] = None) -> ProfileChooser:
+    """Each clip judged under its own `drill` (the default profile where a row names none). Every
+    drill named is loaded up front, so a drill with no profile is an error naming the clip."""
+    loaded: dict[str, Profile] = {}
+    for label in labels:
+        name = label.drill or default
+        if name not in loaded:
+            try:
+                loaded[name] = load_profile(name, profiles_dir)
+            except StationError as err:
+                raise LabelsError(f"clip {label.clip}: drill: {err}") from None
+    return lambda label: loaded[label.drill or default]
+
+
 # --- analysis and scores ------------------------------------------------------------------------
+
+
+def fault_names(faults: Iterable[Fault]) -> str:
+    """Faults as the tables show them: sorted names joined by `;`, `-` for none."""
+    return ";".join(sorted(f.value for f in faults)) or "-"
 
 
 @dataclass
@@ -103,6 +138,14 @@ class ClipResult:
     reps: list[Rep]
     faults: frozenset[Fault]
     analysis_s: float
+    profile: str = ""  # the drill profile that judged the clip
+    # Every fault that buzzed and every borderline one (crossed its limit within its noise), with
+    # its evidence: value, limit, margin, noise.
+    evidence: tuple[FaultEvent, ...] = ()
+
+    @property
+    def borderline(self) -> frozenset[Fault]:
+        return frozenset(e.fault for e in self.evidence if e.borderline)
 
     @property
     def movement(self) -> str:
@@ -118,14 +161,20 @@ class ClipResult:
         return bool(self.reps) and all(r.movement == self.label.movement for r in self.reps)
 
     def row(self) -> dict:
-        names = lambda fs: ";".join(sorted(f.value for f in fs)) or "-"  # noqa: E731
+        names = fault_names
         return {
-            "clip": self.label.clip, "frames": self.frames, "reps_true": self.label.reps, "reps_counted": len(self.reps),
+            "clip": self.label.clip, "profile": self.profile, "frames": self.frames, "reps_true": self.label.reps,
+            "reps_counted": len(self.reps),
             "reps_exact": self.reps_exact, "movement_true": self.label.movement, "movement": self.movement,
             "movement_right": self.movement_right, "faults_true": names(self.label.faults),
             "faults_found": names(self.faults), "missed": names(self.label.faults - self.faults),
-            "extra": names(self.faults - self.label.faults),
+            "extra": names(self.faults - self.label.faults), "borderline": names(self.borderline - self.faults),
         }
+
+    def evidence_rows(self) -> list[dict]:
+        return [{"clip": self.label.clip, "fault": e.fault.value, "status": "borderline" if e.borderline else "buzzed",
+                 "labelled": e.fault in self.label.faults, "time_s": round(e.time, 2), "value": e.value,
+                 "threshold": e.threshold, "margin": e.margin, "noise": e.noise} for e in self.evidence]
 
 
 def analyse(poses: Iterable[Pose], profile: Profile) -> tuple[HingeAnalyzer, int]:
@@ -137,7 +186,17 @@ def analyse(poses: Iterable[Pose], profile: Profile) -> tuple[HingeAnalyzer, int
 
 def evaluate_clip(label: LabelledClip, poses: list[Pose], profile: Profile) -> ClipResult:
     analyzer, frames = analyse(poses, profile)
-    return ClipResult(label, frames, list(analyzer.reps), frozenset(f.fault for f in analyzer.faults), analyzer.busy_s)
+    evidence = tuple(sorted([*analyzer.faults, *(b for rep in analyzer.reps for b in rep.borderline)], key=lambda e: e.time))
+    return ClipResult(label, frames, list(analyzer.reps), frozenset(f.fault for f in analyzer.faults), analyzer.busy_s,
+                      profile.name, evidence)
+
+
+def fault_counts(results: list[ClipResult], fault: Fault) -> tuple[int, int, int]:
+    """(tp, fp, fn) of one fault over clips."""
+    tp = sum(fault in r.faults and fault in r.label.faults for r in results)
+    fp = sum(fault in r.faults and fault not in r.label.faults for r in results)
+    fn = sum(fault not in r.faults and fault in r.label.faults for r in results)
+    return tp, fp, fn
 
 
 @dataclass
@@ -148,12 +207,13 @@ class Evaluation:
     def clip_rows(self) -> list[dict]:
         return [r.row() for r in self.results]
 
+    def evidence_rows(self) -> list[dict]:
+        return [row for r in self.results for row in r.evidence_rows()]
+
     def fault_rows(self) -> list[dict]:
         rows = []
         for fault in Fault:
-            tp = sum(fault in r.faults and fault in r.label.faults for r in self.results)
-            fp = sum(fault in r.faults and fault not in r.label.faults for r in self.results)
-            fn = sum(fault not in r.faults and fault in r.label.faults for r in self.results)
+            tp, fp, fn = fault_counts(self.results, fault)
             rows.append({
                 "fault": fault.value, "labelled": tp + fn, "raised": tp + fp, "tp": tp, "fp": fp, "fn": fn,
                 "precision": round(tp / (tp + fp), 3) if tp + fp else None,
@@ -167,6 +227,7 @@ class Evaluation:
         verdicts = Counter((r.label.movement, r.movement) for r in self.results)
         return {
             "profile": self.profile,
+            "profiles": dict(sorted(Counter(r.profile for r in self.results).items())),
             "clips": len(self.results),
             "reps_true": sum(r.label.reps for r in self.results),
             "reps_counted": sum(len(r.reps) for r in self.results),
@@ -178,11 +239,68 @@ class Evaluation:
         }
 
 
-def evaluate(labels: list[LabelledClip], poses_of: PoseSource, profile: Profile,
+    def by_source(self) -> list[dict]:
+        """Per source (clip_source): clips, clips counted exactly, verdicts right, good-labelled clips
+        and those of them with any fault raised (false alarms), tp/fp/fn summed over faults, and
+        the faults with any tp/fp/fn as {fault: {tp, fp, fn}}."""
+        groups: dict[str, list[ClipResult]] = {}
+        for result in self.results:
+            groups.setdefault(clip_source(result.label), []).append(result)
+        rows = []
+        for source, results in sorted(groups.items()):
+            per_fault = {fault.value: dict(zip(("tp", "fp", "fn"), fault_counts(results, fault))) for fault in Fault}
+            good = [r for r in results if not r.label.faults]
+            rows.append({
+                "source": source, "clips": len(results),
+                "clips_reps_exact": sum(r.reps_exact for r in results),
+                "clips_movement_right": sum(r.movement_right for r in results),
+                "good_clips": len(good), "false_alarm_clips": sum(bool(r.faults) for r in good),
+                "tp": sum(c["tp"] for c in per_fault.values()), "fp": sum(c["fp"] for c in per_fault.values()),
+                "fn": sum(c["fn"] for c in per_fault.values()),
+                "faults": {name: c for name, c in per_fault.items() if any(c.values())},
+            })
+        return rows
+
+
+def evaluate(labels: list[LabelledClip], poses_of: PoseSource, profile: Union[Profile, ProfileChooser],
              progress: Optional[Callable[[str], None]] = None) -> Evaluation:
-    evaluation = Evaluation(profile.name)
-    for label in labels:
+    """Score every clip. `profile` is one drill profile for all clips, or a chooser (drill_profiles)
+    that names each clip's own."""
+    choose: ProfileChooser = (lambda _: profile) if isinstance(profile, Profile) else profile
+    chosen = [(label, choose(label)) for label in labels]
+    names = sorted({p.name for _, p in chosen})
+    evaluation = Evaluation(names[0] if len(names) == 1 else "per drill")
+    for label, clip_profile in chosen:
         if progress:
             progress(label.clip)
-        evaluation.results.append(evaluate_clip(label, poses_of(label.path), profile))
+        evaluation.results.append(evaluate_clip(label, poses_of(label.path), clip_profile))
     return evaluation
+
+
+# --- the same clips, another way ------------------------------------------------------------------
+
+
+def compare_runs(name: str, base: Evaluation, other: Evaluation) -> dict:
+    """How many clips of `other` (the same clips perturbed) keep `base`'s rep count and its set of
+    raised faults, and the clips that changed (count and faults before/after)."""
+    before = {r.label.clip: r for r in base.results}
+    changed = []
+    same_reps = same_faults = 0
+    for after in other.results:
+        was = before[after.label.clip]
+        reps_same, faults_same = len(after.reps) == len(was.reps), after.faults == was.faults
+        same_reps += reps_same
+        same_faults += faults_same
+        if not (reps_same and faults_same):
+            changed.append({
+                "clip": after.label.clip, "profile": after.profile, "frames_before": was.frames,
+                "frames_after": after.frames, "reps_true": after.label.reps, "reps_before": len(was.reps),
+                "reps_after": len(after.reps), "faults_before": fault_names(was.faults),
+                "faults_after": fault_names(after.faults),
+            })
+    return {
+        "perturbation": name, "clips": len(other.results), "same_reps": same_reps, "same_faults": same_faults,
+        "unchanged": len(other.results) - len(changed),
+        "clips_reps_exact": sum(r.reps_exact for r in other.results),
+        "frames": sum(r.frames for r in other.results), "changed": changed,
+    }

@@ -77,7 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("evaluate", "evaluate:command", "score rep counting, hinge-vs-squat verdicts and faults on labelled clips")
     p.add_argument("labels", nargs="?", type=Path, metavar="LABELS",
                    help="labels CSV (default: ../shared/clips/labels.csv when present)")
-    p.add_argument("--profile", help="drill profile to analyse with (default: settings analysis.profile)")
+    p.add_argument("--profile", help="drill profile for every clip (default: each clip's `drill` column, "
+                                     "else settings analysis.profile); the tables name the profile per clip")
+    p.add_argument("--by-source", action="store_true",
+                   help="also totals and faults per source: the labels' `source` column if present, else the clip "
+                        "file name's first `_`-separated token (jeffchen_deadlift_side_good_1rep.mp4 -> jeffchen)")
+    p.add_argument("--perturb", action="store_true",
+                   help="slow: also run every clip scaled to <=640 px, at 15 and 10 fps (frames dropped by "
+                        "timestamp), mirrored, and shifted 1 and 2 px; report the clips whose rep count or "
+                        "raised faults change")
     p.add_argument("--no-cache", action="store_true", help="run the pose engine even where cached poses exist")
     p.add_argument("--json", type=Path, metavar="PATH", help="write the same tables as JSON")
     model_flags(p)
