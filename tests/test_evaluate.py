@@ -210,7 +210,6 @@ def test_station_evaluate_prints_and_writes_drills_sources_and_perturbations(tmp
     import device.commands.evaluate as evaluate_command
     from device.commands.cli import build_parser
     from device.commands.perturb import PERTURBATIONS
-    from device.commands.tables import print_table
     from device.config import load_settings
 
     rows = ["one_shallow.mp4,hinge,side,1,,,,hinge", "one_rdl.mp4,hinge,side,1,,,,romanian_deadlift",
@@ -230,9 +229,6 @@ def test_station_evaluate_prints_and_writes_drills_sources_and_perturbations(tmp
         return poses
 
     monkeypatch.setattr(evaluate_command, "engine_poses", fake_engine_poses)
-    # print_table's default `out` is the sys.stdout of import time, which capsys does not see
-    monkeypatch.setattr(evaluate_command, "print_table", lambda rows, columns=None, title=None:
-                        print_table(rows, columns, title, out=sys.stdout))
     out = tmp_path / "eval.json"
     args = build_parser().parse_args(["evaluate", str(drill_labels(tmp_path, rows)), "--by-source", "--perturb",
                                       "--no-cache", "--json", str(out)])

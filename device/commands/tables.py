@@ -34,7 +34,9 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Optional[Sequence[str]
     return "\n".join(lines)
 
 
-def print_table(rows: Sequence[dict[str, Any]], columns: Optional[Sequence[str]] = None, title: Optional[str] = None, out: TextIO = sys.stdout) -> None:
+def print_table(rows: Sequence[dict[str, Any]], columns: Optional[Sequence[str]] = None, title: Optional[str] = None,
+                out: Optional[TextIO] = None) -> None:
+    out = out or sys.stdout  # looked up per call: stdout may be redirected after import
     if title:
         print(title, file=out)
     print(format_table(rows, columns), file=out)
