@@ -418,3 +418,36 @@ def test_an_oversized_body_is_refused_before_it_is_read(api, filled_db):
     rep_id = raw(filled_db, "SELECT id FROM reps LIMIT 1")[0][0]
     response = api.post(f"/api/reps/{rep_id}/corrections", content=b"{" + b" " * 100_000 + b"}", headers={**AUTH, "Content-Type": "application/json"})
     assert response.status_code == 413 and raw(filled_db, "SELECT COUNT(*) FROM corrections")[0][0] == 0
+
+
+def test_a_rep_shows_each_faults_evidence_and_its_borderline_faults(tmp_path):
+    """The API and the session page say why a fault buzzed (value, limit, margin, noise), show the
+    faults that crossed their limit only within the noise, and what a side view cannot judge."""
+    from fastapi.testclient import TestClient
+
+    from device.analysis.vocabulary import Fault, FaultEvent, Rep
+    from device.station.store import RepStore
+    from support.web import make_app
+
+    rep = Rep(index=1, start_time=1.0, bottom_time=2.0, end_time=3.5, lowering_s=1.0, rising_s=1.5,
+              peak_hip_flexion_deg=95.0, knee_flexion_at_bottom_deg=30.0, trunk_angle_at_bottom_deg=60.0,
+              hip_shift_at_bottom=0.3, hinge_ratio=3.2, lockout_reached=True, side="left",
+              faults=[FaultEvent(Fault.HEAD_NOT_NEUTRAL, "long neck", 1.8, 44.9, 25.0, 1, margin=19.9, noise=6.5)],
+              borderline=[FaultEvent(Fault.OVEREXTENDED_LOCKOUT, "stand tall", 3.2, 18.3, 15.0, 1, margin=3.3,
+                                     noise=6.8, borderline=True)],
+              trace=[(1.0 + i * 0.1, 10.0 + i, 5.0) for i in range(20)])
+    with RepStore(tmp_path / "s.db") as store:
+        sid = store.start_session(1000.0, "deadlift", "camera")
+        store.add_rep(sid, rep, wall_offset=1000.0)
+    with RepStore(tmp_path / "s.db") as store:
+        client = TestClient(make_app(store))
+        (out,) = client.get(f"/api/sessions/{sid}").json()["reps"]
+        page = client.get(f"/sessions/{sid}").text
+    (fault,) = out["faults"]
+    assert (fault["value"], fault["threshold"], fault["margin"], fault["noise"]) == (44.9, 25.0, 19.9, 6.5)
+    (border,) = out["borderline"]
+    assert (border["name"], border["value"], border["threshold"], border["margin"], border["noise"]) == \
+        ("overextended_lockout", 18.3, 15.0, 3.3, 6.8)
+    assert "44.90 against a limit of 25.00, 19.90 past it (noise 6.50)" in page
+    assert "borderline, not buzzed" in page and "within the measurement noise (6.80)" in page
+    assert 'id="what-2d-cannot-see"' in page
