@@ -18,6 +18,7 @@ import numpy as np
 
 from models.crops import CropSet
 from models.graph import INPUT_NAME, SIGNATURE_KEY
+from models.quiet import quiet_stderr
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,6 @@ class FrameExtremes:
 def measure_extremes(float_model: bytes, crops: CropSet, threads: int = 2, progress: Callable[[int, int], None] | None = None) -> FrameExtremes:
     """Run ai-edge-quantizer's profiler-based calibrator over every crop."""
     from ai_edge_quantizer import calibrator, recipe, recipe_manager
-
-    from models.quantize import quiet_stderr
 
     manager = recipe_manager.RecipeManager()
     manager.load_quantization_recipe(recipe.static_wi8_ai8())

@@ -54,9 +54,6 @@ class CropSet:
         return CropSet(self.pixels, self.source[index], self.mirrored[index], self.rois[index], self.clips[index],
                        self.times[index], self.image_sizes[index])
 
-    def subsample(self, step: int) -> "CropSet":
-        return self.take(np.arange(0, len(self), step))
-
     def with_mirrored(self) -> "CropSet":
         """Each crop twice: as filmed and flipped left-right."""
         return CropSet(

@@ -16,24 +16,25 @@ import datetime as dt
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
+from device.fileio import sha256_of
 from device.pose.engine import LANDMARK_SIZE, LandmarkModel, project
 from device.pose.landmarks import NUM_LANDMARKS
 from device.pose.tflite import TFLiteModel, time_models
+from models.accuracy import compare, run_landmarks, smoothed_errors
 from models.calibration import CalibrationRanges, measure_extremes
 from models.crops import CropSet, collect_crops
-from models.evaluation import compare, run_landmarks, smoothed_errors
 from models.graph import float_landmark_graph
 from device.pose.model_files import SHIPPED_VARIANT, load_manifest
 from models.outcomes import coach_outcomes, compare_outcomes, describe, labelled_clips, summary
 from models.quantize import (
     EVALUATION_PATH, PLAN_PATH, RANGES_PATH, REPORT_PATH, Plan, QuantizeError, VariantSpec,
-    _float16_engine, _machine, _sha256_bytes, analysis_profile, build_variant, require_quantizer, within_gate,
+    _float16_engine, _machine, analysis_profile, build_variant, qualifies, require_quantizer, within_gate,
 )
 from models.trust import DISAGREEMENT_DEG, TrustedReference
 
@@ -85,6 +86,55 @@ def _worst(row: dict[str, Any]) -> float:
     return max(row["hip_err_p95"], row["knee_err_p95"])
 
 
+@dataclass
+class Crops:
+    """The float16 engine's crops of the calibration and held-out clips (each as filmed and mirrored),
+    and how often the engine ran its detector while making them."""
+
+    calibration: CropSet
+    held_out: CropSet
+    frames: int
+    detector_run_pct: float
+
+
+@dataclass
+class References:
+    """float16's landmarks and the angles the analysis trusts in them, on each crop set variants are
+    judged on: the held-out clips, the calibration clips and the per-layer search's share of those."""
+
+    held_out: TrustedReference
+    calibration: TrustedReference
+    search: TrustedReference
+
+
+@dataclass
+class LayerGroups:
+    """The landmark model's layer groups in graph order, with their op and convolution counts."""
+
+    order: list[str]
+    ops: dict[str, int]
+    convs: dict[str, int]
+
+
+@dataclass
+class Findings:
+    """Everything the exploration measured; the committed evaluation is written from it."""
+
+    version: str
+    profile: Any
+    crops: Crops
+    references: References
+    floor: dict[str, Any]
+    per_clip: dict[str, Any]
+    sensitivity: list[dict[str, Any]]
+    search: list[dict[str, Any]]
+    in_plan: list[VariantSpec]
+    results: dict[str, dict[str, Any]]
+    float16_outcomes: Optional[dict[str, Any]]
+    ms: dict[str, float]
+    detector_ms: dict[str, float]
+
+
 class Explorer:
     def __init__(self, settings, clips_dir: Path, plan: Plan, work_dir: Path, say: Callable[[str], None]):
         self.settings, self.clips_dir, self.plan, self.work = settings, clips_dir, plan, work_dir
@@ -94,159 +144,139 @@ class Explorer:
         self.shipped_path = settings.models_dir / manifest.by_role("landmark").file
         self.shipped = self.shipped_path.read_bytes()
 
-    def _build(self, spec: VariantSpec, ranges: CalibrationRanges) -> tuple[Path, bytes]:
-        data = build_variant(spec, self.shipped, ranges)
-        path = self.work / spec.file
-        path.write_bytes(data)
-        return path, data
-
-    def _judge(self, reference: TrustedReference, landmarks: np.ndarray) -> dict[str, Any]:
-        return {"all_frames": compare(reference.landmarks, landmarks).row(), "trusted": reference.judge(landmarks).row()}
-
-    def _passes(self, judged: dict[str, Any]) -> bool:
-        return within_gate(judged, self.plan.gate_p95_deg)
-
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
         version = require_quantizer()
         profile = analysis_profile(self.settings)
+        crops = self._collect_crops()
+        ranges = self._calibrate(crops.calibration, version)
+        references = self._float16_references(crops, profile)
+        floor, per_clip = self._noise_floor(references.held_out)
+        groups = self._layer_groups()
+        sensitivity = self._probe_each_group(groups, ranges, references.search)
+        search, mixed = self._search_int8_groups(groups, _least_disturbing_first(sensitivity), ranges, references.search)
+        in_plan = main_variants() + ([mixed] if mixed else [])
+        paths, results = self._judge_variants(in_plan + diagnostic_variants(), ranges, references, per_clip)
+        float16_outcomes = self._coaching(profile, in_plan, paths, results)
+        ms, detector_ms = self._time_variants(crops.held_out, paths)
+        findings = Findings(version, profile, crops, references, floor, per_clip, sensitivity, search, in_plan, results,
+                            float16_outcomes, ms, detector_ms)
+        plan = replace(self.plan, variants=[replace(s, expected_sha256=results[s.name]["sha256"]) for s in in_plan])
+        return {"plan": plan, "ranges": CalibrationRanges({"minmax": ranges.policies["minmax"]}, ranges.source),
+                "evaluation": self._evaluation(findings, started)}
+
+    # --- the steps of run(), in order ---------------------------------------------------------
+
+    def _collect_crops(self) -> Crops:
         engine = _float16_engine(self.settings)
         self.say("collecting crops from the calibration and held-out clips")
         cal = collect_crops(engine, self.clips_dir, self.plan.calibration_clips).with_mirrored()
         held = collect_crops(engine, self.clips_dir, self.plan.evaluation_clips).with_mirrored()
         self.say(f"{len(cal)} calibration crops, {len(held)} held-out crops (as filmed and mirrored)")
-        detector_run_pct = 100.0 * engine.detector_runs / max(engine.frames, 1)
+        return Crops(cal, held, engine.frames, 100.0 * engine.detector_runs / max(engine.frames, 1))
 
+    def _calibrate(self, cal: CropSet, version: str) -> CalibrationRanges:
+        """Activation ranges of every range policy, from every calibration crop's extremes."""
         self.say("calibrating activation ranges on every calibration crop")
         float_graph = float_landmark_graph(self.shipped, prune_segmentation=False).to_bytes()
         extremes = measure_extremes(float_graph, cal, self.threads)
-        ranges = CalibrationRanges(
+        return CalibrationRanges(
             {p: extremes.ranges(p) for p in RANGE_POLICIES},
             source={"clips": self.plan.calibration_clips, "crops": len(cal), "mirrored": True,
                     "calibrator": f"ai-edge-quantizer {version}, profiler-based, every crop's extremes kept"},
         )
 
+    def _float16_references(self, crops: Crops, profile) -> References:
         self.say("float16 reference landmarks, and the angles the analysis trusts in them")
-        ref_held = TrustedReference.of(run_landmarks(self.shipped_path, held, self.threads), held, profile)
-        ref_cal = TrustedReference.of(run_landmarks(self.shipped_path, cal, self.threads), cal, profile)
-        search_index = np.arange(0, len(cal), SEARCH_FRAME_STEP)
-        search_set, ref_search = cal.take(search_index), ref_cal.take(search_index)
-        segments = held.segments()
-        shifted = shifted_reference(self.shipped_path, held, self.threads)
+        ref_held = TrustedReference.of(run_landmarks(self.shipped_path, crops.held_out, self.threads), crops.held_out, profile)
+        ref_cal = TrustedReference.of(run_landmarks(self.shipped_path, crops.calibration, self.threads), crops.calibration, profile)
+        return References(ref_held, ref_cal, ref_cal.take(np.arange(0, len(crops.calibration), SEARCH_FRAME_STEP)))
+
+    def _noise_floor(self, ref_held: TrustedReference) -> tuple[dict[str, Any], dict[str, Any]]:
+        """float16 against itself with the crop moved by one pixel, overall and per clip (the
+        per-clip table starts with it; the variants are added as they are judged)."""
+        shifted = shifted_reference(self.shipped_path, ref_held.crops, self.threads)
         floor = self._judge(ref_held, shifted)
-        floor["smoothed"] = smoothed_errors(ref_held.landmarks, shifted, segments)
+        floor["smoothed"] = smoothed_errors(ref_held.landmarks, shifted, ref_held.crops.segments())
         per_clip = {"noise floor (float16, crop moved 1 px)": ref_held.judge_by_clip(shifted)}
         self.say(f"float16 noise floor (crop moved 1 px): trusted hip p95 {floor['trusted']['hip_err_p95']:.1f} deg, "
                  f"knee p95 {floor['trusted']['knee_err_p95']:.1f} deg")
+        return floor, per_clip
 
-        groups = self._groups()
+    def _layer_groups(self) -> LayerGroups:
+        order: list[str] = []
+        sizes: dict[str, int] = {}
+        convs: dict[str, int] = {}
+        for layer in float_landmark_graph(self.shipped, prune_segmentation=True).layers():
+            if layer.group not in sizes:
+                order.append(layer.group)
+            sizes[layer.group] = sizes.get(layer.group, 0) + 1
+            convs[layer.group] = convs.get(layer.group, 0) + (layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D"))
+        return LayerGroups(order, sizes, convs)
+
+    def _probe_each_group(self, groups: LayerGroups, ranges: CalibrationRanges, ref_search: TrustedReference) -> list[dict[str, Any]]:
+        """Each layer group alone in int8 (the rest float), judged on the search frames."""
         sensitivity = []
-        for group in groups:
+        for group in groups.order:
             spec = VariantSpec(f"probe_{group}", "static", f"only {group} in int8",
-                               float_groups=tuple(g for g in groups if g != group))
-            path, _ = self._build(spec, ranges)
-            judged = self._judge(ref_search, run_landmarks(path, search_set, self.threads))
-            sensitivity.append({"group": group, "ops": self._group_sizes[group], "calibration": judged["all_frames"],
+                               float_groups=tuple(g for g in groups.order if g != group))
+            judged = self._judge(ref_search, run_landmarks(self._build(spec, ranges), ref_search.crops, self.threads))
+            sensitivity.append({"group": group, "ops": groups.ops[group], "calibration": judged["all_frames"],
                                 "calibration_trusted": judged["trusted"]})
             self.say(f"sensitivity {group:14s} trusted hip p95 {judged['trusted']['hip_err_p95']:5.1f}  "
                      f"knee p95 {judged['trusted']['knee_err_p95']:5.1f}")
-        order = [s["group"] for s in sorted(sensitivity, key=lambda s: (_worst(s["calibration_trusted"]), _worst(s["calibration"])))]
+        return sensitivity
 
+    def _search_int8_groups(self, groups: LayerGroups, order: list[str], ranges: CalibrationRanges,
+                            ref_search: TrustedReference) -> tuple[list[dict[str, Any]], Optional[VariantSpec]]:
+        """int8 for the first k groups of `order`, k = 1, 2, ...; each step judged and timed. The
+        mixed variant is the last step within the gate that runs some convolution in int8."""
         search, search_paths, mixed = [], {}, None
         for k in range(1, len(order) + 1):
             int8_groups = order[:k]
-            spec = VariantSpec(f"search_{k:02d}", "static", "", float_groups=tuple(g for g in groups if g not in int8_groups))
-            path, _ = self._build(spec, ranges)
-            judged = self._judge(ref_search, run_landmarks(path, search_set, self.threads))
+            spec = VariantSpec(f"search_{k:02d}", "static", "", float_groups=tuple(g for g in groups.order if g not in int8_groups))
+            path = self._build(spec, ranges)
+            judged = self._judge(ref_search, run_landmarks(path, ref_search.crops, self.threads))
             search.append({"step": k, "int8_groups": int8_groups, "calibration": judged["all_frames"],
                            "calibration_trusted": judged["trusted"]})
             search_paths[spec.name] = path
             self.say(f"search step {k:2d} (+{order[k - 1]}): trusted hip p95 {judged['trusted']['hip_err_p95']:5.1f}  "
                      f"knee p95 {judged['trusted']['knee_err_p95']:5.1f}")
             # A recipe counts only if some convolution runs in int8; quantizing a lone PAD is no int8 model.
-            if self._passes(judged) and any(self._group_convs[g] for g in int8_groups):
+            if within_gate(judged, self.plan.gate_p95_deg) and any(groups.convs[g] for g in int8_groups):
                 mixed = VariantSpec("int8_mixed", "static",
                                     f"per-layer search: int8 for {', '.join(int8_groups)}; the rest float",
                                     float_groups=spec.float_groups)
+        search_set = ref_search.crops
         search_ms = time_models({SHIPPED_VARIANT: self.shipped_path, **search_paths},
                                 [search_set.model_input(i) for i in range(0, len(search_set), max(1, len(search_set) // 20))],
                                 rounds=3, threads=self.threads)
         for step in search:
             ms = search_ms[f"search_{step['step']:02d}"]
             step["ms_per_frame"], step["speedup"] = round(ms, 2), round(search_ms[SHIPPED_VARIANT] / ms, 2)
+        return search, mixed
 
-        in_plan = main_variants() + ([mixed] if mixed else [])
-        specs = in_plan + diagnostic_variants()
+    def _judge_variants(self, specs: list[VariantSpec], ranges: CalibrationRanges, references: References,
+                        per_clip: dict[str, Any]) -> tuple[dict[str, Path], dict[str, dict[str, Any]]]:
+        """Build each variant and judge it on the held-out and the calibration clips (adds its row to `per_clip`)."""
+        ref_held, ref_cal = references.held_out, references.calibration
+        segments = ref_held.crops.segments()
         paths, results = {}, {}
         for spec in specs:
-            path, data = self._build(spec, ranges)
+            path = self._build(spec, ranges)
             paths[spec.name] = path
-            results[spec.name] = {"spec": spec, "sha256": _sha256_bytes(data), "size": len(data)}
+            results[spec.name] = {"spec": spec, "sha256": sha256_of(path), "size": path.stat().st_size}
             self.say(f"judging {spec.name}")
-            landmarks = run_landmarks(path, held, self.threads)
+            landmarks = run_landmarks(path, ref_held.crops, self.threads)
             judged = self._judge(ref_held, landmarks)
             results[spec.name]["held_out"] = judged["all_frames"]
             results[spec.name]["held_out_trusted"] = judged["trusted"]
             results[spec.name]["held_out_smoothed"] = smoothed_errors(ref_held.landmarks, landmarks, segments)
             per_clip[spec.name] = ref_held.judge_by_clip(landmarks)
-            cal_judged = self._judge(ref_cal, run_landmarks(path, cal, self.threads))
+            cal_judged = self._judge(ref_cal, run_landmarks(path, ref_cal.crops, self.threads))
             results[spec.name]["calibration"] = cal_judged["all_frames"]
             results[spec.name]["calibration_trusted"] = cal_judged["trusted"]
-
-        float16_outcomes = self._coaching(profile, in_plan, paths, results)
-
-        timing_inputs = [held.model_input(i) for i in np.linspace(0, len(held) - 1, 40).astype(int)]
-        ms = time_models({SHIPPED_VARIANT: self.shipped_path, **paths}, timing_inputs, rounds=5, threads=self.threads)
-        detector_path = self.settings.models_dir / load_manifest().by_role("detector").file
-        rng = np.random.default_rng(0)
-        detector_inputs = {"detector": [rng.uniform(-1, 1, (224, 224, 3)).astype(np.float32) for _ in range(20)],
-                           SHIPPED_VARIANT: timing_inputs[:20]}
-        detector_ms = time_models({"detector": detector_path, SHIPPED_VARIANT: self.shipped_path}, detector_inputs,
-                                  threads=self.threads)
-
-        plan = replace(self.plan, variants=[replace(s, expected_sha256=results[s.name]["sha256"]) for s in in_plan])
-        held_angles = ref_held.angles
-        evaluation = {
-            "date": dt.date.today().isoformat(),
-            "machine": _machine(), "threads": self.threads, "ai_edge_quantizer": version,
-            "gate_p95_deg": self.plan.gate_p95_deg,
-            "gate_on": "trusted frames",
-            "trust_rules": {"profile": profile.name, "min_visibility": profile.kinematics.min_visibility,
-                            "min_bone_fraction": profile.kinematics.min_bone_fraction,
-                            "bone_window_s": profile.kinematics.bone_window_s},
-            "held_out_clips": self.plan.evaluation_clips, "held_out_crops": len(held),
-            "held_out_trusted_share": {"hip": round(float(held_angles.hip_trusted.mean()), 3),
-                                       "knee": round(float(held_angles.knee_trusted.mean()), 3)},
-            "calibration_clips": self.plan.calibration_clips, "calibration_crops": len(cal),
-            "float16_ms_per_frame": round(ms[SHIPPED_VARIANT], 2),
-            "detector": {"ms_per_call": round(detector_ms["detector"], 2),
-                         "landmark_float16_ms_same_run": round(detector_ms[SHIPPED_VARIANT], 2),
-                         "run_pct_of_frames": round(detector_run_pct, 2),
-                         "frames": engine.frames},
-            "noise_floor": {"what": "float16 vs float16 with the crop moved by 1 crop pixel", "held_out": floor["all_frames"],
-                            "held_out_trusted": floor["trusted"], "held_out_smoothed": floor["smoothed"]},
-            "float16_outcomes": float16_outcomes,
-            "per_clip_trusted": {name: {clip: e.row() for clip, e in clips.items()} for name, clips in per_clip.items()},
-            "variants": {
-                name: {
-                    **r["spec"].to_dict(), "precision": r["spec"].precision, "sha256": r["sha256"], "size": r["size"],
-                    "in_plan": any(s.name == name for s in in_plan),
-                    "ms_per_frame": round(ms[name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[name], 2),
-                    "within_angle_gate": within_gate({"trusted": r["held_out_trusted"]}, self.plan.gate_p95_deg),
-                    "qualifies": within_gate({"trusted": r["held_out_trusted"]}, self.plan.gate_p95_deg)
-                                 and (r["spec"].exact or bool(r.get("outcomes", {}).get("same_as_float16"))),
-                    **{k: r[k] for k in ("held_out", "held_out_trusted", "held_out_smoothed", "calibration",
-                                         "calibration_trusted", "outcomes") if k in r},
-                }
-                for name, r in results.items()
-            },
-            "sensitivity": sensitivity,
-            "search": search,
-            "search_frame_step": SEARCH_FRAME_STEP,
-            "minutes": round((time.perf_counter() - started) / 60, 1),
-        }
-        return {"plan": plan, "ranges": CalibrationRanges({"minmax": ranges.policies["minmax"]}, ranges.source),
-                "evaluation": evaluation}
+        return paths, results
 
     def _coaching(self, profile, in_plan: list[VariantSpec], paths: dict[str, Path], results: dict[str, Any]) -> Optional[dict[str, Any]]:
         """`station evaluate` on the labelled clips, end to end, for float16 and every planned variant."""
@@ -263,17 +293,78 @@ class Explorer:
                 reference, coach_outcomes(self.settings, detector, paths[spec.name], labels, profile))
         return summary(reference)
 
-    def _groups(self) -> list[str]:
-        order: list[str] = []
-        sizes: dict[str, int] = {}
-        convs: dict[str, int] = {}
-        for layer in float_landmark_graph(self.shipped, prune_segmentation=True).layers():
-            if layer.group not in sizes:
-                order.append(layer.group)
-            sizes[layer.group] = sizes.get(layer.group, 0) + 1
-            convs[layer.group] = convs.get(layer.group, 0) + (layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D"))
-        self._group_sizes, self._group_convs = sizes, convs
-        return order
+    def _time_variants(self, held: CropSet, paths: dict[str, Path]) -> tuple[dict[str, float], dict[str, float]]:
+        """ms per call of float16 and every variant on held-out crops, and of the detector beside float16."""
+        timing_inputs = [held.model_input(i) for i in np.linspace(0, len(held) - 1, 40).astype(int)]
+        ms = time_models({SHIPPED_VARIANT: self.shipped_path, **paths}, timing_inputs, rounds=5, threads=self.threads)
+        detector_path = self.settings.models_dir / load_manifest().by_role("detector").file
+        rng = np.random.default_rng(0)
+        detector_inputs = {"detector": [rng.uniform(-1, 1, (224, 224, 3)).astype(np.float32) for _ in range(20)],
+                           SHIPPED_VARIANT: timing_inputs[:20]}
+        detector_ms = time_models({"detector": detector_path, SHIPPED_VARIANT: self.shipped_path}, detector_inputs,
+                                  threads=self.threads)
+        return ms, detector_ms
+
+    def _evaluation(self, found: Findings, started: float) -> dict[str, Any]:
+        """The committed evaluation (models/quantization/evaluation.json) the report renders from."""
+        profile, crops, held_angles = found.profile, found.crops, found.references.held_out.angles
+        in_plan_names = {s.name for s in found.in_plan}
+        return {
+            "date": dt.date.today().isoformat(),
+            "machine": _machine(), "threads": self.threads, "ai_edge_quantizer": found.version,
+            "gate_p95_deg": self.plan.gate_p95_deg,
+            "gate_on": "trusted frames",
+            "trust_rules": {"profile": profile.name, "min_visibility": profile.kinematics.min_visibility,
+                            "min_bone_fraction": profile.kinematics.min_bone_fraction,
+                            "bone_window_s": profile.kinematics.bone_window_s},
+            "held_out_clips": self.plan.evaluation_clips, "held_out_crops": len(crops.held_out),
+            "held_out_trusted_share": {"hip": round(float(held_angles.hip_trusted.mean()), 3),
+                                       "knee": round(float(held_angles.knee_trusted.mean()), 3)},
+            "calibration_clips": self.plan.calibration_clips, "calibration_crops": len(crops.calibration),
+            "float16_ms_per_frame": round(found.ms[SHIPPED_VARIANT], 2),
+            "detector": {"ms_per_call": round(found.detector_ms["detector"], 2),
+                         "landmark_float16_ms_same_run": round(found.detector_ms[SHIPPED_VARIANT], 2),
+                         "run_pct_of_frames": round(crops.detector_run_pct, 2),
+                         "frames": crops.frames},
+            "noise_floor": {"what": "float16 vs float16 with the crop moved by 1 crop pixel", "held_out": found.floor["all_frames"],
+                            "held_out_trusted": found.floor["trusted"], "held_out_smoothed": found.floor["smoothed"]},
+            "float16_outcomes": found.float16_outcomes,
+            "per_clip_trusted": {name: {clip: e.row() for clip, e in clips.items()} for name, clips in found.per_clip.items()},
+            "variants": {name: self._variant_record(r, name in in_plan_names, found.ms) for name, r in found.results.items()},
+            "sensitivity": found.sensitivity,
+            "search": found.search,
+            "search_frame_step": SEARCH_FRAME_STEP,
+            "minutes": round((time.perf_counter() - started) / 60, 1),
+        }
+
+    def _variant_record(self, r: dict[str, Any], in_plan: bool, ms: dict[str, float]) -> dict[str, Any]:
+        spec, gate = r["spec"], self.plan.gate_p95_deg
+        trusted = {"trusted": r["held_out_trusted"]}
+        return {
+            **spec.to_dict(), "precision": spec.precision, "sha256": r["sha256"], "size": r["size"],
+            "in_plan": in_plan,
+            "ms_per_frame": round(ms[spec.name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[spec.name], 2),
+            "within_angle_gate": within_gate(trusted, gate),
+            # Measured here on these very bytes (so judged_this_file holds); an exact rewrite is known by its kind.
+            "qualifies": qualifies(trusted, gate, spec.exact, r.get("outcomes")),
+            **{k: r[k] for k in ("held_out", "held_out_trusted", "held_out_smoothed", "calibration",
+                                 "calibration_trusted", "outcomes") if k in r},
+        }
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _build(self, spec: VariantSpec, ranges: CalibrationRanges) -> Path:
+        path = self.work / spec.file
+        path.write_bytes(build_variant(spec, self.shipped, ranges))
+        return path
+
+    def _judge(self, reference: TrustedReference, landmarks: np.ndarray) -> dict[str, Any]:
+        return {"all_frames": compare(reference.landmarks, landmarks).row(), "trusted": reference.judge(landmarks).row()}
+
+
+def _least_disturbing_first(sensitivity: list[dict[str, Any]]) -> list[str]:
+    """Layer groups ordered by how much int8 alone disturbs them: trusted-frames p95, then all frames."""
+    return [s["group"] for s in sorted(sensitivity, key=lambda s: (_worst(s["calibration_trusted"]), _worst(s["calibration"])))]
 
 
 def explore(settings, clips_dir: Path, say: Callable[[str], None] = print, out_dir: Optional[Path] = None) -> dict[str, Any]:
@@ -316,159 +407,19 @@ def _pr(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _coaching_section(ev: dict[str, Any]) -> str:
-    ref = ev.get("float16_outcomes")
-    if not ref:
-        return "Not checked: the clips had no labels.csv when `--explore` ran."
-    planned = [(n, v["outcomes"]) for n, v in ev["variants"].items() if v.get("outcomes")]
-    runs = [("float16 (shipped)", ref)] + planned
-    rows = []
-    for name, o in runs:
-        t = o["totals"]
-        checked = "same_as_float16" in o
-        rows.append([name, f"{t['reps_counted']} / {t['reps_true']}", f"{t['clips_reps_exact']} / {t['clips']}",
-                     f"{t['clips_movement_right']} / {t['clips']}", ", ".join(f"{k} {n}" for k, n in t["verdicts"].items()),
-                     o["same_reps_and_verdicts"] if checked else "-", o["same_faults"] if checked else "-",
-                     describe(o["changed"]) if checked and o["changed"] else "-"])
-    totals = _table(["model", "reps counted / true", "clips reps exact", "clips verdict right", "verdicts (label->said)",
-                     "same reps and verdicts", "same faults", "changes vs float16 (+ raised, - missed)"], rows)
-    faults = sorted({f["fault"] for _, o in runs for f in o["faults"]})
-    by_model = [{f["fault"]: f for f in o["faults"]} for _, o in runs]
-    fault_rows = []
-    for fault in faults:
-        row = [fault]
-        for found in by_model:
-            f = found.get(fault)
-            row.append("-" if f is None else f"{_pr(f['precision'])} / {_pr(f['recall'])} ({f['tp']}/{f['fp']}/{f['fn']})")
-        fault_rows.append(row)
-    fault_table = _table(["fault: precision / recall (tp/fp/fn)"] + [n for n, _ in runs], fault_rows)
-    return f"{totals}\n\n{fault_table}"
+# --- the report -----------------------------------------------------------------------------------
 
 
 def render_report(ev: dict[str, Any]) -> str:
-    gate = ev["gate_p95_deg"]
-    f16 = ev["float16_ms_per_frame"]
-    rules = ev["trust_rules"]
-    share = ev["held_out_trusted_share"]
-    variants = ev["variants"]
-    rows = [["float16 (shipped)", "-", f"{f16:.2f}", "1.00", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0"]]
-    for name, v in variants.items():
-        h, sm = v["held_out"], v["held_out_smoothed"]
-        rows.append([name, f"{v['size'] / 1e6:.1f} MB", v["ms_per_frame"], v["speedup"],
-                     h["hip_err_median"], h["hip_err_p95"], h["hip_err_max"],
-                     h["knee_err_median"], h["knee_err_p95"], h["knee_err_max"],
-                     h["px_err_median"], h["px_err_p95"], sm["hip_err_p95"], sm["knee_err_p95"]])
-    header = ["variant", "size", "ms/frame", "speedup", "hip med", "hip p95", "hip max", "knee med", "knee p95",
-              "knee max", "px med", "px p95", "hip p95 sm", "knee p95 sm"]
-    trusted_rows = [["float16 (shipped)", f"{100 * share['hip']:.1f}%", f"{100 * share['knee']:.1f}%", 0, 0, 0, 0,
-                     "0", "0", "0", "0", "0", "0", "yes", "yes"]]
-    for name, v in variants.items():
-        t = v["held_out_trusted"]
-        same = v["outcomes"]["same_as_float16"] if v.get("outcomes") else None
-        trusted_rows.append([name, f"{100 * t['variant_hip_trusted_share']:.1f}%", f"{100 * t['variant_knee_trusted_share']:.1f}%",
-                             t["hip_lost"], t["hip_gained"], t["knee_lost"], t["knee_gained"],
-                             t["hip_err_median"], t["hip_err_p95"], t["hip_err_max"],
-                             t["knee_err_median"], t["knee_err_p95"], t["knee_err_max"],
-                             v["within_angle_gate"], "-" if same is None else same])
-    trusted_header = ["variant", "hip trusted", "knee trusted", "hip lost", "hip gained", "knee lost", "knee gained",
-                      "hip med", "hip p95", "hip max", "knee med", "knee p95", "knee max", f"p95 <= {gate:g} deg",
-                      "same coaching"]
-    clip_names = ev["held_out_clips"]
-    per_clip = ev["per_clip_trusted"]
-    floor_key = next(k for k in per_clip if k.startswith("noise floor"))
-    fastest_int8 = min(((v["ms_per_frame"], n) for n, v in variants.items() if v["precision"] == "int8" and v["in_plan"]), default=None)
-    most_accurate_int8 = min(((_worst(v["held_out_trusted"]), n) for n, v in variants.items()
-                              if v["precision"] == "int8" and v["in_plan"]), default=None)
-    shown = [floor_key] + sorted({n for _, n in filter(None, [most_accurate_int8, fastest_int8])}, key=lambda n: variants[n]["ms_per_frame"], reverse=True)
-    clip_rows = []
-    for clip in clip_names:
-        ref_row = per_clip[floor_key][clip]
-        row = [clip, ref_row["frames"], f"{100 * ref_row['hip_trusted_share']:.0f}%", f"{100 * ref_row['knee_trusted_share']:.0f}%"]
-        for name in shown:
-            e = per_clip[name][clip]
-            row += [e["hip_err_p95"], e["knee_err_p95"], e["knee_lost"]]
-        clip_rows.append(row)
-    clip_header = ["clip", "crops", "hip trusted", "knee trusted"]
-    for name in shown:
-        short = "1 px shift" if name == floor_key else name
-        clip_header += [f"{short} hip p95", f"{short} knee p95", f"{short} knee lost"]
-    cal_rows = [[name, v["calibration"]["hip_err_p95"], v["calibration"]["knee_err_p95"],
-                 v["calibration_trusted"]["hip_err_p95"], v["calibration_trusted"]["knee_err_p95"],
-                 v["calibration_trusted"]["knee_lost"]] for name, v in variants.items()]
-    sens_rows = [[s["group"], s["ops"], s["calibration"]["hip_err_p95"], s["calibration"]["knee_err_p95"],
-                  s["calibration"]["px_err_p95"], s["calibration_trusted"]["hip_err_p95"], s["calibration_trusted"]["knee_err_p95"]]
-                 for s in ev["sensitivity"]]
-    search_rows = [[s["step"], s["int8_groups"][-1], s["ms_per_frame"], s["speedup"], s["calibration"]["hip_err_p95"],
-                    s["calibration"]["knee_err_p95"], s["calibration_trusted"]["hip_err_p95"],
-                    s["calibration_trusted"]["knee_err_p95"], _worst(s["calibration_trusted"]) <= gate]
-                   for s in ev["search"]]
-    floor, floor_trusted = ev["noise_floor"]["held_out"], ev["noise_floor"]["held_out_trusted"]
-    qualifying = sorted((v["ms_per_frame"], n) for n, v in variants.items() if v["qualifies"] and v["in_plan"])
-    int8_qualifying = [n for _, n in qualifying if variants[n]["precision"] == "int8"]
-    chosen = qualifying[0][1] if qualifying and qualifying[0][0] < f16 else None
-    mixed_found = "int8_mixed" in variants
-    det = ev["detector"]
-    det_share = det["ms_per_call"] * det["run_pct_of_frames"] / 100
-    if chosen:
-        t = variants[chosen]["held_out_trusted"]
-        chosen_text = (f"On this machine the station selects **`{chosen}`**: {variants[chosen]['speedup']:.2f}x the shipped "
-                       f"model's speed with trusted-frame hip/knee p95 error {t['hip_err_p95']:.2f} / {t['knee_err_p95']:.2f} deg.")
-    else:
-        chosen_text = "On this machine no variant is both faster and within the gate: the station runs the shipped float16 model."
+    """models/QUANTIZATION.md from the committed evaluation: one renderer per section."""
+    sections = [_intro(ev), _using_it(ev), _outcome_section(ev), _all_frames_section(ev), _trusted_section(ev),
+                _per_clip_section(ev), _coaching_check_section(ev), _calibration_section(ev), _noise_floor_section(ev),
+                _sensitivity_section(ev), _search_section(ev)]
+    return "\n\n".join(sections) + "\n"
 
-    def p95s(name: str) -> str:
-        v = variants[name]
-        return (f"{v['held_out_trusted']['hip_err_p95']:.1f} / {v['held_out_trusted']['knee_err_p95']:.1f} deg on trusted frames, "
-                f"{v['held_out']['hip_err_p95']:.1f} / {v['held_out']['knee_err_p95']:.1f} on all frames")
 
-    int8_parts = []
-    if int8_qualifying:
-        slower = [n for n in int8_qualifying if n != chosen]
-        int8_parts.append("**int8 variants that qualify: " + ", ".join(f"`{n}` ({variants[n]['speedup']:.2f}x)" for n in int8_qualifying)
-                          + ".**" + (f" {', '.join(f'`{n}`' for n in slower)} {'is' if len(slower) == 1 else 'are'} not faster "
-                                     f"than `{chosen or 'float16'}` here, so not selected." if slower else ""))
-    within_changed = [n for n, v in variants.items() if v["in_plan"] and v["precision"] == "int8" and v["within_angle_gate"]
-                      and not v["qualifies"]]
-    for n in within_changed:
-        outcome = variants[n].get("outcomes")
-        how = describe(outcome["changed"]) if outcome and outcome["changed"] else "not checked"
-        fastest_kept = variants[chosen]["ms_per_frame"] if chosen else f16
-        slower = (f"; it is not faster than `{chosen or 'float16'}` here either" if variants[n]["ms_per_frame"] >= fastest_kept else "")
-        int8_parts.append(f"`{n}` ({variants[n]['speedup']:.2f}x) is within the angle gate ({p95s(n)}) but changes what "
-                          f"the athlete hears on the labelled clips ({how}), so it does not qualify{slower}.")
-    if not int8_qualifying and not within_changed:
-        int8_parts.append("**No int8 variant is within the gate, on all frames or on the trusted frames.**")
-    if fastest_int8 and fastest_int8[1] not in int8_qualifying + within_changed:
-        name = fastest_int8[1]
-        v = variants[name]
-        t = v["held_out_trusted"]
-        if _worst(t) >= DISAGREEMENT_DEG:
-            trusted_text = (f"on trusted frames it loses {t['hip_lost']} hip and {t['knee_lost']} knee angles that float16 "
-                            "keeps (over 5% of them, so its p95 is the 180 deg charged per lost frame)")
-        else:
-            trusted_text = f"on trusted frames it moves hip/knee flexion by {t['hip_err_p95']:.1f} / {t['knee_err_p95']:.1f} deg at p95"
-        int8_parts.append(f"The fastest int8 variant, `{name}` ({v['speedup']:.2f}x), fails both readings: {trusted_text}, "
-                          f"and on all frames it moves them by {v['held_out']['hip_err_p95']:.1f} / "
-                          f"{v['held_out']['knee_err_p95']:.1f} deg.")
-    int8_text = " ".join(int8_parts)
-    search_text = ("The per-layer search, judged on trusted frames, found a recipe within the gate on the calibration "
-                   f"clips: `int8_mixed` ({variants['int8_mixed']['description'].split(': ', 1)[-1]})."
-                   if mixed_found else
-                   "The per-layer search, judged on trusted frames, found no recipe with any convolution in int8 "
-                   "within the gate on the calibration clips, so the plan has no mixed variant.")
-    why_text = (
-        "Where the error comes from (*Per clip* below): the analysis trusts most held-out frames, so judging only "
-        "those changes the numbers little, and the frames a variant loses push its p95 up. Drawn with "
-        "device/draw.py, the worst frames of the held-out clips are ones the station trusts: a knee or shin behind a "
-        "barbell plate that both models report above the visibility threshold but place differently, or the bent knee "
-        "at the bottom of a deep squat. The float16 model itself moves about as much when its crop shifts by one "
-        f"pixel (trusted frames: hip {floor_trusted['hip_err_p95']:.1f} / knee {floor_trusted['knee_err_p95']:.1f} deg p95, "
-        f"{floor_trusted['knee_lost']} knee frames lost and {floor_trusted['knee_gained']} gained), so a per-frame "
-        f"{gate:g} deg gate sits below the shipped model's own frame-to-frame noise on the barbell clips, and any "
-        "int8 recipe that quantizes much of the network adds its own error on top. Whether a gate on per-rep peak "
-        "angles would admit a faster int8 variant is a product decision left open here; the coaching check below is "
-        "the stricter test such a gate would have to keep.")
-    description = "\n".join(f"- `{name}`: {v['description']}" for name, v in variants.items())
+def _intro(ev: dict[str, Any]) -> str:
+    gate, rules = ev["gate_p95_deg"], ev["trust_rules"]
     return f"""# Landmark model variants: speed and accuracy
 
 Produced by `station models quantize --explore` on {ev['date']} ({ev['machine']}, {ev['threads']} interpreter
@@ -499,9 +450,11 @@ left-right: {ev['held_out_crops']} crops). Landmarks are projected to image pixe
 The gate: trusted-frames hip and knee flexion error p95 <= {gate:g} deg on the held-out clips, and the same reps,
 verdicts and faults as float16 on every labelled clip. Calibration and the per-layer search use only the other clips ({ev['calibration_crops']} crops).
 ms/frame = median bare model call ({ev['threads']} threads), all models timed round-robin in one run; speedup = float16
-ms / variant ms.
+ms / variant ms."""
 
-## Using it
+
+def _using_it(ev: dict[str, Any]) -> str:
+    return f"""## Using it
 
 - `station models quantize` builds the planned variants (`models/quantization/plan.json`) from the shipped model
   and the committed activation ranges (`ranges.json`: per-tensor numbers, no pixels), times them on this machine,
@@ -515,27 +468,179 @@ ms / variant ms.
   recalibrates, tries every recipe below, runs the coaching check for every planned variant and rewrites the plan,
   ranges, evaluation and this report.
 - `station evaluate --variant NAME` scores one variant on the labelled clips; `station bench CLIP` times the
-  detector, every landmark variant and the whole replay pipeline in one run.
+  detector, every landmark variant and the whole replay pipeline in one run."""
 
-## Outcome
 
-{chosen_text} {int8_text} {search_text} Every variant's file is rebuilt by `station models quantize` on the
+# --- Outcome: what the station selects, and why --------------------------------------------------
+
+
+def _outcome_section(ev: dict[str, Any]) -> str:
+    chosen, int8_qualifying = _selection(ev)
+    return f"""## Outcome
+
+{_chosen_text(ev, chosen)} {_int8_text(ev, chosen, int8_qualifying)} {_search_text(ev)} Every variant's file is rebuilt by `station models quantize` on the
 station itself and re-timed there, so the choice follows that machine's speed; the accuracy columns come from
 here (or are re-measured where the clips are). `models.landmark_variant = "float16"` keeps the shipped model.
 
-{why_text}
+{_why_text(ev)}
 
-**The detector** costs {det['ms_per_call']:.1f} ms per call (shipped float16 landmark model {det['landmark_float16_ms_same_run']:.1f}
+{_detector_text(ev)}"""
+
+
+def _selection(ev: dict[str, Any]) -> tuple[Optional[str], list[str]]:
+    """The variant the station selects on the explore machine (None: float16), and the qualifying
+    planned int8 variants, fastest first."""
+    variants = ev["variants"]
+    qualifying = sorted((v["ms_per_frame"], n) for n, v in variants.items() if v["qualifies"] and v["in_plan"])
+    int8_qualifying = [n for _, n in qualifying if variants[n]["precision"] == "int8"]
+    chosen = qualifying[0][1] if qualifying and qualifying[0][0] < ev["float16_ms_per_frame"] else None
+    return chosen, int8_qualifying
+
+
+def _planned_int8(variants: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(n, v) for n, v in variants.items() if v["precision"] == "int8" and v["in_plan"]]
+
+
+def _fastest_int8(variants: dict[str, Any]) -> Optional[str]:
+    fastest = min(((v["ms_per_frame"], n) for n, v in _planned_int8(variants)), default=None)
+    return fastest[1] if fastest else None
+
+
+def _most_accurate_int8(variants: dict[str, Any]) -> Optional[str]:
+    best = min(((_worst(v["held_out_trusted"]), n) for n, v in _planned_int8(variants)), default=None)
+    return best[1] if best else None
+
+
+def _chosen_text(ev: dict[str, Any], chosen: Optional[str]) -> str:
+    if not chosen:
+        return "On this machine no variant is both faster and within the gate: the station runs the shipped float16 model."
+    v = ev["variants"][chosen]
+    t = v["held_out_trusted"]
+    return (f"On this machine the station selects **`{chosen}`**: {v['speedup']:.2f}x the shipped "
+            f"model's speed with trusted-frame hip/knee p95 error {t['hip_err_p95']:.2f} / {t['knee_err_p95']:.2f} deg.")
+
+
+def _int8_text(ev: dict[str, Any], chosen: Optional[str], int8_qualifying: list[str]) -> str:
+    """What became of the int8 variants: those that qualify, those within the angle gate that change
+    the coaching, and why the fastest one fails."""
+    variants = ev["variants"]
+    within_changed = [n for n, v in variants.items() if v["in_plan"] and v["precision"] == "int8" and v["within_angle_gate"]
+                      and not v["qualifies"]]
+    parts = []
+    if int8_qualifying:
+        parts.append(_qualifying_int8_text(variants, int8_qualifying, chosen))
+    parts += [_changes_coaching_text(ev, n, chosen) for n in within_changed]
+    if not int8_qualifying and not within_changed:
+        parts.append("**No int8 variant is within the gate, on all frames or on the trusted frames.**")
+    fastest = _fastest_int8(variants)
+    if fastest and fastest not in int8_qualifying + within_changed:
+        parts.append(_fastest_int8_fails_text(fastest, variants[fastest]))
+    return " ".join(parts)
+
+
+def _qualifying_int8_text(variants: dict[str, Any], int8_qualifying: list[str], chosen: Optional[str]) -> str:
+    slower = [n for n in int8_qualifying if n != chosen]
+    return ("**int8 variants that qualify: " + ", ".join(f"`{n}` ({variants[n]['speedup']:.2f}x)" for n in int8_qualifying)
+            + ".**" + (f" {', '.join(f'`{n}`' for n in slower)} {'is' if len(slower) == 1 else 'are'} not faster "
+                       f"than `{chosen or 'float16'}` here, so not selected." if slower else ""))
+
+
+def _changes_coaching_text(ev: dict[str, Any], name: str, chosen: Optional[str]) -> str:
+    variants = ev["variants"]
+    v = variants[name]
+    outcome = v.get("outcomes")
+    how = describe(outcome["changed"]) if outcome and outcome["changed"] else "not checked"
+    fastest_kept = variants[chosen]["ms_per_frame"] if chosen else ev["float16_ms_per_frame"]
+    slower = (f"; it is not faster than `{chosen or 'float16'}` here either" if v["ms_per_frame"] >= fastest_kept else "")
+    p95s = (f"{v['held_out_trusted']['hip_err_p95']:.1f} / {v['held_out_trusted']['knee_err_p95']:.1f} deg on trusted frames, "
+            f"{v['held_out']['hip_err_p95']:.1f} / {v['held_out']['knee_err_p95']:.1f} on all frames")
+    return (f"`{name}` ({v['speedup']:.2f}x) is within the angle gate ({p95s}) but changes what "
+            f"the athlete hears on the labelled clips ({how}), so it does not qualify{slower}.")
+
+
+def _fastest_int8_fails_text(name: str, v: dict[str, Any]) -> str:
+    t = v["held_out_trusted"]
+    if _worst(t) >= DISAGREEMENT_DEG:
+        trusted_text = (f"on trusted frames it loses {t['hip_lost']} hip and {t['knee_lost']} knee angles that float16 "
+                        "keeps (over 5% of them, so its p95 is the 180 deg charged per lost frame)")
+    else:
+        trusted_text = f"on trusted frames it moves hip/knee flexion by {t['hip_err_p95']:.1f} / {t['knee_err_p95']:.1f} deg at p95"
+    return (f"The fastest int8 variant, `{name}` ({v['speedup']:.2f}x), fails both readings: {trusted_text}, "
+            f"and on all frames it moves them by {v['held_out']['hip_err_p95']:.1f} / "
+            f"{v['held_out']['knee_err_p95']:.1f} deg.")
+
+
+def _search_text(ev: dict[str, Any]) -> str:
+    variants = ev["variants"]
+    if "int8_mixed" in variants:
+        return ("The per-layer search, judged on trusted frames, found a recipe within the gate on the calibration "
+                f"clips: `int8_mixed` ({variants['int8_mixed']['description'].split(': ', 1)[-1]}).")
+    return ("The per-layer search, judged on trusted frames, found no recipe with any convolution in int8 "
+            "within the gate on the calibration clips, so the plan has no mixed variant.")
+
+
+def _why_text(ev: dict[str, Any]) -> str:
+    floor_trusted = ev["noise_floor"]["held_out_trusted"]
+    return (
+        "Where the error comes from (*Per clip* below): the analysis trusts most held-out frames, so judging only "
+        "those changes the numbers little, and the frames a variant loses push its p95 up. Drawn with "
+        "device/draw.py, the worst frames of the held-out clips are ones the station trusts: a knee or shin behind a "
+        "barbell plate that both models report above the visibility threshold but place differently, or the bent knee "
+        "at the bottom of a deep squat. The float16 model itself moves about as much when its crop shifts by one "
+        f"pixel (trusted frames: hip {floor_trusted['hip_err_p95']:.1f} / knee {floor_trusted['knee_err_p95']:.1f} deg p95, "
+        f"{floor_trusted['knee_lost']} knee frames lost and {floor_trusted['knee_gained']} gained), so a per-frame "
+        f"{ev['gate_p95_deg']:g} deg gate sits below the shipped model's own frame-to-frame noise on the barbell clips, and any "
+        "int8 recipe that quantizes much of the network adds its own error on top. Whether a gate on per-rep peak "
+        "angles would admit a faster int8 variant is a product decision left open here; the coaching check below is "
+        "the stricter test such a gate would have to keep.")
+
+
+def _detector_text(ev: dict[str, Any]) -> str:
+    det = ev["detector"]
+    det_share = det["ms_per_call"] * det["run_pct_of_frames"] / 100
+    return f"""**The detector** costs {det['ms_per_call']:.1f} ms per call (shipped float16 landmark model {det['landmark_float16_ms_same_run']:.1f}
 ms in the same run) but ran on {det['run_pct_of_frames']:.1f}% of the {det['frames']} frames of all clips, i.e. about
-{det_share:.2f} ms per frame on average. An int8 detector could save at most that, so it is not quantized.
+{det_share:.2f} ms per frame on average. An int8 detector could save at most that, so it is not quantized."""
 
-## Every variant, held-out clips, all frames (reported, not gated)
+
+# --- the tables -----------------------------------------------------------------------------------
+
+
+def _all_frames_section(ev: dict[str, Any]) -> str:
+    variants = ev["variants"]
+    header = ["variant", "size", "ms/frame", "speedup", "hip med", "hip p95", "hip max", "knee med", "knee p95",
+              "knee max", "px med", "px p95", "hip p95 sm", "knee p95 sm"]
+    rows = [["float16 (shipped)", "-", f"{ev['float16_ms_per_frame']:.2f}", "1.00", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0"]]
+    for name, v in variants.items():
+        h, sm = v["held_out"], v["held_out_smoothed"]
+        rows.append([name, f"{v['size'] / 1e6:.1f} MB", v["ms_per_frame"], v["speedup"],
+                     h["hip_err_median"], h["hip_err_p95"], h["hip_err_max"],
+                     h["knee_err_median"], h["knee_err_p95"], h["knee_err_max"],
+                     h["px_err_median"], h["px_err_p95"], sm["hip_err_p95"], sm["knee_err_p95"]])
+    description = "\n".join(f"- `{name}`: {v['description']}" for name, v in variants.items())
+    return f"""## Every variant, held-out clips, all frames (reported, not gated)
 
 {_table(header, rows)}
 
-{description}
+{description}"""
 
-## Every variant, held-out clips, trusted frames (the gate)
+
+def _trusted_section(ev: dict[str, Any]) -> str:
+    gate, share = ev["gate_p95_deg"], ev["held_out_trusted_share"]
+    header = ["variant", "hip trusted", "knee trusted", "hip lost", "hip gained", "knee lost", "knee gained",
+              "hip med", "hip p95", "hip max", "knee med", "knee p95", "knee max", f"p95 <= {gate:g} deg",
+              "same coaching"]
+    rows = [["float16 (shipped)", f"{100 * share['hip']:.1f}%", f"{100 * share['knee']:.1f}%", 0, 0, 0, 0,
+             "0", "0", "0", "0", "0", "0", "yes", "yes"]]
+    for name, v in ev["variants"].items():
+        t = v["held_out_trusted"]
+        same = v["outcomes"]["same_as_float16"] if v.get("outcomes") else None
+        rows.append([name, f"{100 * t['variant_hip_trusted_share']:.1f}%", f"{100 * t['variant_knee_trusted_share']:.1f}%",
+                     t["hip_lost"], t["hip_gained"], t["knee_lost"], t["knee_gained"],
+                     t["hip_err_median"], t["hip_err_p95"], t["hip_err_max"],
+                     t["knee_err_median"], t["knee_err_p95"], t["knee_err_max"],
+                     v["within_angle_gate"], "-" if same is None else same])
+    return f"""## Every variant, held-out clips, trusted frames (the gate)
 
 Why the gate moved here: the station never acts on an angle from a frame it does not trust. Judging a variant
 on every crop also scores angles the analysis throws away (hidden joints guessed behind a plate); on these clips
@@ -545,54 +650,124 @@ keeps is charged 180 deg for it. "hip/knee trusted" = share of the held-out crop
 trusted. Angles here are the analysis' hip flexion (trunk + thigh from vertical) and knee flexion (thigh + shin),
 each segment from the side the analysis picks; max = largest error on frames both models trust.
 
-{_table(trusted_header, trusted_rows)}
+{_table(header, rows)}"""
 
-## Per clip, held-out, trusted frames
+
+def _per_clip_section(ev: dict[str, Any]) -> str:
+    variants, per_clip = ev["variants"], ev["per_clip_trusted"]
+    floor_key = next(k for k in per_clip if k.startswith("noise floor"))
+    named = {n for n in (_most_accurate_int8(variants), _fastest_int8(variants)) if n}
+    shown = [floor_key] + sorted(named, key=lambda n: variants[n]["ms_per_frame"], reverse=True)
+    header = ["clip", "crops", "hip trusted", "knee trusted"]
+    for name in shown:
+        short = "1 px shift" if name == floor_key else name
+        header += [f"{short} hip p95", f"{short} knee p95", f"{short} knee lost"]
+    rows = []
+    for clip in ev["held_out_clips"]:
+        ref_row = per_clip[floor_key][clip]
+        row = [clip, ref_row["frames"], f"{100 * ref_row['hip_trusted_share']:.0f}%", f"{100 * ref_row['knee_trusted_share']:.0f}%"]
+        for name in shown:
+            e = per_clip[name][clip]
+            row += [e["hip_err_p95"], e["knee_err_p95"], e["knee_lost"]]
+        rows.append(row)
+    return f"""## Per clip, held-out, trusted frames
 
 float16's trusted share per clip, and trusted-frames p95 (deg) and lost knee frames for float16 with its crop moved by
 one pixel (its own noise floor) and for the int8 variants named.
 
-{_table(clip_header, clip_rows)}
+{_table(header, rows)}"""
 
-## Coaching check: `station evaluate` on every labelled clip
+
+def _coaching_check_section(ev: dict[str, Any]) -> str:
+    return f"""## Coaching check: `station evaluate` on every labelled clip
 
 Whole pipeline per model (detector, tracked crop, landmarks, analysis) on all labelled clips; totals and
 per-fault precision / recall over clips.
 
-{_coaching_section(ev)}
+{_coaching_tables(ev)}"""
 
-## The same variants on the calibration clips
 
-| variant | hip p95 all | knee p95 all | hip p95 trusted | knee p95 trusted | knee lost |
-|---|---|---|---|---|---|
-{chr(10).join("| " + " | ".join(_fmt(c) for c in row) + " |" for row in cal_rows)}
+def _coaching_tables(ev: dict[str, Any]) -> str:
+    ref = ev.get("float16_outcomes")
+    if not ref:
+        return "Not checked: the clips had no labels.csv when `--explore` ran."
+    planned = [(n, v["outcomes"]) for n, v in ev["variants"].items() if v.get("outcomes")]
+    runs = [("float16 (shipped)", ref)] + planned
+    rows = []
+    for name, o in runs:
+        t = o["totals"]
+        checked = "same_as_float16" in o
+        rows.append([name, f"{t['reps_counted']} / {t['reps_true']}", f"{t['clips_reps_exact']} / {t['clips']}",
+                     f"{t['clips_movement_right']} / {t['clips']}", ", ".join(f"{k} {n}" for k, n in t["verdicts"].items()),
+                     o["same_reps_and_verdicts"] if checked else "-", o["same_faults"] if checked else "-",
+                     describe(o["changed"]) if checked and o["changed"] else "-"])
+    totals = _table(["model", "reps counted / true", "clips reps exact", "clips verdict right", "verdicts (label->said)",
+                     "same reps and verdicts", "same faults", "changes vs float16 (+ raised, - missed)"], rows)
+    faults = sorted({f["fault"] for _, o in runs for f in o["faults"]})
+    by_model = [{f["fault"]: f for f in o["faults"]} for _, o in runs]
+    fault_rows = []
+    for fault in faults:
+        row = [fault]
+        for found in by_model:
+            f = found.get(fault)
+            row.append("-" if f is None else f"{_pr(f['precision'])} / {_pr(f['recall'])} ({f['tp']}/{f['fp']}/{f['fn']})")
+        fault_rows.append(row)
+    fault_table = _table(["fault: precision / recall (tp/fp/fn)"] + [n for n, _ in runs], fault_rows)
+    return f"{totals}\n\n{fault_table}"
 
-## Noise floor of the float16 model itself
+
+def _calibration_section(ev: dict[str, Any]) -> str:
+    rows = [[name, v["calibration"]["hip_err_p95"], v["calibration"]["knee_err_p95"],
+             v["calibration_trusted"]["hip_err_p95"], v["calibration_trusted"]["knee_err_p95"],
+             v["calibration_trusted"]["knee_lost"]] for name, v in ev["variants"].items()]
+    header = ["variant", "hip p95 all", "knee p95 all", "hip p95 trusted", "knee p95 trusted", "knee lost"]
+    return f"""## The same variants on the calibration clips
+
+{_table(header, rows)}"""
+
+
+def _noise_floor_section(ev: dict[str, Any]) -> str:
+    floor, floor_trusted = ev["noise_floor"]["held_out"], ev["noise_floor"]["held_out_trusted"]
+    smoothed = ev["noise_floor"]["held_out_smoothed"]
+    return f"""## Noise floor of the float16 model itself
 
 The float16 model compared with itself on the same held-out crops moved by one crop pixel (about what the
 tracked ROI moves between frames). All frames: hip error median {floor['hip_err_median']:.2f} / p95 {floor['hip_err_p95']:.2f} / max
 {floor['hip_err_max']:.1f} deg, knee {floor['knee_err_median']:.2f} / {floor['knee_err_p95']:.2f} / {floor['knee_err_max']:.1f} deg,
 px {floor['px_err_median']:.2f} / {floor['px_err_p95']:.2f}; after the 5-frame running median, hip p95
-{ev['noise_floor']['held_out_smoothed']['hip_err_p95']:.2f} and knee p95 {ev['noise_floor']['held_out_smoothed']['knee_err_p95']:.2f} deg.
+{smoothed['hip_err_p95']:.2f} and knee p95 {smoothed['knee_err_p95']:.2f} deg.
 Trusted frames: hip {floor_trusted['hip_err_median']:.2f} / {floor_trusted['hip_err_p95']:.2f} / {floor_trusted['hip_err_max']:.1f} deg,
 knee {floor_trusted['knee_err_median']:.2f} / {floor_trusted['knee_err_p95']:.2f} / {floor_trusted['knee_err_max']:.1f} deg;
-hip frames lost / gained {floor_trusted['hip_lost']} / {floor_trusted['hip_gained']}, knee {floor_trusted['knee_lost']} / {floor_trusted['knee_gained']}.
+hip frames lost / gained {floor_trusted['hip_lost']} / {floor_trusted['hip_gained']}, knee {floor_trusted['knee_lost']} / {floor_trusted['knee_gained']}."""
 
-## Per-layer sensitivity (calibration clips, one frame in {ev['search_frame_step']})
+
+def _sensitivity_section(ev: dict[str, Any]) -> str:
+    rows = [[s["group"], s["ops"], s["calibration"]["hip_err_p95"], s["calibration"]["knee_err_p95"],
+             s["calibration"]["px_err_p95"], s["calibration_trusted"]["hip_err_p95"], s["calibration_trusted"]["knee_err_p95"]]
+            for s in ev["sensitivity"]]
+    header = ["group", "ops", "hip p95 all", "knee p95 all", "px p95 all", "hip p95 trusted", "knee p95 trusted"]
+    return f"""## Per-layer sensitivity (calibration clips, one frame in {ev['search_frame_step']})
 
 Only the named group in static int8, everything else float. Groups follow the graph: `backbone_R` feeds both
 heads at R x R resolution, `heatmap_R` is the decoder that only feeds the 64x64 heatmap, `regression_R` the tail
 that only feeds the landmark/presence/world outputs. The search below adds groups in order of the trusted-frames
 p95.
 
-{_table(["group", "ops", "hip p95 all", "knee p95 all", "px p95 all", "hip p95 trusted", "knee p95 trusted"], sens_rows)}
+{_table(header, rows)}"""
 
-## Per-layer search (calibration clips, one frame in {ev['search_frame_step']})
+
+def _search_section(ev: dict[str, Any]) -> str:
+    gate = ev["gate_p95_deg"]
+    rows = [[s["step"], s["int8_groups"][-1], s["ms_per_frame"], s["speedup"], s["calibration"]["hip_err_p95"],
+             s["calibration"]["knee_err_p95"], s["calibration_trusted"]["hip_err_p95"],
+             s["calibration_trusted"]["knee_err_p95"], _worst(s["calibration_trusted"]) <= gate]
+            for s in ev["search"]]
+    header = ["step", "added group", "ms/frame", "speedup", "hip p95 all", "knee p95 all", "hip p95 trusted",
+              "knee p95 trusted", f"trusted <= {gate:g} deg"]
+    return f"""## Per-layer search (calibration clips, one frame in {ev['search_frame_step']})
 
 Static int8 for the least disturbing groups first, one more group per step, the rest float. Every step is built
 on the mask-pruned graph, so its speedup over the shipped model includes the pruning's own
-{variants['float16_nomask']['speedup']:.2f}x (`float16_nomask`); that is the speed an int8 recipe has to beat.
+{ev['variants']['float16_nomask']['speedup']:.2f}x (`float16_nomask`); that is the speed an int8 recipe has to beat.
 
-{_table(["step", "added group", "ms/frame", "speedup", "hip p95 all", "knee p95 all", "hip p95 trusted", "knee p95 trusted",
-         f"trusted <= {gate:g} deg"], search_rows)}
-"""
+{_table(header, rows)}"""

@@ -5,7 +5,7 @@ is quantized with ai-edge-quantizer following a committed plan (models/quantizat
 committed activation ranges (ranges.json: per-tensor numbers measured on real crops, no pixels).
 So a Pi without the clips rebuilds the same files. Each variant is then judged against float16 in
 the coach's units on clips held out from calibration: hip and knee angle error on every crop
-(models/evaluation.py, reported) and on the frames the hinge analysis trusts (models/trust.py, the
+(models/accuracy.py, reported) and on the frames the hinge analysis trusts (models/trust.py, the
 gate), measured here when the clips are present, otherwise taken from the committed evaluation and
 labelled so. The station uses the fastest variant on this machine whose trusted-frames hip and knee
 angle error p95 is within the gate and which changes no rep count, verdict or fault on the labelled clips
@@ -16,9 +16,6 @@ search, and rewrites the committed plan, ranges, evaluation and models/QUANTIZAT
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import importlib
 import importlib.metadata
 import json
@@ -26,7 +23,6 @@ import logging
 import os
 import platform
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -34,8 +30,10 @@ from typing import Any, Optional
 import numpy as np
 
 from device.errors import ModelError, StationError
+from device.fileio import sha256_of
 from models.calibration import CalibrationRanges
 from models.graph import float_landmark_graph, pruned_float16
+from models.quiet import quiet_stderr
 from device.pose.model_files import (
     FETCH_HINT,
     QUANTIZED_RECORD,
@@ -197,27 +195,7 @@ def build_variant(spec: VariantSpec, shipped: bytes, ranges: Optional[Calibratio
     return bytes(result.quantized_model)
 
 
-@contextlib.contextmanager
-def quiet_stderr():
-    """ai-edge-quantizer draws tqdm bars on stderr even when asked not to and logs every tensor
-    swap on the root logger; keep the CLI's output to what the user needs."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.WARNING))
-    try:
-        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
-            # The calibrator's interpreter keeps all tensors on purpose; its warning says so.
-            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
-            yield
-    finally:
-        root.setLevel(level)
-
-
 # --- the record ---------------------------------------------------------------------------------
-
-
-def _sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def fingerprint(shipped_sha: str, plan_path: Path, ranges_path: Path, evaluation_path: Path = EVALUATION_PATH) -> dict[str, Any]:
@@ -225,9 +203,9 @@ def fingerprint(shipped_sha: str, plan_path: Path, ranges_path: Path, evaluation
     evaluation the selection may rest on. A record with the same fingerprint need not be rebuilt."""
     return {
         "shipped_sha256": shipped_sha,
-        "plan_sha256": _sha256_bytes(plan_path.read_bytes()),
-        "ranges_sha256": _sha256_bytes(ranges_path.read_bytes()) if ranges_path.is_file() else None,
-        "evaluation_sha256": _sha256_bytes(evaluation_path.read_bytes()) if evaluation_path.is_file() else None,
+        "plan_sha256": sha256_of(plan_path),
+        "ranges_sha256": sha256_of(ranges_path) if ranges_path.is_file() else None,
+        "evaluation_sha256": sha256_of(evaluation_path) if evaluation_path.is_file() else None,
         "build_format": BUILD_FORMAT,
     }
 
@@ -307,7 +285,7 @@ def build_all(plan: Plan, shipped: bytes, ranges: Optional[CalibrationRanges], m
         data = build_variant(spec, shipped, ranges)
         path = models_dir / spec.file
         _write_atomic(path, data)
-        variant = BuiltVariant(spec, path, _sha256_bytes(data), len(data))
+        variant = BuiltVariant(spec, path, sha256_of(path), len(data))
         built.append(variant)
         same = {True: "matches the committed build", False: "differs from the committed build", None: "no committed build"}
         log.info("built %s (%.1f MB, %.1fs; sha256 %s… %s)", spec.file, len(data) / 1e6, time.perf_counter() - t0,
@@ -323,7 +301,7 @@ def analysis_profile(settings):
 
 
 def _proven_exact(built: list[BuiltVariant], shipped_path: Path, settings) -> set[str]:
-    from models.evaluation import identical_outputs
+    from models.accuracy import identical_outputs
 
     threads, runtime = settings.models.threads, settings.models.runtime
     return {b.spec.name for b in built if b.spec.exact and identical_outputs(shipped_path, b.path, threads, runtime)}
@@ -334,7 +312,7 @@ def measure_accuracy(settings, plan: Plan, built: list[BuiltVariant], shipped_pa
     """Each variant against float16 on the held-out clips' real crops, as filmed and mirrored: on
     every crop, and on the frames the hinge analysis trusts (models/trust.py)."""
     from models.crops import collect_crops
-    from models.evaluation import compare, run_landmarks
+    from models.accuracy import compare, run_landmarks
     from models.trust import TrustedReference
 
     threads, runtime = settings.models.threads, settings.models.runtime
@@ -396,6 +374,21 @@ def within_gate(errors: Optional[dict[str, Any]], gate: float) -> bool:
     return bool(trusted) and max(trusted["hip_err_p95"], trusted["knee_err_p95"]) <= gate
 
 
+def coaching_unchanged(exact: bool, outcome: Optional[dict[str, Any]]) -> bool:
+    """Bit-identical landmarks cannot change a rep; anything else must show (its coaching check,
+    models/outcomes.py) that it changes no rep count, verdict or fault."""
+    return exact or bool(outcome and outcome.get("same_as_float16"))
+
+
+def qualifies(errors: Optional[dict[str, Any]], gate: float, exact: bool, outcome: Optional[dict[str, Any]],
+              judged_this_file: bool = True) -> bool:
+    """The one rule for whether a variant may be selected: within the angle gate (`within_gate`),
+    judged on these very bytes (committed numbers describe the committed build only), and no change
+    in what the athlete hears (`coaching_unchanged`). `exact`: the variant's landmarks are known
+    bit-identical to float16's."""
+    return within_gate(errors, gate) and judged_this_file and coaching_unchanged(exact, outcome)
+
+
 def check_outcomes(settings, accuracy: Accuracy, built: list[BuiltVariant], shipped_path: Path, clips_dir: Path,
                    gate: float) -> None:
     """Run the coaching check (reps, verdicts and faults on every labelled clip) for the variants that
@@ -425,8 +418,7 @@ def variant_entry(b: BuiltVariant, accuracy: Accuracy, ms: dict[str, float], gat
     # Committed numbers describe the committed bytes; a different build must be measured first.
     judged_this_file = accuracy.measured or b.matches_committed is True or exact
     outcome = accuracy.outcomes.get(name)
-    # Bit-identical landmarks cannot change a rep; anything else must show it changes none.
-    same_coaching = exact or bool(outcome and outcome.get("same_as_float16"))
+    same_coaching = coaching_unchanged(exact, outcome)
     within = within_gate(err, gate)
     notes = []
     if not judged_this_file:
@@ -436,7 +428,7 @@ def variant_entry(b: BuiltVariant, accuracy: Accuracy, ms: dict[str, float], gat
                                                      "reps, verdicts and faults not checked (needs the clips and labels.csv)"))
     return {
         "name": name, "file": b.spec.file, "sha256": b.sha256, "size": b.size,
-        "qualifies": within and judged_this_file and same_coaching,
+        "qualifies": qualifies(err, gate, exact, outcome, judged_this_file),
         "precision": b.spec.precision, "kind": b.spec.kind, "description": b.spec.description,
         "ms_per_frame": round(ms[name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[name], 2),
         "built_matches_committed": b.matches_committed,

@@ -30,7 +30,7 @@ from device.analysis.kinematics import AngleTracker
 from device.pose.landmarks import Pose
 from device.analysis.profiles import Profile
 from models.crops import CropSet
-from models.evaluation import GatedErrors
+from models.accuracy import GatedErrors
 
 # A frame float16 trusts and the variant does not counts as this error: the station would read an
 # angle there with float16 and none with the variant, as far apart as two readings of a joint can be.

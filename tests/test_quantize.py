@@ -136,7 +136,7 @@ def test_variants_rebuild_to_the_committed_bytes(quantized_models_dir):
 
 
 def test_exactness_check_tells_a_rewrite_from_a_quantized_model(quantized_models_dir):
-    from models.evaluation import identical_outputs
+    from models.accuracy import identical_outputs
 
     record = json.loads((quantized_models_dir / QUANTIZED_RECORD).read_text())
     shipped = resolve_models(quantized_models_dir, SHIPPED_VARIANT).landmark
@@ -179,7 +179,7 @@ def _held_out_crops(clips_dir, clip_poses, landmark_model):
 @pytest.fixture(scope="module")
 def held_out(quantized_models_dir, clips_dir, clip_poses, engine_factory, settings):
     """Held-out crops and float16's landmarks on them, read by the analysis' trust rules."""
-    from models.evaluation import run_landmarks
+    from models.accuracy import run_landmarks
     from models.quantize import analysis_profile
     from models.trust import TrustedReference
 
@@ -190,7 +190,7 @@ def held_out(quantized_models_dir, clips_dir, clip_poses, engine_factory, settin
 
 
 def test_selected_variant_keeps_trusted_hip_and_knee_angles_on_held_out_frames(quantized_models_dir, held_out):
-    from models.evaluation import compare, run_landmarks
+    from models.accuracy import compare, run_landmarks
 
     record = json.loads((quantized_models_dir / QUANTIZED_RECORD).read_text())
     auto = resolve_models(quantized_models_dir, "auto")
@@ -210,7 +210,7 @@ def test_hiding_joints_cannot_pass_the_trusted_gate(quantized_models_dir, held_o
     the frames float16 trusts and it drops count as failures instead."""
     from device.analysis.kinematics import SIDES
     from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY
-    from models.evaluation import run_landmarks
+    from models.accuracy import run_landmarks
     from models.trust import DISAGREEMENT_DEG, analysis_angles, compare_trusted
 
     record = json.loads((quantized_models_dir / QUANTIZED_RECORD).read_text())
