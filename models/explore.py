@@ -584,7 +584,7 @@ def _why_text(ev: dict[str, Any]) -> str:
     return (
         "Where the error comes from (*Per clip* below): the analysis trusts most held-out frames, so judging only "
         "those changes the numbers little, and the frames a variant loses push its p95 up. Drawn with "
-        "device/draw.py, the worst frames of the held-out clips are ones the station trusts: a knee or shin behind a "
+        "device/pose/draw.py, the worst frames of the held-out clips are ones the station trusts: a knee or shin behind a "
         "barbell plate that both models report above the visibility threshold but place differently, or the bent knee "
         "at the bottom of a deep squat. The float16 model itself moves about as much when its crop shifts by one "
         f"pixel (trusted frames: hip {floor_trusted['hip_err_p95']:.1f} / knee {floor_trusted['knee_err_p95']:.1f} deg p95, "
