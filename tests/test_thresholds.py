@@ -1,0 +1,567 @@
+"""Every number of the drill profiles is pinned: for each threshold, one synthetic case just inside its
+limit and one just outside (within a stated tolerance of it) give opposite outcomes, so moving the
+threshold past its tolerance in device/analysis/profiles/*.toml fails a test here.
+
+Renders are noise-free (noise_px=0), and the postures are held at the bottom long enough for the
+One Euro smoothing to settle on the scripted value, so a fault's measured noise is ~0 and the
+clear/borderline split (clear_margin_sigmas, pinned in tests/test_faults.py) does not interfere.
+Where two thresholds share one number (faults.squatting_the_hinge.max_thigh_deg and
+movement.hips_at_knee_thigh_deg are both 85), the other one is moved out of the way with a model
+copy so that each is pinned on its own.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pytest
+from support.synthetic import STANDING, Motion, Posture
+
+from device.analysis.analyzer import HingeAnalyzer
+from device.analysis.framing import upright_hip_width
+from device.analysis.kinematics import AngleTracker
+from device.analysis.profiles import Profile, load_profile
+from device.analysis.vocabulary import (
+    Fault,
+    FaultRaised,
+    Framing,
+    RepBottom,
+    RepStarted,
+)
+from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY, X, Y
+
+FPS = 30
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def threshold(profile: Profile, path: str) -> Any:
+    value: Any = profile
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def tuned(name: str = "hinge", **changes: Any) -> Profile:
+    """A profile with some thresholds changed; keys are dotted paths with "__" for ".", e.g.
+    movement__hips_at_knee_thigh_deg=999."""
+    def rebuild(model: Any, parts: list[str], value: Any) -> Any:
+        if len(parts) == 1:
+            return model.model_copy(update={parts[0]: value})
+        return model.model_copy(update={parts[0]: rebuild(getattr(model, parts[0]), parts[1:], value)})
+
+    profile = load_profile(name)
+    for key, value in changes.items():
+        profile = rebuild(profile, key.split("__"), value)
+    return profile
+
+
+def analyse(motion: Motion, profile: Profile | str = "hinge", fps: float = FPS, **render: Any):
+    analyzer = HingeAnalyzer(load_profile(profile) if isinstance(profile, str) else profile)
+    return analyzer, analyzer.run(motion.render(fps=fps, noise_px=0.0, **render))
+
+
+def raised(events, fault: Fault) -> bool:
+    return any(isinstance(e, FaultRaised) and e.event.fault is fault for e in events)
+
+
+def reps(motion: Motion, profile: Profile | str = "hinge") -> int:
+    analyzer, _ = analyse(motion, profile)
+    return len(analyzer.reps)
+
+
+def bottom(depth: float = 90, knee: float = 20, shin: float = 5, **changes: Any) -> Posture:
+    return replace(STANDING, hip=depth, knee=knee, shin=shin, **changes)
+
+
+def held_rep(low: Posture, *, via: Posture | None = None, top: Posture = STANDING, pause_s: float = 1.0,
+             lower_s: float = 2.0, rise_s: float = 1.5, hands: str = "hang") -> Motion:
+    """Stand, go down (through `via` if given) to `low`, hold it so the smoothing settles, come up
+    (through `via` again) to `top`, stand."""
+    motion = Motion().stand(1.0, hands=hands)
+    if via is not None:
+        motion.to(via, lower_s / 2).to(low, lower_s / 2)
+    else:
+        motion.to(low, lower_s)
+    motion.hold(pause_s)
+    if via is not None:  # back the same way
+        motion.to(via, rise_s / 2).to(top, rise_s / 2)
+    else:
+        motion.to(top, rise_s)
+    return motion.hold(1.5)
+
+
+def fault_on(fault: Fault, low: Posture, profile: Profile | str = "hinge", **kw: Any) -> bool:
+    _, events = analyse(held_rep(low, **kw), profile)
+    return raised(events, fault)
+
+
+def movement_of(low: Posture) -> str:
+    analyzer, _ = analyse(held_rep(low, hands="chest"))
+    (rep,) = analyzer.reps
+    return rep.movement
+
+
+@dataclass(frozen=True)
+class Case:
+    """`observe(value)` for a value just inside the limit must give `when_inside`, just outside the
+    opposite. |value - limit| <= tolerance for both."""
+
+    path: str
+    limit: float
+    tolerance: float
+    inside: float
+    outside: float
+    observe: Callable[[float], Any]
+    when_inside: Any
+    when_outside: Any
+    profile: str = "hinge"
+
+
+# --- the rep counter ------------------------------------------------------------------------------
+
+
+def counted_with_top(top_hip: float) -> int:
+    """Back up to `top_hip` of hip flexion and stay there: standing (the rep closes) or not (it stalls)."""
+    return reps(held_rep(bottom(), top=Posture(hip=top_hip, knee=5), pause_s=0.5).hold(1.0))
+
+
+def started_on_dip(dip_hip: float) -> bool:
+    _, events = analyse(held_rep(bottom(depth=dip_hip, knee=10, shin=3)))
+    return any(isinstance(e, RepStarted) for e in events)
+
+
+def depth_counts(profile: str) -> Callable[[float], int]:
+    return lambda depth: reps(held_rep(bottom(depth=depth), pause_s=0.5), profile)
+
+
+def bottom_confirmed_after_rising(rise: float) -> bool:
+    """Down to 90, back up by `rise` degrees and stay there till the stream ends."""
+    motion = Motion().stand(1).to(bottom(90), 1.5).hold(1.0).to(bottom(90 - rise), 0.5).hold(1.5)
+    _, events = analyse(motion)
+    return any(isinstance(e, RepBottom) for e in events)
+
+
+def lockout_reached(profile: str) -> Callable[[float], tuple[bool, bool]]:
+    def observe(top_hip: float) -> tuple[bool, bool]:
+        analyzer, events = analyse(held_rep(bottom(), top=Posture(hip=top_hip, knee=5)).hold(1.0), profile)
+        (rep,) = analyzer.reps
+        return rep.lockout_reached, raised(events, Fault.INCOMPLETE_LOCKOUT)
+    return observe
+
+
+# Motions whose measured down-and-up (start to lockout, as the counter times it) is ~0.43 s and ~0.57 s.
+QUICK_REP_LOWER_S = {0.433: 0.25, 0.567: 0.35}
+
+
+def quick_rep(duration: float) -> Motion:
+    s = QUICK_REP_LOWER_S[duration]
+    return Motion().stand(1).hinge(depth=90, lower_s=s, rise_s=s).stand(1)
+
+
+def quick_rep_counted(duration: float) -> int:
+    # The motion really takes that long by the counter's clock (with the minimum off)...
+    analyzer, _ = analyse(quick_rep(duration), tuned(reps__min_rep_s=0.0))
+    (rep,) = analyzer.reps
+    assert rep.end_time - rep.start_time == pytest.approx(duration, abs=0.02)
+    # ...and the real profile decides whether it counts.
+    return reps(quick_rep(duration))
+
+
+def first_seen_at_depth_for(seconds: float) -> int:
+    """Someone first seen bent over (hips 90), whose smoothed hips stay at depth for `seconds`
+    (the scripted hold, plus the two 100 fps frames the smoothing takes to leave depth), then
+    quickly out of depth (hips 30, between standing and depth: no rep starts there), then standing
+    up slowly: a lift from the floor if the bent-over posture was held for acquire_s."""
+    motion = (Motion(keys=[(0.0, bottom(90))]).hold(seconds - 0.02).to(bottom(30, knee=10), 0.001).hold(0.3)
+              .to(STANDING, 1.5).stand(1.5))
+    analyzer = HingeAnalyzer(load_profile("hinge"))
+    at_depth = []
+    for pose in motion.render(fps=100, noise_px=0.0):
+        analyzer.update(pose)
+        if analyzer.angles.hip_flexion_deg >= analyzer.profile.reps.depth_deg:
+            at_depth.append(pose.timestamp)
+    analyzer.finish(motion.end)
+    assert at_depth[0] == 0.0 and at_depth[-1] == pytest.approx(seconds, abs=0.005)
+    return len(analyzer.reps)
+
+
+def away_mid_rep_for(gap_s: float) -> int:
+    low = bottom(90)
+    motion = (Motion().stand(1).to(low, 1.5).hold(0.5).to(replace(low, present=False), 0.001).hold(gap_s)
+              .to(low, 0.001).hold(0.5).to(STANDING, 1.5).stand(1.5))
+    analyzer, _ = analyse(motion)
+    # Back in view still bent over, a new rep is picked up from the floor; the one that began
+    # before the gap is the one that counts or is dropped.
+    return sum(rep.start_time < 1.5 for rep in analyzer.reps)
+
+
+def cut_while_rising_at(progress: float) -> int:
+    """The stream ends while the athlete stands up, `progress` of the way from the bottom to top_deg."""
+    analyzer = HingeAnalyzer(load_profile("hinge"))
+    top = analyzer.profile.reps.top_deg
+    last = 0.0
+    for pose in Motion().stand(1).to(bottom(90), 1.5).hold(0.5).to(STANDING, 3.0).render(fps=FPS):
+        analyzer.update(pose)
+        last = pose.timestamp
+        rep = analyzer.counter.rep
+        if rep is not None and rep.samples and analyzer.counter.state.value == "rising":
+            made = (rep.peak - rep.samples[-1].hip) / (rep.peak - top)
+            if made >= progress:
+                assert made < progress + 0.03
+                break
+    analyzer.finish(last)
+    return len(analyzer.reps)
+
+
+REP_CASES = [
+    Case("reps.top_deg", 25, 4, 21, 29, counted_with_top, 1, 0),
+    Case("reps.start_deg", 35, 3, 38, 32, started_on_dip, True, False),
+    Case("reps.depth_deg", 50, 4, 54, 46, depth_counts("hinge"), 1, 0),
+    Case("reps.depth_deg", 60, 4, 64, 56, depth_counts("romanian_deadlift"), 1, 0, "romanian_deadlift"),
+    Case("reps.depth_deg", 60, 4, 64, 56, depth_counts("kettlebell_deadlift"), 1, 0, "kettlebell_deadlift"),
+    Case("reps.depth_deg", 45, 4, 49, 41, depth_counts("wall_tap_hinge"), 1, 0, "wall_tap_hinge"),
+    Case("reps.depth_deg", 45, 4, 49, 41, depth_counts("band_resisted_hinge"), 1, 0, "band_resisted_hinge"),
+    Case("reps.rise_deg", 10, 2, 12, 8, bottom_confirmed_after_rising, True, False),
+    Case("reps.lockout_hip_deg", 20, 3, 17, 23, lockout_reached("hinge"), (True, False), (False, True)),
+    Case("reps.lockout_hip_deg", 15, 3, 12, 18, lockout_reached("band_resisted_hinge"), (True, False), (False, True),
+         "band_resisted_hinge"),
+    Case("reps.min_rep_s", 0.5, 0.07, 0.567, 0.433, quick_rep_counted, 1, 0),
+    Case("reps.acquire_s", 0.2, 0.04, 0.24, 0.16, first_seen_at_depth_for, 1, 0),
+    Case("reps.max_gap_s", 1.0, 0.2, 0.8, 1.2, away_mid_rep_for, 1, 0),
+    Case("reps.count_rising_at_end", 0.5, 0.1, 0.6, 0.4, cut_while_rising_at, 1, 0),
+]
+
+
+# --- the movement verdict -------------------------------------------------------------------------
+# Posture: thigh = knee - shin, trunk = hip - thigh; hands at the chest (no load at the floor).
+
+
+def squat_by_ratio(ratio: float) -> str:  # knees 80, trunk 16-42 (<= 45), thigh 70 (< 85)
+    return movement_of(bottom(depth=80 * ratio, knee=80, shin=10, hands="chest"))
+
+
+def squat_by_trunk(trunk: float) -> str:  # hip 96 / knee 80 = 1.2, trunk = 16 + shin
+    return movement_of(bottom(depth=96, knee=80, shin=trunk - 16, hands="chest"))
+
+
+def squat_by_knee(knee: float) -> str:  # ratio 1.2, shin 20: trunk ~0.2 knee + 20 (< 45)
+    return movement_of(bottom(depth=1.2 * knee, knee=knee, shin=20, hands="chest"))
+
+
+def squat_by_thigh(thigh: float) -> str:  # hip 140 / knee 100 = 1.4 and trunk > 45: no squat pattern
+    return movement_of(bottom(depth=140, knee=100, shin=100 - thigh, hands="chest"))
+
+
+MOVEMENT_CASES = [
+    Case("movement.squat_max_hinge_ratio", 1.3, 0.1, 1.2, 1.4, squat_by_ratio, "squat", "hinge"),
+    Case("movement.squat_max_trunk_deg", 45, 4, 41, 49, squat_by_trunk, "squat", "hinge"),
+    Case("movement.squat_min_knee_deg", 60, 5, 65, 55, squat_by_knee, "squat", "hinge"),
+    Case("movement.hips_at_knee_thigh_deg", 85, 4, 89, 81, squat_by_thigh, "squat", "hinge"),
+]
+
+
+# --- the faults -----------------------------------------------------------------------------------
+
+SQUAT = Fault.SQUATTING_THE_HINGE
+# The frame rule alone: the per-rep bottom verdict that also raises squatting_the_hinge is moved away.
+FRAME_RULE_ONLY = {"movement__hips_at_knee_thigh_deg": 999.0, "movement__squat_max_hinge_ratio": 0.01}
+
+
+def squat_checked_from(hip: float) -> bool:  # knee 45, ratio ~1, trunk ~hip - 25: the squat shape, held
+    return fault_on(SQUAT, bottom(depth=hip, knee=45, shin=20, hands="chest"), tuned(**FRAME_RULE_ONLY), hands="chest")
+
+
+def squat_by_thigh_frames(thigh: float) -> bool:  # ratio 1.4: only the thigh can make it a squat
+    return fault_on(SQUAT, bottom(depth=140, knee=100, shin=100 - thigh, hands="chest"), tuned(**FRAME_RULE_ONLY),
+                    hands="chest")
+
+
+def squat_by_ratio_frames(ratio: float) -> bool:
+    """Knees 50 (past ratio_min_knee_deg 40), trunk 25-35, hip = ratio x 50; the knees bend last
+    (from 30) so the ratio only falls toward its final value while the knees are past 40."""
+    low = bottom(depth=50 * ratio, knee=50, shin=15, hands="chest")
+    return fault_on(SQUAT, low, tuned(**FRAME_RULE_ONLY), via=replace(low, knee=30), hands="chest")
+
+
+def squat_by_trunk_frames(trunk: float) -> bool:
+    """Ratio 1.2 (hip 60, knee 50); trunk = 10 + shin. Reached from a more bent-over posture with
+    the knees at 35 (under ratio_min_knee_deg), so the trunk only rises to its final value."""
+    low = bottom(depth=60, knee=50, shin=trunk - 10, hands="chest")
+    return fault_on(SQUAT, low, tuned(**FRAME_RULE_ONLY), via=replace(low, knee=35), hands="chest")
+
+
+def squat_by_knee_frames(knee: float) -> bool:  # ratio 1.2, trunk ~23
+    return fault_on(SQUAT, bottom(depth=1.2 * knee, knee=knee, shin=15, hands="chest"), tuned(**FRAME_RULE_ONLY),
+                    hands="chest")
+
+
+def hands_below_knee(trunk: float, thigh: float) -> float:
+    """Wrists hanging from the shoulders, below the knee, in leg lengths (shin 15 degrees)."""
+    from support.synthetic import ANKLE_HEIGHT, FOREARM, SHIN, THIGH, TRUNK, UPPER_ARM
+    knee_up = ANKLE_HEIGHT + SHIN * math.cos(math.radians(15))
+    wrist_up = knee_up + THIGH * math.cos(math.radians(thigh)) + TRUNK * math.cos(math.radians(trunk)) - UPPER_ARM - FOREARM
+    return knee_up - wrist_up
+
+
+def floor_pull_exempts(below: float) -> bool:
+    """Dowel hinge (max_knee_deg 45): knees bent to 60, hips high (ratio > 1.3, trunk > 45: the
+    bottom verdict says hinge). Hands hanging `below` leg lengths below the knees at the bottom and
+    on the way (the trunk is set so the wrists stay at that height while the knees bend from 40):
+    at or below the knees it is a load taken from the floor and the bent knees are not squatting.
+    The measured height strays up to ~0.008 from the scripted one on the way down, hence the
+    case's tolerance of 0.06 for hands scripted 0.05 either side."""
+    t_low, t_via = _bisect(lambda t: hands_below_knee(t, 45) - below), _bisect(lambda t: hands_below_knee(t, 25) - below)
+    low = bottom(depth=t_low + 45, knee=60, shin=15)
+    via = bottom(depth=t_via + 25, knee=40, shin=15)
+    motion = Motion().stand(1.0).to(via, 1.5).to(low, 1.0).hold(1.0).to(via, 0.8).to(STANDING, 1.0).stand(1.5)
+    analyzer = HingeAnalyzer(load_profile("dowel_hinge"))
+    seen = []
+    events = []
+    for pose in motion.render(fps=FPS, noise_px=0.0):
+        events += analyzer.update(pose)
+        if analyzer.counter.rep is not None and analyzer.angles.knee_flexion_deg > 45:
+            seen.append(analyzer.angles.hands_below_knee)
+    events += analyzer.finish(motion.end)
+    # Wherever the knees are past the dowel hinge's 45, the hands are measured at the scripted height.
+    assert seen and min(seen) == pytest.approx(below, abs=0.02) and max(seen) == pytest.approx(below, abs=0.02)
+    return raised(events, SQUAT)
+
+
+def _bisect(f: Callable[[float], float], lo: float = 0.0, hi: float = 120.0) -> float:
+    flo = f(lo)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if (f(mid) > 0) == (flo > 0):
+            lo, flo = mid, f(mid)
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def squat_hold_runs(run_s: float) -> bool:
+    """A squat shape held through the bottom (knees 50, ratio 1.2: the frame rule, not the bottom
+    verdict), at 100 fps, with one unusable frame (hips hidden) after every `run_s` of usable ones:
+    the fault's hold restarts at each."""
+    low = bottom(depth=60, knee=50, shin=15, hands="chest")
+    return _held_in_runs(held_rep(low, via=replace(low, knee=30), hands="chest"), SQUAT, run_s, "hinge")
+
+
+def _held_in_runs(motion: Motion, fault: Fault, run_s: float, profile: Profile | str) -> bool:
+    fps = 100
+    step = round(run_s * fps) + 1  # run_s spans `step` usable frames, then one hidden
+    hidden = tuple(
+        (i / fps - 1e-6, i / fps + 1e-6, f"{side}_hip")
+        for i in range(step, int(motion.end * fps), step + 1) for side in ("left", "right")
+    )
+    _, events = analyse(motion, profile, fps=fps, hidden=hidden)
+    return raised(events, fault)
+
+
+def head_hold_runs(run_s: float) -> bool:
+    """Head cranked back (-65) all the way through: never buzzed if every run of usable frames is
+    shorter than the hold."""
+    motion = Motion().stand(1, head=-65).to(bottom(90, head=-65), 2.0).hold(1.0).to(Posture(head=-65), 1.5).stand(1.5, head=-65)
+    return _held_in_runs(motion, Fault.HEAD_NOT_NEUTRAL, run_s, "hinge")
+
+
+def locked_knees_at(knee: float) -> bool:
+    return fault_on(Fault.LOCKED_KNEES, bottom(90, knee=knee, shin=knee / 2))
+
+
+def head_at_trunk(trunk: float) -> bool:  # thigh 15: hip = trunk + 15
+    return fault_on(Fault.HEAD_NOT_NEUTRAL, bottom(trunk + 15, head=-65))
+
+
+def head_at(head: float) -> bool:
+    return fault_on(Fault.HEAD_NOT_NEUTRAL, bottom(90, head=head))
+
+
+def rounded_by_head(head: float) -> bool:
+    return fault_on(Fault.ROUNDED_BACK, bottom(90, head=head))
+
+
+def rounded_at_trunk(trunk: float) -> bool:  # thigh 15, neutral head
+    return fault_on(Fault.ROUNDED_BACK, bottom(trunk + 15))
+
+
+def rounded_sag_from_trunk(trunk: float) -> bool:  # head 45 toward the floor: past the sag limit
+    return fault_on(Fault.ROUNDED_BACK, bottom(trunk + 15, head=45))
+
+
+def overextended_at(top_hip: float) -> bool:
+    return fault_on(Fault.OVEREXTENDED_LOCKOUT, bottom(90), top=Posture(hip=top_hip, knee=0))
+
+
+# Scripted lowering (s) -> the lowering the counter measures (onset to deepest point), ~0.83x.
+LOWER_S_FOR = {1.7: 2.1, 1.3: 1.6, 1.133: 1.4, 0.833: 1.0, 0.9: 1.1, 0.667: 0.8}
+
+
+def too_fast_on(profile: str) -> Callable[[float], bool]:
+    def observe(measured: float) -> bool:
+        motion = Motion().stand(1).hinge(depth=90, lower_s=LOWER_S_FOR[measured]).stand(1.5)
+        analyzer, events = analyse(motion, profile)
+        (rep,) = analyzer.reps
+        assert rep.lowering_s == pytest.approx(measured, abs=0.02)
+        # Raised, or (within the two frames the lowering is timed to) kept as borderline: either
+        # way the limit was crossed.
+        return raised(events, Fault.TOO_FAST) or any(b.fault is Fault.TOO_FAST for b in rep.borderline)
+    return observe
+
+
+FAULT_CASES = [
+    Case("faults.hold_s", 0.1, 0.02, 0.08, 0.12, head_hold_runs, False, True),
+    Case("faults.squatting_the_hinge.hold_s", 0.2, 0.04, 0.16, 0.24, squat_hold_runs, False, True),
+    Case("faults.squatting_the_hinge.check_from_hip_deg", 40, 3, 37, 43, squat_checked_from, False, True),
+    Case("faults.squatting_the_hinge.max_thigh_deg", 85, 4, 81, 89, squat_by_thigh_frames, False, True),
+    Case("faults.squatting_the_hinge.min_hinge_ratio", 1.3, 0.1, 1.4, 1.2, squat_by_ratio_frames, False, True),
+    Case("faults.squatting_the_hinge.ratio_max_trunk_deg", 45, 4, 49, 41, squat_by_trunk_frames, False, True),
+    Case("faults.squatting_the_hinge.ratio_min_knee_deg", 40, 4, 36, 44, squat_by_knee_frames, False, True),
+    Case("faults.squatting_the_hinge.floor_hands_below_knee", 0.0, 0.06, 0.05, -0.05, floor_pull_exempts, False, True,
+         "dowel_hinge"),
+    Case("faults.locked_knees.min_knee_deg", 8, 2, 10, 6, locked_knees_at, False, True),
+    Case("faults.head_not_neutral.min_trunk_deg", 40, 4, 36, 44, head_at_trunk, False, True),
+    Case("faults.head_not_neutral.max_dropped_deg", 25, 3, 22, 28, head_at, False, True),
+    Case("faults.head_not_neutral.max_cranked_deg", 50, 4, -46, -54, head_at, False, True),
+    Case("faults.rounded_back.max_upper_back_sag_deg", 35, 3, 32, 38, rounded_by_head, False, True),
+    Case("faults.rounded_back.max_trunk_deg", 90, 4, 86, 94, rounded_at_trunk, False, True),
+    Case("faults.rounded_back.min_trunk_deg", 40, 4, 36, 44, rounded_sag_from_trunk, False, True),
+    Case("faults.overextended_lockout.max_extension_deg", 15, 3, -12, -18, overextended_at, False, True),
+    Case("faults.too_fast.min_lowering_s", 1.5, 0.2, 1.7, 1.3, too_fast_on("dowel_hinge"), False, True, "dowel_hinge"),
+    Case("faults.too_fast.min_lowering_s", 1.0, 0.17, 1.133, 0.833, too_fast_on("romanian_deadlift"), False, True,
+         "romanian_deadlift"),
+    Case("faults.too_fast.min_lowering_s", 0.8, 0.14, 0.9, 0.667, too_fast_on("kettlebell_deadlift"), False, True,
+         "kettlebell_deadlift"),
+]
+
+
+# --- framing and the view ---------------------------------------------------------------------------
+
+
+def _turn_for(ratio_per_sin: float, ratio: float) -> float:
+    return math.degrees(math.asin(ratio / ratio_per_sin))
+
+
+def _standing_ratios(turn: float) -> tuple[float, float]:
+    """Shoulder and hip width over trunk length, as the framing check measures them."""
+    pose = Motion().stand(0.1, turn=turn).render(fps=FPS)[-1]
+    lm = pose.landmarks
+
+    def xy(name: str) -> np.ndarray:
+        return lm[LANDMARK_INDEX[name], :2]
+
+    trunk = float(np.hypot(*((xy("left_shoulder") + xy("right_shoulder")) / 2 - (xy("left_hip") + xy("right_hip")) / 2)))
+    return (float(np.hypot(*(xy("left_shoulder") - xy("right_shoulder")))) / trunk,
+            float(np.hypot(*(xy("left_hip") - xy("right_hip")))) / trunk)
+
+
+def _framing_at_ratio(which: int, ratio: float, profile: Profile) -> Framing:
+    # Standing, shoulders span 0.71 sin(turn) and hips 0.48 sin(turn) trunk lengths.
+    per_sin = _standing_ratios(90)[which]
+    turn = _turn_for(per_sin, ratio)
+    assert _standing_ratios(turn)[which] == pytest.approx(ratio, abs=0.005)
+    analyzer, _ = analyse(Motion().stand(1.5, turn=turn), profile)
+    return analyzer.framing
+
+
+def facing_by_shoulders(ratio: float) -> Framing:
+    # The hips' own limit is moved out of the way, so the shoulders alone decide.
+    return _framing_at_ratio(0, ratio, tuned(framing__facing_hip_ratio=0.01))
+
+
+def facing_by_hips(ratio: float) -> Framing:
+    return _framing_at_ratio(1, ratio, tuned(framing__facing_shoulder_ratio=0.01))
+
+
+def _turn_for_hip_width(width: float) -> float:
+    per_sin = upright_hip_width(Motion().stand(0.1, turn=90).render(fps=FPS)[-1])
+    turn = _turn_for(per_sin, width)
+    assert upright_hip_width(Motion().stand(0.1, turn=turn).render(fps=FPS)[-1]) == pytest.approx(width, abs=0.005)
+    return turn
+
+
+def oblique_at(width: float) -> bool:
+    analyzer, _ = analyse(Motion().stand(2.0, turn=_turn_for_hip_width(width)))
+    return analyzer.oblique
+
+
+def side_on_again_at(width: float) -> bool:
+    """First clearly oblique (hips 0.33), then turned back to `width`: is it still oblique?"""
+    turn = _turn_for_hip_width(width)
+    motion = Motion().stand(1.5, turn=_turn_for_hip_width(0.33)).to(Posture(turn=turn), 0.3).hold(2.0)
+    analyzer, _ = analyse(motion)
+    return analyzer.oblique
+
+
+FRAMING_CASES = [
+    Case("framing.facing_shoulder_ratio", 0.6, 0.06, 0.54, 0.66, facing_by_shoulders, Framing.OK, Framing.FACING_CAMERA),
+    Case("framing.facing_hip_ratio", 0.4, 0.04, 0.36, 0.44, facing_by_hips, Framing.OK, Framing.FACING_CAMERA),
+    Case("framing.oblique_hip_ratio", 0.24, 0.03, 0.21, 0.27, oblique_at, False, True),
+    Case("framing.side_hip_ratio", 0.20, 0.02, 0.18, 0.22, side_on_again_at, False, True),
+]
+
+
+# --- kinematics: which landmarks are trusted ----------------------------------------------------------
+
+
+def _tracked(poses) -> AngleTracker:
+    tracker = AngleTracker(load_profile("hinge").kinematics)
+    for pose in poses:
+        angles = tracker.update(pose)
+    return angles
+
+
+def head_read_with_ear_visibility(visibility: float) -> bool:
+    poses = Motion().stand(1.0).render(fps=FPS)
+    last = poses[-1]
+    lm = last.landmarks.copy()
+    for side in ("left", "right"):
+        lm[LANDMARK_INDEX[f"{side}_ear"], VISIBILITY] = visibility
+    angles = _tracked(poses[:-1] + [replace(last, landmarks=lm)])
+    return math.isfinite(angles.head_offset_deg)
+
+
+def knee_read_with_shin_at(fraction: float) -> bool:
+    """After a second of full-length shins, both shins read `fraction` of their length (each ankle
+    slid toward its knee along the bone, so the angle is unchanged): is the knee angle still read?"""
+    poses = Motion().stand(1.0).render(fps=FPS)
+    last = poses[-1]
+    lm = last.landmarks.copy()
+    for side in ("left", "right"):
+        k, a = LANDMARK_INDEX[f"{side}_knee"], LANDMARK_INDEX[f"{side}_ankle"]
+        lm[a, [X, Y]] = lm[k, [X, Y]] + fraction * (lm[a, [X, Y]] - lm[k, [X, Y]])
+    angles = _tracked(poses[:-1] + [replace(last, landmarks=lm)])
+    return math.isfinite(angles.knee_flexion_deg)
+
+
+KINEMATICS_CASES = [
+    Case("kinematics.min_visibility", 0.5, 0.05, 0.55, 0.45, head_read_with_ear_visibility, True, False),
+    Case("kinematics.min_bone_fraction", 0.7, 0.05, 0.75, 0.65, knee_read_with_shin_at, True, False),
+]
+
+
+CASES = REP_CASES + MOVEMENT_CASES + FAULT_CASES + FRAMING_CASES + KINEMATICS_CASES
+
+
+def _id(case: Case) -> str:
+    return f"{case.profile}:{case.path}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
+def test_threshold_is_pinned(case: Case):
+    profile = load_profile(case.profile)
+    limit = threshold(profile, case.path)
+    # The case is built around the profile's number, and both values sit within the tolerance of it
+    # on either side (for max_cranked and max_extension the values are the signed angles, -limit).
+    assert limit == pytest.approx(case.limit)
+    sign = -1 if case.path.endswith(("max_cranked_deg", "max_extension_deg")) else 1
+    for value in (case.inside, case.outside):
+        assert 0 < abs(sign * value - case.limit) <= case.tolerance + 1e-9
+    assert (sign * case.inside - case.limit) * (sign * case.outside - case.limit) < 0
+    assert case.when_inside != case.when_outside
+    assert case.observe(case.inside) == case.when_inside, f"{case.path}: inside value {case.inside}"
+    assert case.observe(case.outside) == case.when_outside, f"{case.path}: outside value {case.outside}"
