@@ -245,3 +245,23 @@ def test_a_pause_on_the_way_down_is_not_the_bottom():
     assert rep.peak_hip_flexion_deg == pytest.approx(110, abs=2)
     assert bottom.time > rep.bottom_time > 2.5  # confirmed on the way up from the floor, not at the knees
     assert rep.lowering_s > 1.2 and "too_fast" not in rep.fault_names
+
+
+def test_a_new_session_forgets_the_last_sessions_floor_pull():
+    """Attempt numbers start again with a session: a floor pull remembered from the last one must not
+    excuse the next athlete's squat (the frame rule judges the squat pattern only off the floor)."""
+    from device.analysis.faults import FaultJudge, Moment
+    from device.analysis.kinematics import Angles
+    from device.analysis.vocabulary import Fault
+
+    judge = FaultJudge(load_profile("hinge"))
+    squat = Angles(1.0, True, "left", 1, hip_flexion_deg=100, knee_flexion_deg=95, trunk_deg=30, thigh_deg=70,
+                   hands_below_knee=-0.6)
+    at_floor = Angles(0.5, True, "left", 1, hip_flexion_deg=100, knee_flexion_deg=95, trunk_deg=30, thigh_deg=70,
+                      hands_below_knee=0.2)
+    check = judge.checks[Fault.SQUATTING_THE_HINGE]
+    assert check(Moment(at_floor, Phase.BOTTOM, 1, attempt=1)) is None  # a floor pull: bent knees are the lift
+    assert check(Moment(squat, Phase.BOTTOM, 1, attempt=1)) is None  # still that floor pull's attempt
+    judge.reset()
+    finding = judge.checks[Fault.SQUATTING_THE_HINGE](Moment(squat, Phase.BOTTOM, 1, attempt=1))
+    assert finding is not None and finding.quantity == "hinge_ratio"

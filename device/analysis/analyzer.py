@@ -171,7 +171,7 @@ class HingeAnalyzer:
                     out += [FaultRaised(f.time, f) for f in fresh]
                 rep = build_rep(s, self.profile.reps, self.profile.movement)
                 rep.faults = list(self._rep_faults)
-                rep.borderline = self.judge.borderline(s.rep.attempt)
+                rep.borderline = self.judge.take_borderline(s.rep.attempt)
                 self._rep_faults = []
                 self.reps.append(rep)
                 out.append(RepFinished(s.time, rep))

@@ -162,10 +162,10 @@ class FaultJudge:
 
     def __init__(self, profile: Profile):
         self.profile = profile
-        self.checks = frame_checks(profile)
         self.reset()
 
     def reset(self) -> None:
+        self.checks = frame_checks(self.profile)  # fresh: the squatting rule remembers floor pulls per attempt
         self._since: dict[Fault, float] = {}
         self._clear_since: dict[Fault, float] = {}
         self._raised: set[tuple[int, Fault]] = set()
@@ -187,10 +187,12 @@ class FaultJudge:
         if kept is None or event.margin > kept.margin:
             self._borderline[key] = event
 
-    def borderline(self, attempt: int) -> list[FaultEvent]:
-        """The faults of one rep attempt that held but never clearly (and were not raised later)."""
-        return sorted((e for (a, f), e in self._borderline.items() if a == attempt and (a, f) not in self._raised),
-                      key=lambda e: e.time)
+    def take_borderline(self, attempt: int) -> list[FaultEvent]:
+        """The faults of a closing rep attempt that held but never clearly (and were not raised
+        later); handed over once, so what is kept does not grow over a long session."""
+        keys = [key for key in self._borderline if key[0] == attempt]
+        events = [self._borderline.pop(key) for key in keys]
+        return sorted((e for key, e in zip(keys, events) if key not in self._raised), key=lambda e: e.time)
 
     def _tick(self, time: float) -> None:
         if self._last_time is not None and time > self._last_time:
