@@ -204,3 +204,16 @@ def test_hinge_ratio_is_one_definition_for_frames_and_bottoms():
     assert math.isnan(hinge_ratio(math.nan, 20.0)) and math.isnan(hinge_ratio(90.0, math.nan))
     frame = Angles(0.0, True, "left", 1, hip_flexion_deg=90.0, knee_flexion_deg=2.0)
     assert frame.hinge_ratio == BottomShape(90.0, 2.0, 0.0, 0.0, 0.0, 0.0).hinge_ratio == 18.0
+
+
+def test_noise_is_measured_once_there_are_frames_and_the_models_typical_wander_before():
+    from device.analysis.kinematics import TYPICAL_NOISE, Angles
+
+    fresh = Angles(0.0, True, "left", 1, hip_flexion_deg=80.0, knee_flexion_deg=20.0)
+    assert fresh.noise_of("hip_flexion_deg") == TYPICAL_NOISE["hip_flexion_deg"] == 2.0
+    measured = Angles(0.0, True, "left", 1, hip_flexion_deg=80.0, knee_flexion_deg=20.0,
+                      noise={"hip_flexion_deg": 0.5, "knee_flexion_deg": 0.4})
+    assert measured.noise_of("hip_flexion_deg") == 0.5
+    # the ratio's noise follows from both angles': 4 * hypot(0.5/80, 0.4/20)
+    assert abs(measured.noise_of("hinge_ratio") - 4 * math.hypot(0.5 / 80, 0.4 / 20)) < 1e-12
+    assert measured.noise_of("not_a_quantity") == math.inf

@@ -63,12 +63,13 @@ class Angles:
         return hinge_ratio(self.hip_flexion_deg, self.knee_flexion_deg)
 
     def noise_of(self, quantity: str) -> float:
-        """The measurement noise of one quantity on these frames; infinite when it is not known
-        yet (so nothing can look clearly past a limit on a handful of frames)."""
+        """The measurement noise of one quantity on these frames: as measured over the last second,
+        or, before there are frames enough to measure it, the model's typical wander (TYPICAL_NOISE);
+        infinite for a quantity with neither."""
         if quantity == "hinge_ratio":
             return hinge_ratio_noise(self.hip_flexion_deg, self.knee_flexion_deg,
                                      self.noise_of("hip_flexion_deg"), self.noise_of("knee_flexion_deg"))
-        return self.noise.get(quantity, math.inf)
+        return self.noise.get(quantity, TYPICAL_NOISE.get(quantity, math.inf))
 
 
 # A knee bent less than this counts as bent this much in the hinge ratio: no division blow-up.
@@ -93,6 +94,16 @@ def hinge_ratio_noise(hip: float, knee: float, hip_noise: float, knee_noise: flo
     knee_part = knee_noise / knee_used if knee > HINGE_RATIO_MIN_KNEE_DEG else 0.0
     return abs(ratio) * math.hypot(hip_part, knee_part)
 
+
+# How much one reading of each quantity moves when BlazePose's crop shifts by one pixel, measured on
+# the 21 shared side-view clips (every frame run again on the image shifted 1 px; RMS of the change,
+# its worst 5% clipped, over sqrt(2) for a difference of two readings). Stands in for the measured
+# noise until a second of frames has been seen (a clip that starts mid-lift, a Pi at 10 fps).
+TYPICAL_NOISE = {
+    "hip_flexion_deg": 2.0, "knee_flexion_deg": 2.6, "trunk_deg": 1.0, "thigh_deg": 1.7, "shin_deg": 1.5,
+    "hip_shift": 0.012, "head_offset_deg": 5.9, "load_forward": 0.014, "hands_below_knee": 0.016,
+    "hands_below_shoulder": 0.016,
+}
 
 # Fewest frames in the window for a noise estimate: the RMS of one or two residuals says nothing.
 MIN_NOISE_FRAMES = 4
