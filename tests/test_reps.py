@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from dataclasses import replace
 
 from device.analysis.analyzer import HingeAnalyzer
 from device.analysis.vocabulary import Framing, FramingChanged, Phase, RepBottom, RepFinished, RepStarted
@@ -265,3 +266,25 @@ def test_a_new_session_forgets_the_last_sessions_floor_pull():
     judge.reset()
     finding = judge.checks[Fault.SQUATTING_THE_HINGE](Moment(squat, Phase.BOTTOM, 1, attempt=1))
     assert finding is not None and finding.quantity == "hinge_ratio"
+
+
+@pytest.mark.parametrize("covered_s,counted", [(2.0, 1), (3.0, 0)])
+def test_a_plate_may_cover_the_joints_for_hidden_gap_s_without_losing_the_rep(covered_s, counted):
+    """The athlete stays in view while a plate covers hips and knees at the bottom: up to
+    hidden_gap_s (2.5 s) the rep goes on and counts; longer, it is dropped, not guessed. Nobody in
+    view for the same time drops it after max_gap_s (1 s)."""
+    assert load_profile("hinge").reps.hidden_gap_s == 2.5
+    low = Posture(hip=95, knee=20, shin=5)
+    motion = Motion().stand(1).to(low, 1.5).hold(covered_s + 1.0).to(STANDING, 1.5).stand(1.5)
+    start = 1.0 + 1.5 + 0.5
+    covered = tuple((start, start + covered_s, f"{side}_{joint}") for side in ("left", "right")
+                    for joint in ("hip", "knee"))
+    analyzer, _ = run(motion, hidden=covered)
+    # Seen again still bent over after a drop, a lift from the floor is picked up afresh: the rep
+    # that began before the cover is the one that counts or is dropped.
+    assert sum(rep.start_time < start for rep in analyzer.reps) == counted
+    if counted:  # the same gap with nobody in view is too long
+        gone = Motion().stand(1).to(low, 1.5).hold(0.5).to(replace(low, present=False), 0.001).hold(covered_s) \
+            .to(low, 0.001).hold(0.5).to(STANDING, 1.5).stand(1.5)
+        analyzer, _ = run(gone)
+        assert sum(rep.start_time < 1.5 for rep in analyzer.reps) == 0

@@ -117,7 +117,7 @@ class HingeAnalyzer:
         if changed is not None:
             events.append(changed)
         usable = view.framing is Framing.OK
-        signals = self.counter.update(angles, usable)
+        signals = self.counter.update(angles, usable, hidden=view.framing is Framing.UNRELIABLE)
         closing = [s for s in signals if isinstance(s, Finished)]
         events += self._route([s for s in signals if not isinstance(s, Finished)])
         if usable and not self.oblique:

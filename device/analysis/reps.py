@@ -4,7 +4,8 @@ Hysteresis everywhere: a rep starts only once the hips bend `start_deg` (above t
 counts as standing), counts only if it reaches `depth_deg`, and its bottom is confirmed only when the
 hips come back `rise_deg` from the deepest point (a pause on the way down, at the knees say, is not
 the bottom; a pause at the bottom shows as the BOTTOM phase). A dip that never reaches depth is a
-half rep and is dropped; so is a rep during which the athlete is out of view for over `max_gap_s`.
+half rep and is dropped; so is a rep during which the athlete is out of view for over `max_gap_s`
+(`hidden_gap_s` when the athlete stays in view and a plate or bar covers the joints).
 A rep that never returns to standing is not counted.
 
 Someone first seen already at depth (a clip that starts with the bar on the floor, or an athlete who
@@ -145,6 +146,7 @@ class RepCounter:
         self.count = 0
         self._attempts = 0
         self._last_seen: Optional[float] = None
+        self._last_present: Optional[float] = None  # last frame with the athlete in view, joints covered or not
         self._rest = math.inf
         self._rest_time = NAN
         self._onset_time = NAN
@@ -178,11 +180,14 @@ class RepCounter:
         if h >= self.config.depth_deg:
             rep.reached_depth = True
 
-    def update(self, angles: Angles, usable: bool) -> list[CounterEvent]:
-        """Feed one frame; `usable` is False for frames that must not count (framing not OK)."""
+    def update(self, angles: Angles, usable: bool, hidden: bool = False) -> list[CounterEvent]:
+        """Feed one frame; `usable` is False for frames that must not count (framing not OK);
+        `hidden`: not usable, but the athlete is in view with the joints covered (a plate, a bar)."""
         if not usable or math.isnan(angles.hip_flexion_deg):
+            if hidden:
+                self._last_present = angles.time
             return self._while_unseen(angles.time)
-        self._last_seen = angles.time
+        self._last_seen = self._last_present = angles.time
         if self.rep is not None:
             self._record(self.rep, angles)
         match self.state:
@@ -200,14 +205,17 @@ class RepCounter:
 
     def _while_unseen(self, time: float) -> list[CounterEvent]:
         """A frame that does not count. Out of sight `settle_s` after reaching the top, the rep is done;
-        anywhere else, out of sight over `max_gap_s` drops it."""
+        anywhere else, out of sight over `max_gap_s` drops it, and so do joints covered (the athlete
+        in view) for over `hidden_gap_s` in all."""
         out: list[CounterEvent] = []
         if self.state is State.TOP and self._last_seen is not None and time - self._last_seen >= self.config.settle_s:
             # Back at the top and then out of sight (walked off, turned): the rep is done, and
             # what comes next is seen afresh.
             out = self._close_or_drop(time)
             self._reacquire()
-        elif self._last_seen is not None and time - self._last_seen > self.config.max_gap_s:
+        elif self._last_seen is not None and (
+                time - self._last_seen > self.config.hidden_gap_s
+                or time - max(self._last_seen, self._last_present or self._last_seen) > self.config.max_gap_s):
             out = self._drop(time, "out of view")
             self._reacquire()
         return out

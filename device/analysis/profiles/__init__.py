@@ -65,6 +65,7 @@ class RepsTable(Table):
     settle_s: float = Field(ge=0)
     lockout_wait_s: float = Field(gt=0)
     max_gap_s: float = Field(gt=0)
+    hidden_gap_s: float = Field(gt=0, description="how long the joints may be covered, the athlete still in view, before a rep is dropped")
     acquire_s: float = Field(ge=0, description="how long someone first seen at depth must stay there to start a rep")
     min_rep_s: float = Field(ge=0, description="a down-and-up quicker than this is a glitch, not a rep")
     count_rising_at_end: float = Field(gt=0, le=1, description="share of the way up that counts a rep cut off by the end of a clip")
