@@ -178,6 +178,7 @@ class HingeAnalyzer:
             elif isinstance(s, Dropped):
                 log.debug("rep %d dropped at %.2f s: %s", s.rep.index, s.time, s.reason)
                 self._rep_faults = []
+                self.judge.take_borderline(s.rep.attempt)  # not a rep: nothing to log them with
         return out
 
     def _current(self) -> Angles:
