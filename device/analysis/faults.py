@@ -19,7 +19,7 @@ from typing import Callable, Optional
 from device.analysis.vocabulary import Fault, FaultEvent, Phase
 from device.analysis.kinematics import Angles
 from device.analysis.profiles import FaultsTable, MovementTable, Profile
-from device.analysis.reps import BottomShape
+from device.analysis.reps import BottomShape, movement_verdict
 
 MOVING = (Phase.LOWERING, Phase.BOTTOM, Phase.RISING)
 
@@ -140,17 +140,14 @@ def frame_checks(profile: Profile) -> dict[Fault, Check]:
 
 
 def bottom_squat_finding(shape: BottomShape, movement: MovementTable) -> Optional[Finding]:
-    """A rep whose bottom looked like a squat (the per-rep verdict, from medians over the deepest
-    frames) squats the hinge: hips down at knee height, or knees bent as much as the hips with the
-    trunk upright. A load held at or below the knees is a floor pull, never a squat."""
-    if shape.hands_below_knee >= movement.load_hands_below_knee:
+    """A rep whose bottom looked like a squat (the per-rep movement verdict, from medians over the
+    deepest frames) squats the hinge. The evidence is the hips at knee height where they are, else
+    the squat pattern's hinge ratio (the verdict decides; this only names what decided it)."""
+    if movement_verdict(shape, movement) != "squat":
         return None
     if shape.thigh >= movement.hips_at_knee_thigh_deg:
         return Finding(shape.thigh, movement.hips_at_knee_thigh_deg, "thigh_deg")
-    if (shape.hinge_ratio <= movement.squat_max_hinge_ratio and shape.trunk <= movement.squat_max_trunk_deg
-            and shape.knee >= movement.squat_min_knee_deg):
-        return Finding(shape.hinge_ratio, movement.squat_max_hinge_ratio, "hinge_ratio", sense=-1)
-    return None
+    return Finding(shape.hinge_ratio, movement.squat_max_hinge_ratio, "hinge_ratio", sense=-1)
 
 
 class FaultJudge:
