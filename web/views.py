@@ -63,14 +63,10 @@ def is_counted(rep: dict[str, Any]) -> bool:
     return not any(c["kind"] == "not_a_rep" for c in rep["corrections"])
 
 
-def fault_out(row: dict[str, Any], rep_started_at: float) -> FaultOut:
-    return FaultOut(id=row["id"], name=row["name"], cue=row["cue"], at=row["at"], t_rel_s=row["at"] - rep_started_at,
-                    value=row["value"], threshold=row["threshold"], margin=row.get("margin"), noise=row.get("noise"))
-
-
-def borderline_out(item: dict[str, Any], rep_started_at: float) -> BorderlineOut:
-    return BorderlineOut(name=item["name"], cue=item["cue"], at=item["at"], t_rel_s=item["at"] - rep_started_at,
-                         value=item["value"], threshold=item["threshold"], margin=item["margin"], noise=item["noise"])
+def fault_out(row: dict[str, Any], rep_started_at: float, shape: type[FaultOut] = FaultOut) -> FaultOut:
+    """A fault row, or (shape=BorderlineOut) a borderline fault kept beside its rep, which has no id."""
+    return shape(id=row.get("id"), name=row["name"], cue=row["cue"], at=row["at"], t_rel_s=row["at"] - rep_started_at,
+                 value=row["value"], threshold=row["threshold"], margin=row.get("margin"), noise=row.get("noise"))
 
 
 def rep_brief(rep: dict[str, Any]) -> RepBrief:
@@ -89,7 +85,7 @@ def rep_out(rep: dict[str, Any]) -> RepOut:
         lowering_s=rep["lowering_s"], rising_s=rep["rising_s"], trunk_angle_at_bottom_deg=rep["trunk_angle_at_bottom_deg"],
         hip_shift_at_bottom=rep["hip_shift_at_bottom"], side=rep["side"], movement=rep["movement"],
         corrections=rep["corrections"], counted=is_counted(rep), corrected_faults=corrected_faults(rep),
-        trace=rep["trace"], borderline=[borderline_out(b, rep["started_at"]) for b in rep.get("borderline", [])],
+        trace=rep["trace"], borderline=[fault_out(b, rep["started_at"], BorderlineOut) for b in rep.get("borderline", [])],
     )
 
 
