@@ -27,7 +27,7 @@ from device.capture.base import Frame, FrameSource
 from device.commands.perturb import PERTURBATIONS, Perturbation
 from device.commands.tables import print_table, write_json
 from device.config import Settings
-from device.fileio import sha256_of
+from device.fileio import json_line, sha256_of
 from device.pose.engine import PoseEngine, iter_poses
 from device.pose.landmarks import Pose
 from device.pose.model_files import resolve_models
@@ -78,7 +78,7 @@ class PoseCache:
         tmp = path.with_suffix(".tmp")
         with tmp.open("w") as fh:
             for pose in poses:
-                fh.write(json.dumps(pose.to_dict(), separators=(",", ":")) + "\n")
+                fh.write(json_line(pose.to_dict()) + "\n")
         tmp.replace(path)
 
 
