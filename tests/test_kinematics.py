@@ -217,3 +217,53 @@ def test_noise_is_measured_once_there_are_frames_and_the_models_typical_wander_b
     # the ratio's noise follows from both angles': 4 * hypot(0.5/80, 0.4/20)
     assert abs(measured.noise_of("hinge_ratio") - 4 * math.hypot(0.5 / 80, 0.4 / 20)) < 1e-12
     assert measured.noise_of("not_a_quantity") == math.inf
+    assert measured.noise_measured("hip_flexion_deg") and not fresh.noise_measured("hip_flexion_deg")
+    assert measured.noise_measured("hinge_ratio") and not fresh.noise_measured("hinge_ratio")
+
+
+def _meter_reading(fps: float, noise_rms: float, seed: int = 5) -> float:
+    """The NoiseMeter's last reading over a fast squat (hips 0 -> 146 -> 0 degrees in 0.9 s, again
+    and again) sampled at `fps`, with white noise of `noise_rms` added."""
+    from device.analysis.kinematics import NoiseMeter
+
+    rng = np.random.default_rng(seed)
+    meter = NoiseMeter(window_s=1.0)
+    level = math.inf
+    for i in range(int(3 * fps)):
+        t = i / fps
+        level = meter.add(t, 73.0 * (1 - math.cos(2 * math.pi * t / 0.9)) + rng.normal(0.0, noise_rms))
+    return level
+
+
+@pytest.mark.parametrize("fps", [30, 15, 10])
+def test_the_noise_meter_reads_the_models_wander_not_the_movement(fps):
+    """A fast squat itself must not read as noise, even at a Pi's 10 fps (a line through the two
+    neighbours took ~15 degrees of it there and hid every fault in the lift); white noise of RMS 2
+    on the same movement reads as about 2."""
+    assert _meter_reading(fps, 0.0) < (2.2 if fps == 10 else 0.6)
+    assert 1.4 < _meter_reading(fps, 2.0) < (3.2 if fps == 10 else 2.6)
+
+
+def test_the_noise_meter_needs_four_departures_and_forgets_after_its_window():
+    from device.analysis.kinematics import MIN_NOISE_FRAMES, NoiseMeter
+
+    meter = NoiseMeter(window_s=1.0)
+    readings = [meter.add(i / 10, (-1.0) ** i) for i in range(12)]
+    first = 4 + MIN_NOISE_FRAMES - 1  # the first departure needs 5 readings
+    assert all(math.isinf(r) for r in readings[:first]) and math.isfinite(readings[first])
+    meter.add(5.0, 0.0)  # four seconds later: everything before has left the window
+    assert math.isinf(meter.add(5.1, 0.0))
+
+
+def test_repeated_frames_do_not_read_as_certainty():
+    """A still athlete rendered without noise (as repeated frames would read): the measured wander
+    is zero, but the reading's resolution (a pixel at each end of a bone half a leg long) is kept
+    as the least noise, so a fault a hair past its limit cannot look clear."""
+    from device.analysis.kinematics import AngleTracker
+
+    tracker = AngleTracker(load_profile("hinge").kinematics)
+    angles = [tracker.update(p) for p in Motion().stand(2.0).render(fps=30, noise_px=0.0)][-1]
+    leg_px = tracker._leg_px
+    assert leg_px and 100 < leg_px < 1000
+    assert angles.noise["hip_flexion_deg"] == pytest.approx(math.degrees(math.sqrt(2) / (leg_px / 2)))
+    assert angles.noise["hip_shift"] == pytest.approx(math.sqrt(2) / leg_px)

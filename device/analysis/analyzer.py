@@ -113,6 +113,7 @@ class HingeAnalyzer:
         self.angles = angles = self.tracker.update(pose)
         view = classify(pose, angles, self.profile.framing)
         self.oblique = self.view_meter.update(pose)
+        self.judge.view_known = self.view_meter.known and not self.oblique
         changed = self.framing_monitor.update(view, t)
         if changed is not None:
             events.append(changed)
@@ -171,7 +172,8 @@ class HingeAnalyzer:
                     out += [FaultRaised(f.time, f) for f in fresh]
                 rep = build_rep(s, self.profile.reps, self.profile.movement)
                 rep.faults = list(self._rep_faults)
-                rep.borderline = self.judge.take_borderline(s.rep.attempt)
+                borderline = self.judge.take_borderline(s.rep.attempt)
+                rep.borderline = [] if self.oblique else borderline  # an oblique view judges nothing
                 self._rep_faults = []
                 self.reps.append(rep)
                 out.append(RepFinished(s.time, rep))

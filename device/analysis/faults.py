@@ -52,6 +52,7 @@ class Finding:
 
 
 Check = Callable[[Moment], Optional[Finding]]
+Decide = Callable[[Angles], Optional[tuple[Finding, float]]]
 
 
 def _hip(m: Moment) -> float:
@@ -83,7 +84,10 @@ def frame_checks(profile: Profile) -> dict[Fault, Check]:
             # hips at knee height (above) make it one. (Shins "far forward" cannot be told apart:
             # the model reads 45-54 degrees of shin on good floor pulls, as much as on squats.)
             return None
-        if r.max_knee_deg is not None and a.knee_flexion_deg > r.max_knee_deg:
+        if (r.max_knee_deg is not None and a.knee_flexion_deg > r.max_knee_deg
+                and a.hands_below_knee < r.floor_hands_below_knee):
+            # Only with the hands seen above the knees: hidden hands (behind plates, the body) may
+            # be holding a load at the floor, where bent knees are the lift.
             return Finding(a.knee_flexion_deg, r.max_knee_deg, "knee_flexion_deg")
         if (a.hinge_ratio < r.min_hinge_ratio and a.trunk_deg <= r.ratio_max_trunk_deg
                 and a.knee_flexion_deg >= r.ratio_min_knee_deg):
@@ -155,7 +159,18 @@ class FaultJudge:
     evidence is clear: the deciding value past the limit by more than its noise band (the
     profile's `clear_margin_sigmas` times the value's own measured noise) on every frame of the
     hold. A fault that held but never clearly is kept as borderline for the rep: logged with its
-    value, limit and margin, never buzzed. Prefer silence to a wrong buzz."""
+    value, limit and margin, never buzzed. Prefer silence to a wrong buzz.
+
+    Until a quantity's noise has been measured (the first frames of a clip, fewer at a Pi's
+    10 fps) its band is the model's typical wander, a cautious stand-in. A fault that held only
+    under that stand-in is judged again, within the same rep, as soon as the noise is measured on
+    frames that include the hold: the weakest frame of the hold must clear the measured band. So
+    a lift that starts at its bottom is judged the same at 10 fps as at 30, a little later.
+
+    Likewise while the camera's view is not yet known (`view_known` False: a clip that starts
+    with the athlete bent over, before any upright frame has shown whether the camera is side-on)
+    nothing buzzes: what held is judged again once the view is known side-on, and let go if the
+    rep closes first. The analyzer never calls the judge on an oblique view."""
 
     def __init__(self, profile: Profile):
         self.profile = profile
@@ -167,6 +182,12 @@ class FaultJudge:
         self._clear_since: dict[Fault, float] = {}
         self._raised: set[tuple[int, Fault]] = set()
         self._borderline: dict[tuple[int, Fault], FaultEvent] = {}
+        self._held: dict[Fault, list[tuple[float, Finding]]] = {}  # per fault, its current hold's frames
+        self._assumed: set[Fault] = set()  # faults whose current hold was judged on assumed noise
+        # Held faults waiting for measured noise or a known view: (quantities, decide, rep index), where
+        # decide(angles) gives the clear (finding, band) on the angles of a later frame, or None.
+        self._pending: dict[tuple[int, Fault], tuple[frozenset[str], Decide, int]] = {}
+        self.view_known = True  # the analyzer's ViewMeter has said the camera is side-on
         self._last_time: Optional[float] = None
         self.frame_s = math.nan  # the usual time between frames, for the timing faults' resolution
 
@@ -187,6 +208,8 @@ class FaultJudge:
     def take_borderline(self, attempt: int) -> list[FaultEvent]:
         """The faults of a closing rep attempt that held but never clearly (and were not raised
         later); handed over once, so what is kept does not grow over a long session."""
+        for key in [k for k in self._pending if k[0] == attempt]:
+            del self._pending[key]
         keys = [key for key in self._borderline if key[0] == attempt]
         events = [self._borderline.pop(key) for key in keys]
         return sorted((e for key, e in zip(keys, events) if key not in self._raised), key=lambda e: e.time)
@@ -197,20 +220,67 @@ class FaultJudge:
             self.frame_s = dt if math.isnan(self.frame_s) else 0.9 * self.frame_s + 0.1 * dt
         self._last_time = time
 
+    @staticmethod
+    def _clear_stretch(held: list[tuple[float, Finding]], band_of: Callable[[str], float],
+                       hold: float) -> Optional[tuple[Finding, float]]:
+        """The weakest frame of the first hold-long stretch of `held` that is past its limit by
+        more than its quantity's band on every frame, with that band; None when there is none.
+        (One rule may decide on different quantities from frame to frame: the squat's thigh, knee
+        or hinge ratio.)"""
+        start: Optional[int] = None
+        for i, (time, finding) in enumerate(held):
+            if finding.margin <= band_of(finding.quantity):
+                start = None
+                continue
+            start = i if start is None else start
+            if time - held[start][0] >= hold:
+                weakest = min((f for _, f in held[start:i + 1]), key=lambda f: f.margin / band_of(f.quantity))
+                return weakest, band_of(weakest.quantity)
+        return None
+
+    def _hold_decider(self, held: list[tuple[float, Finding]], hold: float) -> Decide:
+        def decide(angles: Angles) -> Optional[tuple[Finding, float]]:
+            return self._clear_stretch(held, lambda quantity: self._band(angles.noise_of(quantity)), hold)
+        return decide
+
+    def _judge_pending(self, m: Moment) -> list[FaultEvent]:
+        """Faults held on assumed noise or an unknown view, judged again once the noise is measured
+        and the view is known."""
+        out = []
+        for key in [k for k in self._pending if k[0] == m.attempt]:
+            quantities, decide, rep_index = self._pending[key]
+            if key in self._raised:
+                del self._pending[key]
+            elif self.view_known and all(m.angles.noise_measured(q) for q in quantities):
+                del self._pending[key]
+                clear = decide(m.angles)
+                if clear is not None:
+                    self._raised.add(key)
+                    out.append(self._event(key[1], clear[0], m.angles.time, rep_index, clear[1], borderline=False))
+        return out
+
+    def _end_hold(self, fault: Fault) -> None:
+        self._since.pop(fault, None)
+        self._clear_since.pop(fault, None)
+        self._held.pop(fault, None)
+        self._assumed.discard(fault)
+
     def observe(self, m: Moment) -> list[FaultEvent]:
         """Judge one usable frame."""
         self._tick(m.angles.time)
-        out = []
+        out = self._judge_pending(m)
         for fault, check in self.checks.items():
             finding = check(m) if m.rep_index is not None else None
             if finding is None:
-                self._since.pop(fault, None)
-                self._clear_since.pop(fault, None)
+                self._end_hold(fault)
                 continue
             now = m.angles.time
             band = self._band(m.angles.noise_of(finding.quantity))
             since = self._since.setdefault(fault, now)
-            if finding.margin > band:
+            self._held.setdefault(fault, []).append((now, finding))
+            if not (self.view_known and m.angles.noise_measured(finding.quantity)):
+                self._assumed.add(fault)
+            if finding.margin > band and self.view_known:
                 clear_since = self._clear_since.setdefault(fault, now)
             else:
                 self._clear_since.pop(fault, None)
@@ -224,21 +294,28 @@ class FaultJudge:
                 out.append(self._event(fault, finding, now, m.rep_index, band, borderline=False))
             elif now - since >= hold:
                 self._keep_borderline(key, self._event(fault, finding, now, m.rep_index, band, borderline=True))
+                if fault in self._assumed:
+                    held = list(self._held[fault])
+                    quantities = frozenset(f.quantity for _, f in held)
+                    self._pending[key] = (quantities, self._hold_decider(held, hold), m.rep_index)
         return out
 
     def interrupt(self) -> None:
         """A frame that could not be judged breaks every fault's hold."""
-        self._since.clear()
-        self._clear_since.clear()
+        for fault in list(self._since):
+            self._end_hold(fault)
 
     def _once(self, fault: Fault, finding: Finding, band: float, time: float, rep_index: int, attempt: int) -> list[FaultEvent]:
         key = (attempt, fault)
         if not self.profile.faults.enabled(fault) or key in self._raised:
             return []
-        if finding.margin > band:
+        if finding.margin > band and self.view_known:
             self._raised.add(key)
             return [self._event(fault, finding, time, rep_index, band, borderline=False)]
         self._keep_borderline(key, self._event(fault, finding, time, rep_index, band, borderline=True))
+        if not self.view_known and finding.margin > band:
+            # Clear, but on a view not yet known to be side-on: raised once it is (same evidence).
+            self._pending[key] = (frozenset(), lambda angles: (finding, band), rep_index)
         return []
 
     def at_bottom(self, lowering_s: float, shape: BottomShape, angles: Angles, time: float, rep_index: int,

@@ -91,6 +91,7 @@ class ViewMeter:
     def reset(self) -> None:
         self._widths: deque[tuple[float, float]] = deque()
         self.oblique = False
+        self.known = False  # whether any upright frames have shown the view yet
 
     def update(self, pose: Pose) -> bool:
         width = upright_hip_width(pose) if pose.found else None
@@ -99,6 +100,7 @@ class ViewMeter:
         while self._widths and pose.timestamp - self._widths[0][0] > self.config.view_window_s:
             self._widths.popleft()
         if len(self._widths) >= 3:
+            self.known = True
             level = float(np.median([w for _, w in self._widths]))
             if level >= self.config.oblique_hip_ratio:
                 self.oblique = True

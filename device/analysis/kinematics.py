@@ -71,6 +71,12 @@ class Angles:
                                      self.noise_of("hip_flexion_deg"), self.noise_of("knee_flexion_deg"))
         return self.noise.get(quantity, TYPICAL_NOISE.get(quantity, math.inf))
 
+    def noise_measured(self, quantity: str) -> bool:
+        """Whether `noise_of(quantity)` was measured on these frames rather than assumed."""
+        if quantity == "hinge_ratio":
+            return "hip_flexion_deg" in self.noise and "knee_flexion_deg" in self.noise
+        return quantity in self.noise
+
 
 # A knee bent less than this counts as bent this much in the hinge ratio: no division blow-up.
 HINGE_RATIO_MIN_KNEE_DEG = 5.0
@@ -111,15 +117,21 @@ MIN_NOISE_FRAMES = 4
 
 class NoiseMeter:
     """How much the model's reading of one quantity wanders from frame to frame, over a sliding
-    time window: the RMS of each reading's departure from the straight line through its two
-    neighbours (for white noise of RMS s that departure has RMS s*sqrt(1.5) at even spacing),
-    rescaled to s. A line through the neighbours follows the movement itself, so a fast hinge is
-    not mistaken for noise; BlazePose's own wander (degrees when its crop shifts a pixel, more
-    behind a plate) is what is left. Measured where the fault is judged rather than assumed."""
+    time window: the RMS of each reading's departure from the cubic through its four neighbours
+    (two before, two after), rescaled to the RMS of white noise (for noise of RMS s the departure
+    has RMS s*sqrt(1 + sum of the cubic's weights squared), 1.94 s at even spacing).
+
+    A cubic follows the movement itself even at a Pi's 10 fps: over a fast squat (a 0.9 s rep) the
+    motion leaks about 2 degrees into it there, against about 15 for a line through the two next
+    neighbours, which took a fast lift at 10 fps for noise and hid every fault in it. BlazePose's own
+    wander (degrees when its crop shifts a pixel, more behind a plate) is what is left. Measured
+    where the fault is judged rather than assumed."""
+
+    SPAN = 5  # readings per departure: the middle one and its four neighbours
 
     def __init__(self, window_s: float):
         self.window_s = window_s
-        self._readings: deque[tuple[float, float]] = deque(maxlen=3)
+        self._readings: deque[tuple[float, float]] = deque(maxlen=self.SPAN)
         self._departures: deque[tuple[float, float]] = deque()  # (time, squared departure / expected factor)
         self._sum_sq = 0.0
 
@@ -128,17 +140,30 @@ class NoiseMeter:
         self._departures.clear()
         self._sum_sq = 0.0
 
+    def _departure(self) -> Optional[tuple[float, float]]:
+        """(time, squared departure over its white-noise factor) of the middle reading, or None
+        when two readings share a time (no cubic through them)."""
+        points = list(self._readings)
+        t_mid, x_mid = points.pop(self.SPAN // 2)
+        fitted, weights_sq = 0.0, 0.0
+        for i, (ti, xi) in enumerate(points):
+            weight = 1.0
+            for j, (tj, _) in enumerate(points):
+                if j != i:
+                    if tj == ti:
+                        return None
+                    weight *= (t_mid - tj) / (ti - tj)
+            fitted += weight * xi
+            weights_sq += weight * weight
+        departure = x_mid - fitted
+        return t_mid, departure * departure / (1.0 + weights_sq)
+
     def add(self, time: float, value: float) -> float:
         """Feed one raw reading; returns the noise RMS, or inf while there are too few readings."""
         self._readings.append((time, value))
-        if len(self._readings) == 3:
-            (t0, x0), (t1, x1), (t2, x2) = self._readings
-            if t2 > t0:
-                w = (t1 - t0) / (t2 - t0)
-                departure = x1 - (x0 + (x2 - x0) * w)
-                sq = departure * departure / (1.0 + w * w + (1.0 - w) ** 2)
-                self._departures.append((t1, sq))
-                self._sum_sq += sq
+        if len(self._readings) == self.SPAN and (found := self._departure()) is not None:
+            self._departures.append(found)
+            self._sum_sq += found[1]
         while self._departures and time - self._departures[0][0] > self.window_s:
             self._sum_sq -= self._departures.popleft()[1]
         if len(self._departures) < MIN_NOISE_FRAMES:
@@ -472,6 +497,16 @@ class AngleTracker:
             self.facing = 1 if self._facing_score > 0 else -1
         return self.facing
 
+    def _resolution(self, quantity: str) -> float:
+        """The finest change a reading can show: a pixel at each end of a bone half a leg long (an
+        angle), or of a leg length (a distance in leg lengths). A clip with repeated frames (a web
+        video's 24 fps stretched to 30) reads less wander than that; it is not more certain."""
+        if not self._leg_px:
+            return 0.0
+        if SMOOTHED[quantity] == 1.0:
+            return math.degrees(math.sqrt(2) / (self._leg_px / 2))
+        return math.sqrt(2) / self._leg_px
+
     def update(self, pose: Pose) -> Angles:
         if not pose.found:
             return Angles(pose.timestamp, False, self.side, self.facing)
@@ -498,6 +533,6 @@ class AngleTracker:
                 smoothed[name] = flt(value, raw.time)
                 level = self._noise[name].add(raw.time, value)
                 if math.isfinite(level):
-                    noise[name] = level
+                    noise[name] = max(level, self._resolution(name))
         return replace(raw, noise=noise, **smoothed)
 
