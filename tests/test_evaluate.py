@@ -317,6 +317,52 @@ def test_good_lifts_stay_quiet(shared_evaluation):
     assert {r.label.clip: sorted(f.value for f in r.faults) for r in good if r.faults} == {}
 
 
+# Each labelled clip's faults under its drill: (raised, missed). Listed exactly, so a new miss, a
+# fixed miss or a new false alarm each fails. Why each miss is left (ANALYSIS.md has the values):
+# bad010: the hips reach knee height only for a moment (thigh 86-88 against 85 for 0.13 s, less
+#   than the 0.2 s hold, and 2.9 past against a noise band of 4.1): too close to call, so silent.
+# bad011: the thigh never passes 44 and the knee 59 (hips far above the knees at the floor): we
+#   think its squatting label is wrong.
+# bad007/bad013 rounded_back: a lower back rounding between hip and shoulder bends no line the
+#   landmarks draw (there is no spine point); the proxies (trunk past 90, upper-back sag) stay in.
+# bad007/bad013 lockout and load faults: not measurable to the needed precision in 2D (a bar 2-3 cm
+#   ahead is within the wrist landmark's wander; the last frames are cut).
+# rear-oblique and front clips are not judged at all (foreshortened angles): never buzzed.
+FAULTS_UNDER_DRILL = {
+    "formfit_squat_side.mp4": ({"squatting_the_hinge"}, set()),
+    "kmoir_squat_side_oblique_1rep.mp4": ({"squatting_the_hinge"}, set()),
+    "bichraix_deadlift_side_bad007_rounded_back.mp4": (set(), {"incomplete_lockout", "load_away_from_body", "rounded_back"}),
+    "bichraix_deadlift_side_bad010_squatting_hips_low.mp4": (set(), {"squatting_the_hinge"}),
+    "bichraix_deadlift_side_bad011_rounding_back.mp4": ({"rounded_back"}, {"squatting_the_hinge"}),
+    "bichraix_deadlift_side_bad013_hyperextend_lockout.mp4": (
+        set(), {"incomplete_lockout", "rounded_back", "load_away_from_body", "overextended_lockout"}),
+    "jeffchen_deadlift_side_bad_rounded_head_down_1rep.mp4": ({"head_not_neutral", "rounded_back"}, set()),
+    "rohanx01_bw_squat_side_multi.mp4": ({"squatting_the_hinge"}, set()),
+    "bodyweight_squat_side_2reps.mp4": ({"squatting_the_hinge"}, set()),
+    "back_squat_rear_oblique_2reps_studio.mp4": (set(), {"squatting_the_hinge"}),
+    "back_squat_side_plate_occluded_1rep_a.mp4": ({"squatting_the_hinge"}, set()),
+    "back_squat_side_plate_occluded_1rep_b.mp4": ({"squatting_the_hinge"}, set()),
+    "bw_squat_side_src_incorrect_a.mp4": ({"squatting_the_hinge"}, set()),
+    "bw_squat_side_src_incorrect_b.mp4": ({"squatting_the_hinge"}, set()),
+    "bw_squat_front_src_incorrect.mp4": (set(), {"squatting_the_hinge"}),
+}
+
+
+def test_each_labelled_fault_is_raised_on_its_clip_under_its_drill_or_is_a_listed_miss(clips_dir, clip_poses):
+    labels = read_labels(clips_dir / "labels.csv")
+    result = evaluate(labels, lambda path: list(clip_poses(path.name)), drill_profiles(labels, "hinge"))
+    found = {}
+    for r in result.results:
+        raised = {f.value for f in r.faults}
+        if r.label.faults:
+            labelled = {f.value for f in r.label.faults}
+            found[r.label.clip] = (raised & labelled, labelled - raised)
+            assert raised <= labelled, f"{r.label.clip}: raised {raised - labelled}, not labelled"
+        else:
+            assert raised == set(), f"{r.label.clip} is labelled good but raised {raised}"
+    assert found == FAULTS_UNDER_DRILL
+
+
 def test_rep_records_from_real_clips_are_complete(shared_evaluation):
     for result in shared_evaluation.results:
         for rep in result.reps:

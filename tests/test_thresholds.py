@@ -191,12 +191,23 @@ def first_seen_at_depth_for(seconds: float) -> int:
 
 
 def away_mid_rep_for(gap_s: float) -> int:
+    """Nobody in view for `gap_s` half way up (hips at 60 on the rise), then the rest of the rise."""
+    half_up = bottom(60)
+    motion = (Motion().stand(1).to(bottom(90), 1.5).hold(0.5).to(half_up, 0.5)
+              .to(replace(half_up, present=False), 0.001).hold(gap_s)
+              .to(half_up, 0.001).hold(0.5).to(STANDING, 1.0).stand(1.5))
+    analyzer, _ = analyse(motion)
+    # Back in view still bent over, a new rep may be picked up as if from the floor; the one that
+    # began before the gap is the one that counts or is dropped.
+    return sum(rep.start_time < 1.5 for rep in analyzer.reps)
+
+
+def vanished_at_bottom_for(gap_s: float) -> int:
+    """Nobody in view for `gap_s` at the bottom (the model lost the body behind the plates)."""
     low = bottom(90)
     motion = (Motion().stand(1).to(low, 1.5).hold(0.5).to(replace(low, present=False), 0.001).hold(gap_s)
               .to(low, 0.001).hold(0.5).to(STANDING, 1.5).stand(1.5))
     analyzer, _ = analyse(motion)
-    # Back in view still bent over, a new rep is picked up from the floor; the one that began
-    # before the gap is the one that counts or is dropped.
     return sum(rep.start_time < 1.5 for rep in analyzer.reps)
 
 
@@ -233,6 +244,7 @@ REP_CASES = [
     Case("reps.min_rep_s", 0.5, 0.07, 0.567, 0.433, quick_rep_counted, 1, 0),
     Case("reps.acquire_s", 0.2, 0.04, 0.24, 0.16, first_seen_at_depth_for, 1, 0),
     Case("reps.max_gap_s", 1.0, 0.2, 0.8, 1.2, away_mid_rep_for, 1, 0),
+    Case("reps.hidden_gap_s", 2.5, 0.5, 2.0, 3.0, vanished_at_bottom_for, 1, 0),
     Case("reps.count_rising_at_end", 0.5, 0.1, 0.6, 0.4, cut_while_rising_at, 1, 0),
 ]
 
@@ -276,8 +288,15 @@ def squat_checked_from(hip: float) -> bool:  # knee 45, ratio ~1, trunk ~hip - 2
     return fault_on(SQUAT, bottom(depth=hip, knee=45, shin=20, hands="chest"), tuned(**FRAME_RULE_ONLY), hands="chest")
 
 
-def squat_by_thigh_frames(thigh: float) -> bool:  # ratio 1.4: only the thigh can make it a squat
-    return fault_on(SQUAT, bottom(depth=140, knee=100, shin=100 - thigh, hands="chest"), tuned(**FRAME_RULE_ONLY),
+def squat_by_thigh_frames(thigh: float) -> bool:  # ratio 1.4, knees under 90: only the thigh can make it a squat
+    return fault_on(SQUAT, bottom(depth=120, knee=86, shin=86 - thigh, hands="chest"), tuned(**FRAME_RULE_ONLY),
+                    hands="chest")
+
+
+def squat_by_knee_past_max(knee: float) -> bool:
+    """Hips high (hip 140: ratio >= 1.47, trunk >= 70), thigh 25 short of the knee (< 85), hands at
+    the chest: only the knee limit can call it a squat."""
+    return fault_on(SQUAT, bottom(depth=140, knee=knee, shin=25, hands="chest"), tuned(**FRAME_RULE_ONLY),
                     hands="chest")
 
 
@@ -418,6 +437,7 @@ FAULT_CASES = [
     Case("faults.squatting_the_hinge.hold_s", 0.2, 0.04, 0.16, 0.24, squat_hold_runs, False, True),
     Case("faults.squatting_the_hinge.check_from_hip_deg", 40, 3, 37, 43, squat_checked_from, False, True),
     Case("faults.squatting_the_hinge.max_thigh_deg", 85, 4, 81, 89, squat_by_thigh_frames, False, True),
+    Case("faults.squatting_the_hinge.max_knee_deg", 90, 5, 85, 95, squat_by_knee_past_max, False, True),
     Case("faults.squatting_the_hinge.min_hinge_ratio", 1.3, 0.1, 1.4, 1.2, squat_by_ratio_frames, False, True),
     Case("faults.squatting_the_hinge.ratio_max_trunk_deg", 45, 4, 49, 41, squat_by_trunk_frames, False, True),
     Case("faults.squatting_the_hinge.ratio_min_knee_deg", 40, 4, 36, 44, squat_by_knee_frames, False, True),
@@ -565,3 +585,14 @@ def test_threshold_is_pinned(case: Case):
     assert case.when_inside != case.when_outside
     assert case.observe(case.inside) == case.when_inside, f"{case.path}: inside value {case.inside}"
     assert case.observe(case.outside) == case.when_outside, f"{case.path}: outside value {case.outside}"
+
+
+def test_the_knee_limit_needs_the_hands_seen_above_the_knees():
+    """Knees at 105 (15 past the hinge's 90; hip 150, ratio 1.43, thigh 80) call it a squat only
+    with the wrists seen: hidden (behind plates, the body) they may be holding a load at the floor,
+    where bent knees are the lift."""
+    low = bottom(depth=150, knee=105, shin=25, hands="chest")
+    assert fault_on(SQUAT, low, tuned(**FRAME_RULE_ONLY), hands="chest")
+    wrists = tuple((0.0, 60.0, f"{side}_wrist") for side in ("left", "right"))
+    _, events = analyse(held_rep(low, hands="chest"), tuned(**FRAME_RULE_ONLY), hidden=wrists)
+    assert not raised(events, SQUAT)

@@ -187,9 +187,12 @@ class RepCounter:
             if hidden:
                 self._last_present = angles.time
             return self._while_unseen(angles.time)
+        dropped = self._back_from_vanishing(angles)
         self._last_seen = self._last_present = angles.time
         if self.rep is not None:
             self._record(self.rep, angles)
+        if dropped:
+            return dropped + self._while_acquiring(angles)
         match self.state:
             case State.ACQUIRE:
                 return self._while_acquiring(angles)
@@ -206,7 +209,12 @@ class RepCounter:
     def _while_unseen(self, time: float) -> list[CounterEvent]:
         """A frame that does not count. Out of sight `settle_s` after reaching the top, the rep is done;
         anywhere else, out of sight over `max_gap_s` drops it, and so do joints covered (the athlete
-        in view) for over `hidden_gap_s` in all."""
+        in view) for over `hidden_gap_s` in all.
+
+        Lowering or at the bottom, a vanished athlete gets `hidden_gap_s` too: bent over, nobody
+        walks off without first standing up in view, so a body lost there is one the model lost
+        behind the plates (it drops a squatter at depth for over a second when the image is merely
+        mirrored), not one that left."""
         out: list[CounterEvent] = []
         if self.state is State.TOP and self._last_seen is not None and time - self._last_seen >= self.config.settle_s:
             # Back at the top and then out of sight (walked off, turned): the rep is done, and
@@ -215,9 +223,22 @@ class RepCounter:
             self._reacquire()
         elif self._last_seen is not None and (
                 time - self._last_seen > self.config.hidden_gap_s
-                or time - max(self._last_seen, self._last_present or self._last_seen) > self.config.max_gap_s):
+                or (self.state not in (State.LOWERING, State.BOTTOM)
+                    and time - max(self._last_seen, self._last_present or self._last_seen) > self.config.max_gap_s)):
             out = self._drop(time, "out of view")
             self._reacquire()
+        return out
+
+    def _back_from_vanishing(self, a: Angles) -> list[CounterEvent]:
+        """Seen again after vanishing at the bottom for over `max_gap_s`: the same rep only if the
+        athlete is still bent over where they were lost; risen meanwhile, the rise was never seen,
+        so the rep is dropped rather than counted on a guess."""
+        last = max(self._last_seen or -math.inf, self._last_present or -math.inf)
+        if (self.rep is None or self.state not in (State.LOWERING, State.BOTTOM)
+                or a.time - last <= self.config.max_gap_s or a.hip_flexion_deg >= self.config.depth_deg):
+            return []
+        out = self._drop(a.time, "out of view")
+        self._reacquire()
         return out
 
     def _while_acquiring(self, a: Angles) -> list[CounterEvent]:
