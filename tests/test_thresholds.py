@@ -596,3 +596,13 @@ def test_the_knee_limit_needs_the_hands_seen_above_the_knees():
     wrists = tuple((0.0, 60.0, f"{side}_wrist") for side in ("left", "right"))
     _, events = analyse(held_rep(low, hands="chest"), tuned(**FRAME_RULE_ONLY), hidden=wrists)
     assert not raised(events, SQUAT)
+
+
+def test_a_squat_shows_by_its_clearest_sign():
+    """Hips a hair past knee height (thigh 85.5 against 85: within the noise) while the knees are 20
+    past their 90: the frame's evidence is the knees, clear, so it buzzes, not the thigh's borderline."""
+    via = bottom(depth=140, knee=85, shin=-0.5, hands="chest")  # thigh at 85.5 first, knees under 90
+    low = bottom(depth=150, knee=110, shin=24.5, hands="chest")  # then the knees bend on to 110
+    _, events = analyse(held_rep(low, via=via, hands="chest"), tuned(**FRAME_RULE_ONLY))
+    (event,) = [e.event for e in events if isinstance(e, FaultRaised) and e.event.fault is SQUAT]
+    assert event.threshold == 90 and event.margin > event.noise and not event.borderline

@@ -77,22 +77,23 @@ def frame_checks(profile: Profile) -> dict[Fault, Check]:
             floor_pulls.add(m.attempt)
         if not _hip(m) >= r.check_from_hip_deg:
             return None
+        shown = []
         if a.thigh_deg >= r.max_thigh_deg:
-            return Finding(a.thigh_deg, r.max_thigh_deg, "thigh_deg")
-        if m.attempt in floor_pulls:
-            # A load taken from the floor: bent knees down there are the lift, not a squat. Only
-            # hips at knee height (above) make it one. (Shins "far forward" cannot be told apart:
+            shown.append(Finding(a.thigh_deg, r.max_thigh_deg, "thigh_deg"))
+        if m.attempt not in floor_pulls:
+            # (On a load taken from the floor bent knees down there are the lift, not a squat: only
+            # hips at knee height, above, make it one. Shins "far forward" cannot be told apart:
             # the model reads 45-54 degrees of shin on good floor pulls, as much as on squats.)
-            return None
-        if (r.max_knee_deg is not None and a.knee_flexion_deg > r.max_knee_deg
-                and a.hands_below_knee < r.floor_hands_below_knee):
-            # Only with the hands seen above the knees: hidden hands (behind plates, the body) may
-            # be holding a load at the floor, where bent knees are the lift.
-            return Finding(a.knee_flexion_deg, r.max_knee_deg, "knee_flexion_deg")
-        if (a.hinge_ratio < r.min_hinge_ratio and a.trunk_deg <= r.ratio_max_trunk_deg
-                and a.knee_flexion_deg >= r.ratio_min_knee_deg):
-            return Finding(a.hinge_ratio, r.min_hinge_ratio, "hinge_ratio", sense=-1)
-        return None
+            if (r.max_knee_deg is not None and a.knee_flexion_deg > r.max_knee_deg
+                    and a.hands_below_knee < r.floor_hands_below_knee):
+                # Only with the hands seen above the knees: hidden hands (behind plates, the body)
+                # may be holding a load at the floor, where bent knees are the lift.
+                shown.append(Finding(a.knee_flexion_deg, r.max_knee_deg, "knee_flexion_deg"))
+            if (a.hinge_ratio < r.min_hinge_ratio and a.trunk_deg <= r.ratio_max_trunk_deg
+                    and a.knee_flexion_deg >= r.ratio_min_knee_deg):
+                shown.append(Finding(a.hinge_ratio, r.min_hinge_ratio, "hinge_ratio", sense=-1))
+        # Any sign shows the squat; its evidence is the sign clearest against its own noise.
+        return max(shown, key=lambda f: f.margin / max(a.noise_of(f.quantity), 1e-9), default=None)
 
     def head(m: Moment) -> Optional[Finding]:
         r = f.head_not_neutral
