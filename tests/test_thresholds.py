@@ -28,7 +28,10 @@ from device.analysis.vocabulary import (
     Fault,
     FaultRaised,
     Framing,
+    FramingChanged,
+    Phase,
     RepBottom,
+    RepFinished,
     RepStarted,
 )
 from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY, X, Y
@@ -229,7 +232,29 @@ def cut_while_rising_at(progress: float) -> int:
     return len(analyzer.reps)
 
 
+def _unlocked_rep_with_hold(hold_s: float):
+    """Up to hips at 24 (short of the 20-degree lockout), held `hold_s`, then bending again."""
+    motion = Motion().stand(1).hinge(lower_s=2.0, top=Posture(hip=24, knee=10)).hold(hold_s)
+    motion.to(bottom(60), 0.3).to(STANDING, 1.0).stand(1.0)
+    analyzer, events = analyse(motion)
+    closed = next(e for e in events if isinstance(e, RepFinished))
+    judged = any(isinstance(e, FaultRaised) and e.event.fault is Fault.INCOMPLETE_LOCKOUT and e.event.rep_index == 1
+                 for e in events)
+    return closed.time - analyzer.reps[0].end_time, judged  # watched at the top (end_time: top reached)
+
+
+def lockout_judged_after(watched_s: float) -> bool:
+    """Watched at the top `watched_s` without a lockout, then bending again: was the missing lockout
+    judged (incomplete_lockout)? The hips pass top_deg before the scripted rise ends, and the bend
+    shows a few frames after it starts; one short run measures that offset."""
+    offset = _unlocked_rep_with_hold(0.3)[0] - 0.3
+    watched, judged = _unlocked_rep_with_hold(watched_s - offset)
+    assert watched == pytest.approx(min(watched_s, 1.0), abs=1.5 / FPS)
+    return judged
+
+
 REP_CASES = [
+    Case("reps.lockout_wait_s", 1.0, 0.15, 0.85, 1.15, lockout_judged_after, False, True),
     Case("reps.top_deg", 25, 4, 21, 29, counted_with_top, 1, 0),
     Case("reps.start_deg", 35, 3, 38, 32, started_on_dip, True, False),
     Case("reps.depth_deg", 50, 4, 54, 46, depth_counts("hinge"), 1, 0),
@@ -269,7 +294,19 @@ def squat_by_thigh(thigh: float) -> str:  # hip 140 / knee 100 = 1.4 and trunk >
     return movement_of(bottom(depth=140, knee=100, shin=100 - thigh, hands="chest"))
 
 
+def movement_with_hands_below_knee(below: float) -> str:
+    """A squat-shaped bottom (thigh 75, knees 90, trunk 20-40: ratio <= 1.27) with the hands hanging
+    `below` leg lengths under the knees: at or below them the hands hold a load, and it is a
+    (squatted) deadlift, a hinge; above them, a squat."""
+    trunk = _bisect(lambda t: hands_below_knee(t, 75) - below, 0.0, 45.0)
+    low = bottom(depth=trunk + 75, knee=90, shin=15, hands="hang")
+    analyzer, _ = analyse(held_rep(low, hands="hang"))
+    (rep,) = analyzer.reps
+    return rep.movement
+
+
 MOVEMENT_CASES = [
+    Case("movement.load_hands_below_knee", 0.0, 0.06, -0.05, 0.05, movement_with_hands_below_knee, "squat", "hinge"),
     Case("movement.squat_max_hinge_ratio", 1.3, 0.1, 1.2, 1.4, squat_by_ratio, "squat", "hinge"),
     Case("movement.squat_max_trunk_deg", 45, 4, 41, 49, squat_by_trunk, "squat", "hinge"),
     Case("movement.squat_min_knee_deg", 60, 5, 65, 55, squat_by_knee, "squat", "hinge"),
@@ -432,7 +469,74 @@ def too_fast_on(profile: str) -> Callable[[float], bool]:
     return observe
 
 
+def drill_knee_limit(profile: str) -> Callable[[float], bool]:
+    """Hips high (hip 100, ratio >= 2, trunk >= 51), thigh under 85, hands at the chest, knees at
+    `knee`: only the drill's knee limit can call it a squat."""
+    def observe(knee: float) -> bool:
+        low = bottom(depth=100, knee=knee, shin=10, hands="chest")
+        return fault_on(SQUAT, low, tuned(profile, **FRAME_RULE_ONLY), hands="chest")
+    return observe
+
+
+def head_buzzes_at_sigmas(past: float) -> bool:
+    """The dropped head `past` times its measured noise (2 degrees) beyond the 25-degree limit on
+    every frame of 0.3 s (three holds): buzzed, not merely borderline?"""
+    from device.analysis.faults import FaultJudge, Moment
+    from device.analysis.kinematics import SMOOTHED, Angles
+
+    judge = FaultJudge(load_profile("hinge"))
+    events = []
+    for i in range(10):
+        angles = Angles(i / 30, True, "left", 1, hip_flexion_deg=90, knee_flexion_deg=20, trunk_deg=60,
+                        thigh_deg=30, head_offset_deg=25 + past * 2.0, noise={q: 2.0 for q in SMOOTHED})
+        events += judge.observe(Moment(angles, Phase.LOWERING, 1, attempt=1))
+    return any(e.fault is Fault.HEAD_NOT_NEUTRAL and not e.borderline for e in events)
+
+
+LOAD = Fault.LOAD_AWAY_FROM_BODY
+
+
+def _bar_ahead(hip: float, reach: float) -> Posture:
+    """The bar `reach` leg lengths off the front of the legs (0: riding them)."""
+    return bottom(depth=hip, knee=20, shin=5, hands="legs", reach=reach)
+
+
+def _load_forward_at(hip: float, reach: float) -> float:
+    """The wrists ahead of mid-foot (leg lengths), as measured on the held posture."""
+    return _tracked(Motion(keys=[(0.0, _bar_ahead(hip, reach))]).hold(0.5).render(fps=FPS, noise_px=0.0)).load_forward
+
+
+def load_away_at(forward: float) -> bool:
+    """Hips at 90, the bar held off the legs so the wrists are `forward` leg lengths ahead of mid-foot."""
+    reach = _bisect(lambda r: _load_forward_at(90, r) - forward, 0.0, 0.6)
+    assert _load_forward_at(90, reach) == pytest.approx(forward, abs=0.002)
+    return fault_on(LOAD, _bar_ahead(90, reach), "romanian_deadlift", hands="legs")
+
+
+def load_away_checked_from(hip: float) -> bool:
+    """The bar far off the legs (reach 0.4: wrists 0.3+ leg lengths past mid-foot), hips held at `hip`."""
+    assert _load_forward_at(hip, 0.4) > 0.3
+    return fault_on(LOAD, _bar_ahead(hip, 0.4), "romanian_deadlift", hands="legs")
+
+
+DRILL_KNEE_LIMITS = {"band_resisted_hinge": 45, "cable_pulled_hinge": 45, "dowel_hinge": 45,
+                     "hands_behind_head_hinge": 45, "pull_through": 50, "romanian_deadlift": 45,
+                     "sternum_loaded_hinge": 45, "wall_tap_hinge": 45}
+DRILL_TEMPOS = {"band_resisted_hinge": 1.0, "cable_pulled_hinge": 1.0, "hands_behind_head_hinge": 1.5,
+                "pull_through": 0.8, "sternum_loaded_hinge": 1.5, "wall_tap_hinge": 1.0}
+# limit -> (tolerance, inside, outside), with insides and outsides the scripted lowerings can give.
+TEMPO_VALUES = {1.5: (0.2, 1.7, 1.3), 1.0: (0.17, 1.133, 0.833), 0.8: (0.14, 0.9, 0.667)}
+
 FAULT_CASES = [
+    Case("faults.clear_margin_sigmas", 2.0, 0.2, 1.8, 2.2, head_buzzes_at_sigmas, False, True),
+    Case("faults.load_away_from_body.max_forward", 0.25, 0.03, 0.22, 0.28, load_away_at, False, True,
+         "romanian_deadlift"),
+    Case("faults.load_away_from_body.check_from_hip_deg", 40, 4, 36, 44, load_away_checked_from, False, True,
+         "romanian_deadlift"),
+    *(Case("faults.squatting_the_hinge.max_knee_deg", limit, 4, limit - 4, limit + 4, drill_knee_limit(name), False,
+           True, name) for name, limit in DRILL_KNEE_LIMITS.items()),
+    *(Case("faults.too_fast.min_lowering_s", limit, *TEMPO_VALUES[limit], too_fast_on(name), False, True, name)
+      for name, limit in DRILL_TEMPOS.items()),
     Case("faults.hold_s", 0.1, 0.02, 0.08, 0.12, head_hold_runs, False, True),
     Case("faults.squatting_the_hinge.hold_s", 0.2, 0.04, 0.16, 0.24, squat_hold_runs, False, True),
     Case("faults.squatting_the_hinge.check_from_hip_deg", 40, 3, 37, 43, squat_checked_from, False, True),
@@ -517,7 +621,15 @@ def side_on_again_at(width: float) -> bool:
     return analyzer.oblique
 
 
+def nobody_announced_after(gap_s: float) -> bool:
+    """Nobody in view for `gap_s` between two stretches of standing: is "nobody" announced?"""
+    motion = Motion().stand(1.5).to(Posture(present=False), 0.001).hold(gap_s).to(STANDING, 0.001).stand(1.5)
+    _, events = analyse(motion)
+    return any(isinstance(e, FramingChanged) and e.framing is Framing.NOBODY for e in events)
+
+
 FRAMING_CASES = [
+    Case("framing.hold_s", 0.5, 0.07, 0.433, 0.567, nobody_announced_after, False, True),
     Case("framing.facing_shoulder_ratio", 0.6, 0.06, 0.54, 0.66, facing_by_shoulders, Framing.OK, Framing.FACING_CAMERA),
     Case("framing.facing_hip_ratio", 0.4, 0.04, 0.36, 0.44, facing_by_hips, Framing.OK, Framing.FACING_CAMERA),
     Case("framing.oblique_hip_ratio", 0.24, 0.03, 0.21, 0.27, oblique_at, False, True),
@@ -558,7 +670,29 @@ def knee_read_with_shin_at(fraction: float) -> bool:
     return math.isfinite(angles.knee_flexion_deg)
 
 
+def _side_after(lead: float, seconds: float) -> str:
+    """Standing with the left side to the camera (visibility 0.97 against 0.7), then for `seconds`
+    the right side's joints read `lead` more visible than the left's: which side is measured?"""
+    poses = Motion().stand(1.0 + seconds).render(fps=FPS)
+    for pose in poses:
+        if pose.timestamp >= 1.0:
+            for joint in ("shoulder", "hip", "knee", "ankle"):
+                pose.landmarks[LANDMARK_INDEX[f"left_{joint}"], VISIBILITY] = 0.8
+                pose.landmarks[LANDMARK_INDEX[f"right_{joint}"], VISIBILITY] = 0.8 + lead
+    return _tracked(poses).side
+
+
+def side_switched_by_lead(lead: float) -> bool:
+    return _side_after(lead, 1.5) == "right"
+
+
+def side_switched_after(seconds: float) -> bool:
+    return _side_after(0.15, seconds) == "right"
+
+
 KINEMATICS_CASES = [
+    Case("kinematics.side_switch_margin", 0.1, 0.02, 0.08, 0.12, side_switched_by_lead, False, True),
+    Case("kinematics.side_switch_s", 0.5, 0.07, 0.433, 0.567, side_switched_after, False, True),
     Case("kinematics.min_visibility", 0.5, 0.05, 0.55, 0.45, head_read_with_ear_visibility, True, False),
     Case("kinematics.min_bone_fraction", 0.7, 0.05, 0.75, 0.65, knee_read_with_shin_at, True, False),
 ]
@@ -606,3 +740,45 @@ def test_a_squat_shows_by_its_clearest_sign():
     _, events = analyse(held_rep(low, via=via, hands="chest"), tuned(**FRAME_RULE_ONLY))
     (event,) = [e.event for e in events if isinstance(e, FaultRaised) and e.event.fault is SQUAT]
     assert event.threshold == 90 and event.margin > event.noise and not event.borderline
+
+
+# Numbers in the profiles that are not limits a lift crosses, with why no inside/outside case pins them.
+NOT_LIMITS = {
+    "kinematics.min_cutoff_hz": "One Euro filter shape; test_kinematics pins what it buys (noise down, a rep followed)",
+    "kinematics.beta": "One Euro filter shape (speed response), as above",
+    "kinematics.d_cutoff_hz": "One Euro filter shape (derivative smoothing), as above",
+    "kinematics.bone_window_s": "how long the usual bone length is remembered, not a limit",
+    "kinematics.noise_window_s": "how long the noise estimate remembers, not a limit",
+    "framing.view_window_s": "how long the view estimate remembers, not a limit",
+    "reps.settle_s": "how soon a rep back at the top closes when the athlete walks off; it counts either way",
+    "reps.trace_points": "how many points of the rep's trace the page draws",
+    "faults.too_fast.min_lowering_s": "0.5 only where too_fast is off (hinge, deadlift); every drill's own is pinned",
+    "faults.load_away_from_body.min_hands_below_shoulder": "tells hands held at the chest (0.1) from hanging (0.6+); no posture lies between",
+}
+
+
+def _numbers(model: Any, prefix: str = ""):
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if hasattr(type(value), "model_fields"):
+            yield from _numbers(value, f"{prefix}{name}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{prefix}{name}", float(value)
+
+
+def test_every_limit_in_every_profile_is_pinned_by_a_case():
+    """Each number a profile sets (the plain hinge's, and every drill's that differs from it) has an
+    inside/outside case with that path and value, in some profile running the same rule, or is named
+    in NOT_LIMITS with why it is not a limit."""
+    from device.analysis.profiles import list_profiles
+
+    pinned = {(case.path, float(case.limit)) for case in CASES}
+    plain = dict(_numbers(load_profile("hinge")))
+    unpinned = []
+    for name in list_profiles():
+        for path, value in _numbers(load_profile(name)):
+            if name != "hinge" and plain.get(path) == value:
+                continue  # inherited from the plain hinge, checked there
+            if (path, value) not in pinned and path not in NOT_LIMITS:
+                unpinned.append(f"{name}: {path} = {value}")
+    assert unpinned == []
