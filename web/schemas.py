@@ -177,6 +177,8 @@ class LiveOut(BaseModel):
     fps: Measure
     buzzer_enabled: bool
     logging_paused: bool
+    storage: str = Field("", description="What is wrong with the rep log ('' when every rep reaches it): "
+                         "a damaged file moved aside at start, reps kept in the pending file, or held in memory.")
     error: str
     updated_at: float
 
@@ -213,6 +215,7 @@ class LiveHealth(BaseModel):
     fps: Measure
     age_s: Measure = Field(description="Seconds since the live loop last changed its snapshot.")
     error: str
+    storage: str = Field("", description="What is wrong with the rep log, as on the live page ('' when nothing).")
 
 
 class HealthOut(BaseModel):

@@ -83,6 +83,12 @@ class FaultEvent:
                 "threshold": self.threshold, "margin": self.margin, "noise": self.noise,
                 "borderline": self.borderline, "rep_index": self.rep_index}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FaultEvent":
+        """The inverse of to_dict, also after JSON (where NaN was written as null)."""
+        return cls(Fault(data["fault"]), data["cue"], _real(data["time"]), _real(data["value"]), _real(data["threshold"]),
+                   int(data["rep_index"]), _real(data.get("margin")), _real(data.get("noise")), bool(data.get("borderline")))
+
 
 @dataclass
 class Rep:
@@ -121,6 +127,23 @@ class Rep:
         data["borderline"] = [f.to_dict() for f in self.borderline]
         data["trace"] = [list(p) for p in self.trace]
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Rep":
+        """The inverse of to_dict, also after JSON (NaN written as null): how a rep kept in the
+        rep log's pending file comes back."""
+        reals = {name: _real(data[name]) for name in (
+            "start_time", "bottom_time", "end_time", "lowering_s", "rising_s", "peak_hip_flexion_deg",
+            "knee_flexion_at_bottom_deg", "trunk_angle_at_bottom_deg", "hip_shift_at_bottom", "hinge_ratio")}
+        return cls(int(data["index"]), **reals, lockout_reached=bool(data["lockout_reached"]), side=str(data["side"]),
+                   movement=str(data.get("movement", "hinge")),
+                   faults=[FaultEvent.from_dict(f) for f in data.get("faults", [])],
+                   borderline=[FaultEvent.from_dict(f) for f in data.get("borderline", [])],
+                   trace=[(_real(t), _real(h), _real(k)) for t, h, k in data.get("trace", [])])
+
+
+def _real(value: Any) -> float:
+    return float("nan") if value is None else float(value)
 
 
 @dataclass(frozen=True)

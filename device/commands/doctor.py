@@ -30,6 +30,8 @@ from urllib.parse import quote
 from device.commands.tables import print_table, write_json
 from device.config import DEFAULT_CONFIG_PATHS, Settings, find_config_file
 from device.errors import StationError
+from device.station.pending import PendingFile
+from device.station.replog import pending_path_for
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +194,18 @@ class Doctor:
         if result != ["ok"]:
             shown = "; ".join(result[:3]) + (f" (+{len(result) - 3} more)" if len(result) > 3 else "")
             return Check("database", FAIL, f"{path} fails PRAGMA integrity_check: {shown}", restore)
+        aside = sorted(p.name for p in path.parent.glob(f"{path.name}.damaged-*") if not p.name.endswith(("-wal", "-shm")))
+        pending = pending_path_for(path)
+        waiting = len(PendingFile(pending).records()) if pending.exists() else 0
+        if waiting:
+            return Check("database", WARN, f"{path} passes PRAGMA integrity_check, but {waiting} rep-log items wait "
+                         f"in {pending.name} (SQLite refused them)",
+                         "they are written at the next start once SQLite takes writes; check disk space and "
+                         f"that {path} is writable by the service user")
+        if aside:
+            return Check("database", WARN, f"{path} passes PRAGMA integrity_check; damaged logs were moved aside: "
+                         f"{', '.join(aside[-3:])}",
+                         "the reps in them may be recoverable with sqlite3's .recover; delete them once dealt with")
         return Check("database", OK, f"{path} ({size_kb} kB) passes PRAGMA integrity_check")
 
     # --- models -----------------------------------------------------------------------------

@@ -66,7 +66,9 @@ def run_live(
                                                   jsonl=jsonl))
         running.enter_context(retention(settings))
         url = None
-        if not headless and serve_page:
+        if not headless and serve_page and rig.replog.store is None:
+            print("trainer page: not served, the rep log cannot be opened (see the log)", flush=True)
+        elif not headless and serve_page:
             url = running.enter_context(trainer_page(settings, rig))
             print(f"trainer page: {url}", flush=True)
         shutdown = running.enter_context(stopped_by_signals(rig.station))
@@ -74,7 +76,18 @@ def run_live(
         if url is not None and keep_page_after_clip and not rig.source_live and not shutdown.is_set():
             print(f"clip finished; the trainer page stays up at {url} (Ctrl-C to stop)", flush=True)
             shutdown.wait()
-        return summary
+    summary.unwritten = rig.replog.unwritten  # known once the rep log is closed
+    return summary
+
+
+def exit_status(summary: RunSummary) -> int:
+    """Non-zero when a completed rep or event could be written nowhere (so systemd and the
+    operator see it); everything kept in the pending file is written at the next start."""
+    if summary.unwritten:
+        print(f"error: {summary.unwritten} rep-log items could not be written (disk full or the rep log's "
+              "folder not writable); see the log", flush=True)
+        return 1
+    return 0
 
 
 def print_run_summary(summary: RunSummary) -> None:
@@ -89,7 +102,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     summary = run_live(settings, args.source, profile=args.profile, fast=args.fast, serve_page=not args.no_page,
                        keep_page_after_clip=not args.exit_at_end)
     print_run_summary(summary)
-    return 0
+    return exit_status(summary)
 
 
 def log(args: argparse.Namespace, settings: Settings) -> int:
@@ -97,4 +110,4 @@ def log(args: argparse.Namespace, settings: Settings) -> int:
     summary = run_live(settings, args.source, profile=args.profile, headless=True, fast=args.fast, jsonl=jsonl)
     print_run_summary(summary)
     print(f"rep log: {settings.store.db_path}\nJSON lines: {jsonl}")
-    return 0
+    return exit_status(summary)

@@ -22,9 +22,9 @@ from device.pose.engine import PoseEngine
 from device.station.live import LiveState
 from device.station.loop import RunSummary, Station
 from device.station.notify import SystemdNotifier
-from device.station.replog import RepLog
+from device.station.replog import RepLog, pending_path_for
 from device.station.signals import Signals, signals_from_settings
-from device.station.store import RepStore
+from device.station.store import RepStore, StorageError, open_rep_log
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +125,14 @@ def build_station(
         engine = PoseEngine.from_settings(settings)
     make_analyzer = analyzer_factory(settings)
     with ExitStack() as undo:  # on a failure part-way, close what was already opened
-        store = RepStore(settings.store.db_path)  # type: ignore[arg-type]
-        undo.callback(store.close)
-        saved = store.settings()
+        store, note = open_checked_rep_log(settings.store.db_path)  # type: ignore[arg-type]
+        if store is not None:
+            undo.callback(store.close)
+        saved = store.settings() if store is not None else {}
         profile = choose_profile(settings, make_analyzer, saved, profile)
         buzzer_enabled = bool(saved.get("buzzer_enabled", settings.signals.buzzer_enabled))
-        replog = RepLog(store, jsonl, settings.store.min_free_mb)
+        replog = RepLog(store, jsonl, settings.store.min_free_mb,
+                        pending_path=pending_path_for(settings.store.db_path))  # type: ignore[arg-type]
         signals = None
         if not headless and settings.signals.enabled:
             signals, _ = signals_from_settings(settings.signals, pin_factory)
@@ -145,16 +147,39 @@ def build_station(
             src = settings.source
             return open_source(spec, src.width, src.height, src.fps, pace=not fast)
 
+        if note:
+            live.update(storage=note)
+            if signals is not None:
+                signals.warn()  # the error tone and a red flash, then on as usual
         probe = make_source()  # not started: tells the source's name and whether it is a camera
         station = Station(
             engine=engine, make_analyzer=make_analyzer, profile=profile, replog=replog, signals=signals, live=live,
             notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,
             camera_preview=settings.web.camera_preview, athlete=athlete, source_id=probe.source_id, on_event=on_event,
         )
+        station.storage_note = note
         undo.pop_all()
     return StationRig(station, live, replog, signals, notifier, make_source, source_live=probe.live,
                       lossless=fast and not probe.live, retry_initial_s=settings.source.retry_initial_s,
                       retry_max_s=settings.source.retry_max_s)
+
+
+def open_checked_rep_log(db_path: Path) -> tuple[Optional[RepStore], str]:
+    """The rep log, checked at start, and a line saying what was wrong with it ('' if nothing).
+    A damaged file is moved aside and a fresh log started; a log that cannot be opened at all
+    leaves the station coaching with reps kept in the pending file beside it (or, if that folder
+    refuses too, in memory, and the exit status says so)."""
+    try:
+        store, moved = open_rep_log(db_path)
+    except StorageError as err:
+        log.error("the rep log cannot be opened: %s; coaching goes on, reps are kept in %s", err,
+                  pending_path_for(db_path))
+        return None, f"rep log cannot be opened ({err}); reps are kept in {pending_path_for(db_path).name}"
+    if moved is None:
+        return store, ""
+    note = f"the rep log was damaged; it was moved aside to {moved.name} and a fresh one started"
+    log.error("%s", note)
+    return store, note
 
 
 # --- beside a running station ---------------------------------------------------------------------

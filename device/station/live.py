@@ -40,6 +40,7 @@ class LiveSnapshot:
     fps: float = 0.0
     buzzer_enabled: bool = True
     logging_paused: bool = False
+    storage: str = ""  # what is wrong with the rep log, in a line ('' when reps reach it)
     error: str = ""
     updated_at: float = field(default_factory=time.time)
 

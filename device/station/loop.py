@@ -228,6 +228,7 @@ class RunSummary:
     signal_latency_ms: list[float] = field(default_factory=list)  # frame captured -> LED/buzzer, per alert
     verdict_latency_ms: list[float] = field(default_factory=list)  # frame captured -> analysed, every frame
     loop_ms: list[float] = field(default_factory=list)
+    unwritten: int = 0  # rep-log items that reached neither SQLite nor the pending file (set at close)
 
     @property
     def fps(self) -> float:
@@ -266,6 +267,7 @@ class Station:
         self.profile = profile
         self.analyzer = make_analyzer(profile)
         self.replog = replog
+        self.storage_note = ""  # a rep-log problem found at start (a damaged file moved aside)
         self.signals = signals
         self.live = live
         self.notifier = notifier or NoNotifier()
@@ -476,7 +478,8 @@ class Station:
         self.replog.add_rep(session, rep, self._wall_offset or 0.0, timings, on_written=written)
         if self.replog.paused:
             log.info("%s; queued until logging resumes", rep_line)
-        self._live(session_reps=session.reps, phase="", logging_paused=self.replog.paused)
+        self._live(session_reps=session.reps, phase="", logging_paused=self.replog.paused,
+                   storage=self.replog.status or self.storage_note)
 
     def _framing_changed(self, event: FramingChanged) -> None:
         self._framing = event.framing
@@ -573,7 +576,8 @@ class Station:
         self._fps_window = window
         fps = len(window) / 2.0 if window else 0.0
         self._live_session_id()
-        changes: dict[str, Any] = {"fps": round(fps, 1), "logging_paused": self.replog.paused}
+        changes: dict[str, Any] = {"fps": round(fps, 1), "logging_paused": self.replog.paused,
+                                   "storage": self.replog.status or self.storage_note}
         if self._last_fault_mono is not None and now - self._last_fault_mono > 1.5 and not self._camera_error:
             self._last_fault_mono = None
             self._show_framing()

@@ -1,27 +1,33 @@
 """Writes what the live loop produces — sessions, reps, device events — to the SQLite rep log and,
 in headless mode, to a JSON-lines file.
 
-When the disk is full (or below the configured free-space floor) writes are queued in memory, in
-order, and retried; the station keeps coaching meanwhile. Nothing already written is touched.
+Nothing completed lives only in RAM: what SQLite will not take right now (a damaged or read-only
+database, the disk under its free-space floor) is appended and fsynced to the pending file beside
+it before the rep is reported, replayed into SQLite in order as soon as SQLite takes writes again
+(this run or the next start), and the file is emptied once all of it is in. Only when the disk
+refuses even that is an item held in memory, and then the station says so and exits non-zero if it
+still could not be written at the end. The station keeps coaching throughout.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from device.analysis.vocabulary import Rep
 from device.fileio import json_line
+from device.station.pending import PendingFile
 from device.station.store import BadRecordError, RepStore, StorageError
 
 log = logging.getLogger(__name__)
 
 RETRY_INTERVAL_S = 5.0
-MAX_QUEUED = 10_000  # about a day of reps; beyond that the oldest queued rep is dropped and logged
+MAX_IN_RAM = 10_000  # items the disk refused even in the pending file; beyond that the oldest is dropped and logged
 
 
 @dataclass
@@ -35,6 +41,30 @@ class SessionHandle:
     db_id: Optional[int] = None
     reps: int = 0
 
+    def identity(self) -> dict[str, Any]:
+        return {"started_at": self.started_at, "profile": self.profile, "source": self.source, "athlete": self.athlete}
+
+
+@dataclass
+class Item:
+    """One thing to log, as plain data (so it can wait in the pending file): `kind` and its fields."""
+
+    kind: str  # session_start, session_end, rep, athlete, device_event, setting
+    data: dict[str, Any]
+    on_written: Optional[Callable[[Optional[int]], None]] = field(default=None, repr=False)
+    kept: bool = False  # on disk in the pending file
+
+    @property
+    def what(self) -> str:
+        if self.kind == "rep":
+            return f"rep {self.data['rep']['index']}"
+        return self.kind.replace("_", " ")
+
+
+def pending_path_for(db_path: Path) -> Path:
+    """Where the rep log keeps what SQLite has not taken yet: beside the database."""
+    return Path(db_path).with_name(Path(db_path).stem + "-pending.jsonl")
+
 
 class RepLog:
     def __init__(
@@ -44,22 +74,59 @@ class RepLog:
         min_free_mb: int = 50,
         retry_interval_s: float = RETRY_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        pending_path: Optional[Path] = None,
     ):
         self.store = store
         self.jsonl_path = Path(jsonl_path) if jsonl_path else None
         self.min_free_bytes = min_free_mb * 1024 * 1024
         self._clock = clock
         self.retry_interval_s = retry_interval_s
-        self._queue: list[tuple[Callable[[], None], str]] = []
+        self._queue: list[Item] = []
+        self._sessions: dict[str, int] = {}  # session identity -> database id
+        self._handles: dict[str, SessionHandle] = {}
         self._next_try = 0.0
         self.paused = False
         self.pause_reason = ""
         self.dropped = 0
         self.rejected = 0
+        self.unwritten = 0  # items lost at close: neither in SQLite nor in the pending file
         if self.jsonl_path:
             self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+        path = pending_path or (pending_path_for(store.path) if store is not None else None)
+        self.pending = PendingFile(path) if path is not None else None
+        self.replayed = self._load_pending()
 
     # --- the queue ----------------------------------------------------------------------------
+
+    def _load_pending(self) -> int:
+        """Items a previous run kept in the pending file go first, before anything new."""
+        if self.pending is None:
+            return 0
+        for record in self.pending.records():
+            if record.get("kind") and isinstance(record.get("data"), dict):
+                self._queue.append(Item(record["kind"], record["data"], kept=True))
+        loaded = len(self._queue)
+        if loaded:
+            log.warning("%d rep-log items from an earlier run wait in %s; writing them to the rep log",
+                        loaded, self.pending.path)
+            self.flush(force=True)
+        return loaded
+
+    @property
+    def in_ram(self) -> int:
+        """Items held only in memory: the disk refused even the pending file."""
+        return sum(1 for item in self._queue if not item.kept)
+
+    @property
+    def status(self) -> str:
+        """One line for the page, the log and doctor: '' while everything reaches SQLite."""
+        if not self._queue:
+            return ""
+        if self.in_ram:
+            return (f"{self.in_ram} rep-log items held in memory only ({self.pause_reason}); "
+                    "free disk space or fix the rep log's folder before stopping the station")
+        where = self.pending.path if self.pending else "the pending file"
+        return f"{len(self._queue)} rep-log items kept in {where} until the rep log takes them ({self.pause_reason})"
 
     def _space_ok(self) -> bool:
         target = self.store.path.parent if self.store else self.jsonl_path.parent if self.jsonl_path else None
@@ -67,40 +134,63 @@ class RepLog:
             return True
         return shutil.disk_usage(target).free >= self.min_free_bytes
 
-    def _submit(self, op: Callable[[], None], what: str) -> None:
-        self._queue.append((op, what))
-        if len(self._queue) > MAX_QUEUED:
-            _, lost = self._queue.pop(0)
-            self.dropped += 1
-            log.error("rep log queue full while logging is paused; dropped %s", lost)
-        self.flush()
+    def _keep(self, item: Item) -> None:
+        """Put an item SQLite did not take into the pending file; in memory only if the disk refuses."""
+        if item.kept or self.pending is None:
+            return
+        try:
+            self.pending.append({"kind": item.kind, "data": item.data})
+            item.kept = True
+        except OSError as err:
+            level = logging.DEBUG if self.in_ram > 1 else logging.ERROR  # said once per outage, not per item
+            log.log(level, "could not keep %s in %s (%s); it is held in memory only", item.what, self.pending.path, err)
+            if self.in_ram > MAX_IN_RAM:
+                lost = next(i for i in self._queue if not i.kept)
+                self._queue.remove(lost)
+                self.dropped += 1
+                log.error("too many rep-log items in memory; dropped %s", lost.what)
 
-    def flush(self, force: bool = False) -> bool:
-        """Write queued items in order; returns True when nothing is left queued."""
+    def _submit(self, item: Item) -> None:
+        self._queue.append(item)
+        self.flush()
+        for waiting in self._queue:
+            self._keep(waiting)
+
+    def flush(self, force: bool = False, final: bool = False) -> bool:
+        """Write queued items to SQLite in order; returns True when nothing is left queued.
+        `final` (at exit) writes whatever the disk really has room for, ignoring the free-space floor
+        that protects the system while running."""
         if not self._queue:
             return True
         if self.paused and not force and self._clock() < self._next_try:
             return False
+        had_kept = any(item.kept for item in self._queue)
         while self._queue:
-            op, what = self._queue[0]
+            item = self._queue[0]
             try:
-                if not self._space_ok():
+                if not final and not self._space_ok():
                     raise StorageError(f"less than {self.min_free_bytes // (1024 * 1024)} MB free")
-                op()
+                self._apply(item)
             except BadRecordError as err:
-                log.error("could not store %s, skipping it: %s", what, err)
+                log.error("could not store %s, skipping it: %s", item.what, err)
                 self.rejected += 1
                 self._queue.pop(0)
                 continue
             except (StorageError, OSError) as err:
                 if not self.paused:
-                    log.warning("logging paused (%s); alerts continue, %s will be written when space returns", err, what)
+                    log.warning("logging to SQLite paused (%s); alerts continue, %s is kept until it can be written",
+                                err, item.what)
                 self.paused, self.pause_reason = True, str(err)
                 self._next_try = self._clock() + self.retry_interval_s
                 return False
             self._queue.pop(0)
+        if had_kept and self.pending is not None:
+            try:
+                self.pending.clear()
+            except OSError as err:  # replaying it again later is harmless: every item is written once
+                log.warning("could not empty %s: %s", self.pending.path, err)
         if self.paused:
-            log.info("logging resumed; queued items written")
+            log.info("logging resumed; kept items written")
         self.paused, self.pause_reason = False, ""
         return True
 
@@ -108,78 +198,96 @@ class RepLog:
     def queued(self) -> int:
         return len(self._queue)
 
+    # --- applying an item to SQLite -------------------------------------------------------------
+
+    @staticmethod
+    def _key(session: dict[str, Any]) -> str:
+        return json.dumps([session["started_at"], session["source"]])
+
+    def _session_id(self, session: dict[str, Any]) -> int:
+        """The session's database id: known, found (written before a restart), or written now."""
+        assert self.store is not None
+        key = self._key(session)
+        if key not in self._sessions:
+            found = self.store.find_session(session["started_at"], session["source"])
+            if found is None:
+                found = self.store.start_session(session["started_at"], session["profile"], session["source"],
+                                                 session.get("athlete"))
+            self._sessions[key] = found
+            if key in self._handles:
+                self._handles[key].db_id = found
+        return self._sessions[key]
+
+    def _apply(self, item: Item) -> None:
+        d = item.data
+        rep_id: Optional[int] = None
+        if self.store is None and self.pending is not None:
+            raise StorageError("the rep log could not be opened at start")
+        if self.store is not None:
+            if item.kind == "session_start":
+                self._session_id(d["session"])
+            elif item.kind == "session_end":
+                self.store.end_session(self._session_id(d["session"]), d["ended_at"])
+            elif item.kind == "athlete":
+                self.store.set_athlete(self._session_id(d["session"]), d["athlete"])
+            elif item.kind == "device_event":
+                self.store.add_device_event(d["kind"], d["detail"], d["at"])
+            elif item.kind == "setting":
+                self.store.set_setting(d["key"], d["value"])
+            elif item.kind == "rep":
+                session_id = self._session_id(d["session"])
+                rep_id = self.store.find_rep(session_id, d["rep"]["index"])  # written before a restart
+                if rep_id is None:
+                    rep_id = self.store.add_rep(session_id, Rep.from_dict(d["rep"]), d["wall_offset"], d["timings"])
+        if item.kind == "rep":
+            if self.jsonl_path:
+                self._append_jsonl(d, rep_id)
+            if item.on_written:
+                item.on_written(rep_id)
+
     # --- what the station logs ------------------------------------------------------------------
 
     def start_session(self, started_at: float, profile: str, source: str, athlete: Optional[str] = None) -> SessionHandle:
         session = SessionHandle(started_at, profile, source, athlete)
-
-        def op() -> None:
-            if self.store and session.db_id is None:
-                session.db_id = self.store.start_session(started_at, profile, source, athlete)
-
-        self._submit(op, "a session start")
+        self._handles[self._key(session.identity())] = session
+        self._submit(Item("session_start", {"session": session.identity()}))
         return session
 
     def end_session(self, session: SessionHandle, ended_at: float) -> None:
-        def op() -> None:
-            if self.store and session.db_id is not None:
-                self.store.end_session(session.db_id, ended_at)
-
-        self._submit(op, "a session end")
+        self._submit(Item("session_end", {"session": session.identity(), "ended_at": ended_at}))
+        self._handles.pop(self._key(session.identity()), None)
 
     def add_rep(self, session: SessionHandle, rep: Rep, wall_offset: float, timings: dict[str, Any], on_written: Optional[Callable[[Optional[int]], None]] = None) -> None:
         session.reps += 1
-        state = {"db_done": False}
-
-        def op() -> None:
-            rep_id = None
-            if self.store and not state["db_done"]:
-                rep_id = self.store.add_rep(session.db_id, rep, wall_offset, timings)  # type: ignore[arg-type]
-                state["db_done"] = True
-            if self.jsonl_path:
-                self._append_jsonl(session, rep, wall_offset, timings, rep_id)
-            if on_written:
-                on_written(rep_id)
-
-        self._submit(op, f"rep {rep.index}")
+        data = {"session": session.identity(), "rep": rep.to_dict(), "wall_offset": wall_offset, "timings": timings}
+        self._submit(Item("rep", json.loads(json_line(data)), on_written))
 
     def device_event(self, kind: str, detail: str = "", at: Optional[float] = None) -> None:
         stamp = at if at is not None else time.time()
-
-        def op() -> None:
-            if self.store:
-                self.store.add_device_event(kind, detail, stamp)
-
-        self._submit(op, f"device event {kind}")
+        self._submit(Item("device_event", {"kind": kind, "detail": detail, "at": stamp}))
 
     def set_athlete(self, session: SessionHandle, athlete: Optional[str]) -> None:
+        before = session.identity()
         session.athlete = athlete
-
-        def op() -> None:
-            if self.store and session.db_id is not None:
-                self.store.set_athlete(session.db_id, athlete)
-
-        self._submit(op, "an athlete label")
+        self._submit(Item("athlete", {"session": before, "athlete": athlete}))
 
     def setting(self, key: str, value: Any) -> None:
         """Remember a choice made on the page (drill, buzzer) across restarts."""
+        self._submit(Item("setting", {"key": key, "value": value}))
 
-        def op() -> None:
-            if self.store:
-                self.store.set_setting(key, value)
-
-        self._submit(op, f"setting {key}")
-
-    def _append_jsonl(self, session: SessionHandle, rep: Rep, wall_offset: float, timings: dict[str, Any], rep_id: Optional[int]) -> None:
-        record = rep.to_dict()
+    def _append_jsonl(self, data: dict[str, Any], rep_id: Optional[int]) -> None:
+        record = dict(data["rep"])
+        offset = data["wall_offset"]
+        start = record["start_time"]
         for key in ("start_time", "bottom_time", "end_time"):
-            record[key.replace("_time", "_at")] = record.pop(key) + wall_offset
+            record[key.replace("_time", "_at")] = record.pop(key) + offset
         for fault in record["faults"]:
-            fault["at"] = fault.pop("time") + wall_offset
-        record["trace"] = [[round(t - rep.start_time, 3), h, k] for t, h, k in rep.trace]
-        line = json_line({"session_id": session.db_id, "session_started_at": session.started_at,
-                          "profile": session.profile, "source": session.source, "rep_id": rep_id,
-                          **record, "timings": timings})
+            fault["at"] = fault.pop("time") + offset
+        record["trace"] = [[round(t - start, 3), h, k] for t, h, k in record["trace"]]
+        session = data["session"]
+        line = json_line({"session_id": self._sessions.get(self._key(session)) if self.store else None,
+                          "session_started_at": session["started_at"], "profile": session["profile"],
+                          "source": session["source"], "rep_id": rep_id, **record, "timings": data["timings"]})
         assert self.jsonl_path is not None
         with self.jsonl_path.open("a") as fh:
             fh.write(line + "\n")
@@ -187,9 +295,16 @@ class RepLog:
             os.fsync(fh.fileno())
 
     def close(self) -> None:
-        self.flush(force=True)
-        if self._queue:
-            log.error("%d rep-log items could not be written before exit: %s", len(self._queue), self.pause_reason)
+        """Write what is left, with all the disk really has; keep the rest in the pending file for
+        the next start. `unwritten` counts what could be neither (the exit status says so)."""
+        self.flush(force=True, final=True)
+        for item in self._queue:
+            self._keep(item)
+        self.unwritten = self.in_ram + self.dropped
+        if self.unwritten:
+            log.error("%d rep-log items could not be written anywhere before exit: %s", self.unwritten, self.pause_reason)
+        elif self._queue:
+            log.warning("%d rep-log items wait in %s; they are written at the next start", len(self._queue),
+                        self.pending.path if self.pending else "-")
         if self.store:
             self.store.close()
-

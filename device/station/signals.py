@@ -234,6 +234,15 @@ class Signals:
     def error(self) -> None:
         self._set_state("error")
 
+    def warn(self) -> None:
+        """Something needs a look but coaching goes on (the rep log was damaged and replaced): the
+        error tone and three red flashes, then the current state shows again."""
+        if self.light:
+            self.light.blink(RED, 0.1, 0.2, n=3)
+            threading.Timer(1.0, self._reshow_base).start()
+        if self._may_buzz():
+            self.beeper.beep(ERROR_TONE_S)  # type: ignore[union-attr]
+
     @property
     def state(self) -> str:
         return "fault" if self._fault_until is not None else self._state

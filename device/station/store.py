@@ -144,7 +144,11 @@ class RepStore:
                     raise StorageError(f"rep log {self.path} does not exist (run the station first, or check store.db_path)")
                 self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise StorageError(f"rep log {self.path}: cannot create its folder ({err.strerror}); "
+                                       "set store.db_path or data_dir to a folder the station may write") from None
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
@@ -221,6 +225,16 @@ class RepStore:
     def set_athlete(self, session_id: int, athlete: Optional[str]) -> bool:
         with self._transaction() as db:
             return db.execute("UPDATE sessions SET athlete = ? WHERE id = ?", (athlete, session_id)).rowcount == 1
+
+    def find_session(self, started_at: float, source: str) -> Optional[int]:
+        """The id of the session that started at `started_at` from `source`, if it is logged."""
+        rows = self._query("SELECT id FROM sessions WHERE started_at = ? AND source = ? ORDER BY id LIMIT 1",
+                           (started_at, source))
+        return int(rows[0][0]) if rows else None
+
+    def find_rep(self, session_id: int, rep_index: int) -> Optional[int]:
+        rows = self._query("SELECT id FROM reps WHERE session_id = ? AND rep_index = ?", (session_id, rep_index))
+        return int(rows[0][0]) if rows else None
 
     def add_rep(self, session_id: int, rep: Rep, wall_offset: float, timings: Optional[dict[str, Any]] = None) -> int:
         """Commit a finished rep and its faults in one transaction.
@@ -391,6 +405,45 @@ class RepStore:
 
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0][0])
+
+    def quick_check(self) -> str:
+        """SQLite's quick check of every page and index ("ok" when sound); fast enough for each start."""
+        return "; ".join(str(row[0]) for row in self._query("PRAGMA quick_check"))
+
+
+def open_rep_log(path: Path, clock: Any = time.time) -> tuple[RepStore, Optional[Path]]:
+    """Open the rep log for writing, checked: a file SQLite cannot read, or whose quick check fails,
+    is moved aside as `<name>.damaged-<UTC time>` (with its WAL and shared-memory files) and a fresh
+    log is started, so the station keeps logging. Returns the store and where a damaged file went
+    (None when the log was sound). A file that cannot be written at all (permissions, a read-only
+    disk) raises StorageError: that is not damage, and moving it would not help."""
+    path = Path(path)
+    problem = ""
+    try:
+        store = RepStore(path)
+        try:
+            problem = "" if (check := store.quick_check()) == "ok" else check
+        except StorageError as err:
+            problem = str(err)
+        if not problem:
+            return store, None
+        store.close()
+    except DiskFullError:
+        raise
+    except StorageError as err:
+        text = str(err).lower()
+        if not any(word in text for word in ("not a database", "malformed", "corrupt", "disk image")):
+            raise
+        problem = str(err)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock()))
+    moved = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            part.replace(moved.with_name(moved.name + suffix))
+    store = RepStore(path)
+    store.add_device_event("rep_log_damaged", f"moved aside to {moved.name}: {problem[:200]}")
+    return store, moved
 
 
 def _num(value: Optional[float], digits: Optional[int] = None) -> Optional[float]:

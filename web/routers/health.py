@@ -49,10 +49,11 @@ def health(ctx: Reader, deep: Annotated[bool, Query(description="Also run the in
     if ctx.live is not None:
         _, snap = ctx.live.snapshot()
         age = time.time() - snap.updated_at
-        live = LiveHealth(state=snap.state, fps=snap.fps, age_s=age, error=snap.error)
+        live = LiveHealth(state=snap.state, fps=snap.fps, age_s=age, error=snap.error, storage=snap.storage)
         if snap.state == StationState.ERROR:
             status = "error"
-        elif status == "ok" and (snap.logging_paused or (snap.state != StationState.STOPPED and age > STALE_AFTER_S)):
+        elif status == "ok" and (snap.logging_paused or snap.storage
+                                 or (snap.state != StationState.STOPPED and age > STALE_AFTER_S)):
             status = "degraded"
     checks = _checks(ctx) if deep and ctx.checks is not None else None
     if status == "ok" and checks and any(_failed(c) for c in checks):

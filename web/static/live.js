@@ -51,6 +51,7 @@
     set("state_label", s.state_label);
     set("cue", s.cue);
     set("error", s.error);
+    set("storage", s.storage || "");
     set("session_reps", String(s.session_reps));
     set("profile", s.profile);
     set("last_fault_label", s.last_fault_label || "none yet");
