@@ -100,6 +100,11 @@ class WebSettings(Section):
         "skeleton on a blank background and no camera pixels leave the station. Frames are never stored.",
     )
     preview_fps: float = Field(3.0, gt=0, le=15)
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the page answers to besides its IP addresses, localhost and the machine's own "
+        "name (also <name>.local), e.g. a DNS name the gym gave it; \"*\" accepts any (not advised: DNS rebinding).",
+    )
 
 
 class LoggingSettings(Section):

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -84,7 +83,7 @@ def create_app(
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     if page_cpu_share is not None:
         app.add_middleware(PaceMiddleware, share=page_cpu_share)
-    app.add_middleware(GuardMiddleware)
+    app.add_middleware(GuardMiddleware, allowed_hosts=web.allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:
         app.include_router(router)
@@ -120,7 +119,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         if _wants_html(request):
             lines = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors()]
             return page(request, 422, "; ".join(lines))
-        return await request_validation_exception_handler(request, exc)
+        # The offending input is not echoed back: it may be what JSON cannot carry (a lone
+        # surrogate, 1e999), and the client has it anyway.
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(StorageError)
     async def storage(request: Request, exc: StorageError) -> Response:

@@ -18,7 +18,9 @@ def unix_seconds(value: Optional[datetime], name: str) -> Optional[float]:
     if value is None:
         return None
     try:
-        return value.timestamp()
+        seconds = value.timestamp()
+        datetime.fromtimestamp(seconds)  # also a date in the station's local time (exports name files by it)
+        return seconds
     except (OverflowError, OSError, ValueError):
         raise HTTPException(400, f"{name} is out of range: give a date like 2025-03-01 or Unix seconds") from None
 

@@ -1,0 +1,105 @@
+"""A hostile client on the gym's network: every finding of the probe answers 4xx with a message and
+changes nothing (host names, cross-site writes, form bodies, oversize and unencodable input)."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from device.station.store import RepStore
+from support.web import AUTH, TOKEN, Station, make_app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+JSON = {**AUTH, "content-type": "application/json"}
+
+
+@pytest.fixture
+def api(station: Station) -> TestClient:
+    return TestClient(make_app(station.store, live=station.live, controls=station.controls, page_cpu_share=None),
+                      raise_server_exceptions=False)
+
+
+def athlete_of(station: Station) -> str:
+    return station.store.get_session(station.session_id)["athlete"]
+
+
+@pytest.mark.parametrize("body", ['{"athlete": "\\ud800"}', '{"athlete": 1e999}', '{"athlete": NaN}'])
+def test_unencodable_or_non_finite_json_is_a_422_not_a_500(api, station, body):
+    before = athlete_of(station)
+    answer = api.put(f"/api/sessions/{station.session_id}/athlete", content=body, headers=JSON)
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["body", "athlete"]
+    assert athlete_of(station) == before
+
+
+@pytest.mark.parametrize("note", ['"\\udfff"', "1e999"])
+def test_a_correction_with_an_unencodable_note_is_a_422(api, station, note):
+    rep_id = station.store.session_reps(station.session_id)[0]["id"]
+    answer = api.post(f"/api/reps/{rep_id}/corrections", content=f'{{"kind": "not_a_rep", "note": {note}}}', headers=JSON)
+    assert answer.status_code == 422
+
+
+def test_an_export_past_the_calendar_is_a_400(api):
+    answer = api.get("/api/reps/export?since=9999-12-31T23:59:59-12:00&until=9999-12-31T23:59:59-13:00")
+    assert answer.status_code == 400 and "out of range" in answer.json()["detail"]
+
+
+def test_a_chunked_body_over_64_kib_is_a_413(api, station):
+    rep_id = station.store.session_reps(station.session_id)[0]["id"]
+
+    def chunks():
+        for _ in range(80):
+            yield b"x" * 1024
+
+    answer = api.post(f"/api/reps/{rep_id}/corrections", content=chunks(), headers=JSON)
+    assert answer.status_code == 413 and "64 KiB" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("headers,status", [
+    ({"origin": "http://testserver:9000"}, 403),  # another port of the same address
+    ({"origin": "http://evil.example"}, 403),
+    ({"origin": "null"}, 403),
+    ({"sec-fetch-site": "same-site"}, 403),  # another port, as a browser labels it
+    ({"sec-fetch-site": "cross-site"}, 403),
+    ({"origin": "http://testserver", "sec-fetch-site": "same-origin"}, 200),
+    ({}, 200),  # curl, a script: the token alone
+])
+def test_writes_from_another_origin_are_refused(api, station, headers, status):
+    answer = api.put(f"/api/sessions/{station.session_id}/athlete", json={"athlete": "Kim"}, headers={**AUTH, **headers})
+    assert answer.status_code == status
+    assert (athlete_of(station) == "Kim") is (status == 200)
+
+
+def test_a_form_post_that_is_not_form_data_changes_nothing(api, station):
+    api.post("/login", data={"token": TOKEN, "next": "/"}, follow_redirects=False)
+    station.store.set_athlete(station.session_id, "Alex")
+    for body, kind in (('{"athlete": ""}', "application/json"), ("", "text/plain")):
+        answer = api.post(f"/sessions/{station.session_id}/athlete", content=body, headers={"content-type": kind})
+        assert answer.status_code == 415
+    assert athlete_of(station) == "Alex"
+    ok = api.post(f"/sessions/{station.session_id}/athlete", data={"athlete": "Sam"}, follow_redirects=False)
+    assert ok.status_code == 303 and athlete_of(station) == "Sam"
+
+
+@pytest.mark.parametrize("host,status", [
+    ("evil.example", 421), ("evil.example:8080", 421), ("192.168.1.20:8080", 200), ("[fe80::1]:8080", 200),
+    ("localhost:8080", 200), ("testserver", 200),
+])
+def test_only_the_stations_own_names_are_answered(api, host, status):
+    answer = api.get("/api/sessions", headers={"host": host})
+    assert answer.status_code == status
+    if status == 421:
+        assert "web.allowed_hosts" in answer.json()["detail"]
+
+
+def test_a_name_the_gym_gave_the_station_can_be_allowed(filled_db):
+    from device.config import WebSettings
+    from web.app import create_app
+
+    with RepStore(filled_db) as store:
+        app = create_app(store, WebSettings(allowed_hosts=["coach.gym.lan"]), page_cpu_share=None)
+        client = TestClient(app)
+        assert client.get("/api/sessions", headers={"host": "coach.gym.lan"}).status_code == 200
+        assert client.get("/api/sessions", headers={"host": "other.gym.lan"}).status_code == 421
