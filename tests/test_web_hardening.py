@@ -78,6 +78,7 @@ def test_a_form_post_that_is_not_form_data_changes_nothing(api, station):
     for body, kind in (('{"athlete": ""}', "application/json"), ("", "text/plain")):
         answer = api.post(f"/sessions/{station.session_id}/athlete", content=body, headers={"content-type": kind})
         assert answer.status_code == 415
+    assert api.post(f"/sessions/{station.session_id}/athlete").status_code == 422  # no athlete field at all
     assert athlete_of(station) == "Alex"
     ok = api.post(f"/sessions/{station.session_id}/athlete", data={"athlete": "Sam"}, follow_redirects=False)
     assert ok.status_code == 303 and athlete_of(station) == "Sam"

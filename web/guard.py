@@ -82,11 +82,16 @@ class GuardMiddleware:
                     return 403, "cross-origin request refused: change settings from the station's own page"
             if origin == "null":
                 return 403, "request from an opaque origin refused"
-            if method == "POST" and not scope["path"].startswith("/api/"):
-                kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
-                if kind not in FORM_TYPES:
-                    return 415, "the page's forms send form data (application/x-www-form-urlencoded)"
         return None
+
+    @staticmethod
+    def _not_form(scope: Scope, headers: dict[bytes, bytes], body: bytes) -> bool:
+        """A post to one of the page's forms whose body is something else than form data (an empty
+        body with no type is an empty form, as curl -X POST sends it)."""
+        if scope["method"] != "POST" or scope["path"].startswith("/api/"):
+            return False
+        kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        return kind not in FORM_TYPES and bool(kind or body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,6 +109,9 @@ class GuardMiddleware:
         body = await _read_body(receive) if scope["method"] in CHANGES or declared or b"transfer-encoding" in headers else b""
         if body is None:
             await _too_large(send)
+            return
+        if self._not_form(scope, headers, body):
+            await _answer(send, 415, "the page's forms send form data (application/x-www-form-urlencoded)")
             return
         replayed = False
 

@@ -61,8 +61,10 @@ def logout() -> Response:
 
 
 @router.post("/sessions/{session_id}/athlete", response_class=Response, responses={**REDIRECT, **ERRORS})
-def label_session(ctx: Writer, session_id: SessionId, athlete: Annotated[str, Form(max_length=2000)] = "",
+def label_session(ctx: Writer, session_id: SessionId, athlete: Annotated[str, Form(max_length=2000)],
                   next: Next = "") -> Response:
+    # `athlete` is required: the form always sends it (empty clears the label); a post without it
+    # is not that form and must not clear anything.
     body = validated(AthleteIn, {"athlete": athlete})
     actions.set_athlete(ctx, session_id, body.athlete)
     return back(next or f"/sessions/{session_id}", "athlete")
