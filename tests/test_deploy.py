@@ -300,6 +300,11 @@ def test_units_declare_watchdog_restart_hardening_and_data_dir():
         if service != "hinge-station-backup.service":
             assert keys["Type"] == ["notify"] and keys["WatchdogSec"] == ["30"] and keys["Restart"] == ["on-failure"]
             assert keys["DevicePolicy"] == ["closed"]
+            assert int(keys["LimitNOFILE"][0]) >= 1024  # set, not the distribution's default
+    from device.commands.page_process import PAGE_MAX_OPEN_FILES
+    coach_keys = dict(line.split("=", 1) for line in (DEPLOY / "systemd/hinge-station.service").read_text().splitlines()
+                      if "=" in line and not line.startswith("#"))
+    assert int(coach_keys["LimitNOFILE"]) == PAGE_MAX_OPEN_FILES  # what the page process raises itself to
     coach = (DEPLOY / "systemd/hinge-station.service").read_text()
     headless = (DEPLOY / "systemd/hinge-station-log.service").read_text()
     assert "ExecStart=/opt/hinge-station/venv/bin/station run" in coach and "char-gpiochip" in coach

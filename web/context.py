@@ -27,6 +27,7 @@ class WebContext:
     preview_fps: float = 3.0
     version: str = "dev"
     closing: threading.Event = field(default_factory=threading.Event)
+    live_streams: int = 0  # open /api/live/events streams (the event loop's thread only)
 
     @property
     def live_session_id(self) -> Optional[int]:

@@ -10,13 +10,19 @@ import uvicorn
 from fastapi import FastAPI
 
 
+MAX_CONNECTIONS = 256  # a gym's phones and tablets are a handful; every one gets a live stream and more
+
+
 class PageServer:
     """Serve `app` from a daemon thread; `start()` returns once the socket is listening."""
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
         self.app = app
+        # Idle keep-alive connections close after 5 s; past MAX_CONNECTIONS open connections and
+        # tasks a request is answered 503 at once instead of queueing.
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                                timeout_graceful_shutdown=2, lifespan="on")
+                                timeout_graceful_shutdown=2, lifespan="on", timeout_keep_alive=5,
+                                limit_concurrency=MAX_CONNECTIONS)
         self._server = uvicorn.Server(config)
         self._thread: Optional[threading.Thread] = None
 

@@ -15,37 +15,25 @@ from device.config import Settings
 from device.errors import StationError
 from device.station.assembly import StationRig, build_station, retention, stopped_by_signals
 from device.station.loop import RunSummary
-from device.station.store import RepStore
 from device.stats import median
 
 
 @contextmanager
 def trainer_page(settings: Settings, rig: StationRig) -> Iterator[str]:
-    """Serve the trainer page from this process on a small uvicorn thread, over the rep log, with
-    the running station as its live state and controls; yields the page's URL."""
-    from device.analysis.profiles import list_profiles
-    from device.commands.doctor import run_checks
-    from web.app import create_app
-    from web.page_server import PageServer
+    """Serve the trainer page from its own process (device/commands/page_process.py), over the rep
+    log, with the running station's live state and controls; yields the page's URL."""
+    from device.commands.page_process import PageProcess
 
-    app = create_app(
-        RepStore(settings.store.db_path),  # type: ignore[arg-type]
-        settings.web,
-        live=rig.live,
-        controls=rig.station,
-        profiles=list_profiles(settings.analysis.profiles_dir),
-        checks=lambda: [c.row() for c in run_checks(settings)],
-    )
-    server = PageServer(app, host=settings.web.host, port=settings.web.port)
+    page = PageProcess(settings.model_dump(), rig.live, rig.station)
     try:
-        server.start()
-    except RuntimeError as err:
-        raise StationError(f"{err}; choose another with --port or web.port, or run with --no-page") from None
-    host = "127.0.0.1" if settings.web.host in ("0.0.0.0", "::") else settings.web.host
+        url = page.start()
+    except StationError as err:
+        raise StationError(f"{err}; is port {settings.web.port} free? Choose another with --port or web.port, "
+                           "or run with --no-page") from None
     try:
-        yield f"http://{host}:{server.port}/"
+        yield url
     finally:
-        server.stop()
+        page.stop()
 
 
 def run_live(

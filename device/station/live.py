@@ -67,6 +67,14 @@ class LiveState:
             self._snapshot = new
             self._cond.notify_all()
 
+    def mirror(self, snapshot: LiveSnapshot) -> None:
+        """Take another process's snapshot as it is (the page's copy of the live loop's state)."""
+        with self._cond:
+            if snapshot != self._snapshot:
+                self._version += 1
+                self._snapshot = snapshot
+                self._cond.notify_all()
+
     def snapshot(self) -> tuple[int, LiveSnapshot]:
         with self._cond:
             return self._version, self._snapshot
@@ -84,9 +92,19 @@ class LiveState:
 
     def preview(self) -> tuple[int, Optional[bytes]]:
         """The latest preview; asking for it keeps previews coming for a few seconds."""
+        self.want_preview()
+        with self._cond:
+            return self._preview_version, self._preview
+
+    def latest_preview(self) -> tuple[int, Optional[bytes]]:
+        """The latest preview, without asking for more (to pass it on)."""
+        with self._cond:
+            return self._preview_version, self._preview
+
+    def want_preview(self) -> None:
+        """Someone is watching: keep previews coming for a few seconds."""
         with self._cond:
             self._preview_wanted_until = time.monotonic() + PREVIEW_INTEREST_S
-            return self._preview_version, self._preview
 
     def preview_wanted(self) -> bool:
         """The live loop draws and encodes previews only while someone is watching."""

@@ -17,6 +17,7 @@ PROBLEMS = {
     404: "No such item.",
     409: "Not possible in the station's current state (read-only rep log, no station running, duplicate).",
     422: "A malformed field; the message says which.",
+    503: "Too many open at once (live views); try again after Retry-After seconds.",
 }
 
 

@@ -20,6 +20,7 @@ router = APIRouter(prefix="/api/live", tags=["live"])
 POLL_S = 0.2  # how often a stream looks for a new snapshot: cheap, and a rep shows within a blink
 KEEPALIVE_S = 15.0
 STREAM_MAX_S = 600.0  # the browser reconnects by itself; bounds how long a forgotten tab holds a connection
+MAX_STREAMS = 32  # a gym's screens and phones; more are refused (503) rather than starve the rest
 
 
 @router.get("", response_model=LiveOut, responses=problems(401, 409))
@@ -31,11 +32,22 @@ def get_live(ctx: Reader) -> LiveOut:
 @router.get("/events", response_class=StreamingResponse, responses={
     200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
           "description": "Server-sent events: `snapshot` with a LiveOut as data, whenever the station's state changes."},
-    **problems(401, 409)})
+    **problems(401, 409, 503)})
 async def live_events(ctx: Reader) -> StreamingResponse:
     live = ctx.require_live()
+    if ctx.live_streams >= MAX_STREAMS:
+        raise HTTPException(503, f"{MAX_STREAMS} live views are open already; close one, or reload in a minute",
+                            headers={"Retry-After": "30"})
+    ctx.live_streams += 1
 
     async def stream() -> AsyncIterator[str]:
+        try:
+            async for part in events():
+                yield part
+        finally:
+            ctx.live_streams -= 1
+
+    async def events() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
         seen, rep_id, rep = -1, None, None
         fetched = False
