@@ -1,6 +1,8 @@
 """Frame sources: file timestamps are the file's own, and bad input fails clearly."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,20 @@ def test_picamera_without_picamera2_says_how_to_install():
             PiCameraSource().start()
     else:  # pragma: no cover - on a Pi
         pytest.skip("picamera2 is installed here; the absence message cannot be exercised")
+
+
+@pytest.mark.parametrize("spec", ["webcam:-1", "webcam:" + "9" * 20, "webcam:abc", "webcam:64", "webcam:", "webcam:٣"])
+def test_a_bad_webcam_number_is_a_clear_error_before_opencv_sees_it(spec):
+    """OpenCV segfaults on -1 and overflows on 20 digits; the station says what it takes instead."""
+    with pytest.raises(SourceError, match=r"use webcam:N with N from 0 to 63"):
+        open_source(spec)
+
+
+def test_station_log_with_a_bad_source_exits_non_zero_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    for spec in ("webcam:-1", "webcam:" + "9" * 20, "webcam:abc"):
+        proc = subprocess.run([sys.executable, "-m", "device", "log", "--source", spec], capture_output=True, text=True,
+                              env={**os.environ, "HINGE_DATA_DIR": str(tmp_path)}, timeout=120)
+        assert proc.returncode != 0 and "webcam:N" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -176,3 +176,28 @@ def test_page_controls_reach_the_running_session_through_the_rep_log(tmp_path):
         [session] = ro.list_sessions()
         assert session["athlete"] == "Jo"
         assert ro.get_setting("buzzer_enabled") is False  # remembered across restarts
+
+
+class CrashingCamera(FlakyCamera):
+    """A camera backend whose driver raises something no one planned for after a few frames."""
+
+    def read(self):
+        if self.plan["served"] == 5:
+            raise OverflowError("Python int too large to convert to C int")
+        return super().read()
+
+
+def test_a_capture_thread_that_dies_ends_the_run_with_an_error_not_a_quiet_summary(tmp_path):
+    import pytest
+
+    from device.errors import StationError
+
+    store = RepStore(tmp_path / "s.db")
+    station = Station(engine=PresentEngine(), make_analyzer=lambda name: EveryNthFrameRep(5), profile="hinge",
+                      replog=RepLog(store), live=LiveState(), source_id="crashing", idle_timeout_s=60)
+    plan = {"total": 100, "fail_after": -1, "missing_for": 0, "died": False, "served": 0, "opens": 0}
+    with pytest.raises(StationError, match="capture thread failed.*OverflowError"):
+        station.run(lambda: CrashingCamera(plan), lossless=True)
+    station.replog.close()
+    with RepStore(tmp_path / "s.db", readonly=True) as ro:
+        assert ro.rep_count() == 1  # the rep finished before the crash is logged

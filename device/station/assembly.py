@@ -121,6 +121,12 @@ def build_station(
     The rep log is settings.store.db_path. Refuses to start on a missing or corrupt model.
     """
     spec = source_spec or settings.source.camera
+
+    def make_source() -> FrameSource:
+        src = settings.source
+        return open_source(spec, src.width, src.height, src.fps, pace=not fast)
+
+    probe = make_source()  # not started: checks the spec first, tells the source's name and whether it is a camera
     if engine is None:
         engine = PoseEngine.from_settings(settings)
     make_analyzer = analyzer_factory(settings)
@@ -143,15 +149,10 @@ def build_station(
         notifier = SystemdNotifier()
         undo.callback(notifier.close)
 
-        def make_source() -> FrameSource:
-            src = settings.source
-            return open_source(spec, src.width, src.height, src.fps, pace=not fast)
-
         if note:
             live.update(storage=note)
             if signals is not None:
                 signals.warn()  # the error tone and a red flash, then on as usual
-        probe = make_source()  # not started: tells the source's name and whether it is a camera
         station = Station(
             engine=engine, make_analyzer=make_analyzer, profile=profile, replog=replog, signals=signals, live=live,
             notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,

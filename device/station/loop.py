@@ -186,6 +186,10 @@ class FrameGrabber(threading.Thread):
                     log.warning("%s", err)
                 finally:
                     source.stop()
+        except Exception as err:  # anything else: say so and end the run non-zero, never a quiet summary
+            log.exception("the capture thread failed")
+            self.fatal = StationError(f"the capture thread failed ({type(err).__name__}: {err}); "
+                                      "check --source / source.camera")
         finally:
             self.mailbox.close()
 
