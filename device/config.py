@@ -25,7 +25,8 @@ def default_data_dir() -> Path:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and infinity are refused everywhere (`fps = inf` would spin the loop), naming the key.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelSettings(Section):
@@ -113,7 +114,7 @@ class LoggingSettings(Section):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="HINGE_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
+        env_prefix="HINGE_", env_nested_delimiter="__", extra="forbid", validate_assignment=True, allow_inf_nan=False
     )
 
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -177,6 +178,10 @@ def load_settings(path: Optional[Path] = None, overrides: Optional[dict[str, Any
             return sources
 
     origin = str(path) if path else "defaults and environment"
+    unknown = unknown_environment(os.environ)
+    if unknown:
+        raise ConfigError("unknown HINGE_* environment variables (nested keys take two underscores, e.g. "
+                          f"HINGE_WEB__TOKEN): {', '.join(unknown)}")
     try:
         loaded = _Loaded(**_nest(overrides or {}))
     except ValidationError as err:
@@ -184,6 +189,29 @@ def load_settings(path: Optional[Path] = None, overrides: Optional[dict[str, Any
     except ValueError as err:  # malformed TOML
         raise ConfigError(f"cannot read config file {path}: {err}") from None
     return loaded
+
+
+# HINGE_* variables that are not settings: the config file's path, and where `station evaluate`
+# and the tests find the labelled clips.
+NOT_SETTINGS = {"HINGE_CONFIG", "HINGE_SHARED_DIR"}
+
+
+def unknown_environment(environ: Any) -> list[str]:
+    """HINGE_* variables that name no setting (pydantic would ignore them silently): a misspelled
+    HINGE_WEB_TOKEN for HINGE_WEB__TOKEN must not leave the page without its token unnoticed."""
+    out = []
+    for name in sorted(environ):
+        if not name.startswith("HINGE_") or name in NOT_SETTINGS:
+            continue
+        model: Any = Settings
+        for part in name[len("HINGE_"):].lower().split("__"):
+            fields = getattr(model, "model_fields", None)
+            if fields is None or part not in fields:
+                out.append(name)
+                break
+            model = fields[part].annotation
+            model = next((a for a in getattr(model, "__args__", ()) if hasattr(a, "model_fields")), model)
+    return out
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:

@@ -76,6 +76,35 @@ def test_bad_value_is_an_error_naming_the_key_and_value(tmp_path):
     assert "reps.depth_deg" in str(err.value) and "deep" in str(err.value)
 
 
+@pytest.mark.parametrize("section,key,value", [
+    ("faults.squatting_the_hinge", "max_thigh_deg", "-5"), ("faults.squatting_the_hinge", "max_knee_deg", "inf"),
+    ("faults.head_not_neutral", "max_dropped_deg", "nan"), ("faults.too_fast", "min_lowering_s", "-1.0"),
+    ("faults.load_away_from_body", "max_forward", "0"), ("movement", "squat_min_knee_deg", "400"),
+    ("kinematics", "noise_window_s", "inf"), ("faults", "clear_margin_sigmas", "nan"),
+])
+def test_non_finite_or_out_of_range_numbers_are_refused_naming_the_key(tmp_path, section, key, value):
+    write(tmp_path, "odd", f'base = "hinge"\ntitle = "Odd"\n[{section}]\n{key} = {value}\n')
+    with pytest.raises(ConfigError) as err:
+        load_profile("odd", tmp_path)
+    assert f"{section}.{key}" in str(err.value) and "odd.toml" in str(err.value)
+
+
+def test_non_finite_or_unknown_settings_from_the_environment_are_refused(monkeypatch):
+    from device.config import load_settings
+
+    monkeypatch.setenv("HINGE_SOURCE__FPS", "inf")
+    with pytest.raises(ConfigError, match="source.fps"):
+        load_settings(None, {})
+    monkeypatch.delenv("HINGE_SOURCE__FPS")
+    monkeypatch.setenv("HINGE_WEB_TOKEN", "x" * 20)  # one underscore: names no setting
+    with pytest.raises(ConfigError, match="HINGE_WEB_TOKEN"):
+        load_settings(None, {})
+    monkeypatch.delenv("HINGE_WEB_TOKEN")
+    monkeypatch.setenv("HINGE_WEB__TOKEN", "x" * 20)
+    monkeypatch.setenv("HINGE_SHARED_DIR", "/tmp")  # the labelled clips' folder: not a setting, not an error
+    assert load_settings(None, {}).web.token.get_secret_value() == "x" * 20
+
+
 def test_inconsistent_rep_thresholds_are_refused(tmp_path):
     write(tmp_path, "shallow", 'base = "hinge"\ntitle = "Shallow"\n[reps]\ndepth_deg = 30\n')
     with pytest.raises(ConfigError, match="start_deg < depth_deg"):

@@ -139,3 +139,35 @@ def test_settings_and_retention(tmp_path):
         assert store.prune(before=50.0) == 1
         assert store.get_session(old) is None and store.get_session(new) is not None
         assert store.rep_count() == 0  # the old session's reps and faults went with it
+
+
+def test_sessions_cut_by_a_power_loss_are_closed_at_start_and_pruned_by_retention(tmp_path, settings):
+    """kill -9 or a power cut leaves a session without an end; the next start closes it at its last
+    rep, and retention removes it like any other once it is old enough."""
+    import time
+
+    from support.pipeline import station_settings
+
+    from device.station.assembly import retention
+
+    day = 86400.0
+    now = time.time()
+    with RepStore(tmp_path / "s.db") as store:
+        old = store.start_session(now - 400 * day, "hinge", "picamera")  # cut, long ago
+        cut = store.start_session(now - 2 * day, "hinge", "picamera")  # cut, recent, with a rep
+        store.add_rep(cut, Rep(1, 10.0, 11.0, 12.5, 1.0, 1.5, 90.0, 20.0, 60.0, 0.3, 4.5, True, "left"),
+                      wall_offset=now - 2 * day)
+        assert store.close_interrupted() == 2
+        ended = {s["id"]: s["ended_at"] for s in store.list_sessions()}
+        assert ended[cut] == pytest.approx(now - 2 * day + 12.5) and ended[old] == pytest.approx(now - 400 * day)
+        assert store.close_interrupted() == 0
+        store._db.execute("UPDATE sessions SET ended_at = NULL WHERE id = ?", (old,))  # as the cut left it
+    with retention(station_settings(settings, tmp_path / "s.db")):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with RepStore(tmp_path / "s.db", readonly=True) as ro:
+                ids = [s["id"] for s in ro.list_sessions()]
+            if old not in ids:
+                break
+            time.sleep(0.05)
+    assert ids == [cut]

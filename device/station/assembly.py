@@ -134,6 +134,11 @@ def build_station(
         store, note = open_checked_rep_log(settings.store.db_path)  # type: ignore[arg-type]
         if store is not None:
             undo.callback(store.close)
+            try:
+                if closed := store.close_interrupted():
+                    log.info("closed %d sessions an earlier run left open (kill -9 or power loss)", closed)
+            except StorageError as err:  # a read-only log: the pending file takes over below
+                log.warning("could not close earlier sessions: %s", err)
         saved = store.settings() if store is not None else {}
         profile = choose_profile(settings, make_analyzer, saved, profile)
         buzzer_enabled = bool(saved.get("buzzer_enabled", settings.signals.buzzer_enabled))

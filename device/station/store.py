@@ -296,9 +296,20 @@ class RepStore:
             )
 
     def prune(self, before: float) -> int:
-        """Drop sessions that ended before `before` (retention); returns how many went."""
+        """Drop sessions that ended before `before` (retention), and ones a power cut left without an
+        end that started before it; returns how many went."""
         with self._transaction() as db:
-            return db.execute("DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?", (before,)).rowcount
+            return db.execute("DELETE FROM sessions WHERE COALESCE(ended_at, started_at) < ?", (before,)).rowcount
+
+    def close_interrupted(self) -> int:
+        """At start no session can still be running: one without an end was cut by kill -9 or a
+        power loss. It ends at its last rep (or its start), so history, exports and retention
+        treat it like any other. Returns how many were closed."""
+        with self._transaction() as db:
+            return db.execute(
+                """UPDATE sessions SET ended_at = COALESCE(
+                       (SELECT MAX(r.ended_at) FROM reps r WHERE r.session_id = sessions.id), started_at)
+                   WHERE ended_at IS NULL""").rowcount
 
     # --- reads ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -25,8 +25,15 @@ PROFILES_DIR = Path(__file__).resolve().parent
 DEFAULT_PROFILE = "hinge"
 
 
+# A limit on a joint or segment angle: 0-180 degrees. Out of that range (or NaN, or infinite) a
+# rule could never, or would always, fire: refused at load, naming the key.
+Degrees = Annotated[float, Field(ge=0, le=180)]
+# A distance in leg lengths (hands ahead of or below a landmark): within two leg lengths either way.
+LegLengths = Annotated[float, Field(ge=-2, le=2)]
+
+
 class Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class KinematicsTable(Table):
@@ -57,11 +64,11 @@ class FramingTable(Table):
 
 
 class RepsTable(Table):
-    top_deg: float = Field(description="hip flexion at or below which the athlete is standing")
-    start_deg: float = Field(description="hip flexion above which a rep has started")
-    depth_deg: float = Field(description="hip flexion a rep must reach to count")
+    top_deg: float = Field(ge=-90, le=180, description="hip flexion at or below which the athlete is standing")
+    start_deg: float = Field(ge=-90, le=180, description="hip flexion above which a rep has started")
+    depth_deg: float = Field(ge=-90, le=180, description="hip flexion a rep must reach to count")
     rise_deg: float = Field(gt=0, description="drop from the deepest point that confirms the bottom")
-    lockout_hip_deg: float = Field(description="hip flexion at or below which the hips are locked out")
+    lockout_hip_deg: float = Field(ge=-90, le=180, description="hip flexion at or below which the hips are locked out")
     settle_s: float = Field(ge=0)
     lockout_wait_s: float = Field(gt=0)
     max_gap_s: float = Field(gt=0)
@@ -82,10 +89,10 @@ class MovementTable(Table):
     """The per-rep verdict: did it look like a squat or a hinge, whatever the drill asked."""
 
     squat_max_hinge_ratio: float = Field(gt=0)
-    squat_max_trunk_deg: float
-    squat_min_knee_deg: float
-    hips_at_knee_thigh_deg: float
-    load_hands_below_knee: float
+    squat_max_trunk_deg: Degrees
+    squat_min_knee_deg: Degrees
+    hips_at_knee_thigh_deg: Degrees
+    load_hands_below_knee: LegLengths
 
 
 class Rule(Table):
@@ -95,30 +102,30 @@ class Rule(Table):
 
 
 class SquattingRule(Rule):
-    check_from_hip_deg: float
-    max_thigh_deg: float
+    check_from_hip_deg: Degrees
+    max_thigh_deg: Degrees
     min_hinge_ratio: float = Field(gt=0)
-    ratio_max_trunk_deg: float
-    ratio_min_knee_deg: float
-    max_knee_deg: Optional[float] = None
-    floor_hands_below_knee: float = Field(description="hands this far below the knees (leg lengths) mark a load taken from the floor")
+    ratio_max_trunk_deg: Degrees
+    ratio_min_knee_deg: Degrees
+    max_knee_deg: Optional[Degrees] = None
+    floor_hands_below_knee: LegLengths = Field(description="hands this far below the knees (leg lengths) mark a load taken from the floor")
 
 
 class LockedKneesRule(Rule):
-    min_knee_deg: float
+    min_knee_deg: Degrees
 
 
 class HeadRule(Rule):
     cue_dropped: Optional[str] = None
-    min_trunk_deg: float
-    max_dropped_deg: float = Field(gt=0)
-    max_cranked_deg: float = Field(gt=0)
+    min_trunk_deg: Degrees
+    max_dropped_deg: float = Field(gt=0, le=180)
+    max_cranked_deg: float = Field(gt=0, le=180)
 
 
 class RoundedBackRule(Rule):
-    min_trunk_deg: float
-    max_upper_back_sag_deg: float = Field(gt=0)
-    max_trunk_deg: float
+    min_trunk_deg: Degrees
+    max_upper_back_sag_deg: float = Field(gt=0, le=180)
+    max_trunk_deg: Degrees
 
 
 class IncompleteLockoutRule(Rule):
@@ -126,17 +133,17 @@ class IncompleteLockoutRule(Rule):
 
 
 class OverextendedRule(Rule):
-    max_extension_deg: float = Field(gt=0)
+    max_extension_deg: float = Field(gt=0, le=90)
 
 
 class TooFastRule(Rule):
-    min_lowering_s: float = Field(gt=0)
+    min_lowering_s: float = Field(gt=0, le=30)
 
 
 class LoadAwayRule(Rule):
-    check_from_hip_deg: float
-    min_hands_below_shoulder: float
-    max_forward: float
+    check_from_hip_deg: Degrees
+    min_hands_below_shoulder: LegLengths
+    max_forward: float = Field(gt=0, le=2)
 
 
 class FaultsTable(Table):
