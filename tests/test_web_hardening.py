@@ -104,3 +104,53 @@ def test_a_name_the_gym_gave_the_station_can_be_allowed(filled_db):
         client = TestClient(app)
         assert client.get("/api/sessions", headers={"host": "coach.gym.lan"}).status_code == 200
         assert client.get("/api/sessions", headers={"host": "other.gym.lan"}).status_code == 421
+
+
+def test_an_export_streams_a_page_of_reps_at_a_time_resting_between_pages(tmp_path):
+    """450 reps: three pages, a rest after each, and the same CSV as one whole answer."""
+    import json
+
+    from device.analysis.vocabulary import Rep
+    from web.exports import EXPORT_PAGE, reps_csv, stream_reps
+    from web.views import rep_out
+
+    with RepStore(tmp_path / "s.db") as store:
+        sid = store.start_session(1_700_000_000.0, "hinge", "picamera", "Jo")
+        for i in range(1, 451):
+            store.add_rep(sid, Rep(i, 5.0 * i, 5.0 * i + 1, 5.0 * i + 2.5, 1.0, 1.5, 90.0, 20.0, 60.0, 0.3, 4.5, True,
+                                   "left"), wall_offset=1_700_000_000.0)
+        since, until = 1_699_999_000.0, 1_700_100_000.0
+        rests = []
+        streamed = "".join(stream_reps(store, since, until, "csv", None, pause=rests.append))
+        whole = reps_csv(store.reps_between(since, until), {sid: store.get_session(sid)})
+        assert streamed == whole and len(rests) == -(-450 // EXPORT_PAGE) and all(r >= 0 for r in rests)
+        as_json = json.loads("".join(stream_reps(store, since, until, "json", lambda r: rep_out(r).model_dump(),
+                                                 pause=lambda s: None)))
+        assert [r["rep_index"] for r in as_json["reps"]] == list(range(1, 451))
+        assert [s["athlete"] for s in as_json["sessions"]] == ["Jo"] and as_json["since"] == since
+
+
+def test_wrong_tokens_make_that_client_wait_and_are_logged(api, station, caplog):
+    for _ in range(5):
+        assert api.post("/login", data={"token": "not-the-token-at-all", "next": "/"}).status_code == 401
+    waiting = api.put(f"/api/sessions/{station.session_id}/athlete", json={"athlete": "Kim"}, headers=AUTH)
+    assert waiting.status_code == 429 and int(waiting.headers["retry-after"]) >= 29
+    assert athlete_of(station) != "Kim"  # even the right token waits: guessing must stop
+    assert sum("wrong token" in r.getMessage() and "testclient" in r.getMessage() for r in caplog.records) == 5
+
+
+def test_the_sign_in_limit_is_per_client_and_grows():
+    from web.auth import FailedSignIns
+
+    now = [1000.0]
+    limit = FailedSignIns(clock=lambda: now[0])
+    for _ in range(5):
+        limit.failed("10.0.0.9")
+    assert limit.wait_s("10.0.0.9") == 30.0 and limit.wait_s("10.0.0.2") == 0.0
+    now[0] += 31
+    assert limit.wait_s("10.0.0.9") == 0.0
+    for _ in range(5):
+        limit.failed("10.0.0.9")
+    assert limit.wait_s("10.0.0.9") == 60.0  # the second time, twice as long
+    limit.succeeded("10.0.0.9")
+    assert limit.wait_s("10.0.0.9") == 0.0

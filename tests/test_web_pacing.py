@@ -19,14 +19,16 @@ async def slow_app(scope, receive, send):
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-async def call(app, path):
+async def call(app, path, client="10.0.0.2", done=None):
     statuses = []
 
     async def send(message):
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
-    await app({"type": "http", "path": path, "method": "GET", "headers": []}, None, send)
+    await app({"type": "http", "path": path, "method": "GET", "headers": [], "client": (client, 50000)}, None, send)
+    if done is not None:
+        done.append(client)
     return statuses[0]
 
 
@@ -55,3 +57,19 @@ def test_a_queue_too_long_is_told_to_come_back(monkeypatch):
 def test_share_must_be_a_fraction():
     with pytest.raises(ValueError):
         PaceMiddleware(slow_app, share=0)
+
+
+def test_one_client_hammering_the_page_does_not_hold_back_another():
+    """The schedule is per client: a phone asking once while another client floods is answered
+    in its own turn, not behind the flood's queue."""
+    async def both():
+        app = PaceMiddleware(slow_app, share=0.25)
+        done = []
+        hammer = [asyncio.create_task(call(app, "/history", "10.0.0.9", done)) for _ in range(12)]
+        await asyncio.sleep(0.001)  # the flood is queued first
+        await call(app, "/history", "10.0.0.2", done)
+        await asyncio.gather(*hammer)
+        return done
+
+    done = asyncio.run(both())
+    assert done.index("10.0.0.2") <= 2, done  # after at most the flood's first two answers

@@ -25,6 +25,7 @@ from web.context import Checks, WebContext
 from web.guard import GuardMiddleware
 from web.pacing import PaceMiddleware
 from web.routers import corrections, docs, forms, health, labels, live as live_api, pages, reps, sessions, settings
+from web.routers.common import everywhere_problems
 
 ROUTERS = (sessions.router, reps.router, corrections.router, labels.router, live_api.router, settings.router,
            health.router, docs.router, pages.router, forms.router)
@@ -77,6 +78,7 @@ def create_app(
         description="The trainer page's API: rep history, the live station, corrections and exports. "
                     "Writes need `Authorization: Bearer <web.token>`.",
         openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
+        responses=everywhere_problems(),
     )
     app.state.context = context
     app.state.templates = make_templates(STATIC)

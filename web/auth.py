@@ -4,12 +4,20 @@ Writes (settings, labels, corrections, deletes) need the token set at install. A
 phone types it once on the sign-in form; the page then keeps an HttpOnly, SameSite=Strict cookie
 holding a keyed digest of the token (never the token itself), so changing the token signs every
 phone out. Scripts send `Authorization: Bearer <token>`. Every comparison is constant-time.
+
+Wrong tokens are counted per client address: after `FailedSignIns.limit` within a minute that
+client must wait (429 with Retry-After, doubling up to a quarter of an hour) before it may try
+again, and each refusal is logged with the address. Other clients are not affected.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Optional
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable, Optional
 
 from fastapi import HTTPException, Request
 from pydantic import SecretStr
@@ -23,6 +31,53 @@ NO_TOKEN_HELP = (
     "changes are turned off on this station: no write token is set. Set web.token in the station's config "
     "file (or the HINGE_WEB__TOKEN environment variable) and restart the station"
 )
+
+
+log = logging.getLogger("station.web")
+
+
+class FailedSignIns:
+    """Wrong tokens per client address, and the wait each has earned."""
+
+    limit = 5  # wrong tokens within `window_s` before a client must wait
+    window_s = 60.0
+    first_wait_s = 30.0
+    max_wait_s = 900.0
+    max_clients = 4096
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._clients: OrderedDict[str, tuple[list[float], float, float]] = OrderedDict()  # tries, until, next wait
+
+    def wait_s(self, client: str) -> float:
+        """Seconds this client must still wait before its next try (0: it may try)."""
+        with self._lock:
+            entry = self._clients.get(client)
+            return max(0.0, entry[1] - self.clock()) if entry else 0.0
+
+    def failed(self, client: str) -> None:
+        now = self.clock()
+        with self._lock:
+            tries, until, wait = self._clients.pop(client, ([], 0.0, self.first_wait_s))
+            tries = [t for t in tries if now - t < self.window_s] + [now]
+            if len(tries) >= self.limit:
+                until, tries = now + wait, []
+                log.warning("sign-in: %d wrong tokens from %s; it must wait %.0f s", self.limit, client, wait)
+                wait = min(wait * 2, self.max_wait_s)
+            else:
+                log.warning("sign-in: wrong token from %s", client)
+            self._clients[client] = (tries, until, wait)
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._clients.pop(client, None)
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 class LoginRequired(HTTPException):
@@ -42,6 +97,21 @@ class TokenGate:
         self._digest = hashlib.sha256(secret.encode()).digest() if secret else None
         self._cookie = hmac.new(secret.encode(), b"hinge-station page cookie v1", hashlib.sha256).hexdigest() if secret else None
         self.read_requires_token = read_requires_token
+        self.failures = FailedSignIns()
+
+    def check_token(self, request: Request, given: str) -> bool:
+        """Compare a token a client sent, counting wrong ones against that client; raises 429
+        while the client must wait (before comparing: a waiting client learns nothing)."""
+        client = client_of(request)
+        wait = self.failures.wait_s(client)
+        if wait > 0:
+            raise HTTPException(429, f"too many wrong tokens from this device; try again in {int(wait) + 1} s",
+                                headers={"Retry-After": str(int(wait) + 1)})
+        if self.token_matches(given):
+            self.failures.succeeded(client)
+            return True
+        self.failures.failed(client)
+        return False
 
     @property
     def configured(self) -> bool:
@@ -61,7 +131,7 @@ class TokenGate:
             return False
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and given:
-            return self.token_matches(given.strip())
+            return self.check_token(request, given.strip())
         cookie = request.cookies.get(COOKIE)
         return bool(cookie) and hmac.compare_digest(cookie.encode("utf-8", "surrogateescape"), self._cookie.encode())
 

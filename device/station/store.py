@@ -372,8 +372,9 @@ class RepStore:
         rows = self._query("SELECT * FROM sessions WHERE id = ?", (session_id,))
         return dict(rows[0]) if rows else None
 
-    def _reps(self, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        reps = [dict(r) for r in self._query(f"SELECT * FROM reps {where} ORDER BY started_at, id", params)]
+    def _reps(self, where: str, params: Sequence[Any], limit: Optional[int] = None) -> list[dict[str, Any]]:
+        page = f" LIMIT {int(limit)}" if limit is not None else ""
+        reps = [dict(r) for r in self._query(f"SELECT * FROM reps {where} ORDER BY started_at, id{page}", params)]
         if not reps:
             return []
         ids = [r["id"] for r in reps]
@@ -395,6 +396,12 @@ class RepStore:
     def session_reps(self, session_id: int) -> list[dict[str, Any]]:
         """Every rep of a session with its faults, corrections and trace, oldest first."""
         return self._reps("WHERE session_id = ?", (session_id,))
+
+    def reps_page(self, since: float, until: float, after: tuple[float, int], limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` reps started in [since, until) after (started_at, id) `after`, oldest first:
+        an export read a page at a time, so a 10,000-rep log never sits in memory at once."""
+        return self._reps("WHERE started_at >= ? AND started_at < ? AND (started_at, id) > (?, ?)",
+                          (since, until, after[0], after[1]), limit)
 
     def reps_between(self, since: float, until: float) -> list[dict[str, Any]]:
         return self._reps("WHERE started_at >= ? AND started_at < ?", (since, until))

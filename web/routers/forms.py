@@ -46,7 +46,7 @@ def login(request: Request, token: FormText, next: Next = "/settings") -> Respon
     gate = get_context(request).gate
     if not gate.configured:
         raise HTTPException(403, NO_TOKEN_HELP)
-    if not gate.token_matches(token):
+    if not gate.check_token(request, token):
         raise HTTPException(401, "that is not the station's token; check web.token in the station config")
     response = back(next or "/settings", "signed_in")
     response.set_cookie(COOKIE, gate.cookie_value(), max_age=COOKIE_MAX_AGE_S, httponly=True, samesite="strict", path="/")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from web.context import Reader, RepId
-from web.exports import reps_csv, reps_json
+from web.exports import stream_reps
 from web.schemas import RepOut
 from web.queries import time_range
 from web.routers.common import ExportFormat, download, export_responses, problems
@@ -27,14 +27,9 @@ def export_reps(
     """All reps in a date range, oldest first; CSV has one row per rep, JSON adds traces and corrections."""
     start, end = time_range(since, until)
     assert start is not None and end is not None
-    reps = ctx.store.reps_between(start, end)
-    sessions = {sid: ctx.store.get_session(sid) for sid in {r["session_id"] for r in reps}}
-    if format == "csv":
-        body = reps_csv(reps, sessions)
-    else:
-        body = reps_json({"since": start, "until": end, "sessions": list(sessions.values()),
-                          "reps": [rep_out(r).model_dump() for r in reps]})
     day = datetime.fromtimestamp(start).strftime("%Y%m%d")
+    # Streamed a page of reps at a time, resting between pages (web/exports.py).
+    body = stream_reps(ctx.store, start, end, format, lambda r: rep_out(r).model_dump())
     return download(body, format, f"hinge-reps-{day}")
 
 
