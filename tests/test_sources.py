@@ -89,3 +89,29 @@ def test_station_log_with_a_bad_source_exits_non_zero_with_one_line(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "device", "log", "--source", spec], capture_output=True, text=True,
                               env={**os.environ, "HINGE_DATA_DIR": str(tmp_path)}, timeout=120)
         assert proc.returncode != 0 and "webcam:N" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_frames_past_1920_px_are_reduced_as_they_are_read(tmp_path):
+    """A 4K clip comes out at 1920 px on its long side, its aspect kept; an 8K one is refused with
+    the command that scales it (its decoder alone needs more memory than a Pi can spare)."""
+    import cv2
+
+    from device.capture.base import MAX_FRAME_SIDE, reduced
+
+    def clip(path, size, frames=3):
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
+        for i in range(frames):
+            writer.write(np.full((size[1], size[0], 3), 40 * i, np.uint8))
+        writer.release()
+        return path
+
+    uhd = VideoFileSource(clip(tmp_path / "uhd.mp4", (3840, 2160)))
+    uhd.start()
+    frame = uhd.read()
+    uhd.stop()
+    assert frame.image.shape == (1080, 1920, 3) and MAX_FRAME_SIDE == 1920
+    assert reduced(np.zeros((720, 1280, 3), np.uint8)).shape == (720, 1280, 3)  # smaller frames as they are
+    assert reduced(np.zeros((3000, 1000, 3), np.uint8)).shape == (1920, 640, 3)  # portrait too
+    huge = VideoFileSource(clip(tmp_path / "eightk.mp4", (7680, 4320), frames=1))
+    with pytest.raises(SourceError, match=r"7680x4320.*ffmpeg -i eightk.mp4 -vf scale=1920:-2"):
+        huge.start()

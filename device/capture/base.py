@@ -65,6 +65,20 @@ class FrameSource(ABC):
     def read(self) -> Optional[Frame]: ...
 
 
+# The pose model looks at a 224-px view of the whole frame and a 256-px crop of the athlete; a
+# frame's long side past this (4K, 8K) buys nothing but memory, so it is reduced as it is read.
+MAX_FRAME_SIDE = 1920
+
+
+def reduced(bgr: np.ndarray, max_side: int = MAX_FRAME_SIDE) -> np.ndarray:
+    """The frame with its long side at most `max_side` (area-averaged, aspect kept); as is if smaller."""
+    h, w = bgr.shape[:2]
+    if max(h, w) <= max_side:
+        return bgr
+    scale = max_side / max(h, w)
+    return cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
 class OpenCVSource(FrameSource):
     """What a clip and a webcam share: an OpenCV capture that is released on stop."""
 
@@ -79,4 +93,4 @@ class OpenCVSource(FrameSource):
         if self._cap is None:
             raise SourceError(f"{self.source_id} is not started")
         ok, bgr = self._cap.read()
-        return bgr if ok else None
+        return reduced(bgr) if ok else None

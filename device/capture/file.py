@@ -8,10 +8,16 @@ from typing import Optional
 
 import cv2
 
-from device.capture.base import Frame, OpenCVSource
+from device.capture.base import MAX_FRAME_SIDE, Frame, OpenCVSource
 from device.errors import SourceError
 
 log = logging.getLogger(__name__)
+
+
+# The decoder holds several full frames of its own before any is reduced: a 4K clip peaks at about
+# 300 MB for the whole station (measured), an 8K one at 880 MB, more than a 2 GB Pi can spare
+# beside its OS and the page. Larger clips are refused with the command that scales them.
+MAX_DECODE_PIXELS = 3840 * 2160
 
 
 class VideoFileSource(OpenCVSource):
@@ -34,6 +40,17 @@ class VideoFileSource(OpenCVSource):
         if not cap.isOpened() or cap.get(cv2.CAP_PROP_FRAME_COUNT) <= 0:
             cap.release()
             raise SourceError(f"cannot read {self.path} as video (is it a video file that OpenCV/FFmpeg can decode?)")
+        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > MAX_DECODE_PIXELS:
+            cap.release()
+            raise SourceError(
+                f"{self.path.name} is {width}x{height}: decoding frames that large takes more memory than a Pi "
+                f"can spare (4K is the most the station reads); scale it first, e.g. "
+                f"ffmpeg -i {self.path.name} -vf scale=1920:-2 {self.path.stem}-1080p.mp4")
+        if max(width, height) > MAX_FRAME_SIDE:
+            # A 4K/8K clip: one decoding thread, not one per core, each holding its own full frames.
+            cap.release()
+            cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
         self._cap = cap
         self._index = 0
         self._t0 = None
