@@ -63,3 +63,11 @@ def test_unreadable_config_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(cfg) else real(p, mode))
     with pytest.raises(ConfigError, match="not readable"):
         load_settings(cfg)
+
+
+def test_replay_annotating_into_a_missing_folder_says_so_and_creates_nothing(tmp_path, clips_dir, models_dir):
+    out = tmp_path / "no" / "such" / "folder" / "annotated.mp4"
+    proc = station("replay", clips_dir / "jeffchen_deadlift_side_good_1rep.mp4", "--annotate", out,
+                   "--models-dir", models_dir, "--variant", "float16")
+    assert proc.returncode != 0 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "no").exists()

@@ -45,6 +45,15 @@ def test_bad_labels_name_the_row_and_column(tmp_path, row, problem):
     assert f"{path}:2: {problem}" in str(err.value)
 
 
+def test_a_binary_labels_file_is_a_clear_error(tmp_path):
+    junk = tmp_path / "labels.csv"
+    junk.write_bytes(bytes(range(128, 256)) * 20)
+    with pytest.raises(LabelsError, match="not a text CSV file"):
+        read_labels(junk)
+    proc = station("evaluate", junk)
+    assert proc.returncode != 0 and "not a text CSV file" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_missing_labels_file(tmp_path):
     with pytest.raises(LabelsError, match="does not exist"):
         read_labels(tmp_path / "nope.csv")

@@ -171,3 +171,33 @@ def test_sessions_cut_by_a_power_loss_are_closed_at_start_and_pruned_by_retentio
                 break
             time.sleep(0.05)
     assert ids == [cut]
+
+
+def test_a_reader_that_may_not_write_the_folder_still_reads_the_log(tmp_path, monkeypatch, caplog):
+    """As the page run by another user: SQLite cannot make the WAL's shared-memory file there (the
+    tests run as root, so the refusal is played by the connection), and the log is read as last
+    checkpointed, with a warning, instead of refusing to start."""
+    import device.station.store as store_module
+
+    with RepStore(tmp_path / "s.db") as store:
+        store.start_session(1.0, "hinge", "picamera")
+    real_connect = sqlite3.connect
+
+    class NoShm:
+        def __init__(self, db):
+            self.db = db
+
+        def execute(self, *args):
+            raise sqlite3.OperationalError("unable to open database file")
+
+        def close(self):
+            self.db.close()
+
+    def connect(database, *args, **kwargs):
+        db = real_connect(database, *args, **kwargs)
+        return db if "immutable=1" in str(database) else NoShm(db)
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", connect)
+    with RepStore(tmp_path / "s.db", readonly=True) as ro:
+        assert [s["profile"] for s in ro.list_sessions()] == ["hinge"]
+    assert "last checkpointed" in caplog.text

@@ -16,6 +16,7 @@ analysis always runs fresh and its cost per frame is measured.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -66,7 +67,14 @@ def read_labels(path: Path) -> list[LabelledClip]:
     path = Path(path)
     if not path.is_file():
         raise LabelsError(f"labels file {path} does not exist (pass the path to a labels.csv, see ../shared/README.md)")
-    with path.open(newline="") as fh:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise LabelsError(f"{path} is not a text CSV file (it does not read as UTF-8); "
+                          "pass a labels.csv as in ../shared/README.md") from None
+    except OSError as err:
+        raise LabelsError(f"cannot read labels file {path}: {err.strerror}") from None
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         missing = {"clip", "movement", "reps", "faults"} - set(reader.fieldnames or [])
         if missing:

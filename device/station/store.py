@@ -142,7 +142,7 @@ class RepStore:
             if readonly:
                 if not self.path.is_file():
                     raise StorageError(f"rep log {self.path} does not exist (run the station first, or check store.db_path)")
-                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+                self._db = _open_readonly(self.path)
             else:
                 try:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -427,6 +427,26 @@ class RepStore:
     def quick_check(self) -> str:
         """SQLite's quick check of every page and index ("ok" when sound); fast enough for each start."""
         return "; ".join(str(row[0]) for row in self._query("PRAGMA quick_check"))
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """Open the log for reading only. A reader that may not write the log's folder (the page run
+    by another user) cannot make the WAL's shared-memory file; it then reads the file as it was
+    last checkpointed (immutable), which may miss the newest reps, and says so in the log."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError as err:
+        db.close()
+        if "unable to open" not in str(err) and "readonly" not in str(err):
+            raise
+    import logging
+
+    logging.getLogger(__name__).warning(
+        "%s: this user may not write its folder, so the rep log is read as last checkpointed; the newest reps "
+        "may show only after the station checkpoints (run as the service user to see them at once)", path)
+    return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
 
 
 def open_rep_log(path: Path, clock: Any = time.time) -> tuple[RepStore, Optional[Path]]:
