@@ -128,3 +128,28 @@ def test_bad_quiet_hours_is_a_config_error():
 
     with pytest.raises(ValidationError, match="quiet_hours"):
         SignalSettings(quiet_hours="late")
+
+
+def test_entering_the_error_state_sounds_the_half_second_error_tone_once(factory):
+    from device.station.signals import ERROR_TONE_S
+
+    s = make(factory)
+    factory.pin(BUZZER).clear_states()
+    s.error()
+    s.error()  # already in error: no second tone
+    assert wait_until(lambda: len(high_periods(factory.pin(BUZZER))) == 1)
+    time.sleep(0.2)
+    (_, duration), = high_periods(factory.pin(BUZZER))
+    assert ERROR_TONE_S == 0.5 and duration == pytest.approx(0.5, abs=0.05)
+    s.close()
+
+
+def test_a_damaged_rep_log_warning_flashes_and_sounds_then_shows_the_state_again(factory):
+    s = make(factory)
+    s.tracking()
+    factory.pin(BUZZER).clear_states()
+    s.warn()
+    assert wait_until(lambda: factory.pin(RED).state > 0)
+    assert wait_until(lambda: len(high_periods(factory.pin(BUZZER))) == 1)
+    assert wait_until(lambda: factory.pin(GREEN).state > 0 and factory.pin(RED).state == 0, timeout=3.0)  # tracking again
+    s.close()

@@ -313,11 +313,11 @@ def test_settings_drive_the_running_station(api, station, filled_db):
     got = api.get("/api/settings").json()
     assert got["station_running"] and got["profile"] == "dowel_hinge" and got["buzzer_enabled"] is True
     assert got["can_write"] is False and got["writes_enabled"] is True
-    changed = api.put("/api/settings", json={"profile": "wall_tap", "buzzer_enabled": False, "athlete": " Jo "}, headers=AUTH)
+    changed = api.put("/api/settings", json={"profile": "wall_tap_hinge", "buzzer_enabled": False, "athlete": " Jo "}, headers=AUTH)
     assert changed.status_code == 200, changed.text
-    assert changed.json()["profile"] == "wall_tap" and changed.json()["buzzer_enabled"] is False
+    assert changed.json()["profile"] == "wall_tap_hinge" and changed.json()["buzzer_enabled"] is False
     assert changed.json()["athlete"] == "Jo" and changed.json()["can_write"] is True
-    assert station.controls.calls == [("profile", "wall_tap"), ("buzzer", False), ("athlete", "Jo")]
+    assert station.controls.calls == [("profile", "wall_tap_hinge"), ("buzzer", False), ("athlete", "Jo")]
     assert raw(filled_db, "SELECT athlete FROM sessions WHERE id = ?", station.session_id)[0][0] == "Jo"
 
 
@@ -410,8 +410,8 @@ def test_forms_work_without_javascript_and_reject_cleanly(station, filled_db):
     assert api.post(f"/sessions/{sid}/delete", data={}).status_code == 400
     assert api.post("/settings", data={"buzzer": "loud"}).status_code == 400
     assert snapshot_of_writes(filled_db) == before
-    assert api.post("/settings", data={"profile": "wall_tap", "buzzer": "off"}, follow_redirects=False).status_code == 303
-    assert station.controls.calls == [("profile", "wall_tap"), ("buzzer", False)]
+    assert api.post("/settings", data={"profile": "wall_tap_hinge", "buzzer": "off"}, follow_redirects=False).status_code == 303
+    assert station.controls.calls == [("profile", "wall_tap_hinge"), ("buzzer", False)]
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(api, filled_db):

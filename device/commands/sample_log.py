@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Union
 from device.analysis.vocabulary import DEFAULT_CUES, Fault, FaultEvent, Rep
 from device.station.store import RepStore
 
-PROFILES = ("hinge", "dowel_hinge", "wall_tap", "romanian_deadlift")
+PROFILES = ("hinge", "dowel_hinge", "wall_tap_hinge", "romanian_deadlift")
 ATHLETES = (None, None, "Sam", "Alex R.", "Jo")
 SOURCES = ("picamera", "picamera", "webcam:0", "file:bichraix_deadlift_side_good014.mp4")
 
