@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import socket
+import threading
 import time
+import urllib.parse
 import urllib.request
 
 from support.pipeline import RecordedPoses, station_settings
@@ -35,7 +38,7 @@ def health(url: str) -> int:
         return json.loads(answer.read())["status"] and answer.status
 
 
-def replay(settings, db, clips_dir, clip_poses, flood: int):
+def replay(settings, db, clips_dir, clip_poses, flood: int, exporters: int = 0):
     """Replay the clip at its own pace through the live loop with the page in its own process;
     `flood` clients hold sockets on the page throughout. Returns the run's summary, the alerts, how
     many flood sockets got in, and whether the page answered after the flood."""
@@ -45,6 +48,20 @@ def replay(settings, db, clips_dir, clip_poses, flood: int):
                        on_event=lambda e: alerts.append(e.event.fault.value) if hasattr(e, "event") else None) as rig:
         with PageProcess(cfg.model_dump(), rig.live, rig.station, max_open_files=PAGE_FILES) as page:
             assert health(page.url) == 200
+            stop = threading.Event()
+            exports = [0]
+
+            def export_again_and_again():
+                query = urllib.parse.urlencode({"since": 0, "until": time.time() + 86400, "format": "json"})
+                while not stop.is_set():
+                    with urllib.request.urlopen(f"{page.url}api/reps/export?{query}", timeout=120) as answer:
+                        while answer.read(1 << 16):
+                            pass
+                    exports[0] += 1
+
+            workers = [threading.Thread(target=export_again_and_again, daemon=True) for _ in range(exporters)]
+            for worker in workers:
+                worker.start()
             held = []
             for _ in range(flood):
                 try:
@@ -52,6 +69,10 @@ def replay(settings, db, clips_dir, clip_poses, flood: int):
                 except OSError:
                     pass  # refused or timed out: the page is full, which is the point
             summary = rig.run()
+            stop.set()
+            for worker in workers:
+                worker.join(120)
+            summary.exports = exports[0]
             for sock in held:
                 sock.close()
             deadline = time.monotonic() + 20
@@ -78,3 +99,26 @@ def test_a_connection_flood_on_the_page_does_not_reach_coaching(tmp_path, settin
     print(f"flood {got_in} sockets: reps {loaded.reps}/{quiet.reps}, alerts {len(loaded_alerts)}/{len(quiet_alerts)}, "
           f"dropped frames {loaded.dropped}/{quiet.dropped}, frame-to-signal p95 {p95_loaded:.1f}/{p95_quiet:.1f} ms")
     assert p95_loaded <= 2 * max(p95_quiet, 5.0)  # (5 ms: a floor under timer noise on an idle machine)
+
+
+def test_four_clients_exporting_a_10000_rep_log_do_not_slow_coaching(tmp_path, settings, clips_dir, clip_poses):
+    """The probe's export load: four clients repeating the whole log's JSON export while the station
+    coaches. The page runs in its own lower-priority process and streams exports a page at a time."""
+    from device.commands.sample_log import build_bench_db
+
+    template = tmp_path / "template.db"
+    build_bench_db(template)
+    for name in ("quiet.db", "loaded.db"):
+        shutil.copy(template, tmp_path / name)
+    quiet, quiet_alerts, _, _ = replay(settings, tmp_path / "quiet.db", clips_dir, clip_poses, flood=0)
+    loaded, loaded_alerts, _, answered = replay(settings, tmp_path / "loaded.db", clips_dir, clip_poses, flood=0,
+                                                exporters=4)
+    p95_quiet = percentile(quiet.signal_latency_ms, 95)
+    p95_loaded = percentile(loaded.signal_latency_ms, 95)
+    print(f"4 exporters ({loaded.exports} exports of 10,000 reps): reps {loaded.reps}/{quiet.reps}, alerts "
+          f"{len(loaded_alerts)}/{len(quiet_alerts)}, dropped frames {loaded.dropped}/{quiet.dropped} of {loaded.frames}, "
+          f"frame-to-signal p95 {p95_loaded:.1f}/{p95_quiet:.1f} ms")
+    assert loaded.exports >= 4, "the exports never ran"
+    assert loaded.reps == quiet.reps == 3 and loaded_alerts == quiet_alerts
+    assert loaded.dropped <= quiet.dropped + 0.05 * loaded.frames
+    assert p95_loaded <= 2 * max(p95_quiet, 5.0)
