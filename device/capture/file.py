@@ -14,10 +14,12 @@ from device.errors import SourceError
 log = logging.getLogger(__name__)
 
 
-# The decoder holds several full frames of its own before any is reduced: a 4K clip peaks at about
-# 300 MB for the whole station (measured), an 8K one at 880 MB, more than a 2 GB Pi can spare
-# beside its OS and the page. Larger clips are refused with the command that scales them.
-MAX_DECODE_PIXELS = 3840 * 2160
+# The decoder holds several full frames of its own before any is reduced, so a clip's resolution
+# sets the station's peak memory: measured for the whole `station log`, 1080p 222 MB, 1440p 232 MB,
+# 4K 283 MB on one machine and 329 MB on another, 8K 786-880 MB. A 2 GB Pi shares its memory with
+# the OS and the page, and the station keeps under 300 MB: clips past 1440p are refused with the
+# command that scales them (a Pi camera never gives more than 1080p).
+MAX_DECODE_PIXELS = 2560 * 1440
 
 
 class VideoFileSource(OpenCVSource):
@@ -45,7 +47,7 @@ class VideoFileSource(OpenCVSource):
             cap.release()
             raise SourceError(
                 f"{self.path.name} is {width}x{height}: decoding frames that large takes more memory than a Pi "
-                f"can spare (4K is the most the station reads); scale it first, e.g. "
+                f"can spare (2560x1440 is the most the station reads); scale it first, e.g. "
                 f"ffmpeg -i {self.path.name} -vf scale=1920:-2 {self.path.stem}-1080p.mp4")
         if max(width, height) > MAX_FRAME_SIDE:
             # A 4K/8K clip: one decoding thread, not one per core, each holding its own full frames.
