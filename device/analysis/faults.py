@@ -165,8 +165,9 @@ class FaultJudge:
     Until a quantity's noise has been measured (the first frames of a clip, fewer at a Pi's
     10 fps) its band is the model's typical wander, a cautious stand-in. A fault that held only
     under that stand-in is judged again, within the same rep, as soon as the noise is measured on
-    frames that include the hold: the weakest frame of the hold must clear the measured band. So
-    a lift that starts at its bottom is judged the same at 10 fps as at 30, a little later.
+    frames that include the hold: some hold-long stretch of it must clear the measured band on
+    every frame. So a lift that starts at its bottom is judged the same at 10 fps as at 30, a
+    little later.
 
     Likewise while the camera's view is not yet known (`view_known` False: a clip that starts
     with the athlete bent over, before any upright frame has shown whether the camera is side-on)
