@@ -45,7 +45,7 @@ COACH_UNIT=hinge-station.service
 HEADLESS_UNIT=hinge-station-log.service
 BACKUP_TIMER=hinge-station-backup.timer
 UNITS=("$COACH_UNIT" "$HEADLESS_UNIT" hinge-station-backup.service "$BACKUP_TIMER")
-APT_PACKAGES=(python3-venv python3-picamera2 python3-lgpio sqlite3 logrotate)
+APT_PACKAGES=(python3-venv python3-picamera2 python3-lgpio sqlite3 logrotate espeak-ng alsa-utils)
 MIN_PYTHON_MINOR=10
 
 ROOT=""

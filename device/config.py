@@ -79,6 +79,17 @@ class SignalSettings(Section):
     fault_cooldown_s: float = Field(2.0, ge=0)
 
 
+class VoiceSettings(Section):
+    enabled: bool = Field(False, description="Speak each fault's cue (espeak-ng, offline) after the buzzer; "
+                          "quiet hours apply. Needs a speaker: see deploy/README.md.")
+    volume: int = Field(80, ge=0, le=100, description="Loudness of the spoken cues, percent.")
+    device: str = Field("default", min_length=1, description="ALSA device for the cues (`aplay -L` lists them), "
+                        "e.g. 'plughw:CARD=Headphones' for the Pi's jack.")
+    language: str = Field("en", pattern=r"^[a-z]{2,3}([-_][a-zA-Z0-9]+)*$", description="espeak-ng voice, e.g. 'en', 'en-us'.")
+    framing_repeat_s: float = Field(8.0, gt=0, description="Say a framing cue ('turn sideways') at most this often.")
+    rep_count_every: int = Field(0, ge=0, description="Say the rep count every N reps (0: never).")
+
+
 class SessionSettings(Section):
     idle_timeout_s: float = Field(20.0, gt=0, description="A session ends after this long with nobody in view.")
 
@@ -124,6 +135,7 @@ class Settings(BaseSettings):
     analysis: AnalysisSettings = AnalysisSettings()
     signals: SignalSettings = SignalSettings()
     session: SessionSettings = SessionSettings()
+    voice: VoiceSettings = VoiceSettings()
     store: StoreSettings = StoreSettings()
     web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -386,7 +386,8 @@ def test_install_writes_the_station_and_prints_the_token_once(machine):
     assert proc.stdout.count(token) == 1 and token not in proc.stderr
 
     state = machine.state
-    assert set(state["packages"]) == {"python3-venv", "python3-picamera2", "python3-lgpio", "sqlite3", "logrotate"}
+    assert set(state["packages"]) == {"python3-venv", "python3-picamera2", "python3-lgpio", "sqlite3", "logrotate",
+                                      "espeak-ng", "alsa-utils"}
     assert "hinge-station" in state["users"]
     assert "hinge-station" in state["groups"]["video"] and "hinge-station" in state["groups"]["gpio"]
     assert ["useradd", "--system", "--user-group", "--home-dir", "/var/lib/hinge-station", "--no-create-home",

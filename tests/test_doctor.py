@@ -227,7 +227,7 @@ def test_a_crashing_check_is_reported_and_the_rest_still_run(tmp_path, monkeypat
     monkeypatch.setattr(Doctor, "clock", broken)
     checks = by_name(run_checks(make_settings(tmp_path)))
     assert checks["clock"].status == FAIL and "sensor exploded" in checks["clock"].detail
-    assert len(checks) == 8 and checks["disk"].status in (OK, WARN)
+    assert len(checks) == 9 and checks["disk"].status in (OK, WARN)
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def test_cli_exit_code_and_json_follow_the_checks(tmp_path, models_dir, clips_di
     assert report["ok"] is False and report["failed"] >= 1
     header = failing.stdout.splitlines()[0].split()
     assert header == ["check", "status", "detail"] and set(header) <= set(report["checks"][0])
-    assert [r["check"] for r in report["checks"]] == ["config", "clock", "disk", "database", "models", "runtime", "camera", "gpio"]
+    assert [r["check"] for r in report["checks"]] == ["config", "clock", "disk", "database", "models", "runtime", "camera", "gpio", "voice"]
     assert "fix:" in failing.stdout and "models: run `station models fetch`" in failing.stdout
 
     clip = next(clips_dir.glob("*.mp4"))
@@ -250,3 +250,15 @@ def test_cli_exit_code_and_json_follow_the_checks(tmp_path, models_dir, clips_di
                                                     "HINGE_SOURCE__CAMERA": str(clip), "HINGE_SIGNALS__PIN_FACTORY": "mock"})
     assert passing.returncode == 0, passing.stdout + passing.stderr
     assert json.loads(out.read_text())["failed"] == 0
+
+
+def test_the_voice_check_is_ok_when_off_and_says_what_is_missing_when_on(tmp_path, monkeypatch):
+    from device.station import voice as voice_module
+
+    settings = make_settings(tmp_path)
+    assert Doctor(settings).voice().status == OK
+    on = settings.model_copy(update={"voice": settings.voice.model_copy(update={"enabled": True})})
+    real_which = voice_module.shutil.which
+    monkeypatch.setattr(voice_module.shutil, "which", lambda name: None if name == "espeak-ng" else real_which(name))
+    check = Doctor(on).voice()
+    assert check.status == WARN and "espeak-ng is not installed" in check.detail and "voice.enabled" in check.fix

@@ -82,6 +82,7 @@ class Doctor:
             ("runtime", self.runtime),
             ("camera", self.camera),
             ("gpio", self.gpio),
+            ("voice", self.voice),
         ]
         results = []
         for name, check in checks:
@@ -335,6 +336,23 @@ class Doctor:
         return None
 
     # --- GPIO -------------------------------------------------------------------------------
+
+    def voice(self) -> Check:
+        """Spoken cues: off is fine; on needs espeak-ng and an audio device, else the station
+        coaches without them (said here and in the log)."""
+        from device.station.voice import AlsaSpeaker, PhraseBank, VoiceError
+
+        cfg = self.settings.voice
+        if not cfg.enabled:
+            return Check("voice", OK, "spoken cues are off (voice.enabled = false)")
+        try:
+            PhraseBank(self.settings.data_dir / "cache" / "voice", cfg.language, cfg.volume)
+            speaker = AlsaSpeaker(cfg.device)
+            speaker.close()
+        except VoiceError as err:
+            return Check("voice", WARN, str(err), "install espeak-ng and alsa-utils, plug in a speaker (see "
+                         "deploy/README.md), or set voice.enabled = false")
+        return Check("voice", OK, f"espeak-ng and an audio device ({cfg.device}) are there")
 
     def gpio(self) -> Check:
         sig = self.settings.signals

@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 import time
+from datetime import datetime
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from device.station.live import LiveState
 from device.station.loop import RunSummary, Station
 from device.station.notify import SystemdNotifier
 from device.station.replog import RepLog, pending_path_for
-from device.station.signals import Signals, signals_from_settings
+from device.station.signals import QuietHours, Signals, signals_from_settings
+from device.station.voice import AlsaSpeaker, PhraseBank, Speaker, Voice, VoiceError, profile_phrases
 from device.station.store import RepStore, StorageError, open_rep_log
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,8 @@ class StationRig:
         finally:
             if self.signals is not None:
                 self.signals.close()
+            if self.station.voice is not None:
+                self.station.voice.close()
             self.notifier.close()
 
     def __enter__(self) -> "StationRig":
@@ -110,6 +114,7 @@ def build_station(
     engine=None,
     athlete: Optional[str] = None,
     on_event: Optional[Callable[[Any], None]] = None,
+    speaker: Optional[Speaker] = None,
 ) -> StationRig:
     """The station `settings` describe, over `source_spec` (default source.camera).
 
@@ -118,6 +123,7 @@ def build_station(
     jsonl: also append each rep to this JSON-lines file. pin_factory: gpiozero pins (default from
     signals.pin_factory). engine: a pose backend in place of the model (tests replay recorded poses).
     athlete, on_event: passed to the Station (the session's label; every analysis event, for tests).
+    speaker: where spoken cues go when voice.enabled (default: ALSA; tests pass a RecordingSpeaker).
     The rep log is settings.store.db_path. Refuses to start on a missing or corrupt model.
     """
     spec = source_spec or settings.source.camera
@@ -151,6 +157,10 @@ def build_station(
             signals.set_buzzer_enabled(buzzer_enabled)
         live = LiveState()
         live.update(profile=profile, buzzer_enabled=buzzer_enabled)
+        voice = None if headless else make_voice(settings, speaker)
+        if voice is not None:
+            undo.callback(voice.close)
+            voice.prepare(phrases_for(settings)(profile))
         notifier = SystemdNotifier()
         undo.callback(notifier.close)
 
@@ -162,12 +172,37 @@ def build_station(
             engine=engine, make_analyzer=make_analyzer, profile=profile, replog=replog, signals=signals, live=live,
             notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,
             camera_preview=settings.web.camera_preview, athlete=athlete, source_id=probe.source_id, on_event=on_event,
+            voice=voice, phrases=phrases_for(settings),
         )
         station.storage_note = note
         undo.pop_all()
     return StationRig(station, live, replog, signals, notifier, make_source, source_live=probe.live,
                       lossless=fast and not probe.live, retry_initial_s=settings.source.retry_initial_s,
                       retry_max_s=settings.source.retry_max_s)
+
+
+def phrases_for(settings: Settings) -> Callable[[str], list[str]]:
+    """drill name -> what the voice may say under it."""
+    from device.analysis.profiles import load_profile
+
+    return lambda name: profile_phrases(load_profile(name, settings.analysis.profiles_dir))
+
+
+def make_voice(settings: Settings, speaker: Optional[Speaker] = None) -> Optional[Voice]:
+    """The spoken cues settings describe, or None (switched off, or no espeak-ng or audio device
+    here: said once in the log and by `station doctor`, and everything else goes on)."""
+    cfg = settings.voice
+    if not cfg.enabled:
+        return None
+    try:
+        bank = PhraseBank(settings.data_dir / "cache" / "voice", cfg.language, cfg.volume)
+        out = speaker if speaker is not None else AlsaSpeaker(cfg.device)
+    except VoiceError as err:
+        log.warning("%s", err)
+        return None
+    quiet = QuietHours.parse(settings.signals.quiet_hours) if settings.signals.quiet_hours else None
+    return Voice(bank, out, framing_repeat_s=cfg.framing_repeat_s, rep_count_every=cfg.rep_count_every,
+                 quiet=(lambda: quiet.contains(datetime.now().time())) if quiet else (lambda: False))
 
 
 def open_checked_rep_log(db_path: Path) -> tuple[Optional[RepStore], str]:

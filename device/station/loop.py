@@ -31,6 +31,7 @@ from device.analysis.vocabulary import (
 from device.station.live import LiveState, StationState
 from device.pose.landmarks import Pose
 from device.station.replog import RepLog, SessionHandle
+from device.station.voice import Voice
 from device.station.signals import Signals
 from device.stats import median, percentile
 from device.capture.base import Frame, FrameSource
@@ -265,8 +266,12 @@ class Station:
         source_id: str = "",
         on_event: Optional[Callable[[AnalysisEvent], None]] = None,
         clock: Callable[[], float] = time.monotonic,
+        voice: Optional[Voice] = None,
+        phrases: Optional[Callable[[str], list[str]]] = None,
     ):
         self.engine = engine
+        self.voice = voice  # spoken cues, after the LED and buzzer
+        self.phrases = phrases  # drill name -> what the voice may say under it (rendered on a drill change)
         self.make_analyzer = make_analyzer
         self.profile = profile
         self.analyzer = make_analyzer(profile)
@@ -321,6 +326,17 @@ class Station:
             self._end_session(self._now_ts())  # a session records one drill
         self.analyzer = self.make_analyzer(name)
         self._live(profile=name)
+        if self.voice and self.phrases:
+            # The new drill's cues are rendered beside the loop, not in it; a cue asked for before
+            # its WAV is ready is rendered when it is asked.
+            phrases = self.phrases(name)
+            threading.Thread(target=self._prepare_voice, args=(phrases,), name="voice-render", daemon=True).start()
+
+    def _prepare_voice(self, phrases: list[str]) -> None:
+        try:
+            self.voice.prepare(phrases)  # type: ignore[union-attr]
+        except Exception as err:
+            log.warning("could not render the new drill's cues: %s", err)
 
     def _apply_buzzer(self, enabled: bool) -> None:
         self.replog.setting("buzzer_enabled", enabled)
@@ -447,6 +463,8 @@ class Station:
                 latency = (self.clock() - item.received) * 1000
                 self._times.signal_latency_ms.append(latency)
                 self.summary.signal_latency_ms.append(latency)
+            if self.voice:  # after the LED and buzzer: it only queues the cue
+                self.voice.fault(event.event.fault.value, event.event.cue)
             self._last_fault_mono = self.clock()
             self._live(state=StationState.FAULT, last_fault=event.event.fault.value, last_fault_cue=event.event.cue,
                        last_fault_at=event.time + (self._wall_offset or 0.0), cue=event.event.cue)
@@ -466,6 +484,8 @@ class Station:
         assert self.session is not None
         if self.signals:
             self.signals.rep_finished(rep.clean)
+        if self.voice:
+            self.voice.rep_finished(rep.clean)
         dropped = self._mailbox.dropped if self._mailbox else 0
         timings = self._times.summary(dropped)
         self._times = StageTimes(dropped_at_start=dropped)
@@ -488,6 +508,8 @@ class Station:
     def _framing_changed(self, event: FramingChanged) -> None:
         self._framing = event.framing
         self._show_framing()
+        if self.voice and event.framing in (Framing.FACING_CAMERA, Framing.OUT_OF_FRAME) and not self._camera_error:
+            self.voice.framing(event.cue)
 
     def _show_framing(self) -> None:
         if self._camera_error:
@@ -512,6 +534,8 @@ class Station:
         wall = ts + (self._wall_offset or time.time() - ts)
         self.session = self.replog.start_session(wall, self.profile, self.source_id, self.athlete)
         self.summary.sessions += 1
+        if self.voice:
+            self.voice.new_session()
         log.info("session started (%s)", self.profile)
         self._live(session_id=None, session_reps=0, last_fault=None, last_fault_cue="", last_rep_id=None)
         self._live_session_id()
