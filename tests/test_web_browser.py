@@ -199,6 +199,30 @@ def test_a_trainer_signs_in_and_corrects_a_rep_from_the_phone(browser, served, s
     screenshot(browser, "session-corrected")
 
 
+def test_a_trainer_turns_the_spoken_cues_off_and_on_from_the_phone(browser, served, station):
+    """The settings page's voice switch, in Chromium: it reaches the station's controls and the page
+    shows the new state. (Where no voice is set up, the switch is not shown.)"""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    station.live.update(voice_enabled=True)
+    browser.get(f"{served}/settings")
+    if browser.find_elements(By.CSS_SELECTOR, "#sign-in input[name=token]"):
+        browser.find_element(By.CSS_SELECTOR, "#sign-in input[name=token]").send_keys(TOKEN)
+        browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+        wait_for(lambda: "saved=signed_in" in browser.current_url, "signing in")
+    for wanted, value in (("off", False), ("on", True)):
+        Select(browser.find_element(By.CSS_SELECTOR, "select[name=voice]")).select_by_value(wanted)
+        browser.find_element(By.CSS_SELECTOR, "form[action='/settings'] button").click()
+        wait_for(lambda: station.controls.calls and station.controls.calls[-1] == ("voice", value), f"voice {wanted}")
+        wait_for(lambda: "saved=settings" in browser.current_url, f"voice {wanted} to save")
+        chosen = Select(browser.find_element(By.CSS_SELECTOR, "select[name=voice]")).first_selected_option
+        assert chosen.get_attribute("value") == wanted
+    station.live.update(voice_enabled=None)
+    browser.get(f"{served}/settings")
+    assert not browser.find_elements(By.CSS_SELECTOR, "select[name=voice]")
+
+
 def test_a_session_the_pipeline_logged_from_a_real_squat_renders_on_a_phone(browser, pipeline_db):
     from selenium.webdriver.common.by import By
 

@@ -68,6 +68,13 @@ def apply_settings(ctx: WebContext, body: SettingsIn) -> None:
         ctx.controls.set_profile(body.profile)
     if "buzzer_enabled" in given:
         ctx.controls.set_buzzer_enabled(bool(body.buzzer_enabled))
+    if "voice_enabled" in given:
+        if body.voice_enabled is None:
+            raise HTTPException(400, "voice_enabled must be true or false")
+        if ctx.live.snapshot()[1].voice_enabled is None:
+            raise HTTPException(409, "no voice is set up on this station: set voice.enabled = true in its config "
+                                "(and check espeak-ng and a speaker with `station doctor`)")
+        ctx.controls.set_voice_enabled(bool(body.voice_enabled))
     if "athlete" in given:
         ctx.controls.set_athlete(body.athlete)
         if session_id is not None:

@@ -188,6 +188,7 @@ class SettingsOut(BaseModel):
     profile: Optional[str]
     profiles: list[str]
     buzzer_enabled: Optional[bool]
+    voice_enabled: Optional[bool] = Field(None, description="Spoken cues on or off; null: no voice set up on this station.")
     session_id: Optional[int]
     athlete: Optional[str]
     can_write: bool = Field(description="Whether this request carries a valid write token.")
@@ -258,10 +259,11 @@ class AthleteIn(Strict):
 class SettingsIn(Strict):
     profile: Optional[str] = Field(None, max_length=64, description="A drill profile name from GET /api/settings.")
     buzzer_enabled: Optional[bool] = None
+    voice_enabled: Optional[bool] = Field(None, description="Spoken cues on or off (where a voice is set up).")
     athlete: AthleteLabel = Field(None, description="Athlete label for the session running now.")
 
     @model_validator(mode="after")
     def _something_to_change(self) -> "SettingsIn":
         if not self.model_fields_set:
-            raise ValueError("give at least one of profile, buzzer_enabled, athlete")
+            raise ValueError("give at least one of profile, buzzer_enabled, voice_enabled, athlete")
         return self

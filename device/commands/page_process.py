@@ -155,7 +155,8 @@ class PageProcess:
                 return
             kind = message[0]
             try:
-                if kind == "control" and message[1] in ("set_profile", "set_buzzer_enabled", "set_athlete"):
+                if kind == "control" and message[1] in ("set_profile", "set_buzzer_enabled", "set_athlete",
+                                                        "set_voice_enabled"):
                     getattr(self.controls, message[1])(*message[2])
                 elif kind == "preview_wanted":
                     self.live.want_preview()
@@ -216,6 +217,9 @@ class _ControlsProxy:
 
     def set_athlete(self, label: Optional[str]) -> None:
         _send_quietly(self._conn, self._lock, ("control", "set_athlete", (label,)))
+
+    def set_voice_enabled(self, enabled: bool) -> None:
+        _send_quietly(self._conn, self._lock, ("control", "set_voice_enabled", (enabled,)))
 
 
 def _send_quietly(conn: Connection, lock: threading.Lock, message: tuple) -> None:

@@ -161,6 +161,8 @@ def build_station(
         if voice is not None:
             undo.callback(voice.close)
             voice.prepare(phrases_for(settings)(profile))
+            voice.enabled = bool(saved.get("voice_enabled", True))  # as the page left it
+            live.update(voice_enabled=voice.enabled)
         notifier = SystemdNotifier()
         undo.callback(notifier.close)
 

@@ -39,6 +39,7 @@ class LiveSnapshot:
     last_rep_id: Optional[int] = None
     fps: float = 0.0
     buzzer_enabled: bool = True
+    voice_enabled: Optional[bool] = None  # spoken cues on or off; None: no voice set up on this station
     logging_paused: bool = False
     storage: str = ""  # what is wrong with the rep log, in a line ('' when reps reach it)
     error: str = ""
@@ -120,3 +121,5 @@ class StationControls(Protocol):
     def set_buzzer_enabled(self, enabled: bool) -> None: ...
 
     def set_athlete(self, label: Optional[str]) -> None: ...
+
+    def set_voice_enabled(self, enabled: bool) -> None: ...

@@ -316,6 +316,9 @@ class Station:
     def set_athlete(self, label: Optional[str]) -> None:
         self._commands.put(lambda: self._apply_athlete(label))
 
+    def set_voice_enabled(self, enabled: bool) -> None:
+        self._commands.put(lambda: self._apply_voice(enabled))
+
     def _apply_profile(self, name: str) -> None:
         if name == self.profile:
             return
@@ -343,6 +346,13 @@ class Station:
         if self.signals:
             self.signals.set_buzzer_enabled(enabled)
         self._live(buzzer_enabled=enabled)
+
+    def _apply_voice(self, enabled: bool) -> None:
+        if self.voice is None:
+            return  # no voice set up here (voice.enabled off, or no espeak-ng or speaker): nothing to switch
+        self.replog.setting("voice_enabled", enabled)
+        self.voice.enabled = enabled
+        self._live(voice_enabled=enabled)
 
     def _apply_athlete(self, label: Optional[str]) -> None:
         self.athlete = label

@@ -44,6 +44,10 @@ class RecordingControls:
     def set_athlete(self, label: Optional[str]) -> None:
         self.calls.append(("athlete", label))
 
+    def set_voice_enabled(self, enabled: bool) -> None:
+        self.calls.append(("voice", enabled))
+        self.live.update(voice_enabled=enabled)
+
 
 def _fill(path: Path) -> None:
     # Synthetic on purpose: a month of history and edge cases (a non-finite ratio, an empty session) that

@@ -97,6 +97,7 @@ def withdraw_correction(ctx: Writer, correction_id: CorrectionId, next: Next = "
 @router.post("/settings", response_class=Response, responses={**REDIRECT, **ERRORS})
 def change_settings(ctx: Writer, profile: Annotated[Optional[str], Form(max_length=64)] = None,
                     buzzer: Annotated[Optional[str], Form(max_length=8)] = None,
+                    voice: Annotated[Optional[str], Form(max_length=8)] = None,
                     athlete: Annotated[Optional[str], Form(max_length=2000)] = None) -> Response:
     data: dict[str, Any] = {}
     if profile:
@@ -105,6 +106,10 @@ def change_settings(ctx: Writer, profile: Annotated[Optional[str], Form(max_leng
         if buzzer not in ("on", "off"):
             raise HTTPException(400, "buzzer must be 'on' or 'off'")
         data["buzzer_enabled"] = buzzer == "on"
+    if voice is not None:
+        if voice not in ("on", "off"):
+            raise HTTPException(400, "voice must be 'on' or 'off'")
+        data["voice_enabled"] = voice == "on"
     if athlete is not None:
         data["athlete"] = athlete
     actions.apply_settings(ctx, validated(SettingsIn, data))

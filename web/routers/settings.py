@@ -18,6 +18,7 @@ def current_settings(ctx: WebContext, request: Request) -> SettingsOut:
         station_running=ctx.controls is not None and snap is not None,
         profile=snap.profile if snap is not None else None, profiles=list(ctx.profiles),
         buzzer_enabled=snap.buzzer_enabled if snap is not None else None,
+        voice_enabled=snap.voice_enabled if snap is not None else None,
         session_id=snap.session_id if snap is not None else None,
         athlete=session["athlete"] if session is not None else None,
         can_write=ctx.gate.authenticated(request),
