@@ -52,6 +52,13 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
         if row["alerts"]:  # this clip's rounded back is alerted: the latency of each alert is measured
             assert 0 < row["frame_to_signal_ms_median"] <= row["frame_to_signal_ms_p95"]
 
+    voice = {row["voice"]: row for row in result["voice"]}
+    assert set(voice) == {"off", "on"} and voice["on"]["alerts"] == voice["off"]["alerts"] > 0
+    assert voice["on"]["cues_spoken"] >= 1  # the clip's first fault is said (later ones may wait or be replaced)
+    assert 0 < voice["on"]["frame_to_signal_ms_median"] <= voice["on"]["frame_to_speech_ms_median"]
+    assert voice["on"]["frame_to_speech_ms_median"] <= voice["on"]["frame_to_speech_ms_p95"]
+    assert "frame_to_speech_ms_median" in proc.stdout
+
     assert result["memory"][0]["peak_rss_mb"] > 50  # a whole station process: Python, OpenCV, LiteRT, page
 
     pages = [row for row in result["page"] if row["page"] in ("history", "session")]

@@ -166,17 +166,68 @@ def bench_analysis(context: BenchContext) -> list[dict[str, Any]]:
              "analysis_ms_p99": percentile(ms, 99, 3), "analysis_ms_max": round(max(ms), 3)}]
 
 
-def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool):
+def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool, speaker=None):
     """The real live loop (pose, analysis, mock LED and buzzer, SQLite at `db_path`) over a clip,
     wired as `station run` wires it: as fast as it goes with every frame (`fast`), or at the clip's
-    own rate as a camera would deliver it."""
+    own rate as a camera would deliver it. With `speaker`, spoken cues go to it (voice on)."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
     from device.station.assembly import build_station
 
-    settings = settings.model_copy(update={"store": settings.store.model_copy(update={"db_path": db_path})})
-    with build_station(settings, str(clip), fast=fast, pin_factory=MockFactory(pin_class=MockPWMPin)) as rig:
-        return rig.run()
+    settings = settings.model_copy(update={"store": settings.store.model_copy(update={"db_path": db_path}),
+                                           "voice": settings.voice.model_copy(update={"enabled": speaker is not None})})
+    with build_station(settings, str(clip), fast=fast, pin_factory=MockFactory(pin_class=MockPWMPin),
+                       speaker=speaker) as rig:
+        summary = rig.run()
+        if speaker is not None:
+            speaker.drain(15.0)  # the last cue, before the station closes
+        return summary
+
+
+def bench_voice(context: BenchContext) -> list[dict[str, Any]]:
+    """The live loop paced at the clip's rate, voice off and on: LED/buzzer latency both ways, and
+    from frame capture to the start of the spoken cue (frame to buzzer, plus the speaker's wait from
+    being asked to playing, which includes waiting for a phrase still playing). The speaker records
+    instead of playing (so the machine needs no sound card); it takes each WAV's real duration."""
+    import tempfile
+
+    from device.station.voice import RecordingSpeaker, VoiceError
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
+        for voice in (False, True):
+            speaker = RecordingSpeaker() if voice else None
+            try:
+                summary = run_live_loop(context.settings, context.clip, Path(tmp) / f"voice-{voice}.db", False, speaker)
+            except VoiceError as err:
+                raise ModelError(f"the voice bench needs espeak-ng: {err}") from None
+            spoken, waited = [], 0
+            if speaker is not None:
+                cues = [p for p in speaker.played if p[0] not in _NOT_FAULT_CUES]
+                spoken = [lat + (started - asked) * 1000
+                          for lat, (_, asked, started, _) in zip(summary.signal_latency_ms, cues)]
+                waited = sum(started - asked > 0.05 for _, asked, started, _ in cues)
+            rows.append({
+                "voice": "on" if voice else "off", "frames": summary.frames, "dropped": summary.dropped,
+                "alerts": summary.faults, "cues_spoken": len(spoken) if voice else None,
+                "cues_waited": waited if voice else None,  # started after a phrase still playing ended
+                "frame_to_signal_ms_median": median(summary.signal_latency_ms, 1),
+                "frame_to_signal_ms_p95": percentile(summary.signal_latency_ms, 95, 1),
+                "frame_to_speech_ms_median": median(spoken, 1) if voice else None,
+                "frame_to_speech_ms_p95": percentile(spoken, 95, 1) if voice else None,
+            })
+    return rows
+
+
+def _not_fault_cues() -> frozenset[str]:
+    from device.analysis.framing import HEAD_CUT_CUE
+    from device.analysis.vocabulary import FRAMING_CUES
+    from device.station.voice import PRAISE
+
+    return frozenset([*FRAMING_CUES.values(), HEAD_CUT_CUE, PRAISE])
+
+
+_NOT_FAULT_CUES = _not_fault_cues()
 
 
 def bench_live(context: BenchContext) -> list[dict[str, Any]]:
@@ -237,7 +288,8 @@ print(usage.ru_maxrss)
 
 def bench_page(context: BenchContext) -> list[dict[str, Any]]:
     """The trainer page over a 10,000-rep log while the live loop runs flat out in the same
-    process (as in `station run`), and the live loop's FPS with and without that load."""
+    process (the worst case: `station run` serves the page from a process of its own), and the
+    live loop's FPS with and without that load."""
     import tempfile
 
     from device.commands.bench_page import pipeline_cost
@@ -301,6 +353,7 @@ SECTIONS: list[tuple[str, str, Section]] = [
     ("pipeline", "full replay pipeline", bench_pipeline),
     ("analysis", "hinge analysis per frame (ms)", bench_analysis),
     ("live", "live loop: FPS vs bare landmark model, capture-to-verdict and frame-to-signal latency", bench_live),
+    ("voice", "spoken cues: frame-to-speech start, and LED/buzzer latency with the voice off and on", bench_voice),
     ("memory", "peak RSS of station run", bench_memory),
     ("page", "trainer page on a 10,000-rep log with the live loop running; live-loop FPS with and without it", bench_page),
 ]
