@@ -8,7 +8,7 @@
 #
 # What it makes: apt packages (python3-picamera2 needs libcamera, so it comes from apt), a venv in
 # /opt/hinge-station that sees those system packages, the service user hinge-station (groups video
-# and gpio), /etc/hinge-station/config.toml with a fresh page write token, the models in
+# gpio and audio), /etc/hinge-station/config.toml with a fresh page write token, the models in
 # /var/lib/hinge-station/models, the systemd units, and journald/logrotate limits.
 # Every step checks first and changes only what differs, so a second run changes nothing.
 set -euo pipefail
@@ -167,9 +167,9 @@ group_has_member() {
 }
 
 create_user() {
-    step "Service user $SERVICE_USER (groups video, gpio)"
+    step "Service user $SERVICE_USER (groups video, gpio, audio)"
     local groups=() group
-    for group in video gpio; do
+    for group in video gpio audio; do
         if getent group "$group" >/dev/null; then
             groups+=("$group")
         else
