@@ -7,7 +7,7 @@
 #   sudo deploy/install.sh --uninstall   remove it all but the rep database (--purge-data: that too)
 #
 # What it makes: apt packages (python3-picamera2 needs libcamera, so it comes from apt), a venv in
-# /opt/hinge-station that sees those system packages, the service user hinge-station (groups video
+# /opt/hinge-station that sees those system packages, the service user hinge-station (groups video,
 # gpio and audio), /etc/hinge-station/config.toml with a fresh page write token, the models in
 # /var/lib/hinge-station/models, the systemd units, and journald/logrotate limits.
 # Every step checks first and changes only what differs, so a second run changes nothing.
