@@ -74,6 +74,7 @@ def test_the_rules_once_per_fault_per_rep_praise_after_a_fault_framing_not_too_o
     now = [0.0]
     heard = Heard()
     voice = Voice(PhraseBank(tmp_path), heard, framing_repeat_s=8.0, rep_count_every=3, clock=lambda: now[0])
+    voice.prepare(["tuck the chin, long neck", "long spine, chest proud", "turn sideways", "6"])
     voice.fault("head_not_neutral", "tuck the chin, long neck")
     voice.fault("head_not_neutral", "tuck the chin, long neck")  # same rep: once
     voice.fault("rounded_back", "long spine, chest proud")
@@ -195,3 +196,18 @@ def test_without_an_audio_device_the_voice_is_off_with_a_clear_reason(monkeypatc
     else:
         with pytest.raises(VoiceError, match="no audio device"):
             AlsaSpeaker()
+
+
+def test_a_phrase_not_rendered_yet_is_rendered_beside_the_loop_not_in_it(tmp_path):
+    """A rep count, or a cue of a drill still rendering: asking returns at once (no espeak-ng run
+    on the loop's thread) and the phrase follows when it is ready."""
+    espeak_or_skip()
+    heard = Heard()
+    voice = Voice(PhraseBank(tmp_path), heard, rep_count_every=1)
+    started = time.monotonic()
+    voice.rep_finished(clean=True)
+    assert time.monotonic() - started < 0.01 and heard.said == []
+    deadline = time.monotonic() + 10
+    while not heard.said and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert heard.said == ["1"]

@@ -97,6 +97,10 @@ class PhraseBank:
             self.render([text])
         return self._wavs[text]
 
+    def ready(self, text: str) -> Optional[Path]:
+        """The phrase's WAV if it is rendered already (no synthesis), else None."""
+        return self._wavs.get(text)
+
 
 # --- speakers -------------------------------------------------------------------------------------
 
@@ -229,8 +233,20 @@ class Voice:
         self.bank.render([*phrases, PRAISE])
 
     def _say(self, text: str) -> None:
-        if self.enabled and not self.quiet():
+        if not self.enabled or self.quiet():
+            return
+        wav = self.bank.ready(text)
+        if wav is not None:
+            self.speaker.say(text, wav)
+            return
+        # Not rendered yet (a rep count, a drill's cues still rendering): render beside the loop.
+        threading.Thread(target=self._render_and_say, args=(text,), name="voice-render", daemon=True).start()
+
+    def _render_and_say(self, text: str) -> None:
+        try:
             self.speaker.say(text, self.bank.wav(text))
+        except VoiceError as err:
+            log.warning("%s", err)
 
     def fault(self, name: str, cue: str) -> None:
         """A fault was raised: its cue, once per fault per rep."""
