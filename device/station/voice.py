@@ -172,12 +172,10 @@ class AlsaSpeaker(_OneAtATime):
             raise VoiceError("no audio device (no sound card in /proc/asound/cards): plug in a speaker or enable the "
                              "Pi's headphone jack; spoken cues are off")
         self.aplay, self.device = aplay, device
-        self.started: list[tuple[str, float]] = []  # (phrase, seconds from asking to playing), the latest few
         super().__init__()
 
     def _play(self, name: str, wav: Path, asked: float) -> None:
         proc = subprocess.Popen([self.aplay, "-q", "-D", self.device, str(wav)], stderr=subprocess.PIPE, text=True)
-        self.started = (self.started + [(name, time.monotonic() - asked)])[-100:]
         _, err = proc.communicate(timeout=MAX_PHRASE_S + 5)
         if proc.returncode != 0:
             log.warning("aplay on %s failed: %s", self.device, err.strip())
