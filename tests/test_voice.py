@@ -211,3 +211,24 @@ def test_a_phrase_not_rendered_yet_is_rendered_beside_the_loop_not_in_it(tmp_pat
     while not heard.said and time.monotonic() < deadline:
         time.sleep(0.02)
     assert heard.said == ["1"]
+
+
+def test_alsa_plays_a_cue_through_aplay(tmp_path, caplog):
+    """The real playback path, on ALSA's null device (no sound card on a build machine): aplay
+    takes the phrase and reports no error; a device that does not exist is reported in the log."""
+    espeak_or_skip()
+    if shutil.which("aplay") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("aplay is not installed; CI must install it (apt-get install alsa-utils)")
+        pytest.skip("aplay is not installed (apt-get install alsa-utils)")
+    bank = PhraseBank(tmp_path)
+    speaker = AlsaSpeaker("null")
+    speaker.say("soft knees", bank.wav("soft knees"))
+    assert speaker.drain(10.0)
+    speaker.close()
+    assert "failed" not in caplog.text and "could not play" not in caplog.text
+    wrong = AlsaSpeaker("no_such_card_here")  # a mistyped voice.device: said in the log, nothing stops
+    wrong.say("soft knees", bank.wav("soft knees"))
+    assert wrong.drain(10.0)
+    wrong.close()
+    assert "aplay on no_such_card_here failed" in caplog.text
