@@ -180,15 +180,15 @@ class FaultJudge:
 
     def reset(self) -> None:
         self.checks = frame_checks(self.profile)  # fresh: the squatting rule remembers floor pulls per attempt
-        self._since: dict[Fault, float] = {}
         self._clear_since: dict[Fault, float] = {}
         self._raised: set[tuple[int, Fault]] = set()
         self._borderline: dict[tuple[int, Fault], FaultEvent] = {}
-        self._held: dict[Fault, list[tuple[float, Finding]]] = {}  # per fault, its current hold's frames
+        self._held: dict[Fault, list[tuple[float, Finding]]] = {}  # per fault, its current hold's frames (from its start)
         self._assumed: set[Fault] = set()  # faults whose current hold was judged on assumed noise
-        # Held faults waiting for measured noise or a known view: (quantities, decide, rep index), where
-        # decide(angles) gives the clear (finding, band) on the angles of a later frame, or None.
-        self._pending: dict[tuple[int, Fault], tuple[frozenset[str], Decide, int]] = {}
+        # Held faults waiting for measured noise or a known view: (the hold's frames, decide, rep index),
+        # where decide(angles) gives the clear (finding, band) on the angles of a later frame, or None.
+        # The frames are the hold's own list, so a hold that goes on is judged on all of it.
+        self._pending: dict[tuple[int, Fault], tuple[list[tuple[float, Finding]], Decide, int]] = {}
         self.view_known = True  # the analyzer's ViewMeter has said the camera is side-on
         self._last_time: Optional[float] = None
         self.frame_s = math.nan  # the usual time between frames, for the timing faults' resolution
@@ -250,10 +250,10 @@ class FaultJudge:
         and the view is known."""
         out = []
         for key in [k for k in self._pending if k[0] == m.attempt]:
-            quantities, decide, rep_index = self._pending[key]
+            held, decide, rep_index = self._pending[key]
             if key in self._raised:
                 del self._pending[key]
-            elif self.view_known and all(m.angles.noise_measured(q) for q in quantities):
+            elif self.view_known and all(m.angles.noise_measured(f.quantity) for _, f in held):
                 del self._pending[key]
                 clear = decide(m.angles)
                 if clear is not None:
@@ -262,7 +262,6 @@ class FaultJudge:
         return out
 
     def _end_hold(self, fault: Fault) -> None:
-        self._since.pop(fault, None)
         self._clear_since.pop(fault, None)
         self._held.pop(fault, None)
         self._assumed.discard(fault)
@@ -278,8 +277,9 @@ class FaultJudge:
                 continue
             now = m.angles.time
             band = self._band(m.angles.noise_of(finding.quantity))
-            since = self._since.setdefault(fault, now)
-            self._held.setdefault(fault, []).append((now, finding))
+            held = self._held.setdefault(fault, [])
+            held.append((now, finding))
+            since = held[0][0]
             if not (self.view_known and m.angles.noise_measured(finding.quantity)):
                 self._assumed.add(fault)
             if finding.margin > band and self.view_known:
@@ -296,15 +296,13 @@ class FaultJudge:
                 out.append(self._event(fault, finding, now, m.rep_index, band, borderline=False))
             elif now - since >= hold:
                 self._keep_borderline(key, self._event(fault, finding, now, m.rep_index, band, borderline=True))
-                if fault in self._assumed:
-                    held = list(self._held[fault])
-                    quantities = frozenset(f.quantity for _, f in held)
-                    self._pending[key] = (quantities, self._hold_decider(held, hold), m.rep_index)
+                if fault in self._assumed and (key not in self._pending or self._pending[key][0] is not held):
+                    self._pending[key] = (held, self._hold_decider(held, hold), m.rep_index)
         return out
 
     def interrupt(self) -> None:
         """A frame that could not be judged breaks every fault's hold."""
-        for fault in list(self._since):
+        for fault in list(self._held):
             self._end_hold(fault)
 
     def _once(self, fault: Fault, finding: Finding, band: float, time: float, rep_index: int, attempt: int) -> list[FaultEvent]:
@@ -317,7 +315,7 @@ class FaultJudge:
         self._keep_borderline(key, self._event(fault, finding, time, rep_index, band, borderline=True))
         if not self.view_known and finding.margin > band:
             # Clear, but on a view not yet known to be side-on: raised once it is (same evidence).
-            self._pending[key] = (frozenset(), lambda angles: (finding, band), rep_index)
+            self._pending[key] = ([], lambda angles: (finding, band), rep_index)
         return []
 
     def at_bottom(self, lowering_s: float, shape: BottomShape, angles: Angles, time: float, rep_index: int,
