@@ -57,10 +57,11 @@ def rep_row(rep: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _csv(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> str:
+def _csv(columns: Iterable[str], rows: Iterable[dict[str, Any]], header: bool = True) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
 
@@ -108,7 +109,7 @@ def stream_reps(store: Any, since: float, until: float, fmt: str, rep_json: Any,
         for sid in {r["session_id"] for r in page} - sessions.keys():
             sessions[sid] = store.get_session(sid)
         if fmt == "csv":
-            yield _csv(REP_COLUMNS, (rep_row(r, sessions[r["session_id"]]) for r in page)).split("\n", 1)[1]
+            yield _csv(REP_COLUMNS, (rep_row(r, sessions[r["session_id"]]) for r in page), header=False)
         else:
             parts = [reps_json(rep_json(r)) for r in page]
             yield ("" if first else ",") + ",".join(parts)

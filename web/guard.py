@@ -100,7 +100,7 @@ class GuardMiddleware:
         headers = dict(scope["headers"])
         refused = self._refusal(scope, headers)
         if refused is not None:
-            await _answer(send, *refused)
+            await answer(send, *refused, SECURITY_HEADERS)
             return
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
@@ -111,7 +111,7 @@ class GuardMiddleware:
             await _too_large(send)
             return
         if self._not_form(scope, headers, body):
-            await _answer(send, 415, "the page's forms send form data (application/x-www-form-urlencoded)")
+            await answer(send, 415, "the page's forms send form data (application/x-www-form-urlencoded)", SECURITY_HEADERS)
             return
         replayed = False
 
@@ -146,13 +146,15 @@ async def _read_body(receive: Receive) -> Optional[bytes]:
             return b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, detail: str) -> None:
+async def answer(send: Send, status: int, detail: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    """A JSON {"detail": ...} answer sent straight from a middleware, before any route. (The guard's
+    own answers add SECURITY_HEADERS; a middleware inside it gets them from the guard's send.)"""
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-                + SECURITY_HEADERS})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
 async def _too_large(send: Send) -> None:
-    await _answer(send, 413, "request body too large (the page accepts at most 64 KiB)")
+    await answer(send, 413, "request body too large (the page accepts at most 64 KiB)", SECURITY_HEADERS)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from web.guard import answer
+
 UNPACED = ("/static/", "/api/live/", "/favicon.ico")
 MAX_WAIT_S = 20.0
 FIRST_GUESS_S = 0.02  # one answer's time before any was measured, so a first burst is spaced too
@@ -68,8 +70,5 @@ class PaceMiddleware:
 
 
 async def _busy(send: Send, wait_s: float) -> None:
-    body = b'{"detail":"you are asking faster than the station answers; try again in a few seconds"}'
-    await send({"type": "http.response.start", "status": 429,
-                "headers": [(b"content-type", b"application/json"), (b"retry-after", str(int(wait_s) + 1).encode()),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await answer(send, 429, "you are asking faster than the station answers; try again in a few seconds",
+                 [(b"retry-after", str(int(wait_s) + 1).encode())])
