@@ -158,9 +158,10 @@ def build_station(
         live = LiveState()
         live.update(profile=profile, buzzer_enabled=buzzer_enabled)
         voice = None if headless else make_voice(settings, speaker)
+        phrases = phrases_for(settings)
         if voice is not None:
             undo.callback(voice.close)
-            voice.prepare(phrases_for(settings)(profile))
+            voice.prepare(phrases(profile))
             voice.enabled = bool(saved.get("voice_enabled", True))  # as the page left it
             live.update(voice_enabled=voice.enabled)
         notifier = SystemdNotifier()
@@ -174,7 +175,7 @@ def build_station(
             engine=engine, make_analyzer=make_analyzer, profile=profile, replog=replog, signals=signals, live=live,
             notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,
             camera_preview=settings.web.camera_preview, athlete=athlete, source_id=probe.source_id, on_event=on_event,
-            voice=voice, phrases=phrases_for(settings),
+            voice=voice, phrases=phrases,
         )
         station.storage_note = note
         undo.pop_all()

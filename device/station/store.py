@@ -7,6 +7,7 @@ power cut loses no completed rep and never leaves half a rep behind. Times are U
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 import threading
@@ -18,6 +19,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 from device.errors import StationError
 from device.analysis.vocabulary import FaultEvent, Rep
+
+log = logging.getLogger(__name__)
 
 CORRECTION_KINDS = ("not_a_rep", "false_alarm", "missed_fault")
 
@@ -441,9 +444,7 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
         db.close()
         if "unable to open" not in str(err) and "readonly" not in str(err):
             raise
-    import logging
-
-    logging.getLogger(__name__).warning(
+    log.warning(
         "%s: this user may not write its folder, so the rep log is read as last checkpointed; the newest reps "
         "may show only after the station checkpoints (run as the service user to see them at once)", path)
     return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
