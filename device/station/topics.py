@@ -1,0 +1,274 @@
+"""The MQTT contract between a station and whoever listens (the hub, Home Assistant): every topic
+and every payload, in this one place. Stations publish; the hub and Home Assistant read; only the
+buzzer command travels the other way.
+
+Topics (`<prefix>` from `[mqtt] topic_prefix`, default ``hinge``; `<sid>` the station id,
+``[a-z0-9_-]{1,32}``):
+
+============================  ========  ===  =================================================================
+topic                         retained  QoS  payload
+============================  ========  ===  =================================================================
+<prefix>/<sid>/availability   yes       1    ``online`` / ``offline`` (plain text; the last will is ``offline``)
+<prefix>/<sid>/state          yes       1    StatePayload: what the station sees now, drill, reps, buzzer
+<prefix>/<sid>/session        no        1    SessionPayload: sent when a session starts and again when it ends
+<prefix>/<sid>/rep            no        1    RepPayload: one committed rep, its measurements and faults
+<prefix>/<sid>/alert          no        1    AlertPayload: a fault that buzzed, as it happened
+<prefix>/<sid>/buzzer/set     no        1    command to the station: ``ON`` / ``OFF`` (nothing else is obeyed)
+homeassistant/<c>/<sid>/<o>/config  yes  1    Home Assistant MQTT discovery (`<c>` component, `<o>` object id)
+============================  ========  ===  =================================================================
+
+Every JSON payload carries ``schema`` (SCHEMA_VERSION) and ``station``; a reader refuses a payload
+past MAX_PAYLOAD_BYTES, one that is not JSON, one of another schema version, or one whose
+``station`` is not the station in its topic (`decode`).
+
+Reps and sessions are at-least-once (QoS 1 from the station's durable outbox): a reader may see
+one twice and must store it once, by its key. Keys are made where the rep is committed and never
+reused: ``session_key`` = ``<sid>:<store_uuid>:<session id>`` and ``rep_key`` =
+``<sid>:<store_uuid>:<rep id>``, where store_uuid is a random id made once per station database,
+so a replaced SD card (ids starting again at 1) cannot collide with the old card's keys.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+DEFAULT_PREFIX = "hinge"
+DISCOVERY_PREFIX = "homeassistant"
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+STATION_ID_PATTERN = r"^[a-z0-9_-]{1,32}$"
+PREFIX_PATTERN = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"  # no wildcards, no empty levels
+_KEY_PATTERN = r"^[a-z0-9_-]{1,32}:[0-9a-f]{32}:[1-9][0-9]*$"
+
+ONLINE = "online"
+OFFLINE = "offline"
+BUZZER_ON = "ON"
+BUZZER_OFF = "OFF"
+
+# What a station can be doing, in the coach's words (StatePayload.state).
+NOBODY = "nobody"
+IN_VIEW = "in_view"
+IN_REP = "in_rep"
+TURN_SIDEWAYS = "turn_sideways"
+CAMERA_LOST = "camera_lost"
+STATES = (NOBODY, IN_VIEW, IN_REP, TURN_SIDEWAYS, CAMERA_LOST)
+
+# The topic kinds under <prefix>/<sid>/ (the last levels of the topic).
+AVAILABILITY = "availability"
+STATE = "state"
+SESSION = "session"
+REP = "rep"
+ALERT = "alert"
+BUZZER_SET = "buzzer/set"
+KINDS = (AVAILABILITY, STATE, SESSION, REP, ALERT, BUZZER_SET)
+
+StationId = Annotated[str, Field(pattern=STATION_ID_PATTERN)]
+Key = Annotated[str, Field(pattern=_KEY_PATTERN, max_length=80)]
+Seconds = Annotated[float, Field(ge=0)]  # Unix seconds (UTC)
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+Text = Annotated[str, Field(max_length=200)]
+
+
+def session_key(station: str, store_uuid: str, session_id: int) -> str:
+    return f"{station}:{store_uuid}:{int(session_id)}"
+
+
+def rep_key(station: str, store_uuid: str, rep_id: int) -> str:
+    return f"{station}:{store_uuid}:{int(rep_id)}"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """One station's topics under a prefix."""
+
+    prefix: str
+    station: str
+
+    def __post_init__(self) -> None:
+        if not re.match(STATION_ID_PATTERN, self.station):
+            raise ValueError(f"station id {self.station!r} must match {STATION_ID_PATTERN}")
+        if not re.match(PREFIX_PATTERN, self.prefix):
+            raise ValueError(f"topic prefix {self.prefix!r} must be letters, digits, '_' or '-' levels joined by '/'")
+
+    def topic(self, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown topic kind {kind!r}")
+        return f"{self.prefix}/{self.station}/{kind}"
+
+    @property
+    def availability(self) -> str:
+        return self.topic(AVAILABILITY)
+
+    @property
+    def state(self) -> str:
+        return self.topic(STATE)
+
+    @property
+    def session(self) -> str:
+        return self.topic(SESSION)
+
+    @property
+    def rep(self) -> str:
+        return self.topic(REP)
+
+    @property
+    def alert(self) -> str:
+        return self.topic(ALERT)
+
+    @property
+    def buzzer_set(self) -> str:
+        return self.topic(BUZZER_SET)
+
+    def discovery(self, component: str, object_id: str) -> str:
+        return f"{DISCOVERY_PREFIX}/{component}/{self.station}/{object_id}/config"
+
+
+def all_stations(prefix: str) -> str:
+    """The subscription that reads every station under a prefix (the hub's)."""
+    return f"{prefix}/+/#"
+
+
+def parse_topic(prefix: str, topic: str) -> Optional[tuple[str, str]]:
+    """(station, kind) of a topic under `prefix`, or None when it is not one of the contract's."""
+    head = prefix + "/"
+    if not topic.startswith(head):
+        return None
+    station, _, kind = topic[len(head):].partition("/")
+    if not re.match(STATION_ID_PATTERN, station) or kind not in KINDS:
+        return None
+    return station, kind
+
+
+class Payload(BaseModel):
+    # Strict both ways: a field this schema version does not know is refused, not ignored, and NaN
+    # or infinity (not JSON) never goes out or comes in.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, populate_by_name=True)
+
+    schema_: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
+    station: StationId
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+class StatePayload(Payload):
+    at: Seconds
+    state: Literal["nobody", "in_view", "in_rep", "turn_sideways", "camera_lost"]
+    drill: Name
+    reps_this_session: int = Field(ge=0)
+    reps_today: int = Field(ge=0)
+    last_fault: Optional[Name] = None
+    clean_share_today: Optional[float] = Field(None, ge=0, le=1, description="Clean reps / reps today; None before the first.")
+    buzzer_on: bool
+
+
+class SessionPayload(Payload):
+    session_key: Key
+    started_at: Seconds
+    ended_at: Optional[Seconds] = None
+    drill: Name
+    athlete: Optional[Annotated[str, Field(max_length=100)]] = None
+    source: Text = ""
+
+
+class FaultEvidence(BaseModel):
+    """One fault of a rep, as the station's `faults` table keeps it."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    name: Name
+    cue: Text
+    at: Seconds
+    value: Optional[float] = None
+    threshold: Optional[float] = None
+    margin: Optional[float] = None
+    noise: Optional[float] = None
+
+
+class RepPayload(Payload):
+    rep_key: Key
+    session_key: Key
+    rep_index: int = Field(ge=1)
+    started_at: Seconds
+    bottom_at: Seconds
+    ended_at: Seconds
+    movement: Name
+    side: Literal["left", "right"]
+    lowering_s: Optional[float] = None
+    rising_s: Optional[float] = None
+    peak_hip_flexion_deg: Optional[float] = None
+    knee_flexion_at_bottom_deg: Optional[float] = None
+    trunk_angle_at_bottom_deg: Optional[float] = None
+    hip_shift_at_bottom: Optional[float] = None
+    hinge_ratio: Optional[float] = None
+    lockout_reached: bool
+    faults: list[FaultEvidence] = Field(default_factory=list, max_length=32)
+    borderline: list[FaultEvidence] = Field(default_factory=list, max_length=32)
+    # (seconds from the rep's start, hip flexion, knee flexion), downsampled as the station stores it
+    trace: list[tuple[float, Optional[float], Optional[float]]] = Field(default_factory=list, max_length=600)
+
+
+class AlertPayload(Payload):
+    at: Seconds
+    fault: Name
+    cue: Text
+    session_key: Optional[Key] = None
+
+
+MODELS: dict[str, type[Payload]] = {STATE: StatePayload, SESSION: SessionPayload, REP: RepPayload, ALERT: AlertPayload}
+
+
+class PayloadError(ValueError):
+    """A message a reader must drop; `reason` is one word for counting (too_big, not_json,
+    unknown_schema, wrong_station, invalid, unknown_topic)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def decode(prefix: str, topic: str, payload: bytes) -> tuple[str, str, Union[Payload, str]]:
+    """Validate one received message: (station, kind, payload model — or the plain string for
+    availability and buzzer/set). Raises PayloadError with the reason to drop it."""
+    parsed = parse_topic(prefix, topic)
+    if parsed is None:
+        raise PayloadError("unknown_topic", topic[:200])
+    station, kind = parsed
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("too_big", f"{len(payload)} bytes on {topic} (limit {MAX_PAYLOAD_BYTES})")
+    if kind in (AVAILABILITY, BUZZER_SET):
+        text = payload.decode("utf-8", errors="replace")
+        allowed = (ONLINE, OFFLINE) if kind == AVAILABILITY else (BUZZER_ON, BUZZER_OFF)
+        if text not in allowed:
+            raise PayloadError("invalid", f"{topic}: {text[:40]!r} is not one of {allowed}")
+        return station, kind, text
+    try:
+        data: Any = json.loads(payload)
+    except ValueError as err:
+        raise PayloadError("not_json", f"{topic}: {err}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("not_json", f"{topic}: not a JSON object")
+    if data.get("schema") != SCHEMA_VERSION:
+        raise PayloadError("unknown_schema", f"{topic}: schema {str(data.get('schema'))[:20]!r}, this reader knows {SCHEMA_VERSION}")
+    if data.get("station") != station:
+        raise PayloadError("wrong_station", f"{topic}: payload says station {str(data.get('station'))[:40]!r}")
+    try:
+        return station, kind, MODELS[kind].model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PayloadError("invalid", f"{topic}: {where}: {first['msg']}") from None
+
+
+def buzzer_command(payload: bytes) -> Optional[bool]:
+    """True for ``ON``, False for ``OFF``, None for anything else (ignored)."""
+    if payload == BUZZER_ON.encode():
+        return True
+    if payload == BUZZER_OFF.encode():
+        return False
+    return None

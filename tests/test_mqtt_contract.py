@@ -1,0 +1,119 @@
+"""The MQTT contract (device/station/topics.py) and the test broker (tests/support/broker.py):
+topics, payload validation, and a real mosquitto that keeps a persistent session over a restart."""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from device.station import topics as t
+from support.broker import Mosquitto, broker  # noqa: F401
+
+UUID = "0123456789abcdef0123456789abcdef"
+
+
+def rep_payload(**changes) -> dict:
+    data = {
+        "schema": 1, "station": "wall-1", "rep_key": t.rep_key("wall-1", UUID, 7),
+        "session_key": t.session_key("wall-1", UUID, 2), "rep_index": 3, "started_at": 1_700_000_000.0,
+        "bottom_at": 1_700_000_001.2, "ended_at": 1_700_000_002.5, "movement": "hinge", "side": "left",
+        "lowering_s": 1.2, "rising_s": 1.3, "peak_hip_flexion_deg": 80.0, "knee_flexion_at_bottom_deg": 20.0,
+        "trunk_angle_at_bottom_deg": 60.0, "hip_shift_at_bottom": 0.3, "hinge_ratio": 4.0, "lockout_reached": True,
+        "faults": [{"name": "rounded_back", "cue": "long spine, chest proud", "at": 1_700_000_001.0, "value": 30.0,
+                    "threshold": 20.0, "margin": 10.0, "noise": 2.0}],
+        "borderline": [], "trace": [[0.0, 5.0, 2.0], [0.5, None, None]],
+    }
+    data.update(changes)
+    return data
+
+
+def test_topics_of_a_station():
+    topics = t.Topics("gym/hinge", "wall-1")
+    assert topics.rep == "gym/hinge/wall-1/rep"
+    assert topics.buzzer_set == "gym/hinge/wall-1/buzzer/set"
+    assert topics.discovery("switch", "buzzer") == "homeassistant/switch/wall-1/buzzer/config"
+    assert t.parse_topic("gym/hinge", topics.buzzer_set) == ("wall-1", "buzzer/set")
+    assert t.parse_topic("gym/hinge", "gym/hinge/wall-1/other") is None
+    assert t.parse_topic("gym/hinge", "gym/hinge/Wall+1/rep") is None
+    with pytest.raises(ValueError):
+        t.Topics("hinge", "Wall 1")
+    with pytest.raises(ValueError):
+        t.Topics("hinge/#", "wall-1")
+
+
+def test_a_rep_round_trips_and_hostile_payloads_are_refused():
+    topic = "hinge/wall-1/rep"
+    station, kind, rep = t.decode("hinge", topic, json.dumps(rep_payload()).encode())
+    assert (station, kind, rep.rep_key) == ("wall-1", "rep", "wall-1:" + UUID + ":7")
+    assert json.loads(rep.to_json())["schema"] == 1
+    cases = {
+        "too_big": b"{" + b" " * t.MAX_PAYLOAD_BYTES + b"}",
+        "not_json": b"\xff\xfe rep",
+        "unknown_schema": json.dumps(rep_payload(schema=2)).encode(),
+        "wrong_station": json.dumps(rep_payload(station="wall-2")).encode(),
+        "invalid": json.dumps(rep_payload(rep_key="wall-1:x:1")).encode(),
+    }
+    for reason, body in cases.items():
+        with pytest.raises(t.PayloadError) as err:
+            t.decode("hinge", topic, body)
+        assert err.value.reason == reason
+    with pytest.raises(t.PayloadError):  # an unknown field is refused, not ignored
+        t.decode("hinge", topic, json.dumps(rep_payload(extra=1)).encode())
+    with pytest.raises(t.PayloadError):  # NaN is not JSON
+        t.decode("hinge", topic, json.dumps(rep_payload(hinge_ratio=float("nan"))).encode())
+    assert t.buzzer_command(b"ON") is True and t.buzzer_command(b"OFF") is False
+    assert t.buzzer_command(b"on") is None and t.buzzer_command(b'{"state":"ON"}') is None
+
+
+def _client(broker, name: str, clean: bool = True) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, clean_session=clean)
+    client.reconnect_delay_set(0.05, 0.2)
+    return client
+
+
+def test_the_broker_keeps_a_persistent_session_across_a_restart(broker):
+    """What the outage tests rest on: a subscriber with a persistent session gets what was published
+    while it was away, also when the broker restarted in between."""
+    got: "queue.Queue[bytes]" = queue.Queue()
+    subscribed = threading.Event()
+    sub = _client(broker, "reader", clean=False)
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("hinge/+/rep", qos=1)
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_message = lambda c, u, m: got.put(m.payload)
+    sub.connect(broker.host, broker.port, keepalive=5)
+    sub.loop_start()
+    assert subscribed.wait(5)
+    sub.disconnect()
+    sub.loop_stop()
+    broker.restart()
+    pub = _client(broker, "writer")
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    pub.publish("hinge/wall-1/rep", b"one", qos=1).wait_for_publish(5)
+    pub.disconnect()
+    pub.loop_stop()
+    broker.restart()  # the queued message survives in the broker's persistence
+    sub.connect(broker.host, broker.port, keepalive=5)
+    sub.loop_start()
+    try:
+        assert got.get(timeout=5) == b"one"
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+
+
+def test_a_password_file_and_acl(tmp_path):
+    acl = "user reader\ntopic read hinge/#\n\npattern write hinge/%u/#\n"
+    with Mosquitto(tmp_path, users={"wall-1": "pw1", "reader": "pw2"}, acl=acl) as running:
+        refused = _client(running, "anon")
+        result: "queue.Queue" = queue.Queue()
+        refused.on_connect = lambda c, u, f, rc, p: result.put(rc)
+        refused.connect(running.host, running.port)
+        refused.loop_start()
+        try:
+            assert result.get(timeout=5).is_failure  # no anonymous clients
+        finally:
+            refused.loop_stop()
