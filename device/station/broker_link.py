@@ -210,6 +210,7 @@ class BrokerLink:
         self._drain_s = DRAIN_AT_STOP_S
         self._store_uuid = ""
         self._last_command = 0.0
+        self._refusing = False  # the broker refused the last batch (its ACL): waits, never reorders
         self._store: Optional[RepStore] = None
         # What a test or `station doctor` may read
         self.sent = 0  # outbox rows the broker acknowledged
@@ -326,7 +327,7 @@ class BrokerLink:
             try:
                 if self._closing.is_set():
                     drain_until = drain_until or self.clock() + self._drain_s
-                    if self.clock() > drain_until or not self.connected.is_set() or not self._outbox_size():
+                    if self.clock() > drain_until or not self.connected.is_set() or self._refusing or not self._outbox_size():
                         if self.connected.is_set():  # the last word: how the day stands now
                             self._publish_state(self.live.snapshot()[1], last_state)
                         return
@@ -435,10 +436,13 @@ class BrokerLink:
                     self._ack_lock.wait(POLL_S)
         self._store.outbox_remove(acked)
         self.sent += len(acked) - len(unbuildable)
+        self._refusing = refused_by_broker
         if refused_by_broker:  # e.g. the ACL does not let this user write here: keep them, say so, retry later
-            self.last_error = "the broker refused a rep (check the ACL for this station's user)"
+            self.last_error = (f"the broker refused to take a rep or session from user {self.cfg.username!r} as station "
+                               f"{self.topics.station!r} (check the broker's ACL)")
             log.error("MQTT: %s; it stays in the outbox", self.last_error)
-            self._stop.wait(max(self.cfg.reconnect_max_s, 1.0))
+            if not self._closing.is_set():
+                self._stop.wait(max(self.cfg.reconnect_max_s, 1.0))
         return len(acked)
 
 
