@@ -432,3 +432,47 @@ def test_mqtt_settings_are_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("HINGE_MQTT__PASSWORD", "from-env")
     monkeypatch.setenv("HINGE_MQTT__USERNAME", "wall-1")
     assert load_settings(None, {"data_dir": tmp_path, "mqtt.host": "b", "mqtt.station_id": "wall-1"}).mqtt.secret() == "from-env"
+
+
+def test_tls_with_a_password_and_the_doctor_probe(tmp_path):
+    """A station on a TLS listener with its credentials: the broker's certificate is verified (a
+    broker signed by another CA is refused), reps go through, and `station doctor` says which."""
+    import random
+
+    from device.commands.doctor import Doctor
+    from device.commands.sample_log import synthetic_rep
+    from support.broker import make_certificates
+
+    tls = make_certificates(tmp_path / "certs")
+    stranger = make_certificates(tmp_path / "other", name="stranger")
+    db = tmp_path / "station.db"
+    rep = synthetic_rep(random.Random(3), 1, 2.0, "rounded")
+    with RepStore(db, outbox=True) as store:
+        sid = store.start_session(time.time() - 60, "hinge", "camera")
+        store.add_rep(sid, rep, wall_offset=time.time() - 60)
+    acl = (REPO / "deploy/mosquitto/hinge.acl").read_text()
+    with Mosquitto(tmp_path / "mosquitto", users=USERS, acl=acl, tls=tls) as secured:
+        def settings_with(**mqtt):
+            return load_settings(None, {"data_dir": tmp_path, "store.db_path": db, "mqtt.host": "127.0.0.1",
+                                        "mqtt.port": secured.port, "mqtt.station_id": "wall-1", "mqtt.tls": True,
+                                        "mqtt.username": "wall-1", "mqtt.password": USERS["wall-1"],
+                                        "mqtt.reconnect_min_s": 0.05, "mqtt.reconnect_max_s": 0.2,
+                                        **{f"mqtt.{k}": v for k, v in mqtt.items()}})
+
+        good, wrong_ca = settings_with(ca_file=tls.cafile), settings_with(ca_file=stranger.cafile)
+        bad_password = settings_with(ca_file=tls.cafile, password="guess")
+        assert Doctor(good, probe=True).mqtt().status == "ok"
+        checks = {name: Doctor(s, probe=True).mqtt() for name, s in [("ca", wrong_ca), ("password", bad_password)]}
+        assert checks["ca"].status == "fail" and "certificate verify failed" in checks["ca"].detail
+        assert checks["password"].status == "fail" and "refused" in checks["password"].detail
+        assert "2 reps and sessions wait in the outbox" in Doctor(good).mqtt().detail  # --quick: no network
+        with Listener(secured, ["hinge/#"], name="hub", username="hub", password=USERS["hub"],
+                      ca_file=str(tls.cafile)) as hub:
+            with BrokerLink(wrong_ca.mqtt, db, LiveState()) as refused:
+                time.sleep(0.5)
+                assert not refused.connected.is_set() and not hub.on("/rep")
+            with BrokerLink(good.mqtt, db, LiveState()) as link:
+                assert hub.wait_for(lambda h: h.on("/rep") and h.on("/session"))
+            assert link.sent == 2
+        sent = hub.on("/rep")[0].json()
+        assert sorted(f["name"] for f in sent["faults"]) == sorted(rep.fault_names) and "rounded_back" in rep.fault_names

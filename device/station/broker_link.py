@@ -43,10 +43,10 @@ COMMANDS_PER_S = 2.0  # buzzer commands obeyed at most this often; a flood is ig
 ALERT_FRESH_S = 5.0  # an alert older than this (raised while the broker was away) is not sent
 
 
-def mqtt_client(cfg: MqttSettings, topics: t.Topics) -> mqtt.Client:
+def mqtt_client(cfg: MqttSettings, topics: t.Topics, client_id: str = "") -> mqtt.Client:
     """A paho client for this station, not yet connected: its credentials, TLS (the broker's
     certificate always verified), reconnect backoff, and the last will that marks it offline."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hinge-station-{topics.station}",
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"hinge-station-{topics.station}",
                          protocol=mqtt.MQTTv5)
     if cfg.username is not None:
         client.username_pw_set(cfg.username, cfg.secret())
@@ -58,6 +58,36 @@ def mqtt_client(cfg: MqttSettings, topics: t.Topics) -> mqtt.Client:
     client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
     client.max_inflight_messages_set(BATCH + 10)
     return client
+
+
+def probe_broker(cfg: MqttSettings, timeout: float = 5.0) -> str:
+    """Connect once with the station's settings and say what went wrong ('' when the broker took
+    them). Under its own client id and without a will: the running station's connection and its
+    availability are left alone."""
+    assert cfg.station_id is not None
+    client = mqtt_client(cfg, t.Topics(cfg.topic_prefix, cfg.station_id), client_id=f"hinge-doctor-{cfg.station_id}")
+    client.will_clear()
+    answer: dict[str, Any] = {}
+    done = threading.Event()
+
+    def on_connect(client, userdata, flags, reason, properties) -> None:
+        answer["reason"] = reason
+        done.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(cfg.host, cfg.broker_port, keepalive=max(cfg.keepalive_s, 5))  # type: ignore[arg-type]
+    except (OSError, ValueError) as err:
+        return f"cannot connect: {err}"
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            return f"no answer from the broker within {timeout:g} s"
+        reason = answer["reason"]
+        return f"the broker refused: {reason}" if reason.is_failure else ""
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 # --- payloads ----------------------------------------------------------------------------------
