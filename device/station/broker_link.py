@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device.config import MqttSettings
+from device.errors import ConfigError
 from device.station import topics as t
 from device.station.live import LiveSnapshot, LiveState, StationControls, StationState
 from device.station.store import RepStore, StorageError
@@ -224,7 +225,11 @@ class BrokerLink:
         self.controls = controls
         self.version = version
         self.clock = clock
-        self.client = make_client(cfg, self.topics)
+        try:
+            self.client = make_client(cfg, self.topics)
+        except (OSError, ValueError) as err:  # ssl.SSLError is an OSError: a CA or key file it cannot use
+            raise ConfigError(f"mqtt: cannot use the credentials or TLS files ({err}); check mqtt.password_file, "
+                              "ca_file, cert_file and key_file (PEM files readable by the station's user)") from None
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
