@@ -471,6 +471,7 @@ def test_tls_with_a_password_and_the_doctor_probe(tmp_path):
             with BrokerLink(wrong_ca.mqtt, db, LiveState()) as refused:
                 time.sleep(0.5)
                 assert not refused.connected.is_set() and not hub.on("/rep")
+                assert "cannot reach the broker" in refused.last_error  # said in the log once, not per retry
             with BrokerLink(good.mqtt, db, LiveState()) as link:
                 assert hub.wait_for(lambda h: h.on("/rep") and h.on("/session"))
             assert link.sent == 2
