@@ -532,3 +532,28 @@ def test_a_tls_file_the_station_cannot_use_is_a_clear_config_error(tmp_path):
                                "mqtt.tls": True, "mqtt.ca_file": garbage}).mqtt
     with pytest.raises(ConfigError, match="ca_file"):
         BrokerLink(cfg, tmp_path / "station.db", LiveState())
+
+
+def test_a_broker_that_accepts_and_never_answers_does_not_hold_up_coaching(clips_dir, clip_poses, settings, tmp_path):
+    """A black hole where the broker should be (TCP accepted, no CONNACK, ever): the clip is coached
+    and logged to the end, every rep waits in the outbox, and the station still stops."""
+    import socket
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(hole.accept()), daemon=True).start()
+    down = type("Hole", (), {"host": "127.0.0.1", "port": hole.getsockname()[1]})()
+    db = tmp_path / "station.db"
+    seen = []
+    try:
+        rig = replay(mqtt_on(settings, down, db), clips_dir / TWO_REPS, clip_poses(TWO_REPS),
+                     on_event=lambda e: seen.append(e) if isinstance(e, RepFinished) else None)
+    finally:
+        hole.close()
+    assert accepted  # paho did connect, and then waited for an answer that never came
+    assert not rig.link.running and rig.link.sent == 0
+    with RepStore(db) as store:
+        assert store.rep_count() == len(seen) == 2
+        assert [r["kind"] for r in store.outbox_next(10)] == ["session", "rep", "rep", "session"]
