@@ -557,3 +557,24 @@ def test_a_broker_that_accepts_and_never_answers_does_not_hold_up_coaching(clips
     with RepStore(db) as store:
         assert store.rep_count() == len(seen) == 2
         assert [r["kind"] for r in store.outbox_next(10)] == ["session", "rep", "rep", "session"]
+
+
+def test_reps_kept_in_the_pending_file_reach_the_broker_once_sqlite_takes_them(broker, clips_dir, clip_poses, settings, tmp_path):
+    """The disk under the rep log's free-space floor all along: reps wait in the pending file, go into
+    SQLite (and the outbox, in the same transactions) when the station stops, and the link, stopped
+    after the rep log, still sends them, in order."""
+    db = tmp_path / "station.db"
+    cfg = mqtt_on(settings, broker, db)
+    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"min_free_mb": 10**9})})
+    paused = []
+
+    def look(rig):
+        with RepStore(db) as store:
+            paused.append((rig.replog.paused, store.rep_count()))
+
+    with Listener(broker, ["hinge/wall-1/rep"], name="hub") as hub:
+        replay(cfg, clips_dir / TWO_REPS, clip_poses(TWO_REPS), keep_open=look)
+        reps, _ = committed_keys(db)
+        assert hub.wait_for(lambda h: len(h.on("/rep")) == len(reps))
+    assert paused == [(True, 0)]  # nothing reached SQLite while the clip ran
+    assert len(reps) == 2 and [m.json()["rep_key"] for m in hub.on("/rep")] == reps
