@@ -5,17 +5,17 @@ buzzer command travels the other way.
 Topics (`<prefix>` from `[mqtt] topic_prefix`, default ``hinge``; `<sid>` the station id,
 ``[a-z0-9_-]{1,32}``):
 
-============================  ========  ===  =================================================================
-topic                         retained  QoS  payload
-============================  ========  ===  =================================================================
-<prefix>/<sid>/availability   yes       1    ``online`` / ``offline`` (plain text; the last will is ``offline``)
-<prefix>/<sid>/state          yes       1    StatePayload: what the station sees now, drill, reps, buzzer
-<prefix>/<sid>/session        no        1    SessionPayload: sent when a session starts and again when it ends
-<prefix>/<sid>/rep            no        1    RepPayload: one committed rep, its measurements and faults
-<prefix>/<sid>/alert          no        1    AlertPayload: a fault that buzzed, as it happened
-<prefix>/<sid>/buzzer/set     no        1    command to the station: ``ON`` / ``OFF`` (nothing else is obeyed)
-homeassistant/<c>/<sid>/<o>/config  yes  1    Home Assistant MQTT discovery (`<c>` component, `<o>` object id)
-============================  ========  ===  =================================================================
+==================================  ========  ===  ==========================================================================
+topic                               retained  QoS  payload
+==================================  ========  ===  ==========================================================================
+<prefix>/<sid>/availability         yes       1    ``online`` / ``offline`` (plain text; the last will is ``offline``)
+<prefix>/<sid>/state                yes       1    StatePayload: what the station sees now, drill, reps, buzzer (best effort)
+<prefix>/<sid>/session              no        1    SessionPayload: when a session starts and again when it ends (outbox)
+<prefix>/<sid>/rep                  no        1    RepPayload: one committed rep, its measurements and faults (outbox)
+<prefix>/<sid>/alert                no        1    AlertPayload: a fault that buzzed, as it happened (best effort)
+<prefix>/<sid>/buzzer/set           no        1    command to the station: ``ON`` / ``OFF`` (nothing else is obeyed)
+homeassistant/<c>/<sid>/<o>/config  yes       1    Home Assistant discovery (`<c>` component, `<o>` object id)
+==================================  ========  ===  ==========================================================================
 
 Every JSON payload carries ``schema`` (SCHEMA_VERSION) and ``station``; a reader refuses a payload
 past MAX_PAYLOAD_BYTES, one that is not JSON, one of another schema version, or one whose
