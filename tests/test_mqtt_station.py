@@ -578,3 +578,59 @@ def test_reps_kept_in_the_pending_file_reach_the_broker_once_sqlite_takes_them(b
         assert hub.wait_for(lambda h: len(h.on("/rep")) == len(reps))
     assert paused == [(True, 0)]  # nothing reached SQLite while the clip ran
     assert len(reps) == 2 and [m.json()["rep_key"] for m in hub.on("/rep")] == reps
+
+
+def test_the_shipped_mosquitto_config_runs_with_its_acl_and_tls(tmp_path):
+    """deploy/mosquitto/hinge.conf as a gym installs it, only its paths and ports moved into a
+    temporary folder: mosquitto starts on it, refuses anonymous clients, and a station's
+    credentials reach its own topics over TLS."""
+    import getpass
+    import shutil
+    import socket
+
+    from support.broker import free_port, make_certificates, mosquitto_or_skip
+
+    binary = mosquitto_or_skip()
+    tls = make_certificates(tmp_path / "certs")
+    passwd, acl = tmp_path / "hinge.passwd", tmp_path / "hinge.acl"
+    shutil.copy(REPO / "deploy/mosquitto/hinge.acl", acl)
+    passwd.write_text("")
+    for user, password in USERS.items():
+        subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", str(passwd), user,
+                        password], check=True, capture_output=True)
+    plain, secure = free_port(), free_port()
+    text = (REPO / "deploy/mosquitto/hinge.conf").read_text()
+    for shipped, here in [("/etc/mosquitto/hinge.passwd", passwd), ("/etc/mosquitto/hinge.acl", acl),
+                          ("/etc/mosquitto/certs/hinge-ca.crt", tls.cafile), ("/etc/mosquitto/certs/broker.crt", tls.certfile),
+                          ("/etc/mosquitto/certs/broker.key", tls.keyfile), ("/var/lib/mosquitto/", f"{tmp_path}/"),
+                          ("listener 1883", f"listener {plain} 127.0.0.1"), ("listener 8883", f"listener {secure} 127.0.0.1")]:
+        assert shipped in text
+        text = text.replace(shipped, str(here))
+    conf = tmp_path / "hinge.conf"
+    conf.write_text(text + f"user {getpass.getuser()}\n")  # as root it would become `mosquitto`, who cannot read tmp
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", secure), timeout=0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
+                time.sleep(0.05)
+        fake = type("Shipped", (), {"host": "127.0.0.1", "port": secure})()
+        anonymous = type("Shipped", (), {"host": "127.0.0.1", "port": plain})()
+        with pytest.raises(RuntimeError):  # no anonymous access on the plain listener
+            Listener(anonymous, ["hinge/#"], name="anon", clean=True, timeout=1.0)
+        with Listener(fake, ["hinge/#"], name="hub", username="hub", password=USERS["hub"], ca_file=str(tls.cafile),
+                      clean=True) as hub:
+            cfg = load_settings(None, {"data_dir": tmp_path, "mqtt.host": "127.0.0.1", "mqtt.port": secure,
+                                       "mqtt.station_id": "wall-1", "mqtt.tls": True, "mqtt.ca_file": tls.cafile,
+                                       "mqtt.username": "wall-1", "mqtt.password": USERS["wall-1"]}).mqtt
+            db = tmp_path / "station.db"
+            RepStore(db, outbox=True).close()
+            with BrokerLink(cfg, db, LiveState()):
+                assert hub.wait_for(lambda h: h.on("hinge/wall-1/state") and h.on("hinge/wall-1/availability"))
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -29,7 +29,7 @@ class Listener:
 
     def __init__(self, broker: Mosquitto, patterns: list[str], name: str = "listener",
                  username: Optional[str] = None, password: Optional[str] = None, clean: bool = False,
-                 ca_file: Optional[str] = None):
+                 ca_file: Optional[str] = None, timeout: float = 5.0):
         self.messages: list[Received] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
@@ -45,7 +45,8 @@ class Listener:
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port, keepalive=5)
         self.client.loop_start()
-        if not self._subscribed.wait(5):
+        if not self._subscribed.wait(timeout):
+            self.close()
             raise RuntimeError("the listener could not subscribe")
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
