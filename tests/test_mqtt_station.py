@@ -634,3 +634,32 @@ def test_the_shipped_mosquitto_config_runs_with_its_acl_and_tls(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_state_message_speaks_the_coachs_words():
+    """What the live loop knows (device/station/live.py) as the retained state's `state`, and the
+    day's numbers beside it."""
+    from device.station.broker_link import coach_state, start_of_today, state_message
+    from device.station.live import LiveSnapshot, StationState
+
+    cases = [
+        (LiveSnapshot(state=StationState.STOPPED), "nobody"),
+        (LiveSnapshot(state=StationState.IDLE), "nobody"),
+        (LiveSnapshot(state=StationState.TRACKING), "in_view"),
+        (LiveSnapshot(state=StationState.TRACKING, phase="lowering"), "in_rep"),
+        (LiveSnapshot(state=StationState.FAULT, phase="lowering"), "in_rep"),
+        (LiveSnapshot(state=StationState.OUT_OF_FRAME), "in_view"),
+        (LiveSnapshot(state=StationState.TURN_SIDEWAYS), "turn_sideways"),
+        (LiveSnapshot(state=StationState.ERROR, error="camera: unplugged"), "camera_lost"),
+    ]
+    assert [coach_state(snap) for snap, _ in cases] == [want for _, want in cases]
+    now = time.time()
+    live = LiveSnapshot(state=StationState.FAULT, phase="rising", profile="dowel_hinge", session_reps=4,
+                        last_fault="rounded_back", last_fault_at=now - 1, buzzer_enabled=False)
+    message = state_message("wall-1", live, {"reps": 8, "clean": 6, "last_fault": "head_not_neutral"}, now)
+    assert message.model_dump(exclude={"at"}, by_alias=True) == {
+        "schema": 1, "station": "wall-1", "state": "in_rep", "drill": "dowel_hinge", "reps_this_session": 4,
+        "reps_today": 8, "last_fault": "rounded_back", "clean_share_today": 0.75, "buzzer_on": False}
+    yesterday = LiveSnapshot(last_fault="rounded_back", last_fault_at=start_of_today(now) - 60)
+    fresh_day = state_message("wall-1", yesterday, {"reps": 0, "clean": 0, "last_fault": None}, now)
+    assert fresh_day.last_fault is None and fresh_day.clean_share_today is None and fresh_day.reps_today == 0
