@@ -105,7 +105,7 @@ def test_the_broker_keeps_a_persistent_session_across_a_restart(broker):
         sub.loop_stop()
 
 
-def test_a_password_file_and_acl(tmp_path):
+def test_a_broker_with_a_password_file_and_acl_refuses_anonymous_clients(tmp_path):
     acl = "user reader\ntopic read hinge/#\n\npattern write hinge/%u/#\n"
     with Mosquitto(tmp_path, users={"wall-1": "pw1", "reader": "pw2"}, acl=acl) as running:
         refused = _client(running, "anon")
