@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -119,6 +119,19 @@ class WebSettings(Section):
     )
 
 
+class HubSettings(Section):
+    """`station hub`: one gym's stations into one database and one page (device/hub/)."""
+
+    database_url: Optional[str] = Field(
+        None, description="SQLAlchemy URL of the hub's database: default sqlite:///<data_dir>/hub.db; a gym that runs "
+        "PostgreSQL gives postgresql+psycopg://user:password@host/dbname.")
+    stations: list[Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]] = Field(
+        default_factory=list, description="Allow-list of station ids; a message from any other station is logged and "
+        "dropped. Empty: every station the broker lets publish under the prefix.")
+    client_id: str = Field("hinge-hub", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="MQTT client id: the broker keeps "
+                           "this hub's unacknowledged messages under it while the hub is down.")
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -139,6 +152,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
+    hub: HubSettings = HubSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self) -> "Settings":
@@ -148,6 +162,8 @@ class Settings(BaseSettings):
             self.store.db_path = self.data_dir / "station.db"
         if self.store.jsonl_path is None:
             self.store.jsonl_path = self.data_dir / "reps.jsonl"
+        if self.hub.database_url is None:
+            self.hub.database_url = f"sqlite:///{self.data_dir / 'hub.db'}"
         return self
 
     @property
