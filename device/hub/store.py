@@ -130,7 +130,11 @@ class HubStore:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=4, max_overflow=4)
-        self._engine = sa.create_engine(parsed, **kwargs)
+        try:
+            self._engine = sa.create_engine(parsed, **kwargs)
+        except ModuleNotFoundError as err:
+            raise StorageError(f"hub.database_url needs the {err.name} driver: pip install 'hinge-station[hub]' "
+                               "(deploy/install.sh --hub does)") from None
         if self.dialect == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()  # one writer at a time: SQLite allows no more
