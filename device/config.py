@@ -132,6 +132,69 @@ class HubSettings(Section):
                            "this hub's unacknowledged messages under it while the hub is down.")
 
 
+class MqttSettings(Section):
+    """The gym's MQTT broker (off until `host` is set): reps and sessions from the durable outbox,
+    the live state and alerts, Home Assistant discovery. Topics: device/station/topics.py."""
+
+    host: Optional[str] = Field(None, min_length=1, description="Broker host name or IP; unset: MQTT is off.")
+    port: Optional[int] = Field(None, ge=1, le=65535, description="Default 1883, or 8883 with tls.")
+    station_id: Optional[str] = Field(
+        None, pattern=r"^[a-z0-9_-]{1,32}$",
+        description="This station's name in topics and at the hub, e.g. 'wall-1'; must match the broker user's ACL.")
+    topic_prefix: str = Field("hinge", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    username: Optional[str] = Field(None, min_length=1)
+    password: Optional[SecretStr] = Field(None, description="Or password_file (keeps it out of the config file).")
+    password_file: Optional[Path] = Field(None, description="A file holding the broker password (first line).")
+    tls: bool = Field(False, description="Connect with TLS; the broker's certificate is always verified.")
+    ca_file: Optional[Path] = Field(None, description="CA certificate (PEM) that signed the broker's; default: the system's CAs.")
+    cert_file: Optional[Path] = Field(None, description="Client certificate (PEM), for brokers that require one.")
+    key_file: Optional[Path] = Field(None, description="The client certificate's private key (PEM).")
+    keepalive_s: int = Field(30, ge=1, le=3600, description="The broker marks the station offline after 1.5x this silence.")
+    reconnect_min_s: float = Field(1.0, gt=0, description="First wait before reconnecting; doubles up to reconnect_max_s.")
+    reconnect_max_s: float = Field(60.0, gt=0)
+    discovery: bool = Field(True, description="Announce the station to Home Assistant (MQTT discovery).")
+    discovery_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+    @property
+    def enabled(self) -> bool:
+        return self.host is not None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MqttSettings":
+        if self.host is None:
+            return self
+        # station_id is the station's (device/station/assembly.py checks it); the hub reads this
+        # section for the broker alone and has no station id.
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give mqtt.password or mqtt.password_file, not both")
+        if (self.password is not None or self.password_file is not None) and self.username is None:
+            raise ValueError("mqtt.password needs mqtt.username")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("mqtt.cert_file and mqtt.key_file go together")
+        if not self.tls and (self.ca_file or self.cert_file):
+            raise ValueError("mqtt.ca_file, cert_file and key_file need tls = true")
+        for name in ("password_file", "ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"mqtt.{name} {path} does not exist")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("mqtt.reconnect_max_s must be at least reconnect_min_s")
+        return self
+
+    @property
+    def broker_port(self) -> int:
+        return self.port or (8883 if self.tls else 1883)
+
+    def secret(self) -> Optional[str]:
+        """The broker password, from the config or the first line of password_file."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            lines = Path(self.password_file).read_text().splitlines()
+            return lines[0] if lines else ""
+        return None
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -152,6 +215,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
+    mqtt: MqttSettings = MqttSettings()
     hub: HubSettings = HubSettings()
 
     @model_validator(mode="after")

@@ -20,11 +20,13 @@ def make_rep(index: int, start: float, faults=()) -> Rep:
 
 
 def test_schema_is_created_in_wal_mode_and_migrations_are_idempotent(tmp_path):
+    from device.station.store import MIGRATIONS
+
     db = tmp_path / "station.db"
     with RepStore(db) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(MIGRATIONS)
     with RepStore(db) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(MIGRATIONS)
     raw = sqlite3.connect(db)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -60,7 +62,7 @@ def test_a_first_schema_log_migrates_and_keeps_its_reps(tmp_path):
     raw.commit()
     raw.close()
     with RepStore(db) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(MIGRATIONS)
         (rep,) = store.session_reps(1)
     assert rep["borderline"] == [] and rep["faults"] == []
 

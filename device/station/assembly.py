@@ -19,7 +19,9 @@ from typing import Any, Callable, Iterator, Optional
 
 from device.capture import FrameSource, open_source
 from device.config import Settings
+from device.errors import ConfigError
 from device.pose.engine import PoseEngine
+from device.station.broker_link import BrokerLink
 from device.station.live import LiveState
 from device.station.loop import RunSummary, Station
 from device.station.notify import SystemdNotifier
@@ -77,8 +79,15 @@ class StationRig:
     lossless: bool  # every frame is processed (a clip replayed with --fast)
     retry_initial_s: float
     retry_max_s: float
+    link: Optional[BrokerLink] = None  # the MQTT link, when [mqtt] host is set
 
     def run(self) -> RunSummary:
+        if self.link is not None and not self.link.running:
+            try:
+                self.link.start()
+            except StorageError as err:  # coaching goes on; the reps wait in the outbox for the next start
+                log.error("MQTT: cannot read the outbox (%s); not publishing this run", err)
+                self.link = None
         return self.station.run(self.make_source, lossless=self.lossless, retry_initial_s=self.retry_initial_s,
                                 retry_max_s=self.retry_max_s)
 
@@ -88,6 +97,8 @@ class StationRig:
     def close(self) -> None:
         try:
             self.replog.close()
+            if self.link is not None:
+                self.link.stop()  # after the rep log: what it committed last goes out too
         finally:
             if self.signals is not None:
                 self.signals.close()
@@ -137,7 +148,7 @@ def build_station(
         engine = PoseEngine.from_settings(settings)
     make_analyzer = analyzer_factory(settings)
     with ExitStack() as undo:  # on a failure part-way, close what was already opened
-        store, note = open_checked_rep_log(settings.store.db_path)  # type: ignore[arg-type]
+        store, note = open_checked_rep_log(settings.store.db_path, outbox=settings.mqtt.enabled)  # type: ignore[arg-type]
         if store is not None:
             undo.callback(store.close)
             try:
@@ -178,10 +189,25 @@ def build_station(
             voice=voice, phrases=phrases,
         )
         station.storage_note = note
+        link = None
+        if settings.mqtt.enabled:
+            if settings.mqtt.station_id is None:
+                raise ConfigError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\")")
+            link = BrokerLink(settings.mqtt, settings.store.db_path, live, controls=station,  # type: ignore[arg-type]
+                              version=package_version())
         undo.pop_all()
     return StationRig(station, live, replog, signals, notifier, make_source, source_live=probe.live,
                       lossless=fast and not probe.live, retry_initial_s=settings.source.retry_initial_s,
-                      retry_max_s=settings.source.retry_max_s)
+                      retry_max_s=settings.source.retry_max_s, link=link)
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hinge-station")
+    except PackageNotFoundError:
+        return ""
 
 
 def phrases_for(settings: Settings) -> Callable[[str], list[str]]:
@@ -208,13 +234,13 @@ def make_voice(settings: Settings, speaker: Optional[Speaker] = None) -> Optiona
                  quiet=(lambda: quiet.contains(datetime.now().time())) if quiet else (lambda: False))
 
 
-def open_checked_rep_log(db_path: Path) -> tuple[Optional[RepStore], str]:
+def open_checked_rep_log(db_path: Path, outbox: bool = False) -> tuple[Optional[RepStore], str]:
     """The rep log, checked at start, and a line saying what was wrong with it ('' if nothing).
     A damaged file is moved aside and a fresh log started; a log that cannot be opened at all
     leaves the station coaching with reps kept in the pending file beside it (or, if that folder
     refuses too, in memory, and the exit status says so)."""
     try:
-        store, moved = open_rep_log(db_path)
+        store, moved = open_rep_log(db_path, outbox=outbox)
     except StorageError as err:
         log.error("the rep log cannot be opened: %s; coaching goes on, reps are kept in %s", err,
                   pending_path_for(db_path))

@@ -99,6 +99,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE faults ADD COLUMN noise REAL;
     ALTER TABLE reps ADD COLUMN borderline TEXT NOT NULL DEFAULT '[]';
     """,
+    # next: the MQTT outbox. A rep or session waits here, written in the transaction that commits it,
+    # until the broker acknowledged it (device/station/broker_link.py); it points at its row, so
+    # deleting a session drops what of it was still unsent. store_uuid is made once per database:
+    # the station's rep and session keys carry it, so a fresh SD card cannot reuse the old card's keys.
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('rep', 'session')),
+        rep_id INTEGER REFERENCES reps(id) ON DELETE CASCADE,
+        session_id INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+        created_at REAL NOT NULL
+    );
+    INSERT OR IGNORE INTO station_settings (key, value, updated_at)
+        VALUES ('store_uuid', '"' || lower(hex(randomblob(16))) || '"', CAST(strftime('%s', 'now') AS REAL));
+    """,
 )
 
 
@@ -139,9 +154,13 @@ class RepStore:
     `station serve`, `station doctor`); it never creates or migrates the file.
     """
 
-    def __init__(self, path: Path, readonly: bool = False):
+    def __init__(self, path: Path, readonly: bool = False, outbox: bool = False, synchronous: str = "FULL"):
+        """`outbox=True` (MQTT on): each rep and session start or end also goes into the outbox, in the
+        same transaction. `synchronous="NORMAL"` suits a connection whose writes may be lost to a power
+        cut without harm (the MQTT sender's deletes: a lost one only sends a rep again)."""
         self.path = Path(path)
         self.readonly = readonly
+        self.outbox = outbox
         self._lock = threading.RLock()
         try:
             if readonly:
@@ -156,7 +175,7 @@ class RepStore:
                                        "set store.db_path or data_dir to a folder the station may write") from None
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout=5000")
@@ -221,11 +240,20 @@ class RepStore:
                 "INSERT INTO sessions (started_at, profile, source, athlete) VALUES (?, ?, ?, ?)",
                 (started_at, profile, source, athlete),
             )
+            self._to_outbox(db, "session", session_id=int(cur.lastrowid))
             return int(cur.lastrowid)
 
     def end_session(self, session_id: int, ended_at: float) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (ended_at, session_id))
+            if db.execute("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+                          (ended_at, session_id)).rowcount:
+                self._to_outbox(db, "session", session_id=session_id)
+
+    def _to_outbox(self, db: sqlite3.Connection, kind: str, rep_id: Optional[int] = None,
+                   session_id: Optional[int] = None) -> None:
+        if self.outbox:
+            db.execute("INSERT INTO outbox (kind, rep_id, session_id, created_at) VALUES (?, ?, ?, ?)",
+                       (kind, rep_id, session_id, time.time()))
 
     def set_athlete(self, session_id: int, athlete: Optional[str]) -> bool:
         with self._transaction() as db:
@@ -268,6 +296,7 @@ class RepStore:
                 [(rep_id, f.fault.value, f.cue, f.time + wall_offset, _num(f.value), _num(f.threshold), _num(f.margin),
                   _num(f.noise)) for f in rep.faults],
             )
+            self._to_outbox(db, "rep", rep_id=rep_id)
             return rep_id
 
     def add_device_event(self, kind: str, detail: str = "", at: Optional[float] = None) -> None:
@@ -429,6 +458,37 @@ class RepStore:
     def profiles_used(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT profile FROM sessions ORDER BY profile")]
 
+    # --- the MQTT outbox --------------------------------------------------------------------------
+
+    @property
+    def store_uuid(self) -> str:
+        """The random id of this database, made once (by its migration), part of every MQTT key."""
+        return str(self.get_setting("store_uuid"))
+
+    def outbox_next(self, limit: int) -> list[dict[str, Any]]:
+        """The oldest `limit` outbox entries, in commit order."""
+        return [dict(r) for r in self._query("SELECT * FROM outbox ORDER BY id LIMIT ?", (limit,))]
+
+    def outbox_remove(self, ids: Sequence[int]) -> None:
+        """The broker has these: they leave the outbox (one transaction)."""
+        if not ids:
+            return
+        with self._transaction() as db:
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def outbox_size(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM outbox")[0][0])
+
+    def day_summary(self, since: float) -> dict[str, Any]:
+        """Reps since `since` (the local midnight), how many were clean, and the latest fault among them."""
+        row = self._query(
+            """SELECT COUNT(*) AS reps,
+                      SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM faults f WHERE f.rep_id = r.id) THEN 1 ELSE 0 END) AS clean
+               FROM reps r WHERE r.started_at >= ?""", (since,))[0]
+        last = self._query("SELECT f.name FROM faults f JOIN reps r ON r.id = f.rep_id WHERE r.started_at >= ? "
+                           "ORDER BY f.at DESC, f.id DESC LIMIT 1", (since,))
+        return {"reps": int(row["reps"]), "clean": int(row["clean"] or 0), "last_fault": last[0][0] if last else None}
+
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0][0])
 
@@ -455,7 +515,7 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
 
 
-def open_rep_log(path: Path, clock: Any = time.time) -> tuple[RepStore, Optional[Path]]:
+def open_rep_log(path: Path, clock: Any = time.time, outbox: bool = False) -> tuple[RepStore, Optional[Path]]:
     """Open the rep log for writing, checked: a file SQLite cannot read, or whose quick check fails,
     is moved aside as `<name>.damaged-<UTC time>` (with its WAL and shared-memory files) and a fresh
     log is started, so the station keeps logging. Returns the store and where a damaged file went
@@ -464,7 +524,7 @@ def open_rep_log(path: Path, clock: Any = time.time) -> tuple[RepStore, Optional
     path = Path(path)
     problem = ""
     try:
-        store = RepStore(path)
+        store = RepStore(path, outbox=outbox)
         try:
             problem = "" if (check := store.quick_check()) == "ok" else check
         except StorageError as err:
@@ -485,7 +545,7 @@ def open_rep_log(path: Path, clock: Any = time.time) -> tuple[RepStore, Optional
         part = path.with_name(path.name + suffix)
         if part.exists():
             part.replace(moved.with_name(moved.name + suffix))
-    store = RepStore(path)
+    store = RepStore(path, outbox=outbox)
     store.add_device_event("rep_log_damaged", f"moved aside to {moved.name}: {problem[:200]}")
     return store, moved
 

@@ -1,0 +1,449 @@
+"""The station's link to the gym's MQTT broker: committed reps and sessions from the durable outbox,
+the live state, alerts and Home Assistant discovery out; the buzzer switch in. Topics and payloads
+are in device/station/topics.py.
+
+Everything here runs beside the live loop, never in it: the loop's only part is the outbox row it
+writes in the same SQLite transaction as the rep (device/station/store.py). A sender thread reads the
+outbox in commit order, hands a batch to paho, and deletes each row only when the broker's PUBACK for
+it came back; the next batch goes only when the whole batch is acknowledged, so a broker outage or
+a flapping network delays reps but never reorders or loses them (paho resends an unacknowledged
+message after it reconnects; a rep may then arrive twice, under the same rep_key). A station that
+stops with rows in the outbox sends them at its next start.
+
+State and alerts are best effort: QoS 1 while connected, not queued in the outbox. The state
+message is retained and republished on every reconnect, so what a reader misses during an outage
+is replaced by the current state anyway; an alert is about a fault as it happens and is worthless
+an hour later, and every fault that buzzed is in its rep, which is durable.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from device.config import MqttSettings
+from device.station import topics as t
+from device.station.live import LiveSnapshot, LiveState, StationControls, StationState
+from device.station.store import RepStore, StorageError
+
+log = logging.getLogger(__name__)
+
+BATCH = 20  # outbox rows in flight at once
+POLL_S = 0.2  # how often the sender looks at the outbox and the live state when idle
+STATE_MIN_INTERVAL_S = 0.5  # the state message at most this often (fps alone never sends one)
+DRAIN_AT_STOP_S = 3.0  # at stop, how long to keep sending what the outbox still holds
+COMMANDS_PER_S = 2.0  # buzzer commands obeyed at most this often; a flood is ignored, not queued
+ALERT_FRESH_S = 5.0  # an alert older than this (raised while the broker was away) is not sent
+
+
+def mqtt_client(cfg: MqttSettings, topics: t.Topics) -> mqtt.Client:
+    """A paho client for this station, not yet connected: its credentials, TLS (the broker's
+    certificate always verified), reconnect backoff, and the last will that marks it offline."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hinge-station-{topics.station}",
+                         protocol=mqtt.MQTTv5)
+    if cfg.username is not None:
+        client.username_pw_set(cfg.username, cfg.secret())
+    if cfg.tls:
+        client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
+                       certfile=str(cfg.cert_file) if cfg.cert_file else None,
+                       keyfile=str(cfg.key_file) if cfg.key_file else None)
+    client.will_set(topics.availability, t.OFFLINE, qos=1, retain=True)
+    client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
+    client.max_inflight_messages_set(BATCH + 10)
+    return client
+
+
+# --- payloads ----------------------------------------------------------------------------------
+
+
+def rep_message(station: str, store_uuid: str, rep: dict[str, Any]) -> t.RepPayload:
+    """A committed rep (a row of RepStore.get_rep) as the contract's rep payload."""
+    evidence = ("name", "cue", "at", "value", "threshold", "margin", "noise")
+    trace = rep["trace"]
+    if len(trace) > 600:  # never the case for a rep the station downsampled, but the payload has a limit
+        trace = trace[:: -(-len(trace) // 600)]
+    return t.RepPayload(
+        station=station, rep_key=t.rep_key(station, store_uuid, rep["id"]),
+        session_key=t.session_key(station, store_uuid, rep["session_id"]), rep_index=rep["rep_index"],
+        started_at=rep["started_at"], bottom_at=rep["bottom_at"], ended_at=rep["ended_at"], movement=rep["movement"],
+        side=rep["side"], lowering_s=rep["lowering_s"], rising_s=rep["rising_s"],
+        peak_hip_flexion_deg=rep["peak_hip_flexion_deg"], knee_flexion_at_bottom_deg=rep["knee_flexion_at_bottom_deg"],
+        trunk_angle_at_bottom_deg=rep["trunk_angle_at_bottom_deg"], hip_shift_at_bottom=rep["hip_shift_at_bottom"],
+        hinge_ratio=rep["hinge_ratio"], lockout_reached=rep["lockout_reached"],
+        faults=[{k: f[k] for k in evidence} for f in rep["faults"][:32]],
+        borderline=[{k: f.get(k) for k in evidence} for f in rep["borderline"][:32]],
+        trace=[tuple(p) for p in trace],
+    )
+
+
+def session_message(station: str, store_uuid: str, session: dict[str, Any]) -> t.SessionPayload:
+    return t.SessionPayload(
+        station=station, session_key=t.session_key(station, store_uuid, session["id"]),
+        started_at=session["started_at"], ended_at=session["ended_at"], drill=session["profile"],
+        athlete=session["athlete"], source=(session["source"] or "")[:200],
+    )
+
+
+def coach_state(snap: LiveSnapshot) -> str:
+    """The live loop's state in the contract's words."""
+    if snap.state == StationState.ERROR:
+        return t.CAMERA_LOST
+    if snap.state == StationState.TURN_SIDEWAYS:
+        return t.TURN_SIDEWAYS
+    if snap.state in (StationState.TRACKING, StationState.FAULT, StationState.OUT_OF_FRAME):
+        return t.IN_REP if snap.phase else t.IN_VIEW
+    return t.NOBODY
+
+
+def start_of_today(now: Optional[float] = None) -> float:
+    """Local midnight: 'today' is the gym's day."""
+    moment = datetime.fromtimestamp(now if now is not None else time.time())
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def state_message(station: str, snap: LiveSnapshot, day: dict[str, Any], now: float) -> t.StatePayload:
+    recent_fault = snap.last_fault if snap.last_fault_at is not None and snap.last_fault_at >= start_of_today(now) else None
+    return t.StatePayload(
+        station=station, at=now, state=coach_state(snap), drill=snap.profile, reps_this_session=snap.session_reps,
+        reps_today=day["reps"], last_fault=recent_fault or day["last_fault"],
+        clean_share_today=round(day["clean"] / day["reps"], 4) if day["reps"] else None, buzzer_on=snap.buzzer_enabled,
+    )
+
+
+def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Home Assistant MQTT discovery: one device per station with its state, reps today, last fault,
+    clean-rep percentage, online/offline, and the buzzer switch. Full key names (no abbreviations);
+    tests/test_mqtt_station.py pins them against Home Assistant's documented keys."""
+    sid = topics.station
+    prefix = cfg.discovery_prefix
+    device = {"identifiers": [f"hinge_station_{sid}"], "name": f"Hinge station {sid}", "manufacturer": "Hinge Station",
+              "model": "hip-hinge coaching station"}
+    if version:
+        device["sw_version"] = version
+    available = {"availability_topic": topics.availability, "payload_available": t.ONLINE,
+                 "payload_not_available": t.OFFLINE}
+
+    def entity(object_id: str, name: str, **keys: Any) -> dict[str, Any]:
+        return {"name": name, "unique_id": f"hinge_{sid}_{object_id}", "device": device, "qos": 1, **keys}
+
+    def state_value(expr: str) -> dict[str, Any]:
+        return {"state_topic": topics.state, "value_template": "{{ " + expr + " }}"}
+
+    def topic(component: str, object_id: str) -> str:
+        return f"{prefix}/{component}/{sid}/{object_id}/config"
+
+    return [
+        (topic("sensor", "state"), entity("state", "State", **state_value("value_json.state"), **available,
+                                          device_class="enum", options=list(t.STATES),
+                                          json_attributes_topic=topics.state, icon="mdi:human-handsdown")),
+        (topic("sensor", "reps_today"), entity("reps_today", "Reps today", **state_value("value_json.reps_today"),
+                                               **available, unit_of_measurement="reps", state_class="total_increasing",
+                                               icon="mdi:counter")),
+        (topic("sensor", "last_fault"), entity("last_fault", "Last fault",
+                                               **state_value("value_json.last_fault or 'none'"), **available,
+                                               icon="mdi:alert-outline")),
+        # "None" is Home Assistant's word for unknown: no percentage before the day's first rep.
+        (topic("sensor", "clean_share"), entity(
+            "clean_share", "Clean reps today",
+            **state_value("(value_json.clean_share_today * 100) | round(0) if value_json.clean_share_today is not none "
+                          "else None"),
+            **available, unit_of_measurement="%", state_class="measurement", icon="mdi:check-circle-outline")),
+        # No availability on this one: it is the availability, shown as a connectivity sensor.
+        (topic("binary_sensor", "online"), entity("online", "Online", state_topic=topics.availability,
+                                                  payload_on=t.ONLINE, payload_off=t.OFFLINE,
+                                                  device_class="connectivity")),
+        (topic("switch", "buzzer"), entity("buzzer", "Buzzer", command_topic=topics.buzzer_set,
+                                           **state_value("'ON' if value_json.buzzer_on else 'OFF'"), **available,
+                                           payload_on=t.BUZZER_ON, payload_off=t.BUZZER_OFF, state_on=t.BUZZER_ON,
+                                           state_off=t.BUZZER_OFF, optimistic=False, retain=False,
+                                           icon="mdi:volume-high")),
+    ]
+
+
+# --- the link -------------------------------------------------------------------------------------
+
+
+class BrokerLink:
+    """One station's MQTT link: `start` connects (in the background: a broker that is down is
+    retried with backoff, coaching goes on), `stop` sends what it can of the outbox, says offline and
+    disconnects. Its own SQLite connection reads and empties the outbox; the live state is read from
+    `live`; a buzzer command goes to `controls` like the page's switch."""
+
+    def __init__(
+        self,
+        cfg: MqttSettings,
+        db_path: Path,
+        live: LiveState,
+        controls: Optional[StationControls] = None,
+        make_client: Callable[[MqttSettings, t.Topics], mqtt.Client] = mqtt_client,
+        version: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        assert cfg.station_id is not None
+        self.cfg = cfg
+        self.topics = t.Topics(cfg.topic_prefix, cfg.station_id)
+        self.db_path = Path(db_path)
+        self.live = live
+        self.controls = controls
+        self.version = version
+        self.clock = clock
+        self.client = make_client(cfg, self.topics)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+        self.connected = threading.Event()
+        self._new_connection = threading.Event()
+        self._stop = threading.Event()
+        self._closing = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._acks: dict[int, bool] = {}  # mid -> accepted by the broker
+        self._forget: set[int] = set()  # mids of best-effort messages whose ack nobody waits for
+        self._ack_lock = threading.Condition()
+        self._drain_s = DRAIN_AT_STOP_S
+        self._store_uuid = ""
+        self._last_command = 0.0
+        self._store: Optional[RepStore] = None
+        # What a test or `station doctor` may read
+        self.sent = 0  # outbox rows the broker acknowledged
+        self.refused = 0  # outbox rows that could not be made into a payload (dropped, logged)
+        self.commands = 0  # buzzer commands obeyed
+        self.ignored_commands = 0
+        self.last_error = ""
+
+    # --- lifetime -----------------------------------------------------------------------------
+
+    def start(self) -> "BrokerLink":
+        self._store = RepStore(self.db_path, outbox=False, synchronous="NORMAL")
+        self._store_uuid = self._store.store_uuid
+        self.client.connect_async(self.cfg.host, self.cfg.broker_port, keepalive=self.cfg.keepalive_s)
+        self.client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
+        self._thread.start()
+        log.info("MQTT: station %s publishing to %s:%d under %s/", self.topics.station, self.cfg.host,
+                 self.cfg.broker_port, self.cfg.topic_prefix)
+        return self
+
+    def stop(self, drain_s: float = DRAIN_AT_STOP_S) -> None:
+        """Send what the outbox holds for up to `drain_s` (what is left goes at the next start),
+        then mark the station offline and disconnect."""
+        if self._thread is None:
+            return
+        self._drain_s = drain_s
+        self._closing.set()
+        self._thread.join(drain_s + 1.0)
+        self._stop.set()
+        self._thread.join(5.0)
+        self._thread = None
+        if self.connected.is_set():
+            info = self.client.publish(self.topics.availability, t.OFFLINE, qos=1, retain=True)
+            _wait(info, 1.0)
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._store is not None:
+            left = self._store.outbox_size()
+            if left:
+                log.info("MQTT: %d reps and sessions wait in the outbox for the next start", left)
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> "BrokerLink":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def status(self) -> str:
+        """One line for the log and `station doctor`."""
+        state = "connected" if self.connected.is_set() else f"not connected ({self.last_error or 'connecting'})"
+        return f"broker {self.cfg.host}:{self.cfg.broker_port} {state}; {self.sent} sent"
+
+    # --- paho's callbacks (its network thread) --------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure:
+            self.last_error = str(reason)
+            log.warning("MQTT: broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.broker_port, reason)
+            return
+        self.last_error = ""
+        client.subscribe(self.topics.buzzer_set, qos=1)
+        self.connected.set()
+        self._new_connection.set()
+        log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.broker_port)
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        if self.connected.is_set() and not self._stop.is_set():
+            log.warning("MQTT: lost the broker (%s); reps wait in the outbox, retrying", reason)
+        self.connected.clear()
+        if reason.is_failure:
+            self.last_error = str(reason)
+
+    def _on_publish(self, client, userdata, mid, reason, properties) -> None:
+        with self._ack_lock:
+            if mid in self._forget:
+                self._forget.discard(mid)
+            else:
+                self._acks[mid] = not reason.is_failure
+                self._ack_lock.notify_all()
+
+    def _on_message(self, client, userdata, message) -> None:
+        """Only the buzzer command is subscribed; anything else, or any other payload, is ignored.
+        A retained command is stale (someone's old ON/OFF left on the broker) and is ignored too:
+        the station remembers its own setting."""
+        command = t.buzzer_command(message.payload) if message.topic == self.topics.buzzer_set else None
+        now = self.clock()
+        if command is None or message.retain or now - self._last_command < 1.0 / COMMANDS_PER_S:
+            self.ignored_commands += 1
+            log.debug("MQTT: ignored %r on %s", message.payload[:40], message.topic)
+            return
+        self._last_command = now
+        self.commands += 1
+        log.info("MQTT: buzzer %s (command from the broker)", "on" if command else "off")
+        if self.controls is not None:
+            self.controls.set_buzzer_enabled(command)
+
+    # --- the sender thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        last_version = -1
+        last_state: Optional[dict[str, Any]] = None
+        last_state_at = 0.0
+        last_alert_at: Optional[float] = None
+        drain_until: Optional[float] = None
+        while not self._stop.is_set():
+            try:
+                if self._closing.is_set():
+                    drain_until = drain_until or self.clock() + self._drain_s
+                    if self.clock() > drain_until or not self.connected.is_set() or not self._outbox_size():
+                        if self.connected.is_set():  # the last word: how the day stands now
+                            self._publish_state(self.live.snapshot()[1], last_state)
+                        return
+                if not self.connected.wait(POLL_S):
+                    continue
+                if self._new_connection.is_set():
+                    self._new_connection.clear()
+                    self._announce()
+                    last_state = None  # the state goes again on every connection
+                version, snap = self.live.snapshot()
+                if snap.last_fault_at is not None and snap.last_fault_at != last_alert_at:
+                    if time.time() - snap.last_fault_at < ALERT_FRESH_S:
+                        self._alert(snap)
+                    last_alert_at = snap.last_fault_at
+                sent = self._send_batch()
+                now = self.clock()
+                if (sent or version != last_version or last_state is None) and now - last_state_at >= STATE_MIN_INTERVAL_S:
+                    published = self._publish_state(snap, last_state)
+                    if published != last_state:
+                        last_state, last_state_at = published, now
+                    last_version = version
+                if not sent:
+                    self._stop.wait(POLL_S)
+            except StorageError as err:  # the rep log is unreadable right now: try again shortly
+                self.last_error = str(err)
+                log.warning("MQTT: cannot read the outbox: %s", err)
+                self._stop.wait(1.0)
+            except Exception:  # never let the sender die quietly; it retries
+                log.exception("MQTT: the sender failed; retrying")
+                self._stop.wait(1.0)
+
+    def _outbox_size(self) -> int:
+        assert self._store is not None
+        return self._store.outbox_size()
+
+    def _announce(self) -> None:
+        self._fire(self.topics.availability, t.ONLINE.encode(), retain=True)
+        if self.cfg.discovery:
+            for topic, config in discovery_messages(self.cfg, self.topics, self.version):
+                self._fire(topic, json.dumps(config).encode(), retain=True)
+
+    def _publish_state(self, snap: LiveSnapshot, last: Optional[dict[str, Any]]) -> dict[str, Any]:
+        """Publish the retained state when it differs from `last` (its time aside); returns what it stands at."""
+        assert self._store is not None
+        message = state_message(self.topics.station, snap, self._store.day_summary(start_of_today()), time.time())
+        content = message.model_dump(exclude={"at"})
+        if content != last:
+            self._fire(self.topics.state, message.to_json(), retain=True)
+        return content
+
+    def _alert(self, snap: LiveSnapshot) -> None:
+        assert self._store is not None and snap.last_fault is not None and snap.last_fault_at is not None
+        key = t.session_key(self.topics.station, self._store_uuid, snap.session_id) if snap.session_id else None
+        alert = t.AlertPayload(station=self.topics.station, at=max(snap.last_fault_at, 0.0), fault=snap.last_fault,
+                               cue=snap.last_fault_cue[:200], session_key=key)
+        self._fire(self.topics.alert, alert.to_json(), retain=False)
+
+    def _fire(self, topic: str, payload: bytes, retain: bool) -> None:
+        """Best effort: QoS 1 now; nobody waits for its acknowledgement."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        with self._ack_lock:
+            if self._acks.pop(info.mid, None) is None:
+                self._forget.add(info.mid)
+
+    def _message(self, row: dict[str, Any]) -> Optional[tuple[str, bytes]]:
+        assert self._store is not None
+        sid, uuid = self.topics.station, self._store_uuid
+        if row["kind"] == "rep":
+            rep = self._store.get_rep(row["rep_id"]) if row["rep_id"] is not None else None
+            return (self.topics.rep, rep_message(sid, uuid, rep).to_json()) if rep else None
+        session = self._store.get_session(row["session_id"]) if row["session_id"] is not None else None
+        return (self.topics.session, session_message(sid, uuid, session).to_json()) if session else None
+
+    def _send_batch(self) -> int:
+        """Hand the oldest outbox rows to paho and wait until the broker acknowledged every one
+        (paho resends across reconnects); then they leave the outbox. Returns how many went."""
+        assert self._store is not None
+        rows = self._store.outbox_next(BATCH)
+        if not rows:
+            return 0
+        waiting: dict[int, int] = {}  # mid -> outbox id
+        unbuildable: list[int] = []
+        for row in rows:
+            try:
+                message = self._message(row)
+            except ValueError as err:  # a payload the contract refuses: it would block the queue forever
+                log.error("MQTT: outbox entry %d (%s) cannot be sent and is dropped: %s", row["id"], row["kind"], err)
+                message = None
+            if message is None:
+                unbuildable.append(row["id"])
+                continue
+            info = self.client.publish(message[0], message[1], qos=1)
+            waiting[info.mid] = row["id"]
+        self.refused += len(unbuildable)
+        acked: list[int] = list(unbuildable)
+        refused_by_broker = False
+        while waiting and not self._stop.is_set():
+            with self._ack_lock:
+                for mid in [m for m in waiting if m in self._acks]:
+                    if self._acks.pop(mid):
+                        acked.append(waiting.pop(mid))
+                    else:
+                        refused_by_broker = True
+                        waiting.pop(mid)
+                if waiting:
+                    self._ack_lock.wait(POLL_S)
+        self._store.outbox_remove(acked)
+        self.sent += len(acked) - len(unbuildable)
+        if refused_by_broker:  # e.g. the ACL does not let this user write here: keep them, say so, retry later
+            self.last_error = "the broker refused a rep (check the ACL for this station's user)"
+            log.error("MQTT: %s; it stays in the outbox", self.last_error)
+            self._stop.wait(max(self.cfg.reconnect_max_s, 1.0))
+        return len(acked)
+
+
+def _wait(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
+    try:
+        info.wait_for_publish(timeout)
+    except (RuntimeError, ValueError):
+        pass
