@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from device.hub.intake import NOT_ALLOWED, Intake
 from device.hub.store import HubStore
 from device.station import topics
+from device.station.assembly import build_station
 from device.station.store import RepStore, SessionFilter, StorageError
 from support.broker import broker  # noqa: F401 (fixture)
 from support.hub import PREFIX, Publisher, running_hub, state_message, station_messages, wait_until
-from support.pipeline import PIPELINE_CLIPS, log_clips, pipeline_db  # noqa: F401 (fixture)
+from support.pipeline import PIPELINE_CLIPS, RecordedPoses, station_settings
 
 KEY = uuid.uuid4().hex
 
@@ -83,29 +85,41 @@ def test_an_empty_allow_list_takes_any_station():
 # --- the hub on a real broker ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def second_station_db(pipeline_db, clips_dir, clip_poses, settings, tmp_path_factory) -> Path:
-    """Another station's rep log, from the live loop over a real clean deadlift, the same athlete."""
-    db = tmp_path_factory.mktemp("second") / "station.db"
-    log_clips(db, [clips_dir / PIPELINE_CLIPS[1]], clip_poses, settings, athlete="Alex")
-    return db
+def mqtt_station(settings, broker, db: Path, station: str):
+    """`settings` as a station named `station` publishing to `broker`, its rep log at `db`."""
+    cfg = {"host": broker.host, "port": broker.port, "station_id": station, "keepalive_s": 2,
+           "reconnect_min_s": 0.05, "reconnect_max_s": 0.2}
+    return station_settings(settings, db, mqtt=cfg)
 
 
-def rep_keys_of(messages: list[tuple[str, bytes]]) -> set[str]:
-    return {json.loads(p)["rep_key"] for t, p in messages if t.endswith("/rep")}
+def replay(settings, clip: Path, poses, athlete=None) -> None:
+    """A real clip through a real station, as `station run --fast` wires it (its MQTT link too)."""
+    with build_station(settings, str(clip), profile="hinge", fast=True, engine=RecordedPoses(poses),
+                       pin_factory=MockFactory(pin_class=MockPWMPin), athlete=athlete) as rig:
+        rig.run()
 
 
-def test_two_stations_real_reps_land_once_each_in_one_hub(broker, pipeline_db, second_station_db, tmp_path):
-    a, b = station_messages(pipeline_db, "wall-a"), station_messages(second_station_db, "platform-b")
-    expected_a, expected_b = rep_keys_of(a), rep_keys_of(b)
-    assert len(expected_a) >= 3 and len(expected_b) >= 1
-    with RepStore(pipeline_db, readonly=True) as log_a:
-        assert len(expected_a) == log_a.rep_count()
+def committed(db: Path, station: str) -> set[str]:
+    with RepStore(db) as store:
+        return {topics.rep_key(station, store.store_uuid, r["id"]) for s in store.list_sessions(limit=100)
+                for r in store.session_reps(s["id"])}
+
+
+def test_two_real_stations_replaying_real_clips_land_once_each_in_one_hub(broker, clips_dir, clip_poses, settings, tmp_path):
+    """Two stations (the live loop over real clips, [mqtt] on) and one hub on the same broker. The
+    broker restarts between the stations' sets; then every rep of one station is delivered again
+    (at-least-once): the hub holds exactly the stations' reps, once each."""
+    db_a, db_b = tmp_path / "wall-a.db", tmp_path / "platform-b.db"
     with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}", {"wall-a", "platform-b"}) as hub:
-        with Publisher(broker, "wall-a") as sa_, Publisher(broker, "platform-b") as sb:
-            sa_.send(a)
-            sb.send(b)
-            sa_.send([m for m in a if m[0].endswith("/rep")])  # at-least-once: every rep of a, again
+        replay(mqtt_station(settings, broker, db_a, "wall-a"), clips_dir / PIPELINE_CLIPS[0], clip_poses(PIPELINE_CLIPS[0]), "Alex")
+        replay(mqtt_station(settings, broker, db_a, "wall-a"), clips_dir / PIPELINE_CLIPS[2], clip_poses(PIPELINE_CLIPS[2]))
+        broker.restart()
+        replay(mqtt_station(settings, broker, db_b, "platform-b"), clips_dir / PIPELINE_CLIPS[1],
+               clip_poses(PIPELINE_CLIPS[1]), "Alex")
+        expected_a, expected_b = committed(db_a, "wall-a"), committed(db_b, "platform-b")
+        assert len(expected_a) >= 3 and len(expected_b) >= 1
+        with Publisher(broker, "replayer") as again:
+            again.send([m for m in station_messages(db_a, "wall-a") if m[0].endswith("/rep")])
         total = len(expected_a) + len(expected_b)
         wait_until(lambda: hub.store.rep_count() >= total and hub.backlog == 0, what=f"{total} reps at the hub")
         time.sleep(0.3)  # any late duplicate would land now
@@ -114,18 +128,20 @@ def test_two_stations_real_reps_land_once_each_in_one_hub(broker, pipeline_db, s
         assert set(store.rep_keys("platform-b")) == expected_b
         assert store.rep_count() == total
         assert hub.drops == {}
-        # Every session ended, labelled and counted as on the station.
+        # Sessions ended, and one athlete's sessions found across both stations.
         sessions = store.list_sessions(limit=100)
         assert {s["station"] for s in sessions} == {"wall-a", "platform-b"}
         assert all(s["ended_at"] is not None for s in sessions)
         alex = store.list_sessions(SessionFilter(athlete="Alex"), limit=100)
-        assert {s["station"] for s in alex} == {"wall-a", "platform-b"}  # one athlete, two stations
-        with RepStore(pipeline_db, readonly=True) as log_a:
-            station_faults = sorted(f["name"] for s in log_a.list_sessions(limit=100) for r in log_a.session_reps(s["id"])
-                                    for f in r["faults"])
-        hub_faults = sorted(f["name"] for s in store.list_sessions(SessionFilter(station="wall-a"), limit=100)
-                            for r in store.session_reps(s["id"]) for f in r["faults"])
-        assert hub_faults == station_faults
+        assert sorted(s["station"] for s in alex) == ["platform-b", "wall-a"]
+        # The faults and measurements are the station's own.
+        with RepStore(db_a) as log_a:
+            station_reps = [r for s in log_a.list_sessions(limit=100) for r in log_a.session_reps(s["id"])]
+        hub_reps = [r for s in store.list_sessions(SessionFilter(station="wall-a"), limit=100) for r in store.session_reps(s["id"])]
+        assert sorted(f["name"] for r in hub_reps for f in r["faults"]) == sorted(f["name"] for r in station_reps for f in r["faults"])
+        assert sorted(r["peak_hip_flexion_deg"] for r in hub_reps) == sorted(r["peak_hip_flexion_deg"] for r in station_reps)
+        # The floor shows both, from their retained state and last will.
+        wait_until(lambda: {v.station for v in hub.floor.snapshot().stations} == {"wall-a", "platform-b"}, what="both on the floor")
 
 
 def test_hostile_messages_are_dropped_and_the_hub_keeps_storing(broker, tmp_path):

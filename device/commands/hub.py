@@ -12,7 +12,7 @@ import argparse
 import logging
 import signal
 import threading
-from typing import Any, Optional
+from typing import Optional
 
 from device.config import Settings
 from device.errors import ConfigError
@@ -30,17 +30,19 @@ HEALTH_EVERY_S = 5.0
 
 
 def broker_from(settings: Settings) -> tuple[Broker, str]:
-    """The broker the hub reads, from the same [mqtt] section a station publishes with, and the prefix."""
-    mqtt: Any = getattr(settings, "mqtt", None)
-    if mqtt is None:
-        return Broker(client_id=settings.hub.client_id), topics.DEFAULT_PREFIX
-    password = getattr(mqtt, "password", None)
-    if password is not None and hasattr(password, "get_secret_value"):
-        password = password.get_secret_value()
-    ca = getattr(mqtt, "ca_file", None) or getattr(mqtt, "tls_ca_file", None)
-    broker = Broker(host=mqtt.host, port=mqtt.port, username=getattr(mqtt, "username", None), password=password,
-                    tls=bool(getattr(mqtt, "tls", False)), ca_file=str(ca) if ca else None, client_id=settings.hub.client_id)
-    return broker, getattr(mqtt, "topic_prefix", topics.DEFAULT_PREFIX)
+    """The broker the hub reads and the topic prefix, from the same [mqtt] section a station
+    publishes with (its station_id is the station's; the hub has none)."""
+    mqtt = settings.mqtt
+    if not mqtt.enabled:
+        raise ConfigError("the hub needs the broker: set [mqtt] host (and port, username, password, tls) in its config; "
+                          "see deploy/README.md, \"Many stations\"")
+    assert mqtt.host is not None
+    broker = Broker(host=mqtt.host, port=mqtt.broker_port, username=mqtt.username, password=mqtt.secret(), tls=mqtt.tls,
+                    ca_file=str(mqtt.ca_file) if mqtt.ca_file else None,
+                    cert_file=str(mqtt.cert_file) if mqtt.cert_file else None,
+                    key_file=str(mqtt.key_file) if mqtt.key_file else None,
+                    client_id=settings.hub.client_id, keepalive_s=mqtt.keepalive_s)
+    return broker, mqtt.topic_prefix
 
 
 def run_hub(settings: Settings, host: Optional[str] = None, port: Optional[int] = None) -> int:

@@ -45,7 +45,9 @@ class Broker:
     username: Optional[str] = None
     password: Optional[str] = None
     tls: bool = False
-    ca_file: Optional[str] = None
+    ca_file: Optional[str] = None  # default: the system's CAs
+    cert_file: Optional[str] = None  # a client certificate, for brokers that require one
+    key_file: Optional[str] = None
     client_id: str = "hinge-hub"
     keepalive_s: int = 30
 
@@ -223,6 +225,7 @@ def make_client(broker: Broker) -> mqtt.Client:
     if broker.username:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls:
-        client.tls_set(ca_certs=broker.ca_file, cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.tls_set(ca_certs=broker.ca_file, certfile=broker.cert_file, keyfile=broker.key_file,
+                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     client.reconnect_delay_set(1, 30)
     return client

@@ -8,7 +8,6 @@ plain MQTT publisher standing in for a station's network side, and a hub running
 from __future__ import annotations
 
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -21,37 +20,22 @@ from device.hub.intake import Intake
 from device.hub.service import Broker, Hub
 from device.hub.store import HubStore
 from device.station import topics
+from device.station.broker_link import rep_message, session_message
 from device.station.store import RepStore
 
 PREFIX = "hinge"
 
 
-def station_messages(db: Path, station: str, store_uuid: Optional[str] = None) -> list[tuple[str, bytes]]:
-    """Every session (ended) and rep of a station's rep log as (topic, payload) in commit order:
-    what the station's outbox sends."""
-    store_uuid = store_uuid or uuid.uuid4().hex
+def station_messages(db: Path, station: str) -> list[tuple[str, bytes]]:
+    """Every session and rep of a station's rep log as (topic, payload), made by the station's own
+    converters (device/station/broker_link.py): what its outbox sends, here to send again."""
     names = topics.Topics(PREFIX, station)
     out: list[tuple[str, bytes]] = []
-    with RepStore(db, readonly=True) as store:
+    with RepStore(db) as store:
+        store_uuid = store.store_uuid
         for s in reversed(store.list_sessions(limit=10_000)):
-            skey = topics.session_key(station, store_uuid, s["id"])
-            out.append((names.session, topics.SessionPayload(
-                station=station, session_key=skey, started_at=s["started_at"], ended_at=None, drill=s["profile"],
-                athlete=s["athlete"], source=s["source"]).to_json()))
-            for r in store.session_reps(s["id"]):
-                evidence = [{k: f.get(k) for k in ("name", "cue", "at", "value", "threshold", "margin", "noise")}
-                            for f in r["faults"]]
-                out.append((names.rep, topics.RepPayload(
-                    station=station, rep_key=topics.rep_key(station, store_uuid, r["id"]), session_key=skey,
-                    rep_index=r["rep_index"], started_at=r["started_at"], bottom_at=r["bottom_at"], ended_at=r["ended_at"],
-                    movement=r["movement"], side=r["side"], lowering_s=r["lowering_s"], rising_s=r["rising_s"],
-                    peak_hip_flexion_deg=r["peak_hip_flexion_deg"], knee_flexion_at_bottom_deg=r["knee_flexion_at_bottom_deg"],
-                    trunk_angle_at_bottom_deg=r["trunk_angle_at_bottom_deg"], hip_shift_at_bottom=r["hip_shift_at_bottom"],
-                    hinge_ratio=r["hinge_ratio"], lockout_reached=r["lockout_reached"], faults=evidence,
-                    borderline=r["borderline"], trace=r["trace"]).to_json()))
-            out.append((names.session, topics.SessionPayload(
-                station=station, session_key=skey, started_at=s["started_at"], ended_at=s["ended_at"], drill=s["profile"],
-                athlete=s["athlete"], source=s["source"]).to_json()))
+            out.append((names.session, session_message(station, store_uuid, s).to_json()))
+            out += [(names.rep, rep_message(station, store_uuid, r).to_json()) for r in store.session_reps(s["id"])]
     return out
 
 
