@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve (the default): run the hub; bench: measure one hub under many simulated stations")
     p.add_argument("--host", help="page address to listen on (default: web.host)")
     p.add_argument("--port", type=int, help="page port (default: web.port)")
-    p.add_argument("--stations", type=int, default=50, help="bench: simulated stations (default 50)")
+    p.add_argument("--stations", default="50", help="bench: simulated stations, or a comma list of counts to run in turn (default 50)")
     p.add_argument("--seconds", type=float, default=60.0, help="bench: how long they publish (default 60)")
     p.add_argument("--every", type=float, default=2.0, help="bench: seconds between one station's reps (default 2)")
     p.add_argument("--database-url", help="bench: the hub's database (default: a fresh SQLite file in a temp dir)")
