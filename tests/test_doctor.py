@@ -242,7 +242,7 @@ def test_cli_exit_code_and_json_follow_the_checks(tmp_path, models_dir, clips_di
     assert report["ok"] is False and report["failed"] >= 1
     header = failing.stdout.splitlines()[0].split()
     assert header == ["check", "status", "detail"] and set(header) <= set(report["checks"][0])
-    assert [r["check"] for r in report["checks"]] == ["config", "clock", "disk", "database", "models", "runtime", "camera", "gpio", "voice"]
+    assert [r["check"] for r in report["checks"]] == ["config", "clock", "disk", "database", "models", "runtime", "camera", "gpio", "voice", "mqtt"]
     assert "fix:" in failing.stdout and "models: run `station models fetch`" in failing.stdout
 
     clip = next(clips_dir.glob("*.mp4"))

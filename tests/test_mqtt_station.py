@@ -248,3 +248,231 @@ def test_hostile_commands_are_ignored(broker, tmp_path):
     assert controls.calls == [("buzzer", False)]
     assert link.commands == 1 and link.ignored_commands == 7  # the retained one, 5 payloads, the flood
     assert neighbour.commands == 1
+
+
+# --- Home Assistant discovery ----------------------------------------------------------------------
+
+# Keys Home Assistant documents for MQTT discovery of each component (home-assistant.io/integrations/
+# sensor.mqtt, binary_sensor.mqtt, switch.mqtt: "Configuration Variables"), and the ones it requires.
+HA_COMMON = {"availability", "availability_mode", "availability_template", "availability_topic", "device",
+             "enabled_by_default", "encoding", "entity_category", "entity_picture", "icon", "json_attributes_template",
+             "json_attributes_topic", "name", "object_id", "default_entity_id", "payload_available",
+             "payload_not_available", "platform", "qos", "unique_id"}
+HA_KEYS = {
+    "sensor": HA_COMMON | {"device_class", "expire_after", "force_update", "last_reset_value_template", "options",
+                           "state_class", "state_topic", "suggested_display_precision", "unit_of_measurement",
+                           "value_template"},
+    "binary_sensor": HA_COMMON | {"device_class", "expire_after", "force_update", "off_delay", "payload_off",
+                                  "payload_on", "state_topic", "value_template"},
+    "switch": HA_COMMON | {"command_template", "command_topic", "device_class", "optimistic", "payload_off",
+                           "payload_on", "retain", "state_off", "state_on", "state_topic", "value_template"},
+}
+HA_REQUIRED = {"sensor": {"state_topic"}, "binary_sensor": {"state_topic"}, "switch": {"command_topic"}}
+HA_DEVICE_KEYS = {"configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model", "model_id",
+                  "name", "serial_number", "suggested_area", "sw_version", "via_device"}
+# We send full key names only. Home Assistant also accepts abbreviations; none of these may appear,
+# so a reader that knows only the documented full names reads every key.
+HA_ABBREVIATIONS = {"avty_t", "pl_avail", "pl_not_avail", "dev", "uniq_id", "stat_t", "val_tpl", "cmd_t", "pl_on",
+                    "pl_off", "stat_on", "stat_off", "unit_of_meas", "dev_cla", "stat_cla", "json_attr_t", "ic", "opt",
+                    "ret", "ids", "mf", "mdl", "sw", "~"}
+
+
+def test_home_assistant_discovery_validates(broker, tmp_path):
+    import jinja2
+
+    db = tmp_path / "station.db"
+    RepStore(db, outbox=True).close()
+    cfg = load_settings(None, {"data_dir": tmp_path, "mqtt.host": broker.host, "mqtt.port": broker.port,
+                               "mqtt.station_id": "wall-1"}).mqtt
+    with BrokerLink(cfg, db, LiveState(), version="1.2.3"):
+        with Listener(broker, ["hinge/wall-1/state"], name="first", clean=True) as first:
+            assert first.wait_for(lambda h: h.on("/state"))  # sent after the discovery configs
+        with Listener(broker, ["homeassistant/#", "hinge/wall-1/#"], name="ha", clean=True) as ha:
+            assert ha.wait_for(lambda h: len(h.on("/config")) == 6 and h.on("/state"))
+    configs = {m.topic: m for m in ha.on("/config")}
+    assert set(configs) == {f"homeassistant/{c}/wall-1/{o}/config" for c, o in [
+        ("sensor", "state"), ("sensor", "reps_today"), ("sensor", "last_fault"), ("sensor", "clean_share"),
+        ("binary_sensor", "online"), ("switch", "buzzer")]}
+    state = ha.on("/state")[-1].json()
+    unique = set()
+    for topic, message in configs.items():
+        component = topic.split("/")[1]
+        config = message.json()
+        assert message.retain  # Home Assistant finds the station after its own restart
+        assert HA_REQUIRED[component] <= set(config) <= HA_KEYS[component], topic
+        assert not set(config) & HA_ABBREVIATIONS and set(config["device"]) <= HA_DEVICE_KEYS
+        assert config["device"]["identifiers"] == ["hinge_station_wall-1"] and config["device"]["sw_version"] == "1.2.3"
+        unique.add(config["unique_id"])
+        for key in ("state_topic", "availability_topic", "command_topic", "json_attributes_topic"):
+            if key in config:
+                assert config[key].startswith("hinge/wall-1/")
+        if "value_template" in config:  # rendered on a real state message, as Home Assistant renders it
+            rendered = jinja2.Environment().from_string(config["value_template"]).render(value_json=state)
+            if config.get("device_class") == "enum":
+                assert rendered in config["options"] == list(t.STATES)
+            elif component == "switch":
+                assert rendered in (config["state_on"], config["state_off"])
+                assert config["command_topic"] == "hinge/wall-1/buzzer/set"
+            elif "unit_of_measurement" in config:
+                assert rendered == "None" or float(rendered) >= 0  # "None": unknown before the first rep
+    assert len(unique) == 6
+    assert configs["homeassistant/binary_sensor/wall-1/online/config"].json()["device_class"] == "connectivity"
+
+
+def test_the_last_will_marks_a_killed_station_offline(broker, tmp_path):
+    db = tmp_path / "station.db"
+    RepStore(db, outbox=True).close()
+    script = f"""
+import time
+from device.config import load_settings
+from device.station.broker_link import BrokerLink
+from device.station.live import LiveState
+cfg = load_settings(None, {{"data_dir": {str(tmp_path)!r}, "mqtt.host": "{broker.host}", "mqtt.port": {broker.port},
+                           "mqtt.station_id": "wall-1", "mqtt.keepalive_s": 1}}).mqtt
+link = BrokerLink(cfg, {str(db)!r}, LiveState()).start()
+link.connected.wait(10)
+print("connected", flush=True)
+time.sleep(60)
+"""
+    with Listener(broker, ["hinge/wall-1/availability"], name="hub") as hub:
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "connected"
+            assert hub.wait_for(lambda h: [m.payload for m in h.on("/availability")] == [b"online"])
+        finally:
+            proc.kill()  # no goodbye: the broker speaks the will
+            proc.wait()
+        assert hub.wait_for(lambda h: [m.payload for m in h.on("/availability")] == [b"online", b"offline"])
+
+
+# --- the broker's ACL (deploy/mosquitto/hinge.acl) and credentials --------------------------------
+
+USERS = {"wall-1": "pw-wall-1", "wall-2": "pw-wall-2", "hub": "pw-hub", "homeassistant": "pw-ha"}
+
+
+def test_the_documented_acl_keeps_each_station_to_its_own_topics(tmp_path, clips_dir, clip_poses, settings):
+    acl = (REPO / "deploy/mosquitto/hinge.acl").read_text()
+    with Mosquitto(tmp_path / "mosquitto", users=USERS, acl=acl) as secured:
+        with Listener(secured, ["hinge/#", "homeassistant/#"], name="hub", username="hub", password=USERS["hub"]) as hub, \
+                Listener(secured, ["hinge/#"], name="wall-1-reader", username="wall-1", password=USERS["wall-1"]) as wall_1, \
+                Listener(secured, ["nothing"], name="ha", username="homeassistant", password=USERS["homeassistant"]) as ha:
+            def publish(who, topic, payload):
+                who.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+            forged = json.dumps({"schema": 1, "station": "wall-2", "at": 1.0, "fault": "rounded_back", "cue": "x"})
+            for topic in ("hinge/wall-2/rep", "hinge/wall-2/alert", "hinge/wall-2/state", "hinge/wall-2/availability",
+                          "hinge/wall-2/buzzer/set", "homeassistant/switch/wall-2/buzzer/config", "hinge/hub/rep"):
+                publish(wall_1, topic, forged)  # wall-1's credentials, someone else's topics
+            publish(hub, "hinge/wall-1/buzzer/set", "OFF")  # the hub only reads
+            publish(ha, "hinge/wall-2/buzzer/set", "OFF")  # Home Assistant may command wall-2...
+            publish(ha, "hinge/wall-1/buzzer/set", "ON")  # ...and wall-1
+            publish(wall_1, "hinge/wall-1/alert", forged.replace("wall-2", "wall-1"))  # its own topic: allowed
+            assert hub.wait_for(lambda h: h.on("hinge/wall-1/alert"))
+            # Published before the allowed alert on the same connection: had the broker let them through,
+            # the hub would have them by now.
+            assert [m.topic for m in hub.messages] == ["hinge/wall-2/buzzer/set", "hinge/wall-1/buzzer/set",
+                                                       "hinge/wall-1/alert"]
+            # wall-1 subscribed to hinge/# but reads only its own command topic (and never wall-2's): the
+            # command Home Assistant sent last arrives, nothing sent before it does
+            assert wall_1.wait_for(lambda w: w.on("hinge/wall-1/buzzer/set"))
+            assert [(m.topic, m.payload) for m in wall_1.messages] == [("hinge/wall-1/buzzer/set", b"ON")]
+
+        # A station with its credentials from a password file works end to end through the same ACL.
+        secret = tmp_path / "wall-1.secret"
+        secret.write_text(USERS["wall-1"] + "\n")
+        db = tmp_path / "station.db"
+        cfg = mqtt_on(settings, secured, db, username="wall-1", password_file=secret)
+        with Listener(secured, ["hinge/#"], name="hub", username="hub", password=USERS["hub"]) as hub, \
+                Listener(secured, ["homeassistant/#"], name="ha", username="homeassistant",
+                         password=USERS["homeassistant"]) as ha:
+            replay(cfg, clips_dir / TWO_REPS, clip_poses(TWO_REPS))
+            reps, _ = committed_keys(db)
+            assert hub.wait_for(lambda h: [m.json()["rep_key"] for m in h.on("/rep")] == reps)
+            assert ha.wait_for(lambda h: len(h.on("/config")) == 6)
+        wrong = mqtt_on(settings, secured, tmp_path / "other.db", station_id="wall-2", username="wall-1",
+                        password_file=secret)  # wall-1's credentials claiming to be wall-2
+        with Listener(secured, ["hinge/#"], name="hub", username="hub", password=USERS["hub"]) as hub:
+            replay(wrong, clips_dir / TWO_REPS, clip_poses(TWO_REPS), keep_open=lambda rig: time.sleep(1.0))
+            assert not hub.on("hinge/wall-2/rep")
+        with RepStore(tmp_path / "other.db") as store:  # the broker refused them: they stay, nothing lost
+            assert store.outbox_size() >= 2
+
+
+# --- configuration -----------------------------------------------------------------------------------
+
+
+def test_mqtt_settings_are_checked(tmp_path, monkeypatch):
+    assert load_settings(None, {"data_dir": tmp_path}).mqtt.enabled is False  # off by default
+    on = load_settings(None, {"data_dir": tmp_path, "mqtt.host": "broker.lan", "mqtt.station_id": "wall-1",
+                              "mqtt.tls": True})
+    assert on.mqtt.enabled and on.mqtt.broker_port == 8883
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\nignored\n")
+    assert load_settings(None, {"data_dir": tmp_path, "mqtt.host": "b", "mqtt.station_id": "w", "mqtt.username": "w",
+                                "mqtt.password_file": secret}).mqtt.secret() == "s3cret"
+    bad = [
+        ({"mqtt.host": "b"}, "station_id is required"),
+        ({"mqtt.host": "b", "mqtt.station_id": "Wall 1"}, "station_id"),
+        ({"mqtt.host": "b", "mqtt.station_id": "w", "mqtt.topic_prefix": "hinge/#"}, "topic_prefix"),
+        ({"mqtt.host": "b", "mqtt.station_id": "w", "mqtt.username": "w", "mqtt.password": "p",
+          "mqtt.password_file": secret}, "not both"),
+        ({"mqtt.host": "b", "mqtt.station_id": "w", "mqtt.ca_file": secret}, "need tls"),
+        ({"mqtt.host": "b", "mqtt.station_id": "w", "mqtt.tls": True, "mqtt.ca_file": tmp_path / "nope.crt"},
+         "does not exist"),
+        ({"mqtt.host": "b", "mqtt.station_id": "w", "mqtt.tls": True, "mqtt.cert_file": secret}, "go together"),
+        ({"mqtt.host": "b", "mqtt.station_id": "w", "mqtt.colour": "red"}, "colour"),
+    ]
+    for overrides, words in bad:
+        with pytest.raises(ConfigError, match=words):
+            load_settings(None, {"data_dir": tmp_path, **overrides})
+    monkeypatch.setenv("HINGE_MQTT__PASWORD", "typo")
+    with pytest.raises(ConfigError, match="HINGE_MQTT__PASWORD"):
+        load_settings(None, {"data_dir": tmp_path})
+    monkeypatch.delenv("HINGE_MQTT__PASWORD")
+    monkeypatch.setenv("HINGE_MQTT__PASSWORD", "from-env")
+    monkeypatch.setenv("HINGE_MQTT__USERNAME", "wall-1")
+    assert load_settings(None, {"data_dir": tmp_path, "mqtt.host": "b", "mqtt.station_id": "wall-1"}).mqtt.secret() == "from-env"
+
+
+def test_tls_with_a_password_and_the_doctor_probe(tmp_path):
+    """A station on a TLS listener with its credentials: the broker's certificate is verified (a
+    broker signed by another CA is refused), reps go through, and `station doctor` says which."""
+    import random
+
+    from device.commands.doctor import Doctor
+    from device.commands.sample_log import synthetic_rep
+    from support.broker import make_certificates
+
+    tls = make_certificates(tmp_path / "certs")
+    stranger = make_certificates(tmp_path / "other", name="stranger")
+    db = tmp_path / "station.db"
+    rep = synthetic_rep(random.Random(3), 1, 2.0, "rounded")
+    with RepStore(db, outbox=True) as store:
+        sid = store.start_session(time.time() - 60, "hinge", "camera")
+        store.add_rep(sid, rep, wall_offset=time.time() - 60)
+    acl = (REPO / "deploy/mosquitto/hinge.acl").read_text()
+    with Mosquitto(tmp_path / "mosquitto", users=USERS, acl=acl, tls=tls) as secured:
+        def settings_with(**mqtt):
+            return load_settings(None, {"data_dir": tmp_path, "store.db_path": db, "mqtt.host": "127.0.0.1",
+                                        "mqtt.port": secured.port, "mqtt.station_id": "wall-1", "mqtt.tls": True,
+                                        "mqtt.username": "wall-1", "mqtt.password": USERS["wall-1"],
+                                        "mqtt.reconnect_min_s": 0.05, "mqtt.reconnect_max_s": 0.2,
+                                        **{f"mqtt.{k}": v for k, v in mqtt.items()}})
+
+        good, wrong_ca = settings_with(ca_file=tls.cafile), settings_with(ca_file=stranger.cafile)
+        bad_password = settings_with(ca_file=tls.cafile, password="guess")
+        assert Doctor(good, probe=True).mqtt().status == "ok"
+        checks = {name: Doctor(s, probe=True).mqtt() for name, s in [("ca", wrong_ca), ("password", bad_password)]}
+        assert checks["ca"].status == "fail" and "certificate verify failed" in checks["ca"].detail
+        assert checks["password"].status == "fail" and "refused" in checks["password"].detail
+        assert "2 reps and sessions wait in the outbox" in Doctor(good).mqtt().detail  # --quick: no network
+        with Listener(secured, ["hinge/#"], name="hub", username="hub", password=USERS["hub"],
+                      ca_file=str(tls.cafile)) as hub:
+            with BrokerLink(wrong_ca.mqtt, db, LiveState()) as refused:
+                time.sleep(0.5)
+                assert not refused.connected.is_set() and not hub.on("/rep")
+            with BrokerLink(good.mqtt, db, LiveState()) as link:
+                assert hub.wait_for(lambda h: h.on("/rep") and h.on("/session"))
+            assert link.sent == 2
+        sent = hub.on("/rep")[0].json()
+        assert sorted(f["name"] for f in sent["faults"]) == sorted(rep.fault_names) and "rounded_back" in rep.fault_names

@@ -83,6 +83,7 @@ class Doctor:
             ("camera", self.camera),
             ("gpio", self.gpio),
             ("voice", self.voice),
+            ("mqtt", self.mqtt),
         ]
         results = []
         for name, check in checks:
@@ -354,6 +355,26 @@ class Doctor:
                          "deploy/README.md), or set voice.enabled = false")
         return Check("voice", OK, f"espeak-ng and an audio device ({cfg.device}) are there")
 
+    def mqtt(self) -> Check:
+        """The gym's broker: off is fine; on, how many reps and sessions wait in the outbox, and (with
+        probe) whether the broker takes this station's credentials."""
+        cfg = self.settings.mqtt
+        if not cfg.enabled:
+            return Check("mqtt", OK, "MQTT is off (no [mqtt] host)")
+        where = f"{cfg.host}:{cfg.broker_port} as station {cfg.station_id}"
+        waiting = _outbox_waiting(self.settings.store.db_path)  # type: ignore[arg-type]
+        backlog = f"; {waiting} reps and sessions wait in the outbox" if waiting else ""
+        if not self.probe:
+            return Check("mqtt", OK, f"publishing to {where}{backlog} (not probed: --quick)")
+        from device.station.broker_link import probe_broker
+
+        problem = probe_broker(cfg)
+        if problem:
+            return Check("mqtt", FAIL, f"{where}: {problem}{backlog}",
+                         "check [mqtt] host, port, tls and credentials, and the broker's password file and ACL "
+                         "(deploy/README.md, \"Many stations\"); coaching goes on and reps wait in the outbox")
+        return Check("mqtt", OK, f"the broker at {where} accepted this station's credentials{backlog}")
+
     def gpio(self) -> Check:
         sig = self.settings.signals
         if not sig.enabled:
@@ -481,3 +502,17 @@ def command(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         write_json(args.json, {"checks": rows, "ok": failed == 0, "failed": failed, "warnings": warned})
     return 1 if failed else 0
+
+
+def _outbox_waiting(db_path: Path) -> int:
+    """Rows in the MQTT outbox, read without writing (0 when there is no database or outbox yet)."""
+    if not Path(db_path).is_file():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0

@@ -43,10 +43,10 @@ COMMANDS_PER_S = 2.0  # buzzer commands obeyed at most this often; a flood is ig
 ALERT_FRESH_S = 5.0  # an alert older than this (raised while the broker was away) is not sent
 
 
-def mqtt_client(cfg: MqttSettings, topics: t.Topics) -> mqtt.Client:
+def mqtt_client(cfg: MqttSettings, topics: t.Topics, client_id: str = "") -> mqtt.Client:
     """A paho client for this station, not yet connected: its credentials, TLS (the broker's
     certificate always verified), reconnect backoff, and the last will that marks it offline."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hinge-station-{topics.station}",
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"hinge-station-{topics.station}",
                          protocol=mqtt.MQTTv5)
     if cfg.username is not None:
         client.username_pw_set(cfg.username, cfg.secret())
@@ -58,6 +58,36 @@ def mqtt_client(cfg: MqttSettings, topics: t.Topics) -> mqtt.Client:
     client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
     client.max_inflight_messages_set(BATCH + 10)
     return client
+
+
+def probe_broker(cfg: MqttSettings, timeout: float = 5.0) -> str:
+    """Connect once with the station's settings and say what went wrong ('' when the broker took
+    them). Under its own client id and without a will: the running station's connection and its
+    availability are left alone."""
+    assert cfg.station_id is not None
+    client = mqtt_client(cfg, t.Topics(cfg.topic_prefix, cfg.station_id), client_id=f"hinge-doctor-{cfg.station_id}")
+    client.will_clear()
+    answer: dict[str, Any] = {}
+    done = threading.Event()
+
+    def on_connect(client, userdata, flags, reason, properties) -> None:
+        answer["reason"] = reason
+        done.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(cfg.host, cfg.broker_port, keepalive=max(cfg.keepalive_s, 5))  # type: ignore[arg-type]
+    except (OSError, ValueError) as err:
+        return f"cannot connect: {err}"
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            return f"no answer from the broker within {timeout:g} s"
+        reason = answer["reason"]
+        return f"the broker refused: {reason}" if reason.is_failure else ""
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 # --- payloads ----------------------------------------------------------------------------------
@@ -210,6 +240,7 @@ class BrokerLink:
         self._drain_s = DRAIN_AT_STOP_S
         self._store_uuid = ""
         self._last_command = 0.0
+        self._refusing = False  # the broker refused the last batch (its ACL): waits, never reorders
         self._store: Optional[RepStore] = None
         # What a test or `station doctor` may read
         self.sent = 0  # outbox rows the broker acknowledged
@@ -326,7 +357,7 @@ class BrokerLink:
             try:
                 if self._closing.is_set():
                     drain_until = drain_until or self.clock() + self._drain_s
-                    if self.clock() > drain_until or not self.connected.is_set() or not self._outbox_size():
+                    if self.clock() > drain_until or not self.connected.is_set() or self._refusing or not self._outbox_size():
                         if self.connected.is_set():  # the last word: how the day stands now
                             self._publish_state(self.live.snapshot()[1], last_state)
                         return
@@ -435,10 +466,13 @@ class BrokerLink:
                     self._ack_lock.wait(POLL_S)
         self._store.outbox_remove(acked)
         self.sent += len(acked) - len(unbuildable)
+        self._refusing = refused_by_broker
         if refused_by_broker:  # e.g. the ACL does not let this user write here: keep them, say so, retry later
-            self.last_error = "the broker refused a rep (check the ACL for this station's user)"
+            self.last_error = (f"the broker refused to take a rep or session from user {self.cfg.username!r} as station "
+                               f"{self.topics.station!r} (check the broker's ACL)")
             log.error("MQTT: %s; it stays in the outbox", self.last_error)
-            self._stop.wait(max(self.cfg.reconnect_max_s, 1.0))
+            if not self._closing.is_set():
+                self._stop.wait(max(self.cfg.reconnect_max_s, 1.0))
         return len(acked)
 
 

@@ -175,6 +175,30 @@ class Mosquitto:
         self.stop()
 
 
+def make_certificates(folder: Path, name: str = "hinge-test") -> BrokerTls:
+    """A throwaway CA and a broker certificate it signed for 127.0.0.1 (openssl, EC keys: quick)."""
+    tool = shutil.which("openssl")
+    if tool is None:
+        reason = "openssl is not installed (apt-get install openssl); the MQTT TLS test makes its certificates with it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_crt = folder / f"{name}-ca.key", folder / f"{name}-ca.crt"
+    key, csr, crt = folder / f"{name}-broker.key", folder / f"{name}-broker.csr", folder / f"{name}-broker.crt"
+    ext = folder / f"{name}.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for args in (
+        ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca_crt, "-subj", f"/CN={name} CA", "-days", "2"],
+        ["req", "-new", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial", "-out", crt, "-days", "2",
+         "-extfile", ext],
+    ):
+        subprocess.run([tool, *map(str, args)], check=True, capture_output=True)
+    return BrokerTls(ca_crt, crt, key)
+
+
 @pytest.fixture
 def broker(tmp_path) -> "Mosquitto":
     """An anonymous loopback broker for one test."""

@@ -28,7 +28,8 @@ class Listener:
     the broker restarts reaches it afterwards, as it reaches a hub."""
 
     def __init__(self, broker: Mosquitto, patterns: list[str], name: str = "listener",
-                 username: Optional[str] = None, password: Optional[str] = None, clean: bool = False):
+                 username: Optional[str] = None, password: Optional[str] = None, clean: bool = False,
+                 ca_file: Optional[str] = None):
         self.messages: list[Received] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
@@ -36,6 +37,8 @@ class Listener:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, clean_session=clean)
         if username:
             self.client.username_pw_set(username, password)
+        if ca_file:
+            self.client.tls_set(ca_certs=ca_file)
         self.client.reconnect_delay_set(0.05, 0.2)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._subscribed.set()
