@@ -20,7 +20,7 @@ def test_hub_bench_measures_a_few_stations_end_to_end(tmp_path, capsys):
     assert main(["hub", "bench", "--stations", "3", "--seconds", "3", "--every", "0.5", "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())["hub"]
     assert row["stations"] == 3 and row["reps_published"] >= 12
-    assert row["reps_stored"] == row["reps_published"] and row["lost"] == 0 and row["doubled"] == 0
+    assert row["reps_stored"] == row["reps_published"] and row["not_stored"] == 0 and row["doubled"] == 0
     assert row["drained"] is True
     assert 0 < row["latency_p50_ms"] <= row["latency_p99_ms"] <= row["latency_max_ms"]
     assert row["hub_cpu_pct"] > 0  # the hub process was measured, not this one

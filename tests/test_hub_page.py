@@ -52,6 +52,8 @@ def test_the_floor_answers_every_station_and_the_drops(gym):
     assert floor["dropped"] == {"not_json": 1}
     page = api.get("/").text
     assert 'data-station="wall-a"' in page and 'data-station="deck-b"' in page and "not_json ×1" in page
+    health = api.get("/api/health").json()
+    assert health["status"] == "ok" and (health["db"]["sessions"], health["db"]["reps"]) == (3, 4)
 
 
 def test_history_filters_by_station_and_follows_an_athlete_across_stations(gym):

@@ -11,7 +11,8 @@ process); end-to-end latency from a rep's commit time at the station (its `ended
 commits a rep the moment it ends) to the row being queryable in the hub's database, as the page
 reads it (polled every POLL_S), p50/p99/max; how fast the hub falls behind (the growth of
 published-but-not-stored reps per second over the run's second half; 0 when it keeps up) and how
-long it takes to drain after the stations stop; lost and doubled reps.
+long it takes to drain after the stations stop (up to DRAIN_MAX_S: reps not stored by then are
+still at the broker, not lost, but the run stops there); doubled reps.
 """
 from __future__ import annotations
 
@@ -249,7 +250,7 @@ def bench_hub(stations: int, seconds: float, every: float, database_url: Optiona
     return {
         "stations": stations, "seconds": round(elapsed, 1), "reps_per_s": round(published / elapsed, 1),
         "messages_per_s": round(2 * published / elapsed, 1), "reps_published": published, "reps_stored": stored,
-        "lost": published - stored, "drained": drained, "doubled": len(keys) - len(set(keys)),
+        "not_stored": published - stored, "drained": drained, "doubled": len(keys) - len(set(keys)),
         "hub_cpu_pct": round(100 * cpu["hub"] / elapsed, 1), "broker_cpu_pct": round(100 * cpu["broker"] / elapsed, 1),
         "stations_cpu_pct": round(100 * own / elapsed, 1),
         "latency_p50_ms": _ms(percentile(latencies, 50)), "latency_p99_ms": _ms(percentile(latencies, 99)),
