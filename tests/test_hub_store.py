@@ -118,10 +118,13 @@ def test_a_hub_on_postgresql_takes_a_real_broker_s_duplicates_once(broker, postg
     import json
 
     messages = [(f"{PREFIX}/wall-a/rep", json.dumps({"schema": 1, **rep("wall-a", n)}).encode()) for n in (1, 2, 3)]
+    # Valid JSON and a valid payload, but PostgreSQL text cannot hold a NUL: refused alone, the rest stored.
+    nul = (f"{PREFIX}/wall-a/session", json.dumps({"schema": 1, **session("wall-a", 9, athlete="Sam\u0000")}).encode())
     with running_hub(broker, url) as hub:
         with Publisher(broker, "wall-a") as station:
+            station.send(messages[:2] + [nul] + messages[2:])
             station.send(messages)
-            station.send(messages)
-        wait_until(lambda: hub.store.rep_count() >= 3 and hub.backlog == 0, what="three reps in PostgreSQL")
+        wait_until(lambda: hub.store.rep_count() >= 3 and hub.backlog == 0 and hub.drops, what="three reps in PostgreSQL")
         time.sleep(0.3)
         assert sorted(hub.store.rep_keys()) == sorted(f"wall-a:{KEY}:{n}" for n in (1, 2, 3))
+        assert dict(hub.drops) == {"refused": 1} and hub.alive
