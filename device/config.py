@@ -163,8 +163,8 @@ class MqttSettings(Section):
     def _consistent(self) -> "MqttSettings":
         if self.host is None:
             return self
-        # station_id is the station's (device/station/assembly.py checks it); the hub reads this
-        # section for the broker alone and has no station id.
+        # station_id: checked by Settings, since a hub's config ([hub]) reads this section for the
+        # broker alone and has none.
         if self.password is not None and self.password_file is not None:
             raise ValueError("give mqtt.password or mqtt.password_file, not both")
         if (self.password is not None or self.password_file is not None) and self.username is None:
@@ -228,6 +228,13 @@ class Settings(BaseSettings):
             self.store.jsonl_path = self.data_dir / "reps.jsonl"
         if self.hub.database_url is None:
             self.hub.database_url = f"sqlite:///{self.data_dir / 'hub.db'}"
+        return self
+
+    @model_validator(mode="after")
+    def _station_named(self) -> "Settings":
+        if self.mqtt.enabled and self.mqtt.station_id is None and "hub" not in self.model_fields_set:
+            raise ValueError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\"); "
+                             "only a hub's config (with a [hub] section) goes without one")
         return self
 
     @property

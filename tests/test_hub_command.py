@@ -26,3 +26,14 @@ def test_hub_bench_measures_a_few_stations_end_to_end(tmp_path, capsys):
     assert row["hub_cpu_pct"] > 0  # the hub process was measured, not this one
     printed = capsys.readouterr().out
     assert "latency_p99_ms" in printed and "falls_behind_reps_per_s" in printed
+
+
+def test_a_hub_config_reads_the_broker_without_a_station_id(tmp_path):
+    from device.config import load_settings
+    from device.errors import ConfigError
+    import pytest
+
+    hub = load_settings(None, {"data_dir": tmp_path, "mqtt.host": "broker.lan", "hub.stations": ["wall-1"]})
+    assert hub.mqtt.enabled and hub.mqtt.station_id is None and hub.hub.stations == ["wall-1"]
+    with pytest.raises(ConfigError, match="station_id is required"):  # a station's config still needs one
+        load_settings(None, {"data_dir": tmp_path, "mqtt.host": "broker.lan"})
