@@ -471,8 +471,64 @@ def test_tls_with_a_password_and_the_doctor_probe(tmp_path):
             with BrokerLink(wrong_ca.mqtt, db, LiveState()) as refused:
                 time.sleep(0.5)
                 assert not refused.connected.is_set() and not hub.on("/rep")
+                assert "cannot reach the broker" in refused.last_error  # said in the log once, not per retry
             with BrokerLink(good.mqtt, db, LiveState()) as link:
                 assert hub.wait_for(lambda h: h.on("/rep") and h.on("/session"))
             assert link.sent == 2
         sent = hub.on("/rep")[0].json()
         assert sorted(f["name"] for f in sent["faults"]) == sorted(rep.fault_names) and "rounded_back" in rep.fault_names
+
+
+def test_a_flapping_broker_delays_reps_but_never_loses_or_reorders_them(broker, tmp_path):
+    """Reps are committed while the broker goes down and comes back four times: the subscriber ends
+    with every rep, first seen in commit order; a repeat is the same rep_key (QoS 1)."""
+    import random
+
+    from device.commands.sample_log import synthetic_rep
+
+    db = tmp_path / "station.db"
+    rng = random.Random(1414)
+    store = RepStore(db, outbox=True)
+    session = store.start_session(time.time() - 600, "hinge", "camera")
+    committed: list[int] = []
+
+    def commit(n: int) -> None:
+        for _ in range(n):
+            index = len(committed) + 1
+            committed.append(store.add_rep(session, synthetic_rep(rng, index, 3.0 * index, "clean"),
+                                           wall_offset=time.time() - 600))
+
+    commit(60)  # a backlog from before the station connected
+    cfg = load_settings(None, {"data_dir": tmp_path, "mqtt.host": broker.host, "mqtt.port": broker.port,
+                               "mqtt.station_id": "wall-1", "mqtt.keepalive_s": 2, "mqtt.reconnect_min_s": 0.05,
+                               "mqtt.reconnect_max_s": 0.2}).mqtt
+    outages = []
+    with Listener(broker, ["hinge/wall-1/rep"], name="hub") as hub:
+        with BrokerLink(cfg, db, LiveState()) as link:
+            for _ in range(4):
+                commit(15)
+                time.sleep(rng.uniform(0.02, 0.15))  # part of the backlog is in flight
+                down = time.monotonic()
+                broker.stop()
+                commit(10)  # committed while the broker is away
+                time.sleep(0.3)
+                broker.start()
+                outages.append(time.monotonic() - down)
+            keys = lambda: [m.json()["rep_key"] for m in hub.on("/rep")]  # noqa: E731
+            assert hub.wait_for(lambda h: len(set(keys())) >= len(committed), timeout=30)
+        store.close()
+        reps, _ = committed_keys(db)
+    received = keys()
+    assert len(reps) == len(committed) == 160
+    assert first_seen(received) == reps and set(received) == set(reps)
+    print(f"{len(reps)} reps committed, {len(received)} received, {len(received) - len(set(received))} duplicates, "
+          f"{len(outages)} outages of {min(outages):.2f}-{max(outages):.2f} s; sent {link.sent}")
+
+
+def test_a_tls_file_the_station_cannot_use_is_a_clear_config_error(tmp_path):
+    garbage = tmp_path / "ca.crt"
+    garbage.write_text("not a certificate\n")
+    cfg = load_settings(None, {"data_dir": tmp_path, "mqtt.host": "127.0.0.1", "mqtt.station_id": "wall-1",
+                               "mqtt.tls": True, "mqtt.ca_file": garbage}).mqtt
+    with pytest.raises(ConfigError, match="ca_file"):
+        BrokerLink(cfg, tmp_path / "station.db", LiveState())

@@ -174,8 +174,10 @@ def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool, spe
 
     from device.station.assembly import build_station
 
+    # MQTT off: a benchmark's reps are not a workout, and must never reach the gym's hub.
     settings = settings.model_copy(update={"store": settings.store.model_copy(update={"db_path": db_path}),
-                                           "voice": settings.voice.model_copy(update={"enabled": speaker is not None})})
+                                           "voice": settings.voice.model_copy(update={"enabled": speaker is not None}),
+                                           "mqtt": settings.mqtt.model_copy(update={"host": None})})
     with build_station(settings, str(clip), fast=fast, pin_factory=MockFactory(pin_class=MockPWMPin),
                        speaker=speaker) as rig:
         summary = rig.run()

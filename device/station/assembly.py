@@ -97,9 +97,9 @@ class StationRig:
     def close(self) -> None:
         try:
             self.replog.close()
+        finally:
             if self.link is not None:
                 self.link.stop()  # after the rep log: what it committed last goes out too
-        finally:
             if self.signals is not None:
                 self.signals.close()
             if self.station.voice is not None:

@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device.config import MqttSettings
+from device.errors import ConfigError
 from device.station import topics as t
 from device.station.live import LiveSnapshot, LiveState, StationControls, StationState
 from device.station.store import RepStore, StorageError
@@ -224,9 +225,14 @@ class BrokerLink:
         self.controls = controls
         self.version = version
         self.clock = clock
-        self.client = make_client(cfg, self.topics)
+        try:
+            self.client = make_client(cfg, self.topics)
+        except (OSError, ValueError) as err:  # ssl.SSLError is an OSError: a CA or key file it cannot use
+            raise ConfigError(f"mqtt: cannot use the credentials or TLS files ({err}); check mqtt.password_file, "
+                              "ca_file, cert_file and key_file (PEM files readable by the station's user)") from None
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
         self.connected = threading.Event()
@@ -295,24 +301,26 @@ class BrokerLink:
     def running(self) -> bool:
         return self._thread is not None
 
-    @property
-    def status(self) -> str:
-        """One line for the log and `station doctor`."""
-        state = "connected" if self.connected.is_set() else f"not connected ({self.last_error or 'connecting'})"
-        return f"broker {self.cfg.host}:{self.cfg.broker_port} {state}; {self.sent} sent"
-
     # --- paho's callbacks (its network thread) --------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
         if reason.is_failure:
-            self.last_error = str(reason)
-            log.warning("MQTT: broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.broker_port, reason)
+            self._problem(f"the broker refused the connection: {reason}")
             return
         self.last_error = ""
         client.subscribe(self.topics.buzzer_set, qos=1)
         self.connected.set()
         self._new_connection.set()
         log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.broker_port)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._problem("cannot reach the broker (network, port or TLS: `station doctor` says which)")
+
+    def _problem(self, text: str) -> None:
+        """Said once per kind of trouble, not at every retry; reps wait in the outbox meanwhile."""
+        if text != self.last_error:
+            log.warning("MQTT: %s:%d: %s; retrying, reps wait in the outbox", self.cfg.host, self.cfg.broker_port, text)
+        self.last_error = text
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
         if self.connected.is_set() and not self._stop.is_set():
