@@ -3,6 +3,7 @@
 #
 #   sudo deploy/install.sh               install, or update in place (safe to run again)
 #   sudo deploy/install.sh --headless    run the headless rep logger (no page, no GPIO) instead
+#   sudo deploy/install.sh --hub         the gym's hub (every station's reps, the gym page), on a Pi or any Debian box
 #   deploy/install.sh --dry-run          print every step, change nothing
 #   sudo deploy/install.sh --uninstall   remove it all but the rep database (--purge-data: that too)
 #
@@ -16,12 +17,14 @@ umask 022  # the venv and units must stay readable for the service user whatever
 
 usage() {
     cat <<'EOF'
-usage: install.sh [--dry-run] [--headless | --coach] [--no-quantize]
+usage: install.sh [--dry-run] [--headless | --coach | --hub] [--no-quantize]
        install.sh --uninstall [--purge-data] [--dry-run]
 
   --dry-run      print every step and change nothing
   --headless     enable hinge-station-log.service (rep logging only: no page, no LED or buzzer)
   --coach        enable hinge-station.service (the default; switches back from --headless)
+  --hub          enable hinge-hub.service: the gym's hub (arm64 or amd64; no camera, models or GPIO);
+                 it leaves a station's services on this machine as they are
   --no-quantize  keep the shipped float16 landmark model (skip `station models quantize`)
   --uninstall    stop and remove the services, venv, config and models; keep the rep database
   --purge-data   with --uninstall: also delete /var/lib/hinge-station and the service user
@@ -44,8 +47,12 @@ BIN_LINK=/usr/local/bin/station
 COACH_UNIT=hinge-station.service
 HEADLESS_UNIT=hinge-station-log.service
 BACKUP_TIMER=hinge-station-backup.timer
-UNITS=("$COACH_UNIT" "$HEADLESS_UNIT" hinge-station-backup.service "$BACKUP_TIMER")
+HUB_UNIT=hinge-hub.service
+UNITS=("$COACH_UNIT" "$HEADLESS_UNIT" hinge-station-backup.service "$BACKUP_TIMER" "$HUB_UNIT")
 APT_PACKAGES=(python3-venv python3-picamera2 python3-lgpio sqlite3 logrotate espeak-ng alsa-utils)
+# The hub needs no camera, GPIO or sound; its PostgreSQL driver comes with pip (psycopg's wheel).
+HUB_APT_PACKAGES=(python3-venv sqlite3 logrotate)
+PIP_EXTRAS=pi,quantize
 MIN_PYTHON_MINOR=10
 
 ROOT=""
@@ -133,7 +140,14 @@ check_platform() {
         *) die "unsupported release '$codename': use Raspberry Pi OS Bookworm or Trixie (64-bit); older releases lack the libcamera and Python the station needs" ;;
     esac
     arch=$(dpkg --print-architecture)
-    [ "$arch" = arm64 ] || die "unsupported architecture '$arch': flash the 64-bit (arm64) Raspberry Pi OS; the pose runtime has no 32-bit build. On a PC run the station from a venv (scripts/demo.sh)"
+    if [ "$MODE" = hub ]; then
+        case "$arch" in
+            arm64 | amd64) ;;
+            *) die "unsupported architecture '$arch' for the hub: use a 64-bit Debian (arm64 or amd64)" ;;
+        esac
+    else
+        [ "$arch" = arm64 ] || die "unsupported architecture '$arch': flash the 64-bit (arm64) Raspberry Pi OS; the pose runtime has no 32-bit build. On a PC run the station from a venv (scripts/demo.sh)"
+    fi
     pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])') || die "cannot run $PYTHON"
     major=${pyver%%.*}
     minor=${pyver#*.}
@@ -146,6 +160,7 @@ check_platform() {
 install_packages() {
     step "System packages (apt)"
     local missing=() pkg
+    if [ "$MODE" = hub ]; then APT_PACKAGES=("${HUB_APT_PACKAGES[@]}"); fi
     for pkg in "${APT_PACKAGES[@]}"; do
         # shellcheck disable=SC2016  # ${Status} is dpkg-query's field name, not a shell variable
         if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -168,8 +183,9 @@ group_has_member() {
 
 create_user() {
     step "Service user $SERVICE_USER (groups video, gpio, audio)"
-    local groups=() group
-    for group in video gpio audio; do
+    local groups=() group wanted=(video gpio audio)
+    if [ "$MODE" = hub ]; then wanted=(); fi  # the hub reaches no device
+    for group in "${wanted[@]}"; do
         if getent group "$group" >/dev/null; then
             groups+=("$group")
         else
@@ -198,7 +214,7 @@ make_dirs() {
     put_dir "$PREFIX" 0755
     put_dir "$CONF_DIR" 0750 "root:$SERVICE_USER"
     put_dir "$DATA_DIR" 0750 "$SERVICE_USER:$SERVICE_USER"
-    put_dir "$DATA_DIR/models" 0750 "$SERVICE_USER:$SERVICE_USER"
+    if [ "$MODE" != hub ]; then put_dir "$DATA_DIR/models" 0750 "$SERVICE_USER:$SERVICE_USER"; fi
 }
 
 # The project's package directories present in this checkout (web/ may not exist yet).
@@ -244,7 +260,7 @@ install_venv() {
     rm -f "$tmp"
 
     local fingerprint stamp=$ROOT$PREFIX/installed-source.sha256
-    fingerprint=$(source_fingerprint)
+    fingerprint="$(source_fingerprint) $PIP_EXTRAS"
     if [ -x "$ROOT$VENV/bin/station" ] && [ "$fingerprint" = "$(cat "$stamp" 2>/dev/null || true)" ]; then
         say "    hinge-station already installed from this source"
     else
@@ -255,7 +271,7 @@ install_venv() {
             cp -R "$SRC_DIR/pyproject.toml" "$SRC_DIR/README.md" "${package_dirs[@]/#/$SRC_DIR/}" "$build/"
         fi
         run "$ROOT$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check \
-            --constraint "$ROOT$PREFIX/constraints.txt" "${build}[pi,quantize]"
+            --constraint "$ROOT$PREFIX/constraints.txt" "${build}[$PIP_EXTRAS]"
         if [ "$DRY_RUN" = 0 ]; then rm -rf "$build"; fi
         tmp=$(mktemp)
         echo "$fingerprint" >"$tmp"
@@ -300,6 +316,7 @@ as_service() {
 }
 
 fetch_models() {
+    if [ "$MODE" = hub ]; then return 0; fi  # the hub runs no model
     step "Pose models in $DATA_DIR/models"
     local station=$ROOT$VENV/bin/station
     as_service "$station" --config "$ROOT$CONFIG" models fetch --models-dir "$ROOT$DATA_DIR/models"
@@ -335,7 +352,27 @@ install_units() {
     if [ "$journald_changed" = 1 ]; then run systemctl restart systemd-journald; fi
 }
 
+enable_hub() {
+    step "Service $HUB_UNIT"
+    if systemctl is-enabled --quiet "$HUB_UNIT" 2>/dev/null; then
+        say "    $HUB_UNIT enabled"
+    else
+        run systemctl enable "$HUB_UNIT"
+    fi
+    if ! systemctl is-active --quiet "$HUB_UNIT" 2>/dev/null; then
+        run systemctl start "$HUB_UNIT" || START_FAILED="$START_FAILED $HUB_UNIT"
+    elif [ "$CHANGED" = 1 ]; then
+        run systemctl restart "$HUB_UNIT" || START_FAILED="$START_FAILED $HUB_UNIT"
+    else
+        say "    $HUB_UNIT running"
+    fi
+}
+
 enable_services() {
+    if [ "$MODE" = hub ]; then
+        enable_hub
+        return 0
+    fi
     step "Services"
     local want other
     if [ "$MODE" = headless ]; then want=$HEADLESS_UNIT other=$COACH_UNIT; else want=$COACH_UNIT other=$HEADLESS_UNIT; fi
@@ -384,13 +421,18 @@ summary() {
     port=$(web_port)
     unit=$COACH_UNIT
     if [ "$MODE" = headless ]; then unit=$HEADLESS_UNIT; fi
+    if [ "$MODE" = hub ]; then unit=$HUB_UNIT; fi
     step "Done"
     if [ "$DRY_RUN" = 1 ]; then
         say "    dry run: nothing was changed"
         return 0
     fi
     say "    service:  $unit   (systemctl status ${unit%.service}; journalctl -u ${unit%.service} -f)"
-    if [ "$MODE" = coach ]; then say "    page:     http://$(uname -n).local:${port:-8080}/"; fi
+    if [ "$MODE" = coach ] || [ "$MODE" = hub ]; then say "    page:     http://$(uname -n).local:${port:-8080}/"; fi
+    if [ "$MODE" = hub ]; then
+        say "    broker:   set [mqtt] host (and username/password/tls) and [hub] stations in $CONFIG;"
+        say "              the gym's Mosquitto config and ACL: deploy/README.md, \"Many stations\""
+    fi
     say "    config:   $CONFIG   (then: sudo systemctl restart ${unit%.service})"
     say "    data:     $DATA_DIR   (rep database, weekly backups in backups/)"
     say "    check:    sudo -u $SERVICE_USER station doctor"
@@ -460,6 +502,7 @@ while [ $# -gt 0 ]; do
         --dry-run) DRY_RUN=1 ;;
         --headless) MODE=headless ;;
         --coach) MODE=coach ;;
+        --hub) MODE=hub PIP_EXTRAS=hub ;;
         --no-quantize) QUANTIZE=0 ;;
         --uninstall) UNINSTALL=1 ;;
         --purge-data) PURGE=1 ;;

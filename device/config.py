@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -119,6 +119,19 @@ class WebSettings(Section):
     )
 
 
+class HubSettings(Section):
+    """`station hub`: one gym's stations into one database and one page (device/hub/)."""
+
+    database_url: Optional[str] = Field(
+        None, description="SQLAlchemy URL of the hub's database: default sqlite:///<data_dir>/hub.db; a gym that runs "
+        "PostgreSQL gives postgresql+psycopg://user:password@host/dbname.")
+    stations: list[Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]] = Field(
+        default_factory=list, description="Allow-list of station ids; a message from any other station is logged and "
+        "dropped. Empty: every station the broker lets publish under the prefix.")
+    client_id: str = Field("hinge-hub", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="MQTT client id: the broker keeps "
+                           "this hub's unacknowledged messages under it while the hub is down.")
+
+
 class MqttSettings(Section):
     """The gym's MQTT broker (off until `host` is set): reps and sessions from the durable outbox,
     the live state and alerts, Home Assistant discovery. Topics: device/station/topics.py."""
@@ -150,8 +163,8 @@ class MqttSettings(Section):
     def _consistent(self) -> "MqttSettings":
         if self.host is None:
             return self
-        if self.station_id is None:
-            raise ValueError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\")")
+        # station_id: checked by Settings, since a hub's config ([hub]) reads this section for the
+        # broker alone and has none.
         if self.password is not None and self.password_file is not None:
             raise ValueError("give mqtt.password or mqtt.password_file, not both")
         if (self.password is not None or self.password_file is not None) and self.username is None:
@@ -203,6 +216,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
     mqtt: MqttSettings = MqttSettings()
+    hub: HubSettings = HubSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self) -> "Settings":
@@ -212,6 +226,15 @@ class Settings(BaseSettings):
             self.store.db_path = self.data_dir / "station.db"
         if self.store.jsonl_path is None:
             self.store.jsonl_path = self.data_dir / "reps.jsonl"
+        if self.hub.database_url is None:
+            self.hub.database_url = f"sqlite:///{self.data_dir / 'hub.db'}"
+        return self
+
+    @model_validator(mode="after")
+    def _station_named(self) -> "Settings":
+        if self.mqtt.enabled and self.mqtt.station_id is None and "hub" not in self.model_fields_set:
+            raise ValueError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\"); "
+                             "only a hub's config (with a [hub] section) goes without one")
         return self
 
     @property

@@ -27,7 +27,8 @@ from device.config import load_settings
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 INSTALL = DEPLOY / "install.sh"
-UNITS = ["hinge-station.service", "hinge-station-log.service", "hinge-station-backup.service", "hinge-station-backup.timer"]
+UNITS = ["hinge-station.service", "hinge-station-log.service", "hinge-station-backup.service", "hinge-station-backup.timer",
+         "hinge-hub.service"]
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 PI_OS = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 
@@ -536,3 +537,49 @@ def test_help_lists_every_option():
         assert option in proc.stdout
     bad = subprocess.run(["bash", str(INSTALL), "--frobnicate"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown option '--frobnicate'" in bad.stderr
+
+
+# --- the hub (install.sh --hub) -----------------------------------------------------------------
+
+
+def test_hub_unit_runs_the_hub_with_no_device_at_all():
+    hub = (DEPLOY / "systemd/hinge-hub.service").read_text()
+    assert "ExecStart=/opt/hinge-station/venv/bin/station hub" in hub
+    assert "DeviceAllow" not in hub and "PrivateDevices=yes" in hub and "AF_NETLINK" not in hub
+
+
+def test_hub_installs_on_an_amd64_debian_box_without_camera_models_or_gpio(tmp_path):
+    machine = Machine(tmp_path, groups=())  # a PC: no video, gpio or audio group
+    proc = machine.install("--hub", FAKE_ARCH="amd64", FAKE_NUMPY="")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    state = machine.state
+    assert set(state["packages"]) == {"python3-venv", "sqlite3", "logrotate"}
+    assert state["enabled"] == ["hinge-hub.service"] and "hinge-hub.service" in state["active"]
+    assert ["useradd", "--system", "--user-group", "--home-dir", "/var/lib/hinge-station", "--no-create-home",
+            "--shell", "/usr/sbin/nologin", "hinge-station"] in machine.commands()
+    (pip,) = ran(machine, "venv-python", "-m", "pip", "install")
+    assert pip[-1].endswith("[hub]")  # psycopg for PostgreSQL; no quantizer, no GPIO library
+    assert not [c for c in ran(machine, "runuser") if "fetch" in c or "doctor" in c]
+    assert not (machine.root / "var/lib/hinge-station/models").exists()
+    assert (machine.root / "etc/systemd/system/hinge-hub.service").read_bytes() == \
+        (DEPLOY / "systemd/hinge-hub.service").read_bytes()
+    assert "[mqtt] host" in proc.stdout and "hinge-hub" in proc.stdout
+    token = load_settings(machine.root / "etc/hinge-station/config.toml").web.token.get_secret_value()
+    assert proc.stdout.count(token) == 1
+
+    before = machine.tree()
+    again = machine.install("--hub", FAKE_ARCH="amd64", FAKE_NUMPY="")
+    assert again.returncode == 0, again.stderr
+    assert machine.tree() == before
+    assert machine.changes() == [], machine.changes()
+
+
+def test_hub_beside_a_station_leaves_the_station_running(machine):
+    assert machine.install().returncode == 0
+    proc = machine.install("--hub")
+    assert proc.returncode == 0, proc.stderr
+    assert set(machine.state["enabled"]) == {"hinge-station.service", "hinge-station-backup.timer", "hinge-hub.service"}
+    assert not ran(machine, "systemctl", "disable")
+    assert machine.install("--uninstall").returncode == 0
+    assert not (machine.root / "etc/systemd/system/hinge-hub.service").exists()
+    assert "hinge-hub.service" not in machine.state["enabled"]

@@ -105,6 +105,10 @@ FORBIDDEN = [
              "models", "device.analysis.analyzer", "device.analysis.kinematics"),
      "the page reads the store and the live state; it never runs the model or a benchmark"),
     ("models", ("device.station", "device.commands", "web"), "offline tooling uses the pose engine and analysis only"),
+    ("device.hub", ("device.capture", "device.pose", "device.analysis.analyzer", "device.analysis.kinematics",
+                    "device.station.loop", "device.station.assembly", "device.station.signals", "device.station.voice",
+                    "device.commands", "web", "models"),
+     "the hub stores and shows the stations' reps; it never runs a camera, the model or the live loop"),
 ]
 BOTTOM = ("device.errors", "device.fileio", "device.stats")
 
@@ -151,4 +155,4 @@ def test_every_module_is_in_a_subpackage_that_names_its_stage():
     top = sorted(p.name for p in (ROOT / "device").glob("*.py"))
     assert top == ["__init__.py", "__main__.py", "config.py", "errors.py", "fileio.py", "stats.py"]
     assert sorted(p.name for p in (ROOT / "device").iterdir() if p.is_dir() and p.name != "__pycache__") == \
-        ["analysis", "capture", "commands", "pose", "station"]
+        ["analysis", "capture", "commands", "hub", "pose", "station"]

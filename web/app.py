@@ -18,17 +18,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from device.config import WebSettings
+from device.hub.floor import Floor
 from device.station.live import LiveState, StationControls
 from device.station.store import RepStore, StorageError
 from web.auth import LoginRequired, TokenGate
 from web.context import Checks, WebContext
 from web.guard import GuardMiddleware
 from web.pacing import PaceMiddleware
-from web.routers import corrections, docs, forms, health, labels, live as live_api, pages, reps, sessions, settings
+from web.routers import corrections, docs, floor as floor_api, forms, health, labels, live as live_api, pages, reps, sessions, settings
 from web.routers.common import everywhere_problems
 
 ROUTERS = (sessions.router, reps.router, corrections.router, labels.router, live_api.router, settings.router,
-           health.router, docs.router, pages.router, forms.router)
+           health.router, docs.router, pages.router, forms.router, floor_api.router)
 from web.templating import make_templates, quote_next, safe_next
 
 log = logging.getLogger("station.web")
@@ -51,6 +52,7 @@ def create_app(
     checks: Optional[Checks] = None,
     max_threads: int = 4,
     page_cpu_share: Optional[float] = 0.25,
+    floor: Optional[Floor] = None,
 ) -> FastAPI:
     """Build the page.
 
@@ -63,9 +65,12 @@ def create_app(
     page_cpu_share: under sustained load, answers are spaced so the page is busy at most this
         share of the time (see web/pacing.py); None turns pacing off (tests, benchmarks of the
         page alone).
+    floor: the hub's live view of every station (`station hub`: gym mode); `store` is then the
+        hub's database (device/hub/store.py), read through the same methods.
     """
     context = WebContext(store=store, gate=TokenGate(web.token, web.read_requires_token), live=live, controls=controls,
-                         profiles=tuple(profiles), checks=checks, preview_fps=web.preview_fps, version=_version())
+                         profiles=tuple(profiles), checks=checks, preview_fps=web.preview_fps, version=_version(),
+                         floor=floor)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Callable, Optional, Sequence
 
 from fastapi import Depends, HTTPException, Path, Request
 
+from device.hub.floor import Floor
 from device.station.live import LiveState, StationControls
 from device.station.store import RepStore
 from web.auth import TokenGate
@@ -27,7 +28,12 @@ class WebContext:
     preview_fps: float = 3.0
     version: str = "dev"
     closing: threading.Event = field(default_factory=threading.Event)
-    live_streams: int = 0  # open /api/live/events streams (the event loop's thread only)
+    live_streams: int = 0  # open /api/live/events and /api/floor/events streams (the event loop's thread only)
+    floor: Optional[Floor] = None  # the hub's page (gym mode): every station's live state
+
+    @property
+    def gym(self) -> bool:
+        return self.floor is not None
 
     @property
     def live_session_id(self) -> Optional[int]:

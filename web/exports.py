@@ -17,7 +17,7 @@ REP_COLUMNS = (
     "session_id", "rep_id", "rep_index", "started_at", "started_at_local", "duration_s", "lowering_s", "rising_s",
     "peak_hip_flexion_deg", "knee_flexion_at_bottom_deg", "trunk_angle_at_bottom_deg", "hip_shift_at_bottom",
     "hinge_ratio", "lockout_reached", "side", "movement", "faults", "counted", "corrected_faults", "corrections",
-    "profile", "athlete", "source",
+    "profile", "athlete", "source", "station",  # station: the hub's export names where each rep was done
 )
 # The columns of ../shared/clips/labels.csv, so an export reads straight back into `station evaluate`.
 LABEL_COLUMNS = ("clip", "movement", "view", "reps", "faults", "source_labels", "notes", "drill")
@@ -54,6 +54,7 @@ def rep_row(rep: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
         "faults": ";".join(f["name"] for f in rep["faults"]), "counted": int(is_counted(rep)),
         "corrected_faults": ";".join(corrected_faults(rep)), "corrections": ";".join(corrections),
         "profile": _text(session["profile"]), "athlete": _text(session["athlete"]), "source": _text(session["source"]),
+        "station": session.get("station") or "",
     }
 
 

@@ -32,6 +32,13 @@ def time_range(since: Optional[datetime], until: Optional[datetime]) -> tuple[Op
     return start, end
 
 
+def gym_station(ctx: WebContext, station: Optional[str]) -> Optional[str]:
+    """The station filter, which only the hub's page has: a station's own log holds one station."""
+    if station and not ctx.gym:
+        raise HTTPException(400, "this page is one station's: filter by station on the hub's page (station hub)")
+    return station or None
+
+
 def list_sessions(ctx: WebContext, flt: SessionFilter, limit: int, offset: int) -> SessionList:
     live_id = ctx.live_session_id
     rows = ctx.store.list_sessions(flt, limit=limit, offset=offset)

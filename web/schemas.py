@@ -129,6 +129,7 @@ class SessionOut(BaseModel):
     clean_reps: int
     clean_pct: Measure
     fault_counts: dict[str, int]
+    station: Optional[str] = Field(None, description="The station it was trained at (the hub's page; null on a station's own).")
 
 
 class SessionList(BaseModel):
@@ -181,6 +182,35 @@ class LiveOut(BaseModel):
                          "a damaged file moved aside at start, reps kept in the pending file, or held in memory.")
     error: str
     updated_at: float
+
+
+class StationOnFloor(BaseModel):
+    """One station as the hub sees it now (from its retained state and availability messages)."""
+
+    station: str
+    online: Optional[bool] = Field(description="From its availability topic; null before the hub heard it.")
+    state: Optional[str] = Field(description="nobody, in_view, in_rep, turn_sideways or camera_lost; null before its first state.")
+    state_label: str
+    drill: Optional[str]
+    reps_this_session: Optional[int]
+    reps_today: Optional[int]
+    last_fault: Optional[str]
+    last_fault_label: str
+    clean_pct_today: Measure
+    buzzer_on: Optional[bool]
+    state_at: Optional[float] = Field(description="When the station sent its state (Unix s).")
+    last_rep_id: Optional[int] = Field(description="The hub's id of its newest stored rep.")
+    last_rep_at: Optional[float]
+    reps_stored: int = Field(description="Reps this hub stored from it since the hub started.")
+
+
+class FloorOut(BaseModel):
+    """Every station's live state on one screen, and what the hub dropped."""
+
+    version: int
+    stations: list[StationOnFloor]
+    dropped: dict[str, int] = Field(description="Messages dropped since the hub started, by reason.")
+    backlog: int = Field(description="Messages received and not stored yet.")
 
 
 class SettingsOut(BaseModel):

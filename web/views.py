@@ -8,8 +8,10 @@ from collections import Counter
 from typing import Any, Iterable, Optional
 
 from device.analysis.vocabulary import DEFAULT_CUES, Fault, fault_from_name
+from device.hub.floor import FloorSnapshot, StationView
 from device.station.live import LiveSnapshot, StationState
-from web.schemas import BorderlineOut, FaultOut, LiveOut, RepBrief, RepOut, SessionOut, SessionStats
+from web.schemas import (BorderlineOut, FaultOut, FloorOut, LiveOut, RepBrief, RepOut, SessionOut, SessionStats,
+                         StationOnFloor)
 
 STATE_LABELS = {
     StationState.IDLE: "Waiting for an athlete",
@@ -98,7 +100,7 @@ def session_out(row: dict[str, Any], live_session_id: Optional[int] = None) -> S
         in_progress=row["ended_at"] is None and row["id"] == live_session_id,
         profile=row["profile"], athlete=row["athlete"], source=row["source"], clip=clip_name(row["source"]),
         reps=row["reps"], clean_reps=row["clean_reps"], clean_pct=_pct(row["clean_reps"], row["reps"]),
-        fault_counts=row["fault_counts"],
+        fault_counts=row["fault_counts"], station=row.get("station"),
     )
 
 
@@ -136,3 +138,27 @@ def live_out(version: int, snap: LiveSnapshot, last_rep: Optional[RepBrief]) -> 
         last_fault_clock=time.strftime("%H:%M:%S", time.localtime(snap.last_fault_at)) if snap.last_fault_at else "",
         last_rep=last_rep,
     )
+
+
+FLOOR_STATE_LABELS = {  # the contract's states (device/station/topics.py), in the coach's words
+    "nobody": "Waiting for an athlete", "in_view": "Athlete in view", "in_rep": "In a rep",
+    "turn_sideways": "Turn sideways", "camera_lost": "Camera lost",
+}
+
+
+def station_on_floor(view: StationView) -> StationOnFloor:
+    state = view.state or {}
+    share = state.get("clean_share_today")
+    label = FLOOR_STATE_LABELS.get(state.get("state", ""), "No state yet") if view.online is not False else "Offline"
+    return StationOnFloor(
+        station=view.station, online=view.online, state=state.get("state"), state_label=label, drill=state.get("drill"),
+        reps_this_session=state.get("reps_this_session"), reps_today=state.get("reps_today"),
+        last_fault=state.get("last_fault"), last_fault_label=fault_label(state.get("last_fault")),
+        clean_pct_today=round(100.0 * share, 1) if share is not None else None, buzzer_on=state.get("buzzer_on"),
+        state_at=state.get("at"), last_rep_id=view.last_rep_id, last_rep_at=view.last_rep_at, reps_stored=view.reps_stored,
+    )
+
+
+def floor_out(snap: FloorSnapshot) -> FloorOut:
+    return FloorOut(version=snap.version, stations=[station_on_floor(v) for v in snap.stations],
+                    dropped=snap.dropped, backlog=snap.backlog)

@@ -97,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--writable", action="store_true",
                    help="allow corrections, labels and deletes (still need web.token); default read-only")
 
+    p = add("hub", "hub:command", "the gym's hub: every station's reps from the MQTT broker into one database and one page")
+    p.add_argument("action", nargs="?", choices=("serve", "bench"), default="serve",
+                   help="serve (the default): run the hub; bench: measure one hub under many simulated stations")
+    p.add_argument("--host", help="page address to listen on (default: web.host)")
+    p.add_argument("--port", type=int, help="page port (default: web.port)")
+    p.add_argument("--stations", default="50", help="bench: simulated stations, or a comma list of counts to run in turn (default 50)")
+    p.add_argument("--seconds", type=float, default=60.0, help="bench: how long they publish (default 60)")
+    p.add_argument("--every", type=float, default=2.0, help="bench: seconds between one station's reps (default 2)")
+    p.add_argument("--database-url", help="bench: the hub's database (default: a fresh SQLite file in a temp dir)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="bench: write the rows as JSON")
+
     p = add("bench", "bench:command", "time the bare models and the full pipeline on one clip")
     p.add_argument("clip", type=Path)
     p.add_argument("--json", type=Path, metavar="PATH", help="write every section's rows (the printed names)")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from device.capture import FrameSource, open_source
 from device.config import Settings
+from device.errors import ConfigError
 from device.pose.engine import PoseEngine
 from device.station.broker_link import BrokerLink
 from device.station.live import LiveState
@@ -190,6 +191,8 @@ def build_station(
         station.storage_note = note
         link = None
         if settings.mqtt.enabled:
+            if settings.mqtt.station_id is None:
+                raise ConfigError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\")")
             link = BrokerLink(settings.mqtt, settings.store.db_path, live, controls=station,  # type: ignore[arg-type]
                               version=package_version())
         undo.pop_all()

@@ -134,6 +134,8 @@ class SessionFilter:
     since: Optional[float] = None  # Unix seconds, inclusive
     until: Optional[float] = None  # Unix seconds, exclusive
     profile: Optional[str] = None
+    athlete: Optional[str] = None
+    station: Optional[str] = None  # the hub's (device/hub/store.py): a station's own log holds one station
 
 
 def _classify(err: sqlite3.Error, path: Path) -> StorageError:
@@ -363,6 +365,9 @@ class RepStore:
         if flt.profile:
             clauses.append("s.profile = ?")
             params.append(flt.profile)
+        if flt.athlete:
+            clauses.append("s.athlete = ?")
+            params.append(flt.athlete)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def count_sessions(self, flt: SessionFilter = SessionFilter()) -> int:

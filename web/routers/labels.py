@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from device.station.store import SessionFilter
 from web.context import Reader
 from web.exports import labels_csv, session_label
-from web.queries import time_range
+from web.queries import gym_station, time_range
 from web.routers.common import download, problems
 from web.views import clip_name
 
@@ -26,10 +26,13 @@ def export_labels(
     until: Annotated[Optional[datetime], Query(description="Sessions started before.")] = None,
     profile: Annotated[Optional[str], Query(max_length=64)] = None,
     clips_only: Annotated[bool, Query(description="Only sessions that replayed a clip (what evaluate can re-run).")] = False,
+    athlete: Annotated[Optional[str], Query(max_length=100, description="Only this athlete's sessions.")] = None,
+    station: Annotated[Optional[str], Query(max_length=32, description="Only this station (the hub's page).")] = None,
 ) -> Response:
     """One row per session: clip, movement, view, reps, faults, source_labels, notes."""
     start, end = time_range(since, until)
-    sessions = ctx.store.list_sessions(SessionFilter(start, end, profile or None), limit=MAX_SESSIONS)
+    flt = SessionFilter(start, end, profile or None, athlete or None, gym_station(ctx, station))
+    sessions = ctx.store.list_sessions(flt, limit=MAX_SESSIONS)
     rows = []
     for session in reversed(sessions):  # oldest first, like a recording log
         if clips_only and clip_name(session["source"]) is None:

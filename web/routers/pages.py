@@ -14,11 +14,11 @@ from device.analysis.vocabulary import Fault
 from device.station.store import SessionFilter
 from web.charts import Scale, rep_chart
 from web.context import Reader, SessionId, get_context
-from web.queries import last_rep_brief, list_sessions, load_session, session_detail
+from web.queries import gym_station, last_rep_brief, list_sessions, load_session, session_detail
 from web.routers.common import html_problems
 from web.routers.settings import current_settings
 from web.templating import safe_next
-from web.views import live_out
+from web.views import floor_out, live_out
 
 router = APIRouter(tags=["pages"], default_response_class=HTMLResponse)
 PAGE_SIZE = 20
@@ -38,7 +38,7 @@ Flash = Annotated[Optional[str], Query(max_length=32, description="Which change 
 
 def render(request: Request, name: str, nav: str, saved: Optional[str] = None, **values: Any) -> Response:
     ctx = get_context(request)
-    values.update(nav=nav, flash=FLASH.get(saved or ""), signed_in=ctx.gate.authenticated(request),
+    values.update(nav=nav, flash=FLASH.get(saved or ""), signed_in=ctx.gate.authenticated(request), gym=ctx.gym,
                   writes_enabled=ctx.gate.configured and not ctx.store.readonly)
     return request.app.state.templates.TemplateResponse(request, name, values)
 
@@ -62,6 +62,8 @@ def _day_after(day: Optional[date]) -> Optional[float]:
 
 @router.get("/", responses=HTML)
 def live_page(ctx: Reader, request: Request) -> Response:
+    if ctx.floor is not None:
+        return render(request, "floor.html", "live", floor=floor_out(ctx.floor.snapshot()))
     view = None
     if ctx.live is not None:
         version, snap = ctx.live.snapshot()
@@ -78,17 +80,25 @@ def history_page(
     drill: Annotated[Optional[Annotated[str, StringConstraints(max_length=64)]], EmptyIsNone, Query()] = None,
     page: Annotated[int, Query(ge=1, le=10**6)] = 1,
     saved: Flash = None,
+    station: Annotated[Optional[Annotated[str, StringConstraints(max_length=32)]], EmptyIsNone,
+                       Query(description="Only this station (the hub's page).")] = None,
+    athlete: Annotated[Optional[Annotated[str, StringConstraints(max_length=100)]], EmptyIsNone,
+                       Query(description="Only this athlete's sessions (across stations on the hub's page).")] = None,
 ) -> Response:
     if date_from and date_to and date_to < date_from:
         raise HTTPException(400, "the 'to' date is before the 'from' date")
-    flt = SessionFilter(_day_start(date_from), _day_after(date_to), drill)
+    flt = SessionFilter(_day_start(date_from), _day_after(date_to), drill, athlete, gym_station(ctx, station))
     listing = list_sessions(ctx, flt, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     pages = max(1, math.ceil(listing.total / PAGE_SIZE))
-    query = {k: v for k, v in {"date_from": date_from, "date_to": date_to, "drill": drill}.items() if v}
+    query = {k: v for k, v in {"date_from": date_from, "date_to": date_to, "drill": drill, "station": station,
+                               "athlete": athlete}.items() if v}
+    filters = (("since", flt.since), ("until", flt.until), ("profile", drill), ("station", station), ("athlete", athlete))
     return render(request, "history.html", "history", saved, listing=listing, page=page, pages=pages, query=query,
                   drills=sorted(set(ctx.store.profiles_used()) | set(ctx.profiles)),
                   date_from=date_from, date_to=date_to, drill=drill, range_since=flt.since, range_until=flt.until,
-                  labels_query=urlencode({k: v for k, v in (("since", flt.since), ("until", flt.until), ("profile", drill)) if v}))
+                  station=station, athlete=athlete,
+                  stations=ctx.store.stations() if ctx.gym else [], athletes=ctx.store.athletes() if ctx.gym else [],
+                  labels_query=urlencode({k: v for k, v in filters if v}))
 
 
 @router.get("/sessions/{session_id}", responses=HTML)

@@ -13,7 +13,7 @@ from web import actions
 from web.context import Reader, SessionId, Writer
 from web.exports import reps_csv, reps_json
 from web.schemas import AthleteIn, AthleteOut, SessionDetail, SessionList
-from web.queries import list_sessions, load_session, session_detail, time_range
+from web.queries import gym_station, list_sessions, load_session, session_detail, time_range
 from web.routers.common import WRITE, ExportFormat, download, export_responses, problems
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
@@ -27,10 +27,13 @@ def get_sessions(
     profile: Annotated[Optional[str], Query(max_length=64, description="Only this drill.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    athlete: Annotated[Optional[str], Query(max_length=100, description="Only this athlete's sessions.")] = None,
+    station: Annotated[Optional[str], Query(max_length=32, description="Only this station (the hub's page).")] = None,
 ) -> SessionList:
     """Sessions newest first, with reps, clean-rep % and fault counts."""
     start, end = time_range(since, until)
-    return list_sessions(ctx, SessionFilter(start, end, profile or None), limit, offset)
+    return list_sessions(ctx, SessionFilter(start, end, profile or None, athlete or None, gym_station(ctx, station)),
+                         limit, offset)
 
 
 @router.get("/{session_id}", response_model=SessionDetail, responses=problems(401, 404))

@@ -1,0 +1,231 @@
+"""The hub's subscriber: one MQTT client reading every station under the prefix, one writer thread
+that validates, stores and then acknowledges.
+
+Nothing lost: the client keeps a persistent session (a fixed client id, clean_session off) and
+acknowledges a QoS 1 message only after the rep it carries is committed (paho's manual ack), so a
+hub that dies between receiving and storing gets the message again from the broker. Nothing
+doubled: the store ignores a key it holds. Never stopped by a message: a bad one is counted under
+its reason, logged, acknowledged and dropped; a database that refuses writes is retried with
+backoff while the unacknowledged messages wait at the broker (which then stops sending more:
+that is the back-pressure).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from device.hub.floor import Floor
+from device.hub.intake import REFUSED, Intake, Sorted
+from device.hub.store import HubStore
+from device.station import topics
+from device.station.store import BadRecordError, StorageError
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 500  # messages stored per transaction at most
+BATCH_WAIT_S = 0.02  # how long the writer gathers a batch once the first message is in
+LOGGED_PER_REASON = 10  # drops logged one by one per reason; after that every 1000th
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where the broker is and how to log in (the hub's side of [mqtt])."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: Optional[str] = None
+    password: Optional[str] = None
+    tls: bool = False
+    ca_file: Optional[str] = None  # default: the system's CAs
+    cert_file: Optional[str] = None  # a client certificate, for brokers that require one
+    key_file: Optional[str] = None
+    client_id: str = "hinge-hub"
+    keepalive_s: int = 30
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    at: float
+
+
+class Hub:
+    """Subscribe, validate, store, acknowledge. `start()` connects in the background (a broker that
+    is down is retried); `stop()` disconnects and stores what was received."""
+
+    def __init__(self, store: HubStore, floor: Floor, broker: Broker, intake: Intake,
+                 client_factory: Optional[Callable[[Broker], mqtt.Client]] = None):
+        self.store = store
+        self.floor = floor
+        self.broker = broker
+        self.intake = intake
+        self._queue: "queue.Queue[Received]" = queue.Queue()
+        self._stop = threading.Event()
+        self._writer: Optional[threading.Thread] = None
+        self.drops: Counter[str] = Counter()
+        self.stored_reps = 0
+        self.connected = threading.Event()  # connected and subscribed
+        self._client = (client_factory or make_client)(broker)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+
+    # --- lifetime ---------------------------------------------------------------------------
+
+    def start(self) -> "Hub":
+        self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
+        self._writer.start()
+        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+        self._client.loop_start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(timeout)
+
+    def __enter__(self) -> "Hub":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def alive(self) -> bool:
+        return self._writer is not None and self._writer.is_alive()
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    # --- the client's thread ----------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%s refused the hub: %s (check [mqtt] username/password and the broker's ACL)",
+                      self.broker.host, self.broker.port, reason)
+            return
+        client.subscribe(topics.all_stations(self.intake.prefix), qos=1)
+        log.info("hub connected to %s:%s, reading %s", self.broker.host, self.broker.port,
+                 topics.all_stations(self.intake.prefix))
+
+    def _on_subscribe(self, _client: Any, _userdata: Any, _mid: int, reasons: Any, _props: Any = None) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("the broker refused the hub's subscription to %s (%s): check its ACL",
+                      topics.all_stations(self.intake.prefix), reasons)
+            return
+        self.connected.set()
+
+    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("hub lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _client: Any, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # Only queued here: the network loop must keep answering pings while the database works.
+        self._queue.put(Received(message.topic, message.payload, message.mid, message.qos, time.time()))
+
+    # --- the writer thread ------------------------------------------------------------------
+
+    def _take_batch(self) -> list[Received]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + BATCH_WAIT_S
+        while len(batch) < BATCH_MAX:
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_loop(self) -> None:
+        while not (self._stop.is_set() and self._queue.empty()):
+            batch = self._take_batch()
+            self.floor.set_backlog(self._queue.qsize())
+            if not batch:
+                continue
+            try:
+                self.handle(batch)
+            except Exception:  # never let one batch end the hub; its messages stay unacknowledged
+                log.exception("hub: storing a batch of %d messages failed; they stay at the broker", len(batch))
+
+    def handle(self, batch: list[Received]) -> None:
+        """Validate, store (retrying while the database refuses), update the floor, acknowledge."""
+        sorted_ = self.intake.sort([(m.topic, m.payload) for m in batch])
+        for reason, detail in sorted_.dropped:
+            self._drop(reason, detail)
+        self._store(sorted_, batch[-1].at)
+        for station, online in sorted_.availability:
+            self.floor.set_availability(station, online)
+        for station, state in sorted_.states:
+            self.floor.set_state(station, state)
+        for m in batch:
+            if m.qos > 0:
+                self._client.ack(m.mid, m.qos)
+
+    def _store(self, sorted_: Sorted, received_at: float) -> None:
+        if not sorted_.sessions and not sorted_.reps:
+            return
+        delay = 0.5
+        while True:
+            try:
+                stored = self.store.ingest(sorted_.sessions, sorted_.reps, received_at)
+                break
+            except BadRecordError as err:
+                if len(sorted_.sessions) + len(sorted_.reps) > 1:
+                    return self._store_one_by_one(sorted_, received_at)
+                self._drop(REFUSED, str(err))
+                return None
+            except StorageError as err:
+                if self._stop.is_set():
+                    raise
+                log.error("hub: %s; retrying in %.0f s (the broker keeps the messages)", err, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self.stored_reps += len(stored.new_reps)
+        for station, rep_id, ended_at in stored.new_reps:
+            self.floor.rep_stored(station, rep_id, ended_at)
+
+    def _store_one_by_one(self, sorted_: Sorted, received_at: float) -> None:
+        for s in sorted_.sessions:
+            self._store(Sorted(sessions=[s]), received_at)
+        for r in sorted_.reps:
+            self._store(Sorted(reps=[r]), received_at)
+
+    def _drop(self, reason: str, detail: str) -> None:
+        self.drops[reason] += 1
+        self.floor.dropped(reason)
+        n = self.drops[reason]
+        if n <= LOGGED_PER_REASON or n % 1000 == 0:
+            log.warning("hub dropped a message (%s, %d so far): %s", reason, n, detail[:300])
+
+
+def make_client(broker: Broker) -> mqtt.Client:
+    """The hub's paho client: MQTT 3.1.1, a persistent session under a fixed id, manual acks."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=broker.client_id, clean_session=False,
+                         protocol=mqtt.MQTTv311, manual_ack=True)
+    if broker.username:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        client.tls_set(ca_certs=broker.ca_file, certfile=broker.cert_file, keyfile=broker.key_file,
+                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.reconnect_delay_set(1, 30)
+    return client

@@ -1,0 +1,137 @@
+"""The trainer page in gym mode (`station hub`): the app factory given the hub's database and its
+floor. Read through the API on plain data, then in a real headless Chromium against a hub on a
+real broker: two stations live on one screen, following their state messages without a reload.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from device.config import WebSettings
+from device.hub.floor import Floor
+from device.hub.store import HubStore
+from device.station import topics
+from device.station.store import RepStore
+from support.broker import broker  # noqa: F401 (fixture)
+from support.hub import PREFIX, Publisher, running_hub, state_message, wait_until
+from support.web import make_app
+from test_hub_store import rep, session
+from test_web_browser import browser, screenshot, text, wait_for  # noqa: F401 (fixture)
+from web.app import create_app
+from web.page_server import PageServer
+
+WEB = WebSettings(allowed_hosts=["testserver"])
+
+
+@pytest.fixture
+def gym(tmp_path):
+    store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    store.ingest([session("wall-a", 1, True, "Alex"), session("wall-a", 2, True, "Jo"), session("deck-b", 1, True, "Alex")],
+                 [rep("wall-a", 1, 1, ("rounded_back",)), rep("wall-a", 2, 2), rep("deck-b", 1, 1), rep("deck-b", 2, 1)])
+    floor = Floor()
+    floor.set_availability("wall-a", True)
+    floor.set_state("wall-a", json.loads(state_message("wall-a", topics.IN_REP, reps=4, last_fault="rounded_back")[1]))
+    floor.set_availability("deck-b", False)
+    floor.dropped("not_json")
+    yield TestClient(create_app(store, WEB, floor=floor, page_cpu_share=None)), store
+    store.close()
+
+
+def test_the_floor_answers_every_station_and_the_drops(gym):
+    api, _ = gym
+    floor = api.get("/api/floor").json()
+    assert [(s["station"], s["online"], s["state_label"]) for s in floor["stations"]] == [
+        ("deck-b", False, "Offline"), ("wall-a", True, "In a rep")]
+    wall = floor["stations"][1]
+    assert (wall["reps_this_session"], wall["last_fault_label"], wall["drill"]) == (4, "rounded back", "hinge")
+    assert floor["dropped"] == {"not_json": 1}
+    page = api.get("/").text
+    assert 'data-station="wall-a"' in page and 'data-station="deck-b"' in page and "not_json ×1" in page
+    health = api.get("/api/health").json()
+    assert health["status"] == "ok" and (health["db"]["sessions"], health["db"]["reps"]) == (3, 4)
+
+
+def test_history_filters_by_station_and_follows_an_athlete_across_stations(gym):
+    api, store = gym
+    both = api.get("/api/sessions", params={"athlete": "Alex"}).json()
+    assert sorted(s["station"] for s in both["items"]) == ["deck-b", "wall-a"]
+    assert api.get("/api/sessions", params={"station": "deck-b"}).json()["total"] == 1
+    page = api.get("/history", params={"station": "wall-a"}).text
+    assert page.count('class="session-row"') == 2 and "deck-b</option>" in page
+    page = api.get("/history", params={"athlete": "Alex"}).text
+    assert page.count('class="session-row"') == 2 and '<span class="station">deck-b</span>' in page
+    sid = both["items"][0]["id"]
+    assert both["items"][0]["station"] in api.get(f"/sessions/{sid}").text
+
+
+def test_exports_name_the_station_of_each_rep(gym):
+    api, store = gym
+    rows = list(csv.DictReader(io.StringIO(api.get("/api/reps/export", params={"since": 0, "until": 4e9}).text)))
+    assert sorted(r["station"] for r in rows) == ["deck-b", "deck-b", "wall-a", "wall-a"]
+    assert {r["athlete"] for r in rows if r["station"] == "deck-b"} == {"Alex"}
+    data = api.get("/api/reps/export", params={"since": 0, "until": 4e9, "format": "json"}).json()
+    assert len(data["reps"]) == 4 and {s["station"] for s in data["sessions"]} == {"wall-a", "deck-b"}
+    labels = list(csv.DictReader(io.StringIO(api.get("/api/labels/export", params={"station": "wall-a"}).text)))
+    assert len(labels) == 2
+
+
+def test_the_hub_page_changes_nothing(gym):
+    api, store = gym
+    rep_id = store.list_sessions()[0]["id"]
+    assert api.put(f"/api/sessions/{rep_id}/athlete", json={"athlete": "X"}).status_code in (403, 409)
+    assert api.delete(f"/api/sessions/{rep_id}").status_code in (403, 409)
+    assert store.count_sessions() == 3
+
+
+def test_a_station_page_has_no_floor_and_no_station_filter(filled_db):
+    with RepStore(filled_db, readonly=True) as store:
+        api = TestClient(make_app(store))
+        assert api.get("/api/floor").status_code == 409
+        assert api.get("/api/sessions", params={"station": "wall-a"}).status_code == 400
+        assert 'name="station"' not in api.get("/history").text
+
+
+def test_two_stations_live_on_one_hub_page_in_a_browser(browser, broker, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    with Publisher(broker, "wall-a") as a, Publisher(broker, "deck-b") as b:
+        a.send([state_message("wall-a", topics.IN_VIEW, reps=2), (f"{PREFIX}/wall-a/availability", b"online")])
+        b.send([state_message("deck-b", topics.NOBODY, drill="romanian_deadlift"), (f"{PREFIX}/deck-b/availability", b"online")])
+        with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}") as hub:
+            server = PageServer(create_app(hub.store, WEB.model_copy(update={"allowed_hosts": []}), floor=hub.floor))
+            base = server.start()
+            try:
+                wait_until(lambda: len(hub.floor.snapshot().stations) == 2, what="both retained states")
+                browser.get(f"{base}/")
+                cards = lambda: {c.get_attribute("data-station"): c for c in browser.find_elements(By.CSS_SELECTOR, "article.station-card")}
+                wait_for(lambda: set(cards()) == {"wall-a", "deck-b"}, "two station cards")
+                assert text(browser, 'article[data-station="wall-a"] [data-field=state_label]') == "Athlete in view"
+                assert text(browser, 'article[data-station="deck-b"] [data-field=drill]') == "romanian_deadlift"
+                browser.execute_script("window.__sameDocument = true")
+
+                # A rep at wall-a: its rep and its new state travel over the broker to the page.
+                message = (f"{PREFIX}/wall-a/rep", json.dumps({"schema": 1, **rep("wall-a", 1)}).encode())
+                sent = time.monotonic()
+                a.send([message, state_message("wall-a", topics.IN_REP, reps=3, last_fault="rounded_back")])
+                wait_for(lambda: text(browser, 'article[data-station="wall-a"] [data-field=reps_this_session]') == "3",
+                         "wall-a's rep count to reach 3")
+                shown_after = time.monotonic() - sent
+                assert text(browser, 'article[data-station="wall-a"] [data-field=last_fault_label]') == "rounded back"
+                assert "state-in_rep" in cards()["wall-a"].get_attribute("class")
+                wait_for(lambda: text(browser, 'article[data-station="wall-a"] [data-field=last_rep_clock]') != "–",
+                         "the stored rep's time")
+                # deck-b goes offline (its last will): the card says so, without a reload.
+                b.send([(f"{PREFIX}/deck-b/availability", b"offline")])
+                wait_for(lambda: "offline" in cards()["deck-b"].get_attribute("class"), "deck-b offline")
+                assert text(browser, 'article[data-station="deck-b"] [data-field=state_label]') == "Offline"
+                assert browser.execute_script("return window.__sameDocument") is True
+                screenshot(browser, "hub-floor-two-stations")
+                print(f"wall-a's rep shown on the hub page {shown_after:.2f} s after it was published")
+                assert hub.store.rep_count() == 1
+            finally:
+                server.stop()
