@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from device.analysis.vocabulary import Fault, FaultEvent, Rep
-from device.station.store import BadRecordError, RepStore, SessionFilter, StorageError
+from device.station.store import MIGRATIONS, BadRecordError, RepStore, SessionFilter, StorageError
 
 
 def make_rep(index: int, start: float, faults=()) -> Rep:
@@ -22,9 +22,9 @@ def make_rep(index: int, start: float, faults=()) -> Rep:
 def test_schema_is_created_in_wal_mode_and_migrations_are_idempotent(tmp_path):
     db = tmp_path / "station.db"
     with RepStore(db) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(MIGRATIONS)
     with RepStore(db) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(MIGRATIONS)
     raw = sqlite3.connect(db)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -60,7 +60,7 @@ def test_a_first_schema_log_migrates_and_keeps_its_reps(tmp_path):
     raw.commit()
     raw.close()
     with RepStore(db) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(MIGRATIONS)
         (rep,) = store.session_reps(1)
     assert rep["borderline"] == [] and rep["faults"] == []
 

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
+from device.analysis.ladder import Ladder, load_ladder
 from device.config import WebSettings
 from device.station.live import LiveState, StationControls
 from device.station.store import RepStore, StorageError
@@ -24,11 +25,11 @@ from web.auth import LoginRequired, TokenGate
 from web.context import Checks, WebContext
 from web.guard import GuardMiddleware
 from web.pacing import PaceMiddleware
-from web.routers import corrections, docs, forms, health, labels, live as live_api, pages, reps, sessions, settings
+from web.routers import athletes, corrections, docs, forms, health, labels, live as live_api, pages, reps, sessions, settings
 from web.routers.common import everywhere_problems
 
 ROUTERS = (sessions.router, reps.router, corrections.router, labels.router, live_api.router, settings.router,
-           health.router, docs.router, pages.router, forms.router)
+           health.router, docs.router, pages.router, forms.router, athletes.router, athletes.pages, athletes.forms)
 from web.templating import make_templates, quote_next, safe_next
 
 log = logging.getLogger("station.web")
@@ -51,6 +52,7 @@ def create_app(
     checks: Optional[Checks] = None,
     max_threads: int = 4,
     page_cpu_share: Optional[float] = 0.25,
+    ladder: Optional[Ladder] = None,
 ) -> FastAPI:
     """Build the page.
 
@@ -63,9 +65,11 @@ def create_app(
     page_cpu_share: under sustained load, answers are spaced so the page is busy at most this
         share of the time (see web/pacing.py); None turns pacing off (tests, benchmarks of the
         page alone).
+    ladder: the drill ladder athletes' mastery is judged on (default: device/analysis/ladder.toml).
     """
     context = WebContext(store=store, gate=TokenGate(web.token, web.read_requires_token), live=live, controls=controls,
-                         profiles=tuple(profiles), checks=checks, preview_fps=web.preview_fps, version=_version())
+                         profiles=tuple(profiles), checks=checks, preview_fps=web.preview_fps, version=_version(),
+                         ladder=ladder or load_ladder())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

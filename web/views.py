@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from typing import Any, Iterable, Optional
 
+from device.analysis.ladder import corrected_faults, is_counted
 from device.analysis.vocabulary import DEFAULT_CUES, Fault, fault_from_name
 from device.station.live import LiveSnapshot, StationState
 from web.schemas import BorderlineOut, FaultOut, LiveOut, RepBrief, RepOut, SessionOut, SessionStats
@@ -45,22 +46,6 @@ def _mean(values: Iterable[Optional[float]]) -> Optional[float]:
 
 def _pct(part: int, whole: int) -> Optional[float]:
     return round(100.0 * part / whole, 1) if whole else None
-
-
-def corrected_faults(rep: dict[str, Any]) -> list[str]:
-    """The station's faults less those a trainer called false alarms, plus the ones it missed."""
-    names = [f["name"] for f in rep["faults"]]
-    dropped = {c["fault"] for c in rep["corrections"] if c["kind"] == "false_alarm"}
-    added = [c["fault"] for c in rep["corrections"] if c["kind"] == "missed_fault"]
-    result: list[str] = []
-    for name in names + added:
-        if name not in dropped and name not in result:
-            result.append(name)
-    return result
-
-
-def is_counted(rep: dict[str, Any]) -> bool:
-    return not any(c["kind"] == "not_a_rep" for c in rep["corrections"])
 
 
 def fault_out(row: dict[str, Any], rep_started_at: float, shape: type[FaultOut] = FaultOut) -> FaultOut:

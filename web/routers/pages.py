@@ -26,6 +26,9 @@ FLASH = {
     "athlete": "Athlete label saved.", "correction": "Correction saved beside the station's verdict.",
     "undone": "Correction withdrawn.", "deleted": "Session deleted.", "settings": "Settings sent to the station.",
     "signed_in": "Signed in: you can make changes from this phone.", "signed_out": "Signed out.",
+    "athlete_added": "Athlete added.", "athlete_changed": "Athlete saved.",
+    "athlete_deleted": "Athlete deleted; their reps stay, anonymous.", "athlete_up": "Up next: the next session is theirs.",
+    "step_accepted": "Step accepted: the athlete moves up the ladder.", "step_dismissed": "Suggestion dismissed.",
 }
 HTML = {
     200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page."},
