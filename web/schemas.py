@@ -123,6 +123,7 @@ class SessionOut(BaseModel):
     in_progress: bool
     profile: str
     athlete: Optional[str]
+    athlete_id: Optional[int] = Field(None, description="The athlete's id (GET /api/athletes/{id}); null when anonymous.")
     source: str
     clip: Optional[str] = Field(description="The clip's file name when the session replayed a clip.")
     reps: int

@@ -81,7 +81,7 @@ def session_out(row: dict[str, Any], live_session_id: Optional[int] = None) -> S
         id=row["id"], started_at=row["started_at"], ended_at=row["ended_at"],
         duration_s=(end - row["started_at"]) if end is not None else None,
         in_progress=row["ended_at"] is None and row["id"] == live_session_id,
-        profile=row["profile"], athlete=row["athlete"], source=row["source"], clip=clip_name(row["source"]),
+        profile=row["profile"], athlete=row["athlete"], athlete_id=row.get("athlete_id"), source=row["source"], clip=clip_name(row["source"]),
         reps=row["reps"], clean_reps=row["clean_reps"], clean_pct=_pct(row["clean_reps"], row["reps"]),
         fault_counts=row["fault_counts"],
     )

@@ -21,6 +21,7 @@ from web.schemas import (AthleteChange, AthleteList, AthleteProgress, AthleteSum
 
 router = APIRouter(prefix="/api", tags=["athletes"])
 pages = APIRouter(tags=["pages"], default_response_class=HTMLResponse)
+CHART_REPS = 120  # per-rep charts show the latest reps of a drill: a phone-wide chart holds no more
 forms = APIRouter(tags=["page forms"])
 
 
@@ -106,15 +107,15 @@ def athlete_page(ctx: Reader, request: Request, athlete_id: AthleteId, saved: Fl
     charts = []
     for drill in dict.fromkeys(s.drill for s in progress.sessions if s.reps):
         sessions = [s for s in progress.sessions if s.drill == drill and s.reps]
-        reps = [r for r in progress.reps if r.drill == drill]
+        reps = [r for r in progress.reps if r.drill == drill][-CHART_REPS:]
         charts.append({
-            "drill": drill, "sessions": sessions,
+            "drill": drill, "sessions": sessions, "reps": sum(s.reps for s in sessions),
             "clean": series_chart([s.clean_pct for s in sessions], f"Clean share per {drill} session", "%", 0, 100),
             "depth": series_chart([r.depth_deg for r in reps], f"Depth per {drill} rep", "°", marks=[not r.clean for r in reps]),
             "tempo": series_chart([r.lowering_s for r in reps], f"Lowering time per {drill} rep", "s", 0,
                                   marks=[not r.clean for r in reps]),
         })
-    wall_reps = [r for r in progress.reps if r.drill == WALL_TAP]
+    wall_reps = [r for r in progress.reps if r.drill == WALL_TAP][-CHART_REPS:]
     in_cm = progress.athlete.height_cm is not None
     travel = series_chart([r.hip_travel_cm if in_cm else r.hip_travel for r in wall_reps],
                           "Hip travel per wall-tap rep", " cm" if in_cm else " LL", marks=[not r.clean for r in wall_reps]) if wall_reps else None

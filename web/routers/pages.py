@@ -109,14 +109,14 @@ def session_page(ctx: Reader, request: Request, session_id: SessionId, saved: Fl
             "can_add": [f.value for f in Fault if f.value not in raised and f.value not in added],
         })
     return render(request, "session.html", "history", saved, detail=detail, session=detail.session, reps=reps,
-                  live_session=session_id == ctx.live_session_id)
+                  live_session=session_id == ctx.live_session_id, athletes=ctx.store.list_athletes())
 
 
 @router.get("/settings", responses=HTML)
 def settings_page(ctx: Reader, request: Request, saved: Flash = None) -> Response:
     recent = ctx.store.list_sessions(SessionFilter(), limit=20)
     return render(request, "settings.html", "settings", saved, settings=current_settings(ctx, request), recent=recent,
-                  token_configured=ctx.gate.configured, readonly=ctx.store.readonly)
+                  token_configured=ctx.gate.configured, readonly=ctx.store.readonly, athletes=ctx.store.list_athletes())
 
 
 @router.get("/login", responses=HTML)
