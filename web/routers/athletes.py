@@ -112,7 +112,8 @@ def athlete_page(ctx: Reader, request: Request, athlete_id: AthleteId, saved: Fl
             "drill": drill, "sessions": sessions, "reps": sum(s.reps for s in sessions),
             "clean": series_chart([s.clean_pct for s in sessions], f"Clean share per {drill} session", "%", 0, 100),
             "depth": series_chart([r.depth_deg for r in reps], f"Depth per {drill} rep", "°", marks=[not r.clean for r in reps]),
-            "tempo": series_chart([r.lowering_s for r in reps], f"Lowering time per {drill} rep", "s", 0,
+            # the whole rep, not the lowering alone: a lift from the floor has no lowering phase
+            "tempo": series_chart([r.rep_s for r in reps], f"Seconds per {drill} rep", "s", 0,
                                   marks=[not r.clean for r in reps]),
         })
     wall_reps = [r for r in progress.reps if r.drill == WALL_TAP][-CHART_REPS:]
