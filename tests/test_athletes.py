@@ -106,6 +106,8 @@ def test_renaming_or_deleting_an_athlete_never_touches_a_rep(store):
     assert store.rep_count() == reps_before == 6
     assert store.get_session(sid)["athlete"] is None and store.get_session(sid)["athlete_id"] is None
     assert store.get_session(other)["athlete"] == "Jo"
+    # an athlete's reps carry every field a session's reps do (the traces left empty)
+    assert set(store.athlete_reps(store.get_session(other)["athlete_id"])[0]) == set(store.session_reps(other)[0])
     # a later label with the old name starts a fresh athlete, not the deleted one's history
     store.set_athlete(sid, "Sam")
     assert store.get_athlete(store.get_session(sid)["athlete_id"])["reps"] == 4
@@ -293,3 +295,12 @@ def test_the_page_forms_ask_before_deleting(api, store):
     assert store.get_athlete(aid) is not None
     assert api.post(f"/athletes/{aid}/delete", data={"confirm": "yes"}, follow_redirects=False).status_code == 303
     assert store.get_athlete(aid) is None and store.rep_count() == 3
+
+
+def test_a_coachs_ladder_beside_their_own_profiles_wins(tmp_path):
+    (tmp_path / "ladder.toml").write_text(
+        '[mastery]\nmin_clean_reps = 12\nmin_days = 3\nmin_clean_share = 0.8\nrecent_sessions = 5\n'
+        '[[step]]\ndrill = "dowel_hinge"\n[[step]]\ndrill = "wall_tap_hinge"\n')
+    own = load_ladder(profiles_dir=tmp_path)
+    assert own.drills == ["dowel_hinge", "wall_tap_hinge"] and own.steps[1].mastery.min_days == 3
+    assert load_ladder(profiles_dir=tmp_path / "elsewhere").drills == LADDER.drills

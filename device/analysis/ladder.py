@@ -81,8 +81,12 @@ class Ladder(_Table):
 
 
 def load_ladder(path: Optional[Path] = None, profiles_dir: Optional[Path] = None) -> Ladder:
-    """Read and check the ladder: every step a known drill profile, each once, every rule complete."""
-    path = Path(path) if path else LADDER_FILE
+    """Read and check the ladder: every step a known drill profile, each once, every rule complete.
+
+    Without `path`: a `ladder.toml` in the station's own profiles_dir (a coach's ladder, beside
+    their drills) wins over the shipped one."""
+    own = Path(profiles_dir) / LADDER_FILE.name if profiles_dir else None
+    path = Path(path) if path else own if own is not None and own.is_file() else LADDER_FILE
     try:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)

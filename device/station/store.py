@@ -135,6 +135,12 @@ MIGRATIONS: tuple[str, ...] = (
 STEP_DECISIONS = ("accepted", "dismissed")
 
 
+# Every column of `reps` but the per-frame trace and timings (read when a page needs them).
+_REP_COLUMNS_BUT_TRACE = ("id, session_id, rep_index, started_at, bottom_at, ended_at, lowering_s, rising_s, "
+                          "peak_hip_flexion_deg, knee_flexion_at_bottom_deg, trunk_angle_at_bottom_deg, "
+                          "hip_shift_at_bottom, hinge_ratio, lockout_reached, side, movement, borderline")
+
+
 class StorageError(StationError):
     """The rep log cannot be written (disk full, read-only file system, corrupt file)."""
 
@@ -477,9 +483,11 @@ class RepStore:
         rows = self._query("SELECT * FROM sessions WHERE id = ?", (session_id,))
         return dict(rows[0]) if rows else None
 
-    def _reps(self, where: str, params: Sequence[Any], limit: Optional[int] = None) -> list[dict[str, Any]]:
+    def _reps(self, where: str, params: Sequence[Any], limit: Optional[int] = None,
+              traces: bool = True) -> list[dict[str, Any]]:
         page = f" LIMIT {int(limit)}" if limit is not None else ""
-        reps = [dict(r) for r in self._query(f"SELECT * FROM reps {where} ORDER BY started_at, id{page}", params)]
+        columns = "*" if traces else f"{_REP_COLUMNS_BUT_TRACE}, '[]' AS trace, '{{}}' AS timings"
+        reps = [dict(r) for r in self._query(f"SELECT {columns} FROM reps {where} ORDER BY started_at, id{page}", params)]
         if not reps:
             return []
         ids = [r["id"] for r in reps]
@@ -535,8 +543,11 @@ class RepStore:
                 {where} GROUP BY a.id ORDER BY a.name""", params)]
 
     def athlete_reps(self, athlete_id: int) -> list[dict[str, Any]]:
-        """Every rep of the athlete's sessions, oldest first, with faults, corrections and trace."""
-        return self._reps("WHERE session_id IN (SELECT id FROM sessions WHERE athlete_id = ?)", (athlete_id,))
+        """Every rep of the athlete's sessions, oldest first, with faults and corrections. Without
+        the traces and timings: progress reads measures per rep, and a year of an athlete's traces
+        would make their page slow for nothing (the session page shows each rep's trace)."""
+        return self._reps("WHERE session_id IN (SELECT id FROM sessions WHERE athlete_id = ?)", (athlete_id,),
+                          traces=False)
 
     def step_decisions(self, athlete_id: int) -> list[dict[str, Any]]:
         rows = [dict(r) for r in self._query(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from device.station.store import SessionFilter
@@ -14,7 +14,7 @@ from web.charts import series_chart
 from web.exports import reps_csv, reps_json
 from web.progress import MAX_SESSIONS, WALL_TAP, athlete_progress, ladder_out, load_athlete
 from web.routers.common import WRITE, ExportFormat, download, export_responses, problems
-from web.routers.forms import ERRORS, REDIRECT, Next, back, validated
+from web.routers.forms import ERRORS, REDIRECT, Next, back, confirmed, validated
 from web.routers.pages import HTML, Flash, render
 from web.schemas import (AthleteChange, AthleteList, AthleteProgress, AthleteSummary, LadderOut, NewAthlete,
                          StepDecisionIn, StepDecisionOut)
@@ -151,8 +151,7 @@ def change_athlete_form(ctx: Writer, athlete_id: AthleteId, name: Annotated[str,
 
 @forms.post("/athletes/{athlete_id}/delete", response_class=Response, responses={**REDIRECT, **ERRORS})
 def delete_athlete_form(ctx: Writer, athlete_id: AthleteId, confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
-    if confirm != "yes":
-        raise HTTPException(400, "tick the box to confirm: the athlete goes, their reps stay (anonymous)")
+    confirmed(confirm, "deleting the athlete (their reps stay, anonymous)")
     actions.delete_athlete(ctx, athlete_id)
     return back("/athletes", "athlete_deleted")
 
