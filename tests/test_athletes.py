@@ -17,7 +17,7 @@ from device.analysis.ladder import LEG_LENGTH_PER_HEIGHT, load_ladder, leg_lengt
 from device.commands.sample_log import synthetic_rep
 from device.errors import ConfigError
 from device.station.store import MIGRATIONS, RepStore, SessionFilter
-from support.web import AUTH, make_app
+from support.web import AUTH, make_app, station  # noqa: F401 (fixture)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -304,3 +304,20 @@ def test_a_coachs_ladder_beside_their_own_profiles_wins(tmp_path):
     own = load_ladder(profiles_dir=tmp_path)
     assert own.drills == ["dowel_hinge", "wall_tap_hinge"] and own.steps[1].mastery.min_days == 3
     assert load_ladder(profiles_dir=tmp_path / "elsewhere").drills == LADDER.drills
+
+
+def test_who_is_up_labels_the_running_session_and_tells_the_station(station):
+    with TestClient(make_app(station.store, live=station.live, controls=station.controls, page_cpu_share=None)) as api:
+        kim = api.post("/api/athletes", json={"name": "Kim"}, headers=AUTH).json()
+        assert api.put(f"/api/athletes/{kim['id']}/up").status_code == 401
+        assert api.put(f"/api/athletes/{kim['id']}/up", headers=AUTH).status_code == 200
+        assert station.controls.calls[-1] == ("athlete", "Kim")
+        assert station.store.get_session(station.session_id)["athlete_id"] == kim["id"]
+        # renaming reaches the station too, so its next sessions carry the new name
+        assert api.patch(f"/api/athletes/{kim['id']}", json={"name": "Kimberly"}, headers=AUTH).status_code == 200
+        assert station.controls.calls[-1] == ("athlete", "Kimberly")
+        assert api.delete(f"/api/athletes/{kim['id']}", headers=AUTH).status_code == 204
+        assert station.controls.calls[-1] == ("athlete", None)
+    with TestClient(make_app(station.store, page_cpu_share=None)) as api:  # `station serve`: no station to tell
+        lee = api.post("/api/athletes", json={"name": "Lee"}, headers=AUTH).json()
+        assert api.put(f"/api/athletes/{lee['id']}/up", headers=AUTH).status_code == 409

@@ -129,9 +129,9 @@ def pipeline_cost(run_pipeline: Callable[[], float], base_url: str, session_ids:
     fps_before = run_pipeline()
     spawn = multiprocessing.get_context("spawn")
     queue, stop = spawn.Queue(), spawn.Event()
-    child = spawn.Process(target=_load_in_child, args=(queue, stop, base_url, page_paths(session_ids, athlete_ids=athlete_ids),
-                                                       concurrency,
-                                                       max_seconds, rate_per_s, headers), daemon=True)
+    paths = page_paths(session_ids, athlete_ids=athlete_ids)
+    child = spawn.Process(target=_load_in_child, args=(queue, stop, base_url, paths, concurrency, max_seconds, rate_per_s,
+                                                       headers), daemon=True)
     child.start()
     try:
         time.sleep(1.0)  # let the child import and connect before the timed run
