@@ -321,3 +321,29 @@ def test_who_is_up_labels_the_running_session_and_tells_the_station(station):
     with TestClient(make_app(station.store, page_cpu_share=None)) as api:  # `station serve`: no station to tell
         lee = api.post("/api/athletes", json={"name": "Lee"}, headers=AUTH).json()
         assert api.put(f"/api/athletes/{lee['id']}/up", headers=AUTH).status_code == 409
+
+
+def test_an_athlete_followed_from_the_wall_tap_to_the_deadlift(store, clock):
+    """Every step of the shipped ladder: train it to its rule, the next drill is suggested, the
+    trainer accepts, and the athlete stands on the next step; at the deadlift nothing is suggested."""
+    day = DAY1
+    aid = None
+    for step, following in zip(LADDER.steps, [*LADDER.drills[1:], None]):
+        need = step.mastery.min_clean_reps
+        train(store, "Ann", day, clean=need // 2, drill=step.drill)
+        _, state = mastery(store, "Ann", step.drill)
+        assert state.current_drill == step.drill and state.suggestion is None  # one day is not enough
+        day += timedelta(days=1)
+        train(store, "Ann", day, clean=need - need // 2, drill=step.drill)
+        met, state = mastery(store, "Ann", step.drill)
+        assert met.met
+        if following is None:
+            assert state.suggestion is None and step.drill == "deadlift"
+            break
+        assert (state.suggestion.drill, state.suggestion.next_drill) == (step.drill, following)
+        aid = aid or store.list_athletes()[0]["id"]
+        clock.set(day + timedelta(hours=1))
+        store.add_step_decision(aid, step.drill, following, "accepted", state.suggestion.evidence)
+        assert mastery(store, "Ann")[1].current_drill == following
+        day += timedelta(days=1)
+    assert [d["next_drill"] for d in store.step_decisions(aid)] == LADDER.drills[1:]
