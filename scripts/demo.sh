@@ -17,4 +17,5 @@ if [ -z "$source" ]; then
     exit 2
   fi
 fi
-exec .venv/bin/station run --source "$source"
+# --demo-token: a write token kept beside the rep log, so the page's changes work in the demo
+exec .venv/bin/station run --source "$source" --demo-token

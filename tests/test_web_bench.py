@@ -26,13 +26,16 @@ def test_synthetic_reps_move_like_the_rep_they_claim_to_be():
 
 
 def test_bench_log_and_load_generator(tmp_path):
-    log = build_bench_db(tmp_path / "bench.db", reps=300, reps_per_session=30)
-    assert log.reps == 300 and len(log.session_ids) == 10
+    log = build_bench_db(tmp_path / "bench.db", reps=300, reps_per_session=30, athletes=4)
+    assert log.reps == 300 and len(log.session_ids) == 10 and len(log.athlete_ids) == 4
     with RepStore(log.path, readonly=True) as store:
         assert store.integrity_check() == "ok" and store.count_sessions() == 10
+        assert sum(a["sessions"] for a in store.list_athletes()) == 10  # every session has its athlete
         with PageServer(create_app(store, WebSettings())) as server:
-            result = measure_pages(server.base_url, page_paths(log.session_ids), requests=24, concurrency=2)
-    assert set(result) == {"history", "session"}
+            paths = page_paths(log.session_ids, athlete_ids=log.athlete_ids)
+            result = measure_pages(server.base_url, paths, requests=36, concurrency=2)
+    assert set(result) == {"history", "session", "athlete"}
+    assert {p for kind, p in paths if kind == "athlete"} <= {f"/athletes/{i}" for i in log.athlete_ids}
     for stats in result.values():
         assert stats["requests"] == 12 and stats["errors"] == 0 and stats["p50_ms"] <= stats["p99_ms"] <= stats["max_ms"]
 

@@ -20,6 +20,7 @@ from device.station.store import RepStore
 from web.page_server import PageServer
 from support.web import TOKEN, add_live_rep, clip_session_id, make_app
 from support.pipeline import pipeline_db  # noqa: F401 (fixture)
+from support.ladder import DRILL, ladder_log  # noqa: F401 (fixture)
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
@@ -242,5 +243,63 @@ def test_a_session_the_pipeline_logged_from_a_real_squat_renders_on_a_phone(brow
             width = browser.execute_script("return document.documentElement.scrollWidth")
             assert width <= 390 + 1, "the page scrolls sideways on a phone"
             screenshot(browser, "session-real-squat", full_page=True)
+        finally:
+            server.stop()
+
+
+def test_a_trainer_follows_an_athlete_up_the_ladder_on_a_phone(browser, ladder_log, tmp_path):
+    """Reps the live loop logged from real clips for two athletes over three days: the athlete page
+    shows the step, the charts and "ready for", and the trainer accepts the suggestion."""
+    from selenium.webdriver.common.by import By
+
+    from device.analysis.ladder import load_ladder
+
+    source, ladder_file = ladder_log
+    db = tmp_path / "station.db"
+    db.write_bytes(source.read_bytes())
+    with RepStore(db) as store:
+        server = PageServer(make_app(store, ladder=load_ladder(ladder_file)))
+        base = server.start()
+        try:
+            browser.get(f"{base}/settings")
+            if browser.find_elements(By.CSS_SELECTOR, "#sign-in input[name=token]"):
+                browser.find_element(By.CSS_SELECTOR, "#sign-in input[name=token]").send_keys(TOKEN)
+                browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+                wait_for(lambda: "saved=signed_in" in browser.current_url, "signing in")
+            browser.get(f"{base}/athletes")
+            links = {a.text: a for a in browser.find_elements(By.CSS_SELECTOR, "#athletes a")}
+            assert set(links) == {"Ann", "Ben"}
+            links["Ann"].click()
+            wait_for(lambda: browser.find_elements(By.ID, "ready-for"), "Ann's page")
+            assert text(browser, "#ready-for") == "Ready for: deadlift"
+            assert text(browser, "#step h2") == f"Current step: {DRILL}"
+            evidence = browser.find_elements(By.CSS_SELECTOR, "#step a[href^='/sessions/']")
+            assert len(evidence) == 4
+            charts = browser.find_elements(By.CSS_SELECTOR, f"#drill-{DRILL} svg.chart.series")
+            assert len(charts) == 3  # clean share per session, depth and tempo per rep
+            for chart in charts:
+                assert chart.rect["width"] > 300
+                assert len(chart.find_elements(By.CSS_SELECTOR, "circle.point")) >= 4
+            wide = browser.execute_script(
+                "return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391)"
+                ".map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + e.getBoundingClientRect().right).slice(0, 8)")
+            screenshot(browser, "athlete-ready", full_page=True)
+            assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE["width"], wide
+
+            browser.find_element(By.ID, "accept").click()
+            wait_for(lambda: "saved=step_accepted" in browser.current_url, "the acceptance to save")
+            assert text(browser, "#step h2") == "Current step: deadlift"
+            assert not browser.find_elements(By.ID, "ready-for")
+            aid = next(a["id"] for a in store.list_athletes() if a["name"] == "Ann")
+            assert [(d["drill"], d["next_drill"], d["decision"]) for d in store.step_decisions(aid)] == [
+                (DRILL, "deadlift", "accepted")]
+
+            browser.get(f"{base}/athletes")
+            browser.find_element(By.LINK_TEXT, "Ben").click()
+            wait_for(lambda: browser.find_elements(By.ID, "athlete-name"), "Ben's page")
+            assert not browser.find_elements(By.ID, "ready-for")
+            assert "no rounded back rep in the latest session" in text(browser, "#step")
+            assert "rounded back" in text(browser, "#faults") or "head not neutral" in text(browser, "#faults")
+            screenshot(browser, "athlete-not-yet")
         finally:
             server.stop()

@@ -32,7 +32,7 @@ def test_no_input_gives_a_server_error_or_breaks_the_schema(station):
     reps = [r["id"] for s in station.store.list_sessions(limit=1000) for r in station.store.session_reps(s["id"])]
     corrections = [station.store.add_correction(rep_id, "not_a_rep") for rep_id in reps[:5]]
     pools = {"session_id": [s["id"] for s in station.store.list_sessions(limit=1000)], "rep_id": reps,
-             "correction_id": corrections}
+             "correction_id": corrections, "athlete_id": [a["id"] for a in station.store.list_athletes()]}
     app = make_app(station.store, live=station.live, controls=station.controls, page_cpu_share=None)  # fuzz at full speed
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
     failures, tried = [], []

@@ -10,7 +10,9 @@ from typing import Optional
 from fastapi import HTTPException
 
 from web.context import WebContext
-from web.schemas import AthleteOut, CorrectionIn, CorrectionOut, SettingsIn
+from web.progress import athlete_progress
+from web.schemas import (AthleteChange, AthleteOut, CorrectionIn, CorrectionOut, NewAthlete, SettingsIn, StepDecisionIn,
+                         StepDecisionOut)
 
 
 def add_correction(ctx: WebContext, rep_id: int, body: CorrectionIn) -> CorrectionOut:
@@ -79,3 +81,60 @@ def apply_settings(ctx: WebContext, body: SettingsIn) -> None:
         ctx.controls.set_athlete(body.athlete)
         if session_id is not None:
             ctx.store.set_athlete(session_id, body.athlete)
+
+
+def _name_free(ctx: WebContext, name: str, athlete_id: Optional[int] = None) -> None:
+    taken = next((a for a in ctx.store.list_athletes() if a["name"].casefold() == name.casefold()), None)
+    if taken is not None and taken["id"] != athlete_id:
+        raise HTTPException(409, f"an athlete named {taken['name']!r} already exists (athlete {taken['id']})")
+
+
+def add_athlete(ctx: WebContext, body: NewAthlete) -> dict:
+    _name_free(ctx, body.name)
+    athlete_id = ctx.store.add_athlete(body.name, body.notes, body.height_cm)
+    return ctx.store.get_athlete(athlete_id)
+
+
+def change_athlete(ctx: WebContext, athlete_id: int, body: AthleteChange) -> dict:
+    if ctx.store.get_athlete(athlete_id) is None:
+        raise HTTPException(404, f"athlete {athlete_id} does not exist")
+    fields = body.model_dump(include=body.model_fields_set)
+    if "name" in fields:
+        _name_free(ctx, fields["name"], athlete_id)
+    ctx.store.update_athlete(athlete_id, **fields)
+    athlete = ctx.store.get_athlete(athlete_id)
+    if ctx.controls is not None and "name" in fields and ctx.live_session_id is not None:
+        running = ctx.store.get_session(ctx.live_session_id)
+        if running is not None and running["athlete_id"] == athlete_id:
+            ctx.controls.set_athlete(athlete["name"])  # the station keeps writing the new name
+    return athlete
+
+
+def delete_athlete(ctx: WebContext, athlete_id: int) -> None:
+    """The athlete goes; their sessions and reps stay, anonymous."""
+    athlete = ctx.store.get_athlete(athlete_id)
+    if athlete is None:
+        raise HTTPException(404, f"athlete {athlete_id} does not exist")
+    running = ctx.store.get_session(ctx.live_session_id) if ctx.live_session_id is not None else None
+    ctx.store.delete_athlete(athlete_id)
+    if ctx.controls is not None and running is not None and running["athlete_id"] == athlete_id:
+        ctx.controls.set_athlete(None)  # the station must not bring the name back with its next session
+
+
+def athlete_up(ctx: WebContext, athlete_id: int) -> None:
+    """"Who is up": the running session and the next ones are this athlete's."""
+    athlete = ctx.store.get_athlete(athlete_id)
+    if athlete is None:
+        raise HTTPException(404, f"athlete {athlete_id} does not exist")
+    apply_settings(ctx, SettingsIn(athlete=athlete["name"]))
+
+
+def decide_step(ctx: WebContext, athlete_id: int, body: StepDecisionIn) -> StepDecisionOut:
+    """Keep the trainer's answer to the suggestion the page shows now (and only to that one)."""
+    progress = athlete_progress(ctx, athlete_id)
+    suggestion = progress.suggestion
+    if suggestion is None or (suggestion.drill, suggestion.next_drill) != (body.drill, body.next_drill):
+        shown = f"{suggestion.drill} -> {suggestion.next_drill}" if suggestion else "none"
+        raise HTTPException(409, f"{body.drill} -> {body.next_drill} is not the step suggested now (suggested: {shown})")
+    decision_id = ctx.store.add_step_decision(athlete_id, body.drill, body.next_drill, body.decision, suggestion.evidence)
+    return StepDecisionOut(**next(d for d in ctx.store.step_decisions(athlete_id) if d["id"] == decision_id))

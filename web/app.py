@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
+from device.analysis.ladder import Ladder, load_ladder
 from device.config import WebSettings
 from device.hub.floor import Floor
 from device.station.live import LiveState, StationControls
@@ -25,11 +26,14 @@ from web.auth import LoginRequired, TokenGate
 from web.context import Checks, WebContext
 from web.guard import GuardMiddleware
 from web.pacing import PaceMiddleware
-from web.routers import corrections, docs, floor as floor_api, forms, health, labels, live as live_api, pages, reps, sessions, settings
+from web.routers import athletes, corrections, docs, floor as floor_api, forms, health, labels, live as live_api, pages, reps, sessions, settings
 from web.routers.common import everywhere_problems
 
 ROUTERS = (sessions.router, reps.router, corrections.router, labels.router, live_api.router, settings.router,
            health.router, docs.router, pages.router, forms.router, floor_api.router)
+# Athletes and their ladder live in a station's own log (where the corrections are made); the hub's
+# page (gym mode) lists athletes by name across stations but does not judge mastery.
+STATION_ONLY_ROUTERS = (athletes.router, athletes.pages, athletes.forms)
 from web.templating import make_templates, quote_next, safe_next
 
 log = logging.getLogger("station.web")
@@ -53,6 +57,7 @@ def create_app(
     max_threads: int = 4,
     page_cpu_share: Optional[float] = 0.25,
     floor: Optional[Floor] = None,
+    ladder: Optional[Ladder] = None,
 ) -> FastAPI:
     """Build the page.
 
@@ -67,10 +72,11 @@ def create_app(
         page alone).
     floor: the hub's live view of every station (`station hub`: gym mode); `store` is then the
         hub's database (device/hub/store.py), read through the same methods.
+    ladder: the drill ladder athletes' mastery is judged on (default: device/analysis/ladder.toml).
     """
     context = WebContext(store=store, gate=TokenGate(web.token, web.read_requires_token), live=live, controls=controls,
                          profiles=tuple(profiles), checks=checks, preview_fps=web.preview_fps, version=_version(),
-                         floor=floor)
+                         floor=floor, ladder=ladder or load_ladder())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,7 +98,7 @@ def create_app(
         app.add_middleware(PaceMiddleware, share=page_cpu_share)
     app.add_middleware(GuardMiddleware, allowed_hosts=web.allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in ROUTERS:
+    for router in ROUTERS + (() if floor is not None else STATION_ONLY_ROUTERS):
         app.include_router(router)
     _add_error_handlers(app)
     return app

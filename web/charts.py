@@ -124,3 +124,39 @@ def rep_chart(rep: RepOut, scale: Scale) -> RepChart:
         hip=hip, knee=knee, bottom_x=x(rep.bottom_at - rep.started_at), faults=markers,
         x_ticks=x_ticks, y_ticks=y_ticks,
     )
+
+
+def series_chart(values: Sequence[Optional[float]], label: str, unit: str, floor: Optional[float] = None,
+                 ceiling: Optional[float] = None, marks: Sequence[bool] = ()) -> Markup:
+    """A measure over time (one point per session or per rep, oldest on the left) as inline SVG.
+
+    The y axis spans the values (or `floor`..`ceiling` when given, e.g. 0-100 %); `marks[i]` draws
+    point i as faulty. Gaps (None) break nothing: the line joins the known points."""
+    x0, x1, y0, y1 = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
+    known = [(i, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    lo = floor if floor is not None else min((v for _, v in known), default=0.0)
+    hi = ceiling if ceiling is not None else max((v for _, v in known), default=1.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 1.0, hi + 1.0
+    span = max(len(values) - 1, 1)
+
+    def x(i: int) -> float:
+        return round(x0 + (x1 - x0) * i / span, 1)
+
+    def y(v: float) -> float:
+        return round(y1 - (y1 - y0) * (min(max(v, lo), hi) - lo) / (hi - lo), 1)
+
+    parts = [f'<svg class="chart series" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}"><g class="axes">']
+    for v in (lo, (lo + hi) / 2, hi):
+        parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y(v)}" y2="{y(v)}"/><text class="ylab" x="{x0 - 4}" y="{y(v) + 3}">'
+                     f'{v:.3g}{escape(unit)}</text>')
+    parts.append(f'<text class="xlab" x="{x0}" y="{HEIGHT - 5}">first</text>'
+                 f'<text class="xlab" x="{x1 - 10}" y="{HEIGHT - 5}">latest</text></g>')
+    if known:
+        parts.append(f'<polyline class="hip" points="{" ".join(f"{x(i)},{y(v)}" for i, v in known)}"/>')
+        for i, v in known:
+            bad = i < len(marks) and marks[i]
+            parts.append(f'<circle class="{"point bad" if bad else "point"}" cx="{x(i)}" cy="{y(v)}" r="2.5">'
+                         f'<title>{v:.3g}{escape(unit)}</title></circle>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Callable, Optional, Sequence
 from fastapi import Depends, HTTPException, Path, Request
 
 from device.hub.floor import Floor
+from device.analysis.ladder import Ladder, load_ladder
 from device.station.live import LiveState, StationControls
 from device.station.store import RepStore
 from web.auth import TokenGate
@@ -30,6 +31,7 @@ class WebContext:
     closing: threading.Event = field(default_factory=threading.Event)
     live_streams: int = 0  # open /api/live/events and /api/floor/events streams (the event loop's thread only)
     floor: Optional[Floor] = None  # the hub's page (gym mode): every station's live state
+    ladder: Ladder = field(default_factory=load_ladder)  # the drill ladder mastery is judged on
 
     @property
     def gym(self) -> bool:
@@ -72,3 +74,4 @@ Writer = Annotated[WebContext, Depends(writable)]
 SessionId = Annotated[int, Path(ge=1, le=MAX_ID, description="Session id.")]
 RepId = Annotated[int, Path(ge=1, le=MAX_ID, description="Rep id.")]
 CorrectionId = Annotated[int, Path(ge=1, le=MAX_ID, description="Correction id.")]
+AthleteId = Annotated[int, Path(ge=1, le=MAX_ID, description="Athlete id.")]

@@ -11,7 +11,8 @@ from datetime import datetime
 import time
 from typing import Any, Iterable, Iterator, Optional
 
-from web.views import clip_name, corrected_faults, is_counted
+from device.analysis.ladder import corrected_faults, is_counted
+from web.views import clip_name
 
 REP_COLUMNS = (
     "session_id", "rep_id", "rep_index", "started_at", "started_at_local", "duration_s", "lowering_s", "rising_s",

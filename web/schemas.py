@@ -123,6 +123,7 @@ class SessionOut(BaseModel):
     in_progress: bool
     profile: str
     athlete: Optional[str]
+    athlete_id: Optional[int] = Field(None, description="The athlete's id (GET /api/athletes/{id}); null when anonymous.")
     source: str
     clip: Optional[str] = Field(description="The clip's file name when the session replayed a clip.")
     reps: int
@@ -297,3 +298,165 @@ class SettingsIn(Strict):
         if not self.model_fields_set:
             raise ValueError("give at least one of profile, buzzer_enabled, voice_enabled, athlete")
         return self
+
+
+# --- athletes and the drill ladder ----------------------------------------------------------
+
+AthleteName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60),
+                        AfterValidator(_plain_text)]
+# Standing height: 50-250 cm covers every athlete a station will see; outside that it is a typo.
+HeightCm = Annotated[Optional[float], Field(ge=50, le=250, description="Standing height in cm (turns hip travel into cm).")]
+
+
+class NewAthlete(Strict):
+    name: AthleteName
+    notes: Note = ""
+    height_cm: HeightCm = None
+
+
+class AthleteChange(Strict):
+    """Any of the fields; height_cm null clears it."""
+
+    name: Optional[AthleteName] = None
+    notes: Optional[Note] = None
+    height_cm: HeightCm = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> "AthleteChange":
+        if not self.model_fields_set:
+            raise ValueError("give at least one of name, notes, height_cm")
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("an athlete needs a name")
+        if "notes" in self.model_fields_set and self.notes is None:
+            raise ValueError("notes must be text (empty clears them)")
+        return self
+
+
+class AthleteSummary(BaseModel):
+    id: int
+    name: str
+    notes: str
+    height_cm: Optional[float]
+    created_at: float
+    sessions: int
+    reps: int
+    last_session_at: Optional[float]
+
+
+class AthleteList(BaseModel):
+    items: list[AthleteSummary]
+
+
+StepDecisionKind = Literal["accepted", "dismissed"]
+
+
+class StepDecisionIn(Strict):
+    drill: str = Field(max_length=64, description="The step the suggestion is about (its mastered drill).")
+    next_drill: str = Field(max_length=64, description="The step suggested next.")
+    decision: StepDecisionKind
+
+
+class StepDecisionOut(BaseModel):
+    id: int
+    drill: str
+    next_drill: str
+    decision: StepDecisionKind
+    evidence: list[int] = Field(description="The sessions that met the rule when the trainer answered.")
+    decided_at: float
+
+
+class MasteryRuleOut(BaseModel):
+    min_clean_reps: int
+    min_days: int
+    min_clean_share: float
+    recent_sessions: int
+    none_in_last_session: list[str]
+
+
+class MasteryOut(BaseModel):
+    met: bool
+    evidence: list[int] = Field(description="Session ids judged: the drill's most recent sessions, oldest first.")
+    clean_reps: int
+    reps: int
+    clean_share: Measure
+    days: int
+    missing: list[str] = Field(description="What is not met yet.")
+
+
+class StepOut(BaseModel):
+    index: int
+    drill: str
+    why: str
+    tried: bool
+    rule: MasteryRuleOut
+    mastery: MasteryOut
+
+
+class LadderOut(BaseModel):
+    steps: list[StepOut]
+
+
+class SuggestionOut(BaseModel):
+    drill: str
+    next_drill: str
+    evidence: list[int]
+
+
+class DrillSession(BaseModel):
+    """One session of the athlete, as progress reads it (counted reps, corrections applied)."""
+
+    session_id: int
+    started_at: float
+    drill: str
+    reps: int
+    clean_reps: int
+    clean_pct: Measure
+    mean_depth_deg: Measure = Field(description="Mean peak hip flexion of the counted reps.")
+    mean_lowering_s: Measure
+    mean_rep_s: Measure
+    hip_travel: Measure = Field(description="Median hips behind the ankle at the bottom, in leg lengths.")
+    hip_travel_cm: Measure = Field(description="The same in cm (null without the athlete's height).")
+
+
+class RepPoint(BaseModel):
+    rep_id: int
+    session_id: int
+    started_at: float
+    drill: str
+    clean: bool
+    depth_deg: Measure = Field(description="Peak hip flexion.")
+    lowering_s: Measure
+    rep_s: Measure
+    hip_travel: Measure = Field(description="Hips behind the ankle at the bottom, in leg lengths.")
+    hip_travel_cm: Measure
+
+
+class FaultTally(BaseModel):
+    name: str
+    count: int
+    cue: str
+
+
+class HipTravelTrend(BaseModel):
+    """Wall-tap progress: how far back the hips go per rep, session by session."""
+
+    unit: Literal["leg lengths", "cm"]
+    first: Measure = Field(description="The first wall-tap session's median, in `unit`.")
+    last: Measure = Field(description="The latest wall-tap session's median, in `unit`.")
+    per_session: Measure = Field(description="Least-squares change per session, in `unit` (positive: further back).")
+    sessions: int
+
+
+class AthleteProgress(BaseModel):
+    athlete: AthleteSummary
+    current_step: str
+    current_index: int
+    ready_for: Optional[str] = Field(description="The next drill when the current step's rule is met and not yet answered.")
+    suggestion: Optional[SuggestionOut]
+    steps: list[StepOut]
+    other_drills: list[str] = Field(description="Drills trained that are not on the ladder.")
+    faults: list[FaultTally] = Field(description="Most frequent faults (after corrections), with their cues.")
+    hip_travel: Optional[HipTravelTrend]
+    sessions: list[DrillSession]
+    decisions: list[StepDecisionOut]
+    reps: list[RepPoint]

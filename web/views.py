@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from typing import Any, Iterable, Optional
 
+from device.analysis.ladder import corrected_faults, is_counted
 from device.analysis.vocabulary import DEFAULT_CUES, Fault, fault_from_name
 from device.hub.floor import FloorSnapshot, StationView
 from device.station.live import LiveSnapshot, StationState
@@ -49,22 +50,6 @@ def _pct(part: int, whole: int) -> Optional[float]:
     return round(100.0 * part / whole, 1) if whole else None
 
 
-def corrected_faults(rep: dict[str, Any]) -> list[str]:
-    """The station's faults less those a trainer called false alarms, plus the ones it missed."""
-    names = [f["name"] for f in rep["faults"]]
-    dropped = {c["fault"] for c in rep["corrections"] if c["kind"] == "false_alarm"}
-    added = [c["fault"] for c in rep["corrections"] if c["kind"] == "missed_fault"]
-    result: list[str] = []
-    for name in names + added:
-        if name not in dropped and name not in result:
-            result.append(name)
-    return result
-
-
-def is_counted(rep: dict[str, Any]) -> bool:
-    return not any(c["kind"] == "not_a_rep" for c in rep["corrections"])
-
-
 def fault_out(row: dict[str, Any], rep_started_at: float, shape: type[FaultOut] = FaultOut) -> FaultOut:
     """A fault row, or (shape=BorderlineOut) a borderline fault kept beside its rep, which has no id."""
     return shape(id=row.get("id"), name=row["name"], cue=row["cue"], at=row["at"], t_rel_s=row["at"] - rep_started_at,
@@ -98,7 +83,7 @@ def session_out(row: dict[str, Any], live_session_id: Optional[int] = None) -> S
         id=row["id"], started_at=row["started_at"], ended_at=row["ended_at"],
         duration_s=(end - row["started_at"]) if end is not None else None,
         in_progress=row["ended_at"] is None and row["id"] == live_session_id,
-        profile=row["profile"], athlete=row["athlete"], source=row["source"], clip=clip_name(row["source"]),
+        profile=row["profile"], athlete=row["athlete"], athlete_id=row.get("athlete_id"), source=row["source"], clip=clip_name(row["source"]),
         reps=row["reps"], clean_reps=row["clean_reps"], clean_pct=_pct(row["clean_reps"], row["reps"]),
         fault_counts=row["fault_counts"], station=row.get("station"),
     )

@@ -289,7 +289,7 @@ print(usage.ru_maxrss)
 
 
 def bench_page(context: BenchContext) -> list[dict[str, Any]]:
-    """The trainer page over a 10,000-rep log while the live loop runs flat out in the same
+    """The trainer page over a 10,000-rep, 200-athlete log while the live loop runs flat out in the same
     process (the worst case: `station run` serves the page from a process of its own), and the
     live loop's FPS with and without that load."""
     import tempfile
@@ -301,7 +301,7 @@ def bench_page(context: BenchContext) -> list[dict[str, Any]]:
     from web.page_server import PageServer
 
     with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
-        log = build_bench_db(Path(tmp) / "page.db", reps=PAGE_BENCH_REPS)
+        log = build_bench_db(Path(tmp) / "page.db", reps=PAGE_BENCH_REPS, athletes=PAGE_BENCH_ATHLETES)
         store = RepStore(log.path, readonly=True)
         app = create_app(store, context.settings.web, profiles=[context.settings.analysis.profile])
         runs = iter(range(10_000))
@@ -319,7 +319,7 @@ def bench_page(context: BenchContext) -> list[dict[str, Any]]:
         with PageServer(app) as server:
             for load, rate, requests in PAGE_LOADS:
                 costs[load] = pipeline_cost(pipeline, server.base_url, log.session_ids, requests=requests,
-                                            concurrency=2, rate_per_s=rate)
+                                            concurrency=2, rate_per_s=rate, athlete_ids=log.athlete_ids)
         store.close()
     rows = []
     for load, cost in costs.items():
@@ -344,9 +344,10 @@ def _round(value: Optional[float], digits: int) -> Optional[float]:
 
 # (load, requests per second or None for as fast as answered, requests in the page-alone phase):
 # a trainer browsing on a phone, and two connections asking as fast as they are answered.
-PAGE_LOADS = (("phone, 2 pages/s", 2.0, 20), ("flood, unpaced", None, 100))
+PAGE_LOADS = (("phone, 2 pages/s", 2.0, 30), ("flood, unpaced", None, 150))
 PAGE_PIPELINE_S = 8.0
 PAGE_BENCH_REPS = 10_000
+PAGE_BENCH_ATHLETES = 200  # a busy gym's athletes, each with their ladder page
 
 
 Section = Callable[[BenchContext], list[dict[str, Any]]]
@@ -357,7 +358,8 @@ SECTIONS: list[tuple[str, str, Section]] = [
     ("live", "live loop: FPS vs bare landmark model, capture-to-verdict and frame-to-signal latency", bench_live),
     ("voice", "spoken cues: frame-to-speech start, and LED/buzzer latency with the voice off and on", bench_voice),
     ("memory", "peak RSS of station run", bench_memory),
-    ("page", "trainer page on a 10,000-rep log with the live loop running; live-loop FPS with and without it", bench_page),
+    ("page", "trainer page (history, session, athlete) on a 10,000-rep, 200-athlete log with the live loop running; "
+             "live-loop FPS with and without it", bench_page),
 ]
 
 

@@ -87,21 +87,26 @@ def measure_pages(base_url: str, paths: Sequence[tuple[str, str]], requests: int
     return result
 
 
-def page_paths(session_ids: Sequence[int], profiles: Sequence[str] = PROFILES, seed: int = 1) -> list[tuple[str, str]]:
-    """Alternating history pages (first pages, some filtered by drill) and random session pages."""
+def page_paths(session_ids: Sequence[int], profiles: Sequence[str] = PROFILES, seed: int = 1,
+               athlete_ids: Sequence[int] = ()) -> list[tuple[str, str]]:
+    """Alternating history pages (first pages, some filtered by drill), random session pages and,
+    given athletes, random athlete pages (their ladder, mastery and charts)."""
     rng = random.Random(seed)
     paths = []
     for i in range(200):
         history = f"/history?page={rng.randint(1, 5)}" + (f"&drill={rng.choice(profiles)}" if i % 3 == 0 else "")
         paths.append(("history", history))
         paths.append(("session", f"/sessions/{rng.choice(session_ids)}"))
+        if athlete_ids:
+            paths.append(("athlete", f"/athletes/{rng.choice(athlete_ids)}"))
     return paths
 
 
 def run_page_bench(base_url: str, session_ids: Sequence[int], requests: int = 400, concurrency: int = 2,
                    max_seconds: float = 60.0, rate_per_s: Optional[float] = None,
-                   headers: Optional[dict[str, str]] = None) -> dict[str, dict[str, Any]]:
-    return measure_pages(base_url, page_paths(session_ids), requests, concurrency, max_seconds, rate_per_s, headers)
+                   headers: Optional[dict[str, str]] = None, athlete_ids: Sequence[int] = ()) -> dict[str, dict[str, Any]]:
+    return measure_pages(base_url, page_paths(session_ids, athlete_ids=athlete_ids), requests, concurrency, max_seconds,
+                         rate_per_s, headers)
 
 
 def _load_in_child(queue: Any, stop: Any, base_url: str, paths: list, concurrency: int, max_seconds: float,
@@ -111,7 +116,7 @@ def _load_in_child(queue: Any, stop: Any, base_url: str, paths: list, concurrenc
 
 def pipeline_cost(run_pipeline: Callable[[], float], base_url: str, session_ids: Sequence[int], requests: int = 200,
                   concurrency: int = 2, rate_per_s: Optional[float] = None, max_seconds: float = 300.0,
-                  headers: Optional[dict[str, str]] = None) -> dict[str, Any]:
+                  headers: Optional[dict[str, str]] = None, athlete_ids: Sequence[int] = ()) -> dict[str, Any]:
     """In one run: the pages alone (`requests` of them), the pipeline alone, the pipeline while the
     pages are loaded, and the pipeline alone again (the spread of the two lone runs is the noise).
 
@@ -120,12 +125,13 @@ def pipeline_cost(run_pipeline: Callable[[], float], base_url: str, session_ids:
     """
     import multiprocessing
 
-    alone_pages = run_page_bench(base_url, session_ids, requests, concurrency, max_seconds, rate_per_s, headers)
+    alone_pages = run_page_bench(base_url, session_ids, requests, concurrency, max_seconds, rate_per_s, headers, athlete_ids)
     fps_before = run_pipeline()
     spawn = multiprocessing.get_context("spawn")
     queue, stop = spawn.Queue(), spawn.Event()
-    child = spawn.Process(target=_load_in_child, args=(queue, stop, base_url, page_paths(session_ids), concurrency,
-                                                       max_seconds, rate_per_s, headers), daemon=True)
+    paths = page_paths(session_ids, athlete_ids=athlete_ids)
+    child = spawn.Process(target=_load_in_child, args=(queue, stop, base_url, paths, concurrency, max_seconds, rate_per_s,
+                                                       headers), daemon=True)
     child.start()
     try:
         time.sleep(1.0)  # let the child import and connect before the timed run

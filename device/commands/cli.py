@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="trainer page port (default: web.port)")
     p.add_argument("--mock-pins", action="store_true", help="drive gpiozero mock pins instead of GPIO")
     p.add_argument("--exit-at-end", action="store_true", help="with a clip source, exit when it ends instead of keeping the page up")
+    p.add_argument("--demo-token", action="store_true",
+                   help="when web.token is not set, use (or make once) a write token kept in <data_dir>/web-token, "
+                        "so the page's changes can be tried; a token set in the config always wins")
 
     p = add("log", "run:log", "headless logging: the same pipeline with no page and no lights")
     live_flags(p)

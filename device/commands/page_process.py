@@ -265,6 +265,7 @@ def page_main(settings_dump: dict[str, Any], conn: Connection, port: int, max_op
     from device.commands.doctor import run_checks
     from device.config import load_settings
     from device.station.store import RepStore
+    from device.analysis.ladder import load_ladder
     from web.app import create_app
     from web.page_server import PageServer
 
@@ -280,10 +281,11 @@ def page_main(settings_dump: dict[str, Any], conn: Connection, port: int, max_op
     try:
         settings = load_settings(None, settings_dump)
         live = _MirroredLive(conn, lock)
+        ladder = load_ladder(profiles_dir=settings.analysis.profiles_dir)
         app = create_app(RepStore(settings.store.db_path), settings.web, live=live,  # type: ignore[arg-type]
                          controls=_ControlsProxy(conn, lock),
                          profiles=list_profiles(settings.analysis.profiles_dir),
-                         checks=lambda: [c.row() for c in run_checks(settings)])
+                         checks=lambda: [c.row() for c in run_checks(settings)], ladder=ladder)
         server = PageServer(app, host=settings.web.host, port=port)
         server.start()
     except Exception as err:  # tell the loop why, in one line

@@ -90,13 +90,15 @@ def synthetic_rep(rng: random.Random, index: int, start: float, style_name: Opti
 
 
 def fill_rep_log(store: RepStore, rng: random.Random, sessions: int, reps_per_session: Union[int, tuple[int, int]],
-                 first_start: float, spacing_s: float = 6 * 3600, profiles: Sequence[str] = PROFILES) -> list[int]:
-    """Write `sessions` finished sessions, oldest first, `spacing_s` apart; returns their ids."""
+                 first_start: float, spacing_s: float = 6 * 3600, profiles: Sequence[str] = PROFILES,
+                 athletes: Sequence[Optional[str]] = ATHLETES) -> list[int]:
+    """Write `sessions` finished sessions, oldest first, `spacing_s` apart, each by one of
+    `athletes` (None: anonymous); returns their ids."""
     ids = []
     for s in range(sessions):
         started = first_start + s * spacing_s + rng.uniform(0, 600)
         count = reps_per_session if isinstance(reps_per_session, int) else rng.randint(*reps_per_session)
-        sid = store.start_session(started, rng.choice(profiles), rng.choice(SOURCES), rng.choice(ATHLETES))
+        sid = store.start_session(started, rng.choice(profiles), rng.choice(SOURCES), rng.choice(athletes))
         clock = rng.uniform(3, 10)
         for i in range(1, count + 1):
             rep = synthetic_rep(rng, i, clock)
@@ -112,14 +114,20 @@ class BenchLog:
     path: Path
     session_ids: tuple[int, ...]
     reps: int
+    athlete_ids: tuple[int, ...] = ()
 
 
-def build_bench_db(path: Path, reps: int = 10_000, reps_per_session: int = 40, seed: int = 7) -> BenchLog:
-    """A rep log of `reps` reps in sessions of `reps_per_session`, ending about now."""
+def build_bench_db(path: Path, reps: int = 10_000, reps_per_session: int = 40, seed: int = 7,
+                   athletes: int = 0) -> BenchLog:
+    """A rep log of `reps` reps in sessions of `reps_per_session`, ending about now; with
+    `athletes`, every session belongs to one of that many named athletes, else to the few of ATHLETES."""
     rng = random.Random(seed)
     sessions = max(1, math.ceil(reps / reps_per_session))
     spacing = 8 * 3600.0
+    names: Sequence[Optional[str]] = [f"Athlete {i:03d}" for i in range(1, athletes + 1)] if athletes else ATHLETES
     with RepStore(Path(path)) as store:
-        ids = fill_rep_log(store, rng, sessions, reps_per_session, time.time() - sessions * spacing, spacing)
+        ids = fill_rep_log(store, rng, sessions, reps_per_session, time.time() - sessions * spacing, spacing,
+                           athletes=names)
         total = store.rep_count()
-    return BenchLog(Path(path), tuple(ids), total)
+        athlete_ids = tuple(a["id"] for a in store.list_athletes())
+    return BenchLog(Path(path), tuple(ids), total, athlete_ids)

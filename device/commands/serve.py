@@ -12,6 +12,7 @@ import uvicorn
 from device.config import Settings
 from device.errors import ConfigError
 from device.station.store import RepStore
+from device.analysis.ladder import load_ladder
 from web.app import create_app
 
 log = logging.getLogger("station.web")
@@ -26,7 +27,8 @@ def serve_rep_log(settings: Settings, db: Optional[Path] = None, host: Optional[
         raise ConfigError(f"--port must be 1..65535, not {port}")
     store = RepStore(path, readonly=not writable)
     try:
-        app = create_app(store, settings.web, profiles=store.profiles_used())
+        app = create_app(store, settings.web, profiles=store.profiles_used(),
+                         ladder=load_ladder(profiles_dir=settings.analysis.profiles_dir))
         if settings.web.token is None:
             log.warning("no web.token set: the page is read-only for everyone; set web.token to allow corrections")
         print(f"trainer page on http://{host}:{port}/ over {path} ({'writable' if writable else 'read-only'}); Ctrl-C stops")

@@ -126,6 +126,7 @@ def build_station(
     athlete: Optional[str] = None,
     on_event: Optional[Callable[[Any], None]] = None,
     speaker: Optional[Speaker] = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> StationRig:
     """The station `settings` describe, over `source_spec` (default source.camera).
 
@@ -135,6 +136,7 @@ def build_station(
     signals.pin_factory). engine: a pose backend in place of the model (tests replay recorded poses).
     athlete, on_event: passed to the Station (the session's label; every analysis event, for tests).
     speaker: where spoken cues go when voice.enabled (default: ALSA; tests pass a RecordingSpeaker).
+    wall_clock: the Unix time reps are logged at (tests replay clips as sessions on chosen days).
     The rep log is settings.store.db_path. Refuses to start on a missing or corrupt model.
     """
     spec = source_spec or settings.source.camera
@@ -186,7 +188,7 @@ def build_station(
             engine=engine, make_analyzer=make_analyzer, profile=profile, replog=replog, signals=signals, live=live,
             notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,
             camera_preview=settings.web.camera_preview, athlete=athlete, source_id=probe.source_id, on_event=on_event,
-            voice=voice, phrases=phrases,
+            voice=voice, phrases=phrases, wall_clock=wall_clock,
         )
         station.storage_note = note
         link = None

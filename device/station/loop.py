@@ -268,7 +268,9 @@ class Station:
         clock: Callable[[], float] = time.monotonic,
         voice: Optional[Voice] = None,
         phrases: Optional[Callable[[str], list[str]]] = None,
+        wall_clock: Callable[[], float] = time.time,
     ):
+        self.wall_clock = wall_clock  # Unix seconds the rep log is stamped with (tests replay clips on chosen days)
         self.engine = engine
         self.voice = voice  # spoken cues, after the LED and buzzer
         self.phrases = phrases  # drill name -> what the voice may say under it (rendered on a drill change)
@@ -427,7 +429,7 @@ class Station:
         frame = item.frame
         t_start = self.clock()
         if self._wall_offset is None:
-            self._wall_offset = time.time() - frame.timestamp
+            self._wall_offset = self.wall_clock() - frame.timestamp
         self._last_ts = frame.timestamp
         pose = self.engine.process(frame.image, frame.timestamp)
         t_pose = self.clock()
@@ -541,7 +543,7 @@ class Station:
     # --- sessions --------------------------------------------------------------------------------
 
     def _start_session(self, ts: float) -> None:
-        wall = ts + (self._wall_offset or time.time() - ts)
+        wall = ts + (self._wall_offset or self.wall_clock() - ts)
         self.session = self.replog.start_session(wall, self.profile, self.source_id, self.athlete)
         self.summary.sessions += 1
         if self.voice:

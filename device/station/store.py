@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from device.errors import StationError
 from device.analysis.vocabulary import FaultEvent, Rep
@@ -99,7 +99,39 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE faults ADD COLUMN noise REAL;
     ALTER TABLE reps ADD COLUMN borderline TEXT NOT NULL DEFAULT '[]';
     """,
-    # next: the MQTT outbox. A rep or session waits here, written in the transaction that commits it,
+    # 3: athletes: who trained, kept apart from the sessions so renaming or deleting one never touches a
+    # rep. A session links to its athlete by id; `sessions.athlete` stays the athlete's name (kept in
+    # step by this module, in the same transaction) so old readers, the history filter and the
+    # labels export read what they always read. Every label already in the log becomes an athlete.
+    # step_decisions: a trainer's answer to "ready for the next drill" (accepted or dismissed),
+    # with the sessions that met the rule, so the choice is kept and shown.
+    """
+    CREATE TABLE athletes (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        notes TEXT NOT NULL DEFAULT '',
+        height_cm REAL,
+        created_at REAL NOT NULL
+    );
+    INSERT INTO athletes (name, created_at)
+        SELECT athlete, MIN(started_at) FROM sessions WHERE athlete IS NOT NULL AND TRIM(athlete) != ''
+        GROUP BY athlete COLLATE NOCASE;
+    ALTER TABLE sessions ADD COLUMN athlete_id INTEGER REFERENCES athletes(id) ON DELETE SET NULL;
+    UPDATE sessions SET athlete_id = (SELECT a.id FROM athletes a WHERE a.name = sessions.athlete)
+        WHERE athlete IS NOT NULL;
+    CREATE INDEX sessions_athlete ON sessions(athlete_id, started_at);
+    CREATE TABLE step_decisions (
+        id INTEGER PRIMARY KEY,
+        athlete_id INTEGER NOT NULL REFERENCES athletes(id) ON DELETE CASCADE,
+        drill TEXT NOT NULL,
+        next_drill TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('accepted', 'dismissed')),
+        evidence TEXT NOT NULL DEFAULT '[]',
+        decided_at REAL NOT NULL
+    );
+    CREATE INDEX step_decisions_athlete ON step_decisions(athlete_id, decided_at);
+    """,
+    # 4: the MQTT outbox. A rep or session waits here, written in the transaction that commits it,
     # until the broker acknowledged it (device/station/broker_link.py); it points at its row, so
     # deleting a session drops what of it was still unsent. store_uuid is made once per database:
     # the station's rep and session keys carry it, so a fresh SD card cannot reuse the old card's keys.
@@ -115,6 +147,13 @@ MIGRATIONS: tuple[str, ...] = (
         VALUES ('store_uuid', '"' || lower(hex(randomblob(16))) || '"', CAST(strftime('%s', 'now') AS REAL));
     """,
 )
+STEP_DECISIONS = ("accepted", "dismissed")
+
+
+# Every column of `reps` but the per-frame trace and timings (read when a page needs them).
+_REP_COLUMNS_BUT_TRACE = ("id, session_id, rep_index, started_at, bottom_at, ended_at, lowering_s, rising_s, "
+                          "peak_hip_flexion_deg, knee_flexion_at_bottom_deg, trunk_angle_at_bottom_deg, "
+                          "hip_shift_at_bottom, hinge_ratio, lockout_reached, side, movement, borderline")
 
 
 class StorageError(StationError):
@@ -136,6 +175,7 @@ class SessionFilter:
     profile: Optional[str] = None
     athlete: Optional[str] = None
     station: Optional[str] = None  # the hub's (device/hub/store.py): a station's own log holds one station
+    athlete_id: Optional[int] = None
 
 
 def _classify(err: sqlite3.Error, path: Path) -> StorageError:
@@ -154,13 +194,15 @@ class RepStore:
     `station serve`, `station doctor`); it never creates or migrates the file.
     """
 
-    def __init__(self, path: Path, readonly: bool = False, outbox: bool = False, synchronous: str = "FULL"):
+    def __init__(self, path: Path, readonly: bool = False, outbox: bool = False, synchronous: str = "FULL",
+                 clock: Callable[[], float] = time.time):
         """`outbox=True` (MQTT on): each rep and session start or end also goes into the outbox, in the
         same transaction. `synchronous="NORMAL"` suits a connection whose writes may be lost to a power
         cut without harm (the MQTT sender's deletes: a lost one only sends a rep again)."""
         self.path = Path(path)
         self.readonly = readonly
         self.outbox = outbox
+        self.clock = clock  # Unix seconds for what the log stamps itself (corrections, athletes, decisions)
         self._lock = threading.RLock()
         try:
             if readonly:
@@ -235,13 +277,30 @@ class RepStore:
     # --- writes -----------------------------------------------------------------------------
 
     def start_session(self, started_at: float, profile: str, source: str = "", athlete: Optional[str] = None) -> int:
+        """`athlete` is a name: an athlete not in the log yet is added (the station and the pending
+        file carry names, so a label typed before the athletes list existed still links)."""
         with self._transaction() as db:
+            athlete_id = self._athlete_named(db, athlete)
             cur = db.execute(
-                "INSERT INTO sessions (started_at, profile, source, athlete) VALUES (?, ?, ?, ?)",
-                (started_at, profile, source, athlete),
+                "INSERT INTO sessions (started_at, profile, source, athlete, athlete_id) VALUES (?, ?, ?, ?, ?)",
+                (started_at, profile, source, self._name_of(db, athlete_id), athlete_id),
             )
             self._to_outbox(db, "session", session_id=int(cur.lastrowid))
             return int(cur.lastrowid)
+
+    def _athlete_named(self, db: sqlite3.Connection, name: Optional[str]) -> Optional[int]:
+        name = name.strip() if name else None
+        if not name:
+            return None
+        db.execute("INSERT OR IGNORE INTO athletes (name, created_at) VALUES (?, ?)", (name, self.clock()))
+        return int(db.execute("SELECT id FROM athletes WHERE name = ?", (name,)).fetchone()[0])
+
+    @staticmethod
+    def _name_of(db: sqlite3.Connection, athlete_id: Optional[int]) -> Optional[str]:
+        """The athlete's name as the athletes table spells it (names match without regard to case)."""
+        if athlete_id is None:
+            return None
+        return str(db.execute("SELECT name FROM athletes WHERE id = ?", (athlete_id,)).fetchone()[0])
 
     def end_session(self, session_id: int, ended_at: float) -> None:
         with self._transaction() as db:
@@ -253,11 +312,58 @@ class RepStore:
                    session_id: Optional[int] = None) -> None:
         if self.outbox:
             db.execute("INSERT INTO outbox (kind, rep_id, session_id, created_at) VALUES (?, ?, ?, ?)",
-                       (kind, rep_id, session_id, time.time()))
+                       (kind, rep_id, session_id, self.clock()))
 
     def set_athlete(self, session_id: int, athlete: Optional[str]) -> bool:
+        """Give a session to the athlete of that name (added when new), or make it anonymous (None)."""
         with self._transaction() as db:
-            return db.execute("UPDATE sessions SET athlete = ? WHERE id = ?", (athlete, session_id)).rowcount == 1
+            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+                return False
+            athlete_id = self._athlete_named(db, athlete)
+            return db.execute("UPDATE sessions SET athlete = ?, athlete_id = ? WHERE id = ?",
+                              (self._name_of(db, athlete_id), athlete_id, session_id)).rowcount == 1
+
+    def add_athlete(self, name: str, notes: str = "", height_cm: Optional[float] = None) -> int:
+        """A new athlete; a name already taken (in any case) raises BadRecordError."""
+        with self._transaction() as db:
+            cur = db.execute("INSERT INTO athletes (name, notes, height_cm, created_at) VALUES (?, ?, ?, ?)",
+                             (name.strip(), notes, height_cm, self.clock()))
+            return int(cur.lastrowid)
+
+    def update_athlete(self, athlete_id: int, **fields: Any) -> bool:
+        """Change any of name, notes, height_cm. A new name reaches every session of the athlete in
+        the same transaction; no rep is touched."""
+        unknown = set(fields) - {"name", "notes", "height_cm"}
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)} of an athlete")
+        if "name" in fields:
+            fields["name"] = fields["name"].strip()
+        with self._transaction() as db:
+            if fields:
+                sets = ", ".join(f"{key} = ?" for key in fields)
+                if db.execute(f"UPDATE athletes SET {sets} WHERE id = ?", (*fields.values(), athlete_id)).rowcount != 1:
+                    return False
+            elif db.execute("SELECT 1 FROM athletes WHERE id = ?", (athlete_id,)).fetchone() is None:
+                return False
+            if "name" in fields:
+                db.execute("UPDATE sessions SET athlete = ? WHERE athlete_id = ?", (fields["name"], athlete_id))
+            return True
+
+    def delete_athlete(self, athlete_id: int) -> bool:
+        """Forget an athlete: their sessions and reps stay, anonymous; their step decisions go."""
+        with self._transaction() as db:
+            db.execute("UPDATE sessions SET athlete = NULL, athlete_id = NULL WHERE athlete_id = ?", (athlete_id,))
+            return db.execute("DELETE FROM athletes WHERE id = ?", (athlete_id,)).rowcount == 1
+
+    def add_step_decision(self, athlete_id: int, drill: str, next_drill: str, decision: str,
+                          evidence: Sequence[int]) -> int:
+        if decision not in STEP_DECISIONS:
+            raise ValueError(f"decision must be one of {STEP_DECISIONS}")
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT INTO step_decisions (athlete_id, drill, next_drill, decision, evidence, decided_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (athlete_id, drill, next_drill, decision, json.dumps(list(evidence)), self.clock()))
+            return int(cur.lastrowid)
 
     def find_session(self, started_at: float, source: str) -> Optional[int]:
         """The id of the session that started at `started_at` from `source`, if it is logged."""
@@ -309,7 +415,7 @@ class RepStore:
         with self._transaction() as db:
             cur = db.execute(
                 "INSERT INTO corrections (rep_id, kind, fault, note, created_at) VALUES (?, ?, ?, ?, ?)",
-                (rep_id, kind, fault, note, time.time()),
+                (rep_id, kind, fault, note, self.clock()),
             )
             return int(cur.lastrowid)
 
@@ -368,6 +474,9 @@ class RepStore:
         if flt.athlete:
             clauses.append("s.athlete = ?")
             params.append(flt.athlete)
+        if flt.athlete_id is not None:
+            clauses.append("s.athlete_id = ?")
+            params.append(flt.athlete_id)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def count_sessions(self, flt: SessionFilter = SessionFilter()) -> int:
@@ -409,9 +518,11 @@ class RepStore:
         rows = self._query("SELECT * FROM sessions WHERE id = ?", (session_id,))
         return dict(rows[0]) if rows else None
 
-    def _reps(self, where: str, params: Sequence[Any], limit: Optional[int] = None) -> list[dict[str, Any]]:
+    def _reps(self, where: str, params: Sequence[Any], limit: Optional[int] = None,
+              traces: bool = True) -> list[dict[str, Any]]:
         page = f" LIMIT {int(limit)}" if limit is not None else ""
-        reps = [dict(r) for r in self._query(f"SELECT * FROM reps {where} ORDER BY started_at, id{page}", params)]
+        columns = "*" if traces else f"{_REP_COLUMNS_BUT_TRACE}, '[]' AS trace, '{{}}' AS timings"
+        reps = [dict(r) for r in self._query(f"SELECT {columns} FROM reps {where} ORDER BY started_at, id{page}", params)]
         if not reps:
             return []
         ids = [r["id"] for r in reps]
@@ -451,6 +562,34 @@ class RepStore:
         if session_id is None:
             return int(self._query("SELECT COUNT(*) FROM reps")[0][0])
         return int(self._query("SELECT COUNT(*) FROM reps WHERE session_id = ?", (session_id,))[0][0])
+
+    def list_athletes(self) -> list[dict[str, Any]]:
+        """Every athlete by name, with their sessions, reps and last session's start."""
+        return self._athletes("", ())
+
+    def get_athlete(self, athlete_id: int) -> Optional[dict[str, Any]]:
+        rows = self._athletes("WHERE a.id = ?", (athlete_id,))
+        return rows[0] if rows else None
+
+    def _athletes(self, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._query(
+            f"""SELECT a.*, COUNT(DISTINCT s.id) AS sessions, COUNT(r.id) AS reps, MAX(s.started_at) AS last_session_at
+                FROM athletes a LEFT JOIN sessions s ON s.athlete_id = a.id LEFT JOIN reps r ON r.session_id = s.id
+                {where} GROUP BY a.id ORDER BY a.name""", params)]
+
+    def athlete_reps(self, athlete_id: int) -> list[dict[str, Any]]:
+        """Every rep of the athlete's sessions, oldest first, with faults and corrections. Without
+        the traces and timings: progress reads measures per rep, and a year of an athlete's traces
+        would make their page slow for nothing (the session page shows each rep's trace)."""
+        return self._reps("WHERE session_id IN (SELECT id FROM sessions WHERE athlete_id = ?)", (athlete_id,),
+                          traces=False)
+
+    def step_decisions(self, athlete_id: int) -> list[dict[str, Any]]:
+        rows = [dict(r) for r in self._query(
+            "SELECT * FROM step_decisions WHERE athlete_id = ? ORDER BY decided_at, id", (athlete_id,))]
+        for r in rows:
+            r["evidence"] = json.loads(r["evidence"])
+        return rows
 
     def device_events(self, limit: int = 100) -> list[dict[str, Any]]:
         return [dict(r) for r in self._query("SELECT * FROM device_events ORDER BY at DESC, id DESC LIMIT ?", (limit,))]

@@ -34,12 +34,13 @@ def station_settings(settings, db: Path, **sections: dict[str, Any]):
                                        for name, fields in changes.items()})
 
 
-def log_clips(db: Path, clips: list[Path], poses_of, settings, athlete=None) -> None:
+def log_clips(db: Path, clips: list[Path], poses_of, settings, athlete=None, profile=None, wall_clock=None) -> None:
     """Replay each clip through the live loop into the rep log at `db`, one session per clip, wired
-    as `station log` wires it."""
+    as `station log` wires it; `wall_clock` sets the Unix time the sessions are logged at."""
+    extra = {"wall_clock": wall_clock} if wall_clock is not None else {}
     for clip in clips:
-        with build_station(station_settings(settings, db), str(clip), headless=True, fast=True,
-                           engine=RecordedPoses(poses_of(clip.name)), athlete=athlete) as rig:
+        with build_station(station_settings(settings, db), str(clip), headless=True, fast=True, profile=profile,
+                           engine=RecordedPoses(poses_of(clip.name)), athlete=athlete, **extra) as rig:
             rig.run()
 
 

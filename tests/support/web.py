@@ -120,10 +120,11 @@ def station(filled_db: Path) -> Iterator[Station]:
 
 
 def make_app(store: RepStore, token: Optional[str] = TOKEN, read_requires_token: bool = False,
-             live: Optional[LiveState] = None, controls=None, checks=None, page_cpu_share: Optional[float] = 0.25):
+             live: Optional[LiveState] = None, controls=None, checks=None, page_cpu_share: Optional[float] = 0.25,
+             ladder=None):
     web = WebSettings(token=token, read_requires_token=read_requires_token, allowed_hosts=["testserver"])
     return create_app(store, web, live=live, controls=controls, profiles=PROFILES, checks=checks,
-                      page_cpu_share=page_cpu_share)
+                      page_cpu_share=page_cpu_share, ladder=ladder)
 
 
 def add_live_rep(station: Station, style: str = "squatted") -> int:

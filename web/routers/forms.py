@@ -34,6 +34,12 @@ def validated(model: type[Model], data: dict[str, Any]) -> Model:
         raise HTTPException(400, reasons) from None
 
 
+def confirmed(confirm: str, what: str) -> None:
+    """A delete form's tick box: without it, nothing is deleted and the page says why."""
+    if confirm != "yes":
+        raise HTTPException(400, f"tick the box to confirm {what}")
+
+
 def back(target: str, saved: str, anchor: str = "") -> RedirectResponse:
     path, _, fragment = safe_next(target, "/").partition("#")
     joiner = "&" if "?" in path else "?"
@@ -72,8 +78,7 @@ def label_session(ctx: Writer, session_id: SessionId, athlete: Annotated[str, Fo
 
 @router.post("/sessions/{session_id}/delete", response_class=Response, responses={**REDIRECT, **ERRORS})
 def delete_session(ctx: Writer, session_id: SessionId, confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
-    if confirm != "yes":
-        raise HTTPException(400, "tick the box to confirm deleting the session")
+    confirmed(confirm, "deleting the session")
     actions.delete_session(ctx, session_id)
     return back("/history", "deleted")
 

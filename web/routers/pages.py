@@ -26,6 +26,9 @@ FLASH = {
     "athlete": "Athlete label saved.", "correction": "Correction saved beside the station's verdict.",
     "undone": "Correction withdrawn.", "deleted": "Session deleted.", "settings": "Settings sent to the station.",
     "signed_in": "Signed in: you can make changes from this phone.", "signed_out": "Signed out.",
+    "athlete_added": "Athlete added.", "athlete_changed": "Athlete saved.",
+    "athlete_deleted": "Athlete deleted; their reps stay, anonymous.", "athlete_up": "Up next: the next session is theirs.",
+    "step_accepted": "Step accepted: the athlete moves up the ladder.", "step_dismissed": "Suggestion dismissed.",
 }
 HTML = {
     200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page."},
@@ -116,14 +119,14 @@ def session_page(ctx: Reader, request: Request, session_id: SessionId, saved: Fl
             "can_add": [f.value for f in Fault if f.value not in raised and f.value not in added],
         })
     return render(request, "session.html", "history", saved, detail=detail, session=detail.session, reps=reps,
-                  live_session=session_id == ctx.live_session_id)
+                  live_session=session_id == ctx.live_session_id, athletes=[] if ctx.gym else ctx.store.list_athletes())
 
 
 @router.get("/settings", responses=HTML)
 def settings_page(ctx: Reader, request: Request, saved: Flash = None) -> Response:
     recent = ctx.store.list_sessions(SessionFilter(), limit=20)
     return render(request, "settings.html", "settings", saved, settings=current_settings(ctx, request), recent=recent,
-                  token_configured=ctx.gate.configured, readonly=ctx.store.readonly)
+                  token_configured=ctx.gate.configured, readonly=ctx.store.readonly, athletes=[] if ctx.gym else ctx.store.list_athletes())
 
 
 @router.get("/login", responses=HTML)
