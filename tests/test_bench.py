@@ -53,7 +53,9 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
             assert 0 < row["frame_to_signal_ms_median"] <= row["frame_to_signal_ms_p95"]
 
     voice = {row["voice"]: row for row in result["voice"]}
-    assert set(voice) == {"off", "on"} and voice["on"]["alerts"] == voice["off"]["alerts"] > 0
+    assert set(voice) == {"off", "on"} and voice["on"]["alerts"] > 0 and voice["off"]["alerts"] > 0
+    if voice["on"]["dropped"] == voice["off"]["dropped"] == 0:  # the same frames judged: speaking changes no alert
+        assert voice["on"]["alerts"] == voice["off"]["alerts"]
     assert voice["on"]["cues_spoken"] >= 1  # the clip's first fault is said (later ones may wait or be replaced)
     assert 0 < voice["on"]["frame_to_signal_ms_median"] <= voice["on"]["frame_to_speech_ms_median"]
     assert voice["on"]["frame_to_speech_ms_median"] <= voice["on"]["frame_to_speech_ms_p95"]
