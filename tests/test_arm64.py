@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from device.commands.crosscheck import TRACE_FORMAT, compare_traces, event_record
+from device.pose.tflite import interpreter_options
 from device.analysis.vocabulary import Fault, FaultEvent, FaultRaised, Framing, FramingChanged
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +78,20 @@ def test_events_are_compared_without_their_measured_values():
                                 "borderline": False}}
     assert event_record(FramingChanged(0.1, Framing.OK, "")) == {"kind": "FramingChanged", "time": 0.1,
                                                                 "framing": "ok", "cue": ""}
+
+
+def test_the_interpreter_numerics_are_pinned_and_older_runtimes_get_what_they_know():
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    assert interpreter_options(Interpreter, 2) == {
+        "num_threads": 2, "experimental_default_delegate_latest_features": False,
+        "experimental_op_resolver_type": OpResolverType.AUTO}
+
+    class OldInterpreter:  # tflite_runtime before these options existed
+        def __init__(self, model_path=None, num_threads=None):
+            pass
+
+    assert interpreter_options(OldInterpreter, 3) == {"num_threads": 3}
 
 
 @pytest.mark.skipif(os.environ.get("HINGE_ARM64") != "1",

@@ -40,7 +40,7 @@ from device.fileio import sha256_of
 from device.pose.engine import PoseEngine, iter_poses
 from device.pose.landmarks import NUM_LANDMARKS, Pose
 from device.pose.model_files import read_quantized_record, resolve_models
-from device.pose.tflite import interpreter_class, time_models
+from device.pose.tflite import interpreter_class, interpreter_options, time_models
 
 TRACE_FORMAT = 1
 NOISE_PERTURBATION = "shift_1px"  # content moved +1 px right and +1 px down
@@ -97,7 +97,7 @@ def probe_input(shape: tuple[int, ...]) -> np.ndarray:
 def probe_outputs(path: Path, threads: int, xnnpack: bool) -> list[list[float]]:
     """A model's outputs on the probe input, with TFLite's default XNNPACK delegate or without it."""
     _, interpreter_cls = interpreter_class("auto")
-    options: dict[str, Any] = {"model_path": str(path), "num_threads": threads}
+    options = {"model_path": str(path), **interpreter_options(interpreter_cls, threads)}  # the station's own
     if not xnnpack:
         resolver = sys.modules[interpreter_cls.__module__].OpResolverType
         options["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
