@@ -150,8 +150,9 @@ prepare_root() {
     cp -R "$CLIPS_DIR" "$ROOT$IN_ROOT/shared/clips"
 
     # Debian has no python3-picamera2 or python3-lgpio (they come from the Raspberry Pi archive,
-    # which this machine cannot reach). Empty stand-ins let install.sh's apt step pass; the camera
-    # and GPIO are not tested here (tests/test_sources.py and the signals tests cover them).
+    # which this machine cannot reach). Empty stand-ins let install.sh's apt step pass; pip then
+    # installs lgpio's own aarch64 wheel for the `pi` extra. The camera and GPIO themselves are not
+    # tested here (tests/test_sources.py and the signals tests cover them on mocks).
     local pkg deb
     for pkg in python3-picamera2 python3-lgpio; do
         # shellcheck disable=SC2016  # ${Status} is dpkg-query's field name, not a shell variable
