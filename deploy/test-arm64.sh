@@ -88,11 +88,11 @@ trap unmount_all EXIT
 trap 'exit 130' INT TERM
 
 mount_into_root() {
-    # XNNPACK's CPU detection reads /sys (and /proc): without them it gives up and TFLite falls back
-    # to its slower reference kernels, so the run would not test the kernels a Pi uses.
+    # XNNPACK's CPU detection reads /sys and /proc (see arm_cpuinfo): without them it gives up and
+    # TFLite falls back to other kernels, so the run would not test the kernels a Pi uses.
     local target=$1 kind=$2 source=$3
-    mkdir -p "$target"
-    mountpoint -q "$target" && return 0
+    if [ "$kind" != bind ] || [ -d "$source" ]; then mkdir -p "$target"; fi
+    if [ "$kind" != bind ] || [ -d "$source" ]; then mountpoint -q "$target" && return 0; fi
     case "$kind" in
         bind) mount --bind "$source" "$target" ;;
         *) mount -t "$kind" "$source" "$target" ;;
@@ -205,9 +205,34 @@ shutil.copy2(src / "quantized.json", dst / "quantized.json")' "$HOST_MODELS" "$R
     local cpu
     for cpu in $CPUS; do
         step "Trace inside the root, QEMU_CPU=$cpu ($FRAMES frames of ${#CLIPS[@]} clips; emulated: minutes)"
+        arm_cpuinfo "$cpu" >"$WORK/cpuinfo-$cpu"
+        mount_into_root "$ROOT/proc/cpuinfo" bind "$WORK/cpuinfo-$cpu"
         QEMU_CPU=$cpu in_root QEMU_CPU="$cpu" station models trace "${CLIPS[@]/#/$IN_ROOT/shared/clips/}" \
             --frames "$FRAMES" --variant float16 --models-dir "$models" --variant-speed --out "$IN_ROOT/trace-$cpu.json"
+        umount "$ROOT/proc/cpuinfo"
+        unset 'MOUNTED[${#MOUNTED[@]}-1]'
         cp "$ROOT$IN_ROOT/trace-$cpu.json" "$WORK/arm64-$cpu.json"
+    done
+}
+
+# arm_cpuinfo QEMU_CPU: the /proc/cpuinfo a Pi with that core shows, one entry per host CPU.
+# qemu-user (7.2) passes the host's x86 /proc/cpuinfo through; with the host's /sys beside it,
+# the cpuinfo library that XNNPACK and ruy use finds processors but no ARM ones and crashes
+# (SIGSEGV in the first invoke), and without /sys it gives up and TFLite falls back to slower
+# kernels. So the root sees the core's own identity (MIDR: implementer, part, variant, revision, as
+# on a Pi 4 = Cortex-A72 r0p3 and a Pi 5 = Cortex-A76 r4p1) and the features qemu's CPU model
+# reports in the auxiliary vector, which is where XNNPACK reads fp16 and dot-product support.
+arm_cpuinfo() {
+    local part variant revision features i
+    case "$1" in
+        cortex-a72) part=0xd08 variant=0x0 revision=3 features="fp asimd aes pmull sha1 sha2 crc32 cpuid" ;;
+        cortex-a76) part=0xd0b variant=0x4 revision=1
+            features="fp asimd aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" ;;
+        *) die "no /proc/cpuinfo description for QEMU_CPU=$1 (known: cortex-a72, cortex-a76)" ;;
+    esac
+    for ((i = 0; i < $(nproc); i++)); do
+        printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' \
+            "$i" "$features" "$variant" "$part" "$revision"
     done
 }
 

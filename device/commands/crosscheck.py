@@ -58,22 +58,37 @@ class CrosscheckError(StationError):
 # --- trace --------------------------------------------------------------------------------------
 
 
+# aarch64 AT_HWCAP bits (linux/arch/arm64/include/uapi/asm/hwcap.h): what XNNPACK reads to pick
+# float16 (fphp + asimdhp) and int8 dot-product (asimddp) kernels.
+AT_HWCAP = 16
+HWCAP_FPHP, HWCAP_ASIMDHP, HWCAP_ASIMDDP = 1 << 9, 1 << 10, 1 << 20
+
+
 def cpu_facts() -> dict[str, Any]:
-    """What the TFLite kernels can see of this CPU: the machine, the kernel's feature flags (XNNPACK
-    picks fp16 and dot-product kernels from them) and, under qemu-user, the emulated CPU model."""
-    features = ""
+    """What the TFLite kernels can see of this CPU: the machine, its core (MIDR part from
+    /proc/cpuinfo) and, on aarch64, the kernel's (or qemu's) feature bits."""
+    part, model = "", ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip().lower() in ("features", "flags"):
-                features = value.strip()
-                break
+            key = key.strip().lower()
+            if key == "cpu part" and not part:
+                part = value.strip()
+            elif key == "model name" and not model:
+                model = value.strip()
     except OSError:
         pass
-    flags = set(features.split())
+    hwcap = 0
+    if platform.machine() == "aarch64":
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.getauxval.restype = ctypes.c_ulong
+        hwcap = int(libc.getauxval(AT_HWCAP))
     return {"machine": platform.machine(), "cpus": os.cpu_count(), "qemu_cpu": os.environ.get("QEMU_CPU", ""),
-            "fp16_arithmetic": "fphp" in flags and "asimdhp" in flags, "dot_product": "asimddp" in flags,
-            "cpu_features": features}
+            "cpu_part": part, "model_name": model, "hwcap": hex(hwcap),
+            "fp16_arithmetic": bool(hwcap & HWCAP_FPHP and hwcap & HWCAP_ASIMDHP),
+            "dot_product": bool(hwcap & HWCAP_ASIMDDP)}
 
 
 def runtime_versions() -> dict[str, str]:
