@@ -110,3 +110,11 @@ def test_the_station_installs_and_matches_this_machine_on_arm64(tmp_path):
     assert {row["clip"] for row in result["clips"]} == {"formfit_deadlift_side_good.mp4", "bichraix_deadlift_side_good014.mp4"}
     for speeds in result["variant_speed_vs_float16"]:
         assert speeds["float16"] == 1.0 and len(speeds) > 3  # machine, qemu_cpu, float16 and the variants
+
+
+def test_the_opt_in_variable_is_not_refused_as_a_misspelled_setting():
+    from device.config import unknown_environment
+
+    # pytest passes HINGE_ARM64=1 on to the station commands the script runs.
+    assert unknown_environment({"HINGE_ARM64": "1"}) == []
+    assert unknown_environment({"HINGE_ARM46": "1"}) == ["HINGE_ARM46"]
