@@ -166,7 +166,7 @@ def trace_clip(engine: PoseEngine, clip: Path, frames: int, profile: str, settin
             "events": [event_record(e) for e in events]}
 
 
-def variant_speed(settings: Settings, inputs: int = 4, rounds: int = 2) -> dict[str, float]:
+def variant_speed(settings: Settings, inputs: int = 2, rounds: int = 2) -> dict[str, float]:
     """ms per landmark call of every variant in quantized.json, divided by float16's in the same run.
     Only the ratio means anything under emulation (and on a shared machine)."""
     models_dir = settings.models_dir
