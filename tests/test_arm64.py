@@ -118,3 +118,25 @@ def test_the_opt_in_variable_is_not_refused_as_a_misspelled_setting():
     # pytest passes HINGE_ARM64=1 on to the station commands the script runs.
     assert unknown_environment({"HINGE_ARM64": "1"}) == []
     assert unknown_environment({"HINGE_ARM46": "1"}) == ["HINGE_ARM46"]
+
+
+def test_trace_and_compare_run_on_this_machine(clips_dir, models_dir, tmp_path, capsys):
+    """The two commands the script runs, on a real clip with the real models: a trace compared
+    with itself is identical to the bit, and the one-pixel noise floor is there and not zero."""
+    from device.commands.cli import main
+
+    trace_path, summary = tmp_path / "trace.json", tmp_path / "summary.json"
+    clip = clips_dir / "bichraix_deadlift_side_good014.mp4"
+    assert main(["models", "trace", str(clip), "--frames", "4", "--noise-floor", "--variant", "float16",
+                 "--models-dir", str(models_dir), "--out", str(trace_path)]) == 0
+    trace = json.loads(trace_path.read_text())
+    assert trace["landmark_variant"] == "float16" and trace["cpu"]["machine"]
+    assert len(trace["clips"][0]["landmarks"]) == 4 and all(trace["clips"][0]["found"])
+    assert set(trace["probe"]) == {"detector_xnnpack", "detector_builtin", "landmark_xnnpack", "landmark_builtin"}
+
+    assert main(["models", "compare", str(trace_path), str(trace_path), "--json", str(summary)]) == 0
+    result = json.loads(summary.read_text())
+    row = result["clips"][0]
+    assert result["passed"] and row["max_px"] == 0 and row["same_frame_pixels"] and row["same_events"]
+    assert row["noise_p99_px"] > 0  # moving the picture by a pixel does move the landmarks
+    assert "PASSED" in capsys.readouterr().out
