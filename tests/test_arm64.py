@@ -128,7 +128,9 @@ def test_trace_and_compare_run_on_this_machine(clips_dir, models_dir, tmp_path, 
     trace_path, summary = tmp_path / "trace.json", tmp_path / "summary.json"
     clip = clips_dir / "bichraix_deadlift_side_good014.mp4"
     assert main(["models", "trace", str(clip), "--frames", "4", "--noise-floor", "--variant", "float16",
-                 "--models-dir", str(models_dir), "--out", str(trace_path)]) == 0
+                 "--models-dir", str(models_dir), "--out", str(trace_path), "--json", str(tmp_path / "t.json")]) == 0
+    assert json.loads((tmp_path / "t.json").read_text())["clips"] == [
+        {"clip": clip.name, "frames": 4, "found": 4, "events": len(json.loads(trace_path.read_text())["clips"][0]["events"])}]
     trace = json.loads(trace_path.read_text())
     assert trace["landmark_variant"] == "float16" and trace["cpu"]["machine"]
     assert len(trace["clips"][0]["landmarks"]) == 4 and all(trace["clips"][0]["found"])

@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also trace the clips moved by one pixel: the model's own noise, the tolerance of `compare`")
     p.add_argument("--variant-speed", action="store_true",
                    help="also time every quantized landmark variant against float16 in this run (ratios only)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the printed tables as JSON (the trace itself is --out)")
     p.set_defaults(handler="crosscheck:trace")
     model_flags(p)
     p = msub.add_parser("compare", help="landmark distance and analysis events of a trace against a reference "

@@ -291,10 +291,14 @@ def trace(args: argparse.Namespace, settings: Settings) -> int:
     result = record_trace(settings, args.clips, args.frames, args.profile, noise_floor=args.noise_floor,
                           speed=args.variant_speed)
     write_json(args.out, result)
-    print_table([{"clip": c["clip"], "frames": len(c["found"]), "found": sum(c["found"]), "events": len(c["events"])}
-                 for c in result["clips"]], title=f"trace on {result['cpu']['machine']} -> {args.out}")
-    if "variant_speed_vs_float16" in result:
-        print_table([{"variant": k, "ms_vs_float16": v} for k, v in result["variant_speed_vs_float16"].items()])
+    clips = [{"clip": c["clip"], "frames": len(c["found"]), "found": sum(c["found"]), "events": len(c["events"])}
+             for c in result["clips"]]
+    speeds = [{"variant": k, "ms_vs_float16": v} for k, v in result.get("variant_speed_vs_float16", {}).items()]
+    print_table(clips, title=f"trace on {result['cpu']['machine']} -> {args.out}")
+    if speeds:
+        print_table(speeds)
+    if args.json:
+        write_json(args.json, {"clips": clips, "variant_speed": speeds})
     return 0
 
 
