@@ -6,6 +6,7 @@
 #   sudo deploy/install.sh --hub         the gym's hub (every station's reps, the gym page), on a Pi or any Debian box
 #   deploy/install.sh --dry-run          print every step, change nothing
 #   sudo deploy/install.sh --uninstall   remove it all but the rep database (--purge-data: that too)
+#   sudo deploy/install.sh --no-start    in an image build or chroot: install and enable, start nothing
 #
 # What it makes: apt packages (python3-picamera2 needs libcamera, so it comes from apt), a venv in
 # /opt/hinge-station that sees those system packages, the service user hinge-station (groups video,
@@ -17,7 +18,7 @@ umask 022  # the venv and units must stay readable for the service user whatever
 
 usage() {
     cat <<'EOF'
-usage: install.sh [--dry-run] [--headless | --coach | --hub] [--no-quantize]
+usage: install.sh [--dry-run] [--headless | --coach | --hub] [--no-quantize] [--no-start]
        install.sh --uninstall [--purge-data] [--dry-run]
 
   --dry-run      print every step and change nothing
@@ -26,6 +27,9 @@ usage: install.sh [--dry-run] [--headless | --coach | --hub] [--no-quantize]
   --hub          enable hinge-hub.service: the gym's hub (arm64 or amd64; no camera, models or GPIO);
                  it leaves a station's services on this machine as they are
   --no-quantize  keep the shipped float16 landmark model (skip `station models quantize`)
+  --no-start     install and enable the units but start, restart or reload nothing (image builds,
+                 chroots); chosen by itself when systemd is not running (`systemctl is-system-running`
+                 says offline)
   --uninstall    stop and remove the services, venv, config and models; keep the rep database
   --purge-data   with --uninstall: also delete /var/lib/hinge-station and the service user
   --root DIR     write every file under DIR (for tests and image builds; system commands still run)
@@ -65,6 +69,7 @@ WROTE=0     # set by put_file / put_dir: did the last call change anything?
 CHANGED=0   # anything the running service would need a restart for
 NEW_TOKEN=""
 START_FAILED=""
+NO_START=0  # 1: no running systemd to talk to (--no-start, or detected): units are enabled, nothing started
 
 say() { printf '%s\n' "$*"; }
 step() { printf '\n==> %s\n' "$*"; }
@@ -344,10 +349,12 @@ install_units() {
     put_file "$SRC_DIR/deploy/journald.conf.d/hinge-station.conf" "$JOURNALD_DROPIN" 0644
     journald_changed=$WROTE
     put_file "$SRC_DIR/deploy/logrotate.d/hinge-station" "$LOGROTATE_FILE" 0644
-    if [ "$units_changed" = 1 ]; then
-        run systemctl daemon-reload
-        CHANGED=1
+    if [ "$units_changed" = 1 ]; then CHANGED=1; fi
+    if [ "$NO_START" = 1 ]; then
+        say "    no running systemd: units and limits take effect at boot (no daemon-reload, no journald restart)"
+        return 0
     fi
+    if [ "$units_changed" = 1 ]; then run systemctl daemon-reload; fi
     # journald reads its configuration only at start; it keeps services' log streams across a restart.
     if [ "$journald_changed" = 1 ]; then run systemctl restart systemd-journald; fi
 }
@@ -358,6 +365,10 @@ enable_hub() {
         say "    $HUB_UNIT enabled"
     else
         run systemctl enable "$HUB_UNIT"
+    fi
+    if [ "$NO_START" = 1 ]; then
+        say "    not starting: no running systemd here (--no-start or a chroot); $HUB_UNIT starts at boot"
+        return 0
     fi
     if ! systemctl is-active --quiet "$HUB_UNIT" 2>/dev/null; then
         run systemctl start "$HUB_UNIT" || START_FAILED="$START_FAILED $HUB_UNIT"
@@ -377,7 +388,7 @@ enable_services() {
     local want other
     if [ "$MODE" = headless ]; then want=$HEADLESS_UNIT other=$COACH_UNIT; else want=$COACH_UNIT other=$HEADLESS_UNIT; fi
     if systemctl is-enabled --quiet "$other" 2>/dev/null; then
-        run systemctl disable --now "$other"
+        run systemctl disable "${NOW[@]}" "$other"
     fi
     local unit
     for unit in "$want" "$BACKUP_TIMER"; do
@@ -392,6 +403,10 @@ enable_services() {
     as_service "$ROOT$VENV/bin/station" --config "$ROOT$CONFIG" doctor --quick ||
         warn "station doctor reports failures (above); the service starts anyway and keeps retrying"
 
+    if [ "$NO_START" = 1 ]; then
+        step "Not starting: no running systemd here (--no-start or a chroot); $want and $BACKUP_TIMER start at boot"
+        return 0
+    fi
     step "Starting (waits until the station reports ready: model loaded, camera open)"
     for unit in "$want" "$BACKUP_TIMER"; do
         if ! systemctl is-active --quiet "$unit" 2>/dev/null; then
@@ -466,15 +481,15 @@ uninstall() {
     local unit removed=0
     for unit in "${UNITS[@]}"; do
         if [ -e "$ROOT$UNIT_DIR/$unit" ]; then
-            run systemctl disable --now "$unit" || warn "could not stop $unit"
+            run systemctl disable "${NOW[@]}" "$unit" || warn "could not stop $unit"
             run rm -f "$ROOT$UNIT_DIR/$unit"
             removed=1
         fi
     done
-    if [ "$removed" = 1 ]; then run systemctl daemon-reload; fi
+    if [ "$removed" = 1 ] && [ "$NO_START" = 0 ]; then run systemctl daemon-reload; fi
     if [ -e "$ROOT$JOURNALD_DROPIN" ]; then
         run rm -f "$ROOT$JOURNALD_DROPIN"
-        run systemctl restart systemd-journald
+        if [ "$NO_START" = 0 ]; then run systemctl restart systemd-journald; fi
     fi
     if [ -e "$ROOT$LOGROTATE_FILE" ]; then run rm -f "$ROOT$LOGROTATE_FILE"; fi
 
@@ -504,6 +519,7 @@ while [ $# -gt 0 ]; do
         --coach) MODE=coach ;;
         --hub) MODE=hub PIP_EXTRAS=hub ;;
         --no-quantize) QUANTIZE=0 ;;
+        --no-start) NO_START=1 ;;
         --uninstall) UNINSTALL=1 ;;
         --purge-data) PURGE=1 ;;
         --root)
@@ -521,6 +537,15 @@ if [ "$PURGE" = 1 ] && [ "$UNINSTALL" = 0 ]; then die "--purge-data only goes wi
 if [ "$DRY_RUN" = 0 ] && [ -z "$ROOT" ] && [ "$EUID" -ne 0 ]; then
     die "run as root: sudo $0 ${ARGS[*]}  (or --dry-run to see the steps)"
 fi
+
+# An image build or a chroot has no systemd to start units with: systemctl there still enables
+# units (it only writes symlinks) but cannot start or reload anything.
+if [ "$NO_START" = 0 ] && [ "$(systemctl is-system-running 2>/dev/null || true)" = offline ]; then
+    say "systemd is not running here (systemctl is-system-running: offline): installing with --no-start"
+    NO_START=1
+fi
+NOW=(--now)
+if [ "$NO_START" = 1 ]; then NOW=(); fi
 
 if [ "$UNINSTALL" = 1 ]; then
     uninstall

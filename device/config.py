@@ -293,6 +293,9 @@ def load_settings(path: Optional[Path] = None, overrides: Optional[dict[str, Any
 # HINGE_* variables that are not settings: the config file's path, and where `station evaluate`
 # and the tests find the labelled clips.
 NOT_SETTINGS = {"HINGE_CONFIG", "HINGE_SHARED_DIR"}
+# HINGE_ARM64=1 opts tests/test_arm64.py in (deploy/test-arm64.sh, minutes of emulation); the
+# station it runs inherits the variable and must not refuse it.
+NOT_SETTINGS |= {"HINGE_ARM64"}
 
 
 def unknown_environment(environ: Any) -> list[str]:

@@ -123,6 +123,9 @@ elif name == "runuser":
 elif name == "systemctl":
     verb, units = args[0], positional(args[1:])
     root = Path(os.environ["FAKE_ROOT"])
+    if verb == "is-system-running":  # "offline" in a chroot or image build, where systemd is not PID 1
+        print(os.environ.get("FAKE_SYSTEM_STATE", "running"))
+        sys.exit(0 if os.environ.get("FAKE_SYSTEM_STATE", "running") == "running" else 1)
     if verb == "is-enabled":
         sys.exit(0 if units[0] in state["enabled"] else 1)
     if verb == "is-active":
@@ -209,7 +212,8 @@ class Machine:
 
     def changes(self) -> list[list[str]]:
         """Logged commands that would change a real system (queries and the fakes' internals left out)."""
-        queries = {("systemctl", "is-enabled"), ("systemctl", "is-active"), ("python3", "-c")}
+        queries = {("systemctl", "is-enabled"), ("systemctl", "is-active"), ("systemctl", "is-system-running"),
+                   ("python3", "-c")}
         return [c for c in self.commands()
                 if c[0] not in ("dpkg-query", "dpkg", "getent", "venv-station", "pip-source") and tuple(c[:2]) not in queries]
 
@@ -498,6 +502,35 @@ def test_a_service_that_does_not_come_up_fails_the_install_but_keeps_the_token(m
     assert "hinge-station-backup.timer" in machine.state["active"]
 
 
+@pytest.mark.parametrize("how", [("--no-start",), ()], ids=["flag", "detected"])
+def test_without_running_systemd_units_are_enabled_and_nothing_started(machine, how):
+    """An image build or a chroot (deploy/test-arm64.sh): systemctl can enable units there but not
+    start or reload them, so the install enables and starts nothing; a later boot starts them."""
+    proc = machine.install(*how, FAKE_SYSTEM_STATE="running" if how else "offline")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    state = machine.state
+    assert state["enabled"] == ["hinge-station.service", "hinge-station-backup.timer"]
+    assert state["active"] == []
+    for verb in ("start", "restart", "daemon-reload"):
+        assert not ran(machine, "systemctl", verb), verb
+    for unit in UNITS:
+        assert (machine.root / "etc/systemd/system" / unit).is_file()
+    assert "start at boot" in proc.stdout
+    if not how:
+        assert "systemd is not running here" in proc.stdout
+
+    switched = machine.install("--headless", *how, FAKE_SYSTEM_STATE="running" if how else "offline")
+    assert switched.returncode == 0, switched.stderr
+    assert ran(machine, "systemctl", "disable", "hinge-station.service")  # no --now: nothing to stop
+    assert machine.state["enabled"] == ["hinge-station-backup.timer", "hinge-station-log.service"]
+    assert machine.state["active"] == []
+
+    hub = machine.install("--hub", *how, FAKE_SYSTEM_STATE="running" if how else "offline")
+    assert hub.returncode == 0, hub.stderr
+    assert "hinge-hub.service" in machine.state["enabled"] and machine.state["active"] == []
+    assert not ran(machine, "systemctl", "start") and not ran(machine, "systemctl", "restart")
+
+
 def test_missing_quantize_command_falls_back_to_float16(machine):
     proc = machine.install(FAKE_HAS_QUANTIZE="0")
     assert proc.returncode == 0, proc.stderr
@@ -533,7 +566,8 @@ def test_refuses_to_run_without_root_or_root_dir():
 def test_help_lists_every_option():
     proc = subprocess.run(["bash", str(INSTALL), "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
-    for option in ["--dry-run", "--headless", "--coach", "--no-quantize", "--uninstall", "--purge-data", "--root"]:
+    for option in ["--dry-run", "--headless", "--coach", "--hub", "--no-quantize", "--uninstall", "--purge-data",
+                   "--root", "--no-start"]:
         assert option in proc.stdout
     bad = subprocess.run(["bash", str(INSTALL), "--frobnicate"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown option '--frobnicate'" in bad.stderr

@@ -147,6 +147,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="PATH")
     p.add_argument("--models-dir", type=Path, help="models directory (default: <data_dir>/models)")
     p.set_defaults(handler="models:quantize")
+
+    p = msub.add_parser("trace", help="record the pose engine's landmarks and the analysis events on a clip's first "
+                                      "frames, with the CPU and runtime facts (deploy/test-arm64.sh compares machines)")
+    p.add_argument("clips", nargs="+", type=Path, metavar="CLIP")
+    p.add_argument("--out", type=Path, required=True, metavar="TRACE.json")
+    p.add_argument("--frames", type=int, default=40, help="frames from the start of each clip (default 40)")
+    p.add_argument("--profile", help="drill profile for the analysis (default: analysis.profile)")
+    p.add_argument("--noise-floor", action="store_true",
+                   help="also trace the clips moved by one pixel: the model's own noise, the tolerance of `compare`")
+    p.add_argument("--variant-speed", action="store_true",
+                   help="also time every quantized landmark variant against float16 in this run (ratios only)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the printed tables as JSON (the trace itself is --out)")
+    p.set_defaults(handler="crosscheck:trace")
+    model_flags(p)
+    p = msub.add_parser("compare", help="landmark distance and analysis events of a trace against a reference "
+                                        "trace; exits 1 beyond the reference's one-pixel noise floor")
+    p.add_argument("reference", type=Path, metavar="REFERENCE.json", help="a trace made with --noise-floor")
+    p.add_argument("others", nargs="+", type=Path, metavar="OTHER.json")
+    p.add_argument("--json", type=Path, metavar="PATH")
+    p.set_defaults(handler="crosscheck:compare")
+    p = msub.add_parser("macs", help="multiply-accumulates per inference of the detector and each landmark variant, "
+                                     "counted from the model graphs (the Pi performance budget)")
+    p.add_argument("--json", type=Path, metavar="PATH")
+    p.set_defaults(handler="models:macs")
+    model_flags(p)
     return parser
 
 

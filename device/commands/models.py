@@ -67,3 +67,25 @@ def quantize(args: argparse.Namespace, settings: Settings) -> int:
         write_json(args.json, {"variants": outcome.rows, "selected": record.get("selected"),
                                "rebuilt": outcome.rebuilt, "seconds": round(outcome.seconds, 1)})
     return 0
+
+
+def macs(args: argparse.Namespace, settings: Settings) -> int:
+    """Multiply-accumulates per inference of the detector, the shipped landmark model and every
+    quantized variant present: the paper side of the Pi performance budget (deploy/README.md)."""
+    from models.macs import count_model_file
+
+    manifest = load_manifest()
+    files = {spec.name: settings.models_dir / spec.file for spec in manifest.models.values()}
+    record = read_quantized_record(settings.models_dir) or {}
+    files.update({v["name"]: settings.models_dir / v["file"] for v in record.get("variants", [])
+                  if (settings.models_dir / v["file"]).is_file()})
+    rows = []
+    for name, path in files.items():
+        count = count_model_file(path)
+        rows.append({"model": name, "file": path.name, "mmacs": round(count.macs / 1e6, 1),
+                     **{f"{op.lower()}_mmacs": round(n / 1e6, 1) for op, n in sorted(count.by_op.items())},
+                     "mac_layers": count.layers, "element_mops": round(count.element_ops / 1e6, 2)})
+    print_table(rows, title=f"multiply-accumulates per inference (millions), models in {settings.models_dir}")
+    if args.json:
+        write_json(args.json, {"models": rows})
+    return 0

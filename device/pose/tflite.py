@@ -6,6 +6,7 @@ successor. tflite-runtime 2.14 fails under numpy 2, so ai-edge-litert is the def
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from pathlib import Path
 from typing import Any, Mapping, Union
@@ -38,6 +39,26 @@ def interpreter_class(preference: str = "auto") -> tuple[str, Any]:
     )
 
 
+def interpreter_options(interpreter_cls: Any, threads: int) -> dict[str, Any]:
+    """The interpreter's numerics, chosen rather than left to a runtime's defaults.
+
+    XNNPACK (TFLite's default CPU delegate, the AUTO op resolver) runs the whole graph in float32 on
+    every CPU: the float16 weights are widened once at load, and its float16 arithmetic is used only
+    when a delegate flag or the model asks for it, which these options do not. So a Pi 4 (Cortex-A72,
+    no fp16 arithmetic) and a Pi 5 (Cortex-A76, with it) compute the same float32 graph; what may
+    still differ between CPUs is the order of the sums inside XNNPACK's per-CPU kernels, far below
+    the model's own one-pixel noise (deploy/test-arm64.sh measures it). `latest_features` is kept
+    off so that a runtime upgrade does not switch new kernels on behind the station's back. Options
+    an older runtime (tflite_runtime) does not know are left out."""
+    wanted: dict[str, Any] = {"num_threads": threads, "experimental_default_delegate_latest_features": False}
+    module = importlib.import_module(interpreter_cls.__module__)
+    resolver = getattr(module, "OpResolverType", None)
+    if resolver is not None:
+        wanted["experimental_op_resolver_type"] = resolver.AUTO
+    known = inspect.signature(interpreter_cls.__init__).parameters
+    return {name: value for name, value in wanted.items() if name in known}
+
+
 class TFLiteModel:
     """A loaded .tflite model: one float input, outputs addressed by their shape."""
 
@@ -45,7 +66,7 @@ class TFLiteModel:
         self.path = Path(path)
         self.runtime, interpreter_cls = interpreter_class(runtime)
         try:
-            self._interp = interpreter_cls(model_path=str(self.path), num_threads=threads)
+            self._interp = interpreter_cls(model_path=str(self.path), **interpreter_options(interpreter_cls, threads))
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise ModelError(f"cannot load model {self.path}: {err}. Run `station models fetch` to restore it") from None
