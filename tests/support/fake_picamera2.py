@@ -118,7 +118,7 @@ class FakeCameraWorld:
 class CompletedRequest:
     """One captured frame's buffers and metadata; must be released to give the buffers back."""
 
-    def __init__(self, camera: "Picamera2", buffers: dict[str, np.ndarray], metadata: dict[str, Any]):
+    def __init__(self, camera: Any, buffers: dict[str, np.ndarray], metadata: dict[str, Any]):
         self._camera, self._buffers, self._metadata = camera, buffers, metadata
         self._released = False
 
