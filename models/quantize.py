@@ -7,9 +7,11 @@ So a Pi without the clips rebuilds the same files. Each variant is then judged a
 the coach's units on clips held out from calibration: hip and knee angle error on every crop
 (models/accuracy.py, reported) and on the frames the hinge analysis trusts (models/trust.py, the
 gate), measured here when the clips are present, otherwise taken from the committed evaluation and
-labelled so. The station uses the fastest variant on this machine whose trusted-frames hip and knee
-angle error p95 is within the gate and which changes no rep count, verdict or fault on the labelled clips
-(models/outcomes.py); the shipped float16 model is the fallback.
+labelled so. The station uses the fastest variant on this machine that is within the shipped model's
+own noise floor (models/noise_floor.py: its trusted-frames hip and knee error no larger than float16's
+with its crop moved 1 px, and no more changed clip outcomes on the labelled clips and their
+perturbations) and which changes no rep count, verdict or fault on the labelled clips (models/outcomes.py);
+the shipped float16 model is the fallback.
 
 `--explore` (needs the clips, slow) recalibrates, tries every recipe including the per-layer
 search, and rewrites the committed plan, ranges, evaluation and models/QUANTIZATION.md.
@@ -33,6 +35,7 @@ from device.errors import ModelError, StationError
 from device.fileio import sha256_of
 from models.calibration import CalibrationRanges
 from models.graph import float_landmark_graph, pruned_float16
+from models.noise_floor import CROP_SHIFT_PX, within_angle_floor
 from models.quiet import quiet_stderr
 from device.pose.model_files import (
     FETCH_HINT,
@@ -123,9 +126,8 @@ class VariantSpec:
 
 @dataclass
 class Plan:
-    """The committed recipe list, the clip split and the gate."""
+    """The committed recipe list and the clip split (the gate is the noise floor, models/noise_floor.py)."""
 
-    gate_p95_deg: float
     calibration_clips: list[str]
     evaluation_clips: list[str]
     variants: list[VariantSpec]
@@ -138,7 +140,6 @@ class Plan:
         except (OSError, json.JSONDecodeError) as err:
             raise QuantizeError(f"cannot read the quantization plan {path}: {err}") from None
         return cls(
-            gate_p95_deg=float(data["gate_p95_deg"]),
             calibration_clips=list(data["calibration_clips"]),
             evaluation_clips=list(data["evaluation_clips"]),
             variants=[VariantSpec.from_dict(v) for v in data["variants"]],
@@ -147,7 +148,6 @@ class Plan:
 
     def to_json(self) -> str:
         data = {
-            "gate_p95_deg": self.gate_p95_deg,
             "notes": self.notes,
             "calibration_clips": self.calibration_clips,
             "evaluation_clips": self.evaluation_clips,
@@ -265,13 +265,17 @@ class BuiltVariant:
 class Accuracy:
     """Per-variant angle errors and where they come from (measured here, or the committed file).
     errors: name -> {"all_frames": every held-out crop, "trusted": the frames the analysis trusts};
-    outcomes: name -> the coaching check (models/outcomes.py) where it was made or committed."""
+    floor: float16 with its crop moved 1 px judged the same way on the same crops (its trusted row);
+    outcomes: name -> the coaching check (models/outcomes.py) where it was made or committed;
+    verdicts: name -> the noise floor's verdicts reading (models/noise_floor.py) where made or committed."""
 
     errors: dict[str, dict[str, Any]]
     meta: dict[str, Any]
     timing_inputs: list[np.ndarray]
     proven_exact: set[str] = field(default_factory=set)
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    floor: Optional[dict[str, Any]] = None
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def measured(self) -> bool:
@@ -321,6 +325,7 @@ def measure_accuracy(settings, plan: Plan, built: list[BuiltVariant], shipped_pa
     log.info("judging on %d held-out crops (one frame in %d of %d clips, as filmed and mirrored)",
              len(crops), frame_step, len(plan.evaluation_clips))
     reference = TrustedReference.of(run_landmarks(shipped_path, crops, threads, runtime), crops, profile)
+    floor = reference.judge(run_landmarks(shipped_path, crops, threads, runtime, crop_shift=CROP_SHIFT_PX)).row()
     errors = {}
     for b in built:
         landmarks = run_landmarks(b.path, crops, threads, runtime)
@@ -330,16 +335,17 @@ def measure_accuracy(settings, plan: Plan, built: list[BuiltVariant], shipped_pa
             "frame_step": frame_step, "mirrored": True, "trust_rules": f"drill profile {profile.name}"}
     filmed = len(crops) // 2
     inputs = [crops.model_input(i) for i in np.linspace(0, filmed - 1, TIMING_INPUTS).astype(int)]
-    return Accuracy(errors, meta, inputs, _proven_exact(built, shipped_path, settings))
+    return Accuracy(errors, meta, inputs, _proven_exact(built, shipped_path, settings), floor=floor)
 
 
-def committed_outcomes(built: list[BuiltVariant], evaluation_path: Path) -> dict[str, dict[str, Any]]:
-    """The committed coaching check of each variant whose bytes are the ones it was made on."""
+def committed_checks(built: list[BuiltVariant], evaluation_path: Path, what: str) -> dict[str, dict[str, Any]]:
+    """The committed coaching check (`what` = "outcomes") or verdicts reading ("verdicts") of each
+    variant whose bytes are the ones it was made on."""
     if not evaluation_path.is_file():
         return {}
     committed = json.loads(evaluation_path.read_text()).get("variants", {})
-    return {b.spec.name: committed[b.spec.name]["outcomes"] for b in built
-            if b.matches_committed and committed.get(b.spec.name, {}).get("outcomes")}
+    return {b.spec.name: committed[b.spec.name][what] for b in built
+            if b.matches_committed and committed.get(b.spec.name, {}).get(what)}
 
 
 def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: Path, shipped_path: Path, settings) -> Accuracy:
@@ -364,14 +370,23 @@ def committed_accuracy(plan: Plan, built: list[BuiltVariant], evaluation_path: P
     # Speed does not depend on the picture; any fixed input times the model.
     rng = np.random.default_rng(0)
     inputs = [rng.random((256, 256, 3), dtype=np.float32) for _ in range(TIMING_INPUTS)]
-    return Accuracy(errors, meta, inputs, _proven_exact(built, shipped_path, settings), committed_outcomes(built, evaluation_path))
+    return Accuracy(errors, meta, inputs, _proven_exact(built, shipped_path, settings),
+                    committed_checks(built, evaluation_path, "outcomes"),
+                    (committed.get("noise_floor") or {}).get("held_out_trusted"),
+                    committed_checks(built, evaluation_path, "verdicts"))
 
 
-def within_gate(errors: Optional[dict[str, Any]], gate: float) -> bool:
-    """The gate: hip and knee angle error p95 on the frames the analysis trusts (frames float16 trusts
-    and the variant loses count as failures). The all-frames numbers are reported, not gated."""
-    trusted = (errors or {}).get("trusted")
-    return bool(trusted) and max(trusted["hip_err_p95"], trusted["knee_err_p95"]) <= gate
+def within_gate(errors: Optional[dict[str, Any]], floor: Optional[dict[str, Any]]) -> bool:
+    """The angle reading: hip and knee error on the frames the analysis trusts (frames float16 trusts
+    and the variant loses count as failures) no larger, at the median and p95, than float16's own
+    with its crop moved 1 px on the same crops (`floor`). The all-frames numbers are reported, not gated."""
+    return within_angle_floor((errors or {}).get("trusted"), floor)
+
+
+def verdicts_unchanged(exact: bool, verdicts: Optional[dict[str, Any]]) -> bool:
+    """The verdicts reading (models/noise_floor.py): no more changed clip outcomes over the labelled
+    clips and their perturbations than float16 with its crop moved 1 px. Bit-identical landmarks pass."""
+    return exact or bool(verdicts and verdicts.get("within"))
 
 
 def coaching_unchanged(exact: bool, outcome: Optional[dict[str, Any]]) -> bool:
@@ -380,62 +395,72 @@ def coaching_unchanged(exact: bool, outcome: Optional[dict[str, Any]]) -> bool:
     return exact or bool(outcome and outcome.get("same_as_float16"))
 
 
-def qualifies(errors: Optional[dict[str, Any]], gate: float, exact: bool, outcome: Optional[dict[str, Any]],
-              judged_this_file: bool = True) -> bool:
-    """The one rule for whether a variant may be selected: within the angle gate (`within_gate`),
-    judged on these very bytes (committed numbers describe the committed build only), and no change
-    in what the athlete hears (`coaching_unchanged`). `exact`: the variant's landmarks are known
+def qualifies(errors: Optional[dict[str, Any]], floor: Optional[dict[str, Any]], exact: bool,
+              outcome: Optional[dict[str, Any]], verdicts: Optional[dict[str, Any]], judged_this_file: bool = True) -> bool:
+    """The one rule for whether a variant may be selected: within float16's own noise floor on the
+    angles (`within_gate`) and on the verdicts (`verdicts_unchanged`), judged on these very bytes
+    (committed numbers describe the committed build only), and no change in what the athlete hears
+    on the labelled clips (`coaching_unchanged`). `exact`: the variant's landmarks are known
     bit-identical to float16's."""
-    return within_gate(errors, gate) and judged_this_file and coaching_unchanged(exact, outcome)
+    return (within_gate(errors, floor) and judged_this_file and coaching_unchanged(exact, outcome)
+            and verdicts_unchanged(exact, verdicts))
 
 
 def check_outcomes(settings, accuracy: Accuracy, built: list[BuiltVariant], shipped_path: Path, clips_dir: Path,
-                   gate: float) -> None:
-    """Run the coaching check (reps, verdicts and faults on every labelled clip) for the variants that
-    pass the angle gate, are not exact rewrites and have no committed check for their bytes. Slow
-    (the whole pipeline per variant), so only where it decides."""
-    from models.outcomes import coach_outcomes, compare_outcomes, labelled_clips
+                   pose_runs=None) -> None:
+    """Run the coaching check (reps, verdicts and faults on every labelled clip) and the verdicts
+    reading (the same over the clips' perturbations, against float16 with its crop moved 1 px; needs
+    `pose_runs`, device.commands.evaluate.PoseRuns) for the variants within the angle floor that are
+    not exact rewrites and have no committed check for their bytes. Slow (the whole pipeline per
+    variant and run), so only where it decides."""
+    from models.outcomes import CoachingCheck, labelled_clips
 
-    pending = [b for b in built if within_gate(accuracy.errors.get(b.spec.name), gate)
-               and b.spec.name not in accuracy.proven_exact and b.spec.name not in accuracy.outcomes]
+    pending = [b for b in built if within_gate(accuracy.errors.get(b.spec.name), accuracy.floor)
+               and b.spec.name not in accuracy.proven_exact
+               and not (b.spec.name in accuracy.outcomes and b.spec.name in accuracy.verdicts)]
     labels = labelled_clips(clips_dir) if pending else None
     if not pending or labels is None:
         if pending:
             log.warning("no labels.csv in %s: cannot check reps, verdicts and faults of %s", clips_dir, [b.spec.name for b in pending])
         return
-    profile = analysis_profile(settings)
     detector = settings.models_dir / load_manifest().by_role("detector").file
     log.info("checking reps, verdicts and faults on %d labelled clips for %s", len(labels), [b.spec.name for b in pending])
-    reference = coach_outcomes(settings, detector, shipped_path, labels, profile)
+    check = CoachingCheck(settings, detector, shipped_path, labels, analysis_profile(settings), pose_runs, log.info)
     for b in pending:
-        accuracy.outcomes[b.spec.name] = compare_outcomes(reference, coach_outcomes(settings, detector, b.path, labels, profile))
+        accuracy.outcomes[b.spec.name] = check.outcomes(b.path, b.spec.name)
+        if pose_runs is not None:
+            accuracy.verdicts[b.spec.name] = check.verdicts(b.path, b.spec.name)
 
 
-def variant_entry(b: BuiltVariant, accuracy: Accuracy, ms: dict[str, float], gate: float) -> dict[str, Any]:
+def variant_entry(b: BuiltVariant, accuracy: Accuracy, ms: dict[str, float]) -> dict[str, Any]:
     name = b.spec.name
     err = accuracy.errors.get(name) or {}
     exact = name in accuracy.proven_exact
     # Committed numbers describe the committed bytes; a different build must be measured first.
     judged_this_file = accuracy.measured or b.matches_committed is True or exact
-    outcome = accuracy.outcomes.get(name)
+    outcome, verdicts = accuracy.outcomes.get(name), accuracy.verdicts.get(name)
     same_coaching = coaching_unchanged(exact, outcome)
-    within = within_gate(err, gate)
+    within = within_gate(err, accuracy.floor)
     notes = []
     if not judged_this_file:
         notes.append("built bytes differ from the judged build: run with --clips to measure")
     if within and not same_coaching:
-        notes.append("within the angle gate but " + ("changes reps, verdicts or faults on the labelled clips" if outcome else
-                                                     "reps, verdicts and faults not checked (needs the clips and labels.csv)"))
+        notes.append("within the angle floor but " + ("changes reps, verdicts or faults on the labelled clips" if outcome else
+                                                      "reps, verdicts and faults not checked (needs the clips and labels.csv)"))
+    if within and not verdicts_unchanged(exact, verdicts):
+        notes.append("within the angle floor but " + ("changes more clip outcomes than float16 with its crop moved 1 px"
+                                                      if verdicts else "verdicts over the perturbations not judged"))
     return {
         "name": name, "file": b.spec.file, "sha256": b.sha256, "size": b.size,
-        "qualifies": qualifies(err, gate, exact, outcome, judged_this_file),
+        "qualifies": qualifies(err, accuracy.floor, exact, outcome, verdicts, judged_this_file),
         "precision": b.spec.precision, "kind": b.spec.kind, "description": b.spec.description,
         "ms_per_frame": round(ms[name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[name], 2),
         "built_matches_committed": b.matches_committed,
         **({"outputs_identical_to_float16": exact} if b.spec.exact else {}),
         "accuracy_source": accuracy.meta["accuracy_source"] if err else None,
-        "within_angle_gate": within,
+        "within_angle_floor": within,
         "coaching_unchanged": True if exact else (outcome.get("same_as_float16") if outcome else None),
+        "verdicts_within_floor": True if exact else (verdicts.get("within") if verdicts else None),
         **({"note": "; ".join(notes)} if notes else {}),
         "all_frames": err.get("all_frames"),
         "trusted": err.get("trusted"),
@@ -461,6 +486,7 @@ def quantize_models(
     ranges_path: Path = RANGES_PATH,
     evaluation_path: Path = EVALUATION_PATH,
     eval_frame_step: int = DEFAULT_EVAL_FRAME_STEP,
+    pose_runs=None,
 ) -> QuantizeOutcome:
     """Build every planned variant into settings.models_dir, judge it, write quantized.json."""
     started = time.perf_counter()
@@ -488,8 +514,9 @@ def quantize_models(
         log.warning("%s lacks some held-out clips; taking the committed evaluation", clips_dir)
     if use_clips and have_clips:
         accuracy = measure_accuracy(settings, plan, built, shipped_path, clips_dir, eval_frame_step)
-        accuracy.outcomes.update(committed_outcomes(built, evaluation_path))
-        check_outcomes(settings, accuracy, built, shipped_path, clips_dir, plan.gate_p95_deg)
+        accuracy.outcomes.update(committed_checks(built, evaluation_path, "outcomes"))
+        accuracy.verdicts.update(committed_checks(built, evaluation_path, "verdicts"))
+        check_outcomes(settings, accuracy, built, shipped_path, clips_dir, pose_runs)
     else:
         accuracy = committed_accuracy(plan, built, evaluation_path, shipped_path, settings)
 
@@ -498,14 +525,16 @@ def quantize_models(
     threads = settings.models.threads
     timed = {SHIPPED_VARIANT: shipped_path, **{b.spec.name: b.path for b in built}}
     ms = time_models(timed, accuracy.timing_inputs, rounds=TIMING_ROUNDS, threads=threads, runtime=settings.models.runtime)
-    variants = [variant_entry(b, accuracy, ms, plan.gate_p95_deg) for b in built]
+    variants = [variant_entry(b, accuracy, ms) for b in built]
     record = {
         "selected": select(variants, ms[SHIPPED_VARIANT]),
-        "gate_p95_deg": plan.gate_p95_deg,
-        "selection": f"fastest variant on this machine whose held-out hip and knee angle error p95 <= {plan.gate_p95_deg} deg "
-                     "on the frames the hinge analysis trusts (a frame float16 trusts and the variant loses counts as a "
-                     "failure), and that changes no rep count, verdict or fault on the labelled clips; float16 (the "
-                     "shipped model) when none is faster",
+        "noise_floor": accuracy.floor,
+        "selection": "fastest variant on this machine whose held-out hip and knee angle error on the frames the hinge "
+                     "analysis trusts (a frame float16 trusts and the variant loses counts as a failure) is, at the median "
+                     f"and p95, no larger than float16's own with its crop moved {CROP_SHIFT_PX} px (noise_floor), that "
+                     "changes no more clip outcomes on the labelled clips and their perturbations than that shift does, "
+                     "and that changes no rep count, verdict or fault on the labelled clips; float16 (the shipped model) "
+                     "when none is faster",
         "float16_ms_per_frame": round(ms[SHIPPED_VARIANT], 2),
         "machine": _machine(), "threads": threads,
         "built_with": {"ai_edge_quantizer": version},

@@ -6,6 +6,7 @@ import time
 from typing import Optional
 
 import cv2
+import numpy as np
 
 from device.capture.base import Frame, FrameSource
 from device.errors import SourceError
@@ -38,24 +39,36 @@ class PiCameraSource(FrameSource):
             ) from None
         if not Picamera2.global_camera_info():
             raise SourceError("no Pi camera detected (check the ribbon cable and `rpicam-hello --list-cameras`)")
-        cam = Picamera2()
-        config = cam.create_video_configuration(
-            main={"size": self.main_size, "format": "XRGB8888"},
-            lores={"size": self.lores, "format": "YUV420"},
-            controls={"FrameRate": self._fps},
-            buffer_count=2,
-        )
-        cam.configure(config)
-        cam.start()
+        # libcamera reports a busy, vanished or misconfigured camera as RuntimeError (and others);
+        # as SourceError the capture thread retries it instead of ending the station.
+        try:
+            cam = Picamera2()
+        except Exception as err:
+            raise SourceError(f"cannot open the Pi camera: {err}") from err
+        try:
+            config = cam.create_video_configuration(
+                main={"size": self.main_size, "format": "XRGB8888"},
+                lores={"size": self.lores, "format": "YUV420"},
+                controls={"FrameRate": self._fps},
+                buffer_count=2,
+            )
+            cam.configure(config)
+            cam.start()
+        except Exception as err:
+            _close_quietly(cam)
+            raise SourceError(f"cannot start the Pi camera: {err}") from err
         self._cam = cam
 
     def stop(self) -> None:
-        if self._cam is not None:
+        """Stop and close the camera. Never raises: a camera that vanished may fail to stop, and the
+        capture thread stops a failed source on its way to reopening it."""
+        cam, self._cam = self._cam, None
+        if cam is not None:
             try:
-                self._cam.stop()
-            finally:
-                self._cam.close()
-                self._cam = None
+                cam.stop()
+            except Exception as err:
+                log.warning("the Pi camera did not stop cleanly: %s", err)
+            _close_quietly(cam)
 
     @property
     def fps(self) -> Optional[float]:
@@ -73,12 +86,36 @@ class PiCameraSource(FrameSource):
                 request.release()
         except Exception as err:  # libcamera reports a lost camera as various runtime errors
             raise SourceError(f"Pi camera stopped delivering frames: {err}") from err
-        width, height = self.lores
-        rgb = cv2.cvtColor(yuv[: height * 3 // 2, :width], cv2.COLOR_YUV2RGB_I420)
+        rgb = yuv420_to_rgb(yuv, *self.lores)
         stamp_ns = metadata.get("SensorTimestamp")
         timestamp = stamp_ns / 1e9 if stamp_ns else time.monotonic()
         self._count += 1
         return Frame(timestamp, rgb, self.source_id, self._count - 1)
+
+
+def _close_quietly(cam) -> None:
+    try:
+        cam.close()
+    except Exception as err:
+        log.warning("the Pi camera did not close cleanly: %s", err)
+
+
+def yuv420_to_rgb(yuv: np.ndarray, width: int, height: int) -> np.ndarray:
+    """RGB from picamera2's YUV420 array: height*3/2 rows of `stride` bytes, as libcamera lays out
+    the planes (Y: height rows of stride; U then V: height/2 rows of stride/2 each). Where the
+    stride is wider than the picture (rows padded to the ISP's alignment, e.g. 128 bytes on a Pi 5)
+    the padding sits inside every plane's rows, so each plane is cut out on its own before the
+    planes are packed for OpenCV; cutting the whole array at `width` would shear the colours."""
+    stride = yuv.shape[1]
+    if stride == width:
+        return cv2.cvtColor(yuv[: height * 3 // 2], cv2.COLOR_YUV2RGB_I420)
+    flat = yuv.reshape(-1)
+    chroma = (height // 2) * (stride // 2)
+    y = yuv[:height, :width]
+    u = flat[height * stride : height * stride + chroma].reshape(height // 2, stride // 2)[:, : width // 2]
+    v = flat[height * stride + chroma : height * stride + 2 * chroma].reshape(height // 2, stride // 2)[:, : width // 2]
+    packed = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(height * 3 // 2, width)
+    return cv2.cvtColor(packed, cv2.COLOR_YUV2RGB_I420)
 
 
 def picamera_available() -> bool:

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from device.analysis.profiles import load_profile
 from device.analysis.scoring import (Evaluation, LabelsError, PoseSource, compare_runs, drill_profiles, evaluate,
@@ -25,6 +25,7 @@ from device.analysis.scoring import (Evaluation, LabelsError, PoseSource, compar
 from device.capture import VideoFileSource
 from device.capture.base import Frame, FrameSource
 from device.commands.perturb import PERTURBATIONS, Perturbation
+from device.commands.perturb import perturbation as named_perturbation
 from device.commands.tables import print_table, write_json
 from device.config import Settings
 from device.fileio import json_line, sha256_of
@@ -85,22 +86,29 @@ class PoseCache:
 def model_key(settings) -> str:
     """What the poses depend on: the landmark model's bytes and the pose settings."""
     resolved = resolve_models(settings.models_dir, settings.models.landmark_variant)
-    digest = hashlib.sha256(sha256_of(resolved.landmark).encode())
-    digest.update(sha256_of(resolved.detector).encode())
+    return files_key(settings, resolved.landmark_variant, resolved.landmark, resolved.detector)
+
+
+def files_key(settings, name: str, landmark: Path, detector: Path) -> str:
+    """model_key for model files given by path (a variant being judged need not be installed)."""
+    digest = hashlib.sha256(sha256_of(landmark).encode())
+    digest.update(sha256_of(detector).encode())
     digest.update(settings.pose.model_dump_json().encode())
-    return f"{resolved.landmark_variant}-{digest.hexdigest()[:12]}"
+    return f"{name}-{digest.hexdigest()[:12]}"
 
 
 class LazyEngine:
-    """One pose engine, built on first use and shared by every pose source of a run."""
+    """One pose engine, built on first use and shared by every pose source of a run. `build` makes
+    another engine than the settings name (the model tooling judges variants and altered models)."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, build: Optional[Callable[[], PoseEngine]] = None):
         self.settings = settings
+        self._build = build or (lambda: PoseEngine.from_settings(settings))
         self._engine: Optional[PoseEngine] = None
 
     def __call__(self) -> PoseEngine:
         if self._engine is None:
-            self._engine = PoseEngine.from_settings(self.settings)
+            self._engine = self._build()
         return self._engine
 
 
@@ -135,6 +143,27 @@ def engine_poses(settings, cache: Optional[PoseCache], perturbation: Optional[Pe
         return found
 
     return poses
+
+
+class PoseRuns:
+    """Poses of the labelled clips, as filmed or perturbed, from any pose engine through the pose
+    cache: what `station models quantize` hands the model tooling (models/ may not import this
+    package) so its coaching checks run the clips exactly as `station evaluate --perturb` does and
+    share its cached poses."""
+
+    perturbations = tuple(p.name for p in PERTURBATIONS)
+
+    def __init__(self, settings, use_cache: bool = True):
+        self.settings = settings
+        self.use_cache = use_cache
+
+    def source(self, build: Callable[[], PoseEngine], name: str, landmark: Path, detector: Path,
+               perturbed: Optional[str] = None) -> PoseSource:
+        """Poses per clip from the engine `build` makes; `name` and the files' bytes key the cache
+        (name anything that changes the poses besides the files, e.g. an altered crop)."""
+        cache = (PoseCache(self.settings.data_dir / "cache" / "poses", files_key(self.settings, name, landmark, detector))
+                 if self.use_cache else None)
+        return engine_poses(self.settings, cache, named_perturbation(perturbed) if perturbed else None, LazyEngine(self.settings, build))
 
 
 # --- report -------------------------------------------------------------------------------------

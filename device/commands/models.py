@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from device.commands.evaluate import PoseRuns
 from device.commands.tables import print_table, write_json
 from device.config import Settings
 from device.errors import StationError
@@ -55,8 +56,9 @@ def quantize(args: argparse.Namespace, settings: Settings) -> int:
 
         if clips is None:
             raise QuantizeError("--explore needs the real clips: pass --clips DIR")
-        explore(settings, clips, say=lambda line: print(line, flush=True))
-    outcome = quantize_models(settings, clips_dir=clips, use_clips=not args.no_clips, force=args.force or args.explore)
+        explore(settings, clips, say=lambda line: print(line, flush=True), pose_runs=PoseRuns(settings))
+    outcome = quantize_models(settings, clips_dir=clips, use_clips=not args.no_clips, force=args.force or args.explore,
+                              pose_runs=PoseRuns(settings))
     record = outcome.record
     action = "built and judged" if outcome.rebuilt else "up to date, nothing rebuilt"
     print_table(outcome.rows, title=f"landmark variants in {settings.models_dir} ({action}, {outcome.seconds:.0f}s)")
