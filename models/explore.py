@@ -484,7 +484,7 @@ def _using_it(ev: dict[str, Any]) -> str:
   fastest qualifying variant; running it again with everything in place rebuilds nothing (`--force` does).
   `--no-clips` skips the re-measurement. `station models status` lists the variants and the one in use.
 - `station models quantize --explore` (clips needed, about {max(1, round(ev['minutes'] / 5) * 5)} minutes on 2 cores)
-  recalibrates, tries every recipe below, runs the coaching check for every planned variant and rewrites the plan,
+  recalibrates, tries every recipe below, runs the coaching check for every planned variant within the angle floor and rewrites the plan,
   ranges, evaluation and this report.
 - `station evaluate --variant NAME` scores one variant on the labelled clips; `station bench CLIP` times the
   detector, every landmark variant and the whole replay pipeline in one run."""
