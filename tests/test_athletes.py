@@ -17,7 +17,8 @@ from device.analysis.ladder import LEG_LENGTH_PER_HEIGHT, load_ladder, leg_lengt
 from device.commands.sample_log import synthetic_rep
 from device.errors import ConfigError
 from device.station.store import MIGRATIONS, RepStore, SessionFilter
-from support.web import AUTH, make_app, station  # noqa: F401 (fixture)
+from device.station.live import LiveState
+from support.web import AUTH, RecordingControls, make_app, station  # noqa: F401 (fixture)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -295,6 +296,27 @@ def test_the_page_forms_ask_before_deleting(api, store):
     assert store.get_athlete(aid) is not None
     assert api.post(f"/athletes/{aid}/delete", data={"confirm": "yes"}, follow_redirects=False).status_code == 303
     assert store.get_athlete(aid) is None and store.rep_count() == 3
+
+
+def test_renaming_or_deleting_who_is_up_reaches_the_station_before_their_session_starts(store):
+    """Between sets no session runs, but the station holds who is up for the next one: a rename
+    must reach it (or the next session brings the old name back as a new athlete), and so must a
+    delete. Someone else being up is left alone."""
+    live = LiveState()  # a station between sessions: no session id
+    controls = RecordingControls(live)
+    with TestClient(make_app(store, live=live, controls=controls, page_cpu_share=None)) as api:
+        kim = api.post("/api/athletes", json={"name": "Kim"}, headers=AUTH).json()
+        lee = api.post("/api/athletes", json={"name": "Lee"}, headers=AUTH).json()
+        assert api.put(f"/api/athletes/{kim['id']}/up", headers=AUTH).status_code == 200
+        assert live.snapshot()[1].athlete == "Kim"
+        assert api.patch(f"/api/athletes/{lee['id']}", json={"name": "Leo"}, headers=AUTH).status_code == 200
+        assert controls.calls[-1] == ("athlete", "Kim")  # not Lee's rename
+        assert api.patch(f"/api/athletes/{kim['id']}", json={"name": "Kimberly"}, headers=AUTH).status_code == 200
+        assert controls.calls[-1] == ("athlete", "Kimberly")
+        assert api.delete(f"/api/athletes/{lee['id']}", headers=AUTH).status_code == 204
+        assert controls.calls[-1] == ("athlete", "Kimberly")
+        assert api.delete(f"/api/athletes/{kim['id']}", headers=AUTH).status_code == 204
+        assert controls.calls[-1] == ("athlete", None) and live.snapshot()[1].athlete is None
 
 
 def test_a_coachs_ladder_beside_their_own_profiles_wins(tmp_path):

@@ -101,13 +101,25 @@ def change_athlete(ctx: WebContext, athlete_id: int, body: AthleteChange) -> dic
     fields = body.model_dump(include=body.model_fields_set)
     if "name" in fields:
         _name_free(ctx, fields["name"], athlete_id)
+    held = _held_by_station(ctx, athlete_id)
     ctx.store.update_athlete(athlete_id, **fields)
     athlete = ctx.store.get_athlete(athlete_id)
-    if ctx.controls is not None and "name" in fields and ctx.live_session_id is not None:
-        running = ctx.store.get_session(ctx.live_session_id)
-        if running is not None and running["athlete_id"] == athlete_id:
-            ctx.controls.set_athlete(athlete["name"])  # the station keeps writing the new name
+    if held and "name" in fields:
+        ctx.controls.set_athlete(athlete["name"])  # the station keeps writing the new name
     return athlete
+
+
+def _held_by_station(ctx: WebContext, athlete_id: int) -> bool:
+    """Whether the running station labels its sessions with this athlete: the running session is
+    theirs, or they are up next (no session running yet). Read before a rename or delete changes it."""
+    if ctx.controls is None or ctx.live is None:
+        return False
+    athlete = ctx.store.get_athlete(athlete_id)
+    up = ctx.live.snapshot()[1].athlete
+    if athlete is not None and up is not None and up.strip().casefold() == athlete["name"].casefold():
+        return True
+    running = ctx.store.get_session(ctx.live_session_id) if ctx.live_session_id is not None else None
+    return running is not None and running["athlete_id"] == athlete_id
 
 
 def delete_athlete(ctx: WebContext, athlete_id: int) -> None:
@@ -115,9 +127,9 @@ def delete_athlete(ctx: WebContext, athlete_id: int) -> None:
     athlete = ctx.store.get_athlete(athlete_id)
     if athlete is None:
         raise HTTPException(404, f"athlete {athlete_id} does not exist")
-    running = ctx.store.get_session(ctx.live_session_id) if ctx.live_session_id is not None else None
+    held = _held_by_station(ctx, athlete_id)
     ctx.store.delete_athlete(athlete_id)
-    if ctx.controls is not None and running is not None and running["athlete_id"] == athlete_id:
+    if held:
         ctx.controls.set_athlete(None)  # the station must not bring the name back with its next session
 
 

@@ -360,6 +360,7 @@ class Station:
         self.athlete = label
         if self.session is not None:
             self.replog.set_athlete(self.session, label)
+        self._live(athlete=label)  # the page sees who is up, so renaming or deleting them reaches the station
 
     # --- lifetime --------------------------------------------------------------------------------
 
@@ -372,7 +373,8 @@ class Station:
         self._mailbox = mailbox
         grabber = FrameGrabber(make_source, mailbox, self.stop_event, self._camera_status, retry_initial_s, retry_max_s, self.clock)
         self.replog.device_event("station_start", f"profile={self.profile}")
-        self._live(state=StationState.IDLE, profile=self.profile, cue=FRAMING_CUES[Framing.NOBODY], error="")
+        self._live(state=StationState.IDLE, profile=self.profile, cue=FRAMING_CUES[Framing.NOBODY], error="",
+                   athlete=self.athlete)
         if self.signals:
             self.signals.idle()
         self.notifier.ready()

@@ -43,6 +43,7 @@ class RecordingControls:
 
     def set_athlete(self, label: Optional[str]) -> None:
         self.calls.append(("athlete", label))
+        self.live.update(athlete=label)
 
     def set_voice_enabled(self, enabled: bool) -> None:
         self.calls.append(("voice", enabled))
