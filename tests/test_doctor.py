@@ -262,3 +262,11 @@ def test_the_voice_check_is_ok_when_off_and_says_what_is_missing_when_on(tmp_pat
     monkeypatch.setattr(voice_module.shutil, "which", lambda name: None if name == "espeak-ng" else real_which(name))
     check = Doctor(on).voice()
     assert check.status == WARN and "espeak-ng is not installed" in check.detail and "voice.enabled" in check.fix
+
+
+def test_the_mqtt_line_names_the_station_or_the_hub_it_checks(tmp_path):
+    """A station publishes under its id; a hub's config has no station id and only reads."""
+    station = make_settings(tmp_path, **{"mqtt.host": "127.0.0.1", "mqtt.station_id": "wall-1"})
+    assert "publishing to 127.0.0.1:1883 as station wall-1" in Doctor(station).mqtt().detail
+    hub = make_settings(tmp_path, **{"mqtt.host": "127.0.0.1", "hub.client_id": "gym-hub"})
+    assert "reading from 127.0.0.1:1883 as the hub (gym-hub)" in Doctor(hub).mqtt().detail

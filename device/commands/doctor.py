@@ -361,11 +361,13 @@ class Doctor:
         cfg = self.settings.mqtt
         if not cfg.enabled:
             return Check("mqtt", OK, "MQTT is off (no [mqtt] host)")
-        where = f"{cfg.host}:{cfg.broker_port} as station {cfg.station_id}"
+        who = f"station {cfg.station_id}" if cfg.station_id else f"the hub ({self.settings.hub.client_id})"
+        where = f"{cfg.host}:{cfg.broker_port} as {who}"
         waiting = _outbox_waiting(self.settings.store.db_path)  # type: ignore[arg-type]
         backlog = f"; {waiting} reps and sessions wait in the outbox" if waiting else ""
         if not self.probe:
-            return Check("mqtt", OK, f"publishing to {where}{backlog} (not probed: --quick)")
+            verb = "publishing to" if cfg.station_id else "reading from"
+            return Check("mqtt", OK, f"{verb} {where}{backlog} (not probed: --quick)")
         from device.station.broker_link import probe_broker
 
         problem = probe_broker(cfg)
@@ -373,7 +375,7 @@ class Doctor:
             return Check("mqtt", FAIL, f"{where}: {problem}{backlog}",
                          "check [mqtt] host, port, tls and credentials, and the broker's password file and ACL "
                          "(deploy/README.md, \"Many stations\"); coaching goes on and reps wait in the outbox")
-        return Check("mqtt", OK, f"the broker at {where} accepted this station's credentials{backlog}")
+        return Check("mqtt", OK, f"the broker at {where} accepted these credentials{backlog}")
 
     def gpio(self) -> Check:
         sig = self.settings.signals
