@@ -26,6 +26,11 @@ one twice and must store it once, by its key. Keys are made where the rep is com
 reused: ``session_key`` = ``<sid>:<store_uuid>:<session id>`` and ``rep_key`` =
 ``<sid>:<store_uuid>:<rep id>``, where store_uuid is a random id made once per station database,
 so a replaced SD card (ids starting again at 1) cannot collide with the old card's keys.
+
+A session message is the session as it stands when it is sent, not as it was when it was queued:
+one queued at the start but sent after the session ended (the broker was away, or the set was
+short) already carries ``ended_at``. So a reader merges session messages by key and never lets a
+later message without an end reopen an ended session.
 """
 from __future__ import annotations
 
