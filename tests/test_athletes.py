@@ -131,7 +131,7 @@ def test_clean_reps_boundary(store):
     inside, _ = mastery(store, "In")
     outside, _ = mastery(store, "Out")
     assert inside.met and inside.clean_reps == 20
-    assert not outside.met and outside.missing == ("1 more clean reps (has 19 of 20)",)
+    assert not outside.met and outside.missing == ("1 more clean rep (has 19 of 20)",)
 
 
 def test_different_days_boundary(store):
@@ -193,7 +193,7 @@ def test_corrections_made_on_the_page_count(store):
     assert m.reps == 20 and m.met  # the rep with the missed fault no longer counts
     store.add_correction(second["id"], "not_a_rep")
     m, _ = mastery(store, "Ann")
-    assert m.reps == 19 and not m.met and m.missing == ("1 more clean reps (has 19 of 20)",)
+    assert m.reps == 19 and not m.met and m.missing == ("1 more clean rep (has 19 of 20)",)
 
 
 def test_a_dismissal_holds_until_a_newer_session_meets_the_rule(store, clock):

@@ -37,7 +37,7 @@ def test_real_clips_replayed_over_days_reach_the_rule_for_one_athlete_only(ladde
         mastery = ben["steps"][0]["mastery"]
         assert ben["ready_for"] is None and not mastery["met"]
         assert mastery["clean_reps"] == 3 and mastery["reps"] == 4  # three clean clips, then the rounded one
-        assert mastery["missing"] == ["1 more clean reps (has 3 of 4)", "clean share of 90% (has 75%)",
+        assert mastery["missing"] == ["1 more clean rep (has 3 of 4)", "clean share of 90% (has 75%)",
                                       "no rounded back rep in the latest session (had 1)"]
         assert ben["faults"][0]["name"] in ("rounded_back", "head_not_neutral") and ben["faults"][0]["cue"]
 
@@ -45,7 +45,7 @@ def test_real_clips_replayed_over_days_reach_the_rule_for_one_athlete_only(ladde
         day3 = datetime.combine(days[2], datetime.min.time()).timestamp()
         before = store.list_sessions(SessionFilter(athlete_id=athletes["Ann"]["id"], until=day3))
         early = judge(DRILL, ladder.steps[0].mastery, tally_sessions(before, store.athlete_reps(athletes["Ann"]["id"])))
-        assert len(before) == 3 and not early.met and early.missing == ("1 more clean reps (has 3 of 4)",)
+        assert len(before) == 3 and not early.met and early.missing == ("1 more clean rep (has 3 of 4)",)
         decision = {"drill": DRILL, "next_drill": "deadlift", "decision": "accepted"}
         assert api.post(f"/api/athletes/{athletes['Ann']['id']}/decisions", json=decision, headers=AUTH).status_code == 201
         after = api.get(f"/api/athletes/{athletes['Ann']['id']}").json()

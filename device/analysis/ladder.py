@@ -184,7 +184,8 @@ def judge(drill: str, rule: MasteryRule, tallies: Sequence[SessionTally]) -> Mas
     days = len({t.day for t in recent})
     missing = []
     if clean < rule.min_clean_reps:
-        missing.append(f"{rule.min_clean_reps - clean} more clean reps (has {clean} of {rule.min_clean_reps})")
+        short = rule.min_clean_reps - clean
+        missing.append(f"{short} more clean rep{'s' if short != 1 else ''} (has {clean} of {rule.min_clean_reps})")
     if days < rule.min_days:
         missing.append(f"sessions on {rule.min_days} different days (has {days})")
     if share is None or share < rule.min_clean_share:
