@@ -120,15 +120,22 @@ def test_broker_restart_in_the_middle_of_a_set_loses_no_rep(broker, clips_dir, c
         time.sleep(1.0)  # the rest of the set was committed while the broker was away
         with RepStore(db) as store:
             outage["waiting"] = store.outbox_size()
+        outage["page_said"] = rig.live.snapshot()[1].hub_link  # what the trainer's page shows meanwhile
         broker.start()
         outage["seconds"] = time.monotonic() - outage["down_at"]
         hub.wait_for(lambda h: len({m.json()["rep_key"] for m in h.on("/rep")}) >= 3, timeout=15)
+        deadline = time.monotonic() + 5
+        while rig.live.snapshot()[1].hub_link != "hub link: connected" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        outage["page_after"] = rig.live.snapshot()[1].hub_link
 
     with Listener(broker, ["hinge/+/rep"], name="hub") as hub:
         replay(cfg, clips_dir / THREE_REPS, clip_poses(THREE_REPS), on_event=on_event, keep_open=come_back)
         reps, _ = committed_keys(db)
         keys = [m.json()["rep_key"] for m in hub.on("/rep")]
     assert len(reps) == 3 and outage["waiting"] >= 2  # reps 2 and 3 (and the session end) waited in the outbox
+    assert outage["page_said"].startswith("hub link down") and f"{outage['waiting']} reps and sessions wait" in outage["page_said"]
+    assert outage["page_after"] == "hub link: connected"
     assert first_seen(keys) == reps  # 0 lost, in order
     assert set(keys) == set(reps)  # any duplicate is one of the same reps
     print(f"outage {outage['seconds']:.2f} s, {outage['waiting']} outbox rows waiting, {len(reps)} reps committed, "

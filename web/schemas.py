@@ -181,6 +181,8 @@ class LiveOut(BaseModel):
     logging_paused: bool
     storage: str = Field("", description="What is wrong with the rep log ('' when every rep reaches it): "
                          "a damaged file moved aside at start, reps kept in the pending file, or held in memory.")
+    hub_link: str = Field("", description="Whether reps reach the gym's MQTT broker ('' when MQTT is off), "
+                          "and how many wait in the outbox.")
     error: str
     updated_at: float
 
@@ -248,6 +250,7 @@ class LiveHealth(BaseModel):
     age_s: Measure = Field(description="Seconds since the live loop last changed its snapshot.")
     error: str
     storage: str = Field("", description="What is wrong with the rep log, as on the live page ('' when nothing).")
+    hub_link: str = Field("", description="The gym's broker as on the live page ('' when MQTT is off).")
 
 
 class HealthOut(BaseModel):

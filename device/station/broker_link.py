@@ -363,6 +363,7 @@ class BrokerLink:
         drain_until: Optional[float] = None
         while not self._stop.is_set():
             try:
+                self._report_link()
                 if self._closing.is_set():
                     drain_until = drain_until or self.clock() + self._drain_s
                     if self.clock() > drain_until or not self.connected.is_set() or self._refusing or not self._outbox_size():
@@ -396,6 +397,18 @@ class BrokerLink:
             except Exception:  # never let the sender die quietly; it retries
                 log.exception("MQTT: the sender failed; retrying")
                 self._stop.wait(1.0)
+
+    def _report_link(self) -> None:
+        """Tell the trainer's page whether reps reach the gym's hub: a station that cannot reach the
+        broker keeps coaching and logging, and its reps wait in the outbox, which the page says."""
+        waiting = self._outbox_size()
+        queued = f"{waiting} reps and sessions wait in the outbox" if waiting else "nothing waits"
+        if self.connected.is_set():
+            text = "hub link: connected" + (f", sending ({queued})" if waiting else "")
+        else:
+            text = f"hub link down ({self.last_error or 'connecting'}): {queued}; none is lost, they go when it is back"
+        if text != self.live.snapshot()[1].hub_link:
+            self.live.update(hub_link=text)
 
     def _outbox_size(self) -> int:
         assert self._store is not None
@@ -472,6 +485,8 @@ class BrokerLink:
                         waiting.pop(mid)
                 if waiting:
                     self._ack_lock.wait(POLL_S)
+            if waiting:
+                self._report_link()  # the page hears of an outage while a batch waits for the broker
         self._store.outbox_remove(acked)
         self.sent += len(acked) - len(unbuildable)
         self._refusing = refused_by_broker

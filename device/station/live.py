@@ -41,6 +41,7 @@ class LiveSnapshot:
     buzzer_enabled: bool = True
     voice_enabled: Optional[bool] = None  # spoken cues on or off; None: no voice set up on this station
     athlete: Optional[str] = None  # who is up: the name the running and the next sessions carry
+    hub_link: str = ""  # the gym's broker as the station reaches it ('' when MQTT is off): see broker_link
     logging_paused: bool = False
     storage: str = ""  # what is wrong with the rep log, in a line ('' when reps reach it)
     error: str = ""

@@ -49,7 +49,8 @@ def health(ctx: Reader, deep: Annotated[bool, Query(description="Also run the in
     if ctx.live is not None:
         _, snap = ctx.live.snapshot()
         age = time.time() - snap.updated_at
-        live = LiveHealth(state=snap.state, fps=snap.fps, age_s=age, error=snap.error, storage=snap.storage)
+        live = LiveHealth(state=snap.state, fps=snap.fps, age_s=age, error=snap.error, storage=snap.storage,
+                          hub_link=snap.hub_link)
         if snap.state == StationState.ERROR:
             status = "error"
         elif status == "ok" and (snap.logging_paused or snap.storage

@@ -52,6 +52,7 @@
     set("cue", s.cue);
     set("error", s.error);
     set("storage", s.storage || "");
+    set("hub_link", s.hub_link || "");
     set("session_reps", String(s.session_reps));
     set("profile", s.profile);
     set("last_fault_label", s.last_fault_label || "none yet");
