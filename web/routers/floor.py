@@ -3,9 +3,7 @@ of changes (SSE), the way /api/live follows one station. Read from the hub's Flo
 hub's subscriber keeps from the stations' retained state and availability messages."""
 from __future__ import annotations
 
-import asyncio
-import time
-from typing import AsyncIterator
+from typing import Optional
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
@@ -13,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from device.hub.floor import Floor
 from web.context import Reader, WebContext
 from web.routers.common import problems
-from web.routers.live import KEEPALIVE_S, MAX_STREAMS, POLL_S, STREAM_MAX_S
+from web.routers.live import event_stream
 from web.schemas import FloorOut
 from web.views import floor_out
 
@@ -37,27 +35,9 @@ def get_floor(ctx: Reader) -> FloorOut:
     **problems(401, 409, 503)})
 async def floor_events(ctx: Reader) -> StreamingResponse:
     floor = require_floor(ctx)
-    if ctx.live_streams >= MAX_STREAMS:
-        raise HTTPException(503, f"{MAX_STREAMS} live views are open already; close one, or reload in a minute",
-                            headers={"Retry-After": "30"})
-    ctx.live_streams += 1
 
-    async def events() -> AsyncIterator[str]:
-        try:
-            yield "retry: 2000\n\n"
-            seen = -1
-            started = last_sent = time.monotonic()
-            while not ctx.closing.is_set() and time.monotonic() - started < STREAM_MAX_S:
-                snap = floor.snapshot()
-                if snap.version != seen:
-                    yield f"event: floor\nid: {snap.version}\ndata: {floor_out(snap).model_dump_json()}\n\n"
-                    seen, last_sent = snap.version, time.monotonic()
-                elif time.monotonic() - last_sent > KEEPALIVE_S:
-                    yield ": keepalive\n\n"
-                    last_sent = time.monotonic()
-                await asyncio.sleep(POLL_S)
-        finally:
-            ctx.live_streams -= 1
+    async def changed(seen: int) -> Optional[tuple[int, str]]:
+        snap = floor.snapshot()
+        return (snap.version, floor_out(snap).model_dump_json()) if snap.version != seen else None
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return event_stream(ctx, "floor", changed)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable, Optional
 
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
-from web.context import Reader
+from web.context import Reader, WebContext
 from web.schemas import LiveOut
 from web.queries import last_rep_brief
 from web.routers.common import problems
@@ -35,38 +35,50 @@ def get_live(ctx: Reader) -> LiveOut:
     **problems(401, 409, 503)})
 async def live_events(ctx: Reader) -> StreamingResponse:
     live = ctx.require_live()
+    rep_id, rep, fetched = None, None, False
+
+    async def changed(seen: int) -> Optional[tuple[int, str]]:
+        nonlocal rep_id, rep, fetched
+        version, snap = live.snapshot()
+        if version == seen:
+            return None
+        if not fetched or snap.last_rep_id != rep_id or (rep is None and rep_id is not None):
+            rep_id, fetched = snap.last_rep_id, True
+            rep = await run_in_threadpool(last_rep_brief, ctx, rep_id)
+        return version, live_out(version, snap, rep).model_dump_json()
+
+    return event_stream(ctx, "snapshot", changed)
+
+
+def event_stream(ctx: WebContext, event: str, changed: Callable[[int], Awaitable[Optional[tuple[int, str]]]]) -> StreamingResponse:
+    """One server-sent-event stream, counted against MAX_STREAMS (503 past it): `changed(seen)` gives
+    (version, JSON) when there is something newer than version `seen`, else None; a keepalive
+    comment goes out when nothing changed for KEEPALIVE_S, and the stream ends after STREAM_MAX_S
+    (the browser reconnects). The station's page and the hub's floor page both stream through here."""
     if ctx.live_streams >= MAX_STREAMS:
         raise HTTPException(503, f"{MAX_STREAMS} live views are open already; close one, or reload in a minute",
                             headers={"Retry-After": "30"})
     ctx.live_streams += 1
 
-    async def stream() -> AsyncIterator[str]:
+    async def events() -> AsyncIterator[str]:
         try:
-            async for part in events():
-                yield part
+            yield "retry: 2000\n\n"
+            seen = -1
+            started = last_sent = time.monotonic()
+            while not ctx.closing.is_set() and time.monotonic() - started < STREAM_MAX_S:
+                news = await changed(seen)
+                if news is not None:
+                    seen, data = news
+                    yield f"event: {event}\nid: {seen}\ndata: {data}\n\n"
+                    last_sent = time.monotonic()
+                elif time.monotonic() - last_sent > KEEPALIVE_S:
+                    yield ": keepalive\n\n"
+                    last_sent = time.monotonic()
+                await asyncio.sleep(POLL_S)
         finally:
             ctx.live_streams -= 1
 
-    async def events() -> AsyncIterator[str]:
-        yield "retry: 2000\n\n"
-        seen, rep_id, rep = -1, None, None
-        fetched = False
-        started = last_sent = time.monotonic()
-        while not ctx.closing.is_set() and time.monotonic() - started < STREAM_MAX_S:
-            version, snap = live.snapshot()
-            if version != seen:
-                if not fetched or snap.last_rep_id != rep_id or (rep is None and rep_id is not None):
-                    rep_id, fetched = snap.last_rep_id, True
-                    rep = await run_in_threadpool(last_rep_brief, ctx, rep_id)
-                data = live_out(version, snap, rep).model_dump_json()
-                yield f"event: snapshot\nid: {version}\ndata: {data}\n\n"
-                seen, last_sent = version, time.monotonic()
-            elif time.monotonic() - last_sent > KEEPALIVE_S:
-                yield ": keepalive\n\n"
-                last_sent = time.monotonic()
-            await asyncio.sleep(POLL_S)
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
+    return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
