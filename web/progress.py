@@ -3,7 +3,6 @@ its evidence, sessions and reps over time (clean share, depth, tempo, wall-tap h
 most frequent faults, and the trainer's answers to past suggestions."""
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from typing import Any, Optional
 
@@ -12,6 +11,7 @@ from fastapi import HTTPException
 from device.analysis.ladder import (Ladder, Mastery, corrected_faults, is_counted, leg_lengths_to_cm, progression,
                                     tally_sessions)
 from device.station.store import SessionFilter
+from device.stats import median
 from web.context import WebContext
 from web.schemas import (AthleteProgress, AthleteSummary, DrillSession, FaultTally, HipTravelTrend, LadderOut,
                          MasteryOut, MasteryRuleOut, RepPoint, StepDecisionOut, StepOut, SuggestionOut)
@@ -46,11 +46,6 @@ def _steps(ladder: Ladder, statuses: Optional[Any]) -> list[StepOut]:
                            rule=MasteryRuleOut(**step.mastery.model_dump()),
                            mastery=mastery_out(status.mastery) if status is not None else empty))
     return out
-
-
-def _median(values: list[Optional[float]]) -> Optional[float]:
-    finite = [v for v in values if v is not None]
-    return statistics.median(finite) if finite else None
 
 
 def _slope(values: list[float]) -> Optional[float]:
@@ -88,7 +83,7 @@ def athlete_progress(ctx: WebContext, athlete_id: int) -> AthleteProgress:
     drill_sessions = []
     for t in tallies:
         counted = by_session.get(t.id, [])
-        travel = _median([r["hip_shift_at_bottom"] for r in counted])
+        travel = median([r["hip_shift_at_bottom"] for r in counted])
         drill_sessions.append(DrillSession(
             session_id=t.id, started_at=t.started_at, drill=t.drill, reps=t.reps, clean_reps=t.clean,
             clean_pct=_pct(t.clean, t.reps), mean_depth_deg=_mean(r["peak_hip_flexion_deg"] for r in counted),

@@ -41,6 +41,7 @@ from device.pose.engine import PoseEngine, iter_poses
 from device.pose.landmarks import NUM_LANDMARKS, Pose
 from device.pose.model_files import read_quantized_record, resolve_models
 from device.pose.tflite import interpreter_class, interpreter_options, time_models
+from device.stats import median, percentile
 
 TRACE_FORMAT = 1
 NOISE_PERTURBATION = "shift_1px"  # content moved +1 px right and +1 px down
@@ -220,9 +221,8 @@ def point_distances(a: dict, b: dict, offset: float = 0.0) -> np.ndarray:
 def summarise(distances: np.ndarray) -> dict[str, Any]:
     if distances.size == 0:
         return {"points": 0, "median_px": None, f"p{PERCENTILE:g}_px": None, "max_px": None}
-    return {"points": int(distances.size), "median_px": round(float(np.median(distances)), 2),
-            f"p{PERCENTILE:g}_px": round(float(np.percentile(distances, PERCENTILE)), 2),
-            "max_px": round(float(distances.max()), 2)}
+    return {"points": int(distances.size), "median_px": median(distances, 2),
+            f"p{PERCENTILE:g}_px": percentile(distances, PERCENTILE, 2), "max_px": round(float(distances.max()), 2)}
 
 
 def probe_difference(a: dict, b: dict) -> dict[str, float]:
