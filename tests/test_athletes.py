@@ -18,7 +18,7 @@ from device.commands.sample_log import synthetic_rep
 from device.errors import ConfigError
 from device.station.store import MIGRATIONS, RepStore, SessionFilter
 from device.station.live import LiveState
-from support.web import AUTH, RecordingControls, make_app, station  # noqa: F401 (fixture)
+from support.web import AUTH, RecordingControls, make_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -17,11 +17,10 @@ from device.hub.floor import Floor
 from device.hub.store import HubStore
 from device.station import topics
 from device.station.store import RepStore
-from support.broker import broker  # noqa: F401 (fixture)
+from support.browser import screenshot, text, wait_for
 from support.hub import PREFIX, Publisher, running_hub, state_message, wait_until
 from support.web import make_app
 from test_hub_store import rep, session
-from test_web_browser import browser, screenshot, text, wait_for  # noqa: F401 (fixture)
 from web.app import create_app
 from web.page_server import PageServer
 

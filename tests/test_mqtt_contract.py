@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from device.station import topics as t
-from support.broker import Mosquitto, broker  # noqa: F401
+from support.broker import Mosquitto
 
 UUID = "0123456789abcdef0123456789abcdef"
 

@@ -38,7 +38,7 @@ from device.config import Settings
 from device.errors import StationError
 from device.fileio import sha256_of
 from device.pose.engine import PoseEngine, iter_poses
-from device.pose.landmarks import NUM_LANDMARKS, Pose
+from device.pose.landmarks import Pose
 from device.pose.model_files import read_quantized_record, resolve_models
 from device.pose.tflite import interpreter_class, interpreter_options, time_models
 from device.stats import median, percentile
