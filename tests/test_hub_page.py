@@ -107,7 +107,10 @@ def test_two_stations_live_on_one_hub_page_in_a_browser(browser, broker, tmp_pat
             try:
                 wait_until(lambda: len(hub.floor.snapshot().stations) == 2, what="both retained states")
                 browser.get(f"{base}/")
-                cards = lambda: {c.get_attribute("data-station"): c for c in browser.find_elements(By.CSS_SELECTOR, "article.station-card")}
+
+                def cards() -> dict:
+                    return {c.get_attribute("data-station"): c for c in browser.find_elements(By.CSS_SELECTOR, "article.station-card")}
+
                 wait_for(lambda: set(cards()) == {"wall-a", "deck-b"}, "two station cards")
                 assert text(browser, 'article[data-station="wall-a"] [data-field=state_label]') == "Athlete in view"
                 assert text(browser, 'article[data-station="deck-b"] [data-field=drill]') == "romanian_deadlift"
