@@ -89,7 +89,7 @@ def correct_rep(ctx: Writer, rep_id: RepId, kind: Annotated[str, Form(max_length
                 next: Next = "") -> Response:
     body = validated(CorrectionIn, {"kind": kind, "fault": fault or None, "note": note})
     actions.add_correction(ctx, rep_id, body)
-    rep = ctx.store.get_rep(rep_id)
+    rep = actions.read_back(ctx.store.get_rep(rep_id), f"rep {rep_id}")
     return back(next or f"/sessions/{rep['session_id']}", "correction", f"#rep-{rep['rep_index']}")
 
 
