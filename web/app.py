@@ -6,7 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version as package_version
 from pathlib import Path
-from typing import AsyncIterator, Optional, Sequence
+from typing import AsyncIterator, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -111,7 +111,7 @@ def _wants_html(request: Request) -> bool:
 def _add_error_handlers(app: FastAPI) -> None:
     templates = app.state.templates
 
-    def page(request: Request, status: int, message: str, headers: Optional[dict] = None) -> Response:
+    def page(request: Request, status: int, message: str, headers: Optional[Mapping[str, str]] = None) -> Response:
         referer = urlsplit(request.headers.get("referer", ""))
         same_site = referer.netloc == request.url.netloc
         back = safe_next(referer.path + (f"?{referer.query}" if referer.query else ""), "/") if same_site else "/"

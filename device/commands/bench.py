@@ -321,7 +321,7 @@ def bench_page(context: BenchContext) -> list[dict[str, Any]]:
                 costs[load] = pipeline_cost(pipeline, server.base_url, log.session_ids, requests=requests,
                                             concurrency=2, rate_per_s=rate, athlete_ids=log.athlete_ids)
         store.close()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for load, cost in costs.items():
         before, after = cost["fps_alone_runs"]
         rows.append({"load": load, "phase": "live loop alone (before, after)", "page": "-", "requests": None,

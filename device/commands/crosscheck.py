@@ -127,7 +127,7 @@ def probe_outputs(path: Path, threads: int, xnnpack: bool) -> list[list[float]]:
 
 def first_frames(clip: Path, frames: int, shifted: bool = False) -> Iterator[Any]:
     with VideoFileSource(clip) as source:
-        stream = itertools.islice(source, frames)
+        stream: Iterator[Frame] = itertools.islice(source, frames)
         if shifted:
             moved = perturbation(NOISE_PERTURBATION).apply((f.timestamp, f.image) for f in stream)
             stream = (Frame(t, rgb, clip.name, i) for i, (t, rgb) in enumerate(moved))

@@ -23,7 +23,7 @@ from device.errors import ConfigError
 from device.pose.engine import PoseEngine
 from device.station.broker_link import BrokerLink
 from device.station.live import LiveState
-from device.station.loop import RunSummary, Station
+from device.station.loop import Analyzer, RunSummary, Station
 from device.station.notify import SystemdNotifier
 from device.station.replog import RepLog, pending_path_for
 from device.station.signals import QuietHours, Signals, signals_from_settings
@@ -35,12 +35,12 @@ log = logging.getLogger(__name__)
 RETENTION_CHECK_S = 24 * 3600
 
 
-def analyzer_factory(settings: Settings) -> Callable[[str], object]:
+def analyzer_factory(settings: Settings) -> Callable[[str], Analyzer]:
     """name -> a fresh analyzer for that drill profile (raises ConfigError for a bad profile)."""
     from device.analysis.profiles import load_profile
     from device.analysis.analyzer import HingeAnalyzer
 
-    def make(name: str):
+    def make(name: str) -> Analyzer:
         return HingeAnalyzer(load_profile(name, settings.analysis.profiles_dir))
 
     return make

@@ -22,7 +22,7 @@ router = APIRouter(tags=["page forms"])
 Model = TypeVar("Model", bound=BaseModel)
 FormText = Annotated[str, Form(max_length=2000)]
 Next = Annotated[str, Form(max_length=2000, description="Where to go afterwards (a path on this page).")]
-REDIRECT = {303: {"description": "Done; go back to the page."}}
+REDIRECT: dict[int | str, dict[str, Any]] = {303: {"description": "Done; go back to the page."}}
 ERRORS = html_problems(400, 401, 403, 404, 409, 422)
 
 

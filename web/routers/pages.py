@@ -30,7 +30,7 @@ FLASH = {
     "athlete_deleted": "Athlete deleted; their reps stay, anonymous.", "athlete_up": "Up next: the next session is theirs.",
     "step_accepted": "Step accepted: the athlete moves up the ladder.", "step_dismissed": "Suggestion dismissed.",
 }
-HTML = {
+HTML: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page."},
     303: {"description": "Reading needs the trainer token here: on to the sign-in page."},
     **html_problems(400, 404, 422),
