@@ -79,6 +79,7 @@ def prepare(settings: Settings, clip: Path) -> BenchContext:
     context = BenchContext(clip=clip, settings=settings)
     engine = _engine(settings, SHIPPED_VARIANT)
     detector = _Recorder(engine.detector.model)
+    # A recording stand-in for the detector's TFLiteModel (it passes every call through): duck-typed, not a subclass.
     engine.detector.model = detector  # type: ignore[assignment]
     with VideoFileSource(clip) as source:
         frames = []

@@ -100,7 +100,9 @@ def history_page(
                   drills=sorted(set(ctx.store.profiles_used()) | set(ctx.profiles)),
                   date_from=date_from, date_to=date_to, drill=drill, range_since=flt.since, range_until=flt.until,
                   station=station, athlete=athlete,
-                  stations=ctx.store.stations() if ctx.gym else [], athletes=ctx.store.athletes() if ctx.gym else [],
+                  # ctx.gym: the store is the hub's HubStore, which has these; WebContext types it RepStore.
+                  stations=ctx.store.stations() if ctx.gym else [],  # type: ignore[attr-defined]  # issue 23: one store Protocol
+                  athletes=ctx.store.athletes() if ctx.gym else [],  # type: ignore[attr-defined]  # issue 23: one store Protocol
                   labels_query=urlencode({k: v for k, v in filters if v}))
 
 
