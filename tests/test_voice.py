@@ -124,7 +124,7 @@ def test_a_faulty_real_clip_speaks_the_right_cues_in_order_after_the_buzzer(tmp_
 
     def replay(voice_on: bool):
         speaker = RecordingSpeaker()
-        faults = []
+        faults: list[tuple[str, float]] = []
         buzzes.clear()
         cfg = station_settings(settings, tmp_path / f"{voice_on}.db", voice={"enabled": voice_on}).model_copy(
             update={"data_dir": tmp_path / "data"})

@@ -268,9 +268,7 @@ def _module(world: FakeCameraWorld) -> types.ModuleType:
                 request.release()
 
     module = types.ModuleType("picamera2")
-    module.Picamera2 = Picamera2
-    module.CompletedRequest = CompletedRequest
-    module.__fake__ = True
+    vars(module).update(Picamera2=Picamera2, CompletedRequest=CompletedRequest, __fake__=True)  # (names set at run time)
     return module
 
 
