@@ -260,11 +260,14 @@ def test_a_new_session_forgets_the_last_sessions_floor_pull():
                    hands_below_knee=-0.6)
     at_floor = Angles(0.5, True, "left", 1, hip_flexion_deg=100, knee_flexion_deg=85, trunk_deg=30, thigh_deg=70,
                       hands_below_knee=0.2)
-    check = judge.checks[Fault.SQUATTING_THE_HINGE]
+    def squatting():
+        return next(rule for rule in judge.rules if rule.fault is Fault.SQUATTING_THE_HINGE)
+
+    check = squatting().check
     assert check(Moment(at_floor, Phase.BOTTOM, 1, attempt=1)) is None  # a floor pull: bent knees are the lift
     assert check(Moment(squat, Phase.BOTTOM, 1, attempt=1)) is None  # still that floor pull's attempt
     judge.reset()
-    finding = judge.checks[Fault.SQUATTING_THE_HINGE](Moment(squat, Phase.BOTTOM, 1, attempt=1))
+    finding = squatting().check(Moment(squat, Phase.BOTTOM, 1, attempt=1))
     assert finding is not None and finding.quantity == "hinge_ratio"
 
 

@@ -166,7 +166,7 @@ class HingeAnalyzer:
                 out += [FaultRaised(f.time, f) for f in fresh]
             elif isinstance(s, Finished):
                 if s.lockout_judged and not self.oblique:
-                    fresh = self.judge.at_close(s.rep.lockout_reached, s.rep.top_min, self._noise("hip_flexion_deg"),
+                    fresh = self.judge.at_close(s.rep.lockout_reached, s.rep.top_min, self._current(),
                                                 s.time, s.rep.index, s.rep.attempt)
                     self._record(fresh)
                     out += [FaultRaised(f.time, f) for f in fresh]
@@ -185,9 +185,6 @@ class HingeAnalyzer:
 
     def _current(self) -> Angles:
         return self.angles if self.angles is not None else Angles(0.0, False, "", 0)
-
-    def _noise(self, quantity: str) -> float:
-        return self._current().noise_of(quantity)
 
     @property
     def ms_per_frame(self) -> float:

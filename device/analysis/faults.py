@@ -1,158 +1,27 @@
-"""Hinge fault rules over the per-frame angles and the rep's phase; the profile chooses and tunes them.
+"""The fault judge: when a rule's finding buzzes, is kept as borderline, or waits.
 
-Frame rules look at each usable frame while a rep is open and say whether the fault shows, with the
-measured value and the limit it crossed. `FaultJudge` raises a fault the moment it has held for the
-profile's hold time (so a buzzer can fire mid-rep, and one noisy frame cannot), and only once per
-rep. Three faults are judged at a moment rather than over frames: `too_fast` and `locked_knees` when
-the bottom is reached (the lowering's duration; the knees over the deepest part, since a deadlift
-lowering rightly keeps the knees nearly straight until the bar passes them), and
-`incomplete_lockout` when the rep closes without a lockout.
+The rules themselves (device/analysis/rules.py) say whether a frame, a bottom or a close shows a
+fault. The judge applies the same evidence standard to all of them: a frame rule must hold for the
+fault's hold time (so a buzzer can fire mid-rep, and one noisy frame cannot), each fault is raised
+once per rep, and only when its value is past the limit by more than its own measured noise.
 
-What 2D landmarks can see is limited; `rounded_back` especially is a proxy (see ANALYSIS.md).
+What 2D landmarks can see is limited; see ANALYSIS.md.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Optional
 
-from device.analysis.vocabulary import Fault, FaultEvent, Phase
 from device.analysis.kinematics import Angles
-from device.analysis.profiles import FaultsTable, MovementTable, Profile
-from device.analysis.reps import BottomShape, movement_verdict
+from device.analysis.profiles import Profile
+from device.analysis.reps import BottomShape
+from device.analysis.rules import (BOTTOM_RULES, CLOSE_RULES, AtBottom, AtClose, Finding, FrameRule, Moment,
+                                   frame_rules)
+from device.analysis.vocabulary import Fault, FaultEvent
 
-MOVING = (Phase.LOWERING, Phase.BOTTOM, Phase.RISING)
+__all__ = ["FaultJudge", "Finding", "Moment"]
 
-
-@dataclass(frozen=True)
-class Moment:
-    """One usable frame, with what the rep counter knows about it."""
-
-    angles: Angles
-    phase: Phase
-    rep_index: Optional[int]  # the open rep, None between reps
-    attempt: int  # changes with every opened rep, also ones later dropped
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A rule's verdict on one frame: `quantity` (an Angles field, or "hinge_ratio") read `value`,
-    past `threshold` in the direction `sense` (+1: over a maximum, -1: under a minimum)."""
-
-    value: float
-    threshold: float
-    quantity: str
-    sense: int = 1
-    cue: Optional[str] = None  # a more specific cue than the fault's own
-
-    @property
-    def margin(self) -> float:
-        """How far past the limit, in the rule's unit (positive = past)."""
-        return self.sense * (self.value - self.threshold)
-
-
-Check = Callable[[Moment], Optional[Finding]]
 Decide = Callable[[Angles], Optional[tuple[Finding, float]]]
-
-
-def _hip(m: Moment) -> float:
-    return m.angles.hip_flexion_deg
-
-
-def frame_checks(profile: Profile) -> dict[Fault, Check]:
-    """The enabled frame rules of a profile. NaN measurements never satisfy a comparison, so a
-    quantity whose landmarks were hidden can never raise a fault."""
-    f: FaultsTable = profile.faults
-    reps = profile.reps
-    checks: dict[Fault, Check] = {}
-
-    floor_pulls: set[int] = set()  # rep attempts where the hands have been at or below the knees
-
-    def squatting(m: Moment) -> Optional[Finding]:
-        r = f.squatting_the_hinge
-        a = m.angles
-        if m.phase not in MOVING:
-            return None
-        if a.hands_below_knee >= r.floor_hands_below_knee:
-            floor_pulls.add(m.attempt)
-        if not _hip(m) >= r.check_from_hip_deg:
-            return None
-        shown = []
-        if a.thigh_deg >= r.max_thigh_deg:
-            shown.append(Finding(a.thigh_deg, r.max_thigh_deg, "thigh_deg"))
-        if m.attempt not in floor_pulls:
-            # (On a load taken from the floor bent knees down there are the lift, not a squat: only
-            # hips at knee height, above, make it one. Shins "far forward" cannot be told apart:
-            # the model reads 45-54 degrees of shin on good floor pulls, as much as on squats.)
-            if (r.max_knee_deg is not None and a.knee_flexion_deg > r.max_knee_deg
-                    and a.hands_below_knee < r.floor_hands_below_knee):
-                # Only with the hands seen above the knees: hidden hands (behind plates, the body)
-                # may be holding a load at the floor, where bent knees are the lift.
-                shown.append(Finding(a.knee_flexion_deg, r.max_knee_deg, "knee_flexion_deg"))
-            if (a.hinge_ratio < r.min_hinge_ratio and a.trunk_deg <= r.ratio_max_trunk_deg
-                    and a.knee_flexion_deg >= r.ratio_min_knee_deg):
-                shown.append(Finding(a.hinge_ratio, r.min_hinge_ratio, "hinge_ratio", sense=-1))
-        # Any sign shows the squat; its evidence is the sign clearest against its own noise.
-        return max(shown, key=lambda f: f.margin / max(a.noise_of(f.quantity), 1e-9), default=None)
-
-    def head(m: Moment) -> Optional[Finding]:
-        r = f.head_not_neutral
-        a = m.angles
-        if m.phase not in MOVING or not a.trunk_deg >= r.min_trunk_deg:
-            return None
-        if a.head_offset_deg > r.max_dropped_deg:
-            return Finding(a.head_offset_deg, r.max_dropped_deg, "head_offset_deg", cue=r.cue_dropped)
-        if a.head_offset_deg < -r.max_cranked_deg:
-            return Finding(-a.head_offset_deg, r.max_cranked_deg, "head_offset_deg")
-        return None
-
-    def rounded(m: Moment) -> Optional[Finding]:
-        r = f.rounded_back
-        a = m.angles
-        if m.phase not in MOVING:
-            return None
-        if a.trunk_deg > r.max_trunk_deg:
-            return Finding(a.trunk_deg, r.max_trunk_deg, "trunk_deg")
-        if a.trunk_deg >= r.min_trunk_deg and a.head_offset_deg > r.max_upper_back_sag_deg:
-            return Finding(a.head_offset_deg, r.max_upper_back_sag_deg, "head_offset_deg")
-        return None
-
-    def overextended(m: Moment) -> Optional[Finding]:
-        r = f.overextended_lockout
-        at_top = m.phase is Phase.LOCKOUT or (m.phase is Phase.RISING and _hip(m) <= reps.top_deg)
-        extension = -_hip(m)
-        if at_top and extension > r.max_extension_deg:
-            return Finding(extension, r.max_extension_deg, "hip_flexion_deg")
-        return None
-
-    def load_away(m: Moment) -> Optional[Finding]:
-        r = f.load_away_from_body
-        a = m.angles
-        if m.phase not in MOVING or not _hip(m) >= r.check_from_hip_deg:
-            return None
-        if not a.hands_below_shoulder >= r.min_hands_below_shoulder:
-            return None
-        return Finding(a.load_forward, r.max_forward, "load_forward") if a.load_forward > r.max_forward else None
-
-    for fault, check in (
-        (Fault.SQUATTING_THE_HINGE, squatting),
-        (Fault.HEAD_NOT_NEUTRAL, head), (Fault.ROUNDED_BACK, rounded),
-        (Fault.OVEREXTENDED_LOCKOUT, overextended), (Fault.LOAD_AWAY_FROM_BODY, load_away),
-    ):
-        if f.enabled(fault):
-            checks[fault] = check
-    return checks
-
-
-def bottom_squat_finding(shape: BottomShape, movement: MovementTable) -> Optional[Finding]:
-    """A rep whose bottom looked like a squat (the per-rep movement verdict, from medians over the
-    deepest frames) squats the hinge. The evidence is the hips at knee height where they are, else
-    the squat pattern's hinge ratio (the verdict decides; this only names what decided it)."""
-    if movement_verdict(shape, movement) != "squat":
-        return None
-    if shape.thigh >= movement.hips_at_knee_thigh_deg:
-        return Finding(shape.thigh, movement.hips_at_knee_thigh_deg, "thigh_deg")
-    return Finding(shape.hinge_ratio, movement.squat_max_hinge_ratio, "hinge_ratio", sense=-1)
 
 
 class FaultJudge:
@@ -179,7 +48,9 @@ class FaultJudge:
         self.reset()
 
     def reset(self) -> None:
-        self.checks = frame_checks(self.profile)  # fresh: the squatting rule remembers floor pulls per attempt
+        self.rules: list[FrameRule] = frame_rules(self.profile)  # fresh: the squatting rule remembers floor pulls per attempt
+        self.bottom_rules = [rule(self.profile) for rule in BOTTOM_RULES if self.profile.faults.enabled(rule.fault)]
+        self.close_rules = [rule(self.profile) for rule in CLOSE_RULES if self.profile.faults.enabled(rule.fault)]
         self._clear_since: dict[Fault, float] = {}
         self._raised: set[tuple[int, Fault]] = set()
         self._borderline: dict[tuple[int, Fault], FaultEvent] = {}
@@ -270,8 +141,9 @@ class FaultJudge:
         """Judge one usable frame."""
         self._tick(m.angles.time)
         out = self._judge_pending(m)
-        for fault, check in self.checks.items():
-            if m.rep_index is None or (finding := check(m)) is None:  # between reps nothing is judged
+        for rule in self.rules:
+            fault = rule.fault
+            if m.rep_index is None or (finding := rule.check(m)) is None:  # between reps nothing is judged
                 self._end_hold(fault)
                 continue
             now = m.angles.time
@@ -319,31 +191,22 @@ class FaultJudge:
 
     def at_bottom(self, lowering_s: float, shape: BottomShape, angles: Angles, time: float, rep_index: int,
                   attempt: int) -> list[FaultEvent]:
-        """The faults judged once per rep at its bottom: the lowering's tempo, locked knees over the
-        deepest part, and a bottom that looked like a squat (which a frame rule can miss where
-        plates hide the knees for most frames)."""
+        """The faults judged once per rep at its bottom (device/analysis/rules.py's bottom rules): the
+        lowering's tempo, locked knees over the deepest part, and a bottom that looked like a squat
+        (which a frame rule can miss where plates hide the knees for most frames)."""
+        bottom = AtBottom(shape, lowering_s, angles, self.frame_s)
         out = []
-        knee_at_bottom = shape.knee
-        squat = bottom_squat_finding(shape, self.profile.movement)
-        if squat is not None:
-            band = self._band(angles.noise_of(squat.quantity)) * shape.noise_factor  # a median over the bottom
-            out += self._once(Fault.SQUATTING_THE_HINGE, squat, band, time, rep_index, attempt)
-        fast = self.profile.faults.too_fast
-        if math.isfinite(lowering_s) and lowering_s < fast.min_lowering_s:
-            # The lowering's start and its bottom are each placed to within a frame.
-            band = 2 * self.frame_s if math.isfinite(self.frame_s) else math.inf
-            finding = Finding(lowering_s, fast.min_lowering_s, "lowering_s", sense=-1)
-            out += self._once(Fault.TOO_FAST, finding, band, time, rep_index, attempt)
-        knees = self.profile.faults.locked_knees
-        if knee_at_bottom < knees.min_knee_deg:  # NaN (shins hidden) never compares true
-            finding = Finding(knee_at_bottom, knees.min_knee_deg, "knee_flexion_deg", sense=-1)
-            band = self._band(angles.noise_of("knee_flexion_deg"))
-            out += self._once(Fault.LOCKED_KNEES, finding, band, time, rep_index, attempt)
+        for rule in self.bottom_rules:
+            if (judged := rule.judge(bottom)) is not None:
+                out += self._once(rule.fault, judged[0], judged[1], time, rep_index, attempt)
         return out
 
-    def at_close(self, lockout_reached: bool, top_min_hip: float, hip_noise: float, time: float, rep_index: int,
+    def at_close(self, lockout_reached: bool, top_min_hip: float, angles: Angles, time: float, rep_index: int,
                  attempt: int) -> list[FaultEvent]:
-        if lockout_reached:
-            return []
-        finding = Finding(top_min_hip, self.profile.reps.lockout_hip_deg, "hip_flexion_deg")
-        return self._once(Fault.INCOMPLETE_LOCKOUT, finding, self._band(hip_noise), time, rep_index, attempt)
+        """The faults judged once per rep as it closes (the lockout)."""
+        close = AtClose(lockout_reached, top_min_hip, angles)
+        out = []
+        for rule in self.close_rules:
+            if (judged := rule.judge(close)) is not None:
+                out += self._once(rule.fault, judged[0], judged[1], time, rep_index, attempt)
+        return out

@@ -1,0 +1,288 @@
+"""The hinge fault rules, one small object per fault: what each one looks at and when it says the
+fault shows. Whether a rule's finding buzzes (held long enough, clear of the measurement's noise, on
+a side-on view) is the judge's business (device/analysis/faults.py), the same for every rule.
+
+Two kinds of rule:
+
+- a `FrameRule` looks at every usable frame of an open rep and says whether that frame shows the
+  fault (squatting the hinge, head, back, a lean back at the top, the load's path);
+- a `MomentRule` is judged once per rep at a moment: the bottom (the lowering's tempo, knees locked
+  over the deepest part, a bottom shaped like a squat) or the close (no lockout).
+
+A rule returns a `Finding`: the quantity that decided, its value, the limit it passed and which way.
+NaN never satisfies a comparison, so a quantity whose landmarks were hidden can never raise a fault.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Optional
+
+from device.analysis.kinematics import Angles
+from device.analysis.profiles import Profile
+from device.analysis.reps import BottomShape, movement_verdict
+from device.analysis.vocabulary import Fault, Phase
+
+MOVING = (Phase.LOWERING, Phase.BOTTOM, Phase.RISING)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One usable frame, with what the rep counter knows about it."""
+
+    angles: Angles
+    phase: Phase
+    rep_index: Optional[int]  # the open rep, None between reps
+    attempt: int  # changes with every opened rep, also ones later dropped
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule's verdict: `quantity` (an Angles field, or "hinge_ratio", "lowering_s") read `value`,
+    past `threshold` in the direction `sense` (+1: over a maximum, -1: under a minimum)."""
+
+    value: float
+    threshold: float
+    quantity: str
+    sense: int = 1
+    cue: Optional[str] = None  # a more specific cue than the fault's own
+
+    @property
+    def margin(self) -> float:
+        """How far past the limit, in the rule's unit (positive = past)."""
+        return self.sense * (self.value - self.threshold)
+
+
+class FrameRule:
+    """A fault judged frame by frame while a rep is open."""
+
+    fault: ClassVar[Fault]
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+
+    def check(self, m: Moment) -> Optional[Finding]:
+        raise NotImplementedError
+
+
+class SquattingTheHinge(FrameRule):
+    """The knees took the athlete down, not the hips: hips at knee height, the squat pattern (knees
+    bent about as much as the hips with the trunk upright), or knees past the drill's limit.
+
+    Once the hands have been at or below the knees in a rep, a load is being taken from the floor
+    and bent knees down there are the lift: only hips at knee height squat it. The rule remembers
+    those attempts, so it is made fresh for every session (attempt numbers start again)."""
+
+    fault = Fault.SQUATTING_THE_HINGE
+
+    def __init__(self, profile: Profile):
+        super().__init__(profile)
+        self.floor_pulls: set[int] = set()  # rep attempts where the hands have been at or below the knees
+
+    def check(self, m: Moment) -> Optional[Finding]:
+        r = self.profile.faults.squatting_the_hinge
+        a = m.angles
+        if m.phase not in MOVING:
+            return None
+        if a.hands_below_knee >= r.floor_hands_below_knee:
+            self.floor_pulls.add(m.attempt)
+        if not a.hip_flexion_deg >= r.check_from_hip_deg:
+            return None
+        shown = []
+        if a.thigh_deg >= r.max_thigh_deg:
+            shown.append(Finding(a.thigh_deg, r.max_thigh_deg, "thigh_deg"))
+        if m.attempt not in self.floor_pulls:
+            # (Shins "far forward" cannot tell a floor pull from a squat: the model reads 45-54
+            # degrees of shin on good floor pulls, as much as on squats.)
+            if (r.max_knee_deg is not None and a.knee_flexion_deg > r.max_knee_deg
+                    and a.hands_below_knee < r.floor_hands_below_knee):
+                # Only with the hands seen above the knees: hidden hands (behind plates, the body)
+                # may be holding a load at the floor, where bent knees are the lift.
+                shown.append(Finding(a.knee_flexion_deg, r.max_knee_deg, "knee_flexion_deg"))
+            if (a.hinge_ratio < r.min_hinge_ratio and a.trunk_deg <= r.ratio_max_trunk_deg
+                    and a.knee_flexion_deg >= r.ratio_min_knee_deg):
+                shown.append(Finding(a.hinge_ratio, r.min_hinge_ratio, "hinge_ratio", sense=-1))
+        # Any sign shows the squat; its evidence is the sign clearest against its own noise.
+        return max(shown, key=lambda f: f.margin / max(a.noise_of(f.quantity), 1e-9), default=None)
+
+
+class HeadNotNeutral(FrameRule):
+    """The head leaves the line of the back once the trunk leans: dropped toward the floor, or
+    cranked up behind it."""
+
+    fault = Fault.HEAD_NOT_NEUTRAL
+
+    def check(self, m: Moment) -> Optional[Finding]:
+        r = self.profile.faults.head_not_neutral
+        a = m.angles
+        if m.phase not in MOVING or not a.trunk_deg >= r.min_trunk_deg:
+            return None
+        if a.head_offset_deg > r.max_dropped_deg:
+            return Finding(a.head_offset_deg, r.max_dropped_deg, "head_offset_deg", cue=r.cue_dropped)
+        if a.head_offset_deg < -r.max_cranked_deg:
+            return Finding(-a.head_offset_deg, r.max_cranked_deg, "head_offset_deg")
+        return None
+
+
+class RoundedBack(FrameRule):
+    """A 2D proxy (see ANALYSIS.md): the trunk past horizontal, or the head and upper back folding
+    toward the floor off the hip-shoulder line."""
+
+    fault = Fault.ROUNDED_BACK
+
+    def check(self, m: Moment) -> Optional[Finding]:
+        r = self.profile.faults.rounded_back
+        a = m.angles
+        if m.phase not in MOVING:
+            return None
+        if a.trunk_deg > r.max_trunk_deg:
+            return Finding(a.trunk_deg, r.max_trunk_deg, "trunk_deg")
+        if a.trunk_deg >= r.min_trunk_deg and a.head_offset_deg > r.max_upper_back_sag_deg:
+            return Finding(a.head_offset_deg, r.max_upper_back_sag_deg, "head_offset_deg")
+        return None
+
+
+class OverextendedLockout(FrameRule):
+    """At the top the shoulders fall behind the hip-knee line: a lean back instead of standing tall."""
+
+    fault = Fault.OVEREXTENDED_LOCKOUT
+
+    def check(self, m: Moment) -> Optional[Finding]:
+        r = self.profile.faults.overextended_lockout
+        hip = m.angles.hip_flexion_deg
+        at_top = m.phase is Phase.LOCKOUT or (m.phase is Phase.RISING and hip <= self.profile.reps.top_deg)
+        if at_top and -hip > r.max_extension_deg:
+            return Finding(-hip, r.max_extension_deg, "hip_flexion_deg")
+        return None
+
+
+class LoadAwayFromBody(FrameRule):
+    """Hanging hands (a load) held ahead of mid-foot once the hips bend."""
+
+    fault = Fault.LOAD_AWAY_FROM_BODY
+
+    def check(self, m: Moment) -> Optional[Finding]:
+        r = self.profile.faults.load_away_from_body
+        a = m.angles
+        if m.phase not in MOVING or not a.hip_flexion_deg >= r.check_from_hip_deg:
+            return None
+        if not a.hands_below_shoulder >= r.min_hands_below_shoulder:
+            return None
+        return Finding(a.load_forward, r.max_forward, "load_forward") if a.load_forward > r.max_forward else None
+
+
+FRAME_RULES: tuple[type[FrameRule], ...] = (SquattingTheHinge, HeadNotNeutral, RoundedBack, OverextendedLockout,
+                                            LoadAwayFromBody)
+
+
+def frame_rules(profile: Profile) -> list[FrameRule]:
+    """The profile's enabled frame rules, fresh (no memory of earlier attempts)."""
+    return [rule(profile) for rule in FRAME_RULES if profile.faults.enabled(rule.fault)]
+
+
+# --- judged once per rep ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AtBottom:
+    """What is known when a rep's bottom is confirmed."""
+
+    shape: BottomShape  # medians over the deepest frames
+    lowering_s: float  # NaN when the lowering was not seen (a lift from the floor)
+    angles: Angles  # the current frame, for its measured noise
+    frame_s: float  # the usual time between frames (NaN until known)
+
+
+@dataclass(frozen=True)
+class AtClose:
+    """What is known when a rep closes."""
+
+    lockout_reached: bool
+    top_min_hip: float  # the most extended hips seen at the top
+    angles: Angles
+
+
+class MomentRule:
+    """A fault judged once per rep. `judge` gives the finding and its noise band (the clear margin
+    it must pass, in the finding's unit), or None when the fault does not show."""
+
+    fault: ClassVar[Fault]
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+
+    def band(self, noise_rms: float) -> float:
+        return self.profile.faults.clear_margin_sigmas * noise_rms
+
+
+class BottomRule(MomentRule):
+    def judge(self, bottom: AtBottom) -> Optional[tuple[Finding, float]]:
+        raise NotImplementedError
+
+
+class CloseRule(MomentRule):
+    def judge(self, close: AtClose) -> Optional[tuple[Finding, float]]:
+        raise NotImplementedError
+
+
+class SquatBottom(BottomRule):
+    """A rep whose bottom looked like a squat (the per-rep movement verdict, from medians over the
+    deepest frames) squats the hinge, also where plates hid the knees on most frames. The evidence is
+    the hips at knee height where they are, else the squat pattern's hinge ratio (the verdict
+    decides; this only names what decided it), with a median's smaller noise."""
+
+    fault = Fault.SQUATTING_THE_HINGE
+
+    def judge(self, bottom: AtBottom) -> Optional[tuple[Finding, float]]:
+        shape, movement = bottom.shape, self.profile.movement
+        if movement_verdict(shape, movement) != "squat":
+            return None
+        if shape.thigh >= movement.hips_at_knee_thigh_deg:
+            finding = Finding(shape.thigh, movement.hips_at_knee_thigh_deg, "thigh_deg")
+        else:
+            finding = Finding(shape.hinge_ratio, movement.squat_max_hinge_ratio, "hinge_ratio", sense=-1)
+        return finding, self.band(bottom.angles.noise_of(finding.quantity)) * shape.noise_factor
+
+
+class TooFast(BottomRule):
+    """The lowering took less than the drill's tempo asks (drills with a tempo only)."""
+
+    fault = Fault.TOO_FAST
+
+    def judge(self, bottom: AtBottom) -> Optional[tuple[Finding, float]]:
+        limit = self.profile.faults.too_fast.min_lowering_s
+        if not (math.isfinite(bottom.lowering_s) and bottom.lowering_s < limit):
+            return None
+        # The lowering's start and its bottom are each placed to within a frame.
+        band = 2 * bottom.frame_s if math.isfinite(bottom.frame_s) else math.inf
+        return Finding(bottom.lowering_s, limit, "lowering_s", sense=-1), band
+
+
+class LockedKnees(BottomRule):
+    """The knees stayed straight over the deepest part of the rep (a deadlift lowering rightly keeps
+    them nearly straight until the bar passes them, so only the bottom is judged)."""
+
+    fault = Fault.LOCKED_KNEES
+
+    def judge(self, bottom: AtBottom) -> Optional[tuple[Finding, float]]:
+        limit = self.profile.faults.locked_knees.min_knee_deg
+        if not bottom.shape.knee < limit:  # NaN (shins hidden) never compares true
+            return None
+        return (Finding(bottom.shape.knee, limit, "knee_flexion_deg", sense=-1),
+                self.band(bottom.angles.noise_of("knee_flexion_deg")))
+
+
+class IncompleteLockout(CloseRule):
+    """The rep closed without the hips reaching the lockout."""
+
+    fault = Fault.INCOMPLETE_LOCKOUT
+
+    def judge(self, close: AtClose) -> Optional[tuple[Finding, float]]:
+        if close.lockout_reached:
+            return None
+        return (Finding(close.top_min_hip, self.profile.reps.lockout_hip_deg, "hip_flexion_deg"),
+                self.band(close.angles.noise_of("hip_flexion_deg")))
+
+
+BOTTOM_RULES: tuple[type[BottomRule], ...] = (SquatBottom, TooFast, LockedKnees)
+CLOSE_RULES: tuple[type[CloseRule], ...] = (IncompleteLockout,)
