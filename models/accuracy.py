@@ -41,6 +41,13 @@ class CropShiftedLandmarkModel(LandmarkModel):
         points[:, :2] -= self.shift
         return points, presence
 
+    def torso_outline(self, points: np.ndarray) -> Optional[np.ndarray]:
+        """The outline read on the moved crop, mapped back like the points."""
+        moved = points.copy()
+        moved[:, :2] += self.shift
+        outline = super().torso_outline(moved)
+        return None if outline is None else outline - self.shift
+
 
 def run_landmarks(model_path: Path, crops: CropSet, threads: int = 2, runtime: str = "auto",
                   progress: Optional[Callable[[int, int], None]] = None, crop_shift: int = 0) -> np.ndarray:

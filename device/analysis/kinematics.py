@@ -21,7 +21,9 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, TypedDict
 
-from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY, X, Y, Pose
+import numpy as np
+
+from device.pose.landmarks import LANDMARK_INDEX, TORSO_STATIONS, VISIBILITY, X, Y, Pose
 from device.analysis.profiles import KinematicsTable
 
 NAN = float("nan")
@@ -54,6 +56,7 @@ class Angles:
     load_forward: float = NAN
     hands_below_knee: float = NAN
     hands_below_shoulder: float = NAN
+    back_bend_deg: float = NAN
     # Per smoothed quantity, how much the model's reading wanders on these frames (NoiseMeter, over
     # the last `noise_window_s`); missing while there are too few frames to say.
     noise: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
@@ -108,7 +111,7 @@ def hinge_ratio_noise(hip: float, knee: float, hip_noise: float, knee_noise: flo
 TYPICAL_NOISE = {
     "hip_flexion_deg": 2.0, "knee_flexion_deg": 2.6, "trunk_deg": 1.0, "thigh_deg": 1.7, "shin_deg": 1.5,
     "hip_shift": 0.012, "head_offset_deg": 5.9, "load_forward": 0.014, "hands_below_knee": 0.016,
-    "hands_below_shoulder": 0.016,
+    "hands_below_shoulder": 0.016, "back_bend_deg": 6.0,
 }
 
 # Fewest frames in the window for a noise estimate: the RMS of one or two residuals says nothing.
@@ -176,7 +179,7 @@ class NoiseMeter:
 SMOOTHED = {
     "hip_flexion_deg": 1.0, "knee_flexion_deg": 1.0, "trunk_deg": 1.0, "thigh_deg": 1.0, "shin_deg": 1.0,
     "hip_shift": 100.0, "head_offset_deg": 1.0, "load_forward": 100.0,
-    "hands_below_knee": 100.0, "hands_below_shoulder": 100.0,
+    "hands_below_knee": 100.0, "hands_below_shoulder": 100.0, "back_bend_deg": 1.0,
 }
 
 
@@ -294,6 +297,65 @@ class Skeleton:
     ear: Optional[Point] = None
     wrist: Optional[Point] = None
     midfoot: Optional[Point] = None  # from heel and toe, when both are trusted
+    torso: Optional["TorsoOutline"] = None  # the silhouette across the trunk, when the model gave one
+
+
+@dataclass(frozen=True)
+class TorsoOutline:
+    """The pose's silhouette across the trunk (Pose.torso_outline) with the line it was read along:
+    the hips' centre and the shoulders' centre, as the model placed them (image pixels)."""
+
+    hips: Point
+    shoulders: Point
+    edges: np.ndarray  # (len(TORSO_STATIONS), 2, 2)
+
+    @classmethod
+    def of(cls, pose: Pose) -> Optional["TorsoOutline"]:
+        if pose.torso_outline is None:
+            return None
+        lm = pose.landmarks
+        hips = (lm[LEFT_HIP, X] + lm[RIGHT_HIP, X]) / 2, (lm[LEFT_HIP, Y] + lm[RIGHT_HIP, Y]) / 2
+        shoulders = (lm[LEFT_SHOULDER, X] + lm[RIGHT_SHOULDER, X]) / 2, (lm[LEFT_SHOULDER, Y] + lm[RIGHT_SHOULDER, Y]) / 2
+        return cls((float(hips[0]), float(hips[1])), (float(shoulders[0]), float(shoulders[1])), pose.torso_outline)
+
+
+LEFT_HIP, RIGHT_HIP = LANDMARK_INDEX["left_hip"], LANDMARK_INDEX["right_hip"]
+LEFT_SHOULDER, RIGHT_SHOULDER = LANDMARK_INDEX["left_shoulder"], LANDMARK_INDEX["right_shoulder"]
+
+# The back is read on the outline between these fractions of the way from the hips to the shoulders:
+# nearer the hips the buttocks bulge out behind the hip joint, nearer the shoulders the shoulder
+# blades, a hood or the neck do; in between lie the lumbar and thoracic spine.
+BACK_SPAN = (0.1, 0.8)
+# A bend is fitted only to an outline read at this many stations of the span (of 15): a curve
+# through fewer says little.
+MIN_BACK_STATIONS = 8
+_STATIONS = np.asarray(TORSO_STATIONS)
+_SPAN = (_STATIONS >= BACK_SPAN[0] - 1e-9) & (_STATIONS <= BACK_SPAN[1] + 1e-9)
+
+
+def back_bend_deg(torso: TorsoOutline, facing: int) -> float:
+    """How far the back's outline turns over one trunk length, in degrees: positive when it bulges
+    out like a hump (the spine rounding), negative when it sways in (arched); NaN when too little
+    of it was read.
+
+    The back is the side of the hips -> shoulders line away from the way the athlete faces. Its
+    distance from that line along the span is fitted with a parabola a + b t + c t^2 (t in trunk
+    lengths); a circular arc that turns by angle A over a trunk length has c = -A/2, so -2c is the
+    turn. A thick or thin trunk shifts the outline (a, b), it does not bend it."""
+    hips, shoulders = np.asarray(torso.hips), np.asarray(torso.shoulders)
+    chord = shoulders - hips
+    length = float(np.hypot(*chord))
+    if facing == 0 or not np.isfinite(length) or length <= 0:
+        return NAN
+    side = 0 if facing > 0 else 1  # facing image right, the back is on the line's left normal
+    normal = np.array([chord[1], -chord[0]]) / length * (1 if side == 0 else -1)
+    stations = hips + _STATIONS[:, None] * chord
+    depth = ((torso.edges[:, side, :] - stations) @ normal) / length
+    use = _SPAN & np.isfinite(depth)
+    if use.sum() < MIN_BACK_STATIONS:
+        return NAN
+    c = np.polyfit(_STATIONS[use], depth[use], 2)[0]
+    return math.degrees(-2.0 * c)
 
 
 def pick_skeleton(seen: Seen, side: str, bones: Optional[BoneCheck] = None) -> Skeleton:
@@ -368,6 +430,7 @@ class _Measured(TypedDict, total=False):
     load_forward: float
     hands_below_knee: float
     hands_below_shoulder: float
+    back_bend_deg: float
 
 
 def measure(skeleton: Skeleton, time: float, side: str, facing: int, leg_px: Optional[float] = None) -> tuple[Angles, float]:
@@ -419,6 +482,9 @@ def measure(skeleton: Skeleton, time: float, side: str, facing: int, leg_px: Opt
             values["load_forward"] = fwd(A, W) / leg - MIDFOOT_AHEAD_OF_ANKLE
         values["hands_below_knee"] = up(W, K) / leg
         values["hands_below_shoulder"] = up(W, S) / leg
+
+    if skeleton.torso is not None:
+        values["back_bend_deg"] = back_bend_deg(skeleton.torso, f)
 
     return Angles(time, True, side, facing, **values), leg_now
 
@@ -529,7 +595,7 @@ class AngleTracker:
         seen = Seen(pose, self.config.min_visibility)
         side = self._choose_side(seen, pose.timestamp)
         facing = self._update_facing(seen)
-        skeleton = pick_skeleton(seen, side, self.bones)
+        skeleton = replace(pick_skeleton(seen, side, self.bones), torso=TorsoOutline.of(pose))
         observe_bones(seen, self.bones, pose.timestamp)
         raw, leg_now = measure(skeleton, pose.timestamp, side, facing, self._leg_px)
         if math.isfinite(leg_now):

@@ -39,8 +39,6 @@ ONSET_BAND_DEG = 5.0
 REST_LEAK_DEG_PER_S = 5.0
 # The bottom values are read over the deepest part of the rep: within this of the deepest point.
 BOTTOM_WINDOW_DEG = 5.0
-# At the end of a stream, a rep still "standing up" must have been extending its hips this recently.
-STILL_RISING_S = 0.5
 # Physics, not coaching: a bar let go at the hips hits the floor in about 0.3 s, so a "lowering"
 # quicker than 0.2 s is a landmark glitch, not a movement; it is dropped before any fault is judged.
 FASTEST_LOWERING_S = 0.2
@@ -91,7 +89,8 @@ class OpenRep:
     top_entered: float = NAN
     top_min: float = math.inf
     top_min_time: float = NAN
-    lockout_time: float = NAN
+    lockout_since: float = NAN  # the current run of frames with the hips locked out began here
+    lockout_time: float = NAN  # the lockout held long enough to count (lockout_hold_s)
     samples: list[Sample] = field(default_factory=list)
 
     @property
@@ -186,6 +185,8 @@ class RepCounter:
         if not usable or math.isnan(angles.hip_flexion_deg):
             if hidden:
                 self._last_present = angles.time
+            if self.rep is not None:
+                self.rep.lockout_since = NAN  # a frame with the hips unseen is no evidence of a lockout
             return self._while_unseen(angles.time)
         dropped = self._back_from_vanishing(angles)
         self._last_seen = self._last_present = angles.time
@@ -312,24 +313,34 @@ class RepCounter:
         elif h <= c.top_deg:
             self.state = State.TOP
             rep.top_entered, rep.top_min, rep.top_min_time = time, h, time
-            if h <= c.lockout_hip_deg:
-                rep.lockout_time = time
+            self._follow_lockout(rep, h, time)
         return []
 
+    def _follow_lockout(self, rep: OpenRep, h: float, time: float) -> None:
+        """The lockout counts once the hips have stayed locked out for `lockout_hold_s` on frames
+        that show them: one frame (a plate passing the hips, a misread) is no evidence."""
+        c = self.config
+        if h > c.lockout_hip_deg:
+            rep.lockout_since = NAN
+            return
+        if math.isnan(rep.lockout_since):
+            rep.lockout_since = time
+        if not rep.lockout_reached and time - rep.lockout_since >= c.lockout_hold_s - 1e-9:
+            rep.lockout_time = rep.lockout_since
+
     def _while_at_top(self, a: Angles) -> list[CounterEvent]:
-        """Back at the top: the rep closes once the lockout settles, once the lockout wait runs out
-        without one, or as soon as the hips bend again."""
+        """Back at the top: the finish is watched for `finish_s` (the lockout, and a lean back that
+        may follow it, belong to the rep) and until the hips have stopped extending for `settle_s`;
+        the rep closes then, or as soon as the hips bend again."""
         c, h, time = self.config, a.hip_flexion_deg, a.time
         rep = self.rep
         assert rep is not None
         if h < rep.top_min - 1.0:
             rep.top_min, rep.top_min_time = h, time
-        if h <= c.lockout_hip_deg and not rep.lockout_reached:
-            rep.lockout_time = time
-        settled = rep.lockout_reached and time - rep.top_min_time >= c.settle_s
-        waited = not rep.lockout_reached and time - rep.top_entered >= c.lockout_wait_s
+        self._follow_lockout(rep, h, time)
+        finished = time - rep.top_entered >= c.finish_s and time - rep.top_min_time >= c.settle_s
         bending = h > rep.top_min + c.rise_deg
-        if not (settled or waited or bending):
+        if not (finished or bending):
             return []
         out = self._close_or_drop(time)
         self._stand(h, time)
@@ -345,10 +356,10 @@ class RepCounter:
 
     def _close(self, time: float) -> Finished:
         """Close the rep at the top. Its lockout counts as judged if it was reached, or if the
-        athlete was watched at the top for the whole lockout wait."""
+        athlete was watched at the top for the whole finish."""
         rep = self.rep
         assert rep is not None
-        judged = rep.lockout_reached or time - rep.top_entered >= self.config.lockout_wait_s
+        judged = rep.lockout_reached or time - rep.top_entered >= self.config.finish_s
         return self._finish(time, judged)
 
     def _finish(self, time: float, lockout_judged: bool) -> Finished:
@@ -358,25 +369,12 @@ class RepCounter:
         return Finished(time, rep, lockout_judged)
 
     def finish(self, time: float) -> list[CounterEvent]:
-        """End of stream. A rep at the top closes as it stands. A rep still rising counts if it had
-        come `count_rising_at_end` of the way from its bottom back to standing and was still
-        coming up (the recording stopped as the athlete stood up); anything less, a stall, or a
-        rep still on the way down is dropped."""
+        """End of stream. A rep back at the top closes as it stands; anything else (still rising,
+        however far, or on the way down) never reached standing and is not a rep."""
         rep = self.rep
         if rep is None:
             return []
-        if self.state is State.TOP:
-            out: list[CounterEvent] = self._close_or_drop(time)
-        elif self.state is State.RISING and rep.samples:
-            last = rep.samples[-1]
-            progress = (rep.peak - last.hip) / max(rep.peak - self.config.top_deg, 1e-6)
-            standing_up = last.time - rep.rise_progress_time <= STILL_RISING_S
-            if progress >= self.config.count_rising_at_end and standing_up:
-                out = [self._finish(time, lockout_judged=False)]
-            else:
-                out = self._drop(time, "ended mid-rep")
-        else:
-            out = self._drop(time, "ended mid-rep")
+        out = self._close_or_drop(time) if self.state is State.TOP else self._drop(time, "ended mid-rep")
         self._reacquire()
         return out
 

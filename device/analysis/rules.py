@@ -125,20 +125,19 @@ class HeadNotNeutral(FrameRule):
 
 
 class RoundedBack(FrameRule):
-    """A 2D proxy (see ANALYSIS.md): the trunk past horizontal, or the head and upper back folding
-    toward the floor off the hip-shoulder line."""
+    """The back's outline bulges (device/analysis/kinematics.py's back_bend_deg, read from the model's
+    person mask): the spine rounds instead of staying long, once the trunk leans far enough for the
+    back's shape to show."""
 
     fault = Fault.ROUNDED_BACK
 
     def check(self, m: Moment) -> Optional[Finding]:
         r = self.profile.faults.rounded_back
         a = m.angles
-        if m.phase not in MOVING:
+        if m.phase not in MOVING or not a.trunk_deg >= r.min_trunk_deg:
             return None
-        if a.trunk_deg > r.max_trunk_deg:
-            return Finding(a.trunk_deg, r.max_trunk_deg, "trunk_deg")
-        if a.trunk_deg >= r.min_trunk_deg and a.head_offset_deg > r.max_upper_back_sag_deg:
-            return Finding(a.head_offset_deg, r.max_upper_back_sag_deg, "head_offset_deg")
+        if a.back_bend_deg > r.max_back_bend_deg:
+            return Finding(a.back_bend_deg, r.max_back_bend_deg, "back_bend_deg")
         return None
 
 

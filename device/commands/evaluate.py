@@ -89,9 +89,14 @@ def model_key(settings) -> str:
     return files_key(settings, resolved.landmark_variant, resolved.landmark, resolved.detector)
 
 
+# Bump when the pose engine's output changes for the same model files (the torso outline: 2).
+POSE_FORMAT = 2
+
+
 def files_key(settings, name: str, landmark: Path, detector: Path) -> str:
     """model_key for model files given by path (a variant being judged need not be installed)."""
-    digest = hashlib.sha256(sha256_of(landmark).encode())
+    digest = hashlib.sha256(f"pose-format-{POSE_FORMAT}".encode())
+    digest.update(sha256_of(landmark).encode())
     digest.update(sha256_of(detector).encode())
     digest.update(settings.pose.model_dump_json().encode())
     return f"{name}-{digest.hexdigest()[:12]}"

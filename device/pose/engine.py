@@ -15,7 +15,8 @@ from typing import Any, Iterable, Iterator, Optional
 import cv2
 import numpy as np
 
-from device.pose.landmarks import NUM_LANDMARKS, Pose, Roi, empty_landmarks
+from device.pose.landmarks import LANDMARK_INDEX, NUM_LANDMARKS, Pose, Roi, empty_landmarks
+from device.pose.outline import torso_outline
 from device.pose.tflite import TFLiteModel
 
 DETECTOR_SIZE = 224
@@ -148,6 +149,18 @@ def crop_matrix(roi: Roi, out_size: int) -> np.ndarray:
 # --- landmark model -----------------------------------------------------------------------------
 
 
+def segmentation_output(model: TFLiteModel) -> Optional[int]:
+    """The index of the model's person mask (1, S, S, 1), or None for a variant built without it."""
+    for index, shape in enumerate(model.output_shapes):
+        if len(shape) == 4 and shape[0] == 1 and shape[3] == 1 and shape[1] == shape[2]:
+            return index
+    return None
+
+
+HIP_POINTS = [LANDMARK_INDEX["left_hip"], LANDMARK_INDEX["right_hip"]]
+SHOULDER_POINTS = [LANDMARK_INDEX["left_shoulder"], LANDMARK_INDEX["right_shoulder"]]
+
+
 class LandmarkModel:
     """Runs BlazePose's landmark model on a 256x256 crop of a region of interest."""
 
@@ -157,6 +170,13 @@ class LandmarkModel:
         self._points = model.output_index((1, 195))
         self._flag = model.output_index((1, 1))
         self._heatmap = model.output_index((1, 64, 64, 39))
+        self._mask = segmentation_output(model)
+        self._mask_logits: Optional[np.ndarray] = None
+
+    @property
+    def segments(self) -> bool:
+        """Whether this variant outputs the person mask (and so the torso outline)."""
+        return self._mask is not None
 
     def crop(self, rgb: np.ndarray, roi: Roi) -> np.ndarray:
         """The model input: float32 (256, 256, 3) in [0, 1]."""
@@ -171,6 +191,7 @@ class LandmarkModel:
         """Returns (39, 5) points in crop pixels with visibility/presence as probabilities, and the
         pose presence score."""
         outputs = self.model.run(crop[None])
+        self._mask_logits = outputs[self._mask][0, :, :, 0] if self._mask is not None else None
         points = outputs[self._points].reshape(39, 5).astype(np.float64)
         presence = float(np.asarray(outputs[self._flag]).ravel()[0])
         if self.refine:
@@ -178,6 +199,15 @@ class LandmarkModel:
         points[:, 3] = sigmoid(points[:, 3])
         points[:, 4] = sigmoid(points[:, 4])
         return points, presence
+
+    def torso_outline(self, points: np.ndarray) -> Optional[np.ndarray]:
+        """The silhouette across the trunk (device/pose/outline.py) on the crop last inferred, in crop
+        pixels, from that crop's `points`; None for a variant without the mask."""
+        if self._mask_logits is None:
+            return None
+        hips = points[HIP_POINTS, :2].mean(axis=0)
+        shoulders = points[SHOULDER_POINTS, :2].mean(axis=0)
+        return torso_outline(self._mask_logits, hips, shoulders, LANDMARK_SIZE)
 
 
 def refine_from_heatmap(points: np.ndarray, heatmap: np.ndarray, kernel: int = HEATMAP_KERNEL, min_confidence: float = 0.5) -> None:
@@ -203,6 +233,12 @@ def refine_from_heatmap(points: np.ndarray, heatmap: np.ndarray, kernel: int = H
         rows, cols = np.mgrid[r0:r1, c0:c1]
         points[i, 0] = (cols * window).sum() / total / hm_w * LANDMARK_SIZE
         points[i, 1] = (rows * window).sum() / total / hm_h * LANDMARK_SIZE
+
+
+def project_xy(xy: np.ndarray, roi: Roi) -> np.ndarray:
+    """Crop-pixel points (N, 2) -> image pixels (NaN stays NaN)."""
+    m = crop_matrix(roi, LANDMARK_SIZE)
+    return xy @ m[:, :2].T + m[:, 2]
 
 
 def project(points: np.ndarray, roi: Roi) -> np.ndarray:
@@ -286,7 +322,12 @@ class PoseEngine:
                 return self.process(rgb, timestamp)
             return Pose(timestamp, empty_landmarks(), presence, detector_ran, (w, h), roi, timings)
         self._roi = roi_from_alignment(image_points[33, :2], image_points[34, :2])
-        return Pose(timestamp, image_points[:NUM_LANDMARKS], presence, detector_ran, (w, h), roi, timings)
+        t0 = self.clock()
+        outline = self.landmarks.torso_outline(points)
+        if outline is not None:
+            timings["outline_ms"] = (self.clock() - t0) * 1000
+            outline = project_xy(outline.reshape(-1, 2), roi).reshape(outline.shape)
+        return Pose(timestamp, image_points[:NUM_LANDMARKS], presence, detector_ran, (w, h), roi, timings, outline)
 
 
 def iter_poses(engine: PoseEngine, frames: Iterable) -> Iterator[tuple[Any, Pose]]:

@@ -25,6 +25,11 @@ NUM_LANDMARKS = len(LANDMARK_NAMES)
 # Columns of Pose.landmarks.
 X, Y, Z, VISIBILITY, PRESENCE = range(5)
 
+# Where along the trunk the silhouette's outline is read: fractions of the way from the hips' centre
+# to the shoulders' centre (see Pose.torso_outline). Every 5%, about 3 px apart on the ~60-px trunk
+# of the model's 256-px crop: closer stations would read the same mask pixels.
+TORSO_STATIONS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
+
 
 @dataclass(frozen=True)
 class Roi:
@@ -51,6 +56,13 @@ class Pose:
     image_size: tuple[int, int]  # (width, height)
     roi: Optional[Roi] = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The body's silhouette across the trunk, from the landmark model's segmentation: at each of
+    # TORSO_STATIONS along the line from the hips' centre to the shoulders' centre, where the
+    # silhouette ends on either side of that line, in image pixels: shape (stations, 2, 2), side 0
+    # along the line's left normal (dx, dy) -> (dy, -dx) in image axes (y down), side 1 the other way.
+    # NaN where the silhouette does not end within reach (or the line leaves it); None when the model
+    # has no segmentation output. Which side is the back depends on the way the athlete faces.
+    torso_outline: Optional[np.ndarray] = None
 
     @property
     def found(self) -> bool:
@@ -81,6 +93,8 @@ class Pose:
                 }
                 for name, row in zip(LANDMARK_NAMES, self.landmarks)
             },
+            "torso_outline": None if self.torso_outline is None else [
+                [num(float(v), 2) for v in station.ravel()] for station in self.torso_outline],
         }
 
     @classmethod
@@ -93,12 +107,16 @@ class Pose:
                 if value is not None:
                     lm[i, col] = value
         width, height = data.get("image_size", (0, 0))
+        outline = data.get("torso_outline")
         return cls(
             timestamp=float(data["timestamp"]),
             landmarks=lm,
             presence=float(data["presence"]),
             detector_ran=bool(data.get("detector_ran", False)),
             image_size=(int(width), int(height)),
+            torso_outline=None if outline is None else np.array(
+                [[math.nan if v is None else float(v) for v in station] for station in outline],
+                dtype=np.float64).reshape(-1, 2, 2),
         )
 
 

@@ -70,12 +70,12 @@ class RepsTable(Table):
     rise_deg: float = Field(gt=0, description="drop from the deepest point that confirms the bottom")
     lockout_hip_deg: float = Field(ge=-90, le=180, description="hip flexion at or below which the hips are locked out")
     settle_s: float = Field(ge=0)
-    lockout_wait_s: float = Field(gt=0)
+    finish_s: float = Field(gt=0, description="how long the finish is watched after reaching the top")
+    lockout_hold_s: float = Field(ge=0, description="how long the hips must stay locked out for the lockout to count")
     max_gap_s: float = Field(gt=0)
     hidden_gap_s: float = Field(gt=0, description="how long the joints may be covered, the athlete still in view, before a rep is dropped")
     acquire_s: float = Field(ge=0, description="how long someone first seen at depth must stay there to start a rep")
     min_rep_s: float = Field(ge=0, description="a down-and-up quicker than this is a glitch, not a rep")
-    count_rising_at_end: float = Field(gt=0, le=1, description="share of the way up that counts a rep cut off by the end of a clip")
     trace_points: int = Field(ge=2, le=500)
 
     @model_validator(mode="after")
@@ -123,9 +123,8 @@ class HeadRule(Rule):
 
 
 class RoundedBackRule(Rule):
-    min_trunk_deg: Degrees
-    max_upper_back_sag_deg: float = Field(gt=0, le=180)
-    max_trunk_deg: Degrees
+    min_trunk_deg: Degrees = Field(description="the back's shape is judged once the trunk leans this far from upright")
+    max_back_bend_deg: float = Field(gt=0, le=180, description="the back's outline may turn this much over a trunk length")
 
 
 class IncompleteLockoutRule(Rule):
