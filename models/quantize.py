@@ -53,8 +53,9 @@ PLAN_PATH = PLAN_DIR / "plan.json"
 RANGES_PATH = PLAN_DIR / "ranges.json"
 EVALUATION_PATH = PLAN_DIR / "evaluation.json"
 REPORT_PATH = Path(__file__).with_name("QUANTIZATION.md")
-# Bump when the way a plan turns into bytes changes, so old records are rebuilt.
-BUILD_FORMAT = 1
+# Bump when the way a plan turns into bytes, or the selection rule, changes, so old records are rebuilt
+# (2: a selectable variant must keep the person mask).
+BUILD_FORMAT = 2
 INSTALL_HINT = "install it with `pip install -e '.[quantize]'` (ai-edge-quantizer==0.10.0)"
 DEFAULT_EVAL_FRAME_STEP = 3
 TIMING_INPUTS = 10
@@ -450,9 +451,13 @@ def variant_entry(b: BuiltVariant, accuracy: Accuracy, ms: dict[str, float]) -> 
     if within and not verdicts_unchanged(exact, verdicts):
         notes.append("within the angle floor but " + ("changes more clip outcomes than float16 with its crop moved 1 px"
                                                       if verdicts else "verdicts over the perturbations not judged"))
+    segments = has_person_mask(b.path)
+    if not segments:
+        notes.append("no person mask: the back's shape (rounded_back) cannot be read")
     return {
         "name": name, "file": b.spec.file, "sha256": b.sha256, "size": b.size,
-        "qualifies": qualifies(err, accuracy.floor, exact, outcome, verdicts, judged_this_file),
+        "qualifies": segments and qualifies(err, accuracy.floor, exact, outcome, verdicts, judged_this_file),
+        "person_mask": segments,
         "precision": b.spec.precision, "kind": b.spec.kind, "description": b.spec.description,
         "ms_per_frame": round(ms[name], 2), "speedup": round(ms[SHIPPED_VARIANT] / ms[name], 2),
         "built_matches_committed": b.matches_committed,
@@ -466,6 +471,16 @@ def variant_entry(b: BuiltVariant, accuracy: Accuracy, ms: dict[str, float]) -> 
         "trusted": err.get("trusted"),
         **({"coaching_changes": outcome["changed"]} if outcome and outcome.get("changed") else {}),
     }
+
+
+def has_person_mask(path: Path) -> bool:
+    """Whether a landmark model file still outputs the person mask, from which the pose engine reads
+    the back's outline (device/pose/outline.py): a variant without it cannot judge rounded_back, so
+    however fast, it changes what the athlete hears."""
+    from device.pose.engine import segmentation_output
+    from device.pose.tflite import TFLiteModel
+
+    return segmentation_output(TFLiteModel(path, 1)) is not None
 
 
 def select(variants: list[dict[str, Any]], float16_ms: float) -> Optional[str]:
@@ -533,8 +548,8 @@ def quantize_models(
                      "analysis trusts (a frame float16 trusts and the variant loses counts as a failure) is, at the median "
                      f"and p95, no larger than float16's own with its crop moved {CROP_SHIFT_PX} px (noise_floor), that "
                      "changes no more clip outcomes on the labelled clips and their perturbations than that shift does, "
-                     "and that changes no rep count, verdict or fault on the labelled clips; float16 (the shipped model) "
-                     "when none is faster",
+                     "that changes no rep count, verdict or fault on the labelled clips, and that keeps the person mask "
+                     "the back's shape is read from; float16 (the shipped model) when none is faster",
         "float16_ms_per_frame": round(ms[SHIPPED_VARIANT], 2),
         "machine": _machine(), "threads": threads,
         "built_with": {"ai_edge_quantizer": version},

@@ -34,7 +34,7 @@ def test_drills_inherit_the_plain_hinge_and_override_what_differs():
     base, rdl = load_profile("hinge"), load_profile("romanian_deadlift")
     assert rdl.reps.depth_deg == 60 != base.reps.depth_deg
     assert rdl.faults.squatting_the_hinge.max_knee_deg == 45 != base.faults.squatting_the_hinge.max_knee_deg
-    assert rdl.faults.enabled(Fault.LOAD_AWAY_FROM_BODY) and not base.faults.enabled(Fault.LOAD_AWAY_FROM_BODY)
+    assert rdl.faults.enabled(Fault.TOO_FAST) and not base.faults.enabled(Fault.TOO_FAST)
     assert rdl.kinematics == base.kinematics and rdl.movement == base.movement
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pytest
@@ -111,11 +111,14 @@ def movement_of(low: Posture) -> str:
 
 @dataclass(frozen=True)
 class Case:
-    """`observe(value)` for a value just inside the limit must give `when_inside`, just outside the
-    opposite. |value - limit| <= tolerance for both."""
+    """`observe(value)` for a value just inside the limit must give `when_inside`, just outside it
+    the opposite. The pair comes from the limit's coaching reason (a right angle, twice a reading's
+    noise, ...), not from the profile: the test reads the profile's limit only to check that the pair
+    straddles it within `tolerance` (in the case's own units, `at` maps the profile to the limit
+    there). So a retune that moves the limit past the pair fails on behaviour, and a pair that
+    drifted away from the limit it claims to pin fails too."""
 
     path: str
-    limit: float
     tolerance: float
     inside: float
     outside: float
@@ -123,6 +126,10 @@ class Case:
     when_inside: Any
     when_outside: Any
     profile: str = "hinge"
+    at: Optional[Callable[[Profile], float]] = None  # the limit in the values' units (default: the path's number)
+
+    def limit_in(self, profile: Profile) -> float:
+        return self.at(profile) if self.at is not None else float(threshold(profile, self.path))
 
 
 # --- the rep counter ------------------------------------------------------------------------------
@@ -215,24 +222,6 @@ def vanished_at_bottom_for(gap_s: float) -> int:
     return sum(rep.start_time < 1.5 for rep in analyzer.reps)
 
 
-def cut_while_rising_at(progress: float) -> int:
-    """The stream ends while the athlete stands up, `progress` of the way from the bottom to top_deg."""
-    analyzer = HingeAnalyzer(load_profile("hinge"))
-    top = analyzer.profile.reps.top_deg
-    last = 0.0
-    for pose in Motion().stand(1).to(bottom(90), 1.5).hold(0.5).to(STANDING, 3.0).render(fps=FPS):
-        analyzer.update(pose)
-        last = pose.timestamp
-        rep = analyzer.counter.rep
-        if rep is not None and rep.samples and analyzer.counter.state.value == "rising":
-            made = (rep.peak - rep.samples[-1].hip) / (rep.peak - top)
-            if made >= progress:
-                assert made < progress + 0.03
-                break
-    analyzer.finish(last)
-    return len(analyzer.reps)
-
-
 def _unlocked_rep_with_hold(hold_s: float):
     """Up to hips at 24 (short of the 20-degree lockout), held `hold_s`, then bending again."""
     motion = Motion().stand(1).hinge(lower_s=2.0, top=Posture(hip=24, knee=10)).hold(hold_s)
@@ -250,28 +239,59 @@ def lockout_judged_after(watched_s: float) -> bool:
     shows a few frames after it starts; one short run measures that offset."""
     offset = _unlocked_rep_with_hold(0.3)[0] - 0.3
     watched, judged = _unlocked_rep_with_hold(watched_s - offset)
-    assert watched == pytest.approx(min(watched_s, 1.0), abs=1.5 / FPS)
+    assert watched == pytest.approx(min(watched_s, load_profile("hinge").reps.finish_s), abs=1.5 / FPS)
     return judged
 
 
+def lockout_counted_after_holding(held_s: float) -> bool:
+    """The rep counter alone, on exact readings at 100 fps: down to hips at 90, up to 24 (standing,
+    short of the 20-degree lockout), then locked out (hips at 10) for `held_s`, then back to 24 until
+    the rep closes. Did the lockout count?"""
+    from device.analysis.reps import Finished, RepCounter
+    from device.analysis.kinematics import Angles
+
+    counter = RepCounter(load_profile("hinge").reps)
+    fps, t = 100, 0.0
+    closed: list[Finished] = []
+
+    def feed(hip: float, seconds: float) -> None:
+        nonlocal t
+        for _ in range(round(seconds * fps)):
+            angles = Angles(t, True, "left", 1, hip_flexion_deg=hip, knee_flexion_deg=10.0)
+            closed.extend(s for s in counter.update(angles, usable=True) if isinstance(s, Finished))
+            t += 1 / fps
+
+    feed(5, 1.0)
+    for hip in np.linspace(5, 90, 100):
+        feed(float(hip), 0.01)
+    feed(90, 0.5)
+    for hip in np.linspace(90, 24, 100):
+        feed(float(hip), 0.01)
+    feed(24, 0.3)
+    feed(10, held_s)
+    feed(24, 2.0)
+    (done,) = closed
+    return done.rep.lockout_reached
+
+
 REP_CASES = [
-    Case("reps.lockout_wait_s", 1.0, 0.15, 0.85, 1.15, lockout_judged_after, False, True),
-    Case("reps.top_deg", 25, 4, 21, 29, counted_with_top, 1, 0),
-    Case("reps.start_deg", 35, 3, 38, 32, started_on_dip, True, False),
-    Case("reps.depth_deg", 50, 4, 54, 46, depth_counts("hinge"), 1, 0),
-    Case("reps.depth_deg", 60, 4, 64, 56, depth_counts("romanian_deadlift"), 1, 0, "romanian_deadlift"),
-    Case("reps.depth_deg", 60, 4, 64, 56, depth_counts("kettlebell_deadlift"), 1, 0, "kettlebell_deadlift"),
-    Case("reps.depth_deg", 45, 4, 49, 41, depth_counts("wall_tap_hinge"), 1, 0, "wall_tap_hinge"),
-    Case("reps.depth_deg", 45, 4, 49, 41, depth_counts("band_resisted_hinge"), 1, 0, "band_resisted_hinge"),
-    Case("reps.rise_deg", 10, 2, 12, 8, bottom_confirmed_after_rising, True, False),
-    Case("reps.lockout_hip_deg", 20, 3, 17, 23, lockout_reached("hinge"), (True, False), (False, True)),
-    Case("reps.lockout_hip_deg", 15, 3, 12, 18, lockout_reached("band_resisted_hinge"), (True, False), (False, True),
+    Case("reps.finish_s", 0.15, 0.85, 1.15, lockout_judged_after, False, True),
+    Case("reps.lockout_hold_s", 0.04, 0.06, 0.14, lockout_counted_after_holding, False, True),
+    Case("reps.top_deg", 4, 21, 29, counted_with_top, 1, 0),
+    Case("reps.start_deg", 3, 38, 32, started_on_dip, True, False),
+    Case("reps.depth_deg", 4, 54, 46, depth_counts("hinge"), 1, 0),
+    Case("reps.depth_deg", 4, 64, 56, depth_counts("romanian_deadlift"), 1, 0, "romanian_deadlift"),
+    Case("reps.depth_deg", 4, 64, 56, depth_counts("kettlebell_deadlift"), 1, 0, "kettlebell_deadlift"),
+    Case("reps.depth_deg", 4, 49, 41, depth_counts("wall_tap_hinge"), 1, 0, "wall_tap_hinge"),
+    Case("reps.depth_deg", 4, 49, 41, depth_counts("band_resisted_hinge"), 1, 0, "band_resisted_hinge"),
+    Case("reps.rise_deg", 2, 12, 8, bottom_confirmed_after_rising, True, False),
+    Case("reps.lockout_hip_deg", 3, 17, 23, lockout_reached("hinge"), (True, False), (False, True)),
+    Case("reps.lockout_hip_deg", 3, 12, 18, lockout_reached("band_resisted_hinge"), (True, False), (False, True),
          "band_resisted_hinge"),
-    Case("reps.min_rep_s", 0.5, 0.07, 0.567, 0.433, quick_rep_counted, 1, 0),
-    Case("reps.acquire_s", 0.2, 0.04, 0.24, 0.16, first_seen_at_depth_for, 1, 0),
-    Case("reps.max_gap_s", 1.0, 0.2, 0.8, 1.2, away_mid_rep_for, 1, 0),
-    Case("reps.hidden_gap_s", 2.5, 0.5, 2.0, 3.0, vanished_at_bottom_for, 1, 0),
-    Case("reps.count_rising_at_end", 0.5, 0.1, 0.6, 0.4, cut_while_rising_at, 1, 0),
+    Case("reps.min_rep_s", 0.07, 0.567, 0.433, quick_rep_counted, 1, 0),
+    Case("reps.acquire_s", 0.04, 0.24, 0.16, first_seen_at_depth_for, 1, 0),
+    Case("reps.max_gap_s", 0.2, 0.8, 1.2, away_mid_rep_for, 1, 0),
+    Case("reps.hidden_gap_s", 0.5, 2.0, 3.0, vanished_at_bottom_for, 1, 0),
 ]
 
 
@@ -307,11 +327,11 @@ def movement_with_hands_below_knee(below: float) -> str:
 
 
 MOVEMENT_CASES = [
-    Case("movement.load_hands_below_knee", 0.0, 0.06, -0.05, 0.05, movement_with_hands_below_knee, "squat", "hinge"),
-    Case("movement.squat_max_hinge_ratio", 1.3, 0.1, 1.2, 1.4, squat_by_ratio, "squat", "hinge"),
-    Case("movement.squat_max_trunk_deg", 45, 4, 41, 49, squat_by_trunk, "squat", "hinge"),
-    Case("movement.squat_min_knee_deg", 60, 5, 65, 55, squat_by_knee, "squat", "hinge"),
-    Case("movement.hips_at_knee_thigh_deg", 85, 4, 89, 81, squat_by_thigh, "squat", "hinge"),
+    Case("movement.load_hands_below_knee", 0.06, -0.05, 0.05, movement_with_hands_below_knee, "squat", "hinge"),
+    Case("movement.squat_max_hinge_ratio", 0.1, 1.2, 1.4, squat_by_ratio, "squat", "hinge"),
+    Case("movement.squat_max_trunk_deg", 4, 41, 49, squat_by_trunk, "squat", "hinge"),
+    Case("movement.squat_min_knee_deg", 5, 65, 55, squat_by_knee, "squat", "hinge"),
+    Case("movement.hips_at_knee_thigh_deg", 4, 89, 81, squat_by_thigh, "squat", "hinge"),
 ]
 
 
@@ -439,16 +459,14 @@ def head_at(head: float) -> bool:
     return fault_on(Fault.HEAD_NOT_NEUTRAL, bottom(90, head=head))
 
 
-def rounded_by_head(head: float) -> bool:
-    return fault_on(Fault.ROUNDED_BACK, bottom(90, head=head))
+def rounded_by_bend(bend: float) -> bool:
+    """The back's outline turning `bend` over the trunk at the bottom of a 90-degree hinge (the
+    synthetic outline is an exact arc, so the fitted bend is the scripted one)."""
+    return fault_on(Fault.ROUNDED_BACK, bottom(90, back=bend))
 
 
-def rounded_at_trunk(trunk: float) -> bool:  # thigh 15, neutral head
-    return fault_on(Fault.ROUNDED_BACK, bottom(trunk + 15))
-
-
-def rounded_sag_from_trunk(trunk: float) -> bool:  # head 45 toward the floor: past the sag limit
-    return fault_on(Fault.ROUNDED_BACK, bottom(trunk + 15, head=45))
+def rounded_from_trunk(trunk: float) -> bool:  # thigh 15; a back clearly rounded (40)
+    return fault_on(Fault.ROUNDED_BACK, bottom(trunk + 15, back=40))
 
 
 def overextended_at(top_hip: float) -> bool:
@@ -481,21 +499,28 @@ def drill_knee_limit(profile: str) -> Callable[[float], bool]:
 
 
 def head_buzzes_at_sigmas(past: float) -> bool:
-    """The dropped head `past` times its measured noise (2 degrees) beyond the 25-degree limit on
-    every frame of 0.3 s (three holds): buzzed, not merely borderline?"""
+    """The dropped head `past` times its measured noise (2 degrees) beyond its limit on every frame
+    of 0.3 s (three holds): buzzed, not merely borderline? (The limit is read from the profile: this
+    case pins the margin in noise units, not the head's limit.)"""
     from device.analysis.faults import FaultJudge, Moment
     from device.analysis.kinematics import SMOOTHED, Angles
 
-    judge = FaultJudge(load_profile("hinge"))
+    profile = load_profile("hinge")
+    head = profile.faults.head_not_neutral
+    judge = FaultJudge(profile)
     events = []
     for i in range(10):
-        angles = Angles(i / 30, True, "left", 1, hip_flexion_deg=90, knee_flexion_deg=20, trunk_deg=60,
-                        thigh_deg=30, head_offset_deg=25 + past * 2.0, noise={q: 2.0 for q in SMOOTHED})
+        angles = Angles(i / 30, True, "left", 1, hip_flexion_deg=90, knee_flexion_deg=20, trunk_deg=60, thigh_deg=30,
+                        head_offset_deg=head.neutral_offset_deg + head.max_dropped_deg + past * 2.0,
+                        noise={q: 2.0 for q in SMOOTHED})
         events += judge.observe(Moment(angles, Phase.LOWERING, 1, attempt=1))
     return any(e.fault is Fault.HEAD_NOT_NEUTRAL and not e.borderline for e in events)
 
 
 LOAD = Fault.LOAD_AWAY_FROM_BODY
+# load_away_from_body is off in every shipped profile (a 2D wrist is not the bar); its numbers are
+# still pinned, on the plain hinge with the rule switched on, for a trainer's own profile.
+LOAD_JUDGED = tuned(faults__load_away_from_body__enabled=True)
 
 
 def _bar_ahead(hip: float, reach: float) -> Posture:
@@ -512,56 +537,71 @@ def load_away_at(forward: float) -> bool:
     """Hips at 90, the bar held off the legs so the wrists are `forward` leg lengths ahead of mid-foot."""
     reach = _bisect(lambda r: _load_forward_at(90, r) - forward, 0.0, 0.6)
     assert _load_forward_at(90, reach) == pytest.approx(forward, abs=0.002)
-    return fault_on(LOAD, _bar_ahead(90, reach), "romanian_deadlift", hands="legs")
+    return fault_on(LOAD, _bar_ahead(90, reach), LOAD_JUDGED, hands="legs")
 
 
 def load_away_checked_from(hip: float) -> bool:
     """The bar far off the legs (reach 0.4: wrists 0.3+ leg lengths past mid-foot), hips held at `hip`."""
     assert _load_forward_at(hip, 0.4) > 0.3
-    return fault_on(LOAD, _bar_ahead(hip, 0.4), "romanian_deadlift", hands="legs")
+    return fault_on(LOAD, _bar_ahead(hip, 0.4), LOAD_JUDGED, hands="legs")
 
 
-DRILL_KNEE_LIMITS = {"band_resisted_hinge": 45, "cable_pulled_hinge": 45, "dowel_hinge": 45,
-                     "hands_behind_head_hinge": 45, "pull_through": 50, "romanian_deadlift": 45,
-                     "sternum_loaded_hinge": 45, "wall_tap_hinge": 45}
-DRILL_TEMPOS = {"band_resisted_hinge": 1.0, "cable_pulled_hinge": 1.0, "hands_behind_head_hinge": 1.5,
-                "pull_through": 0.8, "sternum_loaded_hinge": 1.5, "wall_tap_hinge": 1.0}
-# limit -> (tolerance, inside, outside), with insides and outsides the scripted lowerings can give.
-TEMPO_VALUES = {1.5: (0.2, 1.7, 1.3), 1.0: (0.17, 1.133, 0.833), 0.8: (0.14, 0.9, 0.667)}
+# The drills' knee limit, from its reason: soft knees are 15-25 degrees, so past about 45 the knees
+# do the hips' work (past 50 in the pull-through, where the rope between the legs bends them more).
+# Each pair sits 4 degrees either side: twice the knee's typical noise.
+SOFT_KNEES = (41, 49)
+DRILL_KNEE_PAIRS = {"band_resisted_hinge": SOFT_KNEES, "cable_pulled_hinge": SOFT_KNEES, "dowel_hinge": SOFT_KNEES,
+                    "hands_behind_head_hinge": SOFT_KNEES, "pull_through": (46, 54), "romanian_deadlift": SOFT_KNEES,
+                    "sternum_loaded_hinge": SOFT_KNEES, "wall_tap_hinge": SOFT_KNEES}
+# The tempo drills' lowering, from their reasons: patterning drills lower over about two seconds
+# (under 1.5 the contacts cannot be felt), the pulled and wall drills over most of two (1.0), the
+# pull-through lets the cable take the hands over most of a second (0.8). Pairs the scripted
+# lowerings can give (LOWER_S_FOR), within two frame intervals and a bit of the limit.
+PATTERNING, CONTROLLED, CABLE = (0.2, 1.7, 1.3), (0.17, 1.133, 0.833), (0.14, 0.9, 0.667)
+DRILL_TEMPO_PAIRS = {"band_resisted_hinge": CONTROLLED, "cable_pulled_hinge": CONTROLLED,
+                     "hands_behind_head_hinge": PATTERNING, "pull_through": CABLE, "sternum_loaded_hinge": PATTERNING,
+                     "wall_tap_hinge": CONTROLLED}
 
 FAULT_CASES = [
-    Case("faults.clear_margin_sigmas", 2.0, 0.2, 1.8, 2.2, head_buzzes_at_sigmas, False, True),
-    Case("faults.load_away_from_body.max_forward", 0.25, 0.03, 0.22, 0.28, load_away_at, False, True,
-         "romanian_deadlift"),
-    Case("faults.load_away_from_body.check_from_hip_deg", 40, 4, 36, 44, load_away_checked_from, False, True,
-         "romanian_deadlift"),
-    *(Case("faults.squatting_the_hinge.max_knee_deg", limit, 4, limit - 4, limit + 4, drill_knee_limit(name), False,
-           True, name) for name, limit in DRILL_KNEE_LIMITS.items()),
-    *(Case("faults.too_fast.min_lowering_s", limit, *TEMPO_VALUES[limit], too_fast_on(name), False, True, name)
-      for name, limit in DRILL_TEMPOS.items()),
-    Case("faults.hold_s", 0.1, 0.02, 0.08, 0.12, head_hold_runs, False, True),
-    Case("faults.squatting_the_hinge.hold_s", 0.2, 0.04, 0.16, 0.24, squat_hold_runs, False, True),
-    Case("faults.squatting_the_hinge.check_from_hip_deg", 40, 3, 37, 43, squat_checked_from, False, True),
-    Case("faults.squatting_the_hinge.max_thigh_deg", 85, 4, 81, 89, squat_by_thigh_frames, False, True),
-    Case("faults.squatting_the_hinge.max_knee_deg", 90, 5, 85, 95, squat_by_knee_past_max, False, True),
-    Case("faults.squatting_the_hinge.min_hinge_ratio", 1.3, 0.1, 1.4, 1.2, squat_by_ratio_frames, False, True),
-    Case("faults.squatting_the_hinge.ratio_max_trunk_deg", 45, 4, 49, 41, squat_by_trunk_frames, False, True),
-    Case("faults.squatting_the_hinge.ratio_min_knee_deg", 40, 4, 36, 44, squat_by_knee_frames, False, True),
-    Case("faults.squatting_the_hinge.floor_hands_below_knee", 0.0, 0.06, 0.05, -0.05, floor_pull_exempts, False, True,
+    Case("faults.clear_margin_sigmas", 0.2, 1.8, 2.2, head_buzzes_at_sigmas, False, True),
+    Case("faults.load_away_from_body.max_forward", 0.03, 0.22, 0.28, load_away_at, False, True),
+    Case("faults.load_away_from_body.check_from_hip_deg", 4, 36, 44, load_away_checked_from, False, True),
+    *(Case("faults.squatting_the_hinge.max_knee_deg", 4, inside, outside, drill_knee_limit(name), False,
+           True, name) for name, (inside, outside) in DRILL_KNEE_PAIRS.items()),
+    *(Case("faults.too_fast.min_lowering_s", *pair, too_fast_on(name), False, True, name)
+      for name, pair in DRILL_TEMPO_PAIRS.items()),
+    Case("faults.hold_s", 0.02, 0.08, 0.12, head_hold_runs, False, True),
+    Case("faults.squatting_the_hinge.hold_s", 0.04, 0.16, 0.24, squat_hold_runs, False, True),
+    Case("faults.squatting_the_hinge.check_from_hip_deg", 3, 37, 43, squat_checked_from, False, True),
+    Case("faults.squatting_the_hinge.max_thigh_deg", 4, 81, 89, squat_by_thigh_frames, False, True),
+    Case("faults.squatting_the_hinge.max_knee_deg", 5, 85, 95, squat_by_knee_past_max, False, True),
+    Case("faults.squatting_the_hinge.min_hinge_ratio", 0.1, 1.4, 1.2, squat_by_ratio_frames, False, True),
+    Case("faults.squatting_the_hinge.ratio_max_trunk_deg", 4, 49, 41, squat_by_trunk_frames, False, True),
+    Case("faults.squatting_the_hinge.ratio_min_knee_deg", 4, 36, 44, squat_by_knee_frames, False, True),
+    Case("faults.squatting_the_hinge.floor_hands_below_knee", 0.06, 0.05, -0.05, floor_pull_exempts, False, True,
          "dowel_hinge"),
-    Case("faults.locked_knees.min_knee_deg", 8, 2, 10, 6, locked_knees_at, False, True),
-    Case("faults.head_not_neutral.min_trunk_deg", 40, 4, 36, 44, head_at_trunk, False, True),
-    Case("faults.head_not_neutral.max_dropped_deg", 25, 3, 22, 28, head_at, False, True),
-    Case("faults.head_not_neutral.max_cranked_deg", 50, 4, -46, -54, head_at, False, True),
-    Case("faults.rounded_back.max_upper_back_sag_deg", 35, 3, 32, 38, rounded_by_head, False, True),
-    Case("faults.rounded_back.max_trunk_deg", 90, 4, 86, 94, rounded_at_trunk, False, True),
-    Case("faults.rounded_back.min_trunk_deg", 40, 4, 36, 44, rounded_sag_from_trunk, False, True),
-    Case("faults.overextended_lockout.max_extension_deg", 15, 3, -12, -18, overextended_at, False, True),
-    Case("faults.too_fast.min_lowering_s", 1.5, 0.2, 1.7, 1.3, too_fast_on("dowel_hinge"), False, True, "dowel_hinge"),
-    Case("faults.too_fast.min_lowering_s", 1.0, 0.17, 1.133, 0.833, too_fast_on("romanian_deadlift"), False, True,
+    Case("faults.locked_knees.min_knee_deg", 2, 10, 6, locked_knees_at, False, True),
+    Case("faults.head_not_neutral.min_trunk_deg", 4, 36, 44, head_at_trunk, False, True),
+    # The head's limits are measured from the model's neutral ear (neutral_offset_deg): the ear
+    # readings that drop or crank are neutral + max_dropped and neutral - max_cranked. The pairs come
+    # from the reasons: a neck bent ~25 degrees reads ~16-17 past a neutral at ~12 (renders), so ~28;
+    # a head thrown back reads 60 behind that neutral, so ~-48. Three degrees either side: half the
+    # ear's typical wander.
+    Case("faults.head_not_neutral.max_dropped_deg", 3, 25, 31, head_at, False, True,
+         at=lambda p: p.faults.head_not_neutral.neutral_offset_deg + p.faults.head_not_neutral.max_dropped_deg),
+    Case("faults.head_not_neutral.max_cranked_deg", 3, -45, -51, head_at, False, True,
+         at=lambda p: p.faults.head_not_neutral.neutral_offset_deg - p.faults.head_not_neutral.max_cranked_deg),
+    # The back's outline: a flat back reads within about 15 of straight, a back a coach calls rounded
+    # 30 or more; the limit lies between (25). Four degrees either side.
+    Case("faults.rounded_back.max_back_bend_deg", 4, 21, 29, rounded_by_bend, False, True),
+    # Judged once the trunk leans halfway to horizontal (45): four degrees either side.
+    Case("faults.rounded_back.min_trunk_deg", 4, 41, 49, rounded_from_trunk, False, True),
+    # Hips 15 past straight at the top (the values are hip flexion, so the limit reads -15 there).
+    Case("faults.overextended_lockout.max_extension_deg", 3, -12, -18, overextended_at, False, True,
+         at=lambda p: -p.faults.overextended_lockout.max_extension_deg),
+    Case("faults.too_fast.min_lowering_s", 0.2, 1.7, 1.3, too_fast_on("dowel_hinge"), False, True, "dowel_hinge"),
+    Case("faults.too_fast.min_lowering_s", 0.17, 1.133, 0.833, too_fast_on("romanian_deadlift"), False, True,
          "romanian_deadlift"),
-    Case("faults.too_fast.min_lowering_s", 0.8, 0.14, 0.9, 0.667, too_fast_on("kettlebell_deadlift"), False, True,
-         "kettlebell_deadlift"),
 ]
 
 
@@ -632,11 +672,11 @@ def nobody_announced_after(gap_s: float) -> bool:
 
 
 FRAMING_CASES = [
-    Case("framing.hold_s", 0.5, 0.07, 0.433, 0.567, nobody_announced_after, False, True),
-    Case("framing.facing_shoulder_ratio", 0.6, 0.06, 0.54, 0.66, facing_by_shoulders, Framing.OK, Framing.FACING_CAMERA),
-    Case("framing.facing_hip_ratio", 0.4, 0.04, 0.36, 0.44, facing_by_hips, Framing.OK, Framing.FACING_CAMERA),
-    Case("framing.oblique_hip_ratio", 0.24, 0.03, 0.21, 0.27, oblique_at, False, True),
-    Case("framing.side_hip_ratio", 0.20, 0.02, 0.18, 0.22, side_on_again_at, False, True),
+    Case("framing.hold_s", 0.07, 0.433, 0.567, nobody_announced_after, False, True),
+    Case("framing.facing_shoulder_ratio", 0.06, 0.54, 0.66, facing_by_shoulders, Framing.OK, Framing.FACING_CAMERA),
+    Case("framing.facing_hip_ratio", 0.04, 0.36, 0.44, facing_by_hips, Framing.OK, Framing.FACING_CAMERA),
+    Case("framing.oblique_hip_ratio", 0.03, 0.21, 0.27, oblique_at, False, True),
+    Case("framing.side_hip_ratio", 0.02, 0.18, 0.22, side_on_again_at, False, True),
 ]
 
 
@@ -694,10 +734,10 @@ def side_switched_after(seconds: float) -> bool:
 
 
 KINEMATICS_CASES = [
-    Case("kinematics.side_switch_margin", 0.1, 0.02, 0.08, 0.12, side_switched_by_lead, False, True),
-    Case("kinematics.side_switch_s", 0.5, 0.07, 0.433, 0.567, side_switched_after, False, True),
-    Case("kinematics.min_visibility", 0.5, 0.05, 0.55, 0.45, head_read_with_ear_visibility, True, False),
-    Case("kinematics.min_bone_fraction", 0.7, 0.05, 0.75, 0.65, knee_read_with_shin_at, True, False),
+    Case("kinematics.side_switch_margin", 0.02, 0.08, 0.12, side_switched_by_lead, False, True),
+    Case("kinematics.side_switch_s", 0.07, 0.433, 0.567, side_switched_after, False, True),
+    Case("kinematics.min_visibility", 0.05, 0.55, 0.45, head_read_with_ear_visibility, True, False),
+    Case("kinematics.min_bone_fraction", 0.05, 0.75, 0.65, knee_read_with_shin_at, True, False),
 ]
 
 
@@ -710,15 +750,12 @@ def _id(case: Case) -> str:
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_threshold_is_pinned(case: Case):
-    profile = load_profile(case.profile)
-    limit = threshold(profile, case.path)
-    # The case is built around the profile's number, and both values sit within the tolerance of it
-    # on either side (for max_cranked and max_extension the values are the signed angles, -limit).
-    assert limit == pytest.approx(case.limit)
-    sign = -1 if case.path.endswith(("max_cranked_deg", "max_extension_deg")) else 1
+    limit = case.limit_in(load_profile(case.profile))
+    # The pair straddles the profile's limit, each value within the case's tolerance of it: a pair
+    # that no longer brackets the number it claims to pin would prove nothing about it.
+    assert (case.inside - limit) * (case.outside - limit) < 0, f"{case.path}: {case.inside}/{case.outside} vs {limit}"
     for value in (case.inside, case.outside):
-        assert 0 < abs(sign * value - case.limit) <= case.tolerance + 1e-9
-    assert (sign * case.inside - case.limit) * (sign * case.outside - case.limit) < 0
+        assert abs(value - limit) <= case.tolerance + 1e-9, f"{case.path}: {value} is not near {limit}"
     assert case.when_inside != case.when_outside
     assert case.observe(case.inside) == case.when_inside, f"{case.path}: inside value {case.inside}"
     assert case.observe(case.outside) == case.when_outside, f"{case.path}: outside value {case.outside}"
@@ -755,9 +792,15 @@ NOT_LIMITS = {
     "framing.view_window_s": "how long the view estimate remembers, not a limit",
     "reps.settle_s": "how soon a rep back at the top closes when the athlete walks off; it counts either way",
     "reps.trace_points": "how many points of the rep's trace the page draws",
-    "faults.too_fast.min_lowering_s": "0.5 only where too_fast is off (hinge, deadlift); every drill's own is pinned",
+    "faults.too_fast.min_lowering_s": "0.5 only where too_fast is off (hinge, deadlift, kettlebell_deadlift); every drill's own is pinned",
     "faults.load_away_from_body.min_hands_below_shoulder": "tells hands held at the chest (0.1) from hanging (0.6+); no posture lies between",
 }
+
+
+# Numbers pinned through the cases of others: the head's neutral ear is in both head limits' cases
+# (each pair straddles neutral + max_dropped or neutral - max_cranked), so moving it past either pair
+# fails one of them.
+PINNED_JOINTLY = ("faults.head_not_neutral.neutral_offset_deg",)
 
 
 def _numbers(model: Any, prefix: str = ""):
@@ -775,13 +818,16 @@ def test_every_limit_in_every_profile_is_pinned_by_a_case():
     in NOT_LIMITS with why it is not a limit."""
     from device.analysis.profiles import list_profiles
 
-    pinned = {(case.path, float(case.limit)) for case in CASES}
     plain = dict(_numbers(load_profile("hinge")))
+    pinned = {(case.profile, case.path) for case in CASES} | {("hinge", path) for path in PINNED_JOINTLY}
+    # A case run in a drill that keeps the plain hinge's number pins that number for the plain hinge too.
+    pinned |= {("hinge", case.path) for case in CASES
+               if dict(_numbers(load_profile(case.profile))).get(case.path) == plain.get(case.path)}
     unpinned = []
     for name in list_profiles():
         for path, value in _numbers(load_profile(name)):
             if name != "hinge" and plain.get(path) == value:
                 continue  # inherited from the plain hinge, checked there
-            if (path, value) not in pinned and path not in NOT_LIMITS:
+            if (name, path) not in pinned and path not in NOT_LIMITS:
                 unpinned.append(f"{name}: {path} = {value}")
     assert unpinned == []

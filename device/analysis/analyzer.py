@@ -173,7 +173,8 @@ class HingeAnalyzer:
                 rep = build_rep(s, self.profile.reps, self.profile.movement)
                 rep.faults = list(self._rep_faults)
                 borderline = self.judge.take_borderline(s.rep.attempt)
-                rep.borderline = [] if self.oblique else borderline  # an oblique view judges nothing
+                rep.judged = self.judge.view_known  # side-on and known: an oblique view judges nothing
+                rep.borderline = borderline if rep.judged else []
                 self._rep_faults = []
                 self.reps.append(rep)
                 out.append(RepFinished(s.time, rep))

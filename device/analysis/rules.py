@@ -108,7 +108,8 @@ class SquattingTheHinge(FrameRule):
 
 class HeadNotNeutral(FrameRule):
     """The head leaves the line of the back once the trunk leans: dropped toward the floor, or
-    cranked up behind it."""
+    cranked up behind it. Measured from where the model puts the ear on a neutral head, not from the
+    hip-shoulder line itself (the model's ear sits off that line on a neutral neck)."""
 
     fault = Fault.HEAD_NOT_NEUTRAL
 
@@ -117,10 +118,11 @@ class HeadNotNeutral(FrameRule):
         a = m.angles
         if m.phase not in MOVING or not a.trunk_deg >= r.min_trunk_deg:
             return None
-        if a.head_offset_deg > r.max_dropped_deg:
-            return Finding(a.head_offset_deg, r.max_dropped_deg, "head_offset_deg", cue=r.cue_dropped)
-        if a.head_offset_deg < -r.max_cranked_deg:
-            return Finding(-a.head_offset_deg, r.max_cranked_deg, "head_offset_deg")
+        off_neutral = a.head_offset_deg - r.neutral_offset_deg
+        if off_neutral > r.max_dropped_deg:
+            return Finding(off_neutral, r.max_dropped_deg, "head_offset_deg", cue=r.cue_dropped)
+        if -off_neutral > r.max_cranked_deg:
+            return Finding(-off_neutral, r.max_cranked_deg, "head_offset_deg")
         return None
 
 

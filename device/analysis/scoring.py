@@ -54,6 +54,23 @@ class LabelledClip:
     view: str = "side"  # side, oblique or front: only a side view must be counted exactly
     drill: str = ""  # the drill profile a trainer would pick for the clip; empty when not labelled
     source: str = ""  # where the clip came from (the `source` column); empty: see clip_source()
+    # False for a clip whose form is not good although no station fault names what is wrong with it
+    # (the shared set's "hips rise first" kettlebell pulls): its faults count neither as false alarms
+    # nor as misses. Reps and verdicts are still scored.
+    faults_scored: bool = True
+
+
+# How the shared labels mark such a clip in its notes, when there is no `faults_scored` column.
+UNSCORED_NOTE = "not a good-form clip"
+
+
+def faults_scored(row: dict) -> bool:
+    """A labels row's `faults_scored` column ("no" excludes the clip's faults from scoring), else
+    whether its notes say the clip is not a good-form clip (../shared/README.md)."""
+    column = (row.get("faults_scored") or "").strip().lower()
+    if column:
+        return column not in ("no", "false", "0")
+    return UNSCORED_NOTE not in (row.get("notes") or "").lower()
 
 
 def clip_source(label: LabelledClip) -> str:
@@ -105,7 +122,8 @@ def read_labels(path: Path) -> list[LabelledClip]:
             if view not in VIEWS:
                 raise LabelsError(f"{where}: view: must be one of {', '.join(VIEWS)} (got {view!r})")
             out.append(LabelledClip(clip, clip_path, movement, reps, frozenset(faults), (row.get("notes") or "").strip(),
-                                    view, (row.get("drill") or "").strip(), (row.get("source") or "").strip()))
+                                    view, (row.get("drill") or "").strip(), (row.get("source") or "").strip(),
+                                    faults_scored(row)))
     if not out:
         raise LabelsError(f"{path}: no clips listed")
     return out
@@ -200,7 +218,8 @@ def evaluate_clip(label: LabelledClip, poses: list[Pose], profile: Profile) -> C
 
 
 def fault_counts(results: list[ClipResult], fault: Fault) -> tuple[int, int, int]:
-    """(tp, fp, fn) of one fault over clips."""
+    """(tp, fp, fn) of one fault over the clips whose faults are scored."""
+    results = [r for r in results if r.label.faults_scored]
     tp = sum(fault in r.faults and fault in r.label.faults for r in results)
     fp = sum(fault in r.faults and fault not in r.label.faults for r in results)
     fn = sum(fault not in r.faults and fault in r.label.faults for r in results)
@@ -257,7 +276,7 @@ class Evaluation:
         rows = []
         for source, results in sorted(groups.items()):
             per_fault = {fault.value: dict(zip(("tp", "fp", "fn"), fault_counts(results, fault))) for fault in Fault}
-            good = [r for r in results if not r.label.faults]
+            good = [r for r in results if not r.label.faults and r.label.faults_scored]
             rows.append({
                 "source": source, "clips": len(results),
                 "clips_reps_exact": sum(r.reps_exact for r in results),

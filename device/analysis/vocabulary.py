@@ -108,6 +108,10 @@ class Rep:
     lockout_reached: bool
     side: str  # "left" or "right": the side nearer the camera
     movement: str = "hinge"  # "hinge" or "squat": what the rep looked like, whatever the drill asked
+    # Whether the faults were judged: False when the camera was not side-on (an oblique view, or one
+    # not yet known), where the sagittal angles every fault stands on are foreshortened. Such a rep
+    # is counted, but it is neither clean nor faulty: it was not judged.
+    judged: bool = True
     faults: list[FaultEvent] = field(default_factory=list)  # clear faults: these buzzed
     borderline: list[FaultEvent] = field(default_factory=list)  # crossed a limit within its noise: logged only
     # (time, hip_flexion_deg, knee_flexion_deg), downsampled for charts
@@ -115,7 +119,22 @@ class Rep:
 
     @property
     def clean(self) -> bool:
-        return not self.faults
+        """Judged, and no fault buzzed."""
+        return self.judged and not self.faults
+
+    @property
+    def verdict(self) -> str:
+        """The rep's one verdict, as the page and the log state it: "not judged" (camera not
+        side-on), "faults" (a fault buzzed), "borderline" (only limits crossed within the noise), or
+        "clean". A rep that looked like a squat is never clean: on a judged view its bottom raises
+        squatting_the_hinge (or keeps it as borderline)."""
+        if not self.judged:
+            return "not judged"
+        if self.faults:
+            return "faults"
+        if self.borderline or self.movement == "squat":
+            return "borderline"
+        return "clean"
 
     @property
     def fault_names(self) -> list[str]:
@@ -136,7 +155,7 @@ class Rep:
             "start_time", "bottom_time", "end_time", "lowering_s", "rising_s", "peak_hip_flexion_deg",
             "knee_flexion_at_bottom_deg", "trunk_angle_at_bottom_deg", "hip_shift_at_bottom", "hinge_ratio")}
         return cls(int(data["index"]), **reals, lockout_reached=bool(data["lockout_reached"]), side=str(data["side"]),
-                   movement=str(data.get("movement", "hinge")),
+                   movement=str(data.get("movement", "hinge")), judged=bool(data.get("judged", True)),
                    faults=[FaultEvent.from_dict(f) for f in data.get("faults", [])],
                    borderline=[FaultEvent.from_dict(f) for f in data.get("borderline", [])],
                    trace=[(_real(t), _real(h), _real(k)) for t, h, k in data.get("trace", [])])

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from device.pose.landmarks import LANDMARK_INDEX, NUM_LANDMARKS, Pose
+from device.pose.landmarks import LANDMARK_INDEX, NUM_LANDMARKS, TORSO_STATIONS, Pose
 
 # Segment lengths in leg lengths (hip-knee + knee-ankle = 1), roughly an adult's proportions.
 THIGH, SHIN = 0.5, 0.5
@@ -43,6 +43,7 @@ class Posture:
     hands: str = "hang"  # "hang" (straight down), "legs" (a bar riding down the legs), "head" (behind it), "chest"
     reach: float = 0.0  # hands held this far (leg lengths) ahead of where they would hang
     turn: float = 0.0  # degrees turned toward the camera (0 side-on, 90 facing it)
+    back: float = 0.0  # the back's outline turns this much over the trunk: + rounded (a hump), - arched
     zoom: float = 1.0  # >1: stepped toward the camera (feet leave the frame)
     present: bool = True  # False: nobody in view
 
@@ -108,6 +109,7 @@ def _blend(a: Posture, b: Posture, w: float) -> Posture:
     mix = lambda x, y: x + (y - x) * w  # noqa: E731
     return Posture(
         hip=mix(a.hip, b.hip), knee=mix(a.knee, b.knee), shin=mix(a.shin, b.shin), head=mix(a.head, b.head),
+        back=mix(a.back, b.back),
         hands=b.hands if w >= 0.5 else a.hands, reach=mix(a.reach, b.reach), turn=mix(a.turn, b.turn),
         zoom=mix(a.zoom, b.zoom), present=(a.present and b.present) if 0 < w < 1 else (b if w >= 1 else a).present,
     )
@@ -168,6 +170,33 @@ def body_points(p: Posture) -> dict[str, tuple[float, float, float]]:
     return out
 
 
+# The silhouette across the trunk, in trunk lengths from the hips -> shoulders line: the back's
+# outline lies BACK_DEPTH behind it (plus the rounding's arc), the front TRUNK_FRONT ahead of it.
+BACK_DEPTH, TRUNK_FRONT = 0.25, 0.2
+
+
+def torso_outline(lm: np.ndarray, facing: int, back_deg: float) -> Optional[np.ndarray]:
+    """The silhouette's edges across the trunk at TORSO_STATIONS (the engine's Pose.torso_outline):
+    a back whose outline is an arc turning `back_deg` over the trunk (depth BACK_DEPTH + A/2 t(1-t),
+    A in radians), and a flat front; None when the hips and shoulders coincide in the image."""
+    hips = (lm[LANDMARK_INDEX["left_hip"], :2] + lm[LANDMARK_INDEX["right_hip"], :2]) / 2
+    shoulders = (lm[LANDMARK_INDEX["left_shoulder"], :2] + lm[LANDMARK_INDEX["right_shoulder"], :2]) / 2
+    chord = shoulders - hips
+    length = float(np.hypot(*chord))
+    if not length > 0:  # hips and shoulders in one place (seen from above): no trunk to read across
+        return None
+    left = np.array([chord[1], -chord[0]]) / length  # side 0 of Pose.torso_outline
+    back_side = 0 if facing > 0 else 1  # facing image right, the back lies along the left normal
+    t = np.asarray(TORSO_STATIONS)
+    stations = hips + t[:, None] * chord
+    back = (BACK_DEPTH + math.radians(back_deg) / 2 * t * (1 - t)) * length
+    out = np.empty((len(t), 2, 2))
+    for side, sign in ((0, 1.0), (1, -1.0)):
+        depth = back if side == back_side else np.full_like(t, TRUNK_FRONT * length)
+        out[:, side, :] = stations + sign * depth[:, None] * left
+    return out
+
+
 def render(
     motion: Motion,
     fps: float = 30.0,
@@ -181,6 +210,7 @@ def render(
     misplace_px: float = 60.0,
     dropout_rate: float = 0.0,
     seed: int = 0,
+    outline_shown: bool = True,
 ) -> list[Pose]:
     """Poses at `fps` over the whole motion.
 
@@ -188,6 +218,8 @@ def render(
     noise_px: Gaussian pixel noise on every point. hidden: (start, end, joint) spans where a joint is
     hidden (low visibility, misplaced by `misplace_px`, as the model guesses occluded joints): the
     near side's for "ankle", that landmark for a full name such as "right_ankle". dropout_rate: share of frames where one random leg joint is hidden so.
+    outline_shown: the pose carries the silhouette across the trunk (a model with the person mask);
+    False for a variant without it.
     """
     rng = np.random.default_rng(seed)
     w, h = image_size
@@ -218,8 +250,11 @@ def render(
             for name in LANDMARK_INDEX:
                 if name.startswith(far):
                     lm[LANDMARK_INDEX[name], 0] -= facing * 0.03 * scale
+        outline = torso_outline(lm, facing, p.back) if outline_shown else None
         if noise_px:
             lm[:, :2] += rng.normal(0.0, noise_px, size=(NUM_LANDMARKS, 2))
+            if outline is not None:
+                outline += rng.normal(0.0, noise_px, size=outline.shape)
         hide = [joint for t0, t1, joint in hidden if t0 <= t < t1]
         if dropout_rate and rng.random() < dropout_rate:
             hide.append(str(rng.choice(["knee", "ankle", "heel"])))
@@ -229,5 +264,5 @@ def render(
             angle = rng.uniform(0, 2 * math.pi)
             lm[i_, 0] += misplace_px * math.cos(angle)
             lm[i_, 1] += misplace_px * math.sin(angle)
-        out.append(Pose(t, lm, 0.99, i == 0, (w, h)))
+        out.append(Pose(t, lm, 0.99, i == 0, (w, h), torso_outline=outline))
     return out

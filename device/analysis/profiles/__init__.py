@@ -118,6 +118,7 @@ class LockedKneesRule(Rule):
 class HeadRule(Rule):
     cue_dropped: Optional[str] = None
     min_trunk_deg: Degrees
+    neutral_offset_deg: float = Field(ge=-90, le=90, description="where the model puts the ear on a neutral head, degrees off the hip-shoulder line (+ toward the floor)")
     max_dropped_deg: float = Field(gt=0, le=180)
     max_cranked_deg: float = Field(gt=0, le=180)
 
