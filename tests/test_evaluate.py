@@ -190,6 +190,26 @@ def test_by_source_groups_by_the_source_column_or_the_first_token_of_the_name(tm
     assert sum(r["fp"] for r in by_source.values()) == sum(f["fp"] for f in result.fault_rows())
 
 
+def test_a_clip_that_is_not_good_form_without_a_fault_name_counts_neither_way(tmp_path):
+    """The shared set's "hips rise first" pulls are not good form, yet no station fault names what is
+    wrong: a fault raised there is neither a false alarm nor a hit, and the clip is not a good clip.
+    Marked by a `faults_scored` column ("no") or, without one, by its notes saying so."""
+    header = "clip,movement,view,reps,faults,source_labels,notes,drill,faults_scored\n"
+    rows = ["a_head.mp4,hinge,side,1,,,NOT a good-form clip: hips rise first,hinge,",
+            "b_head.mp4,hinge,side,1,,,,hinge,no",
+            "c_head.mp4,hinge,side,1,,,,hinge,",
+            "d_head.mp4,hinge,side,1,head_not_neutral,,,hinge,"]
+    labels = read_labels(drill_labels(tmp_path, rows, header))
+    assert [label.faults_scored for label in labels] == [False, False, True, True]
+    head = Motion().stand(1).hinge(head=-65, lower_s=2.0).stand(1)
+    result = evaluate(labels, lambda _: head.render(), load_profile("hinge"))
+    (row,) = [r for r in result.fault_rows() if r["fault"] == "head_not_neutral"]
+    assert (row["tp"], row["fp"], row["fn"]) == (1, 1, 0)  # c is the one false alarm; a and b count neither way
+    (source,) = [r for r in result.by_source() if r["source"] == "a"]
+    assert source["good_clips"] == 0 and source["false_alarm_clips"] == 0
+    assert [len(r.reps) for r in result.results] == [1, 1, 1, 1]  # reps are scored on every clip
+
+
 def test_compare_runs_counts_the_clips_that_keep_their_reps_and_faults(tmp_path):
     rows = ["a_two.mp4,hinge,side,2,,,,hinge", "b_head.mp4,hinge,side,1,head_not_neutral,,,hinge",
             "c_one.mp4,hinge,side,1,,,,hinge"]

@@ -279,9 +279,30 @@ def test_an_oblique_camera_counts_the_rep_and_judges_no_fault(turn, judged):
     (~0.10) it is. The rep counts either way."""
     motion = Motion().stand(1.5, turn=turn).hinge(head=60, lower_s=2.0, top=Posture(turn=turn), turn=turn).stand(1, turn=turn)
     analyzer, events = run(motion)
-    assert len(analyzer.reps) == 1
+    (rep,) = analyzer.reps
     assert bool(raised(events, Fault.HEAD_NOT_NEUTRAL)) is judged
     assert analyzer.oblique is (not judged)
+    # The rep says whether it was judged: never "clean" when nobody could judge it.
+    assert rep.judged is judged and rep.verdict == ("faults" if judged else "not judged") and not rep.clean
+
+
+def test_a_rep_has_one_verdict_and_a_squat_is_never_clean():
+    from device.analysis.vocabulary import Rep
+
+    def rep(**changes: Any) -> Rep:
+        base = dict(index=1, start_time=0.0, bottom_time=1.0, end_time=2.0, lowering_s=1.0, rising_s=1.0,
+                    peak_hip_flexion_deg=90.0, knee_flexion_at_bottom_deg=20.0, trunk_angle_at_bottom_deg=70.0,
+                    hip_shift_at_bottom=0.1, hinge_ratio=4.5, lockout_reached=True, side="left")
+        return Rep(**{**base, **changes})
+
+    assert rep().verdict == "clean" and rep().clean
+    assert rep(movement="squat").verdict == "borderline" and not rep(movement="squat").clean
+    assert rep(judged=False).verdict == "not judged" and not rep(judged=False).clean
+    assert Rep.from_dict(rep(judged=False).to_dict()).judged is False
+    # A real squat on a side-on camera: judged, and its verdict carries the fault.
+    analyzer, _ = run(Motion().stand(1).squat(lower_s=2.0).stand(1))
+    (squat,) = analyzer.reps
+    assert squat.movement == "squat" and squat.judged and squat.verdict == "faults"
 
 
 # --- a lift first seen bent over: judged once the noise is measured and the view known -------------

@@ -110,3 +110,70 @@ def test_pose_record_round_trips_as_plain_data(clip_poses):
     back = Pose.from_dict(data)
     assert back.landmarks[:, :2] == pytest.approx(pose.landmarks[:, :2], abs=0.01)
     assert back.presence == pytest.approx(pose.presence, abs=1e-4)
+
+
+# --- the person mask: the back's outline; frames too dark to read --------------------------------
+
+
+def _frame(clips_dir, name: str, at_s: float) -> tuple[np.ndarray, float]:
+    from device.capture.file import VideoFileSource
+
+    with VideoFileSource(clips_dir / name) as source:
+        for frame in source:
+            if frame.timestamp >= at_s:
+                return frame.image, frame.timestamp
+    raise AssertionError(f"{name} ends before {at_s} s")
+
+
+def test_the_full_model_gives_the_torso_outline_and_the_back_lies_away_from_the_face(clips_dir, engine_factory):
+    """tby_kb_deadlift_side_correct faces image left; bent over at 13.2 s its back is on the side of
+    the hips -> shoulders line away from the face (side 1 for an athlete facing left), as deep as a
+    back is; a variant built without the mask gives no outline."""
+    from device.analysis.kinematics import AngleTracker
+    from device.analysis.profiles import load_profile
+
+    engine = engine_factory("float16")
+    assert engine.landmarks.segments
+    tracker = AngleTracker(load_profile("hinge").kinematics)
+    from device.capture.file import VideoFileSource
+    from device.pose.engine import iter_poses
+
+    with VideoFileSource(clips_dir / "tby_kb_deadlift_side_correct_10reps.mp4") as source:
+        for _, pose in iter_poses(engine, source):
+            angles = tracker.update(pose)
+            if pose.timestamp >= 13.2:
+                break
+    assert angles.facing == -1 and angles.trunk_deg > 45
+    outline = pose.torso_outline
+    assert outline is not None and outline.shape == (21, 2, 2)
+    hips = pose.landmarks[[23, 24], :2].mean(axis=0)
+    shoulders = pose.landmarks[[11, 12], :2].mean(axis=0)
+    chord = shoulders - hips
+    left = np.array([chord[1], -chord[0]]) / np.hypot(*chord)
+    mid = hips + 0.5 * chord
+    back = outline[10, 1]  # facing left: side 1 is the back
+    # Half the trunk's depth behind the joints' line across the middle (the chest side may run on
+    # into the hanging arms and legs, past reach).
+    depth = -((back - mid) @ left) / np.hypot(*chord)
+    assert 0.15 < depth < 0.5
+    nomask = engine_factory("float16_nomask")
+    image, timestamp = _frame(clips_dir, "tby_kb_deadlift_side_correct_10reps.mp4", 13.2)
+    assert not nomask.landmarks.segments and nomask.process(image, timestamp).torso_outline is None
+
+
+def test_a_nearly_black_frame_gives_no_pose_but_a_dark_gym_does(clips_dir, engine_factory):
+    """A fade to black leaves a frame the model still reads landmarks on, confidently, and wrongly:
+    it gives no pose. The same frame as a dark gym films it (a quarter of the light, same scene) is
+    still read."""
+    from device.pose.engine import MIN_FRAME_CONTRAST, frame_contrast
+
+    image, timestamp = _frame(clips_dir, "formfit_deadlift_side_good.mp4", 2.0)
+    engine = engine_factory("float16")
+    assert engine.process(image, timestamp).found
+    dim = (image.astype(np.float32) * 0.25).astype(np.uint8)
+    engine.reset()
+    assert frame_contrast(dim) > MIN_FRAME_CONTRAST and engine.process(dim, timestamp).found
+    fade = (image.astype(np.float32) * 0.03).astype(np.uint8)
+    engine.reset()
+    assert frame_contrast(fade) < MIN_FRAME_CONTRAST
+    assert not engine.process(fade, timestamp).found

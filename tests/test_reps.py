@@ -316,3 +316,18 @@ def test_a_plate_may_cover_the_joints_for_hidden_gap_s_without_losing_the_rep(co
             .to(half_up, 0.001).hold(0.5).to(STANDING, 1.0).stand(1.5)
         analyzer, _ = run(gone)
         assert sum(rep.start_time < 1.5 for rep in analyzer.reps) == 0
+
+
+@pytest.mark.parametrize("drop_s,counted", [(0.07, 0), (0.35, 1)])
+def test_a_lowering_quicker_than_a_falling_bar_is_a_glitch(drop_s, counted, monkeypatch):
+    """Physics, not coaching: a bar let go at the hips reaches the floor in about 0.3 s. Hips that
+    "drop" to a deep hinge in 0.07 s (measured ~0.13 s through the smoothing) are a misplaced
+    skeleton, dropped before any fault, even though the whole down-and-up (0.7 s) lasts longer than
+    min_rep_s; a quick real drop in 0.35 s counts. Without the glitch rule the first counts too."""
+    from device.analysis import reps as reps_module
+
+    low = Posture(hip=110, knee=40, shin=10)
+    motion = Motion().stand(1.5).to(low, drop_s).to(STANDING, 0.8).stand(1.5)
+    assert len(run(motion)[0].reps) == counted
+    monkeypatch.setattr(reps_module, "FASTEST_LOWERING_S", 0.0)
+    assert len(run(motion)[0].reps) == 1

@@ -119,8 +119,8 @@ class Rep:
 
     @property
     def clean(self) -> bool:
-        """Judged, and no fault buzzed."""
-        return self.judged and not self.faults
+        """Judged, no fault buzzed, nothing borderline, and not a squat: the verdict "clean"."""
+        return self.verdict == "clean"
 
     @property
     def verdict(self) -> str:
