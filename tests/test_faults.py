@@ -11,6 +11,7 @@ from device.analysis.analyzer import HingeAnalyzer
 from device.analysis.kinematics import TYPICAL_NOISE
 from device.analysis.vocabulary import DEFAULT_CUES, Fault, FaultRaised, RepBottom, RepFinished
 from device.analysis.profiles import Profile, list_profiles, load_profile
+from device.pose.landmarks import LANDMARK_INDEX
 from support.synthetic import STANDING, Motion, Posture
 
 
@@ -339,3 +340,43 @@ def test_the_same_lift_on_an_oblique_camera_never_buzzes_nor_logs_what_it_held()
     assert analyzer.oblique
     assert not [e for e in events if isinstance(e, FaultRaised)]
     assert all(rep.borderline == [] for rep in analyzer.reps)
+
+
+def test_a_fault_judged_once_at_the_bottom_also_needs_clear_evidence():
+    """The moment rules (judged once, at the bottom or the close) answer to the same noise band as
+    the frame rules: knees locked a hair under their limit (within twice the knee's measured wander,
+    here its resolution on a noise-free render) are borderline, logged and not buzzed; clearly
+    straight, they buzz."""
+    limit = load_profile("hinge").faults.locked_knees.min_knee_deg
+
+    def locked(knee: float):
+        analyzer, events = run(clean(knee=knee, shin=knee / 2))
+        (rep,) = analyzer.reps
+        return raised(events, Fault.LOCKED_KNEES), [b for b in rep.borderline if b.fault is Fault.LOCKED_KNEES]
+
+    buzzed, border = locked(limit - 0.7)
+    assert buzzed == [] and len(border) == 1 and 0 < border[0].margin <= border[0].noise
+    buzzed, border = locked(limit - 4)
+    assert len(buzzed) == 1 and buzzed[0].margin > buzzed[0].noise and border == []
+
+
+def test_a_squat_bottom_is_squatting_even_when_the_frames_never_hold_it():
+    """Plates hide the shins on most frames (here three frames in four, so no run of frames shows the
+    knee angle for the 0.2-s hold): the frame rule cannot see the squat, the bottom's medians over the
+    frames that show it can. The per-rep movement verdict raises squatting_the_hinge at the bottom."""
+    from device.pose.landmarks import VISIBILITY
+
+    motion = Motion().stand(1, hands="chest").squat(lower_s=2.0, hands="chest").stand(1, hands="chest")
+    poses = motion.render(fps=30)
+    for i, pose in enumerate(poses):
+        if i % 4:
+            for side in ("left", "right"):
+                pose.landmarks[LANDMARK_INDEX[f"{side}_ankle"], VISIBILITY] = 0.1
+    profile = load_profile("hinge")
+    analyzer = HingeAnalyzer(profile)
+    events = analyzer.run(poses)
+    (rep,) = analyzer.reps
+    (event,) = raised(events, Fault.SQUATTING_THE_HINGE)
+    assert rep.movement == "squat"
+    bottom = next(e for e in events if isinstance(e, RepBottom))
+    assert event.time == bottom.time  # raised by the bottom's verdict, not by a frame rule mid-descent

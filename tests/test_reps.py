@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numpy as np
 
 import pytest
 from dataclasses import replace
@@ -331,3 +332,33 @@ def test_a_lowering_quicker_than_a_falling_bar_is_a_glitch(drop_s, counted, monk
     assert len(run(motion)[0].reps) == counted
     monkeypatch.setattr(reps_module, "FASTEST_LOWERING_S", 0.0)
     assert len(run(motion)[0].reps) == 1
+
+
+def test_a_frame_with_the_hips_unseen_breaks_the_lockout_hold():
+    """Locked out on two frames, the hips unseen on one (a plate passing them), locked out on two more
+    (at 30 fps): no run of seen frames lasts the lockout hold, so no lockout counts; the same five
+    frames all seen make one."""
+    from device.analysis.kinematics import Angles
+    from device.analysis.reps import Finished, RepCounter
+
+    def lockout_with(gap: bool) -> bool:
+        counter = RepCounter(load_profile("hinge").reps)
+        fps, t = 30, 0.0
+        done: list[Finished] = []
+
+        def feed(hip: float, usable: bool = True) -> None:
+            nonlocal t
+            angles = Angles(t, usable, "left", 1, hip_flexion_deg=hip, knee_flexion_deg=10.0)
+            done.extend(s for s in counter.update(angles, usable=usable, hidden=not usable) if isinstance(s, Finished))
+            t += 1 / fps
+
+        for hip in [5] * 30 + list(np.linspace(5, 90, 30)) + [90] * 15 + list(np.linspace(90, 24, 30)) + [24] * 5:
+            feed(float(hip))
+        for i in range(5):
+            feed(10.0, usable=not (gap and i == 2))
+        for _ in range(60):
+            feed(24.0)
+        (rep,) = done
+        return rep.rep.lockout_reached
+
+    assert lockout_with(gap=False) and not lockout_with(gap=True)

@@ -113,6 +113,9 @@ class HingeAnalyzer:
         self.angles = angles = self.tracker.update(pose)
         view = classify(pose, angles, self.profile.framing)
         self.oblique = self.view_meter.update(pose)
+        # The one guard on an oblique view (or one not yet known): the judge buzzes nothing then;
+        # what held waits for a side-on view and is let go when the rep closes without one. The
+        # sagittal angles every fault stands on are foreshortened there. Reps still count.
         self.judge.view_known = self.view_meter.known and not self.oblique
         changed = self.framing_monitor.update(view, t)
         if changed is not None:
@@ -121,7 +124,7 @@ class HingeAnalyzer:
         signals = self.counter.update(angles, usable, hidden=view.framing is Framing.UNRELIABLE)
         closing = [s for s in signals if isinstance(s, Finished)]
         events += self._route([s for s in signals if not isinstance(s, Finished)])
-        if usable and not self.oblique:
+        if usable:
             # Judged before the rep closes, so a fault seen on its last frame still belongs to it.
             rep = self.counter.rep or (closing[0].rep if closing else None)
             phase = Phase.LOCKOUT if closing else self.counter.phase
@@ -130,9 +133,7 @@ class HingeAnalyzer:
             self._record(fresh)
             events += [FaultRaised(f.time, f) for f in fresh]
         else:
-            # Not judged: a frame the counter cannot use, or an oblique view, where the sagittal
-            # angles every fault stands on are foreshortened. Reps still count there; no buzz.
-            self.judge.interrupt()
+            self.judge.interrupt()  # a frame the counter cannot use breaks every hold
         return events + self._route(closing)
 
     def finish(self, time: float) -> list[AnalysisEvent]:
@@ -151,7 +152,7 @@ class HingeAnalyzer:
                 out.append(RepStarted(s.time, s.rep.index))
                 # A lift from the floor is confirmed a moment after it was first seen: judge those
                 # frames now, so a fault already showing then is not missed (it is raised late).
-                for earlier in ([] if self.oblique else s.earlier):
+                for earlier in s.earlier:
                     # Those frames came before there were enough to measure the noise on: judge
                     # them with the noise measured now, over a window that holds them.
                     known = replace(earlier, noise={**self._current().noise, **earlier.noise})
@@ -160,12 +161,12 @@ class HingeAnalyzer:
                     out += [FaultRaised(s.time, f) for f in fresh]
             elif isinstance(s, Bottomed):
                 out.append(RepBottom(s.time, s.rep.index))
-                fresh = [] if self.oblique else self.judge.at_bottom(s.rep.lowering_s, bottom_shape(s.rep), self._current(), s.time,
+                fresh = self.judge.at_bottom(s.rep.lowering_s, bottom_shape(s.rep), self._current(), s.time,
                                              s.rep.index, s.rep.attempt)
                 self._record(fresh)
                 out += [FaultRaised(f.time, f) for f in fresh]
             elif isinstance(s, Finished):
-                if s.lockout_judged and not self.oblique:
+                if s.lockout_judged:
                     fresh = self.judge.at_close(s.rep.lockout_reached, s.rep.top_min, self._current(),
                                                 s.time, s.rep.index, s.rep.attempt)
                     self._record(fresh)

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
-from device.analysis.kinematics import Angles
+from device.analysis.kinematics import Angles, hinge_ratio_noise
 from device.analysis.profiles import Profile
 from device.analysis.reps import BottomShape, movement_verdict
 from device.analysis.vocabulary import Fault, Phase
@@ -238,11 +238,17 @@ class SquatBottom(BottomRule):
         shape, movement = bottom.shape, self.profile.movement
         if movement_verdict(shape, movement) != "squat":
             return None
+        angles = bottom.angles
         if shape.thigh >= movement.hips_at_knee_thigh_deg:
             finding = Finding(shape.thigh, movement.hips_at_knee_thigh_deg, "thigh_deg")
+            noise = angles.noise_of("thigh_deg")
         else:
             finding = Finding(shape.hinge_ratio, movement.squat_max_hinge_ratio, "hinge_ratio", sense=-1)
-        return finding, self.band(bottom.angles.noise_of(finding.quantity)) * shape.noise_factor
+            # The ratio's noise at the bottom's own hip and knee (this frame's knee may be hidden:
+            # plates hiding the shins on most frames are why this rule exists).
+            noise = hinge_ratio_noise(shape.hip, shape.knee, angles.noise_of("hip_flexion_deg"),
+                                      angles.noise_of("knee_flexion_deg"))
+        return finding, self.band(noise) * shape.noise_factor
 
 
 class TooFast(BottomRule):
