@@ -9,7 +9,7 @@ import pytest
 
 from device.analysis.analyzer import HingeAnalyzer
 from device.analysis.kinematics import TYPICAL_NOISE
-from device.analysis.vocabulary import DEFAULT_CUES, Fault, FaultRaised, RepBottom, RepFinished
+from device.analysis.vocabulary import DEFAULT_CUES, Fault, FaultRaised, Phase, RepBottom, RepFinished
 from device.analysis.profiles import Profile, list_profiles, load_profile
 from device.pose.landmarks import LANDMARK_INDEX
 from support.synthetic import STANDING, Motion, Posture
@@ -380,3 +380,36 @@ def test_a_squat_bottom_is_squatting_even_when_the_frames_never_hold_it():
     assert rep.movement == "squat"
     bottom = next(e for e in events if isinstance(e, RepBottom))
     assert event.time == bottom.time  # raised by the bottom's verdict, not by a frame rule mid-descent
+
+
+def test_a_frame_hold_and_a_bottom_verdict_for_the_same_fault_wait_side_by_side():
+    """First seen bent over (the view not yet known), the back reads rounded frame after frame and the
+    bottom's median is clearly past the limit. When the view becomes known the frames' own noise has
+    grown (so their hold is no longer clear) but the bottom's verdict still is: it buzzes. (Before,
+    the frame rule's waiting hold replaced the bottom's verdict, and a rounded back seen at the floor
+    was lost at 15 fps and mirrored on a real clip.)"""
+    from device.analysis.faults import FaultJudge, Moment
+    from device.analysis.kinematics import Angles
+    from device.analysis.reps import BottomShape
+
+    profile = load_profile("hinge")
+    limit = profile.faults.rounded_back.max_back_bend_deg
+    judge = FaultJudge(profile)
+    judge.view_known = False
+
+    def frame(t: float, back: float, back_noise: float) -> Angles:
+        return Angles(t, True, "left", 1, hip_flexion_deg=130, knee_flexion_deg=60, trunk_deg=80, thigh_deg=50,
+                      back_bend_deg=back, noise={"back_bend_deg": back_noise})
+
+    events = []
+    for i in range(6):
+        events += judge.observe(Moment(frame(i / 30, limit + 15, 3.0), Phase.BOTTOM, 1, attempt=1))
+    shape = BottomShape(hip=130, knee=60, trunk=80, thigh=50, hip_shift=0.1, hands_below_knee=0.1, frames=10,
+                        back=limit + 15, back_frames=10)
+    events += judge.at_bottom(math.nan, shape, frame(0.2, limit + 15, 3.0), 0.2, 1, 1)
+    events += judge.observe(Moment(frame(0.23, limit + 15, 3.0), Phase.RISING, 1, attempt=1))
+    assert events == []  # nothing buzzes while the view is unknown
+    judge.view_known = True
+    late = judge.observe(Moment(frame(0.27, 0.0, 40.0), Phase.RISING, 1, attempt=1))
+    assert [e.fault for e in late] == [Fault.ROUNDED_BACK] and not late[0].borderline
+    assert late[0].value == pytest.approx(limit + 15)  # the bottom's median, not a frame

@@ -59,7 +59,9 @@ class FaultJudge:
         # Held faults waiting for measured noise or a known view: (the hold's frames, decide, rep index),
         # where decide(angles) gives the clear (finding, band) on the angles of a later frame, or None.
         # The frames are the hold's own list, so a hold that goes on is judged on all of it.
-        self._pending: dict[tuple[int, Fault], tuple[list[tuple[float, Finding]], Decide, int]] = {}
+        # Keyed by (attempt, fault, source): the frame rule's hold ("frames") and a moment rule's
+        # finding ("moment") for the same fault wait side by side, so neither replaces the other.
+        self._pending: dict[tuple[int, Fault, str], tuple[list[tuple[float, Finding]], Decide, int]] = {}
         self.view_known = True  # the analyzer's ViewMeter has said the camera is side-on
         self._last_time: Optional[float] = None
         self.frame_s = math.nan  # the usual time between frames, for the timing faults' resolution
@@ -122,13 +124,14 @@ class FaultJudge:
         out = []
         for key in [k for k in self._pending if k[0] == m.attempt]:
             held, decide, rep_index = self._pending[key]
-            if key in self._raised:
+            fault_key = (key[0], key[1])
+            if fault_key in self._raised:
                 del self._pending[key]
             elif self.view_known and all(m.angles.noise_measured(f.quantity) for _, f in held):
                 del self._pending[key]
                 clear = decide(m.angles)
                 if clear is not None:
-                    self._raised.add(key)
+                    self._raised.add(fault_key)
                     out.append(self._event(key[1], clear[0], m.angles.time, rep_index, clear[1], borderline=False))
         return out
 
@@ -167,8 +170,9 @@ class FaultJudge:
                 out.append(self._event(fault, finding, now, m.rep_index, band, borderline=False))
             elif now - since >= hold:
                 self._keep_borderline(key, self._event(fault, finding, now, m.rep_index, band, borderline=True))
-                if fault in self._assumed and (key not in self._pending or self._pending[key][0] is not held):
-                    self._pending[key] = (held, self._hold_decider(held, hold), m.rep_index)
+                waiting = (m.attempt, fault, "frames")
+                if fault in self._assumed and (waiting not in self._pending or self._pending[waiting][0] is not held):
+                    self._pending[waiting] = (held, self._hold_decider(held, hold), m.rep_index)
         return out
 
     def interrupt(self) -> None:
@@ -186,7 +190,7 @@ class FaultJudge:
         self._keep_borderline(key, self._event(fault, finding, time, rep_index, band, borderline=True))
         if not self.view_known and finding.margin > band:
             # Clear, but on a view not yet known to be side-on: raised once it is (same evidence).
-            self._pending[key] = ([], lambda angles: (finding, band), rep_index)
+            self._pending[(attempt, fault, "moment")] = ([], lambda angles: (finding, band), rep_index)
         return []
 
     def at_bottom(self, lowering_s: float, shape: BottomShape, angles: Angles, time: float, rep_index: int,

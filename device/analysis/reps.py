@@ -69,6 +69,7 @@ class Sample:
     thigh: float
     hip_shift: float
     hands_below_knee: float
+    back: float = NAN  # back_bend_deg: the back's outline, NaN without the person mask
 
 
 @dataclass
@@ -173,7 +174,8 @@ class RepCounter:
 
     def _record(self, rep: OpenRep, a: Angles) -> None:
         h = a.hip_flexion_deg
-        rep.samples.append(Sample(a.time, h, a.knee_flexion_deg, a.trunk_deg, a.thigh_deg, a.hip_shift, a.hands_below_knee))
+        rep.samples.append(Sample(a.time, h, a.knee_flexion_deg, a.trunk_deg, a.thigh_deg, a.hip_shift, a.hands_below_knee,
+                                  a.back_bend_deg))
         if h > rep.peak:
             rep.peak, rep.peak_time = h, a.time
         if h >= self.config.depth_deg:
@@ -399,6 +401,8 @@ class BottomShape:
     hip_shift: float
     hands_below_knee: float
     frames: int = 1  # how many frames the medians are over
+    back: float = NAN  # the back's outline (back_bend_deg), median over the deep frames that read it
+    back_frames: int = 0
 
     @property
     def hinge_ratio(self) -> float:
@@ -407,7 +411,16 @@ class BottomShape:
     @property
     def noise_factor(self) -> float:
         """A median of n noisy readings wanders 1.25/sqrt(n) as much as one reading does."""
-        return MEDIAN_EFFICIENCY / math.sqrt(max(self.frames, 1))
+        return median_noise_factor(self.frames)
+
+    @property
+    def back_noise_factor(self) -> float:
+        return median_noise_factor(self.back_frames)
+
+
+def median_noise_factor(frames: int) -> float:
+    """How much a median of `frames` noisy readings wanders, relative to one reading: 1.25/sqrt(n)."""
+    return MEDIAN_EFFICIENCY / math.sqrt(max(frames, 1))
 
 
 def bottom_shape(rep: OpenRep) -> BottomShape:
@@ -416,7 +429,7 @@ def bottom_shape(rep: OpenRep) -> BottomShape:
         hip=_median([s.hip for s in deep]), knee=_median([s.knee for s in deep]),
         trunk=_median([s.trunk for s in deep]), thigh=_median([s.thigh for s in deep]),
         hip_shift=_median([s.hip_shift for s in deep]), hands_below_knee=_median([s.hands_below_knee for s in deep]),
-        frames=len(deep),
+        frames=len(deep), back=_median([s.back for s in deep]), back_frames=sum(math.isfinite(s.back) for s in deep),
     )
 
 

@@ -251,6 +251,23 @@ class SquatBottom(BottomRule):
         return finding, self.band(noise) * shape.noise_factor
 
 
+class RoundedBottom(BottomRule):
+    """The back rounded through the deepest part of the rep: the median of the back's outline over
+    the frames within a few degrees of the deepest point, with a median's smaller noise. A rounded
+    back is a posture held at the bottom (the bar breaking from the floor, the end of the lowering);
+    the median sees it through a frame or two the mask reads badly (a plate, a drawn line), which can
+    break every hold of the frame rule, and lets one such frame not make a flat back round."""
+
+    fault = Fault.ROUNDED_BACK
+
+    def judge(self, bottom: AtBottom) -> Optional[tuple[Finding, float]]:
+        r, shape = self.profile.faults.rounded_back, bottom.shape
+        if not (shape.trunk >= r.min_trunk_deg and shape.back > r.max_back_bend_deg):
+            return None
+        finding = Finding(shape.back, r.max_back_bend_deg, "back_bend_deg")
+        return finding, self.band(bottom.angles.noise_of("back_bend_deg")) * shape.back_noise_factor
+
+
 class TooFast(BottomRule):
     """The lowering took less than the drill's tempo asks (drills with a tempo only)."""
 
@@ -291,5 +308,5 @@ class IncompleteLockout(CloseRule):
                 self.band(close.angles.noise_of("hip_flexion_deg")))
 
 
-BOTTOM_RULES: tuple[type[BottomRule], ...] = (SquatBottom, TooFast, LockedKnees)
+BOTTOM_RULES: tuple[type[BottomRule], ...] = (SquatBottom, RoundedBottom, TooFast, LockedKnees)
 CLOSE_RULES: tuple[type[CloseRule], ...] = (IncompleteLockout,)
