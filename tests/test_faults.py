@@ -383,33 +383,32 @@ def test_a_squat_bottom_is_squatting_even_when_the_frames_never_hold_it():
 
 
 def test_a_frame_hold_and_a_bottom_verdict_for_the_same_fault_wait_side_by_side():
-    """First seen bent over (the view not yet known), the back reads rounded frame after frame and the
-    bottom's median is clearly past the limit. When the view becomes known the frames' own noise has
-    grown (so their hold is no longer clear) but the bottom's verdict still is: it buzzes. (Before,
-    the frame rule's waiting hold replaced the bottom's verdict, and a rounded back seen at the floor
-    was lost at 15 fps and mirrored on a real clip.)"""
+    """First seen squatting at the bottom (the view not yet known): the squat frame rule holds frame
+    after frame and the bottom's verdict (medians over the deepest frames) is clearly a squat. When
+    the view becomes known the frames' own noise has grown (their hold is no longer clear) but the
+    bottom's verdict still is: it buzzes. (Before, the frame rule's waiting hold replaced the
+    bottom's waiting verdict on every frame, and a fault seen at the floor was lost.)"""
     from device.analysis.faults import FaultJudge, Moment
     from device.analysis.kinematics import Angles
     from device.analysis.reps import BottomShape
 
     profile = load_profile("hinge")
-    limit = profile.faults.rounded_back.max_back_bend_deg
+    hips_at_knees = profile.movement.hips_at_knee_thigh_deg + 8
     judge = FaultJudge(profile)
     judge.view_known = False
 
-    def frame(t: float, back: float, back_noise: float) -> Angles:
-        return Angles(t, True, "left", 1, hip_flexion_deg=130, knee_flexion_deg=60, trunk_deg=80, thigh_deg=50,
-                      back_bend_deg=back, noise={"back_bend_deg": back_noise})
+    def frame(t: float, thigh: float, noise: float) -> Angles:
+        return Angles(t, True, "left", 1, hip_flexion_deg=thigh + 30, knee_flexion_deg=thigh + 20, trunk_deg=30,
+                      thigh_deg=thigh, hands_below_knee=-0.3, noise={"thigh_deg": noise})
 
     events = []
-    for i in range(6):
-        events += judge.observe(Moment(frame(i / 30, limit + 15, 3.0), Phase.BOTTOM, 1, attempt=1))
-    shape = BottomShape(hip=130, knee=60, trunk=80, thigh=50, hip_shift=0.1, hands_below_knee=0.1, frames=10,
-                        back=limit + 15, back_frames=10)
-    events += judge.at_bottom(math.nan, shape, frame(0.2, limit + 15, 3.0), 0.2, 1, 1)
-    events += judge.observe(Moment(frame(0.23, limit + 15, 3.0), Phase.RISING, 1, attempt=1))
+    for i in range(9):
+        events += judge.observe(Moment(frame(i / 30, hips_at_knees, 1.0), Phase.BOTTOM, 1, attempt=1))
+    shape = BottomShape(hip=hips_at_knees + 30, knee=hips_at_knees + 20, trunk=30, thigh=hips_at_knees, hip_shift=0.1,
+                        hands_below_knee=-0.3, frames=10)
+    events += judge.at_bottom(math.nan, shape, frame(0.3, hips_at_knees, 1.0), 0.3, 1, 1)
+    events += judge.observe(Moment(frame(0.33, hips_at_knees, 1.0), Phase.RISING, 1, attempt=1))
     assert events == []  # nothing buzzes while the view is unknown
     judge.view_known = True
-    late = judge.observe(Moment(frame(0.27, 0.0, 40.0), Phase.RISING, 1, attempt=1))
-    assert [e.fault for e in late] == [Fault.ROUNDED_BACK] and not late[0].borderline
-    assert late[0].value == pytest.approx(limit + 15)  # the bottom's median, not a frame
+    late = judge.observe(Moment(frame(0.37, 20.0, 40.0), Phase.RISING, 1, attempt=1))
+    assert [e.fault for e in late] == [Fault.SQUATTING_THE_HINGE] and not late[0].borderline

@@ -5,9 +5,10 @@ a side-on view) is the judge's business (device/analysis/faults.py), the same fo
 Two kinds of rule:
 
 - a `FrameRule` looks at every usable frame of an open rep and says whether that frame shows the
-  fault (squatting the hinge, head, back, a lean back at the top, the load's path);
-- a `MomentRule` is judged once per rep at a moment: the bottom (the lowering's tempo, knees locked
-  over the deepest part, a bottom shaped like a squat) or the close (no lockout).
+  fault (squatting the hinge, the head, a lean back at the top, the load's path);
+- a `MomentRule` is judged once per rep at a moment: the bottom (a bottom shaped like a squat, a back
+  rounded through the deepest part, the lowering's tempo, knees locked over the deepest part) or the
+  close (no lockout).
 
 A rule returns a `Finding`: the quantity that decided, its value, the limit it passed and which way.
 NaN never satisfies a comparison, so a quantity whose landmarks were hidden can never raise a fault.
@@ -126,23 +127,6 @@ class HeadNotNeutral(FrameRule):
         return None
 
 
-class RoundedBack(FrameRule):
-    """The back's outline bulges (device/analysis/kinematics.py's back_bend_deg, read from the model's
-    person mask): the spine rounds instead of staying long, once the trunk leans far enough for the
-    back's shape to show."""
-
-    fault = Fault.ROUNDED_BACK
-
-    def check(self, m: Moment) -> Optional[Finding]:
-        r = self.profile.faults.rounded_back
-        a = m.angles
-        if m.phase not in MOVING or not a.trunk_deg >= r.min_trunk_deg:
-            return None
-        if a.back_bend_deg > r.max_back_bend_deg:
-            return Finding(a.back_bend_deg, r.max_back_bend_deg, "back_bend_deg")
-        return None
-
-
 class OverextendedLockout(FrameRule):
     """At the top the shoulders fall behind the hip-knee line: a lean back instead of standing tall."""
 
@@ -172,8 +156,7 @@ class LoadAwayFromBody(FrameRule):
         return Finding(a.load_forward, r.max_forward, "load_forward") if a.load_forward > r.max_forward else None
 
 
-FRAME_RULES: tuple[type[FrameRule], ...] = (SquattingTheHinge, HeadNotNeutral, RoundedBack, OverextendedLockout,
-                                            LoadAwayFromBody)
+FRAME_RULES: tuple[type[FrameRule], ...] = (SquattingTheHinge, HeadNotNeutral, OverextendedLockout, LoadAwayFromBody)
 
 
 def frame_rules(profile: Profile) -> list[FrameRule]:
@@ -251,12 +234,15 @@ class SquatBottom(BottomRule):
         return finding, self.band(noise) * shape.noise_factor
 
 
-class RoundedBottom(BottomRule):
-    """The back rounded through the deepest part of the rep: the median of the back's outline over
-    the frames within a few degrees of the deepest point, with a median's smaller noise. A rounded
-    back is a posture held at the bottom (the bar breaking from the floor, the end of the lowering);
-    the median sees it through a frame or two the mask reads badly (a plate, a drawn line), which can
-    break every hold of the frame rule, and lets one such frame not make a flat back round."""
+class RoundedBack(BottomRule):
+    """The back rounded through the deepest part of the rep: the median of the back's outline
+    (kinematics.back_bend_deg, read from the model's person mask) over the frames within a few
+    degrees of the deepest point, once the trunk leans far enough for the back's shape to show, with
+    a median's smaller noise. A rounded back is a posture held at the bottom (the bar breaking from
+    the floor, the end of the lowering), so it is judged there, as the squat's bottom is: the outline
+    wanders frame to frame (a plate, a line drawn over the back, a poorly read mask), and a hold
+    through every frame was fragile at a Pi's frame rates where a median over the bottom is not. It
+    buzzes as the athlete starts up from the bottom."""
 
     fault = Fault.ROUNDED_BACK
 
@@ -308,5 +294,5 @@ class IncompleteLockout(CloseRule):
                 self.band(close.angles.noise_of("hip_flexion_deg")))
 
 
-BOTTOM_RULES: tuple[type[BottomRule], ...] = (SquatBottom, RoundedBottom, TooFast, LockedKnees)
+BOTTOM_RULES: tuple[type[BottomRule], ...] = (SquatBottom, RoundedBack, TooFast, LockedKnees)
 CLOSE_RULES: tuple[type[CloseRule], ...] = (IncompleteLockout,)
