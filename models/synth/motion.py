@@ -207,6 +207,7 @@ class Scene:
         self.arm = upper + lower
         self.leg = float(np.linalg.norm(rest[m.index["lowerleg01.L"]] - rest[m.index["upperleg01.L"]])
                          + np.linalg.norm(rest[m.index["foot.L"]] - rest[m.index["lowerleg01.L"]]))
+        self._bottoms: dict[tuple[RepPlan, Optional[float]], Posture] = {}
         self.front_radius = self._front_radii()
         self.back_points = self._dorsal_offsets()
         self.chest_offset = self._chest_offset()
@@ -423,6 +424,12 @@ class Scene:
     def bottom_posture(self, plan: RepPlan, clean_reach: Optional[float] = None) -> Posture:
         """The bottom of a rep. The clean rep goes as deep as its drill; a faulty one reaches the
         clean rep's shoulder height (or the load on the floor) its own way."""
+        key = (plan, clean_reach)
+        if key not in self._bottoms:
+            self._bottoms[key] = self._bottom_posture(plan, clean_reach)
+        return self._bottoms[key]
+
+    def _bottom_posture(self, plan: RepPlan, clean_reach: Optional[float]) -> Posture:
         d = self.drill
         thigh, shin = d.thigh, d.shin
         if plan.knee_share is not None:
