@@ -84,7 +84,9 @@ def posture_rotations(shape: BodyShape, posture: Posture) -> np.ndarray:
 class Drill:
     """How a drill is done: its profile, start, what the hands do, its prop, the knees at the bottom
     and how deep it goes. `depth`: "hip" (a hip flexion), "wall" (the hips touch the wall), "floor"
-    (the hands reach the load on the floor), "midshin" (the bar down to mid-shin)."""
+    (the hands reach the load on the floor), "midshin" (the bar just below mid-shin: 45% of the way
+    from knee to ankle). The knees: a hinge's thighs tilt about 20 degrees with near-vertical shins,
+    which takes the hips back about 0.15 m; a floor pull bends them far more."""
 
     name: str
     profile: str
@@ -101,17 +103,17 @@ class Drill:
 
 
 DRILLS: dict[str, Drill] = {d.name: d for d in (
-    Drill("hinge", "hinge", "hinge", "standing", "hang", "none", 16, 4, "hip", 85),
-    Drill("wall_tap_hinge", "wall_tap_hinge", "hinge", "standing", "hips", "wall", 18, 3, "wall"),
-    Drill("dowel_hinge", "dowel_hinge", "hinge", "standing", "dowel", "dowel", 16, 4, "hip", 80),
-    Drill("cable_pulled_hinge", "cable_pulled_hinge", "hinge", "standing", "hang", "cable", 18, 4, "hip", 85),
-    Drill("sternum_loaded_hinge", "sternum_loaded_hinge", "hinge", "standing", "sternum", "plate", 16, 4, "hip", 80),
-    Drill("hands_behind_head_hinge", "hands_behind_head_hinge", "hinge", "standing", "behind_head", "none", 16, 4, "hip", 80),
-    Drill("band_resisted_hinge", "band_resisted_hinge", "hinge", "standing", "hips", "band", 16, 4, "hip", 75),
-    Drill("pull_through", "pull_through", "hinge", "standing", "rope", "rope", 22, 6, "hip", 85),
-    Drill("romanian_deadlift", "romanian_deadlift", "hinge", "standing", "bar", "barbell", 18, 3, "midshin", load=True),
-    Drill("kettlebell_deadlift", "kettlebell_deadlift", "hinge", "floor", "bell", "kettlebell", 32, 10, "floor", load=True),
-    Drill("deadlift", "deadlift", "hinge", "floor", "bar", "barbell", 45, 16, "floor", lowering_s=1.0, load=True),
+    Drill("hinge", "hinge", "hinge", "standing", "hang", "none", 22, 2, "hip", 85),
+    Drill("wall_tap_hinge", "wall_tap_hinge", "hinge", "standing", "hips", "wall", 22, 2, "wall"),
+    Drill("dowel_hinge", "dowel_hinge", "hinge", "standing", "dowel", "dowel", 22, 2, "hip", 80),
+    Drill("cable_pulled_hinge", "cable_pulled_hinge", "hinge", "standing", "hang", "cable", 24, 2, "hip", 85),
+    Drill("sternum_loaded_hinge", "sternum_loaded_hinge", "hinge", "standing", "sternum", "plate", 22, 2, "hip", 80),
+    Drill("hands_behind_head_hinge", "hands_behind_head_hinge", "hinge", "standing", "behind_head", "none", 22, 2, "hip", 80),
+    Drill("band_resisted_hinge", "band_resisted_hinge", "hinge", "standing", "hips", "band", 20, 2, "hip", 75),
+    Drill("pull_through", "pull_through", "hinge", "standing", "rope", "rope", 26, 5, "hip", 85),
+    Drill("romanian_deadlift", "romanian_deadlift", "hinge", "standing", "bar", "barbell", 22, 2, "midshin", load=True),
+    Drill("kettlebell_deadlift", "kettlebell_deadlift", "hinge", "floor", "bell", "kettlebell", 42, 14, "floor", load=True),
+    Drill("deadlift", "deadlift", "hinge", "floor", "bar", "barbell", 55, 18, "floor", lowering_s=1.0, load=True),
     # A bodyweight squat, arms forward, done at the hinge station: the contrast every hinge rule must
     # tell apart. Judged under the plain hinge profile, as the shared clips' squats are.
     Drill("squat", "hinge", "squat", "standing", "forward", "none", 72, 34, "hip", 112),
@@ -152,7 +154,7 @@ class Props:
 BAR_RADIUS = 0.014
 PLATE_RADIUS = 0.225  # a 20 kg plate: the bar sits 0.225 m above the floor
 BELL_HANDLE_TOP = 0.29  # a 16 kg bell standing on the floor
-GRIP_ABOVE_BAR = 0.035  # the wrist joint sits above the bar in a closed hand
+GRIP_ABOVE_BAR = 0.07  # the wrist joint sits above the bar held in the palm
 
 
 @dataclass
@@ -379,7 +381,7 @@ class Scene:
                 targets[side] = (np.array([x, shoulder[1] - 0.02, shoulder[2] - self.arm]), np.array([0.0, 1.0, 0.0]))
 
         if prop == "wall":
-            props.wall_y = self.heel_back + self.wall_m
+            props.wall_y = self.wall_y
         if prop in ("cable", "band"):
             root = self.model.index["root"]
             hip_mid = (self.head(heads, "upperleg01.L") + self.head(heads, "upperleg01.R")) / 2
@@ -447,11 +449,17 @@ class Scene:
         if plan.hip is not None:
             return at(plan.hip)
         if d.depth == "floor":
-            return at(self._solve_hip(at, self._floor_gap))
+            hip = self._solve_hip(at, self._floor_gap)
+            for more_knee in (8.0, 16.0, 24.0):  # a body that cannot reach the load sets its hips lower
+                if hip < 130.0 or share is not None:
+                    break
+                thigh, shin = d.thigh + more_knee, d.shin + more_knee / 3
+                hip = self._solve_hip(at, self._floor_gap)
+            return at(hip)
         if clean_reach is not None and (plan.lumbar or plan.thoracic or share is not None):
             return at(self._solve_hip(at, lambda p: self.shoulders(self.body_at(p)[1])[2] - clean_reach))
         if d.depth == "wall":
-            return at(self._wall_hip(at))
+            return self._wall_posture(plan)
         if d.depth == "midshin":
             return at(self._solve_hip(at, self._midshin_gap))
         return at(d.hip)
@@ -487,29 +495,41 @@ class Scene:
         _, heads, _, _ = self.body_at(posture)
         ankle = (self.head(heads, "foot.L") + self.head(heads, "foot.R")) / 2
         knee = (self.head(heads, "lowerleg01.L") + self.head(heads, "lowerleg01.R")) / 2
-        return self._hands_height(posture, 0) - GRIP_ABOVE_BAR - (ankle[2] + knee[2]) / 2
+        return self._hands_height(posture, 0) - GRIP_ABOVE_BAR - (knee[2] - 0.45 * (knee[2] - ankle[2]))
 
-    def _wall_hip(self, at: Callable[[float], Posture]) -> float:
-        """The least hip flexion at which the buttocks touch the wall, from the posed mesh (hips,
-        seat and thighs: the clothing region "shorts"), searched coarse then fine in two batches."""
-        wall = self.heel_back + self.wall_m
-        seat = self.model.vertex_regions == 1  # "shorts"
+    def _seat_back(self, postures: list[Posture]) -> list[float]:
+        """How far back (+y, world) the seat reaches in each posture, from the posed mesh (hips, seat
+        and thighs: the clothing region "shorts")."""
+        seat = self.model.vertex_regions == 1
+        posed = [self.body_at(p) for p in postures]
+        vertices = self.model.pose_vertices(self.shape, np.stack([r for r, _, _, _ in posed]))
+        return [float((v[seat, 1] + t[1]).max()) for v, (_, _, _, t) in zip(vertices, posed)]
 
-        def first_touch(hips: np.ndarray) -> Optional[float]:
-            postures = [at(float(h)) for h in hips]
-            posed = [self.body_at(p) for p in postures]
-            rotations = np.stack([r for r, _, _, _ in posed])
-            vertices = self.model.pose_vertices(self.shape, rotations)
-            for h, v, (_, _, _, translation) in zip(hips, vertices, posed):
-                if (v[seat, 1] + translation[1]).max() >= wall:
-                    return float(h)
+    @property
+    def wall_y(self) -> float:
+        """The wall-tap wall's face: `wall_m` (scaled to the leg: for an 0.8 m leg) behind where the
+        seat is when standing."""
+        if not hasattr(self, "_wall_y"):
+            self._wall_y = self._seat_back([Posture()])[0] + self.wall_m * self.leg / 0.8
+        return self._wall_y
+
+    def _wall_posture(self, plan: RepPlan) -> Posture:
+        """The wall tap's bottom: the hips travel back (hip flexion and thigh tilt growing together,
+        shins near vertical) until the seat touches the wall; searched on the mesh, coarse then fine."""
+        def at(s: float) -> Posture:
+            return Posture(45.0 + 80.0 * s, 8.0 + 30.0 * s, self.drill.shin, plan.lumbar, plan.thoracic, plan.neck)
+
+        def first_touch(steps: np.ndarray) -> Optional[float]:
+            for s, back in zip(steps, self._seat_back([at(float(s)) for s in steps])):
+                if back >= self.wall_y:
+                    return float(s)
             return None
 
-        coarse = first_touch(np.arange(20.0, 131.0, 5.0))
+        coarse = first_touch(np.linspace(0.0, 1.0, 21))
         if coarse is None:
-            return 130.0
-        fine = first_touch(np.arange(max(coarse - 5.0, 0.0), coarse + 0.01, 0.5))
-        return fine if fine is not None else coarse
+            return at(1.0)
+        fine = first_touch(np.linspace(max(coarse - 0.05, 0.0), coarse, 11))
+        return at(fine if fine is not None else coarse)
 
     def top_posture(self, plan: RepPlan) -> Posture:
         """The lockout: standing tall, or short of it, or leaning back (see the module docstring)."""

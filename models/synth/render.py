@@ -70,7 +70,7 @@ class ClipSpec:
     placement: Placement = Placement()
     mirrored: bool = False
     fps: tuple[int, ...] = (30,)  # the files written: 30 and/or rates derived from it
-    wall_m: float = 0.3  # wall-tap: the wall's distance behind the heels
+    wall_m: float = 0.10  # wall-tap: the wall's distance behind the seat of the athlete standing tall
     band_side: str = "behind"  # band-resisted: where the band is anchored
     notes: str = ""
 
@@ -214,7 +214,7 @@ def render_clip(spec: ClipSpec, model: BodyModel, out_dir: Path, labels_row: Cal
     for meta in reps_meta:
         inside = [t["load_vs_midfoot"] for fp, t in zip(plan.frames, frames_truth) if fp.rep == meta["rep"] and fp.phase in ("lowering", "bottom", "rising")]
         meta["severity"]["load_forward"] = max(inside) if (inside and loaded) else math.nan
-        meta["faults"] = faults_present(meta["severity"], tempo)
+        meta["faults"] = faults_present(meta["severity"], tempo, DRILLS[spec.drill].start == "floor")
 
     header = {"clip": spec.name, "drill": spec.drill, "profile": DRILLS[spec.drill].profile,
               "movement": DRILLS[spec.drill].movement, "swept": spec.swept, "body": spec.body,

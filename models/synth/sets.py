@@ -144,16 +144,16 @@ OBLIQUE_YAWS = (30.0, 45.0, 60.0)
 
 def _levels(sweep: str, drill: str, tempo_s: float) -> list[RepPlan]:
     """The reps of one drill's sweep: from just clean to gross, across the fault's definition."""
-    if sweep == "spine":
-        return [RepPlan(lumbar=10, thoracic=10), RepPlan(lumbar=0, thoracic=35), RepPlan(lumbar=25, thoracic=25)]
-    if sweep == "lumbar":
-        return [RepPlan(lumbar=20), RepPlan(lumbar=35)]
+    if sweep == "spine":  # lumbar alone, thoracic alone, both
+        return [RepPlan(lumbar=20), RepPlan(thoracic=35), RepPlan(lumbar=25, thoracic=25)]
     if sweep == "knee_share":
+        if DRILLS[drill].start == "floor":  # a floor pull's own share is ~0.35-0.4 (truth.py)
+            return [RepPlan(knee_share=0.42), RepPlan(knee_share=0.52), RepPlan(knee_share=0.6)]
         return [RepPlan(knee_share=0.3), RepPlan(knee_share=0.42), RepPlan(knee_share=0.55)]
     if sweep == "neck":
-        return [RepPlan(neck=18), RepPlan(neck=40), RepPlan(neck=-20), RepPlan(neck=-40)]
+        return [RepPlan(neck=20), RepPlan(neck=40), RepPlan(neck=-40)]
     if sweep == "lockout":
-        return [RepPlan(lockout=-25), RepPlan(lockout=-10), RepPlan(lockout=12), RepPlan(lockout=28)]
+        return [RepPlan(lockout=-25), RepPlan(lockout=12), RepPlan(lockout=28)]
     if sweep == "load":
         return [RepPlan(load_forward=0.06), RepPlan(load_forward=0.12), RepPlan(load_forward=0.2)]
     if sweep == "tempo":
@@ -184,7 +184,7 @@ def full_set(seed: int = 21) -> list[ClipSpec]:
     for drill in PROFILE_DRILLS:
         tempo = tempo_of(drill)
         clean_tempo = tempo or DRILLS[drill].lowering_s
-        extra = {"wall_m": 0.3} if drill == "wall_tap_hinge" else {}
+        extra = {"wall_m": 0.10} if drill == "wall_tap_hinge" else {}
         if drill == "band_resisted_hinge":
             extra = {"band_side": "front"}
         add(f"{drill}_clean", drill, [RepPlan()] * 3, **extra)
@@ -195,15 +195,19 @@ def full_set(seed: int = 21) -> list[ClipSpec]:
         if tempo is not None:
             add(f"{drill}_tempo", drill, _levels("tempo", drill, tempo), "tempo", **extra)
     # the wall tap at other distances, and the band from behind
-    add("wall_tap_hinge_clean_far", "wall_tap_hinge", [RepPlan()] * 3, wall_m=0.45)
+    add("wall_tap_hinge_clean_far", "wall_tap_hinge", [RepPlan()] * 3, wall_m=0.18)
     add("band_resisted_hinge_clean_behind", "band_resisted_hinge", [RepPlan()] * 3, band_side="behind")
-    # the plain hinge swept finely, each side view
+    # the plain hinge swept finely: both parts of the spine at each side view, each part alone side-on,
+    # the lockout both ways
     for yaw in SIDE_YAWS:
         placement = Placement(yaw, round(rng.uniform(0.8, 1.2), 2), 3.2)
         add(f"hinge_spine_fine_yaw{int(yaw)}", "hinge", [RepPlan(lumbar=s / 2, thoracic=s / 2) for s in (20, 30, 45)], "spine",
             placement=placement)
-        add(f"hinge_lockout_fine_yaw{int(yaw)}", "hinge", [RepPlan(lockout=e) for e in (-30, -18, 18, 30)], "lockout",
+        add(f"hinge_lockout_fine_yaw{int(yaw)}", "hinge", [RepPlan(lockout=e) for e in (-30, -18, -10, 18, 30)], "lockout",
             placement=placement)
+    add("hinge_lumbar_fine", "hinge", [RepPlan(lumbar=s) for s in (15, 30, 45)], "spine", placement=Placement(0.0, 1.0, 3.2))
+    add("hinge_thoracic_fine", "hinge", [RepPlan(thoracic=s) for s in (15, 30, 45)], "spine", placement=Placement(0.0, 1.0, 3.2))
+    add("hinge_neck_fine", "hinge", [RepPlan(neck=n) for n in (15, 30, -15, -30)], "neck", placement=Placement(0.0, 1.0, 3.2))
     # a deep hinge with a neutral spine: never a rounded back
     add("hinge_deep_clean", "hinge", [RepPlan(hip=h) for h in (100, 115, 120)])
     add("hinge_deep_clean_yaw20", "hinge", [RepPlan(hip=h) for h in (110, 120, 120)], placement=Placement(20.0, 1.0, 3.4))

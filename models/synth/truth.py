@@ -75,11 +75,16 @@ class FaultDefinition:
     limit: float
     worse: int  # +1: larger is worse; -1: smaller is worse
     source: str
+    floor_limit: Optional[float] = None  # the limit for a pull from the floor, where it differs
 
-    def present(self, severity: float) -> bool:
+    def limit_for(self, floor_pull: bool) -> float:
+        return self.floor_limit if (floor_pull and self.floor_limit is not None) else self.limit
+
+    def present(self, severity: Optional[float], floor_pull: bool = False) -> bool:
         if severity is None or math.isnan(severity):
             return False
-        return severity >= self.limit if self.worse > 0 else severity <= self.limit
+        limit = self.limit_for(floor_pull)
+        return severity >= limit if self.worse > 0 else severity <= limit
 
 
 # Severity quantities (the swept parameters) and the coaching definition of the fault each one grades.
@@ -92,7 +97,10 @@ FAULT_DEFINITIONS: dict[str, FaultDefinition] = {d.quantity: d for d in (
     FaultDefinition("squatting_the_hinge", "knee_share", "share", 0.40, +1,
                     "this bench's line: knee flexion / (hip + knee flexion) at the bottom, both from standing. A hinge's "
                     "knees stay soft (15-30 degrees at 80-90 degrees of hip flexion: share 0.15-0.25, the profiles' own "
-                    "coaching note); a squat bends both alike (0.5). At 0.4 the knees bend two thirds as much as the hips"),
+                    "coaching note); a squat bends both alike (0.5). At 0.4 the knees bend two thirds as much as the hips. "
+                    "A pull from the floor needs its knees (a deadlift sets up at 60-80 degrees of knee flexion: share "
+                    "0.35-0.4), so there the line is 0.5: the knees bending as much as the hips",
+                    floor_limit=0.5),
     FaultDefinition("head_not_neutral", "neck_flexion", "deg", 30.0, +1,
                     "this bench's line: 30 degrees of neck flexion off the line of the upper back, about half the neck's "
                     "range (roughly 50-60 degrees each way in adults): the chin clearly dropped to the chest"),
@@ -123,7 +131,7 @@ def rep_severities(lumbar: float, thoracic: float, neck: float, knee_share: floa
     }
 
 
-def faults_present(severities: dict[str, float], tempo_s: Optional[float]) -> list[str]:
+def faults_present(severities: dict[str, float], tempo_s: Optional[float], floor_pull: bool = False) -> list[str]:
     """Fault names present by definition in one rep (too_fast only where the drill has a tempo)."""
     found = set()
     for quantity, value in severities.items():
@@ -134,7 +142,7 @@ def faults_present(severities: dict[str, float], tempo_s: Optional[float]) -> li
             continue
         if quantity in ("lumbar_flexion", "thoracic_flexion"):
             continue  # judged on their sum, spine_flexion
-        if definition.present(value):
+        if definition.present(value, floor_pull):
             found.add(definition.fault)
     return sorted(found)
 
