@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, metavar="DIR", help="a folder `station synth render` wrote")
     p.add_argument("--only", metavar="PATTERN", help="only clips whose file name matches (a glob, or a word found in the name)")
     p.add_argument("--no-cache", action="store_true", help="run the pose engine even where cached poses exist")
+    p.add_argument("--reps", action="store_true", help="also list every rep: faults present, raised, borderline")
     p.add_argument("--json", type=Path, metavar="PATH", help="write the printed tables as JSON")
     p.set_defaults(handler="synth:report")
     model_flags(p)

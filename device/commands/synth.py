@@ -97,6 +97,7 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
     if not run.clips:
         raise SynthError(f"no clip in {labels} matches {args.only!r}")
     tables = {
+        **({"reps": bench.rep_rows(run)} if args.reps else {}),
         "by_drill": bench.by_drill(run), "by_view_fps": bench.by_view_fps(run), "false_alarms": bench.false_alarms(run),
         "counts": bench.counts(run), "angle_errors": bench.angle_errors(run), "definitions": bench.fault_definitions(),
     }
@@ -105,6 +106,7 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
              "analysis_ms_per_frame": round(1000 * run.analysis_s / run.frames, 3) if run.frames else None,
              "seconds": round(time.perf_counter() - started, 1), "faults_not_swept": ", ".join(bench.missed_faults())}
     titles = {
+        "reps": "every true rep: faults present by definition, raised (buzzed) and borderline, counted",
         "by_drill": "detection per drill (side views, yaw <= 20, 30 fps): the severity from which the fault is raised "
                     "on 50% / 90% of reps; recall on reps past the definition; raised below it; clean reps alarmed",
         "by_view_fps": "detection per view (yaw bucket) and frame rate, all drills (curve: severity: raised/reps)",

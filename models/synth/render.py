@@ -28,7 +28,7 @@ import numpy as np
 from device.analysis.profiles import load_profile
 from models.synth.body import REGIONS, BodyModel, BodyShape, Phenotype
 from models.synth.camera import HEIGHT, WIDTH, Camera, Placement
-from models.synth.motion import DRILLS, ClipPlan, RepPlan, Scene, drill_lowering_s, plan_clip
+from models.synth.motion import DRILLS, ClipPlan, FramePlan, RepPlan, Scene, drill_lowering_s, plan_clip
 from models.synth.props import merge, prop_meshes
 from models.synth.raster import Frame, Light, Mesh, Plane, draw_background, draw_mesh
 from models.synth.truth import faults_present, knee_share, posed_truth, rep_severities, sagittal_angles
@@ -159,6 +159,48 @@ def _round(value: float, nd: int = 3) -> Optional[float]:
     return None if value is None or not math.isfinite(value) else round(float(value), nd)
 
 
+def draw_frame(camera: Camera, background: Frame, light: Light, body: Mesh, plan: FramePlan) -> Frame:
+    """One frame: the background, the body, the frame's props."""
+    frame = Frame(background.color.copy(), background.depth.copy(), background.body_mask.copy())
+    draw_mesh(frame, camera, body, light, is_body=True)
+    props = merge(prop_meshes(plan.props))
+    if props is not None:
+        draw_mesh(frame, camera, props, light)
+    return frame
+
+
+@dataclass
+class Still:
+    """One rendered frame with everything the tests check it against."""
+
+    frame: Frame
+    camera: Camera
+    plan: FramePlan
+    vertices: np.ndarray
+    keypoints: dict[str, np.ndarray]  # world
+    shape: BodyShape
+
+
+def render_still(spec: ClipSpec, model: BodyModel, phase: str = "bottom", rep: int = 1) -> Still:
+    """The first frame of `phase` in rep `rep` of the clip, unmirrored, without writing anything."""
+    shape = model.shape(BODIES[spec.body])
+    _, plan = clip_plan(spec, shape)
+    fp = next(f for f in plan.frames if f.phase == phase and f.rep == rep)
+    vertices = model.pose_vertices(shape, fp.rotations[None])[0] + fp.translation
+    camera = Camera.placed(spec.placement, aim_point(shape))
+    light = scene_light(camera, shape)
+    frame = draw_frame(camera, draw_background(camera, scene_planes(spec.clothes), light), light,
+                       Mesh(vertices, model.faces, region_colors(shape, spec.clothes)), fp)
+    return Still(frame, camera, fp, vertices, {k: v[0] for k, v in model.keypoints(vertices[None]).items()}, shape)
+
+
+def scene_light(camera: Camera, shape: BodyShape) -> Light:
+    """Light from the camera's side and above, as a gym's ceiling lights and a window behind the camera."""
+    toward = camera.position - aim_point(shape)
+    direction = toward / np.linalg.norm(toward) + np.array([0.0, 0.0, 0.9])
+    return Light(direction=direction / np.linalg.norm(direction))
+
+
 # (timestamp, item) pairs of a 30 fps stream and a frame rate -> the pairs a camera at that rate
 # would deliver. The command layer passes device/commands/perturb.py's `decimate`, so the derived
 # rates drop frames exactly as `station evaluate --perturb` does (models/ may not import commands).
@@ -182,9 +224,7 @@ def render_clip(spec: ClipSpec, model: BodyModel, out_dir: Path, labels_row: Cal
     stats.body_s = time.perf_counter() - started
 
     camera = Camera.placed(spec.placement, aim_point(shape))
-    toward = camera.position - aim_point(shape)
-    light_dir = toward / np.linalg.norm(toward) + np.array([0.0, 0.0, 0.9])  # from the camera's side, above
-    light = Light(direction=light_dir / np.linalg.norm(light_dir))
+    light = scene_light(camera, shape)
     background = draw_background(camera, scene_planes(spec.clothes), light)
     colors = region_colors(shape, spec.clothes)
     tempo = tempo_of(spec.drill)
@@ -238,12 +278,7 @@ def render_clip(spec: ClipSpec, model: BodyModel, out_dir: Path, labels_row: Cal
 
     for i, fp in enumerate(plan.frames):
         t0 = time.perf_counter()
-        frame = Frame(background.color.copy(), background.depth.copy(), background.body_mask.copy())
-        draw_mesh(frame, camera, Mesh(vertices[i], model.faces, colors), light, is_body=True)
-        props = merge(prop_meshes(fp.props))
-        if props is not None:
-            draw_mesh(frame, camera, props, light)
-        rgb = frame.to_rgb8()
+        rgb = draw_frame(camera, background, light, Mesh(vertices[i], model.faces, colors), fp).to_rgb8()
         if spec.mirrored:
             rgb = np.ascontiguousarray(rgb[:, ::-1])
         stats.raster_s += time.perf_counter() - t0

@@ -328,3 +328,11 @@ def select_specs(specs: list, only: Optional[str]) -> list:
         return specs
     pattern = only if any(c in only for c in "*?[") else f"*{only}*"
     return [s for s in specs if fnmatch.fnmatch(s.name, pattern)]
+
+
+def rep_rows(run: BenchRun) -> list[dict]:
+    """Every true rep: what the truth says is present and what the station raised."""
+    return [{"clip": r.clip, "drill": r.drill, "view": r.view, "fps": r.fps, "swept": r.swept or "-",
+             "present": ";".join(sorted(r.present)) or "-", "raised": ";".join(sorted(r.raised)) or "-",
+             "borderline": ";".join(sorted(r.borderline)) or "-", "counted": r.counted, "movement": r.movement or "-"}
+            for r in run.reps]
