@@ -238,6 +238,12 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def db_path(self) -> Path:
+        """The rep log: store.db_path, or <data_dir>/station.db when the config leaves it out."""
+        assert self.store.db_path is not None  # filled in by _defaults
+        return self.store.db_path
+
+    @property
     def models_dir(self) -> Path:
         assert self.models.dir is not None
         return self.models.dir

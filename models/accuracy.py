@@ -63,7 +63,7 @@ def run_landmarks(model_path: Path, crops: CropSet, threads: int = 2, runtime: s
 def near_side(reference: np.ndarray) -> np.ndarray:
     """True where the left side is nearer the camera (higher summed visibility), per frame."""
     def visibility(side: str) -> np.ndarray:
-        return sum(reference[:, LANDMARK_INDEX[f"{side}_{j}"], VISIBILITY] for j in ANGLE_JOINTS)
+        return np.sum([reference[:, LANDMARK_INDEX[f"{side}_{j}"], VISIBILITY] for j in ANGLE_JOINTS], axis=0)
 
     return visibility("left") >= visibility("right")
 

@@ -512,7 +512,7 @@ def quantize_models(
     have_clips = clips_dir is not None and all((clips_dir / c).is_file() for c in plan.evaluation_clips)
     if use_clips and clips_dir is not None and not have_clips:
         log.warning("%s lacks some held-out clips; taking the committed evaluation", clips_dir)
-    if use_clips and have_clips:
+    if use_clips and have_clips and clips_dir is not None:
         accuracy = measure_accuracy(settings, plan, built, shipped_path, clips_dir, eval_frame_step)
         accuracy.outcomes.update(committed_checks(built, evaluation_path, "outcomes"))
         accuracy.verdicts.update(committed_checks(built, evaluation_path, "verdicts"))

@@ -14,6 +14,13 @@ SHARED = Path(os.environ.get("HINGE_SHARED_DIR", REPO.parent / "shared"))
 CLIPS = SHARED / "clips"
 MODELS_CACHE = Path(os.environ.get("HINGE_TEST_MODELS_DIR", Path.home() / ".cache" / "hinge-station-test" / "models"))
 
+# Fixtures shared across test modules live in tests/support and are registered here, so a test asks
+# for one by name instead of importing it: the page on a real SQLite rep log (web), a real browser,
+# a real Mosquitto (broker) and PostgreSQL (postgres), rep logs the pipeline writes from real clips
+# (pipeline, ladder).
+pytest_plugins = ["support.web", "support.browser", "support.broker", "support.postgres", "support.pipeline",
+                  "support.ladder"]
+
 
 def clips_or_skip() -> Path:
     """The real clips; without them a developer's run skips, and CI (CI=true) fails: there a test that
@@ -90,6 +97,3 @@ def clip_poses(clips_dir: Path, engine_factory):
 
     return poses
 
-
-# The trainer page's fixtures (a real SQLite rep log, the page on it): tests/support/web.py.
-from support.web import _filled_template, filled_db, station  # noqa: E402,F401

@@ -10,6 +10,7 @@ import sqlite3
 import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -18,7 +19,7 @@ from device.commands.sample_log import synthetic_rep
 from device.errors import ConfigError
 from device.station.store import MIGRATIONS, RepStore, SessionFilter
 from device.station.live import LiveState
-from support.web import AUTH, RecordingControls, make_app, station  # noqa: F401 (fixture)
+from support.web import AUTH, RecordingControls, make_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -54,8 +55,10 @@ def store(tmp_path: Path, clock: Clock):
 
 
 def train(store: RepStore, athlete: str, day: datetime, clean: int, faulty: int = 0, style: str = "squatted",
-          drill: str = "wall_tap_hinge", rng: random.Random = random.Random(3)) -> int:
-    """One session of `clean` clean reps then `faulty` reps of `style`, as the station writes them."""
+          drill: str = "wall_tap_hinge", rng: Optional[random.Random] = None) -> int:
+    """One session of `clean` clean reps then `faulty` reps of `style`, as the station writes them
+    (the same reps for the same arguments: a fresh seeded generator unless one is handed in)."""
+    rng = rng if rng is not None else random.Random(3)
     sid = store.start_session(day.timestamp(), drill, "picamera", athlete)
     t = 5.0
     for i, name in enumerate(["clean"] * clean + [style] * faulty, start=1):

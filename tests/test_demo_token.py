@@ -4,7 +4,6 @@ changes with it: drill switching, athletes."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess

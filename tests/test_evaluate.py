@@ -280,7 +280,7 @@ def shared_evaluation(clips_dir, clip_poses):
 
 # Misses on the clips added to ../shared after the analysis was written (open in issue 11). Listed
 # exactly, so that a new miss fails these tests and so does a fixed one (then strike it from here).
-OPEN_MISSES = {
+OPEN_MISSES: dict[str, set[str]] = {
     "count": set(),  # back_squat_side_plate_occluded_1rep_b.mp4 counts since covered joints may last 2.5 s
     "squat_rep_not_flagged": set(),  # bw_squat_side_src_incorrect_b.mp4 (1.3 s squat) is flagged now
 }

@@ -2,6 +2,8 @@
 on a clean hinge in every drill profile and on frames that cannot be trusted."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from device.analysis.analyzer import HingeAnalyzer
@@ -23,7 +25,7 @@ def raised(events, fault: Fault):
 def clean(**changes) -> Motion:
     """A good hinge for any drill: hips back to 90 degrees, soft knees, neutral head, bar on the legs,
     lowered over 2 s (slower than any profile's minimum)."""
-    bottom = dict(depth=90, knee=20, shin=5, lower_s=2.0, rise_s=1.5, hands="legs")
+    bottom: dict[str, Any] = dict(depth=90, knee=20, shin=5, lower_s=2.0, rise_s=1.5, hands="legs")
     bottom.update(changes)
     return Motion().stand(1, hands="legs").hinge(**bottom).stand(1.5, hands="legs")
 

@@ -41,7 +41,7 @@ def health(url: str) -> int:
 def replay(settings, db, clips_dir, clip_poses, flood: int, exporters: int = 0):
     """Replay the clip at its own pace through the live loop with the page in its own process;
     `flood` clients hold sockets on the page throughout. Returns the run's summary, the alerts, how
-    many flood sockets got in, and whether the page answered after the flood."""
+    many flood sockets got in, whether the page answered after the flood, and how many exports ran."""
     alerts = []
     cfg = station_settings(settings, db, web={"host": "127.0.0.1", "port": 0})
     with build_station(cfg, str(clips_dir / CLIP), headless=False, fast=False, engine=RecordedPoses(clip_poses(CLIP)),
@@ -63,6 +63,7 @@ def replay(settings, db, clips_dir, clip_poses, flood: int, exporters: int = 0):
             for worker in workers:
                 worker.start()
             held = []
+            assert page.port is not None  # (started)
             for _ in range(flood):
                 try:
                     held.append(slow_client(page.port))
@@ -72,7 +73,6 @@ def replay(settings, db, clips_dir, clip_poses, flood: int, exporters: int = 0):
             stop.set()
             for worker in workers:
                 worker.join(120)
-            summary.exports = exports[0]
             for sock in held:
                 sock.close()
             deadline = time.monotonic() + 20
@@ -82,14 +82,14 @@ def replay(settings, db, clips_dir, clip_poses, flood: int, exporters: int = 0):
                     answered = health(page.url) == 200
                 except OSError:
                     time.sleep(0.5)
-    return summary, alerts, len(held), answered
+    return summary, alerts, len(held), answered, exports[0]
 
 
 def test_a_connection_flood_on_the_page_does_not_reach_coaching(tmp_path, settings, clips_dir, clip_poses):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))  # the test's own side of the flood
-    quiet, quiet_alerts, _, _ = replay(settings, tmp_path / "quiet.db", clips_dir, clip_poses, flood=0)
-    loaded, loaded_alerts, got_in, answered = replay(settings, tmp_path / "loaded.db", clips_dir, clip_poses, FLOOD)
+    quiet, quiet_alerts, _, _, _ = replay(settings, tmp_path / "quiet.db", clips_dir, clip_poses, flood=0)
+    loaded, loaded_alerts, got_in, answered, _ = replay(settings, tmp_path / "loaded.db", clips_dir, clip_poses, FLOOD)
     assert got_in >= PAGE_FILES - 40, "the flood never filled the page"  # (the page's own files take a few)
     assert loaded.reps == quiet.reps == 3
     assert loaded_alerts == quiet_alerts and loaded_alerts.count("squatting_the_hinge") == 3
@@ -110,15 +110,15 @@ def test_four_clients_exporting_a_10000_rep_log_do_not_slow_coaching(tmp_path, s
     build_bench_db(template)
     for name in ("quiet.db", "loaded.db"):
         shutil.copy(template, tmp_path / name)
-    quiet, quiet_alerts, _, _ = replay(settings, tmp_path / "quiet.db", clips_dir, clip_poses, flood=0)
-    loaded, loaded_alerts, _, answered = replay(settings, tmp_path / "loaded.db", clips_dir, clip_poses, flood=0,
-                                                exporters=4)
+    quiet, quiet_alerts, _, _, _ = replay(settings, tmp_path / "quiet.db", clips_dir, clip_poses, flood=0)
+    loaded, loaded_alerts, _, answered, exports = replay(settings, tmp_path / "loaded.db", clips_dir, clip_poses, flood=0,
+                                                         exporters=4)
     p95_quiet = percentile(quiet.signal_latency_ms, 95)
     p95_loaded = percentile(loaded.signal_latency_ms, 95)
-    print(f"4 exporters ({loaded.exports} exports of 10,000 reps): reps {loaded.reps}/{quiet.reps}, alerts "
+    print(f"4 exporters ({exports} exports of 10,000 reps): reps {loaded.reps}/{quiet.reps}, alerts "
           f"{len(loaded_alerts)}/{len(quiet_alerts)}, dropped frames {loaded.dropped}/{quiet.dropped} of {loaded.frames}, "
           f"frame-to-signal p95 {p95_loaded:.1f}/{p95_quiet:.1f} ms")
-    assert loaded.exports >= 4, "the exports never ran"
+    assert exports >= 4, "the exports never ran"
     assert loaded.reps == quiet.reps == 3 and loaded_alerts == quiet_alerts
     assert loaded.dropped <= quiet.dropped + 0.05 * loaded.frames
     assert p95_loaded <= 2 * max(p95_quiet, 5.0)

@@ -16,11 +16,9 @@ import sqlalchemy as sa
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from device.hub.intake import NOT_ALLOWED, Intake
-from device.hub.store import HubStore
 from device.station import topics
 from device.station.assembly import build_station
 from device.station.store import RepStore, SessionFilter, StorageError
-from support.broker import broker  # noqa: F401 (fixture)
 from support.hub import PREFIX, Publisher, running_hub, state_message, station_messages, wait_until
 from support.pipeline import PIPELINE_CLIPS, RecordedPoses, station_settings
 

@@ -17,11 +17,10 @@ from device.hub.floor import Floor
 from device.hub.store import HubStore
 from device.station import topics
 from device.station.store import RepStore
-from support.broker import broker  # noqa: F401 (fixture)
+from support.browser import screenshot, text, wait_for
 from support.hub import PREFIX, Publisher, running_hub, state_message, wait_until
 from support.web import make_app
 from test_hub_store import rep, session
-from test_web_browser import browser, screenshot, text, wait_for  # noqa: F401 (fixture)
 from web.app import create_app
 from web.page_server import PageServer
 
@@ -108,7 +107,10 @@ def test_two_stations_live_on_one_hub_page_in_a_browser(browser, broker, tmp_pat
             try:
                 wait_until(lambda: len(hub.floor.snapshot().stations) == 2, what="both retained states")
                 browser.get(f"{base}/")
-                cards = lambda: {c.get_attribute("data-station"): c for c in browser.find_elements(By.CSS_SELECTOR, "article.station-card")}
+
+                def cards() -> dict:
+                    return {c.get_attribute("data-station"): c for c in browser.find_elements(By.CSS_SELECTOR, "article.station-card")}
+
                 wait_for(lambda: set(cards()) == {"wall-a", "deck-b"}, "two station cards")
                 assert text(browser, 'article[data-station="wall-a"] [data-field=state_label]') == "Athlete in view"
                 assert text(browser, 'article[data-station="deck-b"] [data-field=drill]') == "romanian_deadlift"

@@ -14,9 +14,7 @@ import sqlalchemy as sa
 
 from device.hub.store import HubStore, redact
 from device.station.store import SessionFilter, StorageError
-from support.broker import broker  # noqa: F401 (fixture)
 from support.hub import PREFIX, Publisher, running_hub, wait_until
-from support.postgres import postgres_url  # noqa: F401 (fixture)
 
 KEY = uuid.uuid4().hex
 _numbers = itertools.count(1)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from device.analysis.ladder import judge, load_ladder, tally_sessions
 from device.station.store import RepStore, SessionFilter
-from support.ladder import DAY1, DRILL, ladder_log  # noqa: F401 (fixture)
+from support.ladder import DAY1, DRILL
 from support.web import AUTH, make_app
 
 with warnings.catch_warnings():

@@ -5,8 +5,6 @@ Assistant discovery; the last will."""
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -24,7 +22,7 @@ from device.station.assembly import build_station
 from device.station.broker_link import BrokerLink
 from device.station.live import LiveState
 from device.station.store import RepStore
-from support.broker import Mosquitto, broker  # noqa: F401
+from support.broker import Mosquitto
 from support.mqtt import Listener
 from support.pipeline import RecordedPoses, station_settings
 from support.web import RecordingControls

@@ -19,7 +19,7 @@ import pytest
 
 from device.capture.picamera import PiCameraSource
 from device.errors import SourceError
-from tests.support import fake_picamera2 as fake
+from support import fake_picamera2 as fake
 
 # The picamera2 release the fake follows (PyPI wheel; pure Python, needs libcamera only to import).
 REAL_VERSION = "0.3.38"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
 from support.pipeline import station_settings
 from support.synthetic import Motion
@@ -17,7 +16,6 @@ from device.analysis.framing import HEAD_CUT_CUE, classify
 from device.analysis.kinematics import AngleTracker
 from device.analysis.profiles import load_profile
 from device.analysis.vocabulary import FRAMING_CUES, Framing
-from device.capture.base import Frame
 from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY, Y, Pose, empty_landmarks
 from device.station import loop as loop_module
 from device.station.live import LiveState

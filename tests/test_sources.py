@@ -100,7 +100,7 @@ def test_frames_past_1920_px_are_reduced_as_they_are_read(tmp_path):
     from device.capture.base import MAX_FRAME_SIDE, REDUCED_SIDE, reduced
 
     def clip(path, size, frames=3):
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30, size)
         for i in range(frames):
             writer.write(np.full((size[1], size[0], 3), 40 * i, np.uint8))
         writer.release()
@@ -133,7 +133,7 @@ def test_an_8k_clip_is_refused_before_its_frames_take_the_memory(tmp_path, clips
     def clip(size, frames):
         source = cv2.VideoCapture(str(clips_dir / "jeffchen_deadlift_side_good_1rep.mp4"))
         path = tmp_path / f"clip-{size[0]}.mp4"
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30, size)
         for _ in range(frames):
             ok, bgr = source.read()
             if not ok:

@@ -20,8 +20,6 @@ def make_rep(index: int, start: float, faults=()) -> Rep:
 
 
 def test_schema_is_created_in_wal_mode_and_migrations_are_idempotent(tmp_path):
-    from device.station.store import MIGRATIONS
-
     db = tmp_path / "station.db"
     with RepStore(db) as store:
         assert store.schema_version == len(MIGRATIONS)
@@ -50,8 +48,6 @@ def test_a_fault_keeps_its_evidence_and_borderline_faults_stay_out_of_the_fault_
 
 
 def test_a_first_schema_log_migrates_and_keeps_its_reps(tmp_path):
-    from device.station.store import MIGRATIONS
-
     db = tmp_path / "old.db"
     raw = sqlite3.connect(db)
     raw.executescript(MIGRATIONS[0])

@@ -22,7 +22,7 @@ from support.synthetic import STANDING, Motion, Posture
 
 from device.analysis.analyzer import HingeAnalyzer
 from device.analysis.framing import upright_hip_width
-from device.analysis.kinematics import AngleTracker
+from device.analysis.kinematics import Angles, AngleTracker
 from device.analysis.profiles import Profile, load_profile
 from device.analysis.vocabulary import (
     Fault,
@@ -186,6 +186,7 @@ def first_seen_at_depth_for(seconds: float) -> int:
     at_depth = []
     for pose in motion.render(fps=100, noise_px=0.0):
         analyzer.update(pose)
+        assert analyzer.angles is not None  # every update measures the frame
         if analyzer.angles.hip_flexion_deg >= analyzer.profile.reps.depth_deg:
             at_depth.append(pose.timestamp)
     analyzer.finish(motion.end)
@@ -318,7 +319,7 @@ MOVEMENT_CASES = [
 
 SQUAT = Fault.SQUATTING_THE_HINGE
 # The frame rule alone: the per-rep bottom verdict that also raises squatting_the_hinge is moved away.
-FRAME_RULE_ONLY = {"movement__hips_at_knee_thigh_deg": 999.0, "movement__squat_max_hinge_ratio": 0.01}
+FRAME_RULE_ONLY: dict[str, Any] = {"movement__hips_at_knee_thigh_deg": 999.0, "movement__squat_max_hinge_ratio": 0.01}
 
 
 def squat_checked_from(hip: float) -> bool:  # knee 45, ratio ~1, trunk ~hip - 25: the squat shape, held
@@ -380,6 +381,7 @@ def floor_pull_exempts(below: float) -> bool:
     events = []
     for pose in motion.render(fps=FPS, noise_px=0.0):
         events += analyzer.update(pose)
+        assert analyzer.angles is not None  # every update measures the frame
         if analyzer.counter.rep is not None and analyzer.angles.knee_flexion_deg > 45:
             seen.append(analyzer.angles.hands_below_knee)
     events += analyzer.finish(motion.end)
@@ -603,6 +605,7 @@ def facing_by_hips(ratio: float) -> Framing:
 
 def _turn_for_hip_width(width: float) -> float:
     per_sin = upright_hip_width(Motion().stand(0.1, turn=90).render(fps=FPS)[-1])
+    assert per_sin is not None
     turn = _turn_for(per_sin, width)
     assert upright_hip_width(Motion().stand(0.1, turn=turn).render(fps=FPS)[-1]) == pytest.approx(width, abs=0.005)
     return turn
@@ -640,7 +643,7 @@ FRAMING_CASES = [
 # --- kinematics: which landmarks are trusted ----------------------------------------------------------
 
 
-def _tracked(poses) -> AngleTracker:
+def _tracked(poses) -> Angles:
     tracker = AngleTracker(load_profile("hinge").kinematics)
     for pose in poses:
         angles = tracker.update(pose)

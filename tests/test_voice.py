@@ -124,7 +124,7 @@ def test_a_faulty_real_clip_speaks_the_right_cues_in_order_after_the_buzzer(tmp_
 
     def replay(voice_on: bool):
         speaker = RecordingSpeaker()
-        faults = []
+        faults: list[tuple[str, float]] = []
         buzzes.clear()
         cfg = station_settings(settings, tmp_path / f"{voice_on}.db", voice={"enabled": voice_on}).model_copy(
             update={"data_dir": tmp_path / "data"})
@@ -152,7 +152,7 @@ def test_a_faulty_real_clip_speaks_the_right_cues_in_order_after_the_buzzer(tmp_
     spoken_faults = [p for p in speaker.played if p[0] not in framing]  # (the athlete also turns once: "turn sideways")
     assert [p[0] for p in spoken_faults] == [cue] * 3
     assert len(buzzes) == 3
-    for (_, asked, started, ended), buzzed in zip(spoken_faults, buzzes):
+    for (_, asked, started, _), buzzed in zip(spoken_faults, buzzes):
         assert asked >= buzzed  # the buzzer first
         assert started - asked < 0.1 or any(p[3] <= started + 0.01 and p[3] > asked for p in speaker.played)
         # (a ready buffer: it starts at once, unless it waited for the phrase before it to end)

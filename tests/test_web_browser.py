@@ -6,11 +6,6 @@ Screenshots land in test-output/screenshots/.
 """
 from __future__ import annotations
 
-import base64
-import os
-import time
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -19,42 +14,8 @@ from device.station.live import StationState
 from device.station.store import RepStore
 from web.page_server import PageServer
 from support.web import TOKEN, add_live_rep, clip_session_id, make_app
-from support.pipeline import pipeline_db  # noqa: F401 (fixture)
-from support.ladder import DRILL, ladder_log  # noqa: F401 (fixture)
-
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
-PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
-WAIT_S = 10.0
-
-
-def _browser_or_skip():
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        reason = f"{', '.join(missing)} missing: apt-get install chromium chromium-driver"
-        if os.environ.get("CI"):
-            pytest.fail(reason)  # CI installs them (.ci/run); a missing browser there is a broken CI
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    return webdriver, Service
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    webdriver, Service = _browser_or_skip()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+from support.browser import PHONE, screenshot, text, wait_for
+from support.ladder import DRILL
 
 
 @pytest.fixture
@@ -63,39 +24,6 @@ def served(station):
     server.start()
     yield server.base_url
     server.stop()
-
-
-def wait_for(condition, what: str, timeout: float = WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def screenshot(driver, name: str, full_page: bool = False) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    if full_page:
-        metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
-        size = metrics["cssContentSize"]
-        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": PHONE["width"], "height": min(size["height"], 6000), "scale": 1}})
-        path.write_bytes(base64.b64decode(shot["data"]))
-    else:
-        driver.save_screenshot(str(path))
-    image = cv2.imread(str(path))
-    assert image is not None and image.shape[1] % PHONE["width"] == 0, f"{path} is not phone width"
-    return path
-
-
-def text(driver, css: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, css).text
 
 
 def test_history_page_lists_the_sessions_of_the_log(browser, served, station):
@@ -215,7 +143,7 @@ def test_a_trainer_turns_the_spoken_cues_off_and_on_from_the_phone(browser, serv
     for wanted, value in (("off", False), ("on", True)):
         Select(browser.find_element(By.CSS_SELECTOR, "select[name=voice]")).select_by_value(wanted)
         browser.find_element(By.CSS_SELECTOR, "form[action='/settings'] button").click()
-        wait_for(lambda: station.controls.calls and station.controls.calls[-1] == ("voice", value), f"voice {wanted}")
+        wait_for(lambda value=value: station.controls.calls and station.controls.calls[-1] == ("voice", value), f"voice {wanted}")
         wait_for(lambda: "saved=settings" in browser.current_url, f"voice {wanted} to save")
         chosen = Select(browser.find_element(By.CSS_SELECTOR, "select[name=voice]")).first_selected_option
         assert chosen.get_attribute("value") == wanted

@@ -21,7 +21,7 @@ def rep(index, duration, trace, faults=()):
 
 
 def points(attr: str) -> list[tuple[float, float]]:
-    return [tuple(map(float, p.split(","))) for p in attr.split()]
+    return [(float(x), float(y)) for x, y in (p.split(",") for p in attr.split())]
 
 
 def test_reps_share_one_scale_and_stay_inside_the_plot():

@@ -23,7 +23,9 @@ def api(station: Station) -> TestClient:
 
 
 def athlete_of(station: Station) -> str:
-    return station.store.get_session(station.session_id)["athlete"]
+    session = station.store.get_session(station.session_id)
+    assert session is not None
+    return session["athlete"]
 
 
 @pytest.mark.parametrize("body", ['{"athlete": "\\ud800"}', '{"athlete": 1e999}', '{"athlete": NaN}'])

@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from support.pipeline import PIPELINE_CLIPS as CLIPS, pipeline_db  # noqa: F401 (fixture)
+from support.pipeline import PIPELINE_CLIPS as CLIPS
 
 
 @pytest.fixture

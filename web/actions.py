@@ -5,7 +5,7 @@ was. Corrections sit beside the station's verdict; they never edit it.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from fastapi import HTTPException
 
@@ -13,6 +13,14 @@ from web.context import WebContext
 from web.progress import athlete_progress
 from web.schemas import (AthleteChange, AthleteOut, CorrectionIn, CorrectionOut, NewAthlete, SettingsIn, StepDecisionIn,
                          StepDecisionOut)
+
+
+def read_back(row: Optional[dict[str, Any]], what: str) -> dict[str, Any]:
+    """A row read again right after this request wrote it: gone only if another request deleted
+    it in between, which is the client's 404, not the page's 500."""
+    if row is None:
+        raise HTTPException(404, f"{what} was deleted while this request changed it")
+    return row
 
 
 def add_correction(ctx: WebContext, rep_id: int, body: CorrectionIn) -> CorrectionOut:
@@ -29,7 +37,7 @@ def add_correction(ctx: WebContext, rep_id: int, body: CorrectionIn) -> Correcti
     if any(c["kind"] == body.kind and c["fault"] == fault for c in rep["corrections"]):
         raise HTTPException(409, f"rep {rep_id} already has this correction ({body.kind}{' ' + fault if fault else ''})")
     ctx.store.add_correction(rep_id, body.kind, fault, body.note)
-    created = ctx.store.get_rep(rep_id)["corrections"][-1]
+    created = read_back(ctx.store.get_rep(rep_id), f"rep {rep_id}")["corrections"][-1]
     return CorrectionOut(**created)
 
 
@@ -66,7 +74,7 @@ def apply_settings(ctx: WebContext, body: SettingsIn) -> None:
     session_id = ctx.live_session_id
     if "athlete" in given and session_id is not None and ctx.store.get_session(session_id) is None:
         raise HTTPException(409, f"the running session {session_id} is not in the rep log yet; try again after its first rep")
-    if "profile" in given:
+    if "profile" in given and body.profile is not None:  # (None is not in ctx.profiles: refused above)
         ctx.controls.set_profile(body.profile)
     if "buzzer_enabled" in given:
         ctx.controls.set_buzzer_enabled(bool(body.buzzer_enabled))
@@ -92,7 +100,7 @@ def _name_free(ctx: WebContext, name: str, athlete_id: Optional[int] = None) -> 
 def add_athlete(ctx: WebContext, body: NewAthlete) -> dict:
     _name_free(ctx, body.name)
     athlete_id = ctx.store.add_athlete(body.name, body.notes, body.height_cm)
-    return ctx.store.get_athlete(athlete_id)
+    return read_back(ctx.store.get_athlete(athlete_id), f"athlete {athlete_id}")
 
 
 def change_athlete(ctx: WebContext, athlete_id: int, body: AthleteChange) -> dict:
@@ -103,8 +111,8 @@ def change_athlete(ctx: WebContext, athlete_id: int, body: AthleteChange) -> dic
         _name_free(ctx, fields["name"], athlete_id)
     held = _held_by_station(ctx, athlete_id)
     ctx.store.update_athlete(athlete_id, **fields)
-    athlete = ctx.store.get_athlete(athlete_id)
-    if held and "name" in fields:
+    athlete = read_back(ctx.store.get_athlete(athlete_id), f"athlete {athlete_id}")
+    if held and "name" in fields and ctx.controls is not None:  # (held implies a running station)
         ctx.controls.set_athlete(athlete["name"])  # the station keeps writing the new name
     return athlete
 
@@ -129,7 +137,7 @@ def delete_athlete(ctx: WebContext, athlete_id: int) -> None:
         raise HTTPException(404, f"athlete {athlete_id} does not exist")
     held = _held_by_station(ctx, athlete_id)
     ctx.store.delete_athlete(athlete_id)
-    if held:
+    if held and ctx.controls is not None:  # (held implies a running station)
         ctx.controls.set_athlete(None)  # the station must not bring the name back with its next session
 
 

@@ -6,7 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version as package_version
 from pathlib import Path
-from typing import AsyncIterator, Optional, Sequence
+from typing import AsyncIterator, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -28,13 +28,13 @@ from web.guard import GuardMiddleware
 from web.pacing import PaceMiddleware
 from web.routers import athletes, corrections, docs, floor as floor_api, forms, health, labels, live as live_api, pages, reps, sessions, settings
 from web.routers.common import everywhere_problems
+from web.templating import make_templates, quote_next, safe_next
 
 ROUTERS = (sessions.router, reps.router, corrections.router, labels.router, live_api.router, settings.router,
            health.router, docs.router, pages.router, forms.router, floor_api.router)
 # Athletes and their ladder live in a station's own log (where the corrections are made); the hub's
 # page (gym mode) lists athletes by name across stations but does not judge mastery.
 STATION_ONLY_ROUTERS = (athletes.router, athletes.pages, athletes.forms)
-from web.templating import make_templates, quote_next, safe_next
 
 log = logging.getLogger("station.web")
 STATIC = Path(__file__).parent / "static"
@@ -111,7 +111,7 @@ def _wants_html(request: Request) -> bool:
 def _add_error_handlers(app: FastAPI) -> None:
     templates = app.state.templates
 
-    def page(request: Request, status: int, message: str, headers: Optional[dict] = None) -> Response:
+    def page(request: Request, status: int, message: str, headers: Optional[Mapping[str, str]] = None) -> Response:
         referer = urlsplit(request.headers.get("referer", ""))
         same_site = referer.netloc == request.url.netloc
         back = safe_next(referer.path + (f"?{referer.query}" if referer.query else ""), "/") if same_site else "/"

@@ -127,13 +127,13 @@ class TokenGate:
         return self._cookie
 
     def authenticated(self, request: Request) -> bool:
-        if self._digest is None:
+        if self._digest is None or self._cookie is None:
             return False
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and given:
             return self.check_token(request, given.strip())
         cookie = request.cookies.get(COOKIE)
-        return bool(cookie) and hmac.compare_digest(cookie.encode("utf-8", "surrogateescape"), self._cookie.encode())
+        return cookie is not None and hmac.compare_digest(cookie.encode("utf-8", "surrogateescape"), self._cookie.encode())
 
     def check_read(self, request: Request) -> None:
         if self.read_requires_token and not self.authenticated(request):

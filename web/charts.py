@@ -108,7 +108,7 @@ def rep_chart(rep: RepOut, scale: Scale) -> RepChart:
     def y(deg: float) -> float:
         return round(min(max(y1 - ky * deg, y0), y1), 1)
 
-    points = _thin([p for p in rep.trace if None not in p])  # type: ignore[misc]
+    points = _thin([(t, h, k) for t, h, k in rep.trace if t is not None and h is not None and k is not None])
     xs = [f"{min(max(x0 + kx * t, x0), x1):.1f}" for t, _, _ in points]
     hip = " ".join(f"{px},{min(max(y1 - ky * h, y0), y1):.1f}" for px, (_, h, _) in zip(xs, points))
     knee = " ".join(f"{px},{min(max(y1 - ky * k, y0), y1):.1f}" for px, (_, _, k) in zip(xs, points))

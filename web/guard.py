@@ -132,7 +132,8 @@ class GuardMiddleware:
 
 async def _read_body(receive: Receive) -> Optional[bytes]:
     """The whole request body, or None once it passes MAX_BODY_BYTES (declared or chunked)."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":

@@ -4,7 +4,7 @@ most frequent faults, and the trainer's answers to past suggestions."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from fastapi import HTTPException
 
@@ -92,11 +92,11 @@ def athlete_progress(ctx: WebContext, athlete_id: int) -> AthleteProgress:
             hip_travel=travel, hip_travel_cm=leg_lengths_to_cm(travel, height)))
 
     faults = Counter(name for t in tallies for name, n in t.faults.items() for _ in range(n))
-    wall = [s for s in drill_sessions if s.drill == WALL_TAP and s.hip_travel is not None]
+    unit: Literal["leg lengths", "cm"] = "cm" if height is not None else "leg lengths"
+    series = [v for s in drill_sessions
+              if s.drill == WALL_TAP and (v := s.hip_travel_cm if height is not None else s.hip_travel) is not None]
     trend = None
-    if wall:
-        unit = "cm" if height is not None else "leg lengths"
-        series = [s.hip_travel_cm if height is not None else s.hip_travel for s in wall]
+    if series:
         trend = HipTravelTrend(unit=unit, first=series[0], last=series[-1], per_session=_slope(series), sessions=len(series))
     suggestion = state.suggestion
     return AthleteProgress(

@@ -39,7 +39,7 @@ def clock(ts: Optional[float]) -> str:
 
 
 def duration(seconds: Optional[float]) -> str:
-    if not _finite(seconds):
+    if seconds is None or not math.isfinite(seconds):
         return "–"
     if seconds < 60:
         return f"{seconds:.1f} s"

@@ -18,7 +18,7 @@ from dataclasses import replace
 import math
 import time as _time
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Iterable, Optional, Sequence, Union
 
 from device.analysis.vocabulary import (
     AnalysisEvent,
@@ -143,7 +143,7 @@ class HingeAnalyzer:
         self.faults += fresh
         self._rep_faults += fresh
 
-    def _route(self, signals: list[CounterEvent]) -> list[AnalysisEvent]:
+    def _route(self, signals: Sequence[CounterEvent]) -> list[AnalysisEvent]:
         out: list[AnalysisEvent] = []
         for s in signals:
             if isinstance(s, Started):

@@ -271,8 +271,7 @@ class FaultJudge:
         self._tick(m.angles.time)
         out = self._judge_pending(m)
         for fault, check in self.checks.items():
-            finding = check(m) if m.rep_index is not None else None
-            if finding is None:
+            if m.rep_index is None or (finding := check(m)) is None:  # between reps nothing is judged
                 self._end_hold(fault)
                 continue
             now = m.angles.time

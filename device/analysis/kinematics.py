@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Any, Optional, TypedDict
 
 from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY, X, Y, Pose
 from device.analysis.profiles import KinematicsTable
@@ -354,6 +354,22 @@ def _angle_deg(forward: float, along: float) -> float:
     return math.degrees(math.atan2(forward, along))
 
 
+class _Measured(TypedDict, total=False):
+    """What measure() could take from one frame, by Angles' field names (a quantity left out stays
+    NaN): the type checker holds each key to a real field."""
+
+    hip_flexion_deg: float
+    knee_flexion_deg: float
+    trunk_deg: float
+    thigh_deg: float
+    shin_deg: float
+    hip_shift: float
+    head_offset_deg: float
+    load_forward: float
+    hands_below_knee: float
+    hands_below_shoulder: float
+
+
 def measure(skeleton: Skeleton, time: float, side: str, facing: int, leg_px: Optional[float] = None) -> tuple[Angles, float]:
     """Kinematics of one frame from its sagittal skeleton (pure). Returns the unsmoothed `Angles`
     and the leg length in pixels this frame measured (NaN when thigh or shin was not trusted).
@@ -372,7 +388,7 @@ def measure(skeleton: Skeleton, time: float, side: str, facing: int, leg_px: Opt
     Ht, K = skeleton.thigh
     trunk = _angle_deg(fwd(H, S), up(H, S))
     thigh = _angle_deg(fwd(Ht, K), -up(Ht, K))
-    values: dict[str, float] = {"trunk_deg": trunk, "thigh_deg": thigh, "hip_flexion_deg": trunk + thigh}
+    values: _Measured = {"trunk_deg": trunk, "thigh_deg": thigh, "hip_flexion_deg": trunk + thigh}
 
     leg_now = NAN
     A = None
@@ -521,7 +537,7 @@ class AngleTracker:
             self._leg_px = leg_now if self._leg_px is None else 0.9 * self._leg_px + 0.1 * leg_now
         if not raw.reliable:
             return raw
-        smoothed: dict[str, float] = {}
+        smoothed: dict[str, Any] = {}  # float fields of Angles, named at run time (SMOOTHED): for replace()
         noise: dict[str, float] = {}
         for name, flt in self._filters.items():
             value = getattr(raw, name)

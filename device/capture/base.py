@@ -93,8 +93,11 @@ class OpenCVSource(FrameSource):
             self._cap.release()
             self._cap = None
 
-    def _read_bgr(self) -> Optional[np.ndarray]:
+    def _opened(self) -> cv2.VideoCapture:
         if self._cap is None:
             raise SourceError(f"{self.source_id} is not started")
-        ok, bgr = self._cap.read()
+        return self._cap
+
+    def _read_bgr(self) -> Optional[np.ndarray]:
+        ok, bgr = self._opened().read()
         return reduced(bgr) if ok else None

@@ -71,7 +71,7 @@ class VideoFileSource(OpenCVSource):
             if self._index == 0:
                 raise SourceError(f"{self.path} has no decodable frames")
             return None
-        timestamp = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0  # type: ignore[union-attr]
+        timestamp = self._opened().get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         if self.pace:
             now = time.monotonic()
             if self._t0 is None:

@@ -31,7 +31,7 @@ class PiCameraSource(FrameSource):
 
     def start(self) -> None:
         try:
-            from picamera2 import Picamera2  # type: ignore[import-not-found]
+            from picamera2 import Picamera2
         except ImportError:
             raise SourceError(
                 "picamera2 is not importable: on Raspberry Pi OS run `sudo apt install python3-picamera2` and make "
@@ -120,7 +120,7 @@ def yuv420_to_rgb(yuv: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def picamera_available() -> bool:
     try:
-        from picamera2 import Picamera2  # type: ignore[import-not-found]
+        from picamera2 import Picamera2
     except ImportError:
         return False
     try:

@@ -79,6 +79,7 @@ def prepare(settings: Settings, clip: Path) -> BenchContext:
     context = BenchContext(clip=clip, settings=settings)
     engine = _engine(settings, SHIPPED_VARIANT)
     detector = _Recorder(engine.detector.model)
+    # A recording stand-in for the detector's TFLiteModel (it passes every call through): duck-typed, not a subclass.
     engine.detector.model = detector  # type: ignore[assignment]
     with VideoFileSource(clip) as source:
         frames = []
@@ -321,7 +322,7 @@ def bench_page(context: BenchContext) -> list[dict[str, Any]]:
                 costs[load] = pipeline_cost(pipeline, server.base_url, log.session_ids, requests=requests,
                                             concurrency=2, rate_per_s=rate, athlete_ids=log.athlete_ids)
         store.close()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for load, cost in costs.items():
         before, after = cost["fps_alone_runs"]
         rows.append({"load": load, "phase": "live loop alone (before, after)", "page": "-", "requests": None,

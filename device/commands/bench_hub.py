@@ -104,7 +104,10 @@ def station_templates(workdir: Path, station: str, rng: random.Random) -> tuple[
             store.add_rep(sid, rep, wall_offset=started)
             clock = rep.end_time + 1.0
         uuid = store.store_uuid
-        session = session_message(station, uuid, store.get_session(sid)).to_json()
+        row = store.get_session(sid)
+        if row is None:
+            raise StationError(f"the benchmark's own log {store.path} lost session {sid} it just wrote")
+        session = session_message(station, uuid, row).to_json()
         reps = [json.loads(rep_message(station, uuid, r).to_json()) for r in store.session_reps(sid)]
     return session, reps
 

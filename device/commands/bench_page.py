@@ -28,11 +28,13 @@ def measure_pages(base_url: str, paths: Sequence[tuple[str, str]], requests: int
     Loopback only: this never loads another machine.
     """
     url = urlsplit(base_url)
-    if url.hostname not in LOOPBACK:
-        raise ValueError(f"the page benchmark only loads loopback addresses, not {url.hostname}")
+    host = url.hostname
+    if host is None or host not in LOOPBACK:
+        raise ValueError(f"the page benchmark only loads loopback addresses, not {host}")
     if not paths or requests < 1 or concurrency < 1:
         raise ValueError("need at least one path, one request and one connection")
     send_headers = {"Accept-Encoding": "gzip", **(headers or {})}
+    stop = stop if stop is not None else threading.Event()  # never set: waits are plain sleeps
     timings: dict[str, list[float]] = {kind: [] for kind, _ in paths}
     errors: dict[str, int] = {kind: 0 for kind, _ in paths}
     lock = threading.Lock()
@@ -41,16 +43,16 @@ def measure_pages(base_url: str, paths: Sequence[tuple[str, str]], requests: int
     deadline = started + max_seconds
 
     def worker() -> None:
-        conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
+        conn = http.client.HTTPConnection(host, url.port or 80, timeout=30)
         try:
-            while time.perf_counter() < deadline and not (stop is not None and stop.is_set()):
+            while time.perf_counter() < deadline and not stop.is_set():
                 with lock:
                     n = next(counter, None)
                 if n is None:
                     return
                 if rate_per_s:
                     wait = started + n / rate_per_s - time.perf_counter()
-                    if wait > 0 and (stop.wait(wait) if stop is not None else time.sleep(wait)):
+                    if wait > 0 and stop.wait(wait):
                         return
                 kind, path = paths[n % len(paths)]
                 t0 = time.perf_counter()
@@ -62,7 +64,7 @@ def measure_pages(base_url: str, paths: Sequence[tuple[str, str]], requests: int
                 except (OSError, http.client.HTTPException):
                     ok = False
                     conn.close()
-                    conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
+                    conn = http.client.HTTPConnection(host, url.port or 80, timeout=30)
                 elapsed = time.perf_counter() - t0
                 with lock:
                     if ok:

@@ -38,7 +38,7 @@ from device.config import Settings
 from device.errors import StationError
 from device.fileio import sha256_of
 from device.pose.engine import PoseEngine, iter_poses
-from device.pose.landmarks import NUM_LANDMARKS, Pose
+from device.pose.landmarks import Pose
 from device.pose.model_files import read_quantized_record, resolve_models
 from device.pose.tflite import interpreter_class, interpreter_options, time_models
 from device.stats import median, percentile
@@ -127,7 +127,7 @@ def probe_outputs(path: Path, threads: int, xnnpack: bool) -> list[list[float]]:
 
 def first_frames(clip: Path, frames: int, shifted: bool = False) -> Iterator[Any]:
     with VideoFileSource(clip) as source:
-        stream = itertools.islice(source, frames)
+        stream: Iterator[Frame] = itertools.islice(source, frames)
         if shifted:
             moved = perturbation(NOISE_PERTURBATION).apply((f.timestamp, f.image) for f in stream)
             stream = (Frame(t, rgb, clip.name, i) for i, (t, rgb) in enumerate(moved))

@@ -9,8 +9,7 @@ from device.station.backups import backup_database
 
 
 def backup(args: argparse.Namespace, settings: Settings) -> int:
-    assert settings.store.db_path is not None
-    backup = backup_database(settings.store.db_path, args.dest, keep=args.keep)
+    backup = backup_database(settings.db_path, args.dest, keep=args.keep)
     print_table([backup.row()])
     if args.json:
         write_json(args.json, backup.row())

@@ -363,7 +363,7 @@ class Doctor:
             return Check("mqtt", OK, "MQTT is off (no [mqtt] host)")
         who = f"station {cfg.station_id}" if cfg.station_id else f"the hub ({self.settings.hub.client_id})"
         where = f"{cfg.host}:{cfg.broker_port} as {who}"
-        waiting = _outbox_waiting(self.settings.store.db_path)  # type: ignore[arg-type]
+        waiting = _outbox_waiting(self.settings.db_path)
         backlog = f"; {waiting} reps and sessions wait in the outbox" if waiting else ""
         if not self.probe:
             verb = "publishing to" if cfg.station_id else "reading from"

@@ -17,11 +17,11 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Union
 
-from device.analysis.profiles import load_profile
-from device.analysis.scoring import (Evaluation, LabelsError, PoseSource, compare_runs, drill_profiles, evaluate,
-                                     read_labels)
+from device.analysis.profiles import Profile, load_profile
+from device.analysis.scoring import (Evaluation, LabelsError, PoseSource, ProfileChooser, compare_runs, drill_profiles,
+                                     evaluate, read_labels)
 from device.capture import VideoFileSource
 from device.capture.base import Frame, FrameSource
 from device.commands.perturb import PERTURBATIONS, Perturbation
@@ -178,13 +178,19 @@ def print_by_source(rows: list[dict]) -> None:
                 title="by source (tp/fp/fn summed over faults; faults: name tp/fp/fn)")
 
 
+def _tagged(progress: Optional[Callable[[str], None]], tag: str) -> Optional[Callable[[str], None]]:
+    """`progress` with each clip's line tagged (the perturbation it was run under)."""
+    if progress is None:
+        return None
+    return lambda clip: progress(f"{clip} ({tag})")
+
+
 def run_perturbations(labels, judge, base: Evaluation, settings, cache: Optional[PoseCache], engine: LazyEngine,
-                      progress=None) -> list[dict]:
+                      progress: Optional[Callable[[str], None]] = None) -> list[dict]:
     rows = []
     for perturbation in PERTURBATIONS:
         poses_of = engine_poses(settings, cache, perturbation, engine)
-        perturbed = evaluate(labels, poses_of, judge,
-                             (lambda clip, p=perturbation.name: progress(f"{clip} ({p})")) if progress else None)
+        perturbed = evaluate(labels, poses_of, judge, _tagged(progress, perturbation.name))
         row = compare_runs(perturbation.name, base, perturbed)
         rows.append({"perturbation": row.pop("perturbation"), "description": perturbation.description, **row})
     return rows
@@ -204,6 +210,7 @@ def command(args: argparse.Namespace, settings: Settings) -> int:
         raise LabelsError("no labels file given and ../shared/clips/labels.csv is not present: pass LABELS")
     labels = read_labels(labels_path)
     profiles_dir = settings.analysis.profiles_dir
+    judge: Union[Profile, ProfileChooser]
     if args.profile:  # one profile for every clip
         judge = load_profile(args.profile, profiles_dir)
     else:  # each clip under its drill column (analysis.profile where a row names none)
@@ -224,7 +231,7 @@ def command(args: argparse.Namespace, settings: Settings) -> int:
     print()
     print_table(evidence, title="fault evidence (buzzed: past the limit by more than the noise; borderline: logged only)")
     print(f"\nanalysis_ms_per_frame: {totals['analysis_ms_per_frame']}")
-    report = {"labels": str(labels_path), "clips": clips, "total": totals, "faults": faults, "evidence": evidence}
+    report: dict[str, Any] = {"labels": str(labels_path), "clips": clips, "total": totals, "faults": faults, "evidence": evidence}
     if args.by_source:
         report["by_source"] = result.by_source()
         print()

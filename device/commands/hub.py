@@ -59,7 +59,8 @@ def run_hub(settings: Settings, host: Optional[str] = None, port: Optional[int] 
         log.warning("hub.stations is empty: every station the broker lets publish under %s/ is accepted "
                     "(list the gym's station ids there to drop the rest)", prefix)
     hub = Hub(store, floor, broker, Intake(prefix, allowed))
-    app = create_app(store, settings.web, floor=floor, profiles=store.profiles_used(), page_cpu_share=0.5)
+    app = create_app(store, settings.web, floor=floor, profiles=store.profiles_used(),  # type: ignore[arg-type]  # issue 23: one store Protocol
+                     page_cpu_share=0.5)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -282,7 +282,7 @@ def page_main(settings_dump: dict[str, Any], conn: Connection, port: int, max_op
         settings = load_settings(None, settings_dump)
         live = _MirroredLive(conn, lock)
         ladder = load_ladder(profiles_dir=settings.analysis.profiles_dir)
-        app = create_app(RepStore(settings.store.db_path), settings.web, live=live,  # type: ignore[arg-type]
+        app = create_app(RepStore(settings.db_path), settings.web, live=live,
                          controls=_ControlsProxy(conn, lock),
                          profiles=list_profiles(settings.analysis.profiles_dir),
                          checks=lambda: [c.row() for c in run_checks(settings)], ladder=ladder)

@@ -102,7 +102,7 @@ def _open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWr
     if not path.parent.is_dir():
         raise SourceError(f"cannot write annotated video to {path}: folder {path.parent} does not exist "
                           "(create it, or give --annotate a path in an existing folder)")
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise SourceError(f"cannot write annotated video to {path} (is the directory writable? use a .mp4 name)")
     return writer

@@ -20,7 +20,7 @@ log = logging.getLogger("station.web")
 
 def serve_rep_log(settings: Settings, db: Optional[Path] = None, host: Optional[str] = None, port: Optional[int] = None,
                   writable: bool = False) -> int:
-    path = Path(db or settings.store.db_path)
+    path = Path(db or settings.db_path)
     host = host or settings.web.host
     port = settings.web.port if port is None else port
     if not 1 <= port <= 65535:

@@ -53,6 +53,8 @@ class Intake:
                 continue
             if kind == topics.AVAILABILITY:
                 out.availability.append((station, value == topics.ONLINE))
+            elif isinstance(value, str):
+                pass  # buzzer/set, a plain command string: nothing for the hub to keep
             elif kind == topics.STATE:
                 out.states.append((station, value.model_dump()))
             elif kind == topics.SESSION:

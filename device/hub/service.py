@@ -138,7 +138,7 @@ class Hub:
 
     def _on_message(self, _client: Any, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         # Only queued here: the network loop must keep answering pings while the database works.
-        self._queue.put(Received(message.topic, message.payload, message.mid, message.qos, time.time()))
+        self._queue.put(Received(message.topic, bytes(message.payload), message.mid, message.qos, time.time()))
 
     # --- the writer thread ------------------------------------------------------------------
 

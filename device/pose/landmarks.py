@@ -92,12 +92,13 @@ class Pose:
                 value = point.get(key)
                 if value is not None:
                     lm[i, col] = value
+        width, height = data.get("image_size", (0, 0))
         return cls(
             timestamp=float(data["timestamp"]),
             landmarks=lm,
             presence=float(data["presence"]),
             detector_ran=bool(data.get("detector_ran", False)),
-            image_size=tuple(data.get("image_size", (0, 0))),  # type: ignore[arg-type]
+            image_size=(int(width), int(height)),
         )
 
 

@@ -116,4 +116,10 @@ def time_models(models: Mapping[str, Path], inputs: Union[list[np.ndarray], Mapp
                 t0 = time.perf_counter()
                 model.run(x[None])
                 samples[name].append((time.perf_counter() - t0) * 1000)
-    return {name: median(v) for name, v in samples.items()}
+    out: dict[str, float] = {}
+    for name, v in samples.items():
+        ms = median(v)
+        if ms is None:  # nothing was timed: no round, or no input for this model
+            raise ValueError(f"no timing for {name}: rounds={rounds}, {len(per_model[name])} inputs")
+        out[name] = ms
+    return out

@@ -23,7 +23,7 @@ from device.errors import ConfigError
 from device.pose.engine import PoseEngine
 from device.station.broker_link import BrokerLink
 from device.station.live import LiveState
-from device.station.loop import RunSummary, Station
+from device.station.loop import Analyzer, RunSummary, Station
 from device.station.notify import SystemdNotifier
 from device.station.replog import RepLog, pending_path_for
 from device.station.signals import QuietHours, Signals, signals_from_settings
@@ -35,12 +35,12 @@ log = logging.getLogger(__name__)
 RETENTION_CHECK_S = 24 * 3600
 
 
-def analyzer_factory(settings: Settings) -> Callable[[str], object]:
+def analyzer_factory(settings: Settings) -> Callable[[str], Analyzer]:
     """name -> a fresh analyzer for that drill profile (raises ConfigError for a bad profile)."""
     from device.analysis.profiles import load_profile
     from device.analysis.analyzer import HingeAnalyzer
 
-    def make(name: str):
+    def make(name: str) -> Analyzer:
         return HingeAnalyzer(load_profile(name, settings.analysis.profiles_dir))
 
     return make
@@ -137,7 +137,7 @@ def build_station(
     athlete, on_event: passed to the Station (the session's label; every analysis event, for tests).
     speaker: where spoken cues go when voice.enabled (default: ALSA; tests pass a RecordingSpeaker).
     wall_clock: the Unix time reps are logged at (tests replay clips as sessions on chosen days).
-    The rep log is settings.store.db_path. Refuses to start on a missing or corrupt model.
+    The rep log is settings.db_path. Refuses to start on a missing or corrupt model.
     """
     spec = source_spec or settings.source.camera
 
@@ -150,7 +150,7 @@ def build_station(
         engine = PoseEngine.from_settings(settings)
     make_analyzer = analyzer_factory(settings)
     with ExitStack() as undo:  # on a failure part-way, close what was already opened
-        store, note = open_checked_rep_log(settings.store.db_path, outbox=settings.mqtt.enabled)  # type: ignore[arg-type]
+        store, note = open_checked_rep_log(settings.db_path, outbox=settings.mqtt.enabled)
         if store is not None:
             undo.callback(store.close)
             try:
@@ -162,7 +162,7 @@ def build_station(
         profile = choose_profile(settings, make_analyzer, saved, profile)
         buzzer_enabled = bool(saved.get("buzzer_enabled", settings.signals.buzzer_enabled))
         replog = RepLog(store, jsonl, settings.store.min_free_mb,
-                        pending_path=pending_path_for(settings.store.db_path))  # type: ignore[arg-type]
+                        pending_path=pending_path_for(settings.db_path))
         signals = None
         if not headless and settings.signals.enabled:
             signals, _ = signals_from_settings(settings.signals, pin_factory)
@@ -195,7 +195,7 @@ def build_station(
         if settings.mqtt.enabled:
             if settings.mqtt.station_id is None:
                 raise ConfigError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\")")
-            link = BrokerLink(settings.mqtt, settings.store.db_path, live, controls=station,  # type: ignore[arg-type]
+            link = BrokerLink(settings.mqtt, settings.db_path, live, controls=station,
                               version=package_version())
         undo.pop_all()
     return StationRig(station, live, replog, signals, notifier, make_source, source_live=probe.live,
@@ -280,7 +280,7 @@ class RetentionKeeper(threading.Thread):
 def retention(settings: Settings) -> Iterator[None]:
     """Keep the rep log within store.retention_days while the block runs."""
     stop = threading.Event()
-    RetentionKeeper(settings.store.db_path, settings.store.retention_days, stop).start()  # type: ignore[arg-type]
+    RetentionKeeper(settings.db_path, settings.store.retention_days, stop).start()
     try:
         yield
     finally:

@@ -56,6 +56,7 @@ def mqtt_client(cfg: MqttSettings, topics: t.Topics, client_id: str = "") -> mqt
                        certfile=str(cfg.cert_file) if cfg.cert_file else None,
                        keyfile=str(cfg.key_file) if cfg.key_file else None)
     client.will_set(topics.availability, t.OFFLINE, qos=1, retain=True)
+    # paho annotates the delays int, but takes float seconds (it only waits on them).
     client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
     client.max_inflight_messages_set(BATCH + 10)
     return client
@@ -65,6 +66,8 @@ def probe_broker(cfg: MqttSettings, timeout: float = 5.0) -> str:
     """Connect once with the station's settings and say what went wrong ('' when the broker took
     them). Under its own client id and without a will: the running station's connection and its
     availability are left alone."""
+    if cfg.host is None:
+        return "no broker to try: mqtt.host is not set"
     assert cfg.station_id is not None
     client = mqtt_client(cfg, t.Topics(cfg.topic_prefix, cfg.station_id), client_id=f"hinge-doctor-{cfg.station_id}")
     client.will_clear()
@@ -77,7 +80,7 @@ def probe_broker(cfg: MqttSettings, timeout: float = 5.0) -> str:
 
     client.on_connect = on_connect
     try:
-        client.connect(cfg.host, cfg.broker_port, keepalive=max(cfg.keepalive_s, 5))  # type: ignore[arg-type]
+        client.connect(cfg.host, cfg.broker_port, keepalive=max(cfg.keepalive_s, 5))
     except (OSError, ValueError) as err:
         return f"cannot connect: {err}"
     client.loop_start()
@@ -217,7 +220,9 @@ class BrokerLink:
         version: str = "",
         clock: Callable[[], float] = time.monotonic,
     ):
-        assert cfg.station_id is not None
+        if cfg.host is None or cfg.station_id is None:
+            raise ValueError("a broker link needs mqtt.host and mqtt.station_id")
+        self.host = cfg.host
         self.cfg = cfg
         self.topics = t.Topics(cfg.topic_prefix, cfg.station_id)
         self.db_path = Path(db_path)
@@ -260,7 +265,7 @@ class BrokerLink:
     def start(self) -> "BrokerLink":
         self._store = RepStore(self.db_path, outbox=False, synchronous="NORMAL")
         self._store_uuid = self._store.store_uuid
-        self.client.connect_async(self.cfg.host, self.cfg.broker_port, keepalive=self.cfg.keepalive_s)
+        self.client.connect_async(self.host, self.cfg.broker_port, keepalive=self.cfg.keepalive_s)
         self.client.loop_start()
         self._thread = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
         self._thread.start()

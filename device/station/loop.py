@@ -52,15 +52,16 @@ class Analyzer(Protocol):
 
 
 class Notifier(Protocol):
-    """systemd's sd_notify (device/station/notify.py), or nothing outside systemd."""
+    """systemd's sd_notify (device/station/notify.py), or nothing outside systemd. Whatever a call
+    returns (SystemdNotifier: whether it was sent) the station ignores, hence `object`."""
 
-    def ready(self) -> None: ...
+    def ready(self) -> object: ...
 
-    def ping(self) -> None: ...
+    def ping(self) -> object: ...
 
-    def status(self, text: str) -> None: ...
+    def status(self, text: str) -> object: ...
 
-    def stopping(self) -> None: ...
+    def stopping(self) -> object: ...
 
 
 class NoNotifier:
@@ -335,11 +336,13 @@ class Station:
             # The new drill's cues are rendered beside the loop, not in it; a cue asked for before
             # its WAV is ready is rendered when it is asked.
             phrases = self.phrases(name)
-            threading.Thread(target=self._prepare_voice, args=(phrases,), name="voice-render", daemon=True).start()
+            threading.Thread(target=self._prepare_voice, args=(self.voice, phrases), name="voice-render",
+                             daemon=True).start()
 
-    def _prepare_voice(self, phrases: list[str]) -> None:
+    @staticmethod
+    def _prepare_voice(voice: Voice, phrases: list[str]) -> None:
         try:
-            self.voice.prepare(phrases)  # type: ignore[union-attr]
+            voice.prepare(phrases)
         except Exception as err:
             log.warning("could not render the new drill's cues: %s", err)
 

@@ -188,10 +188,13 @@ class Signals:
         if not enabled and self.beeper:
             self.beeper.off()
 
-    def _may_buzz(self) -> bool:
+    def _buzzer(self) -> Optional[Beeper]:
+        """The beeper when it may sound now (there is one, it is on, it is not quiet hours), else None."""
         if not (self.beeper and self.buzzer_enabled):
-            return False
-        return not (self.quiet_hours and self.quiet_hours.contains(self._wall().time()))
+            return None
+        if self.quiet_hours and self.quiet_hours.contains(self._wall().time()):
+            return None
+        return self.beeper
 
     # --- base states -----------------------------------------------------------------------
 
@@ -216,8 +219,8 @@ class Signals:
             if self._fault_until is None or state in ("idle", "error"):
                 self._fault_until = None
                 self._show_base()
-        if entering_error and self._may_buzz():
-            self.beeper.beep(ERROR_TONE_S)  # type: ignore[union-attr]
+        if entering_error and (beeper := self._buzzer()) is not None:
+            beeper.beep(ERROR_TONE_S)
 
     def idle(self) -> None:
         self._set_state("idle")
@@ -240,8 +243,8 @@ class Signals:
         if self.light:
             self.light.blink(RED, 0.1, 0.2, n=3)
             threading.Timer(1.0, self._reshow_base).start()
-        if self._may_buzz():
-            self.beeper.beep(ERROR_TONE_S)  # type: ignore[union-attr]
+        if (beeper := self._buzzer()) is not None:
+            beeper.beep(ERROR_TONE_S)
 
     @property
     def state(self) -> str:
@@ -262,12 +265,12 @@ class Signals:
                     self.light.blink(RED, 0.08, 0.08)
             last = self._last_buzz.get(name)
             cooled = last is None or now - last >= self.fault_cooldown_s
-            buzz = cooled and self._may_buzz()
-            if buzz:
+            beeper = self._buzzer() if cooled else None
+            if beeper is not None:
                 self._last_buzz[name] = now
-        if buzz:
-            self.beeper.beep(FAULT_BUZZ_S)  # type: ignore[union-attr]
-        return buzz
+        if beeper is not None:
+            beeper.beep(FAULT_BUZZ_S)
+        return beeper is not None
 
     def rep_finished(self, clean: bool) -> None:
         """End of a rep: a clean rep straight after a faulty one earns a green blink and a tick."""
@@ -285,8 +288,8 @@ class Signals:
             if self.light:
                 self.light.blink(GREEN, 0.15, 0.15, n=2)
                 threading.Timer(0.65, self._reshow_base).start()
-            if self._may_buzz():
-                self.beeper.beep(TICK_S, n=2)  # type: ignore[union-attr]
+            if (beeper := self._buzzer()) is not None:
+                beeper.beep(TICK_S, n=2)
 
     def _clear_fault(self, stamp: float) -> None:
         with self._lock:

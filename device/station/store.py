@@ -178,6 +178,14 @@ class SessionFilter:
     athlete_id: Optional[int] = None
 
 
+def _row_id(cur: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just made (sqlite3 types lastrowid as optional: None before any
+    insert), so a missing id is a clear error rather than a None handed on as a key."""
+    if cur.lastrowid is None:
+        raise StorageError("the rep log did not report the id of the row it just inserted")
+    return cur.lastrowid
+
+
 def _classify(err: sqlite3.Error, path: Path) -> StorageError:
     text = str(err).lower()
     if isinstance(err, sqlite3.IntegrityError):
@@ -285,8 +293,8 @@ class RepStore:
                 "INSERT INTO sessions (started_at, profile, source, athlete, athlete_id) VALUES (?, ?, ?, ?, ?)",
                 (started_at, profile, source, self._name_of(db, athlete_id), athlete_id),
             )
-            self._to_outbox(db, "session", session_id=int(cur.lastrowid))
-            return int(cur.lastrowid)
+            self._to_outbox(db, "session", session_id=_row_id(cur))
+            return _row_id(cur)
 
     def _athlete_named(self, db: sqlite3.Connection, name: Optional[str]) -> Optional[int]:
         name = name.strip() if name else None
@@ -328,7 +336,7 @@ class RepStore:
         with self._transaction() as db:
             cur = db.execute("INSERT INTO athletes (name, notes, height_cm, created_at) VALUES (?, ?, ?, ?)",
                              (name.strip(), notes, height_cm, self.clock()))
-            return int(cur.lastrowid)
+            return _row_id(cur)
 
     def update_athlete(self, athlete_id: int, **fields: Any) -> bool:
         """Change any of name, notes, height_cm. A new name reaches every session of the athlete in
@@ -363,7 +371,7 @@ class RepStore:
             cur = db.execute(
                 "INSERT INTO step_decisions (athlete_id, drill, next_drill, decision, evidence, decided_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (athlete_id, drill, next_drill, decision, json.dumps(list(evidence)), self.clock()))
-            return int(cur.lastrowid)
+            return _row_id(cur)
 
     def find_session(self, started_at: float, source: str) -> Optional[int]:
         """The id of the session that started at `started_at` from `source`, if it is logged."""
@@ -396,7 +404,7 @@ class RepStore:
                     json.dumps(timings or {}), json.dumps([_evidence(f, wall_offset) for f in rep.borderline]),
                 ),
             )
-            rep_id = int(cur.lastrowid)
+            rep_id = _row_id(cur)
             db.executemany(
                 "INSERT INTO faults (rep_id, name, cue, at, value, threshold, margin, noise) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(rep_id, f.fault.value, f.cue, f.time + wall_offset, _num(f.value), _num(f.threshold), _num(f.margin),
@@ -417,7 +425,7 @@ class RepStore:
                 "INSERT INTO corrections (rep_id, kind, fault, note, created_at) VALUES (?, ?, ?, ?, ?)",
                 (rep_id, kind, fault, note, self.clock()),
             )
-            return int(cur.lastrowid)
+            return _row_id(cur)
 
     def delete_correction(self, correction_id: int) -> bool:
         with self._transaction() as db:
@@ -461,7 +469,8 @@ class RepStore:
         return {r["key"]: json.loads(r["value"]) for r in self._query("SELECT key, value FROM station_settings")}
 
     def _session_where(self, flt: SessionFilter) -> tuple[str, list[Any]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if flt.since is not None:
             clauses.append("s.started_at >= ?")
             params.append(flt.since)

@@ -37,11 +37,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Final, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1  # Final: typed Literal[1], the one value Payload.schema_ accepts
 DEFAULT_PREFIX = "hinge"
 DISCOVERY_PREFIX = "homeassistant"
 MAX_PAYLOAD_BYTES = 64 * 1024

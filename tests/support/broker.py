@@ -21,7 +21,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import pytest
 
@@ -200,7 +200,7 @@ def make_certificates(folder: Path, name: str = "hinge-test") -> BrokerTls:
 
 
 @pytest.fixture
-def broker(tmp_path) -> "Mosquitto":
+def broker(tmp_path) -> Iterator["Mosquitto"]:
     """An anonymous loopback broker for one test."""
     with Mosquitto(tmp_path / "mosquitto") as running:
         yield running

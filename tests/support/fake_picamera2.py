@@ -183,18 +183,20 @@ def _module(world: FakeCameraWorld) -> types.ModuleType:
                 raise RuntimeError(f"Control {sorted(unknown)[0]} is not advertised by libcamera")
             return {"use_case": use_case, "transform": transform, "colour_space": colour_space,
                     "buffer_count": buffer_count, "queue": queue, "main": streams["main"],
-                    "lores": streams.get("lores"), "raw": raw, "controls": dict(controls or {}),
+                    "lores": streams.get("lores"), "raw": {} if raw is None else raw, "controls": dict(controls or {}),
                     "sensor": dict(sensor or {}), "display": display, "encode": encode}
 
-        def create_preview_configuration(self, main={}, lores=None, raw={}, transform=None, colour_space=None,
-                                         buffer_count=4, controls={}, display="main", encode="main", queue=True,
-                                         sensor={}, use_case="preview"):
+        # picamera2's own signatures default main, raw, controls and sensor to {}; None here (read as empty
+        # in _configuration), so no call shares one dict with the next.
+        def create_preview_configuration(self, main=None, lores=None, raw=None, transform=None, colour_space=None,
+                                         buffer_count=4, controls=None, display="main", encode="main", queue=True,
+                                         sensor=None, use_case="preview"):
             return self._configuration(main, lores, raw, transform, colour_space, buffer_count, controls, display,
                                        encode, queue, sensor, use_case)
 
-        def create_video_configuration(self, main={}, lores=None, raw={}, transform=None, colour_space=None,
-                                       buffer_count=6, controls={}, display="main", encode="main", queue=True,
-                                       sensor={}, use_case="video"):
+        def create_video_configuration(self, main=None, lores=None, raw=None, transform=None, colour_space=None,
+                                       buffer_count=6, controls=None, display="main", encode="main", queue=True,
+                                       sensor=None, use_case="video"):
             return self._configuration(main, lores, raw, transform, colour_space, buffer_count, controls, display,
                                        encode, queue, sensor, use_case)
 
@@ -266,9 +268,7 @@ def _module(world: FakeCameraWorld) -> types.ModuleType:
                 request.release()
 
     module = types.ModuleType("picamera2")
-    module.Picamera2 = Picamera2
-    module.CompletedRequest = CompletedRequest
-    module.__fake__ = True
+    vars(module).update(Picamera2=Picamera2, CompletedRequest=CompletedRequest, __fake__=True)  # (names set at run time)
     return module
 
 

@@ -39,7 +39,8 @@ class Listener:
             self.client.username_pw_set(username, password)
         if ca_file:
             self.client.tls_set(ca_certs=ca_file)
-        self.client.reconnect_delay_set(0.05, 0.2)
+        # paho annotates the delays int, but takes float seconds (it only waits on them).
+        self.client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message

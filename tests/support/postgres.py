@@ -23,13 +23,13 @@ from support.broker import free_port
 
 def pg_bin_or_skip() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    on_path = shutil.which("initdb")
-    if not found and on_path is None:
+    initdb = found[-1] if found else shutil.which("initdb")
+    if initdb is None:
         reason = "PostgreSQL is not installed (apt-get install postgresql); the hub's PostgreSQL tests need a real server"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    return Path(found[-1] if found else on_path).parent
+    return Path(initdb).parent
 
 
 def _as_owner(cmd: list[str], owner: str) -> list[str]:

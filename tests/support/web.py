@@ -132,6 +132,7 @@ def add_live_rep(station: Station, style: str = "squatted") -> int:
     """What the station does when a rep lands: commit it, then bump the live state."""
     rng = random.Random(5)
     session = station.store.get_session(station.session_id)
+    assert session is not None
     index = station.store.rep_count(station.session_id) + 1
     rep = synthetic_rep(rng, index, time.time() - session["started_at"] - 3.0, style)
     rep_id = station.store.add_rep(station.session_id, rep, wall_offset=session["started_at"])

@@ -22,7 +22,7 @@ router = APIRouter(tags=["page forms"])
 Model = TypeVar("Model", bound=BaseModel)
 FormText = Annotated[str, Form(max_length=2000)]
 Next = Annotated[str, Form(max_length=2000, description="Where to go afterwards (a path on this page).")]
-REDIRECT = {303: {"description": "Done; go back to the page."}}
+REDIRECT: dict[int | str, dict[str, Any]] = {303: {"description": "Done; go back to the page."}}
 ERRORS = html_problems(400, 401, 403, 404, 409, 422)
 
 
@@ -89,7 +89,7 @@ def correct_rep(ctx: Writer, rep_id: RepId, kind: Annotated[str, Form(max_length
                 next: Next = "") -> Response:
     body = validated(CorrectionIn, {"kind": kind, "fault": fault or None, "note": note})
     actions.add_correction(ctx, rep_id, body)
-    rep = ctx.store.get_rep(rep_id)
+    rep = actions.read_back(ctx.store.get_rep(rep_id), f"rep {rep_id}")
     return back(next or f"/sessions/{rep['session_id']}", "correction", f"#rep-{rep['rep_index']}")
 
 

@@ -30,7 +30,7 @@ FLASH = {
     "athlete_deleted": "Athlete deleted; their reps stay, anonymous.", "athlete_up": "Up next: the next session is theirs.",
     "step_accepted": "Step accepted: the athlete moves up the ladder.", "step_dismissed": "Suggestion dismissed.",
 }
-HTML = {
+HTML: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page."},
     303: {"description": "Reading needs the trainer token here: on to the sign-in page."},
     **html_problems(400, 404, 422),
@@ -100,7 +100,9 @@ def history_page(
                   drills=sorted(set(ctx.store.profiles_used()) | set(ctx.profiles)),
                   date_from=date_from, date_to=date_to, drill=drill, range_since=flt.since, range_until=flt.until,
                   station=station, athlete=athlete,
-                  stations=ctx.store.stations() if ctx.gym else [], athletes=ctx.store.athletes() if ctx.gym else [],
+                  # ctx.gym: the store is the hub's HubStore, which has these; WebContext types it RepStore.
+                  stations=ctx.store.stations() if ctx.gym else [],  # type: ignore[attr-defined]  # issue 23: one store Protocol
+                  athletes=ctx.store.athletes() if ctx.gym else [],  # type: ignore[attr-defined]  # issue 23: one store Protocol
                   labels_query=urlencode({k: v for k, v in filters if v}))
 
 

@@ -191,7 +191,7 @@ def _search_dirs(profiles_dir: Optional[Path]) -> list[Path]:
 
 def list_profiles(profiles_dir: Optional[Path] = None) -> list[str]:
     """Names of the profiles available (a profiles_dir file shadows a shipped one of the same name)."""
-    names = set()
+    names: set[str] = set()
     for d in _search_dirs(profiles_dir):
         if d.is_dir():
             names.update(p.stem for p in d.glob("*.toml"))
