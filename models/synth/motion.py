@@ -301,7 +301,6 @@ class Scene:
         props = Props()
         targets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         arms, prop = self.drill.arms, self.drill.prop
-        s = self.shoulders(heads)
         midfoot_f = self.midfoot_f
         load_shift = plan.load_forward * self.leg
         lateral = {"L": 1.0, "R": -1.0}

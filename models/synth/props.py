@@ -7,7 +7,7 @@ enough that no triangle spans more than the rasterizer's largest batch at 640x48
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from models.synth.motion import BAR_RADIUS, PLATE_RADIUS, Props
 from models.synth.raster import Mesh
 
 Color = tuple[float, float, float]
+Point = Union[Sequence[float], np.ndarray]
 
 
 def _frame_for(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -26,7 +27,7 @@ def _frame_for(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, np.cross(a, u)
 
 
-def cylinder(start: Sequence[float], end: Sequence[float], radius: float, color: Color, sides: int = 14,
+def cylinder(start: Point, end: Point, radius: float, color: Color, sides: int = 14,
              rings: int = 1, capped: bool = True) -> Mesh:
     """A closed cylinder from `start` to `end` (`rings` segments along it, for long ones)."""
     p0, p1 = np.asarray(start, float), np.asarray(end, float)
@@ -55,7 +56,7 @@ def cylinder(start: Sequence[float], end: Sequence[float], radius: float, color:
     return Mesh(vertices, np.asarray(faces, dtype=np.int64), np.tile(np.asarray(color, float), (len(vertices), 1)))
 
 
-def sphere(centre: Sequence[float], radius: float, color: Color, rings: int = 10, sides: int = 16) -> Mesh:
+def sphere(centre: Point, radius: float, color: Color, rings: int = 10, sides: int = 16) -> Mesh:
     c = np.asarray(centre, float)
     verts = [c + [0, 0, -radius]]
     for r in range(1, rings):
@@ -80,10 +81,11 @@ def sphere(centre: Sequence[float], radius: float, color: Color, rings: int = 10
     return Mesh(vertices, np.asarray(faces, dtype=np.int64), np.tile(np.asarray(color, float), (len(vertices), 1)))
 
 
-def box(centre: Sequence[float], size: Sequence[float], color: Color, divisions: int = 6) -> Mesh:
+def box(centre: Point, size: Point, color: Color, divisions: int = 6) -> Mesh:
     """An axis-aligned box; each face split into divisions x divisions quads (a wall is big)."""
     c, half = np.asarray(centre, float), np.asarray(size, float) / 2
-    vertices, faces = [], []
+    vertices: list[np.ndarray] = []
+    faces: list[tuple[int, int, int]] = []
     for axis in range(3):
         for sign in (-1.0, 1.0):
             a, b = [k for k in range(3) if k != axis]

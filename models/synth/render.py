@@ -118,10 +118,14 @@ def scene_planes(clothes: int) -> list[Plane]:
     return [
         Plane((0.0, 0.0, 1.0), 0.0, floor, tile_m=0.5, tile_contrast=0.08),
         Plane((1.0, 0.0, 0.0), -2.6, wall),
-        Plane((0.0, 1.0, 0.0), 3.6, tuple(c * 0.92 for c in wall)),
-        Plane((0.0, 1.0, 0.0), -4.5, tuple(c * 0.96 for c in wall)),
+        Plane((0.0, 1.0, 0.0), 3.6, _dim(wall, 0.92)),
+        Plane((0.0, 1.0, 0.0), -4.5, _dim(wall, 0.96)),
         Plane((0.0, 0.0, 1.0), 3.2, (0.90, 0.90, 0.90)),
     ]
+
+
+def _dim(color: tuple[float, float, float], factor: float) -> tuple[float, float, float]:
+    return (color[0] * factor, color[1] * factor, color[2] * factor)
 
 
 def aim_point(shape: BodyShape) -> np.ndarray:
@@ -229,7 +233,7 @@ def render_clip(spec: ClipSpec, model: BodyModel, out_dir: Path, labels_row: Cal
     colors = region_colors(shape, spec.clothes)
     tempo = tempo_of(spec.drill)
 
-    reps_meta = []
+    reps_meta: list[dict[str, Any]] = []
     for w in plan.reps:
         severities = rep_severities(w.plan.lumbar, w.plan.thoracic, w.plan.neck, knee_share(w.bottom_posture), w.plan.lockout,
                                     math.nan, w.lowering_s)
@@ -267,7 +271,7 @@ def render_clip(spec: ClipSpec, model: BodyModel, out_dir: Path, labels_row: Cal
     writers = {}
     for fps in spec.fps:
         path = out_dir / spec.file_name(fps)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (WIDTH, HEIGHT))
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (WIDTH, HEIGHT))
         if not writer.isOpened():
             raise RuntimeError(f"OpenCV cannot write {path} (mp4v)")
         truth_path = out_dir / (path.stem + ".truth.jsonl")

@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class RepRecord:
     swept: str
     yaw: float
     fps: int
-    severity: dict[str, Optional[float]]
+    severity: dict[str, Any]  # quantity -> value (None where it does not apply, e.g. no load)
     present: frozenset[str]
     counted: bool
     movement: str
@@ -276,7 +276,7 @@ def false_alarms(run: BenchRun) -> list[dict]:
     for r in clean:
         groups[(r.drill, r.view, r.fps)].append(r)
     for (drill, view, fps), reps in sorted(groups.items(), key=lambda kv: (kv[0][0], float(kv[0][1]), -kv[0][2])):
-        raised = defaultdict(int)
+        raised: dict[str, int] = defaultdict(int)
         for r in reps:
             for f in r.raised:
                 raised[f] += 1

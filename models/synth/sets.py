@@ -17,7 +17,7 @@ import csv
 import math
 import random
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from models.synth.camera import Placement
 from models.synth.motion import DRILLS, RepPlan
@@ -175,7 +175,7 @@ def full_set(seed: int = 21) -> list[ClipSpec]:
         return Placement(rng.choice(yaws), round(rng.uniform(0.5, 1.8), 2), round(rng.uniform(2.8, 4.0), 2))
 
     def add(name: str, drill: str, reps: list[RepPlan], swept: str = "", yaws: tuple[float, ...] = SIDE_YAWS,
-            **kwargs) -> None:
+            **kwargs: Any) -> None:
         counter[0] += 1
         specs.append(ClipSpec(name, drill, tuple(reps), swept=swept, body=bodies[counter[0] % len(bodies)],
                               clothes=counter[0], placement=kwargs.pop("placement", None) or place(yaws),
@@ -184,7 +184,7 @@ def full_set(seed: int = 21) -> list[ClipSpec]:
     for drill in PROFILE_DRILLS:
         tempo = tempo_of(drill)
         clean_tempo = tempo or DRILLS[drill].lowering_s
-        extra = {"wall_m": 0.10} if drill == "wall_tap_hinge" else {}
+        extra: dict[str, Any] = {"wall_m": 0.10} if drill == "wall_tap_hinge" else {}
         if drill == "band_resisted_hinge":
             extra = {"band_side": "front"}
         add(f"{drill}_clean", drill, [RepPlan()] * 3, **extra)
