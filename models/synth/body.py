@@ -20,7 +20,7 @@ import math
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -228,10 +228,6 @@ def forward_kinematics(parents: np.ndarray, rest_heads: np.ndarray, rotations: n
             heads[b] = heads[p] + carried[p] @ (rest_heads[b] - rest_heads[p])
             carried[b] = carried[p] @ rotations[b]
     return heads, carried
-
-
-def describe(phenotype: Phenotype) -> dict[str, Any]:
-    return {"phenotype": phenotype.as_kwargs()}
 
 
 def identity_rotations(count: int) -> np.ndarray:

@@ -98,12 +98,16 @@ def read_truth(path: Path) -> tuple[dict, list[dict]]:
     return lines[0], lines[1:]
 
 
-def select(labels: list[LabelledClip], only: Optional[str]) -> list[LabelledClip]:
-    """The clips whose file name matches `only` (a glob; a plain word matches anywhere in the name)."""
+def matches(name: str, only: Optional[str]) -> bool:
+    """Whether a clip name matches `--only`: a glob, or a plain word found anywhere in the name."""
     if not only:
-        return labels
-    pattern = only if any(c in only for c in "*?[") else f"*{only}*"
-    return [label for label in labels if fnmatch.fnmatch(label.clip, pattern)]
+        return True
+    return fnmatch.fnmatch(name, only if any(c in only for c in "*?[") else f"*{only}*")
+
+
+def select(labels: list[LabelledClip], only: Optional[str]) -> list[LabelledClip]:
+    """The labelled clips whose file name matches `only`."""
+    return [label for label in labels if matches(label.clip, only)]
 
 
 def run_bench(labels_path: Path, poses_of: PoseSource, judge: ProfileChooser, only: Optional[str] = None,
@@ -324,10 +328,7 @@ def missed_faults() -> list[str]:
 
 def select_specs(specs: list, only: Optional[str]) -> list:
     """The clip specs whose name matches `only`, as `select` does for labelled clips."""
-    if not only:
-        return specs
-    pattern = only if any(c in only for c in "*?[") else f"*{only}*"
-    return [s for s in specs if fnmatch.fnmatch(s.name, pattern)]
+    return [s for s in specs if matches(s.name, only)]
 
 
 def rep_rows(run: BenchRun) -> list[dict]:
