@@ -183,3 +183,11 @@ def test_the_50_and_90_percent_severities_read_the_curve_from_the_gravest_level_
 def test_a_quicker_lowering_is_the_graver_one():
     row = curve("lowering_s", {2.0: (0, 3), 1.0: (1, 2), 0.5: (2, 2)}, swept="tempo")
     assert (row["raised_50"], row["raised_90"]) == ("1", "0.5")
+
+
+def test_a_squat_rendered_at_the_hinge_station_is_no_clean_rep():
+    squat = RepRecord("squat.mp4", "hinge", "", 0.0, 30, {}, frozenset({"squatting_the_hinge"}), True, "squat",
+                      frozenset({"squatting_the_hinge"}), frozenset())
+    hinge = RepRecord("hinge.mp4", "hinge", "", 0.0, 30, {}, frozenset(), True, "hinge", frozenset(), frozenset())
+    swept = RepRecord("neck.mp4", "hinge", "neck", 0.0, 30, {}, frozenset(), True, "hinge", frozenset(), frozenset())
+    assert [r.clean for r in (squat, hinge, swept)] == [False, True, False]

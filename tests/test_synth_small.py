@@ -51,7 +51,7 @@ def small_report(tmp_path_factory, quantized_models_dir):
     assert reported.returncode == 0, reported.stderr[-3000:]
     report = json.loads(out.read_text())
     return {"report": report, "stdout": reported.stdout, "render": json.loads((work / "render.json").read_text()),
-            "render_stdout": rendered.stdout}
+            "render_stdout": rendered.stdout, "work": work, "env": env, "models": quantized_models_dir}
 
 
 def test_every_clip_of_the_small_set_is_rendered_with_its_truth(small_report):
@@ -60,6 +60,22 @@ def test_every_clip_of_the_small_set_is_rendered_with_its_truth(small_report):
     assert small_report["report"]["total"]["clips"] == len(CLIPS)
     for name in ("frames_rendered", "ms_per_frame"):
         assert name in small_report["render_stdout"]
+
+
+def test_a_subset_reruns_from_the_pose_cache(small_report):
+    work, env = small_report["work"], small_report["env"]
+    cached = sorted((work / "data" / "cache" / "poses").glob("*.jsonl"))
+    assert len(cached) == len(CLIPS)  # one pose file per clip file, keyed on its bytes, the model and the settings
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    out = work / "subset.json"
+    again = station("synth", "report", work / "clips", "--only", "yaw20", "--reps", "--json", out,
+                    "--models-dir", small_report["models"], env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    subset = json.loads(out.read_text())
+    assert subset["total"]["clips"] == 1
+    assert {r["clip"] for r in subset["reps"]} == {"small_hinge_clean_yaw20.mp4"}
+    assert subset["reps"] == [r for r in small_report["report"]["reps"] if r["clip"] == "small_hinge_clean_yaw20.mp4"]
+    assert [p.stat().st_mtime_ns for p in cached] == stamps  # nothing posed again
 
 
 def test_every_true_rep_is_counted_once(small_report):

@@ -113,7 +113,9 @@ DRILLS: dict[str, Drill] = {d.name: d for d in (
     Drill("pull_through", "pull_through", "hinge", "standing", "rope", "rope", 26, 5, "hip", 85),
     Drill("romanian_deadlift", "romanian_deadlift", "hinge", "standing", "bar", "barbell", 22, 2, "midshin", load=True),
     Drill("kettlebell_deadlift", "kettlebell_deadlift", "hinge", "floor", "bell", "kettlebell", 42, 14, "floor", load=True),
-    Drill("deadlift", "deadlift", "hinge", "floor", "bar", "barbell", 55, 18, "floor", lowering_s=1.0, load=True),
+    # The bar starts over mid-foot touching the shins, so the shins stay near vertical (6 degrees: the
+    # shin's front at the bar's height is then just behind it) and the knees bend at the thigh.
+    Drill("deadlift", "deadlift", "hinge", "floor", "bar", "barbell", 62, 6, "floor", lowering_s=1.0, load=True),
     # A bodyweight squat, arms forward, done at the hinge station: the contrast every hinge rule must
     # tell apart. Judged under the plain hinge profile, as the shared clips' squats are.
     Drill("squat", "hinge", "squat", "standing", "forward", "none", 72, 34, "hip", 112),
@@ -452,7 +454,7 @@ class Scene:
             for more_knee in (8.0, 16.0, 24.0):  # a body that cannot reach the load sets its hips lower
                 if hip < 130.0 or share is not None:
                     break
-                thigh, shin = d.thigh + more_knee, d.shin + more_knee / 3
+                thigh = d.thigh + more_knee
                 hip = self._solve_hip(at, self._floor_gap)
             return at(hip)
         if clean_reach is not None and (plan.lumbar or plan.thoracic or share is not None):

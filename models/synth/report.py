@@ -12,7 +12,9 @@ What it adds is the truth: each rep's severities (the truth file's header) and e
   which every graver level is raised on at least 50% (90%) of its reps; "never" when the gravest
   level is not. Per drill on the side views (yaw <= 20) at 30 fps, and per view and frame rate
   over all drills.
-- False alarms: the share of reps of clean clips on which any fault buzzed.
+- False alarms: the share of clean reps (of clips rendered clean, and with no fault by the truth's
+  definitions: a squat done at the hinge station is a clip rendered clean with the fault
+  squatting_the_hinge) on which any fault buzzed.
 - Counts: true reps against reps the station counted in each rep's window.
 - Angle errors: the analysis' per-frame Angles minus the station-defined truth (median of the
   signed error, 95th percentile of its size).
@@ -76,6 +78,11 @@ class RepRecord:
     @property
     def view(self) -> str:
         return yaw_bucket(self.yaw)
+
+    @property
+    def clean(self) -> bool:
+        """A rep of a clip rendered clean, with no fault by the truth's definitions."""
+        return not self.swept and not self.present
 
 
 @dataclass
@@ -246,7 +253,7 @@ def by_drill(run: BenchRun) -> list[dict]:
     side = [r for r in run.reps if r.yaw <= SIDE_MAX_YAW and r.fps == 30]
     for drill in sorted({r.drill for r in side}):
         mine = [r for r in side if r.drill == drill]
-        clean = [r for r in mine if not r.swept]
+        clean = [r for r in mine if r.clean]
         for quantity in QUANTITIES:
             reps = curve_reps(mine, quantity)
             if not any(r.swept for r in reps):
@@ -273,9 +280,9 @@ def by_view_fps(run: BenchRun) -> list[dict]:
 
 
 def false_alarms(run: BenchRun) -> list[dict]:
-    """Clean clips' reps with any fault buzzed, per drill / view / frame rate, and which faults."""
+    """Clean reps with any fault buzzed, per drill / view / frame rate, and which faults."""
     rows = []
-    clean = [r for r in run.reps if not r.swept]
+    clean = [r for r in run.reps if r.clean]
     groups: dict[tuple[str, str, int], list[RepRecord]] = defaultdict(list)
     for r in clean:
         groups[(r.drill, r.view, r.fps)].append(r)
