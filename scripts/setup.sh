@@ -18,10 +18,18 @@ if /usr/bin/python3 -c 'import picamera2' >/dev/null 2>&1; then
 else
   venv_flags=()
 fi
+# The rendered-athlete bench (`station synth`, models/synth) needs the [synth] extra: anny and torch. It
+# is offline tooling, never on a Pi. torch is pinned to 2.13.0 in pyproject.toml because that CPU build
+# lies on this project's machines' disk and pip takes it from there; any other torch spec pulls a
+# multi-GB CUDA build from PyPI.
+extras="test,quantize"
+if [ ${#venv_flags[@]} -eq 0 ]; then
+  extras="$extras,synth"
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv "${venv_flags[@]}" .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "${constraints[@]}" -e ".[test,quantize]"
+.venv/bin/python -m pip install -q "${constraints[@]}" -e ".[$extras]"
 .venv/bin/station models fetch
 .venv/bin/station models quantize

@@ -129,9 +129,23 @@ def test_imports_point_one_way(importer, forbidden, why):
     assert wrong == [], why
 
 
+# The commands that front offline tooling: `station models` (fetch, quantize) and `station synth` (the
+# rendered-athlete bench, models/synth). No other part of the station may reach models/.
+OFFLINE_COMMANDS = ("device.commands.models", "device.commands.synth")
+
+
 def test_only_the_models_command_reaches_the_offline_tooling():
-    wrong = sorted((m, t) for m, targets in import_graph().items() if under(m, "device") and m != "device.commands.models"
+    wrong = sorted((m, t) for m, targets in import_graph().items() if under(m, "device") and m not in OFFLINE_COMMANDS
                    for t in targets if under(t, "models"))
+    assert wrong == []
+
+
+def test_only_the_synth_command_reaches_the_bench():
+    """models/synth imports torch and anny (the [synth] extra): nothing but its command and its own
+    modules may import it, so the station and the Pi install never need them."""
+    wrong = sorted((m, t) for m, targets in import_graph().items()
+                   if not under(m, "models.synth") and m != "device.commands.synth"
+                   for t in targets if under(t, "models.synth"))
     assert wrong == []
 
 

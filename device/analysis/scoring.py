@@ -18,13 +18,15 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 
 from device.analysis.analyzer import HingeAnalyzer
+from device.analysis.kinematics import Angles
 from device.errors import StationError
 from device.analysis.vocabulary import Fault, FaultEvent, Rep, fault_from_name
 from device.pose.landmarks import Pose
@@ -168,6 +170,8 @@ class ClipResult:
     # Every fault that buzzed and every borderline one (crossed its limit within its noise), with
     # its evidence: value, limit, margin, noise.
     evidence: tuple[FaultEvent, ...] = ()
+    # The analysis' Angles after each frame (only when asked for: a bench compares them with truth).
+    angles: tuple[Angles, ...] = ()
 
     @property
     def borderline(self) -> frozenset[Fault]:
@@ -203,18 +207,59 @@ class ClipResult:
                  "threshold": e.threshold, "margin": e.margin, "noise": e.noise} for e in self.evidence]
 
 
-def analyse(poses: Iterable[Pose], profile: Profile) -> tuple[HingeAnalyzer, int]:
-    """Run the analyzer over a stream of poses, to the end. Returns it and the frame count."""
+def analyse(poses: Iterable[Pose], profile: Profile, angles: Optional[list[Angles]] = None) -> tuple[HingeAnalyzer, int]:
+    """Run the analyzer over a stream of poses, to the end. Returns it and the frame count; with
+    `angles`, also appends the analysis' Angles after each frame to it."""
     analyzer = HingeAnalyzer(profile)
-    analyzer.run(poses)
+    analyzer.run(poses if angles is None else _recording(poses, analyzer, angles))
     return analyzer, analyzer.frames
 
 
-def evaluate_clip(label: LabelledClip, poses: list[Pose], profile: Profile) -> ClipResult:
-    analyzer, frames = analyse(poses, profile)
+def _recording(poses: Iterable[Pose], analyzer: HingeAnalyzer, angles: list[Angles]) -> Iterator[Pose]:
+    """The poses, noting the analyzer's Angles once it has taken each one."""
+    for pose in poses:
+        yield pose
+        if analyzer.angles is not None:
+            angles.append(analyzer.angles)
+
+
+def evaluate_clip(label: LabelledClip, poses: list[Pose], profile: Profile, keep_angles: bool = False) -> ClipResult:
+    angles: Optional[list[Angles]] = [] if keep_angles else None
+    analyzer, frames = analyse(poses, profile, angles)
     evidence = tuple(sorted([*analyzer.faults, *(b for rep in analyzer.reps for b in rep.borderline)], key=lambda e: e.time))
     return ClipResult(label, frames, list(analyzer.reps), frozenset(f.fault for f in analyzer.faults), analyzer.busy_s,
-                      profile.name, evidence)
+                      profile.name, evidence, tuple(angles or ()))
+
+
+# --- per rep: a clip whose reps each have their own truth ------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepVerdict:
+    """What the station said about one true rep: counted (a rep of the analysis has its deepest
+    point inside the rep's window), the movement it was called, and the faults that buzzed and
+    those only borderline while the rep's window lasted (a fault judged at the bottom, the lockout
+    or during a dropped attempt is heard at that time, so time is the one place they all meet)."""
+
+    rep: int  # 1-based, the truth's numbering
+    counted: bool
+    movement: str  # "hinge", "squat", or "" when not counted
+    raised: frozenset[Fault]
+    borderline: frozenset[Fault]
+
+
+def rep_verdicts(result: ClipResult, windows: Sequence[tuple[float, float]]) -> list[RepVerdict]:
+    """Per true rep, given each rep's (start, end) time on the clip's clock (the reps in order, each
+    window ending where the next begins; the last one is taken to run to the end of the clip)."""
+    verdicts = []
+    for i, (start, end) in enumerate(windows):
+        stop = end if i + 1 < len(windows) else math.inf
+        reps = [r for r in result.reps if start <= r.bottom_time < stop]
+        events = [e for e in result.evidence if start <= e.time < stop]
+        raised = frozenset(e.fault for e in events if not e.borderline)
+        verdicts.append(RepVerdict(i + 1, bool(reps), reps[0].movement if reps else "", raised,
+                                   frozenset(e.fault for e in events if e.borderline) - raised))
+    return verdicts
 
 
 def fault_counts(results: list[ClipResult], fault: Fault) -> tuple[int, int, int]:

@@ -172,6 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="PATH")
     p.set_defaults(handler="models:macs")
     model_flags(p)
+    synth = sub.add_parser("synth", help="the rendered-athlete bench: clips with known joint angles, and the station judged on them")
+    ssub = synth.add_subparsers(dest="synth_command", metavar="ACTION", required=True)
+    p = ssub.add_parser("render", help="render a set of clips, truth files and labels.csv (needs the [synth] extra)")
+    p.add_argument("--set", choices=("small", "full"), default="small", help="small: 7 clips checked in CI; full: the sweep")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: ~/.cache/hinge-station/synth/SET)")
+    p.add_argument("--only", metavar="PATTERN", help="only clips whose name matches (a glob, or a word found in the name)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the printed tables as JSON")
+    p.set_defaults(handler="synth:render")
+    p = ssub.add_parser("report", help="run the station's pose engine and analysis on rendered clips against their truth")
+    p.add_argument("dir", type=Path, metavar="DIR", help="a folder `station synth render` wrote")
+    p.add_argument("--only", metavar="PATTERN", help="only clips whose file name matches (a glob, or a word found in the name)")
+    p.add_argument("--no-cache", action="store_true", help="run the pose engine even where cached poses exist")
+    p.add_argument("--reps", action="store_true", help="also list every rep: faults present, raised, borderline")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the printed tables as JSON")
+    p.set_defaults(handler="synth:report")
+    model_flags(p)
     return parser
 
 
