@@ -36,7 +36,8 @@ from device.analysis.framing import FramingMonitor, ViewMeter, classify
 from device.analysis.kinematics import Angles, AngleTracker
 from device.pose.landmarks import Pose
 from device.analysis.profiles import Profile, load_profile
-from device.analysis.reps import Bottomed, CounterEvent, Dropped, Finished, RepCounter, Started, bottom_shape, build_rep
+from device.analysis.reps import (Bottomed, CounterEvent, Dropped, Finished, RepCounter, Started, bottom_shape,
+                                  build_rep, finish_shape)
 
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class HingeAnalyzer:
                 out += [FaultRaised(f.time, f) for f in fresh]
             elif isinstance(s, Finished):
                 if s.lockout_judged:
-                    fresh = self.judge.at_close(s.rep.lockout_reached, s.rep.top_min, self._current(),
+                    fresh = self.judge.at_close(s.rep.lockout_reached, finish_shape(s.rep), self._current(),
                                                 s.time, s.rep.index, s.rep.attempt)
                     self._record(fresh)
                     out += [FaultRaised(f.time, f) for f in fresh]

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 from device.analysis.kinematics import Angles
 from device.analysis.profiles import Profile
-from device.analysis.reps import BottomShape
+from device.analysis.reps import BottomShape, FinishShape
 from device.analysis.rules import (BOTTOM_RULES, CLOSE_RULES, AtBottom, AtClose, Finding, FrameRule, Moment,
                                    frame_rules)
 from device.analysis.vocabulary import Fault, FaultEvent
@@ -205,10 +205,10 @@ class FaultJudge:
                 out += self._once(rule.fault, judged[0], judged[1], time, rep_index, attempt)
         return out
 
-    def at_close(self, lockout_reached: bool, top_min_hip: float, angles: Angles, time: float, rep_index: int,
+    def at_close(self, lockout_reached: bool, finish: FinishShape, angles: Angles, time: float, rep_index: int,
                  attempt: int) -> list[FaultEvent]:
-        """The faults judged once per rep as it closes (the lockout)."""
-        close = AtClose(lockout_reached, top_min_hip, angles)
+        """The faults judged once per rep as it closes: its finish, as held."""
+        close = AtClose(lockout_reached, finish, angles)
         out = []
         for rule in self.close_rules:
             if (judged := rule.judge(close)) is not None:

@@ -433,6 +433,35 @@ def bottom_shape(rep: OpenRep) -> BottomShape:
     )
 
 
+# The finish is read, like the bottom, over the frames within this of its extreme: the most extended
+# hips at the top, as held.
+FINISH_WINDOW_DEG = BOTTOM_WINDOW_DEG
+
+
+@dataclass(frozen=True)
+class FinishShape:
+    """The rep's finish (from reaching standing to the close) as held: the median hip flexion over
+    the frames within a few degrees of the most extended reading. Negative: the hips extended past
+    straight (a lean back)."""
+
+    hip: float
+    frames: int = 0
+
+    @property
+    def noise_factor(self) -> float:
+        return median_noise_factor(self.frames)
+
+
+def finish_shape(rep: OpenRep) -> FinishShape:
+    finish = [s.hip for s in rep.samples if math.isfinite(rep.top_entered) and s.time >= rep.top_entered]
+    finish = [h for h in finish if math.isfinite(h)]
+    if not finish:
+        return FinishShape(NAN, 0)
+    extreme = min(finish)
+    held = [h for h in finish if h <= extreme + FINISH_WINDOW_DEG]
+    return FinishShape(_median(held), len(held))
+
+
 def movement_verdict(shape: BottomShape, config: MovementTable) -> str:
     """"squat" or "hinge": what the rep looked like at the bottom, whatever the drill asked.
 

@@ -5,10 +5,10 @@ a side-on view) is the judge's business (device/analysis/faults.py), the same fo
 Two kinds of rule:
 
 - a `FrameRule` looks at every usable frame of an open rep and says whether that frame shows the
-  fault (squatting the hinge, the head, a lean back at the top, the load's path);
+  fault (squatting the hinge, the head, the load's path);
 - a `MomentRule` is judged once per rep at a moment: the bottom (a bottom shaped like a squat, a back
   rounded through the deepest part, the lowering's tempo, knees locked over the deepest part) or the
-  close (no lockout).
+  close (the finish, as held: no lockout, or a lean back).
 
 A rule returns a `Finding`: the quantity that decided, its value, the limit it passed and which way.
 NaN never satisfies a comparison, so a quantity whose landmarks were hidden can never raise a fault.
@@ -21,7 +21,7 @@ from typing import ClassVar, Optional
 
 from device.analysis.kinematics import Angles, hinge_ratio_noise
 from device.analysis.profiles import Profile
-from device.analysis.reps import BottomShape, movement_verdict
+from device.analysis.reps import BottomShape, FinishShape, movement_verdict
 from device.analysis.vocabulary import Fault, Phase
 
 MOVING = (Phase.LOWERING, Phase.BOTTOM, Phase.RISING)
@@ -127,20 +127,6 @@ class HeadNotNeutral(FrameRule):
         return None
 
 
-class OverextendedLockout(FrameRule):
-    """At the top the shoulders fall behind the hip-knee line: a lean back instead of standing tall."""
-
-    fault = Fault.OVEREXTENDED_LOCKOUT
-
-    def check(self, m: Moment) -> Optional[Finding]:
-        r = self.profile.faults.overextended_lockout
-        hip = m.angles.hip_flexion_deg
-        at_top = m.phase is Phase.LOCKOUT or (m.phase is Phase.RISING and hip <= self.profile.reps.top_deg)
-        if at_top and -hip > r.max_extension_deg:
-            return Finding(-hip, r.max_extension_deg, "hip_flexion_deg")
-        return None
-
-
 class LoadAwayFromBody(FrameRule):
     """Hanging hands (a load) held ahead of mid-foot once the hips bend."""
 
@@ -156,7 +142,7 @@ class LoadAwayFromBody(FrameRule):
         return Finding(a.load_forward, r.max_forward, "load_forward") if a.load_forward > r.max_forward else None
 
 
-FRAME_RULES: tuple[type[FrameRule], ...] = (SquattingTheHinge, HeadNotNeutral, OverextendedLockout, LoadAwayFromBody)
+FRAME_RULES: tuple[type[FrameRule], ...] = (SquattingTheHinge, HeadNotNeutral, LoadAwayFromBody)
 
 
 def frame_rules(profile: Profile) -> list[FrameRule]:
@@ -182,7 +168,7 @@ class AtClose:
     """What is known when a rep closes."""
 
     lockout_reached: bool
-    top_min_hip: float  # the most extended hips seen at the top
+    finish: FinishShape  # the finish as held: from reaching standing to the close
     angles: Angles
 
 
@@ -283,16 +269,35 @@ class LockedKnees(BottomRule):
 
 
 class IncompleteLockout(CloseRule):
-    """The rep closed without the hips reaching the lockout."""
+    """The rep closed without the hips locking out: over the whole finish, the hips as held (the
+    median near their most extended reading) stayed bent past the lockout."""
 
     fault = Fault.INCOMPLETE_LOCKOUT
 
     def judge(self, close: AtClose) -> Optional[tuple[Finding, float]]:
-        if close.lockout_reached:
+        limit = self.profile.reps.lockout_hip_deg
+        if close.lockout_reached or not close.finish.hip > limit:
             return None
-        return (Finding(close.top_min_hip, self.profile.reps.lockout_hip_deg, "hip_flexion_deg"),
-                self.band(close.angles.noise_of("hip_flexion_deg")))
+        return (Finding(close.finish.hip, limit, "hip_flexion_deg"),
+                self.band(close.angles.noise_of("hip_flexion_deg")) * close.finish.noise_factor)
+
+
+class OverextendedLockout(CloseRule):
+    """At the finish the shoulders went behind the hip-knee line: a lean back instead of standing
+    tall. Judged over the whole finish, a lean back that comes after the hips stop included, as held
+    (the median near the most extended reading), so the fast end of the rise does not inflate the
+    noise it is judged against and one frame does not decide."""
+
+    fault = Fault.OVEREXTENDED_LOCKOUT
+
+    def judge(self, close: AtClose) -> Optional[tuple[Finding, float]]:
+        limit = self.profile.faults.overextended_lockout.max_extension_deg
+        extension = -close.finish.hip
+        if not extension > limit:
+            return None
+        return (Finding(extension, limit, "hip_flexion_deg"),
+                self.band(close.angles.noise_of("hip_flexion_deg")) * close.finish.noise_factor)
 
 
 BOTTOM_RULES: tuple[type[BottomRule], ...] = (SquatBottom, RoundedBack, TooFast, LockedKnees)
-CLOSE_RULES: tuple[type[CloseRule], ...] = (IncompleteLockout,)
+CLOSE_RULES: tuple[type[CloseRule], ...] = (IncompleteLockout, OverextendedLockout)
