@@ -134,7 +134,7 @@ class HubSettings(Section):
 
 class MqttSettings(Section):
     """The gym's MQTT broker (off until `host` is set): reps and sessions from the durable outbox,
-    the live state and alerts, Home Assistant discovery. Topics: device/station/topics.py."""
+    the live state and alerts, Home Assistant discovery. Topics: device/contract/topics.py."""
 
     host: Optional[str] = Field(None, min_length=1, description="Broker host name or IP; unset: MQTT is off.")
     port: Optional[int] = Field(None, ge=1, le=65535, description="Default 1883, or 8883 with tls.")

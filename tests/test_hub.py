@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from device.hub.intake import NOT_ALLOWED, Intake
-from device.station import topics
+from device.contract import topics
 from device.station.assembly import build_station
-from device.station.store import RepStore, SessionFilter, StorageError
+from device.contract.records import SessionFilter, StorageError
+from device.station.store import RepStore
 from support.hub import PREFIX, Publisher, running_hub, state_message, station_messages, wait_until
 from support.pipeline import PIPELINE_CLIPS, RecordedPoses, station_settings
 

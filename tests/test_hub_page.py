@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from device.config import WebSettings
 from device.hub.floor import Floor
 from device.hub.store import HubStore
-from device.station import topics
+from device.contract import topics
 from device.station.store import RepStore
 from support.browser import screenshot, text, wait_for
 from support.hub import PREFIX, Publisher, running_hub, state_message, wait_until

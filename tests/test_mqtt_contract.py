@@ -1,4 +1,4 @@
-"""The MQTT contract (device/station/topics.py) and the test broker (tests/support/broker.py):
+"""The MQTT contract (device/contract/topics.py) and the test broker (tests/support/broker.py):
 topics, payload validation, and a real mosquitto that keeps a persistent session over a restart."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from device.station import topics as t
+from device.contract import topics as t
 from support.broker import Mosquitto
 
 UUID = "0123456789abcdef0123456789abcdef"

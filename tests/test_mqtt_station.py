@@ -17,7 +17,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from device.analysis.vocabulary import RepFinished
 from device.config import load_settings
 from device.errors import ConfigError
-from device.station import topics as t
+from device.contract import topics as t
 from device.station.assembly import build_station
 from device.station.broker_link import BrokerLink
 from device.station.live import LiveState
@@ -164,7 +164,7 @@ def test_the_outbox_row_is_written_in_the_reps_own_transaction(tmp_path):
     import random
 
     from device.commands.sample_log import synthetic_rep
-    from device.station.store import StorageError
+    from device.contract.records import StorageError
 
     rng = random.Random(14)
     with RepStore(tmp_path / "off.db") as store:  # MQTT off

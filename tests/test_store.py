@@ -6,7 +6,8 @@ import sqlite3
 import pytest
 
 from device.analysis.vocabulary import Fault, FaultEvent, Rep
-from device.station.store import MIGRATIONS, BadRecordError, RepStore, SessionFilter, StorageError
+from device.contract.records import BadRecordError, SessionFilter, StorageError
+from device.station.store import MIGRATIONS, RepStore
 
 
 def make_rep(index: int, start: float, faults=()) -> Rep:

@@ -125,7 +125,7 @@ def live_out(version: int, snap: LiveSnapshot, last_rep: Optional[RepBrief]) -> 
     )
 
 
-FLOOR_STATE_LABELS = {  # the contract's states (device/station/topics.py), in the coach's words
+FLOOR_STATE_LABELS = {  # the contract's states (device/contract/topics.py), in the coach's words
     "nobody": "Waiting for an athlete", "in_view": "Athlete in view", "in_rep": "In a rep",
     "turn_sideways": "Turn sideways", "camera_lost": "Camera lost",
 }

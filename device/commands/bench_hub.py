@@ -39,7 +39,7 @@ from device.commands.tables import print_table, write_json
 from device.config import Settings
 from device.errors import StationError
 from device.hub.store import HubStore
-from device.station import topics
+from device.contract import topics
 from device.station.broker_link import rep_message, session_message
 from device.station.store import RepStore
 from device.stats import percentile

@@ -19,8 +19,8 @@ from device.errors import ConfigError
 from device.hub.floor import Floor
 from device.hub.intake import Intake
 from device.hub.service import Broker, Hub
+from device.contract import topics
 from device.hub.store import HubStore
-from device.station import topics
 from device.station.notify import SystemdNotifier
 from web.app import create_app
 from web.page_server import PageServer
@@ -59,8 +59,7 @@ def run_hub(settings: Settings, host: Optional[str] = None, port: Optional[int] 
         log.warning("hub.stations is empty: every station the broker lets publish under %s/ is accepted "
                     "(list the gym's station ids there to drop the rest)", prefix)
     hub = Hub(store, floor, broker, Intake(prefix, allowed))
-    app = create_app(store, settings.web, floor=floor, profiles=store.profiles_used(),  # type: ignore[arg-type]  # issue 23: one store Protocol
-                     page_cpu_share=0.5)
+    app = create_app(store, settings.web, floor=floor, profiles=store.profiles_used(), page_cpu_share=0.5)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

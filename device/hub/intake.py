@@ -1,5 +1,5 @@
 """What the hub does with one received message: validate it against the contract
-(device/station/topics.py), check the station against the allow-list, and sort it into floor
+(device/contract/topics.py), check the station against the allow-list, and sort it into floor
 updates and rows to store — or a drop with its reason. Plain data in, plain data out: no broker,
 no database, so every hostile payload can be tried here alone."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from device.station import topics
+from device.contract import topics
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from device.hub.floor import Floor
 from device.hub.intake import REFUSED, Intake, Sorted
 from device.hub.store import HubStore
-from device.station import topics
-from device.station.store import BadRecordError, StorageError
+from device.contract import topics
+from device.contract.records import BadRecordError, StorageError
 
 log = logging.getLogger(__name__)
 

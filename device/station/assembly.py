@@ -28,7 +28,8 @@ from device.station.notify import SystemdNotifier
 from device.station.replog import RepLog, pending_path_for
 from device.station.signals import QuietHours, Signals, signals_from_settings
 from device.station.voice import AlsaSpeaker, PhraseBank, Speaker, Voice, VoiceError, profile_phrases
-from device.station.store import RepStore, StorageError, open_rep_log
+from device.contract.records import StorageError
+from device.station.store import RepStore, open_rep_log
 
 log = logging.getLogger(__name__)
 

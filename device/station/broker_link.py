@@ -1,6 +1,6 @@
 """The station's link to the gym's MQTT broker: committed reps and sessions from the durable outbox,
 the live state, alerts and Home Assistant discovery out; the buzzer switch in. Topics and payloads
-are in device/station/topics.py.
+are in device/contract/topics.py.
 
 Everything here runs beside the live loop, never in it: the loop's only part is the outbox row it
 writes in the same SQLite transaction as the rep (device/station/store.py). A sender thread reads the
@@ -29,10 +29,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device.config import MqttSettings
+from device.contract import topics as t
+from device.contract.records import SESSION_FIELDS, StorageError, rep_fields
 from device.errors import ConfigError
-from device.station import topics as t
 from device.station.live import LiveSnapshot, LiveState, StationControls, StationState
-from device.station.store import RepStore, StorageError
+from device.station.store import RepStore
 
 log = logging.getLogger(__name__)
 
@@ -98,31 +99,16 @@ def probe_broker(cfg: MqttSettings, timeout: float = 5.0) -> str:
 
 
 def rep_message(station: str, store_uuid: str, rep: dict[str, Any]) -> t.RepPayload:
-    """A committed rep (a row of RepStore.get_rep) as the contract's rep payload."""
-    evidence = ("name", "cue", "at", "value", "threshold", "margin", "noise")
-    trace = rep["trace"]
-    if len(trace) > 600:  # never the case for a rep the station downsampled, but the payload has a limit
-        trace = trace[:: -(-len(trace) // 600)]
-    return t.RepPayload(
-        station=station, rep_key=t.rep_key(station, store_uuid, rep["id"]),
-        session_key=t.session_key(station, store_uuid, rep["session_id"]), rep_index=rep["rep_index"],
-        started_at=rep["started_at"], bottom_at=rep["bottom_at"], ended_at=rep["ended_at"], movement=rep["movement"],
-        side=rep["side"], lowering_s=rep["lowering_s"], rising_s=rep["rising_s"],
-        peak_hip_flexion_deg=rep["peak_hip_flexion_deg"], knee_flexion_at_bottom_deg=rep["knee_flexion_at_bottom_deg"],
-        trunk_angle_at_bottom_deg=rep["trunk_angle_at_bottom_deg"], hip_shift_at_bottom=rep["hip_shift_at_bottom"],
-        hinge_ratio=rep["hinge_ratio"], lockout_reached=rep["lockout_reached"],
-        faults=[{k: f[k] for k in evidence} for f in rep["faults"][:32]],
-        borderline=[{k: f.get(k) for k in evidence} for f in rep["borderline"][:32]],
-        trace=[tuple(p) for p in trace],
-    )
+    """A committed rep (a row of RepStore.get_rep) as the contract's rep payload: the record's every
+    field by name (device/contract/records.py), and its keys."""
+    return t.RepPayload(station=station, rep_key=t.rep_key(station, store_uuid, rep["id"]),
+                        session_key=t.session_key(station, store_uuid, rep["session_id"]), **rep_fields(rep))
 
 
 def session_message(station: str, store_uuid: str, session: dict[str, Any]) -> t.SessionPayload:
-    return t.SessionPayload(
-        station=station, session_key=t.session_key(station, store_uuid, session["id"]),
-        started_at=session["started_at"], ended_at=session["ended_at"], drill=session["profile"],
-        athlete=session["athlete"], source=(session["source"] or "")[:200],
-    )
+    fields = {name: session[name] for name in SESSION_FIELDS}
+    fields["source"] = (fields["source"] or "")[:200]
+    return t.SessionPayload(station=station, session_key=t.session_key(station, store_uuid, session["id"]), **fields)
 
 
 def coach_state(snap: LiveSnapshot) -> str:

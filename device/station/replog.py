@@ -22,7 +22,8 @@ from typing import Any, Callable, Optional
 from device.analysis.vocabulary import Rep
 from device.fileio import json_line
 from device.station.pending import PendingFile
-from device.station.store import BadRecordError, RepStore, StorageError
+from device.contract.records import BadRecordError, StorageError
+from device.station.store import RepStore
 
 log = logging.getLogger(__name__)
 

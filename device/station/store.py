@@ -13,12 +13,11 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from device.errors import StationError
 from device.analysis.vocabulary import FaultEvent, Rep
+from device.contract.records import BadRecordError, DiskFullError, SessionFilter, StorageError, chunks
 
 log = logging.getLogger(__name__)
 
@@ -154,28 +153,6 @@ STEP_DECISIONS = ("accepted", "dismissed")
 _REP_COLUMNS_BUT_TRACE = ("id, session_id, rep_index, started_at, bottom_at, ended_at, lowering_s, rising_s, "
                           "peak_hip_flexion_deg, knee_flexion_at_bottom_deg, trunk_angle_at_bottom_deg, "
                           "hip_shift_at_bottom, hinge_ratio, lockout_reached, side, movement, borderline")
-
-
-class StorageError(StationError):
-    """The rep log cannot be written (disk full, read-only file system, corrupt file)."""
-
-
-class DiskFullError(StorageError):
-    pass
-
-
-class BadRecordError(StorageError):
-    """This one record cannot be stored (a constraint failed); retrying will not help."""
-
-
-@dataclass(frozen=True)
-class SessionFilter:
-    since: Optional[float] = None  # Unix seconds, inclusive
-    until: Optional[float] = None  # Unix seconds, exclusive
-    profile: Optional[str] = None
-    athlete: Optional[str] = None
-    station: Optional[str] = None  # the hub's (device/hub/store.py): a station's own log holds one station
-    athlete_id: Optional[int] = None
 
 
 def _row_id(cur: sqlite3.Cursor) -> int:
@@ -542,7 +519,7 @@ class RepStore:
             r["borderline"] = json.loads(r["borderline"])
             r["lockout_reached"] = bool(r["lockout_reached"])
             r["faults"], r["corrections"] = [], []
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             for f in self._query(f"SELECT * FROM faults WHERE rep_id IN ({marks}) ORDER BY at, id", chunk):
                 by_id[f["rep_id"]]["faults"].append(dict(f))
@@ -605,6 +582,13 @@ class RepStore:
 
     def profiles_used(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT profile FROM sessions ORDER BY profile")]
+
+    def stations(self) -> list[str]:
+        """None to filter by: a station's own log holds that one station's sessions."""
+        return []
+
+    def athlete_names(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT name FROM athletes ORDER BY name")]
 
     # --- the MQTT outbox --------------------------------------------------------------------------
 
@@ -709,8 +693,3 @@ def _evidence(fault: FaultEvent, wall_offset: float) -> dict[str, Any]:
     """A borderline fault as stored beside its rep: the same fields as a row of `faults`."""
     return {"name": fault.fault.value, "cue": fault.cue, "at": fault.time + wall_offset, "value": _num(fault.value),
             "threshold": _num(fault.threshold), "margin": _num(fault.margin), "noise": _num(fault.noise)}
-
-
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

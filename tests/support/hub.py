@@ -19,7 +19,7 @@ from device.hub.floor import Floor
 from device.hub.intake import Intake
 from device.hub.service import Broker, Hub
 from device.hub.store import HubStore
-from device.station import topics
+from device.contract import topics
 from device.station.broker_link import rep_message, session_message
 from device.station.store import RepStore
 

@@ -19,7 +19,8 @@ homeassistant/<c>/<sid>/<o>/config  yes       1    Home Assistant discovery (`<c
 
 Every JSON payload carries ``schema`` (SCHEMA_VERSION) and ``station``; a reader refuses a payload
 past MAX_PAYLOAD_BYTES, one that is not JSON, one of another schema version, or one whose
-``station`` is not the station in its topic (`decode`).
+``station`` is not the station in its topic (`decode`). The records inside (a rep, a session, a
+fault) are device/contract/records.py's.
 
 Reps and sessions are at-least-once (QoS 1 from the station's durable outbox): a reader may see
 one twice and must store it once, by its key. Keys are made where the rep is committed and never
@@ -40,6 +41,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from device.contract.records import Name, RepRecord, Seconds, SessionRecord, Text
 
 SCHEMA_VERSION: Final = 1  # Final: typed Literal[1], the one value Payload.schema_ accepts
 DEFAULT_PREFIX = "hinge"
@@ -74,9 +77,6 @@ KINDS = (AVAILABILITY, STATE, SESSION, REP, ALERT, BUZZER_SET)
 
 StationId = Annotated[str, Field(pattern=STATION_ID_PATTERN)]
 Key = Annotated[str, Field(pattern=_KEY_PATTERN, max_length=80)]
-Seconds = Annotated[float, Field(ge=0)]  # Unix seconds (UTC)
-Name = Annotated[str, Field(min_length=1, max_length=64)]
-Text = Annotated[str, Field(max_length=200)]
 
 
 def session_key(station: str, store_uuid: str, session_id: int) -> str:
@@ -172,50 +172,17 @@ class StatePayload(Payload):
     buzzer_on: bool
 
 
-class SessionPayload(Payload):
+class SessionPayload(Payload, SessionRecord):
+    """A SessionRecord and its key; its drill goes as ``drill``."""
+
     session_key: Key
-    started_at: Seconds
-    ended_at: Optional[Seconds] = None
-    drill: Name
-    athlete: Optional[Annotated[str, Field(max_length=100)]] = None
-    source: Text = ""
 
 
-class FaultEvidence(BaseModel):
-    """One fault of a rep, as the station's `faults` table keeps it."""
+class RepPayload(Payload, RepRecord):
+    """A RepRecord and its keys."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-    name: Name
-    cue: Text
-    at: Seconds
-    value: Optional[float] = None
-    threshold: Optional[float] = None
-    margin: Optional[float] = None
-    noise: Optional[float] = None
-
-
-class RepPayload(Payload):
     rep_key: Key
     session_key: Key
-    rep_index: int = Field(ge=1)
-    started_at: Seconds
-    bottom_at: Seconds
-    ended_at: Seconds
-    movement: Name
-    side: Literal["left", "right"]
-    lowering_s: Optional[float] = None
-    rising_s: Optional[float] = None
-    peak_hip_flexion_deg: Optional[float] = None
-    knee_flexion_at_bottom_deg: Optional[float] = None
-    trunk_angle_at_bottom_deg: Optional[float] = None
-    hip_shift_at_bottom: Optional[float] = None
-    hinge_ratio: Optional[float] = None
-    lockout_reached: bool
-    faults: list[FaultEvidence] = Field(default_factory=list, max_length=32)
-    borderline: list[FaultEvidence] = Field(default_factory=list, max_length=32)
-    # (seconds from the rep's start, hip flexion, knee flexion), downsampled as the station stores it
-    trace: list[tuple[float, Optional[float], Optional[float]]] = Field(default_factory=list, max_length=600)
 
 
 class AlertPayload(Payload):
