@@ -208,3 +208,59 @@ def test_the_floor_follows_retained_state_and_availability(broker, tmp_path):
         with Publisher(broker, "wall-a") as station:
             station.send([(f"{PREFIX}/wall-a/availability", b"offline")])
         wait_until(lambda: hub.floor.snapshot().stations[0].online is False, what="offline")
+
+
+# --- one message never stops the hub ---------------------------------------------------------------
+
+
+def test_reps_with_integers_past_what_sql_keeps_are_dropped_alone_and_never_come_back(broker, tmp_path):
+    """30 reps whose rep_index SQLite's driver cannot bind (10**20), among two stations' good reps:
+    each bad one is dropped and counted, every good one stored, and all of them acknowledged, so a
+    restarted hub is not sent them again (more than the broker's in-flight window of 20, which a
+    hub that acknowledged nothing would fill and then store nothing more)."""
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    bad = [rep_message("wall-a", 1000 + i, rep_index=10**20) for i in range(30)]
+    good = [rep_message(station, i) for i in range(1, 21) for station in ("wall-a", "wall-b")]
+    with running_hub(broker, url, {"wall-a", "wall-b"}, client_id="bounded-hub") as hub:
+        with Publisher(broker, "wall-a") as station:
+            station.send([m for pair in zip(bad, good) for m in pair] + good[len(bad):])
+        wait_until(lambda: hub.store.rep_count() == len(good), what="every good rep stored")
+        wait_until(lambda: sum(hub.drops.values()) == len(bad), what="every bad rep counted")
+        assert dict(hub.drops) == {"invalid": 30} and hub.floor.snapshot().dropped == {"invalid": 30}
+        assert hub.alive
+    with running_hub(broker, url, {"wall-a", "wall-b"}, client_id="bounded-hub") as again:
+        with Publisher(broker, "wall-a") as station:  # a rep after the restart: anything redelivered came before it
+            station.send([rep_message("wall-a", 99)])
+        wait_until(lambda: again.store.rep_count() == len(good) + 1, what="the rep after the restart")
+        assert dict(again.drops) == {}  # nothing was left unacknowledged at the broker
+
+
+def test_an_error_storing_one_message_drops_that_message_alone(broker, tmp_path, monkeypatch, caplog):
+    """Whatever the database driver raises for one message (here the OverflowError SQLite's driver
+    raised before the contract bounded integers) drops that message, counted, logged and on the
+    floor; the rest of its batch is stored and everything is acknowledged."""
+    from device.hub.store import HubStore
+
+    poisoned = f"wall-a:{KEY}:13"
+    insert = HubStore._insert_rep
+
+    def driver_refuses(self, db, r, now):
+        if r["rep_key"] == poisoned:
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return insert(self, db, r, now)
+
+    monkeypatch.setattr(HubStore, "_insert_rep", driver_refuses)
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    with running_hub(broker, url, client_id="erring-hub") as hub:
+        with Publisher(broker, "wall-a") as station:
+            station.send([rep_message("wall-a", i) for i in range(1, 26)])
+        wait_until(lambda: hub.store.rep_count() == 24, what="every rep but the poisoned one")
+        wait_until(lambda: sum(hub.drops.values()) == 1, what="the poisoned rep counted")
+        assert hub.floor.snapshot().dropped == {"error": 1} and hub.alive
+        assert poisoned not in hub.store.rep_keys()
+    assert any("OverflowError" in r.getMessage() and "13" in r.getMessage() for r in caplog.records)
+    with running_hub(broker, url, client_id="erring-hub") as again:
+        with Publisher(broker, "wall-a") as station:
+            station.send([rep_message("wall-a", 99)])
+        wait_until(lambda: again.store.rep_count() == 25, what="the rep after the restart")
+        assert dict(again.drops) == {}  # the poisoned rep was acknowledged, not left at the broker

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import typing
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -66,6 +67,47 @@ def test_a_rep_round_trips_and_hostile_payloads_are_refused():
         t.decode("hinge", topic, json.dumps(rep_payload(hinge_ratio=float("nan"))).encode())
     assert t.buzzer_command(b"ON") is True and t.buzzer_command(b"OFF") is False
     assert t.buzzer_command(b"on") is None and t.buzzer_command(b'{"state":"ON"}') is None
+
+
+def _fields(model) -> list[tuple[str, object]]:
+    """(dotted name, FieldInfo) of every field of a payload model and the records nested in it."""
+    import typing
+
+    from pydantic import BaseModel
+
+    out = []
+    for name, field in model.model_fields.items():
+        out.append((f"{model.__name__}.{name}", field))
+        stack = [field.annotation]
+        while stack:
+            kind = stack.pop()
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                out += [(f"{model.__name__}.{name}.{n}", f) for n, f in _fields(kind)]
+            else:
+                stack += list(typing.get_args(kind))
+    return out
+
+
+def _has_upper_bound(field) -> bool:
+    import annotated_types
+
+    return any(isinstance(m, (annotated_types.Le, annotated_types.Lt)) for m in field.metadata)
+
+
+def test_every_integer_in_the_contract_is_bounded():
+    """An integer past what SQL keeps (SQLite's driver raises OverflowError past 2**63) must be refused
+    where it comes in: every int field of every payload has an upper bound, and one past it is dropped."""
+    ints = [(name, f) for model in t.MODELS.values() for name, f in _fields(model)
+            if f.annotation in (int, typing.Optional[int])]
+    assert {name for name, _ in ints} >= {"RepPayload.rep_index", "StatePayload.reps_today"}
+    assert [name for name, f in ints if not _has_upper_bound(f)] == []
+    topic = "hinge/wall-1/rep"
+    for huge in (dict(rep_index=10**20), dict(rep_key=t.rep_key("wall-1", UUID, 10**20)),
+                 dict(started_at=1e300), dict(session_key="wall-1:" + UUID + ":" + "9" * 25)):
+        with pytest.raises(t.PayloadError) as err:
+            t.decode("hinge", topic, json.dumps(rep_payload(**huge)).encode())
+        assert err.value.reason == "invalid", huge
+    assert t.decode("hinge", topic, json.dumps(rep_payload(rep_index=20_000)).encode())[2].rep_index == 20_000
 
 
 def _client(broker, name: str, clean: bool = True) -> mqtt.Client:

@@ -19,11 +19,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from device.errors import StationError
 
-Seconds = Annotated[float, Field(ge=0)]  # Unix seconds (UTC)
-Name = Annotated[str, Field(min_length=1, max_length=64)]
-Text = Annotated[str, Field(max_length=200)]
+# --- bounds -----------------------------------------------------------------------------------------
+
+MAX_SECONDS = 4_102_444_800.0  # 2100-01-01 UTC: a rep time past it is a wrong clock or a forged message
+MAX_REP_INDEX = 100_000  # reps in one session: a day of nonstop reps is ~20,000
+MAX_COUNT = 10_000_000  # any other count a payload carries (reps today, reps waiting)
 MAX_FAULTS = 32  # faults (and borderline faults) of one rep; the vocabulary has 8
 MAX_TRACE = 600  # trace points of one rep, as the station downsamples it
+
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]  # Unix seconds (UTC)
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+Text = Annotated[str, Field(max_length=200)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 # --- the records ------------------------------------------------------------------------------------
@@ -62,7 +69,7 @@ class RepRecord(Record):
     """One committed rep: its times, its measurements (None where unknown), its faults and borderline
     faults, and its trace: (seconds from the rep's start, hip flexion, knee flexion)."""
 
-    rep_index: int = Field(ge=1)
+    rep_index: int = Field(ge=1, le=MAX_REP_INDEX)
     started_at: Seconds
     bottom_at: Seconds
     ended_at: Seconds

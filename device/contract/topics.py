@@ -42,7 +42,7 @@ from typing import Annotated, Any, Final, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from device.contract.records import Name, RepRecord, Seconds, SessionRecord, Text
+from device.contract.records import Count, Name, RepRecord, Seconds, SessionRecord, Text
 
 SCHEMA_VERSION: Final = 1  # Final: typed Literal[1], the one value Payload.schema_ accepts
 DEFAULT_PREFIX = "hinge"
@@ -51,7 +51,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 
 STATION_ID_PATTERN = r"^[a-z0-9_-]{1,32}$"
 PREFIX_PATTERN = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"  # no wildcards, no empty levels
-_KEY_PATTERN = r"^[a-z0-9_-]{1,32}:[0-9a-f]{32}:[1-9][0-9]*$"
+_KEY_PATTERN = r"^[a-z0-9_-]{1,32}:[0-9a-f]{32}:[1-9][0-9]{0,17}$"  # an id below 10**18: it fits every SQL integer
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -165,8 +165,8 @@ class StatePayload(Payload):
     at: Seconds
     state: Literal["nobody", "in_view", "in_rep", "turn_sideways", "camera_lost"]
     drill: Name
-    reps_this_session: int = Field(ge=0)
-    reps_today: int = Field(ge=0)
+    reps_this_session: Count
+    reps_today: Count
     last_fault: Optional[Name] = None
     clean_share_today: Optional[float] = Field(None, ge=0, le=1, description="Clean reps / reps today; None before the first.")
     buzzer_on: bool

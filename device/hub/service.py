@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device.hub.floor import Floor
-from device.hub.intake import REFUSED, Intake, Sorted
+from device.hub.intake import ERROR, REFUSED, Intake, Sorted
 from device.hub.store import HubStore
 from device.contract import topics
 from device.contract.records import BadRecordError, StorageError
@@ -182,6 +182,10 @@ class Hub:
                 self._client.ack(m.mid, m.qos)
 
     def _store(self, sorted_: Sorted, received_at: float) -> None:
+        """Store a batch in one transaction. Whatever one message's rows make the database or its
+        driver raise (a constraint, a value it cannot bind) drops that message alone: the batch is
+        tried again one message at a time. Only a database that refuses every write (StorageError:
+        a full disk, PostgreSQL away) is waited for, with backoff, the messages unacknowledged."""
         if not sorted_.sessions and not sorted_.reps:
             return
         delay = 0.5
@@ -189,26 +193,29 @@ class Hub:
             try:
                 stored = self.store.ingest(sorted_.sessions, sorted_.reps, received_at)
                 break
-            except BadRecordError as err:
-                if len(sorted_.sessions) + len(sorted_.reps) > 1:
-                    return self._store_one_by_one(sorted_, received_at)
-                self._drop(REFUSED, str(err))
-                return None
             except StorageError as err:
+                if isinstance(err, BadRecordError):
+                    return self._one_by_one(sorted_, received_at, REFUSED, err)
                 if self._stop.is_set():
                     raise
                 log.error("hub: %s; retrying in %.0f s (the broker keeps the messages)", err, delay)
-                time.sleep(delay)
+                self._stop.wait(delay)
                 delay = min(delay * 2, 30.0)
+            except Exception as err:  # a driver error about one message's values
+                return self._one_by_one(sorted_, received_at, ERROR, err)
         self.stored_reps += len(stored.new_reps)
         for station, rep_id, ended_at in stored.new_reps:
             self.floor.rep_stored(station, rep_id, ended_at)
 
-    def _store_one_by_one(self, sorted_: Sorted, received_at: float) -> None:
-        for s in sorted_.sessions:
-            self._store(Sorted(sessions=[s]), received_at)
-        for r in sorted_.reps:
-            self._store(Sorted(reps=[r]), received_at)
+    def _one_by_one(self, sorted_: Sorted, received_at: float, reason: str, err: Exception) -> None:
+        messages = [Sorted(sessions=[s]) for s in sorted_.sessions] + [Sorted(reps=[r]) for r in sorted_.reps]
+        if len(messages) > 1:
+            for one in messages:
+                self._store(one, received_at)
+            return
+        record = (sorted_.sessions or sorted_.reps)[0]
+        key = record.get("rep_key") or record.get("session_key")
+        self._drop(reason, f"{key}: {type(err).__name__}: {err}")
 
     def _drop(self, reason: str, detail: str) -> None:
         self.drops[reason] += 1
