@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from device.contract.topics import RESERVED_IDS
 from device.errors import ConfigError, format_validation_errors
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/hinge-station/config.toml"),)
@@ -179,6 +180,9 @@ class MqttSettings(Section):
                 raise ValueError(f"mqtt.{name} {path} does not exist")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("mqtt.reconnect_max_s must be at least reconnect_min_s")
+        if self.station_id in RESERVED_IDS:
+            raise ValueError(f"mqtt.station_id {self.station_id!r} is the name of the broker's {self.station_id} user, "
+                             "which may not publish as a station; name the station otherwise (e.g. \"wall-1\")")
         return self
 
     @property

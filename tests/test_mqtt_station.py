@@ -406,6 +406,62 @@ def test_the_documented_acl_keeps_each_station_to_its_own_topics(tmp_path, clips
             assert store.outbox_size() >= 2
 
 
+def publish_as(broker, user: str, topic: str, payload: bytes) -> str:
+    """Publish once with `user`'s credentials over MQTT 5, so the broker says in its PUBACK whether
+    the ACL let the message in; returns its reason ("Success", "Not authorized")."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"as-{user}-{time.monotonic_ns()}",
+                         protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, USERS[user])
+    answer: dict = {}
+    acked = threading.Event()
+
+    def on_publish(client, userdata, mid, reason, properties) -> None:
+        answer["reason"] = str(reason)
+        acked.set()
+
+    client.on_publish = on_publish
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1)
+        assert acked.wait(5), f"no PUBACK for {topic}"
+        return answer["reason"]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_only_stations_publish_station_topics(tmp_path):
+    """The ACL's pattern lines give every user its own station topics, the hub's and Home Assistant's
+    users too: with the shipped ACL on a real broker, neither may publish as a station named after
+    itself (every kind a station publishes, and its discovery configs), while a station still may;
+    and the config refuses those two names as station ids."""
+    acl = (REPO / "deploy/mosquitto/hinge.acl").read_text()
+    kinds = ["availability", "state", "session", "rep", "alert"]
+    discovery = ["homeassistant/sensor/{u}/state/config", "homeassistant/binary_sensor/{u}/online/config",
+                 "homeassistant/switch/{u}/buzzer/config"]
+    with Mosquitto(tmp_path / "mosquitto", users=USERS, acl=acl) as secured:
+        with Listener(secured, ["hinge/#"], name="hub-reader", username="hub", password=USERS["hub"]) as hub, \
+                Listener(secured, ["homeassistant/#"], name="ha-reader", username="homeassistant",
+                         password=USERS["homeassistant"]) as ha:
+            refused = {}
+            for user in ("hub", "homeassistant"):
+                for topic in [f"hinge/{user}/{kind}" for kind in kinds] + [d.format(u=user) for d in discovery]:
+                    refused[topic] = publish_as(secured, user, topic, b'{"schema": 1}')
+            assert publish_as(secured, "wall-1", "hinge/wall-1/rep", b"sentinel") == "Success"
+            assert publish_as(secured, "wall-1", "homeassistant/switch/wall-1/buzzer/config", b"sentinel") == "Success"
+            assert hub.wait_for(lambda h: h.on("hinge/wall-1/rep")) and ha.wait_for(lambda h: h.on("/config"))
+            # Published before the sentinels: had the broker let any through, the readers would have it.
+            assert [m.topic for m in hub.messages] == ["hinge/wall-1/rep"]
+            assert [m.topic for m in ha.messages] == ["homeassistant/switch/wall-1/buzzer/config"]
+        assert {topic: reason for topic, reason in refused.items() if reason != "Not authorized"} == {}
+    for name in ("hub", "homeassistant"):
+        with pytest.raises(ConfigError, match="station_id"):
+            load_settings(None, {"data_dir": tmp_path, "mqtt.host": "b", "mqtt.station_id": name})
+
+
 # --- configuration -----------------------------------------------------------------------------------
 
 

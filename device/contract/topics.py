@@ -3,7 +3,8 @@ and every payload, in this one place. Stations publish; the hub and Home Assista
 buzzer command travels the other way.
 
 Topics (`<prefix>` from `[mqtt] topic_prefix`, default ``hinge``; `<sid>` the station id,
-``[a-z0-9_-]{1,32}``):
+``[a-z0-9_-]{1,32}``, never ``hub`` or ``homeassistant``: those are the broker users that are not
+stations, and the broker's ACL (deploy/mosquitto/hinge.acl) lets only stations publish station topics):
 
 ==================================  ========  ===  ==========================================================================
 topic                               retained  QoS  payload
@@ -50,6 +51,8 @@ DISCOVERY_PREFIX = "homeassistant"
 MAX_PAYLOAD_BYTES = 64 * 1024
 
 STATION_ID_PATTERN = r"^[a-z0-9_-]{1,32}$"
+HUB = "hub"  # the hub's broker user: no station may take its name
+RESERVED_IDS = (HUB, DISCOVERY_PREFIX)  # the broker users that are not stations (deploy/mosquitto/hinge.acl)
 PREFIX_PATTERN = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"  # no wildcards, no empty levels
 _KEY_PATTERN = r"^[a-z0-9_-]{1,32}:[0-9a-f]{32}:[1-9][0-9]{0,17}$"  # an id below 10**18: it fits every SQL integer
 
@@ -79,6 +82,10 @@ StationId = Annotated[str, Field(pattern=STATION_ID_PATTERN)]
 Key = Annotated[str, Field(pattern=_KEY_PATTERN, max_length=80)]
 
 
+def is_station_id(name: str) -> bool:
+    return bool(re.match(STATION_ID_PATTERN, name)) and name not in RESERVED_IDS
+
+
 def session_key(station: str, store_uuid: str, session_id: int) -> str:
     return f"{station}:{store_uuid}:{int(session_id)}"
 
@@ -97,6 +104,9 @@ class Topics:
     def __post_init__(self) -> None:
         if not re.match(STATION_ID_PATTERN, self.station):
             raise ValueError(f"station id {self.station!r} must match {STATION_ID_PATTERN}")
+        if self.station in RESERVED_IDS:
+            raise ValueError(f"station id {self.station!r} is the broker's {self.station} user, not a station: "
+                             "give the station another name")
         if not re.match(PREFIX_PATTERN, self.prefix):
             raise ValueError(f"topic prefix {self.prefix!r} must be letters, digits, '_' or '-' levels joined by '/'")
 
@@ -144,7 +154,7 @@ def parse_topic(prefix: str, topic: str) -> Optional[tuple[str, str]]:
     if not topic.startswith(head):
         return None
     station, _, kind = topic[len(head):].partition("/")
-    if not re.match(STATION_ID_PATTERN, station) or kind not in KINDS:
+    if not is_station_id(station) or kind not in KINDS:
         return None
     return station, kind
 
