@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from paho.mqtt.client import topic_matches_sub
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from device.hub.intake import NOT_ALLOWED, Intake
@@ -151,10 +152,14 @@ def test_hostile_messages_are_dropped_and_the_hub_keeps_storing(broker, tmp_path
         with Publisher(broker, "attacker") as attacker:
             attacker.send([h[1] for h in HOSTILE])
             attacker.send([(topics.Topics(PREFIX, "wall-a").session, session.to_json()), rep_message("wall-a", 1)])
+        # The hub reads only the contract's station topics (topics.hub_subscriptions): one on a topic
+        # the contract has not never reaches it; every other hostile message is counted and dropped.
+        read = [h for h in HOSTILE if any(topic_matches_sub(sub, h[1][0]) for sub in topics.hub_subscriptions(PREFIX))]
+        assert [h[0] for h in HOSTILE if h not in read] == ["a topic the contract has not"]
         wait_until(lambda: hub.store.rep_count() == 1, what="the one valid rep")
-        wait_until(lambda: sum(hub.drops.values()) == len(HOSTILE), what="every hostile message counted")
+        wait_until(lambda: sum(hub.drops.values()) == len(read), what="every hostile message counted")
         expected: dict[str, int] = {}
-        for _, _, reason in HOSTILE:
+        for _, _, reason in read:
             expected[reason] = expected.get(reason, 0) + 1
         assert dict(hub.drops) == expected
         assert hub.floor.snapshot().dropped == expected
@@ -264,3 +269,30 @@ def test_an_error_storing_one_message_drops_that_message_alone(broker, tmp_path,
             station.send([rep_message("wall-a", 99)])
         wait_until(lambda: again.store.rep_count() == 25, what="the rep after the restart")
         assert dict(again.drops) == {}  # the poisoned rep was acknowledged, not left at the broker
+
+
+def test_the_hub_confirms_to_each_station_what_it_stored_and_says_whether_it_is_there(broker, tmp_path):
+    """After each commit the hub tells each station, on the station's own `stored` topic, the keys
+    it now holds (a second delivery is confirmed again, a dropped message never), and keeps its
+    availability retained: online while it reads, offline when it stops."""
+    from support.mqtt import Listener
+
+    with Listener(broker, ["hinge/+/stored", topics.hub_availability(PREFIX)], name="stations", clean=True) as spy:
+        with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}", {"wall-a", "wall-b"}):
+            assert spy.wait_for(lambda s: [m.payload for m in s.on("/hub/availability")] == [b"online"])
+            with Publisher(broker, "wall-a") as station:
+                station.send([rep_message("wall-a", 1), rep_message("wall-a", 2), rep_message("wall-b", 1),
+                              rep_message("wall-a", 3, rep_index=10**20)])
+                station.send([rep_message("wall-a", 1)])  # again: stored once, confirmed again
+
+            def confirmed(station: str) -> list[str]:
+                return [k for m in spy.on(f"hinge/{station}/stored") for k in m.json()["reps"]]
+
+            assert spy.wait_for(lambda s: len(confirmed("wall-a")) >= 3 and confirmed("wall-b"))
+            assert sorted(confirmed("wall-a")) == [f"wall-a:{KEY}:1", f"wall-a:{KEY}:1", f"wall-a:{KEY}:2"]
+            assert confirmed("wall-b") == [f"wall-b:{KEY}:1"]
+            for message in spy.on("/stored"):  # each a valid contract payload, for its own station only
+                station, _, payload = topics.decode(PREFIX, message.topic, message.payload)
+                assert payload.station == station and all(k.startswith(station + ":") for k in payload.reps)
+        assert spy.wait_for(lambda s: [m.payload for m in s.on("/hub/availability")] == [b"online", b"offline"])
+        assert all(m.retain is False for m in spy.on("/stored"))

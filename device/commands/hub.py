@@ -41,7 +41,8 @@ def broker_from(settings: Settings) -> tuple[Broker, str]:
                     ca_file=str(mqtt.ca_file) if mqtt.ca_file else None,
                     cert_file=str(mqtt.cert_file) if mqtt.cert_file else None,
                     key_file=str(mqtt.key_file) if mqtt.key_file else None,
-                    client_id=settings.hub.client_id, keepalive_s=mqtt.keepalive_s)
+                    client_id=settings.hub.client_id, keepalive_s=mqtt.keepalive_s,
+                    reconnect_min_s=mqtt.reconnect_min_s, reconnect_max_s=mqtt.reconnect_max_s)
     return broker, mqtt.topic_prefix
 
 
@@ -68,7 +69,7 @@ def run_hub(settings: Settings, host: Optional[str] = None, port: Optional[int] 
         try:
             hub.start()
             url = server.start()
-            print(f"hub: reading {topics.all_stations(prefix)} on {broker.host}:{broker.port}, storing in {store.path}; "
+            print(f"hub: reading {', '.join(topics.hub_subscriptions(prefix))} on {broker.host}:{broker.port}, storing in {store.path}; "
                   f"gym page on {url}/ ; Ctrl-C stops", flush=True)
             notifier.ready(f"page on port {server.port}")
             while not stop.wait(min(HEALTH_EVERY_S, notifier.ping_interval or HEALTH_EVERY_S)):

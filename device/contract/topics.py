@@ -1,38 +1,53 @@
 """The MQTT contract between a station and whoever listens (the hub, Home Assistant): every topic
-and every payload, in this one place. Stations publish; the hub and Home Assistant read; only the
-buzzer command travels the other way.
+and every payload, in this one place. Stations publish their reps, sessions and state; the hub and
+Home Assistant read them; the hub answers each station with what it has stored; Home Assistant may
+switch a station's buzzer.
 
 Topics (`<prefix>` from `[mqtt] topic_prefix`, default ``hinge``; `<sid>` the station id,
-``[a-z0-9_-]{1,32}``, never ``hub`` or ``homeassistant``: those are the broker users that are not
-stations, and the broker's ACL (deploy/mosquitto/hinge.acl) lets only stations publish station topics):
+``[a-z0-9_-]{1,32}``, never ``hub`` or ``homeassistant``: those are the other users' names):
 
-==================================  ========  ===  ==========================================================================
-topic                               retained  QoS  payload
-==================================  ========  ===  ==========================================================================
-<prefix>/<sid>/availability         yes       1    ``online`` / ``offline`` (plain text; the last will is ``offline``)
-<prefix>/<sid>/state                yes       1    StatePayload: what the station sees now, drill, reps, buzzer (best effort)
-<prefix>/<sid>/session              no        1    SessionPayload: when a session starts and again when it ends (outbox)
-<prefix>/<sid>/rep                  no        1    RepPayload: one committed rep, its measurements and faults (outbox)
-<prefix>/<sid>/alert                no        1    AlertPayload: a fault that buzzed, as it happened (best effort)
-<prefix>/<sid>/buzzer/set           no        1    command to the station: ``ON`` / ``OFF`` (nothing else is obeyed)
-homeassistant/<c>/<sid>/<o>/config  yes       1    Home Assistant discovery (`<c>` component, `<o>` object id)
-==================================  ========  ===  ==========================================================================
+==================================  ======  ========  ===  ======================================================================
+topic                               from    retained  QoS  payload
+==================================  ======  ========  ===  ======================================================================
+<prefix>/<sid>/availability         sid     yes       1    ``online`` / ``offline`` (plain text; the last will is ``offline``)
+<prefix>/<sid>/state                sid     yes       0    StatePayload: what the station sees now, drill, reps, buzzer (best effort)
+<prefix>/<sid>/session              sid     no        1    SessionPayload: when a session starts and again when it ends (outbox)
+<prefix>/<sid>/rep                  sid     no        1    RepPayload: one committed rep, its measurements and faults (outbox)
+<prefix>/<sid>/alert                sid     no        0    AlertPayload: a fault that buzzed, as it happened (best effort)
+<prefix>/<sid>/stored               hub     no        1    StoredPayload: the station's reps and sessions the hub has stored
+<prefix>/<sid>/buzzer/set           HA      no        1    command to the station: ``ON`` / ``OFF`` (nothing else is obeyed)
+<prefix>/hub/availability           hub     yes       1    ``online`` / ``offline``: whether the hub is reading (its last will: offline)
+homeassistant/<c>/<sid>/<o>/config  sid     yes       1    Home Assistant discovery (`<c>` component, `<o>` object id)
+==================================  ======  ========  ===  ======================================================================
+
+The broker's ACL (deploy/mosquitto/hinge.acl) holds each user to its column: a station writes only
+its own topics, the hub writes only `stored` and its availability, Home Assistant only the buzzer
+commands.
 
 Every JSON payload carries ``schema`` (SCHEMA_VERSION) and ``station``; a reader refuses a payload
 past MAX_PAYLOAD_BYTES, one that is not JSON, one of another schema version, or one whose
 ``station`` is not the station in its topic (`decode`). The records inside (a rep, a session, a
-fault) are device/contract/records.py's.
+fault) are device/contract/records.py's, with every number bounded.
 
-Reps and sessions are at-least-once (QoS 1 from the station's durable outbox): a reader may see
-one twice and must store it once, by its key. Keys are made where the rep is committed and never
-reused: ``session_key`` = ``<sid>:<store_uuid>:<session id>`` and ``rep_key`` =
-``<sid>:<store_uuid>:<rep id>``, where store_uuid is a random id made once per station database,
-so a replaced SD card (ids starting again at 1) cannot collide with the old card's keys.
+**Nothing lost.** A rep or session leaves the station's outbox only when the hub says it has stored
+it (its key in a StoredPayload on the station's `stored` topic), not when the broker took it: a
+broker's queue for an absent hub has a limit, and a hub may receive a message and fail to store it.
+A station sends its outbox oldest first, a window at a time, and sends again, with backoff, what the
+hub has not confirmed; it waits while the hub's availability says ``offline`` and sends again soon
+after it says ``online``. So a reader sees a rep or session at least once and may see it many times:
+it stores each once, by its key, and confirms every key it holds, also a second time. Keys are made
+where the rep is committed and never reused: ``session_key`` = ``<sid>:<store_uuid>:<session id>``
+and ``rep_key`` = ``<sid>:<store_uuid>:<rep id>``, where store_uuid is a random id made once per
+station database, so a replaced SD card (ids starting again at 1) cannot collide with the old card's keys.
 
 A session message is the session as it stands when it is sent, not as it was when it was queued:
 one queued at the start but sent after the session ended (the broker was away, or the set was
 short) already carries ``ended_at``. So a reader merges session messages by key and never lets a
-later message without an end reopen an ended session.
+later message without an end reopen an ended session; and the hub confirms a session with the end
+it stored, so a station lets go of a session only once the hub has it as it stands now.
+
+The state and alerts go at QoS 0: they are replaced by the next one anyway, and a broker never
+queues them for a reader that is away (they would crowd out reps).
 """
 from __future__ import annotations
 
@@ -49,9 +64,10 @@ SCHEMA_VERSION: Final = 1  # Final: typed Literal[1], the one value Payload.sche
 DEFAULT_PREFIX = "hinge"
 DISCOVERY_PREFIX = "homeassistant"
 MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_STORED_KEYS = 1000  # keys one StoredPayload confirms (the hub stores at most 500 messages per batch)
 
 STATION_ID_PATTERN = r"^[a-z0-9_-]{1,32}$"
-HUB = "hub"  # the hub's broker user: no station may take its name
+HUB = "hub"  # the hub's broker user and its availability topic's level: no station may take the name
 RESERVED_IDS = (HUB, DISCOVERY_PREFIX)  # the broker users that are not stations (deploy/mosquitto/hinge.acl)
 PREFIX_PATTERN = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"  # no wildcards, no empty levels
 _KEY_PATTERN = r"^[a-z0-9_-]{1,32}:[0-9a-f]{32}:[1-9][0-9]{0,17}$"  # an id below 10**18: it fits every SQL integer
@@ -75,8 +91,11 @@ STATE = "state"
 SESSION = "session"
 REP = "rep"
 ALERT = "alert"
+STORED = "stored"
 BUZZER_SET = "buzzer/set"
-KINDS = (AVAILABILITY, STATE, SESSION, REP, ALERT, BUZZER_SET)
+KINDS = (AVAILABILITY, STATE, SESSION, REP, ALERT, STORED, BUZZER_SET)
+STATION_KINDS = (AVAILABILITY, STATE, SESSION, REP, ALERT)  # what a station itself publishes
+HUB_READS = (AVAILABILITY, STATE, SESSION, REP)  # what the hub subscribes to (alerts are Home Assistant's)
 
 StationId = Annotated[str, Field(pattern=STATION_ID_PATTERN)]
 Key = Annotated[str, Field(pattern=_KEY_PATTERN, max_length=80)]
@@ -92,6 +111,12 @@ def session_key(station: str, store_uuid: str, session_id: int) -> str:
 
 def rep_key(station: str, store_uuid: str, rep_id: int) -> str:
     return f"{station}:{store_uuid}:{int(rep_id)}"
+
+
+def key_id(key: str, station: str, store_uuid: str) -> Optional[int]:
+    """The row id in a key this station's database made (None for another station's or database's key)."""
+    head, _, number = key.rpartition(":")
+    return int(number) if head == f"{station}:{store_uuid}" and number.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -136,20 +161,34 @@ class Topics:
         return self.topic(ALERT)
 
     @property
+    def stored(self) -> str:
+        return self.topic(STORED)
+
+    @property
     def buzzer_set(self) -> str:
         return self.topic(BUZZER_SET)
+
+    @property
+    def hub_availability(self) -> str:
+        return hub_availability(self.prefix)
 
     def discovery(self, component: str, object_id: str) -> str:
         return f"{DISCOVERY_PREFIX}/{component}/{self.station}/{object_id}/config"
 
 
-def all_stations(prefix: str) -> str:
-    """The subscription that reads every station under a prefix (the hub's)."""
-    return f"{prefix}/+/#"
+def hub_subscriptions(prefix: str) -> list[str]:
+    """What the hub reads: every station's reps, sessions, state and availability (not the alerts,
+    which are Home Assistant's, nor its own `stored` answers)."""
+    return [f"{prefix}/+/{kind}" for kind in HUB_READS]
+
+
+def hub_availability(prefix: str) -> str:
+    return f"{prefix}/{HUB}/{AVAILABILITY}"
 
 
 def parse_topic(prefix: str, topic: str) -> Optional[tuple[str, str]]:
-    """(station, kind) of a topic under `prefix`, or None when it is not one of the contract's."""
+    """(station, kind) of a topic under `prefix`, or None when it is not one of the contract's
+    station topics (the hub's own availability is not: `hub` is no station)."""
     head = prefix + "/"
     if not topic.startswith(head):
         return None
@@ -180,6 +219,8 @@ class StatePayload(Payload):
     last_fault: Optional[Name] = None
     clean_share_today: Optional[float] = Field(None, ge=0, le=1, description="Clean reps / reps today; None before the first.")
     buzzer_on: bool
+    waiting: Optional[Count] = Field(None, description="Reps and sessions the hub has not confirmed yet (the outbox); "
+                                     "None from a station without [mqtt].")
 
 
 class SessionPayload(Payload, SessionRecord):
@@ -202,7 +243,23 @@ class AlertPayload(Payload):
     session_key: Optional[Key] = None
 
 
-MODELS: dict[str, type[Payload]] = {STATE: StatePayload, SESSION: SessionPayload, REP: RepPayload, ALERT: AlertPayload}
+class StoredSession(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    session_key: Key
+    ended_at: Optional[Seconds] = None  # the end the hub holds (None: still open there)
+
+
+class StoredPayload(Payload):
+    """The hub's answer on a station's `stored` topic: these of the station's reps and sessions are in
+    its database (committed), so the station may let them go."""
+
+    reps: list[Key] = Field(default_factory=list, max_length=MAX_STORED_KEYS)
+    sessions: list[StoredSession] = Field(default_factory=list, max_length=MAX_STORED_KEYS)
+
+
+MODELS: dict[str, type[Payload]] = {STATE: StatePayload, SESSION: SessionPayload, REP: RepPayload, ALERT: AlertPayload,
+                                    STORED: StoredPayload}
 
 
 class PayloadError(ValueError):

@@ -49,6 +49,8 @@ class Intake:
         return out
 
     def _sort_one(self, topic: str, payload: bytes, out: Sorted) -> None:
+        if topic == topics.hub_availability(self.prefix):
+            return  # the hub's own (its subscription to every station's availability includes it)
         station, kind, value = topics.decode(self.prefix, topic, payload)
         if self.allowed and station not in self.allowed:
             out.dropped.append((NOT_ALLOWED, f"station {station!r} on {topic} is not in hub.stations"))
@@ -60,8 +62,8 @@ class Intake:
             return
         if kind == topics.AVAILABILITY:
             out.availability.append((station, value == topics.ONLINE))
-        elif isinstance(value, str):
-            pass  # buzzer/set, a plain command string: nothing for the hub to keep
+        elif isinstance(value, str) or kind == topics.STORED:
+            pass  # buzzer/set, a plain command, or the hub's own answer: nothing for the hub to keep
         elif kind == topics.STATE:
             out.states.append((station, value.model_dump()))
         elif kind == topics.SESSION:

@@ -96,10 +96,14 @@ settings_table = sa.Table(
 @dataclass(frozen=True)
 class Stored:
     """What one ingest did: sessions new to the hub, and (station, id, ended_at) of each new rep
-    (none when it was a second delivery)."""
+    (none when it was a second delivery); and what the hub now holds of what came in, to confirm to
+    the stations: (station, rep_key) of every rep, new or not, and (station, session_key, ended_at
+    as stored) of every session."""
 
     sessions: int = 0
     new_reps: tuple[tuple[str, int, float], ...] = ()
+    reps_held: tuple[tuple[str, str], ...] = ()
+    sessions_held: tuple[tuple[str, str, Optional[float]], ...] = ()
 
 
 def redact(url: str) -> str:
@@ -179,19 +183,25 @@ class HubStore:
         """
         now = time.time() if received_at is None else received_at
         new_sessions, new_reps = 0, []
+        reps_held: list[tuple[str, str]] = []
+        sessions_held: list[tuple[str, str, Optional[float]]] = []
         try:
             with self._lock, self._engine.begin() as db:
                 for s in sessions_in:
                     new_sessions += self._upsert_session(db, s, now)
+                    ended = db.execute(sa.select(sessions.c.ended_at)
+                                       .where(sessions.c.session_key == s["session_key"])).scalar_one()
+                    sessions_held.append((s["station"], s["session_key"], ended))
                 for r in reps_in:
                     rep_id = self._insert_rep(db, r, now)
                     if rep_id is not None:
                         new_reps.append((r["station"], rep_id, float(r["ended_at"])))
+                    reps_held.append((r["station"], r["rep_key"]))
         except (sa.exc.IntegrityError, sa.exc.DataError) as err:
             raise BadRecordError(f"hub database {self.path}: record refused ({_reason(err)})") from None
         except sa.exc.SQLAlchemyError as err:
             raise StorageError(f"hub database {self.path}: {_reason(err)}") from None
-        return Stored(new_sessions, tuple(new_reps))
+        return Stored(new_sessions, tuple(new_reps), tuple(reps_held), tuple(sessions_held))
 
     def _upsert_session(self, db: sa.Connection, s: dict[str, Any], now: float) -> int:
         values = dict(session_key=s["session_key"], station=s["station"], received_at=now,

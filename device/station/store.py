@@ -131,7 +131,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX step_decisions_athlete ON step_decisions(athlete_id, decided_at);
     """,
     # 4: the MQTT outbox. A rep or session waits here, written in the transaction that commits it,
-    # until the broker acknowledged it (device/station/broker_link.py); it points at its row, so
+    # until the hub confirmed it stored it (device/station/broker_link.py); it points at its row, so
     # deleting a session drops what of it was still unsent. store_uuid is made once per database:
     # the station's rep and session keys carry it, so a fresh SD card cannot reuse the old card's keys.
     """
@@ -601,8 +601,25 @@ class RepStore:
         """The oldest `limit` outbox entries, in commit order."""
         return [dict(r) for r in self._query("SELECT * FROM outbox ORDER BY id LIMIT ?", (limit,))]
 
+    def outbox_confirm(self, rep_ids: Sequence[int], sessions: Sequence[tuple[int, Optional[float]]]) -> list[int]:
+        """The hub has stored these reps and sessions: their rows leave the outbox (one transaction).
+        A session's rows go only if the hub holds it as it stands now (the same end, or both open):
+        an end queued after the start the hub confirmed still goes. Returns the outbox ids let go."""
+        with self._transaction() as db:
+            gone: list[int] = []
+            for chunk in chunks(list(rep_ids), 500):
+                marks = ",".join("?" * len(chunk))
+                gone += [r[0] for r in db.execute(f"SELECT id FROM outbox WHERE kind = 'rep' AND rep_id IN ({marks})", chunk)]
+            for session_id, ended_at in sessions:
+                gone += [r[0] for r in db.execute(
+                    "SELECT o.id FROM outbox o JOIN sessions s ON s.id = o.session_id "
+                    "WHERE o.kind = 'session' AND o.session_id = ? AND s.ended_at IS ?", (session_id, ended_at))]
+            for chunk in chunks(gone, 500):
+                db.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            return gone
+
     def outbox_remove(self, ids: Sequence[int]) -> None:
-        """The broker has these: they leave the outbox (one transaction)."""
+        """Rows that can never be sent (their payload is refused by the contract): they leave the outbox."""
         if not ids:
             return
         with self._transaction() as db:

@@ -74,10 +74,14 @@ class Publisher:
 
 
 @contextmanager
-def running_hub(broker, url: str, allowed: Optional[set[str]] = None,
-                client_id: str = "test-hub") -> Iterator[Hub]:
+def running_hub(broker, url: str, allowed: Optional[set[str]] = None, client_id: str = "test-hub",
+                username: Optional[str] = None, password: Optional[str] = None) -> Iterator[Hub]:
+    """The real hub (device/hub/service.py) on `broker`, storing into `url`: it confirms to each
+    station what it stored, so a station's outbox empties only while one runs."""
     store = HubStore(url)
-    hub = Hub(store, Floor(), Broker(host=broker.host, port=broker.port, client_id=client_id), Intake(PREFIX, allowed))
+    hub = Hub(store, Floor(), Broker(host=broker.host, port=broker.port, client_id=client_id, username=username,
+                                     password=password, keepalive_s=5, reconnect_min_s=0.05, reconnect_max_s=0.5),
+              Intake(PREFIX, allowed))
     hub.start()
     try:
         assert hub.connected.wait(10), "the hub did not connect and subscribe"
