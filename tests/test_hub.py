@@ -60,6 +60,10 @@ HOSTILE = [
     ("an upper-case station id", (f"{PREFIX}/WALL/rep", b"{}"), "unknown_topic"),
     ("a topic the contract has not", (f"{PREFIX}/wall-a/firmware", b"{}"), "unknown_topic"),
     ("a station outside the allow-list", rep_message("intruder"), NOT_ALLOWED),
+    ("a fault the vocabulary has not", rep_message("wall-a", faults=[
+        {"name": "=cmd|' /C calc'!A0", "cue": "x", "at": time.time(), "value": 1.0}]), "invalid"),
+    ("a state with a made-up last fault", (f"{PREFIX}/wall-a/state", state_message("wall-a")[1].replace(
+        b'"last_fault":null', b'"last_fault":"=HYPERLINK(1)"')), "invalid"),
 ]
 
 

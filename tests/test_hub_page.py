@@ -137,3 +137,44 @@ def test_two_stations_live_on_one_hub_page_in_a_browser(browser, broker, tmp_pat
                 assert hub.store.rep_count() == 1
             finally:
                 server.stop()
+
+
+FORMULA = "=cmd|' /C calc'!A0"
+
+
+def _formulas(text: str) -> list[tuple[str, str]]:
+    """(column, cell) of every CSV cell a spreadsheet would run: one starting =, +, -, @, tab or CR
+    that is not a plain number."""
+    out = []
+    for row in csv.DictReader(io.StringIO(text)):
+        for column, cell in row.items():
+            if cell and cell[0] in "=+-@\t\r":
+                try:
+                    float(cell)
+                except ValueError:
+                    out.append((column, cell))
+    return out
+
+
+def test_no_export_cell_is_a_formula_whatever_a_station_sent(tmp_path):
+    """Every text cell of every CSV export is neutralised, whichever field it comes from: rows put
+    straight into the hub's database (as a hub before the vocabulary check, or a hostile writer,
+    would have left them) with a formula in each text field."""
+    store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    hostile = dict(session("wall-a", 1, True, "@SUM(A1:A9)"), source="+cmd", profile="-dowel")
+    bad_rep = dict(rep("wall-a", 1, 1), movement="=1+1", hip_shift_at_bottom=-0.3, faults=[dict(name=FORMULA, cue="=HYPERLINK(\"x\")", at=1.0,
+                                                                      value=-3.5, threshold=None, margin=None, noise=None)])
+    store.ingest([hostile], [bad_rep, rep("wall-a", 2, 1)])
+    api = TestClient(create_app(store, WEB, floor=Floor(), page_cpu_share=None))
+    try:
+        reps_csv = api.get("/api/reps/export", params={"since": 0, "until": 4e9}).text
+        (sid,) = [s["id"] for s in store.list_sessions()]
+        session_csv = api.get(f"/api/sessions/{sid}/export").text
+        labels = api.get("/api/labels/export").text
+        assert FORMULA in reps_csv.replace("'=", "=")  # the fault is there, neutralised
+        for text in (reps_csv, session_csv, labels):
+            assert _formulas(text) == []
+        shifts = [row["hip_shift_at_bottom"] for row in csv.DictReader(io.StringIO(reps_csv))]
+        assert "-0.3" in shifts  # a number stays a number: a negative value is no formula
+    finally:
+        store.close()

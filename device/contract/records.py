@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional, Protocol, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from device.analysis.vocabulary import fault_from_name
 from device.errors import StationError
 
 # --- bounds -----------------------------------------------------------------------------------------
@@ -33,6 +34,17 @@ Text = Annotated[str, Field(max_length=200)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
+def _known_fault(name: str) -> str:
+    """A fault name must be one of the vocabulary's (device/analysis/vocabulary.py): a name is shown
+    on pages and written to exports, so a made-up one (`=cmd|...`) is refused where it comes in."""
+    if fault_from_name(name) is None:
+        raise ValueError(f"{name[:40]!r} is not a fault of the vocabulary")
+    return name
+
+
+FaultName = Annotated[Name, AfterValidator(_known_fault)]
+
+
 # --- the records ------------------------------------------------------------------------------------
 
 
@@ -46,7 +58,7 @@ class FaultRecord(Record):
     """One fault of a rep, as the station raised it (or a borderline one: past its limit within the
     noise, logged, never buzzed): the measured value, its limit, how far past it, and the noise band."""
 
-    name: Name
+    name: FaultName
     cue: Text
     at: Seconds
     value: Optional[float] = None

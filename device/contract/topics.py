@@ -27,7 +27,8 @@ commands.
 Every JSON payload carries ``schema`` (SCHEMA_VERSION) and ``station``; a reader refuses a payload
 past MAX_PAYLOAD_BYTES, one that is not JSON, one of another schema version, or one whose
 ``station`` is not the station in its topic (`decode`). The records inside (a rep, a session, a
-fault) are device/contract/records.py's, with every number bounded.
+fault) are device/contract/records.py's, with every number bounded and every fault name one of the
+vocabulary's (device/analysis/vocabulary.py).
 
 **Nothing lost.** A rep or session leaves the station's outbox only when the hub says it has stored
 it (its key in a StoredPayload on the station's `stored` topic), not when the broker took it: a
@@ -58,7 +59,7 @@ from typing import Annotated, Any, Final, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from device.contract.records import Count, Name, RepRecord, Seconds, SessionRecord, Text
+from device.contract.records import Count, FaultName, Name, RepRecord, Seconds, SessionRecord, Text
 
 SCHEMA_VERSION: Final = 1  # Final: typed Literal[1], the one value Payload.schema_ accepts
 DEFAULT_PREFIX = "hinge"
@@ -216,7 +217,7 @@ class StatePayload(Payload):
     drill: Name
     reps_this_session: Count
     reps_today: Count
-    last_fault: Optional[Name] = None
+    last_fault: Optional[FaultName] = None
     clean_share_today: Optional[float] = Field(None, ge=0, le=1, description="Clean reps / reps today; None before the first.")
     buzzer_on: bool
     waiting: Optional[Count] = Field(None, description="Reps and sessions the hub has not confirmed yet (the outbox); "
@@ -238,7 +239,7 @@ class RepPayload(Payload, RepRecord):
 
 class AlertPayload(Payload):
     at: Seconds
-    fault: Name
+    fault: FaultName
     cue: Text
     session_key: Optional[Key] = None
 
