@@ -109,10 +109,12 @@ def test_fifty_stations_training_through_a_hub_outage_lose_and_double_nothing(tm
                 for store in stores.values():
                     store.close()
                 lost = everything - set(stored)
-                print(f"hub away {minutes:g} station-minutes ({away_s:.1f} s at x{speedup:g}); {STATIONS} stations made "
+                print(f"hub away {away_s * speedup / 60:.0f} station-minutes ({away_s:.1f} s at x{speedup:g}); "
+                      f"{STATIONS} stations made "
                       f"{made} reps, {len(everything)} committed; the hub holds {len(stored)}: {len(lost)} lost, "
                       f"{len(stored) - len(set(stored))} doubled; broker queue limit {QUEUE_LIMIT}")
     assert made == len(everything) == STATIONS * (ticks + 1)
+    assert away_s * speedup >= minutes * 60  # the hub was away at least as long as asked, on the stations' clock
     assert "Outgoing messages are being dropped for client fleet-hub" in broker_log  # the queue did overflow
     assert lost == set() and len(stored) == len(set(stored)) == len(everything)
     assert set(stored) == everything
