@@ -117,7 +117,7 @@ def test_two_stations_live_on_one_hub_page_in_a_browser(browser, broker, tmp_pat
                 browser.execute_script("window.__sameDocument = true")
 
                 # A rep at wall-a: its rep and its new state travel over the broker to the page.
-                message = (f"{PREFIX}/wall-a/rep", json.dumps({"schema": 1, **rep("wall-a", 1)}).encode())
+                message = (f"{PREFIX}/wall-a/rep", json.dumps({"schema": 1, **rep("wall-a", 1, started=time.time() - 1014)}).encode())
                 sent = time.monotonic()
                 a.send([message, state_message("wall-a", topics.IN_REP, reps=3, last_fault="rounded_back")])
                 wait_for(lambda: text(browser, 'article[data-station="wall-a"] [data-field=reps_this_session]') == "3",
@@ -131,6 +131,13 @@ def test_two_stations_live_on_one_hub_page_in_a_browser(browser, broker, tmp_pat
                 b.send([(f"{PREFIX}/deck-b/availability", b"offline")])
                 wait_for(lambda: "offline" in cards()["deck-b"].get_attribute("class"), "deck-b offline")
                 assert text(browser, 'article[data-station="deck-b"] [data-field=state_label]') == "Offline"
+                # What wall-a says it made against what the hub holds, on its card.
+                wait_for(lambda: text(browser, 'article[data-station="wall-a"] [data-field=hub_gap]')
+                         == "3 made today · 1 at the hub · 2 not at the hub yet", "wall-a's gap")
+                # The hub loses the broker: the page says so, and calls no station offline for it.
+                broker.stop()
+                wait_for(lambda: text(browser, "#floor-hub-link").startswith("The hub has lost the broker"), "the banner")
+                assert "as last heard" in text(browser, 'article[data-station="wall-a"] [data-field=state_label]')
                 assert browser.execute_script("return window.__sameDocument") is True
                 screenshot(browser, "hub-floor-two-stations")
                 print(f"wall-a's rep shown on the hub page {shown_after:.2f} s after it was published")
@@ -178,3 +185,37 @@ def test_no_export_cell_is_a_formula_whatever_a_station_sent(tmp_path):
         assert "-0.3" in shifts  # a number stays a number: a negative value is no formula
     finally:
         store.close()
+
+
+def test_the_floor_says_which_side_is_down_and_what_the_hub_lacks(broker, tmp_path):
+    """A station's state says what it made today and what waits in its outbox; the floor puts beside
+    it what the hub holds, so a gap shows. When the hub itself loses the broker, the floor says so
+    and no station is called offline for it; a station whose last will came is offline."""
+    now = time.time()
+    with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}") as hub:
+        api = TestClient(create_app(hub.store, WEB, floor=hub.floor, page_cpu_share=None))
+        with Publisher(broker, "wall-a") as a:
+            a.send([(f"{PREFIX}/wall-a/rep", json.dumps({"schema": 1, **rep("wall-a", n, 1, started=now - 1000 - n)})
+                     .encode()) for n in range(1, 17)])
+            says = json.loads(state_message("wall-a", topics.IN_VIEW, reps=18)[1])
+            a.send([(f"{PREFIX}/wall-a/state", json.dumps({**says, "waiting": 2}).encode()),
+                    (f"{PREFIX}/wall-a/availability", b"online")])
+        wait_until(lambda: hub.store.rep_count() == 16 and hub.floor.snapshot().stations[0].state is not None,
+                   what="16 reps and the state")
+        floor = api.get("/api/floor").json()
+        (wall,) = floor["stations"]
+        assert floor["hub_link"]["broker"] == "connected"
+        assert (wall["reps_today"], wall["reps_at_hub_today"], wall["reps_not_at_hub"], wall["waiting"]) == (18, 16, 2, 2)
+        assert "2 not at the hub yet" in api.get("/").text
+        broker.stop()  # the hub's side goes down, not the station's
+        wait_until(lambda: api.get("/api/floor").json()["hub_link"]["broker"] == "lost", what="the hub to notice")
+        floor = api.get("/api/floor").json()
+        assert floor["stations"][0]["online"] is True and "Offline" not in floor["stations"][0]["state_label"]
+        assert "hub lost the broker" in floor["stations"][0]["state_label"]
+        assert "The hub has lost the broker" in api.get("/").text
+        broker.start()
+        wait_until(lambda: api.get("/api/floor").json()["hub_link"]["broker"] == "connected", what="the hub back")
+        with Publisher(broker, "wall-a") as a:
+            a.send([(f"{PREFIX}/wall-a/availability", b"offline")])  # the station's own last will
+        wait_until(lambda: api.get("/api/floor").json()["stations"][0]["state_label"] == "Offline", what="wall-a offline")
+        assert "The hub has lost the broker" not in api.get("/").text

@@ -789,7 +789,8 @@ def test_the_shipped_mosquitto_config_runs_with_its_acl_and_tls(tmp_path):
 def test_the_state_message_speaks_the_coachs_words():
     """What the live loop knows (device/station/live.py) as the retained state's `state`, and the
     day's numbers beside it."""
-    from device.station.broker_link import coach_state, start_of_today, state_message
+    from device.contract.records import start_of_today
+    from device.station.broker_link import coach_state, state_message
     from device.station.live import LiveSnapshot, StationState
 
     cases = [

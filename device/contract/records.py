@@ -12,7 +12,9 @@ a store fails there, not in a gym.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal, Optional, Protocol, Sequence
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -107,6 +109,12 @@ REP_SCALARS = tuple(name for name in RepRecord.model_fields if name not in REP_L
 MEASUREMENTS = tuple(name for name, f in RepRecord.model_fields.items() if f.annotation == Optional[float])
 FAULT_FIELDS = tuple(FaultRecord.model_fields)
 SESSION_FIELDS = tuple(SessionRecord.model_fields)
+
+
+def start_of_today(now: Optional[float] = None) -> float:
+    """Local midnight: 'today' is the gym's day, for a station's count and the hub's alike."""
+    moment = datetime.fromtimestamp(now if now is not None else time.time())
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
 def rep_fields(row: dict[str, Any]) -> dict[str, Any]:

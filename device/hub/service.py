@@ -31,7 +31,7 @@ from device.hub.floor import Floor
 from device.hub.intake import ERROR, REFUSED, Intake, Sorted
 from device.hub.store import HubStore, Stored
 from device.contract import topics
-from device.contract.records import BadRecordError, StorageError
+from device.contract.records import BadRecordError, StorageError, start_of_today
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,10 @@ class Hub:
     # --- lifetime ---------------------------------------------------------------------------
 
     def start(self) -> "Hub":
+        try:
+            self.floor.stored_today(self.store.reps_per_station(start_of_today()))
+        except StorageError as err:  # the floor fills as reps come; the writer retries the database
+            log.warning("hub: cannot count today's reps yet: %s", err)
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self._writer.start()
         self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
@@ -148,9 +152,11 @@ class Hub:
             return
         self._client.publish(self._availability, topics.ONLINE, qos=1, retain=True)
         self.connected.set()
+        self.floor.set_broker(True)
 
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
         self.connected.clear()
+        self.floor.set_broker(False)
         if not self._stop.is_set():
             log.warning("hub lost the broker (%s); reconnecting", reason)
 
@@ -242,8 +248,8 @@ class Hub:
                 return self._one_by_one(sorted_, received_at, ERROR, err, held)
         held.append(stored)
         self.stored_reps += len(stored.new_reps)
-        for station, rep_id, ended_at in stored.new_reps:
-            self.floor.rep_stored(station, rep_id, ended_at)
+        for station, rep_id, ended_at, started_at in stored.new_reps:
+            self.floor.rep_stored(station, rep_id, ended_at, started_at)
 
     def _one_by_one(self, sorted_: Sorted, received_at: float, reason: str, err: Exception,
                     held: list[Stored]) -> None:

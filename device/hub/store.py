@@ -101,7 +101,7 @@ class Stored:
     as stored) of every session."""
 
     sessions: int = 0
-    new_reps: tuple[tuple[str, int, float], ...] = ()
+    new_reps: tuple[tuple[str, int, float, float], ...] = ()  # (station, id, ended_at, started_at)
     reps_held: tuple[tuple[str, str], ...] = ()
     sessions_held: tuple[tuple[str, str, Optional[float]], ...] = ()
 
@@ -195,7 +195,7 @@ class HubStore:
                 for r in reps_in:
                     rep_id = self._insert_rep(db, r, now)
                     if rep_id is not None:
-                        new_reps.append((r["station"], rep_id, float(r["ended_at"])))
+                        new_reps.append((r["station"], rep_id, float(r["ended_at"]), float(r["started_at"])))
                     reps_held.append((r["station"], r["rep_key"]))
         except (sa.exc.IntegrityError, sa.exc.DataError) as err:
             raise BadRecordError(f"hub database {self.path}: record refused ({_reason(err)})") from None
@@ -366,6 +366,12 @@ class HubStore:
         commits a rep the moment it ends)."""
         return self._rows(sa.select(reps.c.id, reps.c.rep_key, reps.c.ended_at)
                           .where(reps.c.id > after_id).order_by(reps.c.id))
+
+    def reps_per_station(self, since: float) -> dict[str, int]:
+        """How many reps started since `since` the hub holds, per station."""
+        rows = self._rows(sa.select(reps.c.station, sa.func.count().label("n")).where(reps.c.started_at >= since)
+                          .group_by(reps.c.station))
+        return {r["station"]: int(r["n"]) for r in rows}
 
     def profiles_used(self) -> list[str]:
         return [r["profile"] for r in self._rows(sa.select(sessions.c.profile).distinct().order_by(sessions.c.profile))]

@@ -28,7 +28,6 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -37,7 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from device.config import MqttSettings
 from device.contract import topics as t
-from device.contract.records import SESSION_FIELDS, StorageError, rep_fields
+from device.contract.records import SESSION_FIELDS, StorageError, rep_fields, start_of_today
 from device.errors import ConfigError
 from device.station.live import LiveSnapshot, LiveState, StationControls, StationState
 from device.station.store import RepStore
@@ -130,12 +129,6 @@ def coach_state(snap: LiveSnapshot) -> str:
     if snap.state in (StationState.TRACKING, StationState.FAULT, StationState.OUT_OF_FRAME):
         return t.IN_REP if snap.phase else t.IN_VIEW
     return t.NOBODY
-
-
-def start_of_today(now: Optional[float] = None) -> float:
-    """Local midnight: 'today' is the gym's day."""
-    moment = datetime.fromtimestamp(now if now is not None else time.time())
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
 def state_message(station: str, snap: LiveSnapshot, day: dict[str, Any], now: float,
