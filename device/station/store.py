@@ -189,6 +189,7 @@ class RepStore:
         self.outbox = outbox
         self.clock = clock  # Unix seconds for what the log stamps itself (corrections, athletes, decisions)
         self._lock = threading.RLock()
+        self._in_batch = False
         try:
             if readonly:
                 if not self.path.is_file():
@@ -236,8 +237,43 @@ class RepStore:
                 db.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Several writes in one transaction (one sync to disk instead of one per write): the rep
+        log replaying what waited in its pending file. Each write inside joins it; any error rolls
+        all of them back, so the caller can try them one at a time."""
+        with self._lock:
+            if self._in_batch:
+                yield
+                return
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as err:
+                raise _classify(err, self.path) from None
+            self._in_batch = True
+            try:
+                yield
+            except BaseException:
+                self._in_batch = False
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._in_batch = False
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise _classify(err, self.path) from None
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._in_batch:  # part of the batch's transaction: its caller commits or rolls back
+                try:
+                    yield self._db
+                except sqlite3.Error as err:
+                    raise _classify(err, self.path) from None
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
