@@ -22,6 +22,7 @@ from device.config import Settings
 from device.errors import ConfigError
 from device.pose.engine import PoseEngine
 from device.station.broker_link import BrokerLink
+from device.station.clock import kernel_clock_synchronised, untrusted
 from device.station.live import LiveState
 from device.station.loop import Analyzer, RunSummary, Station
 from device.station.notify import SystemdNotifier
@@ -338,29 +339,45 @@ class RepLogOpener(threading.Thread):
 
 
 class RetentionKeeper(threading.Thread):
-    """Deletes sessions older than store.retention_days, at start and once a day, on its own connection."""
+    """Deletes sessions older than store.retention_days, at start and once a day, on its own
+    connection; never on a clock it cannot trust (not synchronised, or earlier than the newest row:
+    a clock two years fast after a power cut would take the whole log), which it says in the log."""
 
-    def __init__(self, db_path: Path, retention_days: int, stop: threading.Event):
+    def __init__(self, db_path: Path, retention_days: int, stop: threading.Event,
+                 clock: Callable[[], float] = time.time,
+                 synchronised: Callable[[], Optional[bool]] = kernel_clock_synchronised):
         super().__init__(name="retention", daemon=True)
         self.db_path, self.retention_days, self.stop = db_path, retention_days, stop
+        self.clock, self.synchronised = clock, synchronised
+        self.skipped = ""  # why the last check deleted nothing ('' when it could decide)
+
+    def prune_once(self) -> int:
+        with RepStore(self.db_path) as store:
+            now = self.clock()
+            self.skipped = untrusted(now, store.newest_time(), self.synchronised())
+            if self.skipped:
+                log.warning("retention: nothing deleted: %s; trying again in a day", self.skipped)
+                return 0
+            gone = store.prune(now - self.retention_days * 86400)
+        if gone:
+            log.info("retention: removed %d sessions older than %d days", gone, self.retention_days)
+        return gone
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                with RepStore(self.db_path) as store:
-                    gone = store.prune(time.time() - self.retention_days * 86400)
-                if gone:
-                    log.info("retention: removed %d sessions older than %d days", gone, self.retention_days)
+                self.prune_once()
             except Exception as err:  # never take the station down for housekeeping
                 log.warning("retention check failed: %s", err)
             self.stop.wait(RETENTION_CHECK_S)
 
 
 @contextmanager
-def retention(settings: Settings) -> Iterator[None]:
-    """Keep the rep log within store.retention_days while the block runs."""
+def retention(settings: Settings,
+              synchronised: Callable[[], Optional[bool]] = kernel_clock_synchronised) -> Iterator[None]:
+    """Keep the rep log within store.retention_days while the block runs (on a clock it can trust)."""
     stop = threading.Event()
-    RetentionKeeper(settings.db_path, settings.store.retention_days, stop).start()
+    RetentionKeeper(settings.db_path, settings.store.retention_days, stop, synchronised=synchronised).start()
     try:
         yield
     finally:

@@ -462,6 +462,13 @@ class RepStore:
         with self._transaction() as db:
             return db.execute("DELETE FROM sessions WHERE COALESCE(ended_at, started_at) < ?", (before,)).rowcount
 
+    def newest_time(self) -> Optional[float]:
+        """The latest time the log holds (a session's start or end, a rep's end): a clock reading
+        earlier than this has gone backwards, or the rows came from a clock that ran fast."""
+        row = self._query("SELECT MAX(t) FROM (SELECT MAX(COALESCE(ended_at, started_at)) AS t FROM sessions "
+                          "UNION ALL SELECT MAX(ended_at) FROM reps)")[0]
+        return float(row[0]) if row[0] is not None else None
+
     def close_interrupted(self) -> int:
         """At start no session can still be running: one without an end was cut by kill -9 or a
         power loss. It ends at its last rep (or its start), so history, exports and retention
