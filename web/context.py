@@ -3,6 +3,7 @@ tests), and the FastAPI dependencies that give routes their share of them."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Optional, Sequence
 
@@ -31,6 +32,7 @@ class WebContext:
     version: str = "dev"
     closing: threading.Event = field(default_factory=threading.Event)
     live_streams: int = 0  # open /api/live/events and /api/floor/events streams (the event loop's thread only)
+    stream_clients: Counter[str] = field(default_factory=Counter)  # the same, per client address
     floor: Optional[Floor] = None  # the hub's page (gym mode): every station's live state
     ladder: Ladder = field(default_factory=load_ladder)  # the drill ladder mastery is judged on
 
