@@ -56,6 +56,13 @@ class SourceSettings(Section):
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(10.0, gt=0)
 
+    @model_validator(mode="after")
+    def _retry_grows(self) -> "SourceSettings":
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError(f"source.retry_max_s ({self.retry_max_s:g}) must be at least source.retry_initial_s "
+                             f"({self.retry_initial_s:g}): the wait for a lost camera doubles up to it")
+        return self
+
 
 class AnalysisSettings(Section):
     profile: str = Field("hinge", description="Drill profile name (a TOML file in device/profiles or profiles_dir).")

@@ -219,3 +219,30 @@ def test_the_floor_says_which_side_is_down_and_what_the_hub_lacks(broker, tmp_pa
             a.send([(f"{PREFIX}/wall-a/availability", b"offline")])  # the station's own last will
         wait_until(lambda: api.get("/api/floor").json()["stations"][0]["state_label"] == "Offline", what="wall-a offline")
         assert "The hub has lost the broker" not in api.get("/").text
+
+
+def test_the_hub_s_health_says_so_while_every_write_fails(broker, tmp_path):
+    """Reads work and every write fails (SQLite refuses writes on every connection, as on a
+    read-only database): /api/health says error and why, not ok; once writes work it says ok again
+    and the rep that waited is stored."""
+    import sqlalchemy as sa
+
+    from test_hub import rep_message
+
+    def refuse_writes(dbapi_connection, _record) -> None:
+        dbapi_connection.execute("PRAGMA query_only = 1")
+
+    with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}") as hub:
+        api = TestClient(create_app(hub.store, WEB, floor=hub.floor, page_cpu_share=None))
+        assert api.get("/api/health").json()["status"] == "ok"
+        sa.event.listen(hub.store._engine, "connect", refuse_writes)
+        hub.store._engine.dispose()
+        with Publisher(broker, "wall-a") as station:
+            station.send([rep_message("wall-a", 1)])
+        wait_until(lambda: api.get("/api/health").json()["status"] == "error", what="the health to say so")
+        health = api.get("/api/health").json()
+        assert "readonly" in health["hub"]["write_error"] and health["db"]["ok"] is True  # reads still work
+        sa.event.remove(hub.store._engine, "connect", refuse_writes)
+        hub.store._engine.dispose()
+        wait_until(lambda: hub.store.rep_count() == 1, timeout=40, what="the rep that waited")
+        wait_until(lambda: api.get("/api/health").json()["status"] == "ok", what="ok again")

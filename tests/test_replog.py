@@ -197,3 +197,16 @@ def test_a_record_sqlite_refuses_in_a_replayed_batch_is_skipped_alone(tmp_path):
     assert [(r[0], r[1]) for r in stored_reps(db)] == [("Sam", i) for i in range(1, 6)]
     with RepStore(db) as check:
         assert check.count_sessions() == 1
+
+
+def test_a_torn_last_line_in_the_pending_file_does_not_swallow_the_next_record(tmp_path):
+    """A power cut in the middle of an append leaves half a line with no newline: the next record
+    starts on a line of its own, so only the torn one is lost (it was never reported as logged)."""
+    from device.station.pending import PendingFile
+
+    pending = PendingFile(tmp_path / "station-pending.jsonl")
+    pending.append({"kind": "rep", "n": 1})
+    with pending.path.open("a") as fh:
+        fh.write('{"kind": "rep", "n": 2, "da')  # cut short
+    pending.append({"kind": "rep", "n": 3})
+    assert pending.records() == [{"kind": "rep", "n": 1}, {"kind": "rep", "n": 3}]

@@ -139,3 +139,40 @@ def test_a_large_pending_file_is_written_beside_coaching_not_before_it(tmp_path,
         (old,) = [s for s in store.list_sessions(limit=10) if s["started_at"] == earlier.started_at]
         assert store.rep_count(old["id"]) == 3000 and old["ended_at"] == 1_700_020_000.0
     assert not pending_path_for(db).exists()
+
+
+def test_a_hung_page_is_restarted_and_stopping_one_never_hangs(tmp_path, settings, monkeypatch):
+    """The page process stops answering (SIGSTOP: alive, its server frozen): it is ended and started
+    again while the station runs, and stopping a frozen one ends it at once rather than waiting."""
+    import os
+    import signal
+
+    from device.commands import page_process
+    from device.commands.page_process import PageProcess
+    from device.station.live import LiveState
+    from support.web import RecordingControls
+
+    monkeypatch.setattr(page_process, "HUNG_AFTER_S", 3.0)
+    RepStore(tmp_path / "station.db").close()
+    cfg = station_settings(settings, tmp_path / "station.db", web={"host": "127.0.0.1", "port": 0})
+    live = LiveState()
+    page = PageProcess(cfg.model_dump(), live, RecordingControls(live))
+    pids = []
+    try:
+        page.start()
+        assert page._process is not None and page.port is not None
+        pids.append(page._process.pid)
+        assert answers(page.port)
+        os.kill(pids[0], signal.SIGSTOP)
+        wait_until(lambda: page.restarts >= 1 and page._process is not None and page._process.pid != pids[0]
+                   and answers(page.port), timeout=40, what="the frozen page replaced by one that answers")
+        pids.append(page._process.pid)
+        os.kill(pids[1], signal.SIGSTOP)
+        page.stop(timeout=1.0)
+        assert not page._process.is_alive()
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -113,6 +113,14 @@ class PageServer:
                                 limit_concurrency=MAX_CONNECTIONS, http=protocol)
         self._server = uvicorn.Server(config)
         self._thread: Optional[threading.Thread] = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None  # the server's event loop, once it runs
+
+    def _serve(self) -> None:
+        async def serve() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self._server.serve()
+
+        asyncio.run(serve())
 
     @property
     def port(self) -> int:
@@ -127,7 +135,7 @@ class PageServer:
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> str:
-        self._thread = threading.Thread(target=self._server.run, name="page-server", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="page-server", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:

@@ -267,12 +267,24 @@ class LiveHealth(BaseModel):
     hub_link: str = Field("", description="The gym's broker as on the live page ('' when MQTT is off).")
 
 
+class HubHealth(BaseModel):
+    """The hub's own work (`station hub`): whether it reads the broker and whether its writes go in."""
+
+    broker: Literal["connecting", "connected", "lost"]
+    write_error: str = Field(description="Why the database refuses the hub's writes ('' while they go in); the "
+                             "messages wait at the broker and in the stations' outboxes meanwhile.")
+    write_error_since: Optional[float] = None
+    backlog: int = Field(description="Messages received and not stored yet.")
+    dropped: dict[str, int]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "error"]
     version: str
     time: float
     db: DbHealth
     live: Optional[LiveHealth]
+    hub: Optional[HubHealth] = Field(None, description="The hub's page only.")
     checks: Optional[list[dict[str, Any]]] = Field(None, description="`station doctor` checks, only with deep=true.")
 
 

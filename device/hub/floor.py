@@ -41,6 +41,8 @@ class FloorSnapshot:
     backlog: int = 0  # messages received and not yet stored
     broker: Optional[bool] = None  # the hub's own link: None before it first connected
     broker_since: float = 0.0  # when that last changed
+    write_error: str = ""  # why the database refuses the hub's writes ('' while they go in)
+    write_error_since: Optional[float] = None
 
 
 class Floor:
@@ -51,6 +53,8 @@ class Floor:
         self._day = start_of_today(clock())
         self._broker: Optional[bool] = None
         self._broker_since = clock()
+        self._write_error = ""
+        self._write_error_since: Optional[float] = None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._version = 0
@@ -98,6 +102,14 @@ class Floor:
             self._day = day
             self._stations = {k: replace(v, stored_today=0) for k, v in self._stations.items()}
 
+    def set_write_error(self, error: str) -> None:
+        """The hub's writer: why the database refuses its writes now, or '' once one went in."""
+        with self._lock:
+            if bool(error) != bool(self._write_error):
+                self._write_error_since = self._clock() if error else None
+                self._bump()
+            self._write_error = error
+
     def set_broker(self, connected: bool) -> None:
         with self._lock:
             if connected != self._broker:
@@ -119,7 +131,8 @@ class Floor:
         with self._lock:
             self._roll_day()
             return FloorSnapshot(self._version, tuple(self._stations[k] for k in sorted(self._stations)),
-                                 dict(self._dropped), self._backlog, self._broker, self._broker_since)
+                                 dict(self._dropped), self._backlog, self._broker, self._broker_since,
+                                 self._write_error, self._write_error_since)
 
     def wait_change(self, seen: int, timeout: float) -> int:
         """Block until the version passes `seen` or `timeout` passes; returns the version."""

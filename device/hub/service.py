@@ -239,6 +239,7 @@ class Hub:
             except StorageError as err:
                 if isinstance(err, BadRecordError):
                     return self._one_by_one(sorted_, received_at, REFUSED, err, held)
+                self.floor.set_write_error(str(err))
                 if self._stop.is_set():
                     raise
                 log.error("hub: %s; retrying in %.0f s (the broker keeps the messages)", err, delay)
@@ -247,6 +248,7 @@ class Hub:
             except Exception as err:  # a driver error about one message's values
                 return self._one_by_one(sorted_, received_at, ERROR, err, held)
         held.append(stored)
+        self.floor.set_write_error("")
         self.stored_reps += len(stored.new_reps)
         for station, rep_id, ended_at, started_at in stored.new_reps:
             self.floor.rep_stored(station, rep_id, ended_at, started_at)

@@ -269,9 +269,15 @@ def open_checked_rep_log(db_path: Path, outbox: bool = False) -> tuple[Optional[
     try:
         store, moved = open_rep_log(db_path, outbox=outbox)
     except StorageError as err:
-        log.error("the rep log cannot be opened: %s; coaching goes on, reps are kept in %s", err,
-                  pending_path_for(db_path))
-        return None, f"rep log cannot be opened ({err}); reps are kept in {pending_path_for(db_path).name}"
+        pending = pending_path_for(db_path)
+        try:
+            pending.parent.mkdir(parents=True, exist_ok=True)
+            kept = f"reps are kept in {pending.name} until it opens"
+        except OSError as folder:  # no promise of a file its folder cannot hold
+            kept = (f"reps are held in memory only ({pending.parent} cannot be made: {folder.strerror}); set data_dir "
+                    "or store.db_path to a folder the station may write")
+        log.error("the rep log cannot be opened: %s; coaching goes on, %s", err, kept)
+        return None, f"rep log cannot be opened ({err}); {kept}"
     if moved is None:
         return store, ""
     note = f"the rep log was damaged; it was moved aside to {moved.name} and a fresh one started"

@@ -96,9 +96,14 @@ class RepLog:
         self.dropped = 0
         self.rejected = 0
         self.unwritten = 0  # items lost at close: neither in SQLite nor in the pending file
+        self._jsonl_failing = False
         self._opened: Optional[RepStore] = None  # a store opened later (by another thread), taken at the next flush
         if self.jsonl_path:
-            self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:  # said now; each rep's line then fails alone and is logged, SQLite has the rep
+                log.error("the JSON-lines rep log %s cannot be written (%s: %s); set store.jsonl_path or data_dir to "
+                          "a folder the station may write", self.jsonl_path, err.strerror, err.filename)
         path = pending_path or (pending_path_for(store.path) if store is not None else None)
         self.pending = PendingFile(path) if path is not None else None
         self.replayed = self._load_pending()
@@ -241,7 +246,12 @@ class RepLog:
         """After the commit: the JSON line, and the loop told the rep is on disk."""
         if item.kind == "rep":
             if self.jsonl_path:
-                self._append_jsonl(item.data, rep_id)
+                try:
+                    self._append_jsonl(item.data, rep_id)
+                except OSError as err:  # the rep is in SQLite; only its JSON line is missing
+                    level = logging.ERROR if not self._jsonl_failing else logging.DEBUG
+                    log.log(level, "could not append %s to %s (%s); it is in the rep log", item.what, self.jsonl_path, err)
+                    self._jsonl_failing = True
             if item.on_written:
                 item.on_written(rep_id)
 
