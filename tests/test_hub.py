@@ -300,3 +300,21 @@ def test_the_hub_confirms_to_each_station_what_it_stored_and_says_whether_it_is_
                 assert payload.station == station and all(k.startswith(station + ":") for k in payload.reps)
         assert spy.wait_for(lambda s: [m.payload for m in s.on("/hub/availability")] == [b"online", b"offline"])
         assert all(m.retain is False for m in spy.on("/stored"))
+
+
+def test_a_hub_the_acl_will_not_let_answer_says_so(tmp_path, caplog):
+    """A broker still on an ACL from before the `stored` topic: the hub's confirmations are refused,
+    so the stations would keep every rep; the hub says so in its log, naming the ACL to use."""
+    from pathlib import Path
+
+    from support.broker import Mosquitto
+
+    shipped = (Path(__file__).resolve().parents[1] / "deploy/mosquitto/hinge.acl").read_text()
+    old_acl = shipped.replace("topic write hinge/+/stored\n", "")
+    users = {"hub": "pw-hub", "wall-a": "pw-wall-a"}
+    with Mosquitto(tmp_path / "mosquitto", users=users, acl=old_acl) as secured:
+        with running_hub(secured, f"sqlite:///{tmp_path / 'hub.db'}", username="hub", password="pw-hub") as hub:
+            with Publisher(secured, "wall-a", "wall-a", "pw-wall-a") as station:
+                station.send([rep_message("wall-a", 1)])
+            wait_until(lambda: hub.store.rep_count() == 1 and hub.refused_publishes >= 1, what="the refused confirmation")
+    assert any("hinge.acl" in r.getMessage() and "refused" in r.getMessage() for r in caplog.records)

@@ -24,7 +24,7 @@ def test_hub_bench_measures_a_few_stations_end_to_end(tmp_path, capsys):
     assert row["reps_stored"] == row["reps_published"] == row["reps_confirmed"]  # and the hub confirmed each
     assert row["not_stored"] == 0 and row["doubled"] == 0 and row["drained"] is True
     assert 0 < row["latency_p50_ms"] <= row["latency_p99_ms"] <= row["latency_max_ms"]
-    assert row["latency_p50_ms"] <= row["confirm_p50_ms"]  # stored before its station hears so
+    assert 0 < row["confirm_p50_ms"] <= row["confirm_p99_ms"]
     assert row["hub_cpu_pct"] > 0 and row["stations_cpu_pct"] > 0  # the hub and the worker processes were measured
     captured = capsys.readouterr()
     assert "latency_p99_ms" in captured.out and "falls_behind_reps_per_s" in captured.out

@@ -17,8 +17,8 @@ Measured: the hub process's CPU (share of one core), the broker's, and the stati
 processes); latency from a rep's commit at the station (its `ended_at`: a station commits a rep the
 moment it ends) to its row being queryable in the hub's database, as the page reads it (polled
 every POLL_S), and to the hub's confirmation reaching the station, p50/p99/max; how fast the hub
-falls behind (the growth of published-but-not-stored reps per second over the run's second half; 0
-when it keeps up) and how long it takes to drain after the stations stop (up to DRAIN_MAX_S: reps
+falls behind (the growth of sent-but-not-stored reps per second over the run's second half, the sent
+ones counted by the stations' schedule; 0 when it keeps up) and how long it takes to drain after the stations stop (up to DRAIN_MAX_S: reps
 not stored by then are still at the broker, not lost, but the run stops there); doubled reps.
 """
 from __future__ import annotations
@@ -393,7 +393,7 @@ def bench_hub(stations: int, seconds: float, every: float, database_url: Optiona
             _say(f"bench {stations}: all {stations} connected; publishing from {time.strftime('%H:%M:%S', time.localtime(start_at))}")
             time.sleep(max(0.0, start_at - time.time()))
             latencies: list[float] = []
-            lag: list[tuple[float, int]] = []  # (seconds into the run, acked - stored)
+            lag: list[tuple[float, int]] = []  # (seconds into the run, sent on schedule - stored)
             cpu0 = {"hub": cpu_seconds(hub.pid), "broker": cpu_seconds(broker.proc.pid), "stations": fleet.cpu()}
             t0 = time.monotonic()
             last_say = t0
@@ -403,7 +403,7 @@ def bench_hub(stations: int, seconds: float, every: float, database_url: Optiona
                     last_id = row["id"]
                 fleet.drain_reports()
                 stored = store.rep_count() - baseline
-                lag.append((time.monotonic() - t0, fleet.total(4) - stored))
+                lag.append((time.monotonic() - t0, scheduled(stations, every, time.time() - start_at) - stored))
                 if time.monotonic() - last_say >= PROGRESS_S:
                     last_say = time.monotonic()
                     _say(f"bench {stations}: {time.monotonic() - t0:4.0f} s: {fleet.total(6)} sent, {fleet.total(4)} "
@@ -460,6 +460,16 @@ def bench_hub(stations: int, seconds: float, every: float, database_url: Optiona
         "falls_behind_reps_per_s": round(max(0.0, _slope(half)), 2), "drain_s": round(drain_s, 1),
         "cores": os.cpu_count(), "load_1min_at_end": round(os.getloadavg()[0], 2),
     }
+
+
+def scheduled(stations: int, every: float, elapsed: float) -> int:
+    """Reps the stations have sent `elapsed` seconds into the run, by their schedule (station i at
+    i/N of each period): what the hub would hold by then if it kept up, without waiting for the
+    stations' once-a-second reports."""
+    if elapsed < 0:
+        return 0
+    return sum(int((elapsed - every * i / stations) // every) + 1 for i in range(stations)
+               if elapsed >= every * i / stations)
 
 
 def _wait_for_hub(store: HubStore, hub: subprocess.Popen, workdir: Path, port: int, session: dict[str, Any],

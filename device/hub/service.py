@@ -26,6 +26,8 @@ from typing import Any, Callable, Optional
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from device.hub.floor import Floor
 from device.hub.intake import ERROR, REFUSED, Intake, Sorted
@@ -90,6 +92,8 @@ class Hub:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_publish = self._on_publish
+        self.refused_publishes = 0  # confirmations or availability the broker's ACL would not take
 
     # --- lifetime ---------------------------------------------------------------------------
 
@@ -100,7 +104,12 @@ class Hub:
             log.warning("hub: cannot count today's reps yet: %s", err)
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self._writer.start()
-        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+        # A persistent session (MQTT 5: no clean start, and a session that never expires): what the
+        # stations publish while the hub is away waits for it at the broker.
+        session = Properties(PacketTypes.CONNECT)
+        session.SessionExpiryInterval = 0xFFFFFFFF
+        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+                                   clean_start=False, properties=session)
         self._client.loop_start()
         return self
 
@@ -153,6 +162,15 @@ class Hub:
         self._client.publish(self._availability, topics.ONLINE, qos=1, retain=True)
         self.connected.set()
         self.floor.set_broker(True)
+
+    def _on_publish(self, _client: Any, _userdata: Any, _mid: int, reason: Any, _props: Any = None) -> None:
+        if reason.is_failure:
+            self.refused_publishes += 1
+            if self.refused_publishes == 1 or self.refused_publishes % 1000 == 0:
+                log.error("the broker refused what the hub publishes (%s, %d so far): the stations never hear that "
+                          "their reps are stored and keep them; give user %r the ACL of deploy/mosquitto/hinge.acl "
+                          "(write hinge/+/stored and hinge/hub/availability)", reason, self.refused_publishes,
+                          self.broker.username)
 
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any = None) -> None:
         self.connected.clear()
@@ -273,9 +291,10 @@ class Hub:
 
 
 def make_client(broker: Broker) -> mqtt.Client:
-    """The hub's paho client: MQTT 3.1.1, a persistent session under a fixed id, manual acks."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=broker.client_id, clean_session=False,
-                         protocol=mqtt.MQTTv311, manual_ack=True)
+    """The hub's paho client: MQTT 5 (so the broker says when its ACL refuses what the hub publishes),
+    a persistent session under a fixed id (Hub.start), manual acks."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=broker.client_id, protocol=mqtt.MQTTv5,
+                         manual_ack=True)
     if broker.username:
         client.username_pw_set(broker.username, broker.password)
     if broker.tls:

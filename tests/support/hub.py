@@ -50,8 +50,10 @@ class Publisher:
     """A bare MQTT client that publishes as a station would (QoS 1, retained state), waiting for
     the broker's acknowledgement of each message."""
 
-    def __init__(self, broker, client_id: str):
+    def __init__(self, broker, client_id: str, username: Optional[str] = None, password: Optional[str] = None):
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
