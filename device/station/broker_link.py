@@ -439,7 +439,7 @@ class BrokerLink:
         drain_until: Optional[float] = None
         while not self._stop.is_set():
             try:
-                self._apply_confirmations()
+                confirmed = self._apply_confirmations()
                 self._report_link()
                 if self._closing.is_set():
                     drain_until = drain_until or self.clock() + self._drain_s
@@ -466,7 +466,8 @@ class BrokerLink:
                     last_alert_at = snap.last_fault_at
                 sent = self._send_due()
                 now = self.clock()
-                if (sent or version != last_version or last_state is None) and now - last_state_at >= STATE_MIN_INTERVAL_S:
+                changed = sent or confirmed or version != last_version or last_state is None
+                if changed and now - last_state_at >= STATE_MIN_INTERVAL_S:
                     published = self._publish_state(snap, last_state)
                     if published != last_state:
                         last_state, last_state_at = published, now
@@ -481,9 +482,10 @@ class BrokerLink:
                 log.exception("MQTT: the sender failed; retrying")
                 self._stop.wait(1.0)
 
-    def _apply_confirmations(self) -> None:
+    def _apply_confirmations(self) -> int:
         """Let go of what the hub has stored: a rep by its key; a session only when the hub holds it
-        as it stands now (its end), so an end sent after the start is never let go unsent."""
+        as it stands now (its end), so an end sent after the start is never let go unsent. Returns
+        how many outbox rows went."""
         assert self._store is not None
         sid, uuid = self.topics.station, self._store_uuid
         rep_ids: list[int] = []
@@ -496,11 +498,13 @@ class BrokerLink:
             rep_ids += [i for i in (t.key_id(k, sid, uuid) for k in stored.reps) if i is not None]
             sessions += [(i, s.ended_at) for s in stored.sessions
                          if (i := t.key_id(s.session_key, sid, uuid)) is not None]
-        if rep_ids or sessions:
-            gone = self._store.outbox_confirm(rep_ids, sessions)
-            self.confirmed += len(gone)
-            for row in gone:
-                self._sent.pop(row, None)
+        if not (rep_ids or sessions):
+            return 0
+        gone = self._store.outbox_confirm(rep_ids, sessions)
+        self.confirmed += len(gone)
+        for row in gone:
+            self._sent.pop(row, None)
+        return len(gone)
 
     def _report_link(self) -> None:
         """Tell the trainer's page whether reps reach the gym's hub: a station that cannot reach the
