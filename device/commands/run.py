@@ -104,8 +104,10 @@ def run_live(
             rig.when_rep_log_opens(page.start)
         shutdown = running.enter_context(stopped_by_signals(rig.station))
         summary = rig.run()
-        if page is not None and page.url and keep_page_after_clip and not rig.source_live and not shutdown.is_set():
-            print(f"clip finished; the trainer page stays up at {page.url} (Ctrl-C to stop)", flush=True)
+        if page is not None and keep_page_after_clip and not rig.source_live and not shutdown.is_set():
+            # (the page may still be starting: it comes up in the background, and stays until Ctrl-C)
+            print(f"clip finished; the trainer page stays up{' at ' + page.url if page.url else ''} (Ctrl-C to stop)",
+                  flush=True)
             shutdown.wait()
     summary.unwritten = rig.replog.unwritten  # known once the rep log is closed
     return summary
