@@ -97,6 +97,10 @@ def test_replayed_clips_reach_a_subscriber_once_each_in_order(broker, clips_dir,
         assert all(r["session_key"] in sessions for r in received)
         alerts = [m.json() for m in hub.on("/alert")]
         assert alerts and {a["fault"] for a in alerts} <= {f["name"] for r in received for f in r["faults"]}
+        # Reps and sessions at QoS 1 (the outbox); the state and alerts at QoS 0: a broker never
+        # queues them for a reader that is away, where they would crowd out reps.
+        assert {m.qos for m in hub.on("/rep") + hub.on("/session")} == {1}
+        assert {m.qos for m in hub.on("/state") + hub.on("/alert")} == {0}
     with Listener(broker, ["hinge/wall-1/state", "hinge/wall-1/availability"], name="late", clean=True) as late:
         assert late.wait_for(lambda h: h.on("/state") and h.on("/availability"))  # retained: a late reader gets them
     (state,) = late.on("/state")
