@@ -17,7 +17,8 @@ import pytest
 from device.analysis.ladder import LEG_LENGTH_PER_HEIGHT, load_ladder, leg_lengths_to_cm, progression, tally_sessions
 from device.commands.sample_log import synthetic_rep
 from device.errors import ConfigError
-from device.station.store import MIGRATIONS, RepStore, SessionFilter
+from device.contract.records import SessionFilter
+from device.station.store import MIGRATIONS, RepStore
 from device.station.live import LiveState
 from support.web import AUTH, RecordingControls, make_app
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import cv2
+import pytest
 
 
 def station(*args, **kw):
@@ -71,3 +72,49 @@ def test_replay_annotating_into_a_missing_folder_says_so_and_creates_nothing(tmp
                    "--models-dir", models_dir, "--variant", "float16")
     assert proc.returncode != 0 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "no").exists()
+
+
+def test_a_profile_or_ladder_that_is_not_utf8_is_a_clear_error_not_a_traceback(tmp_path, clips_dir, models_dir):
+    """A coach's drill file saved in Latin-1 (café): the station names the file and says what to do."""
+    from device.analysis.ladder import load_ladder
+    from device.analysis.profiles import load_profile
+    from device.errors import ConfigError
+
+    drills = tmp_path / "drills"
+    drills.mkdir()
+    (drills / "cafe.toml").write_bytes('description = "caf\u00e9 hinge"\n'.encode("latin-1"))
+    (drills / "ladder.toml").write_bytes('# caf\u00e9\n[mastery]\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="cafe.toml.*UTF-8"):
+        load_profile("cafe", drills)
+    with pytest.raises(ConfigError, match="ladder.toml.*UTF-8"):
+        load_ladder(profiles_dir=drills)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'data_dir = "{tmp_path}"\n[models]\ndir = "{models_dir}"\n[analysis]\nprofiles_dir = "{drills}"\n')
+    proc = station("--config", cfg, "run", "--source", clips_dir / "jeffchen_deadlift_side_good_1rep.mp4",
+                   "--profile", "cafe", "--no-page", "--mock-pins", "--fast")
+    assert proc.returncode == 2 and "cafe.toml" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_camera_retry_that_starts_longer_than_it_may_grow_is_refused(tmp_path):
+    from device.config import load_settings
+    from device.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="retry_max_s"):
+        load_settings(None, {"data_dir": tmp_path, "source.retry_initial_s": 20.0, "source.retry_max_s": 10.0})
+    ok = load_settings(None, {"data_dir": tmp_path, "source.retry_initial_s": 10.0, "source.retry_max_s": 10.0})
+    assert ok.source.retry_initial_s == ok.source.retry_max_s == 10.0
+
+
+def test_a_data_folder_that_cannot_be_made_ends_in_a_clear_error_not_a_traceback(tmp_path, clips_dir, models_dir):
+    """The data folder under something that is not a folder (as a read-only parent refuses it): the
+    headless logger coaches the clip, says plainly that reps could be kept nowhere (no promise of a
+    pending file it cannot write), and exits 1."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder's parent should be")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'data_dir = "{blocker / "data"}"\n[models]\ndir = "{models_dir}"\n')
+    proc = station("--config", cfg, "log", "--source", clips_dir / "jeffchen_deadlift_side_good_1rep.mp4", "--fast")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in out, out[-3000:]
+    assert "held in memory only" in out and "reps are kept in station-pending.jsonl" not in out
+    assert "could not be written" in out

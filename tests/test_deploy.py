@@ -327,6 +327,79 @@ def test_units_declare_watchdog_restart_hardening_and_data_dir():
     assert "Conflicts=hinge-station-log.service" in coach and "Conflicts=hinge-station.service" in headless
 
 
+def syscalls(name: str) -> set[str]:
+    """The system calls a SystemCallFilter name stands for: a group (@resources) as this machine's
+    systemd expands it, nested groups included, or the one call it names."""
+    if not name.startswith("@"):
+        return {name}
+    listing = subprocess.run([need("systemd-analyze"), "syscall-filter", "--no-pager", name], capture_output=True,
+                             text=True, check=True).stdout
+    out: set[str] = set()
+    for line in listing.splitlines()[1:]:
+        word = line.strip()
+        if word and not word.startswith("#"):
+            out |= syscalls(word)
+    return out
+
+
+def unit_syscalls(unit: str) -> set[str]:
+    """What a unit's SystemCallFilter= lines allow, read as systemd reads them: the first line is an
+    allow list, and each later one adds to it or (with ~) takes away from it, in order."""
+    allowed: set[str] = set()
+    lines = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("SystemCallFilter=")]
+    assert lines and not lines[0].startswith("~")
+    for value in lines:
+        names = set().union(*(syscalls(n) for n in value.lstrip("~").split()))
+        allowed = allowed - names if value.startswith("~") else allowed | names
+    return allowed
+
+
+def errno_of_nice_under(allowed: set[str]) -> int:
+    """os.nice(10), as the page process calls it, in a child process under a seccomp filter allowing
+    only `allowed` and failing the rest with EPERM (the unit's SystemCallErrorNumber), loaded through
+    libseccomp as systemd loads it: the errno it failed with, 0 if it worked."""
+    import ctypes
+    import errno
+
+    lib = ctypes.CDLL("libseccomp.so.2")
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: filter itself, try, report, leave
+        try:
+            ctx = ctypes.c_void_p(lib.seccomp_init(ctypes.c_uint32(0x00050000 | errno.EPERM)))  # SCMP_ACT_ERRNO
+            for name in allowed:
+                number = lib.seccomp_syscall_resolve_name(name.encode())
+                if number >= 0:
+                    lib.seccomp_rule_add(ctx, ctypes.c_uint32(0x7FFF0000), number, 0)  # SCMP_ACT_ALLOW
+            if lib.seccomp_load(ctx) != 0:
+                os.write(write_end, b"-1")
+            else:
+                try:
+                    os.nice(10)
+                    os.write(write_end, b"0")
+                except OSError as err:
+                    os.write(write_end, str(err.errno).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 16)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return int(answer)
+
+
+def test_the_station_unit_lets_the_trainer_page_lower_its_own_priority():
+    """The page process lowers its priority below the live loop's (os.nice, i.e. setpriority):
+    under the unit's own system call filter it must be allowed, or the page competes with coaching
+    at the loop's priority. The filter is applied for real, in a child process, as systemd would."""
+    allowed = unit_syscalls((DEPLOY / "systemd/hinge-station.service").read_text())
+    assert "setrlimit" not in allowed and "mount" not in allowed  # the filter still bites
+    assert errno_of_nice_under(syscalls("@system-service") - syscalls("@resources")) != 0  # the check can fail
+    assert errno_of_nice_under(allowed) == 0
+
+
 def test_journald_limits_use_keys_journald_knows():
     candidates = [Path("/etc/systemd/journald.conf"), Path("/usr/lib/systemd/journald.conf")]
     template = next((p for p in candidates if p.is_file()), None)

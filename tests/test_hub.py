@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from paho.mqtt.client import topic_matches_sub
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from device.hub.intake import NOT_ALLOWED, Intake
-from device.station import topics
+from device.contract import topics
 from device.station.assembly import build_station
-from device.station.store import RepStore, SessionFilter, StorageError
+from device.contract.records import SessionFilter, StorageError
+from device.station.store import RepStore
 from support.hub import PREFIX, Publisher, running_hub, state_message, station_messages, wait_until
 from support.pipeline import PIPELINE_CLIPS, RecordedPoses, station_settings
 
@@ -58,6 +60,10 @@ HOSTILE = [
     ("an upper-case station id", (f"{PREFIX}/WALL/rep", b"{}"), "unknown_topic"),
     ("a topic the contract has not", (f"{PREFIX}/wall-a/firmware", b"{}"), "unknown_topic"),
     ("a station outside the allow-list", rep_message("intruder"), NOT_ALLOWED),
+    ("a fault the vocabulary has not", rep_message("wall-a", faults=[
+        {"name": "=cmd|' /C calc'!A0", "cue": "x", "at": time.time(), "value": 1.0}]), "invalid"),
+    ("a state with a made-up last fault", (f"{PREFIX}/wall-a/state", state_message("wall-a")[1].replace(
+        b'"last_fault":null', b'"last_fault":"=HYPERLINK(1)"')), "invalid"),
 ]
 
 
@@ -150,10 +156,14 @@ def test_hostile_messages_are_dropped_and_the_hub_keeps_storing(broker, tmp_path
         with Publisher(broker, "attacker") as attacker:
             attacker.send([h[1] for h in HOSTILE])
             attacker.send([(topics.Topics(PREFIX, "wall-a").session, session.to_json()), rep_message("wall-a", 1)])
+        # The hub reads only the contract's station topics (topics.hub_subscriptions): one on a topic
+        # the contract has not never reaches it; every other hostile message is counted and dropped.
+        read = [h for h in HOSTILE if any(topic_matches_sub(sub, h[1][0]) for sub in topics.hub_subscriptions(PREFIX))]
+        assert [h[0] for h in HOSTILE if h not in read] == ["a topic the contract has not"]
         wait_until(lambda: hub.store.rep_count() == 1, what="the one valid rep")
-        wait_until(lambda: sum(hub.drops.values()) == len(HOSTILE), what="every hostile message counted")
+        wait_until(lambda: sum(hub.drops.values()) == len(read), what="every hostile message counted")
         expected: dict[str, int] = {}
-        for _, _, reason in HOSTILE:
+        for _, _, reason in read:
             expected[reason] = expected.get(reason, 0) + 1
         assert dict(hub.drops) == expected
         assert hub.floor.snapshot().dropped == expected
@@ -207,3 +217,104 @@ def test_the_floor_follows_retained_state_and_availability(broker, tmp_path):
         with Publisher(broker, "wall-a") as station:
             station.send([(f"{PREFIX}/wall-a/availability", b"offline")])
         wait_until(lambda: hub.floor.snapshot().stations[0].online is False, what="offline")
+
+
+# --- one message never stops the hub ---------------------------------------------------------------
+
+
+def test_reps_with_integers_past_what_sql_keeps_are_dropped_alone_and_never_come_back(broker, tmp_path):
+    """30 reps whose rep_index SQLite's driver cannot bind (10**20), among two stations' good reps:
+    each bad one is dropped and counted, every good one stored, and all of them acknowledged, so a
+    restarted hub is not sent them again (more than the broker's in-flight window of 20, which a
+    hub that acknowledged nothing would fill and then store nothing more)."""
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    bad = [rep_message("wall-a", 1000 + i, rep_index=10**20) for i in range(30)]
+    good = [rep_message(station, i) for i in range(1, 21) for station in ("wall-a", "wall-b")]
+    with running_hub(broker, url, {"wall-a", "wall-b"}, client_id="bounded-hub") as hub:
+        with Publisher(broker, "wall-a") as station:
+            station.send([m for pair in zip(bad, good) for m in pair] + good[len(bad):])
+        wait_until(lambda: hub.store.rep_count() == len(good), what="every good rep stored")
+        wait_until(lambda: sum(hub.drops.values()) == len(bad), what="every bad rep counted")
+        assert dict(hub.drops) == {"invalid": 30} and hub.floor.snapshot().dropped == {"invalid": 30}
+        assert hub.alive
+    with running_hub(broker, url, {"wall-a", "wall-b"}, client_id="bounded-hub") as again:
+        with Publisher(broker, "wall-a") as station:  # a rep after the restart: anything redelivered came before it
+            station.send([rep_message("wall-a", 99)])
+        wait_until(lambda: again.store.rep_count() == len(good) + 1, what="the rep after the restart")
+        assert dict(again.drops) == {}  # nothing was left unacknowledged at the broker
+
+
+def test_an_error_storing_one_message_drops_that_message_alone(broker, tmp_path, monkeypatch, caplog):
+    """Whatever the database driver raises for one message (here the OverflowError SQLite's driver
+    raised before the contract bounded integers) drops that message, counted, logged and on the
+    floor; the rest of its batch is stored and everything is acknowledged."""
+    from device.hub.store import HubStore
+
+    poisoned = f"wall-a:{KEY}:13"
+    insert = HubStore._insert_rep
+
+    def driver_refuses(self, db, r, now):
+        if r["rep_key"] == poisoned:
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return insert(self, db, r, now)
+
+    monkeypatch.setattr(HubStore, "_insert_rep", driver_refuses)
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    with running_hub(broker, url, client_id="erring-hub") as hub:
+        with Publisher(broker, "wall-a") as station:
+            station.send([rep_message("wall-a", i) for i in range(1, 26)])
+        wait_until(lambda: hub.store.rep_count() == 24, what="every rep but the poisoned one")
+        wait_until(lambda: sum(hub.drops.values()) == 1, what="the poisoned rep counted")
+        assert hub.floor.snapshot().dropped == {"error": 1} and hub.alive
+        assert poisoned not in hub.store.rep_keys()
+    assert any("OverflowError" in r.getMessage() and "13" in r.getMessage() for r in caplog.records)
+    with running_hub(broker, url, client_id="erring-hub") as again:
+        with Publisher(broker, "wall-a") as station:
+            station.send([rep_message("wall-a", 99)])
+        wait_until(lambda: again.store.rep_count() == 25, what="the rep after the restart")
+        assert dict(again.drops) == {}  # the poisoned rep was acknowledged, not left at the broker
+
+
+def test_the_hub_confirms_to_each_station_what_it_stored_and_says_whether_it_is_there(broker, tmp_path):
+    """After each commit the hub tells each station, on the station's own `stored` topic, the keys
+    it now holds (a second delivery is confirmed again, a dropped message never), and keeps its
+    availability retained: online while it reads, offline when it stops."""
+    from support.mqtt import Listener
+
+    with Listener(broker, ["hinge/+/stored", topics.hub_availability(PREFIX)], name="stations", clean=True) as spy:
+        with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}", {"wall-a", "wall-b"}):
+            assert spy.wait_for(lambda s: [m.payload for m in s.on("/hub/availability")] == [b"online"])
+            with Publisher(broker, "wall-a") as station:
+                station.send([rep_message("wall-a", 1), rep_message("wall-a", 2), rep_message("wall-b", 1),
+                              rep_message("wall-a", 3, rep_index=10**20)])
+                station.send([rep_message("wall-a", 1)])  # again: stored once, confirmed again
+
+            def confirmed(station: str) -> list[str]:
+                return [k for m in spy.on(f"hinge/{station}/stored") for k in m.json()["reps"]]
+
+            assert spy.wait_for(lambda s: len(confirmed("wall-a")) >= 3 and confirmed("wall-b"))
+            assert sorted(confirmed("wall-a")) == [f"wall-a:{KEY}:1", f"wall-a:{KEY}:1", f"wall-a:{KEY}:2"]
+            assert confirmed("wall-b") == [f"wall-b:{KEY}:1"]
+            for message in spy.on("/stored"):  # each a valid contract payload, for its own station only
+                station, _, payload = topics.decode(PREFIX, message.topic, message.payload)
+                assert payload.station == station and all(k.startswith(station + ":") for k in payload.reps)
+        assert spy.wait_for(lambda s: [m.payload for m in s.on("/hub/availability")] == [b"online", b"offline"])
+        assert all(m.retain is False for m in spy.on("/stored"))
+
+
+def test_a_hub_the_acl_will_not_let_answer_says_so(tmp_path, caplog):
+    """A broker still on an ACL from before the `stored` topic: the hub's confirmations are refused,
+    so the stations would keep every rep; the hub says so in its log, naming the ACL to use."""
+    from pathlib import Path
+
+    from support.broker import Mosquitto
+
+    shipped = (Path(__file__).resolve().parents[1] / "deploy/mosquitto/hinge.acl").read_text()
+    old_acl = shipped.replace("topic write hinge/+/stored\n", "")
+    users = {"hub": "pw-hub", "wall-a": "pw-wall-a"}
+    with Mosquitto(tmp_path / "mosquitto", users=users, acl=old_acl) as secured:
+        with running_hub(secured, f"sqlite:///{tmp_path / 'hub.db'}", username="hub", password="pw-hub") as hub:
+            with Publisher(secured, "wall-a", "wall-a", "pw-wall-a") as station:
+                station.send([rep_message("wall-a", 1)])
+            wait_until(lambda: hub.store.rep_count() == 1 and hub.refused_publishes >= 1, what="the refused confirmation")
+    assert any("hinge.acl" in r.getMessage() and "refused" in r.getMessage() for r in caplog.records)

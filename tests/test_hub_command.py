@@ -19,13 +19,32 @@ def test_hub_bench_measures_a_few_stations_end_to_end(tmp_path, capsys):
     out = tmp_path / "hub.json"
     assert main(["hub", "bench", "--stations", "3", "--seconds", "3", "--every", "0.5", "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())["hub"]
-    assert row["stations"] == 3 and row["reps_published"] >= 12
-    assert row["reps_stored"] == row["reps_published"] and row["not_stored"] == 0 and row["doubled"] == 0
-    assert row["drained"] is True
+    assert row["stations"] == row["connected"] == 3 and row["reps_published"] >= 12  # every CONNACK, every PUBACK
+    assert row["reps_sent"] == row["reps_published"]  # a rep counts once the broker acknowledged it
+    assert row["reps_stored"] == row["reps_published"] == row["reps_confirmed"]  # and the hub confirmed each
+    assert row["not_stored"] == 0 and row["doubled"] == 0 and row["drained"] is True
     assert 0 < row["latency_p50_ms"] <= row["latency_p99_ms"] <= row["latency_max_ms"]
-    assert row["hub_cpu_pct"] > 0  # the hub process was measured, not this one
-    printed = capsys.readouterr().out
-    assert "latency_p99_ms" in printed and "falls_behind_reps_per_s" in printed
+    assert 0 < row["confirm_p50_ms"] <= row["confirm_p99_ms"]
+    assert row["hub_cpu_pct"] > 0 and row["stations_cpu_pct"] > 0  # the hub and the worker processes were measured
+    captured = capsys.readouterr()
+    assert "latency_p99_ms" in captured.out and "falls_behind_reps_per_s" in captured.out
+    assert "3/3 stations connected" in captured.err or "all 3 connected" in captured.err  # progress as it runs
+
+
+def test_hub_bench_fails_when_a_station_is_not_let_in(tmp_path, monkeypatch):
+    """Every connection must get its CONNACK: a station the broker refuses (here every station's
+    password is wrong) fails the run instead of being counted as publishing."""
+    import pytest
+
+    from device.commands import bench_hub
+    from device.errors import StationError
+
+    mosquitto_or_skip()
+    # The broker, the hub and the probe take this password; the stations, in their own processes,
+    # keep the module's own, which the broker then refuses.
+    monkeypatch.setattr(bench_hub, "PASSWORD", "not-the-stations-password")
+    with pytest.raises(StationError, match="did not get their CONNACK"):
+        bench_hub.bench_hub(2, 2, 0.5)
 
 
 def test_a_hub_config_reads_the_broker_without_a_station_id(tmp_path):

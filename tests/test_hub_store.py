@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from device.hub.store import HubStore, redact
-from device.station.store import SessionFilter, StorageError
+from device.contract.records import SessionFilter, StorageError
 from support.hub import PREFIX, Publisher, running_hub, wait_until
 
 KEY = uuid.uuid4().hex
@@ -35,7 +35,7 @@ def database_url(request, tmp_path) -> str:
 
 def session(station: str, n: int, ended: bool = False, athlete=None, started=1_700_000_000.0) -> dict:
     return dict(station=station, session_key=f"{station}:{KEY}:{n}", started_at=started + n * 1000,
-                ended_at=started + n * 1000 + 600 if ended else None, drill="dowel_hinge", athlete=athlete, source="picamera")
+                ended_at=started + n * 1000 + 600 if ended else None, profile="dowel_hinge", athlete=athlete, source="picamera")
 
 
 def rep(station: str, n: int, session_n: int = 1, faults=(), started=1_700_000_000.0) -> dict:
@@ -79,7 +79,7 @@ def test_the_page_reads_filter_by_station_and_athlete_and_page_exports(database_
     with HubStore(database_url) as store:
         store.ingest([session("wall-a", 1, True, "Alex"), session("wall-a", 2, True, "Jo"), session("deck-b", 1, True, "Alex")],
                      [rep("wall-a", 1, 1), rep("wall-a", 2, 2), rep("deck-b", 1, 1), rep("deck-b", 2, 1)])
-        assert store.stations() == ["deck-b", "wall-a"] and store.athletes() == ["Alex", "Jo"]
+        assert store.stations() == ["deck-b", "wall-a"] and store.athlete_names() == ["Alex", "Jo"]
         alex = store.list_sessions(SessionFilter(athlete="Alex"))
         assert sorted(s["station"] for s in alex) == ["deck-b", "wall-a"]
         assert store.count_sessions(SessionFilter(station="deck-b")) == 1

@@ -6,7 +6,8 @@ import warnings
 from datetime import datetime
 
 from device.analysis.ladder import judge, load_ladder, tally_sessions
-from device.station.store import RepStore, SessionFilter
+from device.contract.records import SessionFilter
+from device.station.store import RepStore
 from support.ladder import DAY1, DRILL
 from support.web import AUTH, make_app
 

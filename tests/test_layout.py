@@ -1,7 +1,8 @@
 """The tree draws the pipeline: imports point one way and no module imports itself back.
 
-frame (capture) -> pose -> analysis -> station (signals, rep log, live state) -> commands; the page
-(web) reads the store and the live state; models/ is offline tooling that may use the pose engine
+frame (capture) -> pose -> analysis -> station (signals, rep log, live state) -> commands; the station
+and the hub meet only in the contract (device/contract: topics, records), which both import; the page
+(web) reads a store through the contract's RepReader and the live state; models/ is offline tooling that may use the pose engine
 and the analysis but is never imported by the runtime. Read from the source with `ast`, so lazy
 imports inside functions count too.
 """
@@ -106,9 +107,15 @@ FORBIDDEN = [
      "the page reads the store and the live state; it never runs the model or a benchmark"),
     ("models", ("device.station", "device.commands", "web"), "offline tooling uses the pose engine and analysis only"),
     ("device.hub", ("device.capture", "device.pose", "device.analysis.analyzer", "device.analysis.kinematics",
-                    "device.station.loop", "device.station.assembly", "device.station.signals", "device.station.voice",
-                    "device.commands", "web", "models"),
-     "the hub stores and shows the stations' reps; it never runs a camera, the model or the live loop"),
+                    "device.station", "device.commands", "web", "models"),
+     "the hub stores and shows the stations' reps; it never runs a camera, the model or the live loop, and it "
+     "meets the stations only in the contract (device/contract)"),
+    ("device.station", ("device.hub",), "a station works without a hub: it meets the hub only in the contract"),
+    ("device.contract", ("device.capture", "device.pose", "device.analysis.analyzer", "device.analysis.kinematics",
+                         "device.analysis.faults", "device.analysis.reps", "device.analysis.framing",
+                         "device.station", "device.hub", "device.commands", "web", "models", "device.config"),
+     "the contract is what a station and the hub agree on: plain records and topics, with the fault vocabulary "
+     "its only reach into the analysis"),
 ]
 BOTTOM = ("device.errors", "device.fileio", "device.stats")
 
@@ -169,4 +176,4 @@ def test_every_module_is_in_a_subpackage_that_names_its_stage():
     top = sorted(p.name for p in (ROOT / "device").glob("*.py"))
     assert top == ["__init__.py", "__main__.py", "config.py", "errors.py", "fileio.py", "stats.py"]
     assert sorted(p.name for p in (ROOT / "device").iterdir() if p.is_dir() and p.name != "__pycache__") == \
-        ["analysis", "capture", "commands", "hub", "pose", "station"]
+        ["analysis", "capture", "commands", "contract", "hub", "pose", "station"]

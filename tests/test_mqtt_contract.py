@@ -1,15 +1,16 @@
-"""The MQTT contract (device/station/topics.py) and the test broker (tests/support/broker.py):
+"""The MQTT contract (device/contract/topics.py) and the test broker (tests/support/broker.py):
 topics, payload validation, and a real mosquitto that keeps a persistent session over a restart."""
 from __future__ import annotations
 
 import json
 import queue
 import threading
+import typing
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from device.station import topics as t
+from device.contract import topics as t
 from support.broker import Mosquitto
 
 UUID = "0123456789abcdef0123456789abcdef"
@@ -66,6 +67,86 @@ def test_a_rep_round_trips_and_hostile_payloads_are_refused():
         t.decode("hinge", topic, json.dumps(rep_payload(hinge_ratio=float("nan"))).encode())
     assert t.buzzer_command(b"ON") is True and t.buzzer_command(b"OFF") is False
     assert t.buzzer_command(b"on") is None and t.buzzer_command(b'{"state":"ON"}') is None
+
+
+def _ints(model, where: str = "") -> list[tuple[str, bool]]:
+    """(dotted name, has an upper bound) of every integer in a payload model and the records in it,
+    however deep (Optional, Annotated, lists, nested models)."""
+    out = []
+    for name, field in model.model_fields.items():
+        out += _walk(field.annotation, list(field.metadata), f"{where or model.__name__}.{name}")
+    return out
+
+
+def _walk(kind, metadata: list, where: str) -> list[tuple[str, bool]]:
+    import annotated_types
+    from pydantic import BaseModel
+    from pydantic.fields import FieldInfo
+
+    if typing.get_origin(kind) is typing.Annotated:
+        base, *more = typing.get_args(kind)
+        return _walk(base, metadata + [x for m in more for x in (m.metadata if isinstance(m, FieldInfo) else [m])], where)
+    if kind is int:
+        return [(where, any(isinstance(m, (annotated_types.Le, annotated_types.Lt)) for m in metadata))]
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return _ints(kind, where)
+    union = typing.get_origin(kind) is typing.Union  # Optional[x]: the field's bounds are x's
+    return [found for arg in typing.get_args(kind) for found in _walk(arg, metadata if union else [], where)]
+
+
+def test_every_integer_in_the_contract_is_bounded():
+    """An integer past what SQL keeps (SQLite's driver raises OverflowError past 2**63) must be refused
+    where it comes in: every int field of every payload has an upper bound, and one past it is dropped."""
+    ints = [found for model in t.MODELS.values() for found in _ints(model)]
+    assert {name for name, _ in ints} >= {"RepPayload.rep_index", "StatePayload.reps_today", "StatePayload.waiting"}
+    assert [name for name, bounded in ints if not bounded] == []
+    topic = "hinge/wall-1/rep"
+    for huge in (dict(rep_index=10**20), dict(rep_key=t.rep_key("wall-1", UUID, 10**20)),
+                 dict(started_at=1e300), dict(session_key="wall-1:" + UUID + ":" + "9" * 25)):
+        with pytest.raises(t.PayloadError) as err:
+            t.decode("hinge", topic, json.dumps(rep_payload(**huge)).encode())
+        assert err.value.reason == "invalid", huge
+    assert t.decode("hinge", topic, json.dumps(rep_payload(rep_index=20_000)).encode())[2].rep_index == 20_000
+
+
+def test_the_shipped_broker_keeps_more_than_a_thousand_messages_for_an_absent_reader(broker):
+    """Mosquitto's default keeps 1,000 messages for a client that is away and drops the rest; the
+    project's broker config (which this test broker runs) keeps more, for a hub that is away a while.
+    1,500 published while the reader is away: all 1,500 arrive when it is back."""
+    received: "queue.Queue[bytes]" = queue.Queue()
+    reader = _client(broker, "absent-hub", clean=False)
+    reader.on_message = lambda c, u, m: received.put(m.payload)
+    subscribed = threading.Event()
+    reader.on_subscribe = lambda *a: subscribed.set()
+    reader.connect(broker.host, broker.port)
+    reader.loop_start()
+    reader.subscribe("hinge/+/rep", qos=1)
+    assert subscribed.wait(5)
+    reader.disconnect()
+    reader.loop_stop()
+    writer = _client(broker, "busy-station")
+    writer.connect(broker.host, broker.port)
+    writer.loop_start()
+    infos = [writer.publish("hinge/wall-1/rep", str(i).encode(), qos=1) for i in range(1500)]
+    for info in infos:
+        info.wait_for_publish(10)
+    writer.disconnect()
+    writer.loop_stop()
+    back = _client(broker, "absent-hub", clean=False)
+    back.on_message = lambda c, u, m: received.put(m.payload)
+    back.connect(broker.host, broker.port)
+    back.loop_start()
+    try:
+        got = set()
+        while len(got) < 1500:
+            try:
+                got.add(received.get(timeout=5))
+            except queue.Empty:
+                break
+    finally:
+        back.disconnect()
+        back.loop_stop()
+    assert len(got) == 1500
 
 
 def _client(broker, name: str, clean: bool = True) -> mqtt.Client:

@@ -1,10 +1,11 @@
 """The station on a real broker (Debian's mosquitto, tests/support/broker.py): real clips replayed
-through the live loop with [mqtt] on; every committed rep reaches a subscriber once and in order,
-also across a broker restart in the middle of a set; the buzzer command and hostile commands; Home
-Assistant discovery; the last will."""
+through the live loop with [mqtt] on; every committed rep reaches a subscriber (once and in order
+while the broker stays up), also across a broker restart in the middle of a set, and leaves the outbox once a real hub has
+confirmed it; the buzzer command and hostile commands; Home Assistant discovery; the last will."""
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import threading
@@ -15,14 +16,16 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from device.analysis.vocabulary import RepFinished
+from device.commands.sample_log import synthetic_rep
 from device.config import load_settings
 from device.errors import ConfigError
-from device.station import topics as t
+from device.contract import topics as t
 from device.station.assembly import build_station
 from device.station.broker_link import BrokerLink
 from device.station.live import LiveState
 from device.station.store import RepStore
 from support.broker import Mosquitto
+from support.hub import running_hub, wait_until
 from support.mqtt import Listener
 from support.pipeline import RecordedPoses, station_settings
 from support.web import RecordingControls
@@ -57,7 +60,7 @@ def committed_keys(db: Path) -> tuple[list[str], list[str]]:
         uuid = store.store_uuid
         reps = [t.rep_key("wall-1", uuid, r[0]) for r in store._query("SELECT id FROM reps ORDER BY id")]
         sessions = [t.session_key("wall-1", uuid, r[0]) for r in store._query("SELECT id FROM sessions ORDER BY id")]
-        assert store.outbox_size() == 0, "the outbox is empty once the broker acknowledged everything"
+        assert store.outbox_size() == 0, "the outbox is empty once the hub confirmed everything"
     return reps, sessions
 
 
@@ -72,7 +75,7 @@ def first_seen(keys: list[str]) -> list[str]:
 def test_replayed_clips_reach_a_subscriber_once_each_in_order(broker, clips_dir, clip_poses, settings, tmp_path):
     db = tmp_path / "station.db"
     cfg = mqtt_on(settings, broker, db)
-    with Listener(broker, ["hinge/#"], name="hub") as hub:
+    with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}"), Listener(broker, ["hinge/#"], name="hub") as hub:
         for clip in (THREE_REPS, TWO_REPS):
             replay(cfg, clips_dir / clip, clip_poses(clip))
         reps, sessions = committed_keys(db)
@@ -94,6 +97,10 @@ def test_replayed_clips_reach_a_subscriber_once_each_in_order(broker, clips_dir,
         assert all(r["session_key"] in sessions for r in received)
         alerts = [m.json() for m in hub.on("/alert")]
         assert alerts and {a["fault"] for a in alerts} <= {f["name"] for r in received for f in r["faults"]}
+        # Reps and sessions at QoS 1 (the outbox); the state and alerts at QoS 0: a broker never
+        # queues them for a reader that is away, where they would crowd out reps.
+        assert {m.qos for m in hub.on("/rep") + hub.on("/session")} == {1}
+        assert {m.qos for m in hub.on("/state") + hub.on("/alert")} == {0}
     with Listener(broker, ["hinge/wall-1/state", "hinge/wall-1/availability"], name="late", clean=True) as late:
         assert late.wait_for(lambda h: h.on("/state") and h.on("/availability"))  # retained: a late reader gets them
     (state,) = late.on("/state")
@@ -104,7 +111,9 @@ def test_replayed_clips_reach_a_subscriber_once_each_in_order(broker, clips_dir,
 
 def test_broker_restart_in_the_middle_of_a_set_loses_no_rep(broker, clips_dir, clip_poses, settings, tmp_path):
     """The broker goes down when the first rep is committed and comes back after the set: every rep
-    arrives afterwards, in order; a duplicate (allowed by QoS 1) is the same rep_key."""
+    arrives afterwards; a duplicate (at-least-once) is the same rep_key. Not necessarily in commit
+    order: a rep the broker took and then lost as it went down is sent again by the station later,
+    after reps that first went out after the restart (the hub orders by time, and keys make it once)."""
     db = tmp_path / "station.db"
     cfg = mqtt_on(settings, broker, db)
     outage = {}
@@ -127,17 +136,89 @@ def test_broker_restart_in_the_middle_of_a_set_loses_no_rep(broker, clips_dir, c
             time.sleep(0.05)
         outage["page_after"] = rig.live.snapshot()[1].hub_link
 
-    with Listener(broker, ["hinge/+/rep"], name="hub") as hub:
+    with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}"), Listener(broker, ["hinge/+/rep"], name="hub") as hub:
         replay(cfg, clips_dir / THREE_REPS, clip_poses(THREE_REPS), on_event=on_event, keep_open=come_back)
         reps, _ = committed_keys(db)
         keys = [m.json()["rep_key"] for m in hub.on("/rep")]
     assert len(reps) == 3 and outage["waiting"] >= 2  # reps 2 and 3 (and the session end) waited in the outbox
     assert outage["page_said"].startswith("hub link down") and f"{outage['waiting']} reps and sessions wait" in outage["page_said"]
     assert outage["page_after"] == "hub link: connected"
-    assert first_seen(keys) == reps  # 0 lost, in order
+    assert sorted(first_seen(keys)) == sorted(reps)  # 0 lost
     assert set(keys) == set(reps)  # any duplicate is one of the same reps
     print(f"outage {outage['seconds']:.2f} s, {outage['waiting']} outbox rows waiting, {len(reps)} reps committed, "
           f"{len(keys)} received, {len(keys) - len(set(keys))} duplicates")
+
+
+class FastClock:
+    """A monotonic clock running `factor` times faster than the wall's (the link's resend schedule)."""
+
+    def __init__(self, factor: float):
+        self.factor, self.started = factor, time.monotonic()
+
+    def __call__(self) -> float:
+        return (time.monotonic() - self.started) * self.factor
+
+
+def test_a_rep_leaves_the_outbox_when_the_hub_confirms_it_and_goes_again_until_then(broker, tmp_path):
+    """The broker's PUBACK lets nothing go: with no hub, the rep stays and goes again, each time
+    after twice the wait (RESEND_FIRST_S, doubling); not while the hub says it is away; soon after it
+    says it is back; and it leaves the outbox once a real hub stored it and said so."""
+    from device.station import broker_link
+
+    db = tmp_path / "station.db"
+    with RepStore(db, outbox=True) as store:
+        sid = store.start_session(time.time() - 60, "hinge", "camera")
+        store.add_rep(sid, synthetic_rep(random.Random(5), 1, 2.0, "clean"), wall_offset=time.time() - 60)
+    clock = FastClock(30.0)
+    cfg = load_settings(None, {"data_dir": tmp_path, "mqtt.host": broker.host, "mqtt.port": broker.port,
+                               "mqtt.station_id": "wall-1", "mqtt.keepalive_s": 2, "mqtt.discovery": False}).mqtt
+    arrivals: list[float] = []
+    spy = Listener(broker, ["hinge/wall-1/rep"], name="spy", clean=True)
+    spy.client.on_message = lambda c, u, m: arrivals.append(clock())
+    hub_says = Listener(broker, ["nothing"], name="hub-stand-in", clean=True)
+
+    def hub_availability(payload: bytes) -> None:
+        hub_says.client.publish(t.hub_availability("hinge"), payload, qos=1, retain=True).wait_for_publish(5)
+
+    first = broker_link.RESEND_FIRST_S
+    with spy, hub_says, BrokerLink(cfg, db, LiveState(), clock=clock) as link:
+        deadline = time.monotonic() + 20
+        while len(arrivals) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert link.sent == 2 and link.confirmed == 0  # the broker took both; the hub has said nothing
+        with RepStore(db) as store:
+            assert store.outbox_size() == 2
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:4])]
+        for gap, want in zip(gaps, (first, 2 * first, 4 * first)):
+            assert want * 0.75 < gap < want * 1.25, (gaps, want)
+        hub_availability(t.OFFLINE.encode())  # the hub's last will: it is away
+        seen = len(arrivals)
+        quiet_until = clock() + 10 * first  # past the next resend (8 x first after the last)
+        while clock() < quiet_until:
+            time.sleep(0.05)
+        assert len(arrivals) == seen and link.hub_online is False
+        back = clock()
+        hub_availability(t.ONLINE.encode())
+        while len(arrivals) == seen and clock() < back + 10 * broker_link.HUB_BACK_GRACE_S:
+            time.sleep(0.02)
+        assert len(arrivals) == seen + 1 and arrivals[-1] - back < 3 * broker_link.HUB_BACK_GRACE_S
+        with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}") as hub:
+            wait_until(lambda: link.confirmed == 2, what="the hub's confirmation")
+            assert hub.store.rep_count() == 1
+        with RepStore(db) as store:
+            assert store.outbox_size() == 0
+        hub_availability(b"")  # clears the retained message
+
+
+def test_a_session_leaves_the_outbox_only_once_the_hub_holds_its_end(tmp_path):
+    """The hub confirms a session with the end it stored: a confirmation of the start (no end) lets
+    neither row go once the session has ended, since the end may not have reached the hub yet."""
+    with RepStore(tmp_path / "station.db", outbox=True) as store:
+        sid = store.start_session(1000.0, "hinge", "camera")
+        store.end_session(sid, 1100.0)
+        assert [r["kind"] for r in store.outbox_next(10)] == ["session", "session"]
+        assert store.outbox_confirm([], [(sid, None)]) == [] and store.outbox_size() == 2
+        assert len(store.outbox_confirm([], [(sid, 1100.0)])) == 2 and store.outbox_size() == 0
 
 
 def test_a_station_stopped_during_an_outage_sends_its_outbox_at_the_next_start(clips_dir, clip_poses, settings, tmp_path):
@@ -148,7 +229,7 @@ def test_a_station_stopped_during_an_outage_sends_its_outbox_at_the_next_start(c
     with RepStore(db) as store:
         waiting = store.outbox_next(100)
     assert [row["kind"] for row in waiting] == ["session", "rep", "rep", "session"]
-    with down, Listener(down, ["hinge/#"], name="hub") as hub:
+    with down, running_hub(down, f"sqlite:///{tmp_path / 'hub.db'}"), Listener(down, ["hinge/#"], name="hub") as hub:
         link = BrokerLink(cfg.mqtt, db, LiveState()).start()  # the station's next start
         try:
             assert hub.wait_for(lambda h: len(h.on("/rep")) == 2 and len(h.on("/session")) == 2)
@@ -164,7 +245,7 @@ def test_the_outbox_row_is_written_in_the_reps_own_transaction(tmp_path):
     import random
 
     from device.commands.sample_log import synthetic_rep
-    from device.station.store import StorageError
+    from device.contract.records import StorageError
 
     rng = random.Random(14)
     with RepStore(tmp_path / "off.db") as store:  # MQTT off
@@ -332,6 +413,7 @@ def test_the_last_will_marks_a_killed_station_offline(broker, tmp_path):
     RepStore(db, outbox=True).close()
     script = f"""
 import time
+from device.commands.sample_log import synthetic_rep
 from device.config import load_settings
 from device.station.broker_link import BrokerLink
 from device.station.live import LiveState
@@ -390,7 +472,8 @@ def test_the_documented_acl_keeps_each_station_to_its_own_topics(tmp_path, clips
         secret.write_text(USERS["wall-1"] + "\n")
         db = tmp_path / "station.db"
         cfg = mqtt_on(settings, secured, db, username="wall-1", password_file=secret)
-        with Listener(secured, ["hinge/#"], name="hub", username="hub", password=USERS["hub"]) as hub, \
+        with running_hub(secured, f"sqlite:///{tmp_path / 'hub.db'}", username="hub", password=USERS["hub"]), \
+                Listener(secured, ["hinge/#"], name="hub", username="hub", password=USERS["hub"]) as hub, \
                 Listener(secured, ["homeassistant/#"], name="ha", username="homeassistant",
                          password=USERS["homeassistant"]) as ha:
             replay(cfg, clips_dir / TWO_REPS, clip_poses(TWO_REPS))
@@ -404,6 +487,70 @@ def test_the_documented_acl_keeps_each_station_to_its_own_topics(tmp_path, clips
             assert not hub.on("hinge/wall-2/rep")
         with RepStore(tmp_path / "other.db") as store:  # the broker refused them: they stay, nothing lost
             assert store.outbox_size() >= 2
+
+
+def publish_as(broker, user: str, topic: str, payload: bytes) -> str:
+    """Publish once with `user`'s credentials over MQTT 5, so the broker says in its PUBACK whether
+    the ACL let the message in; returns its reason ("Success", "Not authorized")."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"as-{user}-{time.monotonic_ns()}",
+                         protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, USERS[user])
+    answer: dict = {}
+    acked = threading.Event()
+
+    def on_publish(client, userdata, mid, reason, properties) -> None:
+        answer["reason"] = str(reason)
+        acked.set()
+
+    client.on_publish = on_publish
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1)
+        assert acked.wait(5), f"no PUBACK for {topic}"
+        return answer["reason"]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_only_stations_publish_station_topics(tmp_path):
+    """The ACL's pattern lines give every user its own station topics, the hub's and Home Assistant's
+    users too: with the shipped ACL on a real broker, neither may publish as a station named after
+    itself (every kind a station publishes, and its discovery configs), while a station still may;
+    only the hub answers a station on its `stored` topic and says whether it is online; and the
+    config refuses those two names as station ids."""
+    acl = (REPO / "deploy/mosquitto/hinge.acl").read_text()
+    discovery = ["homeassistant/sensor/{u}/state/config", "homeassistant/binary_sensor/{u}/online/config",
+                 "homeassistant/switch/{u}/buzzer/config"]
+    with Mosquitto(tmp_path / "mosquitto", users=USERS, acl=acl) as secured:
+        with Listener(secured, ["hinge/#"], name="hub-reader", username="hub", password=USERS["hub"]) as hub, \
+                Listener(secured, ["homeassistant/#"], name="ha-reader", username="homeassistant",
+                         password=USERS["homeassistant"]) as ha:
+            refused = {}
+            for user in ("hub", "homeassistant"):
+                for topic in [f"hinge/{user}/{kind}" for kind in t.STATION_KINDS] + [d.format(u=user) for d in discovery]:
+                    if topic != t.hub_availability("hinge"):  # the hub's own (device/contract/topics.py)
+                        refused[topic] = publish_as(secured, user, topic, b'{"schema": 1}')
+            for user, topic in [("wall-1", "hinge/wall-1/stored"), ("wall-1", "hinge/wall-2/stored"),
+                                ("wall-1", "hinge/hub/availability"), ("homeassistant", "hinge/wall-1/stored")]:
+                refused[f"{topic} by {user}"] = publish_as(secured, user, topic, b"forged")
+            assert publish_as(secured, "hub", "hinge/hub/availability", b"online") == "Success"
+            assert publish_as(secured, "wall-1", "hinge/wall-1/rep", b"sentinel") == "Success"
+            assert publish_as(secured, "wall-1", "homeassistant/switch/wall-1/buzzer/config", b"sentinel") == "Success"
+            assert hub.wait_for(lambda h: h.on("hinge/wall-1/rep")) and ha.wait_for(lambda h: h.on("/config"))
+            # Published before the sentinels: had the broker let any through, the readers would have it.
+            assert [m.topic for m in hub.messages] == ["hinge/hub/availability", "hinge/wall-1/rep"]
+            assert [m.topic for m in ha.messages] == ["homeassistant/switch/wall-1/buzzer/config"]
+        with Listener(secured, ["hinge/wall-1/stored"], name="wall-1", username="wall-1", password=USERS["wall-1"]) as wall:
+            assert publish_as(secured, "hub", "hinge/wall-1/stored", b"confirmed") == "Success"
+            assert wall.wait_for(lambda w: [m.payload for m in w.messages] == [b"confirmed"])
+        assert {topic: reason for topic, reason in refused.items() if reason != "Not authorized"} == {}
+    for name in ("hub", "homeassistant"):
+        with pytest.raises(ConfigError, match="station_id"):
+            load_settings(None, {"data_dir": tmp_path, "mqtt.host": "b", "mqtt.station_id": name})
 
 
 # --- configuration -----------------------------------------------------------------------------------
@@ -487,9 +634,9 @@ def test_tls_with_a_password_and_the_doctor_probe(tmp_path):
         assert sorted(f["name"] for f in sent["faults"]) == sorted(rep.fault_names) and "rounded_back" in rep.fault_names
 
 
-def test_a_flapping_broker_delays_reps_but_never_loses_or_reorders_them(broker, tmp_path):
+def test_a_flapping_broker_delays_reps_but_never_loses_them(broker, tmp_path):
     """Reps are committed while the broker goes down and comes back four times: the subscriber ends
-    with every rep, first seen in commit order; a repeat is the same rep_key (QoS 1)."""
+    with every rep, and the hub confirms every one; a repeat is the same rep_key (at-least-once)."""
     import random
 
     from device.commands.sample_log import synthetic_rep
@@ -511,7 +658,7 @@ def test_a_flapping_broker_delays_reps_but_never_loses_or_reorders_them(broker, 
                                "mqtt.station_id": "wall-1", "mqtt.keepalive_s": 2, "mqtt.reconnect_min_s": 0.05,
                                "mqtt.reconnect_max_s": 0.2}).mqtt
     outages = []
-    with Listener(broker, ["hinge/wall-1/rep"], name="hub") as hub:
+    with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}"), Listener(broker, ["hinge/wall-1/rep"], name="hub") as hub:
         with BrokerLink(cfg, db, LiveState()) as link:
             for _ in range(4):
                 commit(15)
@@ -524,11 +671,12 @@ def test_a_flapping_broker_delays_reps_but_never_loses_or_reorders_them(broker, 
                 outages.append(time.monotonic() - down)
             keys = lambda: [m.json()["rep_key"] for m in hub.on("/rep")]  # noqa: E731
             assert hub.wait_for(lambda h: len(set(keys())) >= len(committed), timeout=30)
+            wait_until(lambda: store.outbox_size() == 0, timeout=30, what="the hub's confirmation of every rep")
         store.close()
         reps, _ = committed_keys(db)
     received = keys()
     assert len(reps) == len(committed) == 160
-    assert first_seen(received) == reps and set(received) == set(reps)
+    assert sorted(first_seen(received)) == sorted(reps) and set(received) == set(reps)
     print(f"{len(reps)} reps committed, {len(received)} received, {len(received) - len(set(received))} duplicates, "
           f"{len(outages)} outages of {min(outages):.2f}-{max(outages):.2f} s; sent {link.sent}")
 
@@ -580,7 +728,7 @@ def test_reps_kept_in_the_pending_file_reach_the_broker_once_sqlite_takes_them(b
         with RepStore(db) as store:
             paused.append((rig.replog.paused, store.rep_count()))
 
-    with Listener(broker, ["hinge/wall-1/rep"], name="hub") as hub:
+    with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}"), Listener(broker, ["hinge/wall-1/rep"], name="hub") as hub:
         replay(cfg, clips_dir / TWO_REPS, clip_poses(TWO_REPS), keep_open=look)
         reps, _ = committed_keys(db)
         assert hub.wait_for(lambda h: len(h.on("/rep")) == len(reps))
@@ -647,7 +795,8 @@ def test_the_shipped_mosquitto_config_runs_with_its_acl_and_tls(tmp_path):
 def test_the_state_message_speaks_the_coachs_words():
     """What the live loop knows (device/station/live.py) as the retained state's `state`, and the
     day's numbers beside it."""
-    from device.station.broker_link import coach_state, start_of_today, state_message
+    from device.contract.records import start_of_today
+    from device.station.broker_link import coach_state, state_message
     from device.station.live import LiveSnapshot, StationState
 
     cases = [
@@ -667,7 +816,7 @@ def test_the_state_message_speaks_the_coachs_words():
     message = state_message("wall-1", live, {"reps": 8, "clean": 6, "last_fault": "head_not_neutral"}, now)
     assert message.model_dump(exclude={"at"}, by_alias=True) == {
         "schema": 1, "station": "wall-1", "state": "in_rep", "drill": "dowel_hinge", "reps_this_session": 4,
-        "reps_today": 8, "last_fault": "rounded_back", "clean_share_today": 0.75, "buzzer_on": False}
+        "reps_today": 8, "last_fault": "rounded_back", "clean_share_today": 0.75, "buzzer_on": False, "waiting": None}
     yesterday = LiveSnapshot(last_fault="rounded_back", last_fault_at=start_of_today(now) - 60)
     fresh_day = state_message("wall-1", yesterday, {"reps": 0, "clean": 0, "last_fault": None}, now)
     assert fresh_day.last_fault is None and fresh_day.clean_share_today is None and fresh_day.reps_today == 0

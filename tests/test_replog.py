@@ -13,7 +13,7 @@ from device.commands.doctor import Doctor
 from device.commands.run import exit_status
 from device.fileio import json_line
 from device.station.assembly import build_station
-from device.station.replog import RepLog, pending_path_for
+from device.station.replog import Item, RepLog, pending_path_for
 from device.station.store import RepStore, open_rep_log
 
 
@@ -61,9 +61,11 @@ def test_a_rep_log_that_refuses_writes_keeps_every_rep_in_the_pending_file_and_r
     replog.close()
     assert replog.unwritten == 0 and stored_reps(db) == []
 
-    # The next start (SQLite writable again) replays them in order, exactly once, and empties the file.
+    # The next start (SQLite writable again) loads them, and the live loop's flushes (not the start)
+    # write them in order, exactly once, and empty the file.
     again = RepLog(RepStore(db))
-    assert again.replayed == 5 and again.queued == 0 and not pending.exists()
+    assert again.replayed == 5 and again.queued == 5 and pending.exists()
+    assert again.flush() and again.queued == 0 and not pending.exists()
     again.close()
     rows = stored_reps(db)
     assert [(r[0], r[1], r[4]) for r in rows] == [("Sam", 1, 0), ("Sam", 2, 1), ("Sam", 3, 0)]
@@ -173,3 +175,38 @@ def test_a_rep_comes_back_from_its_json_line_unchanged(rep):
     back = Rep.from_dict(json.loads(line))
     assert json_line(back.to_dict()) == line
     assert back.faults == rep.faults and back.index == rep.index
+
+
+def test_a_record_sqlite_refuses_in_a_replayed_batch_is_skipped_alone(tmp_path):
+    """Kept items are written BATCH at a time in one transaction; one that SQLite refuses (here a
+    device event without a kind) rolls its batch back, and the batch goes again one item at a time:
+    that item is skipped and logged, every other one written once, under the session it belongs to."""
+    db = tmp_path / "station.db"
+    store = RepStore(db)
+    refuse_writes(store)
+    replog = RepLog(store)
+    session = replog.start_session(1_700_000_000.0, "hinge", "clip.mp4", "Sam")
+    replog.add_rep(session, a_rep(1), 1_700_000_000.0, {})
+    replog._submit(Item("device_event", {"kind": None, "detail": "", "at": 1.0}))  # NOT NULL: refused
+    for i in range(2, 6):
+        replog.add_rep(session, a_rep(i), 1_700_000_000.0, {})
+    replog.close()
+    again = RepLog(RepStore(db))
+    assert again.flush(budget_s=None) and again.rejected == 1
+    again.close()
+    assert [(r[0], r[1]) for r in stored_reps(db)] == [("Sam", i) for i in range(1, 6)]
+    with RepStore(db) as check:
+        assert check.count_sessions() == 1
+
+
+def test_a_torn_last_line_in_the_pending_file_does_not_swallow_the_next_record(tmp_path):
+    """A power cut in the middle of an append leaves half a line with no newline: the next record
+    starts on a line of its own, so only the torn one is lost (it was never reported as logged)."""
+    from device.station.pending import PendingFile
+
+    pending = PendingFile(tmp_path / "station-pending.jsonl")
+    pending.append({"kind": "rep", "n": 1})
+    with pending.path.open("a") as fh:
+        fh.write('{"kind": "rep", "n": 2, "da')  # cut short
+    pending.append({"kind": "rep", "n": 3})
+    assert pending.records() == [{"kind": "rep", "n": 1}, {"kind": "rep", "n": 3}]

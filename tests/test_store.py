@@ -6,7 +6,8 @@ import sqlite3
 import pytest
 
 from device.analysis.vocabulary import Fault, FaultEvent, Rep
-from device.station.store import MIGRATIONS, BadRecordError, RepStore, SessionFilter, StorageError
+from device.contract.records import BadRecordError, SessionFilter, StorageError
+from device.station.store import MIGRATIONS, RepStore
 
 
 def make_rep(index: int, start: float, faults=()) -> Rep:
@@ -160,7 +161,7 @@ def test_sessions_cut_by_a_power_loss_are_closed_at_start_and_pruned_by_retentio
         assert ended[cut] == pytest.approx(now - 2 * day + 12.5) and ended[old] == pytest.approx(now - 400 * day)
         assert store.close_interrupted() == 0
         store._db.execute("UPDATE sessions SET ended_at = NULL WHERE id = ?", (old,))  # as the cut left it
-    with retention(station_settings(settings, tmp_path / "s.db")):
+    with retention(station_settings(settings, tmp_path / "s.db"), synchronised=lambda: True):  # a clock NTP set
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with RepStore(tmp_path / "s.db", readonly=True) as ro:
@@ -199,3 +200,36 @@ def test_a_reader_that_may_not_write_the_folder_still_reads_the_log(tmp_path, mo
     with RepStore(tmp_path / "s.db", readonly=True) as ro:
         assert [s["profile"] for s in ro.list_sessions()] == ["hinge"]
     assert "last checkpointed" in caplog.text
+
+
+def test_retention_never_deletes_on_a_clock_it_cannot_trust(tmp_path):
+    """A 10,000-rep log and a clock two years fast: retention would take it down to nothing. It
+    deletes only on a clock that is synchronised and not earlier than the newest row; on that one it
+    deletes what is past store.retention_days, and only that."""
+    import threading
+    import time
+
+    from device.commands.sample_log import build_bench_db
+    from device.station.assembly import RetentionKeeper
+
+    db = tmp_path / "station.db"
+    build_bench_db(db)  # 10,000 reps in sessions 8 h apart, ending about now
+    with RepStore(db) as store:
+        newest = store.newest_time()
+        sessions = store.count_sessions()
+    assert newest is not None and newest <= time.time()
+    two_years_fast = lambda: time.time() + 2 * 365 * 86400  # noqa: E731
+
+    def prune(days: int, clock, synchronised) -> int:
+        return RetentionKeeper(db, days, threading.Event(), clock=clock, synchronised=synchronised).prune_once()
+
+    assert prune(365, two_years_fast, lambda: False) == 0  # not synchronised: a Pi that booted offline
+    assert prune(365, two_years_fast, lambda: None) == 0  # nobody can say
+    assert prune(30, lambda: newest - 3600, lambda: True) == 0  # behind the newest row: it went backwards
+    with RepStore(db) as store:
+        assert store.rep_count() == 10_000 and store.count_sessions() == sessions
+    gone = prune(30, time.time, lambda: True)  # a clock to trust: what is older than 30 days goes
+    with RepStore(db) as store:
+        left = store.list_sessions(limit=10_000)
+    assert gone > 0 and len(left) == sessions - gone
+    assert min(s["ended_at"] for s in left) >= time.time() - 30 * 86400 - 60

@@ -2,6 +2,8 @@
 changes nothing (host names, cross-site writes, form bodies, oversize and unencodable input)."""
 from __future__ import annotations
 
+import socket
+import time
 import warnings
 
 import pytest
@@ -156,3 +158,119 @@ def test_the_sign_in_limit_is_per_client_and_grows():
     assert limit.wait_s("10.0.0.9") == 60.0  # the second time, twice as long
     limit.succeeded("10.0.0.9")
     assert limit.wait_s("10.0.0.9") == 0.0
+
+
+# --- one client cannot lock the others out (real sockets on a real server) ---------------------------
+
+ONE, OTHER = "127.0.0.1", "127.0.0.2"  # two clients on the loopback network: the server sees two addresses
+
+
+def connect(port: int, source: str) -> socket.socket:
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def status_of(sock) -> int:
+    head = b""
+    while b"\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return 0  # closed without an answer
+        head += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+def ask(port: int, source: str, path: str) -> int:
+    sock = connect(port, source)
+    try:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        return status_of(sock)
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def served(station: Station):
+    from web.page_server import PageServer
+
+    server = PageServer(make_app(station.store, token=None, live=station.live, controls=station.controls,
+                                 page_cpu_share=None), header_timeout_s=2.0)  # shorter than the page's, for a quick test
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_one_client_s_live_streams_leave_room_for_everyone_else(served):
+    """32 live views opened by one client: it gets its share, and another client's live view still opens."""
+    held = []
+    try:
+        answers = []
+        for _ in range(32):
+            sock = connect(served.port, ONE)
+            sock.sendall(b"GET /api/live/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answers.append(status_of(sock))
+            held.append(sock)
+        assert 0 < answers.count(200) < 32 and set(answers) == {200, 503}
+        assert ask(served.port, OTHER, "/api/live/events") == 200
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_256_slow_half_sent_requests_from_one_client_lock_no_one_else_out(served):
+    """A slowloris: 256 connections from one client, each with a request head sent a line at a time
+    and never finished, fed all along. Another client's page requests are answered meanwhile, and
+    each of the slow ones is closed by the server once its head takes longer than the header timeout."""
+    held = []
+    for _ in range(256):
+        try:
+            sock = connect(served.port, ONE)
+            sock.sendall(b"GET /history HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            held.append(sock)
+        except OSError:
+            pass  # refused outright
+    try:
+        started = time.monotonic()
+        answered = []
+        while time.monotonic() - started < 3 * served.header_timeout_s:
+            for sock in list(held):
+                try:
+                    sock.sendall(b"X-Slow: 1\r\n")  # fed: never idle
+                except OSError:
+                    held.remove(sock)  # the server closed it
+            answered.append(ask(served.port, OTHER, "/api/health"))
+            time.sleep(0.3)
+        assert set(answered) == {200}, answered
+        assert [s for s in held if _still_open(s)] == [], "a half-sent request outlived the header timeout"
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def _still_open(sock) -> bool:
+    sock.settimeout(0.2)
+    try:
+        sock.sendall(b"X-Slow: 1\r\n")
+        return sock.recv(1) != b""
+    except socket.timeout:
+        return True
+    except OSError:
+        return False
+
+
+def test_a_body_that_stops_arriving_is_answered_408(served, monkeypatch):
+    import web.guard
+
+    monkeypatch.setattr(web.guard, "BODY_TIMEOUT_S", 1.0)
+    sock = connect(served.port, OTHER)
+    try:
+        sock.sendall(b"POST /api/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"profile\": ")
+        assert status_of(sock) == 408
+    finally:
+        sock.close()

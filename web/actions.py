@@ -36,20 +36,20 @@ def add_correction(ctx: WebContext, rep_id: int, body: CorrectionIn) -> Correcti
         raise HTTPException(400, f"rep {rep_id} already has {fault}; a missed fault must be one the station did not raise")
     if any(c["kind"] == body.kind and c["fault"] == fault for c in rep["corrections"]):
         raise HTTPException(409, f"rep {rep_id} already has this correction ({body.kind}{' ' + fault if fault else ''})")
-    ctx.store.add_correction(rep_id, body.kind, fault, body.note)
+    ctx.require_log().add_correction(rep_id, body.kind, fault, body.note)
     created = read_back(ctx.store.get_rep(rep_id), f"rep {rep_id}")["corrections"][-1]
     return CorrectionOut(**created)
 
 
 def delete_correction(ctx: WebContext, correction_id: int) -> None:
-    if not ctx.store.delete_correction(correction_id):
+    if not ctx.require_log().delete_correction(correction_id):
         raise HTTPException(404, f"correction {correction_id} does not exist")
 
 
 def set_athlete(ctx: WebContext, session_id: int, athlete: Optional[str]) -> AthleteOut:
     if ctx.store.get_session(session_id) is None:
         raise HTTPException(404, f"session {session_id} does not exist")
-    ctx.store.set_athlete(session_id, athlete)
+    ctx.require_log().set_athlete(session_id, athlete)
     if ctx.controls is not None and session_id == ctx.live_session_id:
         ctx.controls.set_athlete(athlete)  # the running station labels what it writes next the same way
     return AthleteOut(session_id=session_id, athlete=athlete)
@@ -60,7 +60,7 @@ def delete_session(ctx: WebContext, session_id: int) -> None:
         raise HTTPException(404, f"session {session_id} does not exist")
     if session_id == ctx.live_session_id:
         raise HTTPException(409, f"session {session_id} is running now; delete it after it ends")
-    ctx.store.delete_session(session_id)
+    ctx.require_log().delete_session(session_id)
 
 
 def apply_settings(ctx: WebContext, body: SettingsIn) -> None:
@@ -88,30 +88,30 @@ def apply_settings(ctx: WebContext, body: SettingsIn) -> None:
     if "athlete" in given:
         ctx.controls.set_athlete(body.athlete)
         if session_id is not None:
-            ctx.store.set_athlete(session_id, body.athlete)
+            ctx.require_log().set_athlete(session_id, body.athlete)
 
 
 def _name_free(ctx: WebContext, name: str, athlete_id: Optional[int] = None) -> None:
-    taken = next((a for a in ctx.store.list_athletes() if a["name"].casefold() == name.casefold()), None)
+    taken = next((a for a in ctx.require_log().list_athletes() if a["name"].casefold() == name.casefold()), None)
     if taken is not None and taken["id"] != athlete_id:
         raise HTTPException(409, f"an athlete named {taken['name']!r} already exists (athlete {taken['id']})")
 
 
 def add_athlete(ctx: WebContext, body: NewAthlete) -> dict:
     _name_free(ctx, body.name)
-    athlete_id = ctx.store.add_athlete(body.name, body.notes, body.height_cm)
-    return read_back(ctx.store.get_athlete(athlete_id), f"athlete {athlete_id}")
+    athlete_id = ctx.require_log().add_athlete(body.name, body.notes, body.height_cm)
+    return read_back(ctx.require_log().get_athlete(athlete_id), f"athlete {athlete_id}")
 
 
 def change_athlete(ctx: WebContext, athlete_id: int, body: AthleteChange) -> dict:
-    if ctx.store.get_athlete(athlete_id) is None:
+    if ctx.require_log().get_athlete(athlete_id) is None:
         raise HTTPException(404, f"athlete {athlete_id} does not exist")
     fields = body.model_dump(include=body.model_fields_set)
     if "name" in fields:
         _name_free(ctx, fields["name"], athlete_id)
     held = _held_by_station(ctx, athlete_id)
-    ctx.store.update_athlete(athlete_id, **fields)
-    athlete = read_back(ctx.store.get_athlete(athlete_id), f"athlete {athlete_id}")
+    ctx.require_log().update_athlete(athlete_id, **fields)
+    athlete = read_back(ctx.require_log().get_athlete(athlete_id), f"athlete {athlete_id}")
     if held and "name" in fields and ctx.controls is not None:  # (held implies a running station)
         ctx.controls.set_athlete(athlete["name"])  # the station keeps writing the new name
     return athlete
@@ -122,7 +122,7 @@ def _held_by_station(ctx: WebContext, athlete_id: int) -> bool:
     theirs, or they are up next (no session running yet). Read before a rename or delete changes it."""
     if ctx.controls is None or ctx.live is None:
         return False
-    athlete = ctx.store.get_athlete(athlete_id)
+    athlete = ctx.require_log().get_athlete(athlete_id)
     up = ctx.live.snapshot()[1].athlete
     if athlete is not None and up is not None and up.strip().casefold() == athlete["name"].casefold():
         return True
@@ -132,18 +132,18 @@ def _held_by_station(ctx: WebContext, athlete_id: int) -> bool:
 
 def delete_athlete(ctx: WebContext, athlete_id: int) -> None:
     """The athlete goes; their sessions and reps stay, anonymous."""
-    athlete = ctx.store.get_athlete(athlete_id)
+    athlete = ctx.require_log().get_athlete(athlete_id)
     if athlete is None:
         raise HTTPException(404, f"athlete {athlete_id} does not exist")
     held = _held_by_station(ctx, athlete_id)
-    ctx.store.delete_athlete(athlete_id)
+    ctx.require_log().delete_athlete(athlete_id)
     if held and ctx.controls is not None:  # (held implies a running station)
         ctx.controls.set_athlete(None)  # the station must not bring the name back with its next session
 
 
 def athlete_up(ctx: WebContext, athlete_id: int) -> None:
     """"Who is up": the running session and the next ones are this athlete's."""
-    athlete = ctx.store.get_athlete(athlete_id)
+    athlete = ctx.require_log().get_athlete(athlete_id)
     if athlete is None:
         raise HTTPException(404, f"athlete {athlete_id} does not exist")
     apply_settings(ctx, SettingsIn(athlete=athlete["name"]))
@@ -156,5 +156,5 @@ def decide_step(ctx: WebContext, athlete_id: int, body: StepDecisionIn) -> StepD
     if suggestion is None or (suggestion.drill, suggestion.next_drill) != (body.drill, body.next_drill):
         shown = f"{suggestion.drill} -> {suggestion.next_drill}" if suggestion else "none"
         raise HTTPException(409, f"{body.drill} -> {body.next_drill} is not the step suggested now (suggested: {shown})")
-    decision_id = ctx.store.add_step_decision(athlete_id, body.drill, body.next_drill, body.decision, suggestion.evidence)
-    return StepDecisionOut(**next(d for d in ctx.store.step_decisions(athlete_id) if d["id"] == decision_id))
+    decision_id = ctx.require_log().add_step_decision(athlete_id, body.drill, body.next_drill, body.decision, suggestion.evidence)
+    return StepDecisionOut(**next(d for d in ctx.require_log().step_decisions(athlete_id) if d["id"] == decision_id))

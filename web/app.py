@@ -19,9 +19,9 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from device.analysis.ladder import Ladder, load_ladder
 from device.config import WebSettings
+from device.contract.records import RepReader, StorageError
 from device.hub.floor import Floor
 from device.station.live import LiveState, StationControls
-from device.station.store import RepStore, StorageError
 from web.auth import LoginRequired, TokenGate
 from web.context import Checks, WebContext
 from web.guard import GuardMiddleware
@@ -48,7 +48,7 @@ def _version() -> str:
 
 
 def create_app(
-    store: RepStore,
+    store: RepReader,
     web: WebSettings,
     live: Optional[LiveState] = None,
     controls: Optional[StationControls] = None,
@@ -61,7 +61,8 @@ def create_app(
 ) -> FastAPI:
     """Build the page.
 
-    store: the rep log (open it read-only for a page that must not change anything).
+    store: what the page reads: a station's rep log (device/station/store.py; open it read-only for a page
+        that must not change anything), or in gym mode the hub's database (device/hub/store.py).
     live, controls: the running station's state and the few things the page may change on it;
         None when no station runs in this process (`station serve`).
     profiles: the drill profile names the settings page offers.
@@ -70,8 +71,7 @@ def create_app(
     page_cpu_share: under sustained load, answers are spaced so the page is busy at most this
         share of the time (see web/pacing.py); None turns pacing off (tests, benchmarks of the
         page alone).
-    floor: the hub's live view of every station (`station hub`: gym mode); `store` is then the
-        hub's database (device/hub/store.py), read through the same methods.
+    floor: the hub's live view of every station (`station hub`: gym mode).
     ladder: the drill ladder athletes' mastery is judged on (default: device/analysis/ladder.toml).
     """
     context = WebContext(store=store, gate=TokenGate(web.token, web.read_requires_token), live=live, controls=controls,

@@ -3,6 +3,7 @@ tests), and the FastAPI dependencies that give routes their share of them."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Optional, Sequence
 
@@ -11,6 +12,7 @@ from fastapi import Depends, HTTPException, Path, Request
 from device.hub.floor import Floor
 from device.analysis.ladder import Ladder, load_ladder
 from device.station.live import LiveState, StationControls
+from device.contract.records import RepReader
 from device.station.store import RepStore
 from web.auth import TokenGate
 from web.schemas import MAX_ID
@@ -20,7 +22,7 @@ Checks = Callable[[], list[dict[str, Any]]]
 
 @dataclass
 class WebContext:
-    store: RepStore
+    store: RepReader  # a station's rep log (RepStore) or the hub's database (HubStore): what every page reads
     gate: TokenGate
     live: Optional[LiveState] = None
     controls: Optional[StationControls] = None
@@ -30,6 +32,7 @@ class WebContext:
     version: str = "dev"
     closing: threading.Event = field(default_factory=threading.Event)
     live_streams: int = 0  # open /api/live/events and /api/floor/events streams (the event loop's thread only)
+    stream_clients: Counter[str] = field(default_factory=Counter)  # the same, per client address
     floor: Optional[Floor] = None  # the hub's page (gym mode): every station's live state
     ladder: Ladder = field(default_factory=load_ladder)  # the drill ladder mastery is judged on
 
@@ -46,10 +49,22 @@ class WebContext:
             raise HTTPException(409, "no station is running here: this page serves the rep log only (station serve)")
         return self.live
 
-    def require_writable(self) -> None:
-        if self.store.readonly:
+    @property
+    def log(self) -> Optional[RepStore]:
+        """The station's own rep log, where athletes, their ladder and corrections live; None on the hub's page."""
+        return self.store if isinstance(self.store, RepStore) else None
+
+    def require_log(self) -> RepStore:
+        if self.log is None:
+            raise HTTPException(409, "this is the hub's page: athletes, corrections and labels are made on a station's own page")
+        return self.log
+
+    def require_writable(self) -> RepStore:
+        log = self.require_log()
+        if log.readonly:
             raise HTTPException(409, "this page opened the rep log read-only (station serve); run `station serve --writable` "
                                      "or use the page of `station run` to make changes")
+        return log
 
 
 def get_context(request: Request) -> WebContext:

@@ -36,9 +36,15 @@ def _number(value: Any) -> Any:
 
 
 def _text(value: Optional[str]) -> str:
-    """Free text a spreadsheet must not run as a formula."""
+    """Text a spreadsheet must not run as a formula: a leading =, +, -, @, tab or CR is escaped with '."""
     value = value or ""
     return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _cell(value: Any) -> Any:
+    """Every text cell of every export goes through here (numbers stay numbers): a name or note
+    from a station, an athlete's name, a fault, anything a LAN client could have typed."""
+    return _text(value) if isinstance(value, str) else value
 
 
 def rep_row(rep: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +60,7 @@ def rep_row(rep: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
         "lockout_reached": int(rep["lockout_reached"]), "side": rep["side"], "movement": rep["movement"],
         "faults": ";".join(f["name"] for f in rep["faults"]), "counted": int(is_counted(rep)),
         "corrected_faults": ";".join(corrected_faults(rep)), "corrections": ";".join(corrections),
-        "profile": _text(session["profile"]), "athlete": _text(session["athlete"]), "source": _text(session["source"]),
+        "profile": session["profile"], "athlete": session["athlete"] or "", "source": session["source"],
         "station": session.get("station") or "",
     }
 
@@ -64,7 +70,7 @@ def _csv(columns: Iterable[str], rows: Iterable[dict[str, Any]], header: bool = 
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
     if header:
         writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
     return out.getvalue()
 
 
@@ -138,10 +144,10 @@ def session_label(session: dict[str, Any], reps: list[dict[str, Any]]) -> dict[s
         notes.append(f"live {session['source'] or 'camera'} session started {local_iso(session['started_at'])}, no clip stored")
     notes += [c["note"] for c in corrections if c["note"]]
     return {
-        "clip": _text(clip_name(session["source"]) or f"session-{session['id']}"),
+        "clip": clip_name(session["source"]) or f"session-{session['id']}",
         "movement": movement, "view": "side", "reps": len(counted), "faults": ";".join(faults),
-        "source_labels": _text(source_labels), "notes": _text("; ".join(notes)),
-        "drill": _text(session["profile"]),  # the drill the session was judged under
+        "source_labels": source_labels, "notes": "; ".join(notes),
+        "drill": session["profile"],  # the drill the session was judged under
     }
 
 

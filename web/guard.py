@@ -10,7 +10,9 @@ and the checks that need nothing but the request's head and its (small) body.
   port of the same address. Clients that send neither (curl, scripts) still need the token.
 - **Form posts** (the page's own forms, outside /api/) must be form-encoded (415 otherwise), so a
   JSON or empty body cannot quietly clear a field.
-- **Bodies** are read here, whole, before the app sees them: at most 64 KiB, declared or chunked (413).
+- **Bodies** are read here, whole, before the app sees them: at most 64 KiB, declared or chunked (413),
+  and all of it within BODY_TIMEOUT_S (408), so a body that stops arriving holds nothing for long.
+  (A request's head has its own deadline: web/page_server.py.)
 
 A plain ASGI middleware rather than BaseHTTPMiddleware, so the live event stream passes through
 untouched and without an extra task per request.
@@ -23,9 +25,11 @@ import socket
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 64 * 1024
+BODY_TIMEOUT_S = 10.0  # 64 KiB takes milliseconds on a LAN; a body slower than this is a stalled or hostile client
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                  b"object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
@@ -106,7 +110,13 @@ class GuardMiddleware:
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
             await _too_large(send)
             return
-        body = await _read_body(receive) if scope["method"] in CHANGES or declared or b"transfer-encoding" in headers else b""
+        try:
+            with anyio.fail_after(BODY_TIMEOUT_S):
+                wants_body = scope["method"] in CHANGES or declared or b"transfer-encoding" in headers
+                body = await _read_body(receive) if wants_body else b""
+        except TimeoutError:
+            await answer(send, 408, f"the request body did not arrive within {BODY_TIMEOUT_S:g} s", SECURITY_HEADERS)
+            return
         if body is None:
             await _too_large(send)
             return

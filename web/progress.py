@@ -10,7 +10,7 @@ from fastapi import HTTPException
 
 from device.analysis.ladder import (Ladder, Mastery, corrected_faults, is_counted, leg_lengths_to_cm, progression,
                                     tally_sessions)
-from device.station.store import SessionFilter
+from device.contract.records import SessionFilter
 from device.stats import median
 from web.context import WebContext
 from web.schemas import (AthleteProgress, AthleteSummary, DrillSession, FaultTally, HipTravelTrend, LadderOut,
@@ -22,7 +22,7 @@ MAX_SESSIONS = 100_000
 
 
 def load_athlete(ctx: WebContext, athlete_id: int) -> dict[str, Any]:
-    athlete = ctx.store.get_athlete(athlete_id)
+    athlete = ctx.require_log().get_athlete(athlete_id)
     if athlete is None:
         raise HTTPException(404, f"athlete {athlete_id} does not exist")
     return athlete
@@ -61,8 +61,8 @@ def athlete_progress(ctx: WebContext, athlete_id: int) -> AthleteProgress:
     athlete = load_athlete(ctx, athlete_id)
     height = athlete["height_cm"]
     sessions = ctx.store.list_sessions(SessionFilter(athlete_id=athlete_id), limit=MAX_SESSIONS)
-    reps = ctx.store.athlete_reps(athlete_id)
-    decisions = ctx.store.step_decisions(athlete_id)
+    reps = ctx.require_log().athlete_reps(athlete_id)
+    decisions = ctx.require_log().step_decisions(athlete_id)
     tallies = tally_sessions(sessions, reps)
     state = progression(ctx.ladder, tallies, decisions)
 

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from fastapi import HTTPException
 
-from device.station.store import SessionFilter
+from device.contract.records import SessionFilter
 from web.context import WebContext
 from web.schemas import RepBrief, SessionDetail, SessionList
 from web.views import rep_brief, rep_out, session_out, session_stats, with_counts

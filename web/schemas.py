@@ -205,12 +205,26 @@ class StationOnFloor(BaseModel):
     last_rep_id: Optional[int] = Field(description="The hub's id of its newest stored rep.")
     last_rep_at: Optional[float]
     reps_stored: int = Field(description="Reps this hub stored from it since the hub started.")
+    reps_at_hub_today: int = Field(description="Reps started today (the gym's day) that this hub holds from it.")
+    reps_not_at_hub: Optional[int] = Field(description="Reps the station says it made today that the hub does not "
+                                           "hold (yet); null before its first state.")
+    waiting: Optional[int] = Field(description="Reps and sessions in the station's outbox, not yet confirmed by the "
+                                   "hub (from its state); null from a station that does not say.")
+    hub_gap: str = Field(description="What the station made today against what the hub holds, in words.")
+
+
+class HubLinkOut(BaseModel):
+    """The hub's own link to the broker: when it is lost, the stations' states are as last heard."""
+
+    broker: Literal["connecting", "connected", "lost"]
+    since: float = Field(description="When it last changed (Unix s).")
 
 
 class FloorOut(BaseModel):
-    """Every station's live state on one screen, and what the hub dropped."""
+    """Every station's live state on one screen, the hub's own link, and what the hub dropped."""
 
     version: int
+    hub_link: HubLinkOut
     stations: list[StationOnFloor]
     dropped: dict[str, int] = Field(description="Messages dropped since the hub started, by reason.")
     backlog: int = Field(description="Messages received and not stored yet.")
@@ -253,12 +267,24 @@ class LiveHealth(BaseModel):
     hub_link: str = Field("", description="The gym's broker as on the live page ('' when MQTT is off).")
 
 
+class HubHealth(BaseModel):
+    """The hub's own work (`station hub`): whether it reads the broker and whether its writes go in."""
+
+    broker: Literal["connecting", "connected", "lost"]
+    write_error: str = Field(description="Why the database refuses the hub's writes ('' while they go in); the "
+                             "messages wait at the broker and in the stations' outboxes meanwhile.")
+    write_error_since: Optional[float] = None
+    backlog: int = Field(description="Messages received and not stored yet.")
+    dropped: dict[str, int]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "error"]
     version: str
     time: float
     db: DbHealth
     live: Optional[LiveHealth]
+    hub: Optional[HubHealth] = Field(None, description="The hub's page only.")
     checks: Optional[list[dict[str, Any]]] = Field(None, description="`station doctor` checks, only with deep=true.")
 
 

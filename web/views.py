@@ -11,8 +11,8 @@ from device.analysis.ladder import corrected_faults, is_counted
 from device.analysis.vocabulary import DEFAULT_CUES, Fault, fault_from_name
 from device.hub.floor import FloorSnapshot, StationView
 from device.station.live import LiveSnapshot, StationState
-from web.schemas import (BorderlineOut, FaultOut, FloorOut, LiveOut, RepBrief, RepOut, SessionOut, SessionStats,
-                         StationOnFloor)
+from web.schemas import (BorderlineOut, FaultOut, FloorOut, HubLinkOut, LiveOut, RepBrief, RepOut, SessionOut,
+                         SessionStats, StationOnFloor)
 
 STATE_LABELS = {
     StationState.IDLE: "Waiting for an athlete",
@@ -125,25 +125,38 @@ def live_out(version: int, snap: LiveSnapshot, last_rep: Optional[RepBrief]) -> 
     )
 
 
-FLOOR_STATE_LABELS = {  # the contract's states (device/station/topics.py), in the coach's words
+FLOOR_STATE_LABELS = {  # the contract's states (device/contract/topics.py), in the coach's words
     "nobody": "Waiting for an athlete", "in_view": "Athlete in view", "in_rep": "In a rep",
     "turn_sideways": "Turn sideways", "camera_lost": "Camera lost",
 }
 
 
-def station_on_floor(view: StationView) -> StationOnFloor:
+def station_on_floor(view: StationView, broker: Optional[bool] = True) -> StationOnFloor:
+    """One station's card. While the hub has lost the broker it hears nothing from any station: each
+    shows what it last said, marked so, and none is called offline for the hub's own trouble."""
     state = view.state or {}
     share = state.get("clean_share_today")
     label = FLOOR_STATE_LABELS.get(state.get("state", ""), "No state yet") if view.online is not False else "Offline"
+    if broker is False:
+        label = f"{label} (as last heard: the hub lost the broker)"
+    said_today = state.get("reps_today")
+    missing = max(0, said_today - view.stored_today) if said_today is not None else None
+    gap = f"{view.stored_today} of today's reps at the hub"
+    if said_today is not None:
+        gap = f"{said_today} made today · {view.stored_today} at the hub" + (f" · {missing} not at the hub yet" if missing else "")
     return StationOnFloor(
         station=view.station, online=view.online, state=state.get("state"), state_label=label, drill=state.get("drill"),
         reps_this_session=state.get("reps_this_session"), reps_today=state.get("reps_today"),
         last_fault=state.get("last_fault"), last_fault_label=fault_label(state.get("last_fault")),
         clean_pct_today=round(100.0 * share, 1) if share is not None else None, buzzer_on=state.get("buzzer_on"),
         state_at=state.get("at"), last_rep_id=view.last_rep_id, last_rep_at=view.last_rep_at, reps_stored=view.reps_stored,
+        reps_at_hub_today=view.stored_today, waiting=state.get("waiting"),
+        reps_not_at_hub=missing, hub_gap=gap,
     )
 
 
 def floor_out(snap: FloorSnapshot) -> FloorOut:
-    return FloorOut(version=snap.version, stations=[station_on_floor(v) for v in snap.stations],
+    link = HubLinkOut(broker="connecting" if snap.broker is None else "connected" if snap.broker else "lost",
+                      since=snap.broker_since)
+    return FloorOut(version=snap.version, hub_link=link, stations=[station_on_floor(v, snap.broker) for v in snap.stations],
                     dropped=snap.dropped, backlog=snap.backlog)

@@ -94,6 +94,8 @@ def load_ladder(path: Optional[Path] = None, profiles_dir: Optional[Path] = None
         raise ConfigError(f"cannot read the drill ladder {path}: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"cannot read the drill ladder {path}: {err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read the drill ladder {path}: it is not UTF-8 text; save it as UTF-8") from None
     defaults = raw.pop("mastery", {})
     steps = raw.pop("step", [])
     if raw:

@@ -1,24 +1,33 @@
 """`station hub bench`: how many stations one hub keeps up with, measured in one run on this machine.
 
-A real broker (Debian's mosquitto, started on a free loopback port with a temporary config), the
-real hub (`station hub` in its own process, its page included, storing into SQLite or the given
-database URL) and N simulated stations, each its own MQTT connection publishing a rep every
-`every` seconds plus its retained state, as the station's outbox does (QoS 1, the contract's
-payloads, made from a real RepStore row by the station's own converter).
+A real broker (Debian's mosquitto, running the project's own deploy/mosquitto/hinge.conf with its ACL
+and a password per station, on a free loopback port), the real hub (`station hub` in its own
+process, its page included, storing into SQLite or the given database URL) and N simulated stations,
+each its own MQTT connection with its own broker user, publishing a rep every `every` seconds plus
+its state, as a station does (the contract's payloads, made from real RepStore rows by the station's
+own converter; reps at QoS 1, the state at QoS 0).
 
-Measured: the hub process's CPU (share of one core), the broker's, and the stations' (this
-process); end-to-end latency from a rep's commit time at the station (its `ended_at`: a station
-commits a rep the moment it ends) to the row being queryable in the hub's database, as the page
-reads it (polled every POLL_S), p50/p99/max; how fast the hub falls behind (the growth of
-published-but-not-stored reps per second over the run's second half; 0 when it keeps up) and how
-long it takes to drain after the stations stop (up to DRAIN_MAX_S: reps not stored by then are
-still at the broker, not lost, but the run stops there); doubled reps.
+Honest counts: the stations run in worker processes of at most STATIONS_PER_PROCESS connections each
+(paho watches each connection with select(), which cannot see descriptors past 1024), every
+connection must get its CONNACK (a refused or silent one fails the run), a rep counts as published
+only once the broker's PUBACK for it came back, and as confirmed once the hub's answer on the
+station's `stored` topic named it. Progress is printed as it runs.
+
+Measured: the hub process's CPU (share of one core), the broker's, and the stations' (their worker
+processes); latency from a rep's commit at the station (its `ended_at`: a station commits a rep the
+moment it ends) to its row being queryable in the hub's database, as the page reads it (polled
+every POLL_S), and to the hub's confirmation reaching the station, p50/p99/max; how fast the hub
+falls behind (the growth of sent-but-not-stored reps per second over the run's second half, the sent
+ones counted by the stations' schedule; 0 when it keeps up) and how long it takes to drain after the stations stop (up to DRAIN_MAX_S: reps
+not stored by then are still at the broker, not lost, but the run stops there); doubled reps.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import queue
 import random
 import shutil
 import signal
@@ -28,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,17 +47,24 @@ from paho.mqtt.enums import CallbackAPIVersion
 from device.commands.sample_log import synthetic_rep
 from device.commands.tables import print_table, write_json
 from device.config import Settings
+from device.contract import topics
 from device.errors import StationError
 from device.hub.store import HubStore
-from device.station import topics
 from device.station.broker_link import rep_message, session_message
 from device.station.store import RepStore
 from device.stats import percentile
 
 POLL_S = 0.02  # how often the bench looks for new rows (adds up to this much to each latency)
 DRAIN_MAX_S = 60.0
-TEMPLATES = 8  # distinct real rep rows per simulated station, re-keyed and re-timed on each send
+CONNECT_MAX_S = 120.0  # every station must have its CONNACK by then
+PROGRESS_S = 5.0
+TEMPLATES = 8  # distinct real rep rows, re-keyed and re-timed for each station and send
+STATIONS_PER_PROCESS = 250  # connections one worker process holds (far below select()'s 1024)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+MACHINE_KEYS = {"listener", "cafile", "certfile", "keyfile", "tls_version", "password_file", "acl_file",
+                "persistence_location"}
+PASSWORD = "bench-password"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -62,18 +79,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class LoopbackBroker:
-    """Debian's mosquitto on 127.0.0.1:<free port>, for the benchmark only."""
+class ShippedBroker:
+    """Debian's mosquitto on 127.0.0.1:<free port> with deploy/mosquitto/hinge.conf and hinge.acl, only
+    the machine's own lines (listeners, files) replaced: the broker a gym runs, one user per station."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, users: list[str]):
         binary = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if os.access(p, os.X_OK)), None)
-        if binary is None:
-            raise StationError("the hub benchmark needs a real broker: apt-get install mosquitto")
+        tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+        if binary is None or not os.access(tool, os.X_OK):
+            raise StationError("the hub benchmark needs a real broker: apt-get install mosquitto mosquitto-clients")
         self.port = free_port()
-        config = workdir / "mosquitto.conf"
+        passwd = workdir / "hinge.passwd"
+        passwd.write_text("".join(f"{user}:{PASSWORD}\n" for user in users))
+        passwd.chmod(0o600)
+        subprocess.run([tool, "-U", str(passwd)], check=True, capture_output=True)  # hash them all at once
+        acl = workdir / "hinge.acl"
+        shutil.copy(SHIPPED_CONFIG / "hinge.acl", acl)
+        (workdir / "persistence").mkdir()
+        lines = [line for line in (SHIPPED_CONFIG / "hinge.conf").read_text().splitlines()
+                 if line.split(" ", 1)[0] not in MACHINE_KEYS]
         user = "root" if os.geteuid() == 0 else os.environ.get("USER", "")
-        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {user}\n"
-                          "max_inflight_messages 100\nmax_queued_messages 100000\nlog_dest none\n")
+        lines += [f"listener {self.port} 127.0.0.1", f"password_file {passwd}", f"acl_file {acl}",
+                  f"persistence_location {workdir / 'persistence'}/", f"user {user}", "log_dest none"]
+        config = workdir / "mosquitto.conf"
+        config.write_text("\n".join(lines) + "\n")
         self.proc = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -81,9 +110,11 @@ class LoopbackBroker:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return
             except OSError:
+                if self.proc.poll() is not None:
+                    break
                 time.sleep(0.05)
         self.stop()
-        raise StationError("mosquitto did not start for the hub benchmark")
+        raise StationError("mosquitto did not start with deploy/mosquitto/hinge.conf for the hub benchmark")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -93,9 +124,9 @@ class LoopbackBroker:
             self.proc.kill()
 
 
-def station_templates(workdir: Path, station: str, rng: random.Random) -> tuple[bytes, list[dict[str, Any]]]:
+def templates(workdir: Path, rng: random.Random) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A real station database with a session and TEMPLATES reps, and their contract payloads."""
-    with RepStore(workdir / f"{station}.db", outbox=True) as store:
+    with RepStore(workdir / "template.db", outbox=True) as store:
         started = time.time()
         sid = store.start_session(started, "dowel_hinge", "picamera", None)
         clock = 2.0
@@ -107,66 +138,225 @@ def station_templates(workdir: Path, station: str, rng: random.Random) -> tuple[
         row = store.get_session(sid)
         if row is None:
             raise StationError(f"the benchmark's own log {store.path} lost session {sid} it just wrote")
-        session = session_message(station, uuid, row).to_json()
-        reps = [json.loads(rep_message(station, uuid, r).to_json()) for r in store.session_reps(sid)]
+        session = json.loads(session_message("template", uuid, row).to_json())
+        reps = [json.loads(rep_message("template", uuid, r).to_json()) for r in store.session_reps(sid)]
     return session, reps
 
 
-class SimulatedStation:
-    """One station's network side: its own connection, a rep every `every` s and its state."""
+def _as_station(payload: dict[str, Any], station: str, uuid: str) -> dict[str, Any]:
+    """A template payload as `station`'s own: its name, and keys made with its own database id."""
+    out = dict(payload, station=station)
+    for key in ("rep_key", "session_key"):
+        if key in out:
+            out[key] = f"{station}:{uuid}:{out[key].rsplit(':', 1)[1]}"
+    return out
 
-    def __init__(self, station: str, port: int, session: bytes, reps: list[dict[str, Any]]):
-        self.station, self.session, self.reps = station, session, reps
-        self.names = topics.Topics(topics.DEFAULT_PREFIX, station)
-        self.sent = 0
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{station}", protocol=mqtt.MQTTv311)
-        self.client.max_inflight_messages_set(100)
-        self.client.connect("127.0.0.1", port, keepalive=30)
-        self.client.loop_start()
-        self.client.publish(self.names.availability, topics.ONLINE, qos=1, retain=True)
-        self.client.publish(self.names.session, session, qos=1)
 
-    def publish_rep(self) -> None:
-        """A rep committed now: its template re-keyed and shifted so it ended this instant."""
-        self.sent += 1
-        template = self.reps[(self.sent - 1) % len(self.reps)]
-        shift = time.time() - template["ended_at"]
-        payload = dict(template, rep_key=f"{template['rep_key'].rsplit(':', 1)[0]}:{self.sent}", rep_index=self.sent,
-                       started_at=template["started_at"] + shift, bottom_at=template["bottom_at"] + shift,
-                       ended_at=template["ended_at"] + shift,
-                       faults=[dict(f, at=f["at"] + shift) for f in template["faults"]],
-                       borderline=[dict(f, at=f["at"] + shift) for f in template["borderline"]])
-        self.client.publish(self.names.rep, json.dumps(payload, separators=(",", ":")), qos=1)
-        state = topics.StatePayload(station=self.station, at=time.time(), state=topics.IN_REP, drill="dowel_hinge",
-                                    reps_this_session=self.sent, reps_today=self.sent,
-                                    last_fault=template["faults"][0]["name"] if template["faults"] else None,
-                                    clean_share_today=None, buzzer_on=True)
-        self.client.publish(self.names.state, state.to_json(), qos=1, retain=True)
+@dataclass
+class Plan:
+    """What one worker process runs: its stations (name, index among all), the broker, the schedule."""
 
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    names: list[tuple[str, int]]
+    total: int
+    port: int
+    every: float
+    start_at: float  # time.time() when the stations start publishing
+    seconds: float
+    session: dict[str, Any]
+    reps: list[dict[str, Any]]
+
+
+@dataclass
+class _Station:
+    name: str
+    index: int
+    client: mqtt.Client
+    uuid: str
+    connected: threading.Event = field(default_factory=threading.Event)
+    refused: str = ""
+    sent: int = 0
+    pending: dict[int, float] = field(default_factory=dict)  # mid -> the rep's commit time (ended_at)
+
+
+def run_stations(plan: Plan, report: "multiprocessing.Queue[Any]", stop: Any) -> None:
+    """A worker process: its stations connect, publish on schedule, and count CONNACKs, PUBACKs and
+    the hub's confirmations; progress goes to `report` every second, the end with ("done", ...)."""
+    lock = threading.Lock()
+    counts = {"acked": 0, "confirmed": 0}
+    commit_of: dict[str, float] = {}  # rep_key -> commit time, until confirmed
+    confirm_latency: list[float] = []
+    stations: list[_Station] = []
+    for name, index in plan.names:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+        client.username_pw_set(name, PASSWORD)
+        client.max_inflight_messages_set(100)
+        station = _Station(name, index, client, os.urandom(16).hex())
+
+        def on_connect(c, userdata, flags, reason, properties, station=station) -> None:
+            if reason.is_failure:
+                station.refused = str(reason)
+            else:
+                c.subscribe([(topics.Topics(topics.DEFAULT_PREFIX, station.name).stored, 1)])
+                station.connected.set()
+
+        def on_publish(c, userdata, mid, reason, properties, station=station) -> None:
+            with lock:
+                ended = station.pending.pop(mid, None)
+                if ended is not None and not reason.is_failure:
+                    counts["acked"] += 1
+
+        def on_message(c, userdata, message) -> None:
+            try:
+                stored = json.loads(message.payload)
+            except ValueError:
+                return
+            now = time.time()
+            with lock:
+                for key in stored.get("reps", []):
+                    ended = commit_of.pop(key, None)
+                    if ended is not None:
+                        counts["confirmed"] += 1
+                        confirm_latency.append(now - ended)
+
+        client.on_connect, client.on_publish, client.on_message = on_connect, on_publish, on_message
+        try:
+            client.connect("127.0.0.1", plan.port, keepalive=30)
+        except OSError as err:
+            station.refused = f"cannot connect: {err}"
+        client.loop_start()
+        stations.append(station)
+
+    def progress(kind: str) -> None:
+        with lock:
+            row: tuple[Any, ...] = (kind, os.getpid(), sum(s.connected.is_set() for s in stations),
+                   [s.refused for s in stations if s.refused], counts["acked"], counts["confirmed"],
+                   sum(s.sent for s in stations))
+            if kind == "done":
+                row += (list(confirm_latency),)
+        report.put(row)
+
+    names = {s.name: topics.Topics(topics.DEFAULT_PREFIX, s.name) for s in stations}
+    deadline = time.monotonic() + CONNECT_MAX_S
+    while time.monotonic() < deadline and not all(s.connected.is_set() or s.refused for s in stations):
+        progress("progress")
+        time.sleep(0.5)
+    for s in stations:
+        if s.connected.is_set():
+            s.client.publish(names[s.name].availability, topics.ONLINE, qos=1, retain=True)
+            s.client.publish(names[s.name].session, json.dumps(_as_station(plan.session, s.name, s.uuid)), qos=1)
+    progress("connected")
+    last_report = time.monotonic()
+    end = plan.start_at + plan.seconds
+    tick = 0
+    done = False
+    while not done and not stop.is_set():
+        for s in stations:  # station i publishes at i/N of each period: the load is spread as real stations' would be
+            at = plan.start_at + tick * plan.every + plan.every * s.index / plan.total
+            if at >= end:
+                done = True
+                break
+            wait = at - time.time()
+            if wait > 0 and stop.wait(wait):
+                done = True
+                break
+            if s.connected.is_set():
+                _publish_rep(s, names[s.name], plan, lock, commit_of)
+            if time.monotonic() - last_report >= 1.0:
+                progress("progress")
+                last_report = time.monotonic()
+        tick += 1
+    settle = time.monotonic() + 10.0  # the broker's last PUBACKs
+    while time.monotonic() < settle and any(s.pending for s in stations):
+        time.sleep(0.05)
+    progress("published")
+    stop.wait(DRAIN_MAX_S)  # until the parent has drained the hub: confirmations still come in
+    progress("done")
+    for s in stations:
+        s.client.disconnect()
+        s.client.loop_stop()
+
+
+def _publish_rep(s: _Station, names: topics.Topics, plan: Plan, lock: threading.Lock,
+                 commit_of: dict[str, float]) -> None:
+    """A rep committed now: its template re-keyed and shifted so it ended this instant, and the state after it."""
+    s.sent += 1
+    template = _as_station(plan.reps[(s.sent - 1) % len(plan.reps)], s.name, s.uuid)
+    shift = time.time() - template["ended_at"]
+    payload = dict(template, rep_key=f"{s.name}:{s.uuid}:{s.sent}", rep_index=s.sent,
+                   started_at=template["started_at"] + shift, bottom_at=template["bottom_at"] + shift,
+                   ended_at=template["ended_at"] + shift,
+                   faults=[dict(f, at=f["at"] + shift) for f in template["faults"]],
+                   borderline=[dict(f, at=f["at"] + shift) for f in template["borderline"]])
+    with lock:
+        commit_of[payload["rep_key"]] = payload["ended_at"]
+        info = s.client.publish(names.rep, json.dumps(payload, separators=(",", ":")), qos=1)
+        s.pending[info.mid] = payload["ended_at"]
+    state = topics.StatePayload(station=s.name, at=time.time(), state=topics.IN_REP, drill="dowel_hinge",
+                                reps_this_session=min(s.sent, 10_000_000), reps_today=min(s.sent, 10_000_000),
+                                last_fault=template["faults"][0]["name"] if template["faults"] else None,
+                                clean_share_today=None, buzzer_on=True)
+    s.client.publish(names.state, state.to_json(), qos=0, retain=True)
 
 
 def start_hub(workdir: Path, port: int, database_url: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HINGE_")}
     env.update(HINGE_DATA_DIR=str(workdir), HINGE_MQTT__HOST="127.0.0.1", HINGE_MQTT__PORT=str(port),
-               HINGE_HUB__DATABASE_URL=database_url, HINGE_HUB__CLIENT_ID="bench-hub", HINGE_LOGGING__LEVEL="ERROR",
-               PYTHONUNBUFFERED="1")
+               HINGE_MQTT__USERNAME="hub", HINGE_MQTT__PASSWORD=PASSWORD, HINGE_HUB__DATABASE_URL=database_url,
+               HINGE_HUB__CLIENT_ID="bench-hub", HINGE_LOGGING__LEVEL="ERROR", PYTHONUNBUFFERED="1")
     with (workdir / "hub.log").open("wb") as log:  # a file, not a pipe: a chatty hub must never block on it
         return subprocess.Popen([sys.executable, "-m", "device", "hub", "--host", "127.0.0.1", "--port", "0"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, cwd=str(workdir))
 
 
-def wait_until_stored(store: HubStore, count: int, proc: subprocess.Popen, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StationError("the hub exited during the benchmark (its log is in the run's temporary directory)")
-        if store.rep_count() >= count:
-            return True
-        time.sleep(0.1)
-    return False
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class Fleet:
+    """The worker processes and what they last reported."""
+
+    def __init__(self, plans: list[Plan]):
+        ctx = multiprocessing.get_context("spawn")
+        self.report: "multiprocessing.Queue[Any]" = ctx.Queue()
+        self.stop = ctx.Event()
+        self.procs = [ctx.Process(target=run_stations, args=(plan, self.report, self.stop), daemon=True)
+                      for plan in plans]
+        self.last: dict[int, tuple] = {}
+        self.phases: dict[int, str] = {}
+        for proc in self.procs:
+            proc.start()
+
+    def drain_reports(self, timeout: float = 0.0) -> None:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                row = self.report.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                return
+            self.last[row[1]] = row
+            self.phases[row[1]] = row[0]
+
+    def total(self, column: int) -> int:
+        return sum(row[column] for row in self.last.values())
+
+    @property
+    def refused(self) -> list[str]:
+        return [reason for row in self.last.values() for reason in row[3]]
+
+    def all_in(self, phase: str) -> bool:
+        order = ("progress", "connected", "published", "done")
+        return len(self.phases) == len(self.procs) and all(order.index(p) >= order.index(phase)
+                                                            for p in self.phases.values())
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(p.pid) for p in self.procs if p.pid is not None and p.is_alive())
+
+    def close(self) -> None:
+        self.stop.set()
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
 
 
 def bench_hub(stations: int, seconds: float, every: float, database_url: Optional[str] = None) -> dict[str, Any]:
@@ -175,72 +365,80 @@ def bench_hub(stations: int, seconds: float, every: float, database_url: Optiona
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         workdir = Path(tmp)
         url = database_url or f"sqlite:///{workdir / 'hub.db'}"
-        broker = LoopbackBroker(workdir)
+        names = [f"bench-{i:04d}" for i in range(stations)]
+        broker = ShippedBroker(workdir, names + ["hub", "bench-probe"])
         hub = None
-        sims: list[SimulatedStation] = []
+        fleet = None
         try:
-            (workdir / "stations").mkdir()
-            templates = [station_templates(workdir / "stations", f"bench-{i:03d}", rng) for i in range(stations)]
+            session, reps = templates(workdir, rng)
             store = HubStore(url)  # creates the tables, so the hub and this reader agree from the start
             hub = start_hub(workdir, broker.port, url)
-            probe = SimulatedStation("bench-probe", broker.port, *station_templates(workdir / "stations", "bench-probe", rng))
-            deadline = time.monotonic() + 30
-            while store.rep_count() == 0:  # the hub is up and subscribed once a probe rep lands
-                if time.monotonic() > deadline or hub.poll() is not None:
-                    log = (workdir / "hub.log").read_text(errors="replace")[-2000:]
-                    raise StationError(f"the hub did not start storing within 30 s:\n{log}")
-                probe.publish_rep()
-                time.sleep(0.3)
-            probe.close()
-            time.sleep(0.5)
+            _wait_for_hub(store, hub, workdir, broker.port, session, reps)
             baseline = store.rep_count()
             last_id = max([r["id"] for r in store.reps_since(0)] or [0])
-            sims = [SimulatedStation(f"bench-{i:03d}", broker.port, *templates[i]) for i in range(stations)]
+            start_at = time.time() + 10 + stations / 50  # time for every station to connect first
+            chunks = [list(zip(names, range(stations)))[i:i + STATIONS_PER_PROCESS]
+                      for i in range(0, stations, STATIONS_PER_PROCESS)]
+            fleet = Fleet([Plan(chunk, stations, broker.port, every, start_at, seconds, session, reps) for chunk in chunks])
+            deadline = time.monotonic() + CONNECT_MAX_S + 30
+            while not fleet.all_in("connected"):
+                fleet.drain_reports(1.0)
+                if fleet.refused or time.monotonic() > deadline or hub.poll() is not None:
+                    break
+                _say(f"bench {stations}: {fleet.total(2)}/{stations} stations connected")
+            connected = fleet.total(2)
+            if connected != stations or fleet.refused:
+                raise StationError(f"{stations - connected} of {stations} simulated stations did not get their CONNACK "
+                                   f"({len(fleet.refused)} refused: {sorted(set(fleet.refused))[:3]})")
+            _say(f"bench {stations}: all {stations} connected; publishing from {time.strftime('%H:%M:%S', time.localtime(start_at))}")
+            time.sleep(max(0.0, start_at - time.time()))
             latencies: list[float] = []
-            lag: list[tuple[float, int]] = []  # (seconds into the run, published - stored)
-            stop = threading.Event()
-
-            def publish() -> None:
-                start = time.monotonic()
-                tick = 0
-                while not stop.is_set():
-                    # Station i publishes at i/N of each period: the load is spread as real stations' would be.
-                    for i, sim in enumerate(sims):
-                        at = start + tick * every + every * i / len(sims)
-                        wait = at - time.monotonic()
-                        if wait > 0 and stop.wait(wait):
-                            return
-                        sim.publish_rep()
-                    tick += 1
-
-            cpu0 = {"hub": cpu_seconds(hub.pid), "broker": cpu_seconds(broker.proc.pid)}
-            own0 = time.process_time()
+            lag: list[tuple[float, int]] = []  # (seconds into the run, sent on schedule - stored)
+            cpu0 = {"hub": cpu_seconds(hub.pid), "broker": cpu_seconds(broker.proc.pid), "stations": fleet.cpu()}
             t0 = time.monotonic()
-            publisher = threading.Thread(target=publish, name="bench-stations", daemon=True)
-            publisher.start()
+            last_say = t0
             while time.monotonic() - t0 < seconds:
                 for row in store.reps_since(last_id):
                     latencies.append(time.time() - row["ended_at"])
                     last_id = row["id"]
-                lag.append((time.monotonic() - t0, sum(s.sent for s in sims) - (store.rep_count() - baseline)))
+                fleet.drain_reports()
+                stored = store.rep_count() - baseline
+                lag.append((time.monotonic() - t0, scheduled(stations, every, time.time() - start_at) - stored))
+                if time.monotonic() - last_say >= PROGRESS_S:
+                    last_say = time.monotonic()
+                    _say(f"bench {stations}: {time.monotonic() - t0:4.0f} s: {fleet.total(6)} sent, {fleet.total(4)} "
+                         f"acknowledged by the broker, {stored} stored, {fleet.total(5)} confirmed")
                 time.sleep(POLL_S)
-            stop.set()
-            publisher.join()
             elapsed = time.monotonic() - t0
-            cpu = {"hub": cpu_seconds(hub.pid) - cpu0["hub"], "broker": cpu_seconds(broker.proc.pid) - cpu0["broker"]}
-            own = time.process_time() - own0
-            published = sum(s.sent for s in sims)
+            cpu = {"hub": cpu_seconds(hub.pid) - cpu0["hub"], "broker": cpu_seconds(broker.proc.pid) - cpu0["broker"],
+                   "stations": fleet.cpu() - cpu0["stations"]}
+            while not fleet.all_in("published"):
+                fleet.drain_reports(1.0)
+            published = fleet.total(4)
             drain_started = time.monotonic()
-            drained = wait_until_stored(store, baseline + published, hub, DRAIN_MAX_S)
+            while store.rep_count() - baseline < published and time.monotonic() - drain_started < DRAIN_MAX_S:
+                if hub.poll() is not None:
+                    raise StationError("the hub exited during the benchmark (its log is in the run's temporary directory)")
+                for row in store.reps_since(last_id):
+                    latencies.append(time.time() - row["ended_at"])
+                    last_id = row["id"]
+                time.sleep(0.1)
             drain_s = time.monotonic() - drain_started
+            drained = store.rep_count() - baseline >= published
             for row in store.reps_since(last_id):
                 latencies.append(time.time() - row["ended_at"])
+            time.sleep(1.0)  # the last confirmations
+            fleet.stop.set()
+            while not fleet.all_in("done"):
+                fleet.drain_reports(1.0)
+            confirm = [x for row in fleet.last.values() for x in row[7]]
             stored = store.rep_count() - baseline
             keys = store.rep_keys()
+            confirmed, sent = fleet.total(5), fleet.total(6)
             store.close()
         finally:
-            for sim in sims:
-                sim.close()
+            if fleet is not None:
+                fleet.close()
             if hub is not None and hub.poll() is None:
                 hub.send_signal(signal.SIGTERM)
                 try:
@@ -249,18 +447,56 @@ def bench_hub(stations: int, seconds: float, every: float, database_url: Optiona
                     hub.kill()
             broker.stop()
     half = [p for p in lag if p[0] >= seconds / 2]
-    slope = _slope(half)
     return {
-        "stations": stations, "seconds": round(elapsed, 1), "reps_per_s": round(published / elapsed, 1),
-        "messages_per_s": round(2 * published / elapsed, 1), "reps_published": published, "reps_stored": stored,
-        "not_stored": published - stored, "drained": drained, "doubled": len(keys) - len(set(keys)),
+        "stations": stations, "connected": connected, "seconds": round(elapsed, 1),
+        "reps_per_s": round(published / elapsed, 1), "reps_sent": sent, "reps_published": published,
+        "reps_stored": stored, "reps_confirmed": confirmed, "not_stored": published - stored, "drained": drained,
+        "doubled": len(keys) - len(set(keys)),
         "hub_cpu_pct": round(100 * cpu["hub"] / elapsed, 1), "broker_cpu_pct": round(100 * cpu["broker"] / elapsed, 1),
-        "stations_cpu_pct": round(100 * own / elapsed, 1),
+        "stations_cpu_pct": round(100 * cpu["stations"] / elapsed, 1),
         "latency_p50_ms": _ms(percentile(latencies, 50)), "latency_p99_ms": _ms(percentile(latencies, 99)),
         "latency_max_ms": _ms(max(latencies) if latencies else None),
-        "falls_behind_reps_per_s": round(max(0.0, slope), 2), "drain_s": round(drain_s, 1),
+        "confirm_p50_ms": _ms(percentile(confirm, 50)), "confirm_p99_ms": _ms(percentile(confirm, 99)),
+        "falls_behind_reps_per_s": round(max(0.0, _slope(half)), 2), "drain_s": round(drain_s, 1),
         "cores": os.cpu_count(), "load_1min_at_end": round(os.getloadavg()[0], 2),
     }
+
+
+def scheduled(stations: int, every: float, elapsed: float) -> int:
+    """Reps the stations have sent `elapsed` seconds into the run, by their schedule (station i at
+    i/N of each period): what the hub would hold by then if it kept up, without waiting for the
+    stations' once-a-second reports."""
+    if elapsed < 0:
+        return 0
+    return sum(int((elapsed - every * i / stations) // every) + 1 for i in range(stations)
+               if elapsed >= every * i / stations)
+
+
+def _wait_for_hub(store: HubStore, hub: subprocess.Popen, workdir: Path, port: int, session: dict[str, Any],
+                  reps: list[dict[str, Any]]) -> None:
+    """The hub is up and subscribed once a probe station's rep lands in its database."""
+    probe = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe", protocol=mqtt.MQTTv5)
+    probe.username_pw_set("bench-probe", PASSWORD)
+    deadline = time.monotonic() + 30
+    try:
+        probe.connect("127.0.0.1", port)
+    except OSError as err:
+        raise StationError(f"the benchmark's broker refused its probe: {err}") from None
+    probe.loop_start()
+    try:
+        uuid = os.urandom(16).hex()
+        n = 0
+        while store.rep_count() == 0:
+            if time.monotonic() > deadline or hub.poll() is not None:
+                log = (workdir / "hub.log").read_text(errors="replace")[-2000:]
+                raise StationError(f"the hub did not start storing within 30 s:\n{log}")
+            n += 1
+            rep = dict(_as_station(reps[0], "bench-probe", uuid), rep_key=f"bench-probe:{uuid}:{n}", rep_index=n)
+            probe.publish("hinge/bench-probe/rep", json.dumps(rep), qos=1)
+            time.sleep(0.3)
+    finally:
+        probe.disconnect()
+        probe.loop_stop()
 
 
 def _ms(seconds: Optional[float]) -> Optional[float]:
@@ -280,9 +516,14 @@ def _slope(points: list[tuple[float, int]]) -> float:
 
 def command(args: argparse.Namespace, settings: Settings) -> int:
     counts = [int(n) for n in str(args.stations).split(",")]
-    rows = [bench_hub(n, args.seconds, args.every, args.database_url) for n in counts]
-    print_table(rows, title=f"hub: simulated stations, a rep each every {args.every:g} s plus their state, "
-                            f"into one hub over a loopback mosquitto ({os.cpu_count()} cores, shared)")
+    rows = []
+    for n in counts:
+        rows.append(bench_hub(n, args.seconds, args.every, args.database_url))
+        print_table(rows[-1:], title=f"hub: {n} simulated stations, a rep each every {args.every:g} s plus their state, "
+                                     f"into one hub over a loopback mosquitto with the shipped config "
+                                     f"({os.cpu_count()} cores, shared)")
+    if len(rows) > 1:
+        print_table(rows, title="hub: all runs")
     if args.json:
         write_json(args.json, {"hub": rows})
     return 0

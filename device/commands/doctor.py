@@ -9,8 +9,6 @@ once, which is what a person debugging a new install wants.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import importlib.metadata
 import importlib.util
 import logging
@@ -30,6 +28,7 @@ from urllib.parse import quote
 from device.commands.tables import print_table, write_json
 from device.config import DEFAULT_CONFIG_PATHS, Settings, find_config_file
 from device.errors import StationError
+from device.station.clock import kernel_clock_synchronised
 from device.station.pending import PendingFile
 from device.station.replog import pending_path_for
 
@@ -421,26 +420,6 @@ def integrity_check(path: Path) -> list[str]:
         return [row[0] for row in conn.execute("PRAGMA integrity_check")]
     finally:
         conn.close()
-
-
-def kernel_clock_synchronised() -> Optional[bool]:
-    """The kernel's own view (adjtimex): False while no NTP client has disciplined the clock.
-
-    This is the flag `timedatectl` shows as 'System clock synchronized'. None off Linux."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        adjtimex = libc.adjtimex
-    except (OSError, AttributeError):
-        return None
-    buf = ctypes.create_string_buffer(512)  # struct timex with modes = 0: read only, no privileges
-    state = adjtimex(buf)
-    time_error = 5
-    if state < 0:
-        return None
-    return state != time_error
 
 
 def _combine(name: str, head: str, problems: list[tuple[str, str, str]]) -> Check:

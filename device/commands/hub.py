@@ -19,8 +19,8 @@ from device.errors import ConfigError
 from device.hub.floor import Floor
 from device.hub.intake import Intake
 from device.hub.service import Broker, Hub
+from device.contract import topics
 from device.hub.store import HubStore
-from device.station import topics
 from device.station.notify import SystemdNotifier
 from web.app import create_app
 from web.page_server import PageServer
@@ -41,7 +41,8 @@ def broker_from(settings: Settings) -> tuple[Broker, str]:
                     ca_file=str(mqtt.ca_file) if mqtt.ca_file else None,
                     cert_file=str(mqtt.cert_file) if mqtt.cert_file else None,
                     key_file=str(mqtt.key_file) if mqtt.key_file else None,
-                    client_id=settings.hub.client_id, keepalive_s=mqtt.keepalive_s)
+                    client_id=settings.hub.client_id, keepalive_s=mqtt.keepalive_s,
+                    reconnect_min_s=mqtt.reconnect_min_s, reconnect_max_s=mqtt.reconnect_max_s)
     return broker, mqtt.topic_prefix
 
 
@@ -59,8 +60,7 @@ def run_hub(settings: Settings, host: Optional[str] = None, port: Optional[int] 
         log.warning("hub.stations is empty: every station the broker lets publish under %s/ is accepted "
                     "(list the gym's station ids there to drop the rest)", prefix)
     hub = Hub(store, floor, broker, Intake(prefix, allowed))
-    app = create_app(store, settings.web, floor=floor, profiles=store.profiles_used(),  # type: ignore[arg-type]  # issue 23: one store Protocol
-                     page_cpu_share=0.5)
+    app = create_app(store, settings.web, floor=floor, profiles=store.profiles_used(), page_cpu_share=0.5)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -69,7 +69,7 @@ def run_hub(settings: Settings, host: Optional[str] = None, port: Optional[int] 
         try:
             hub.start()
             url = server.start()
-            print(f"hub: reading {topics.all_stations(prefix)} on {broker.host}:{broker.port}, storing in {store.path}; "
+            print(f"hub: reading {', '.join(topics.hub_subscriptions(prefix))} on {broker.host}:{broker.port}, storing in {store.path}; "
                   f"gym page on {url}/ ; Ctrl-C stops", flush=True)
             notifier.ready(f"page on port {server.port}")
             while not stop.wait(min(HEALTH_EVERY_S, notifier.ping_interval or HEALTH_EVERY_S)):

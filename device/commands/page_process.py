@@ -10,10 +10,14 @@ The two sides talk over one pipe, and the live loop never waits on it:
   (sent by a publisher thread; if the page is slow, that thread waits, not the loop);
 - page -> loop: the page's controls (drill, buzzer, athlete label; the page has validated them)
   and "someone is watching the preview".
-If the page process dies, it is started again (with a growing pause); coaching goes on meanwhile.
+If the page process dies, or hangs (its server's event loop sends a heartbeat over the pipe every
+BEAT_S; none for HUNG_AFTER_S and it is ended), it is started again (with a growing pause); coaching
+goes on meanwhile. Stopping a page that will not end on SIGTERM kills it after END_WAIT_S, so a hung
+page never holds up the station's own stop.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -30,6 +34,9 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 30.0
 PUBLISH_POLL_S = 0.2  # how often the publisher looks for a change it was not woken for (previews)
 RESTART_MAX_S = 30.0
+BEAT_S = 1.0  # the page's server loop says it is alive this often
+HUNG_AFTER_S = 15.0  # no heartbeat for this long: the page is hung, and is ended and started again
+END_WAIT_S = 2.0  # after SIGTERM, how long a page process has to end before it is killed
 PAGE_NICENESS = 10  # below the live loop: under load the scheduler serves the loop first
 PAGE_MAX_OPEN_FILES = 8192  # sockets the page may hold (the unit's LimitNOFILE allows this)
 
@@ -51,6 +58,7 @@ class PageProcess:
         self._conn: Optional[Connection] = None
         self._send_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._last_beat = time.monotonic()
 
     # --- lifetime ---------------------------------------------------------------------------
 
@@ -86,6 +94,7 @@ class PageProcess:
                 if message[0] == "listening":
                     self.port = int(message[1])
                     self._process, self._conn = process, parent
+                    self._last_beat = time.monotonic()
                     self._send(("snapshot", self.live.snapshot()[1]))
                     threading.Thread(target=self._listen, args=(parent,), name="page-listener", daemon=True).start()
                     return
@@ -107,9 +116,7 @@ class PageProcess:
                 pass
         if process is not None:
             process.join(timeout)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout)
+            _end(process)
         if conn is not None:
             conn.close()
 
@@ -160,21 +167,31 @@ class PageProcess:
                     getattr(self.controls, message[1])(*message[2])
                 elif kind == "preview_wanted":
                     self.live.want_preview()
+                elif kind == "alive":
+                    self._last_beat = time.monotonic()
             except Exception as err:  # a bad request from the page must not stop this thread
                 log.warning("the page asked for %s and it failed: %s", message[:2], err)
 
     def _watch(self) -> None:
-        """Start the page again if it dies; coaching never waits for it."""
+        """Start the page again if it dies or hangs; coaching never waits for it."""
         pause = 1.0
         while not self._stop.wait(1.0):
             process = self._process
-            if process is None or process.is_alive():
+            if process is None:
                 continue
+            if process.is_alive():
+                silent = time.monotonic() - self._last_beat
+                if silent < HUNG_AFTER_S:
+                    continue
+                log.error("the trainer page has not answered for %.0f s (hung); ending it", silent)
+                _end(process)
             log.error("the trainer page process ended (exit code %s); starting it again in %.0f s",
                       process.exitcode, pause)
             if self._stop.wait(pause):
                 return
-            self._conn = None
+            old, self._conn = self._conn, None
+            if old is not None:
+                old.close()
             try:
                 self._spawn(START_TIMEOUT_S)
                 self.restarts += 1
@@ -182,6 +199,19 @@ class PageProcess:
             except StationError as err:
                 log.error("%s", err)
                 pause = min(pause * 2, RESTART_MAX_S)
+
+
+def _end(process: multiprocessing.process.BaseProcess) -> None:
+    """End a page process that is still there: SIGTERM, then SIGKILL if it does not go (a stopped or
+    hung process does not act on SIGTERM)."""
+    if not process.is_alive():
+        return
+    process.terminate()
+    process.join(END_WAIT_S)
+    if process.is_alive():
+        log.warning("the trainer page did not end on SIGTERM within %.0f s; killing it", END_WAIT_S)
+        process.kill()
+        process.join(END_WAIT_S)
 
 
 # --- the page's side ------------------------------------------------------------------------------
@@ -259,6 +289,12 @@ def _allow_open_files(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+async def _heartbeat(conn: Connection, lock: threading.Lock) -> None:
+    while True:
+        _send_quietly(conn, lock, ("alive",))
+        await asyncio.sleep(BEAT_S)
+
+
 def page_main(settings_dump: dict[str, Any], conn: Connection, port: int, max_open_files: int) -> None:
     """The page process: serve the page until the loop says stop or goes away."""
     from device.analysis.profiles import list_profiles
@@ -292,6 +328,8 @@ def page_main(settings_dump: dict[str, Any], conn: Connection, port: int, max_op
         _send_quietly(conn, lock, ("failed", f"{type(err).__name__}: {err}"))
         return
     _send_quietly(conn, lock, ("listening", server.port))
+    if server.loop is not None:  # a heartbeat from the server's own loop: a hung loop stops it
+        asyncio.run_coroutine_threadsafe(_heartbeat(conn, lock), server.loop)
     try:
         while True:
             try:

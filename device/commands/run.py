@@ -6,11 +6,13 @@ SIGTERM and SIGINT finish the frame in hand, close the session and exit 0.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
-from contextlib import ExitStack, contextmanager
+import threading
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from pydantic import SecretStr
 
@@ -22,23 +24,55 @@ from device.station.assembly import StationRig, build_station, retention, stoppe
 from device.station.loop import RunSummary
 from device.stats import median
 
+logger = logging.getLogger(__name__)
+PAGE_RETRY_FIRST_S = 2.0  # a page that could not start is tried again after this...
+PAGE_RETRY_MAX_S = 60.0  # ...then twice as long each time, up to this
 
-@contextmanager
-def trainer_page(settings: Settings, rig: StationRig) -> Iterator[str]:
-    """Serve the trainer page from its own process (device/commands/page_process.py), over the rep
-    log, with the running station's live state and controls; yields the page's URL."""
-    from device.commands.page_process import PageProcess
 
-    page = PageProcess(settings.model_dump(), rig.live, rig.station)
-    try:
-        url = page.start()
-    except StationError as err:
-        raise StationError(f"{err}; is port {settings.web.port} free? Choose another with --port or web.port, "
-                           "or run with --no-page") from None
-    try:
-        yield url
-    finally:
-        page.stop()
+class PageKeeper:
+    """The trainer page beside the station, which coaching never waits for: `start` (once the rep
+    log is open) brings it up in the background, and when it cannot come up (its port taken, say) it
+    is tried again after PAGE_RETRY_FIRST_S, then twice as long each time up to PAGE_RETRY_MAX_S,
+    while the station coaches. Once up, a page process that dies or hangs is PageProcess's to restart."""
+
+    def __init__(self, settings: Settings, rig: StationRig, note: str = ""):
+        from device.commands.page_process import PageProcess
+
+        self.port = settings.web.port
+        self.page = PageProcess(settings.model_dump(), rig.live, rig.station)
+        self.note = note
+        self.url: Optional[str] = None
+        self.tries = 0
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="page-keeper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        delay = PAGE_RETRY_FIRST_S
+        while not self._stop.is_set():
+            self.tries += 1
+            try:
+                self.url = self.page.start()
+            except StationError as err:
+                logger.error("trainer page: %s; is port %s free? Coaching goes on; trying again in %.0f s "
+                          "(choose another port with --port or web.port)", err, self.port, delay)
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, PAGE_RETRY_MAX_S)
+                continue
+            print(f"trainer page: {self.url}", flush=True)
+            if self.note:
+                print(self.note, flush=True)
+            return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(PAGE_RETRY_MAX_S)
+        self.page.stop()
 
 
 def run_live(
@@ -52,25 +86,28 @@ def run_live(
     jsonl: Optional[Path] = None,
     keep_page_after_clip: bool = False,
     token_note: str = "",
+    engine=None,
 ) -> RunSummary:
     """Build the station, keep the rep log's retention, serve the page (unless headless or not
-    wanted), run until the source ends or a signal comes, and close everything."""
+    wanted: once the rep log is open, retried while its port is taken), run until the source ends or
+    a signal comes, and close everything. `engine`: a pose backend in place of the model (tests)."""
     with ExitStack() as running:
         rig = running.enter_context(build_station(settings, source, profile=profile, headless=headless, fast=fast,
-                                                  jsonl=jsonl))
+                                                  jsonl=jsonl, engine=engine))
         running.enter_context(retention(settings))
-        url = None
-        if not headless and serve_page and rig.replog.store is None:
-            print("trainer page: not served, the rep log cannot be opened (see the log)", flush=True)
-        elif not headless and serve_page:
-            url = running.enter_context(trainer_page(settings, rig))
-            print(f"trainer page: {url}", flush=True)
-            if token_note:
-                print(token_note, flush=True)
+        page = None
+        if not headless and serve_page:
+            page = PageKeeper(settings, rig, token_note)
+            running.callback(page.stop)
+            if rig.replog.store is None:
+                print("trainer page: starts once the rep log opens (see the log); coaching goes on", flush=True)
+            rig.when_rep_log_opens(page.start)
         shutdown = running.enter_context(stopped_by_signals(rig.station))
         summary = rig.run()
-        if url is not None and keep_page_after_clip and not rig.source_live and not shutdown.is_set():
-            print(f"clip finished; the trainer page stays up at {url} (Ctrl-C to stop)", flush=True)
+        if page is not None and keep_page_after_clip and not rig.source_live and not shutdown.is_set():
+            # (the page may still be starting: it comes up in the background, and stays until Ctrl-C)
+            print(f"clip finished; the trainer page stays up{' at ' + page.url if page.url else ''} (Ctrl-C to stop)",
+                  flush=True)
             shutdown.wait()
     summary.unwritten = rig.replog.unwritten  # known once the rep log is closed
     return summary

@@ -1,5 +1,5 @@
 """What the hub does with one received message: validate it against the contract
-(device/station/topics.py), check the station against the allow-list, and sort it into floor
+(device/contract/topics.py), check the station against the allow-list, and sort it into floor
 updates and rows to store — or a drop with its reason. Plain data in, plain data out: no broker,
 no database, so every hostile payload can be tried here alone."""
 from __future__ import annotations
@@ -8,13 +8,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from device.station import topics
+from device.contract import topics
 
 log = logging.getLogger(__name__)
 
 NOT_ALLOWED = "not_allowed"  # a station outside the hub's allow-list
 REFUSED = "refused"  # valid by the contract, but the database would not take it
-REASONS = ("too_big", "not_json", "unknown_schema", "wrong_station", "invalid", "unknown_topic", NOT_ALLOWED, REFUSED)
+ERROR = "error"  # anything else that went wrong with this one message (the database driver, a bug): logged with it
+REASONS = ("too_big", "not_json", "unknown_schema", "wrong_station", "invalid", "unknown_topic", NOT_ALLOWED, REFUSED,
+           ERROR)
 
 
 @dataclass
@@ -39,28 +41,34 @@ class Intake:
         out = into or Sorted()
         for topic, payload in messages:
             try:
-                station, kind, value = topics.decode(self.prefix, topic, payload)
+                self._sort_one(topic, payload, out)
             except topics.PayloadError as err:
                 out.dropped.append((err.reason, str(err)))
-                continue
-            if self.allowed and station not in self.allowed:
-                out.dropped.append((NOT_ALLOWED, f"station {station!r} on {topic} is not in hub.stations"))
-                continue
-            keys = [getattr(value, name) for name in ("rep_key", "session_key") if getattr(value, name, None)]
-            if any(not key.startswith(station + ":") for key in keys):
-                # A key is the station's own: another's would make the hub ignore that station's real row.
-                out.dropped.append(("wrong_station", f"{topic}: a key of another station ({', '.join(keys)})"))
-                continue
-            if kind == topics.AVAILABILITY:
-                out.availability.append((station, value == topics.ONLINE))
-            elif isinstance(value, str):
-                pass  # buzzer/set, a plain command string: nothing for the hub to keep
-            elif kind == topics.STATE:
-                out.states.append((station, value.model_dump()))
-            elif kind == topics.SESSION:
-                out.sessions.append(value.model_dump())
-            elif kind == topics.REP:
-                out.reps.append(value.model_dump())
-            # alerts and buzzer commands are for the station and Home Assistant: the hub keeps
-            # the faults with their reps and the station's state carries the last one.
+            except Exception as err:  # one message must never stop the others
+                out.dropped.append((ERROR, f"{topic[:200]}: {type(err).__name__}: {err}"))
         return out
+
+    def _sort_one(self, topic: str, payload: bytes, out: Sorted) -> None:
+        if topic == topics.hub_availability(self.prefix):
+            return  # the hub's own (its subscription to every station's availability includes it)
+        station, kind, value = topics.decode(self.prefix, topic, payload)
+        if self.allowed and station not in self.allowed:
+            out.dropped.append((NOT_ALLOWED, f"station {station!r} on {topic} is not in hub.stations"))
+            return
+        keys = [getattr(value, name) for name in ("rep_key", "session_key") if getattr(value, name, None)]
+        if any(not key.startswith(station + ":") for key in keys):
+            # A key is the station's own: another's would make the hub ignore that station's real row.
+            out.dropped.append(("wrong_station", f"{topic}: a key of another station ({', '.join(keys)})"))
+            return
+        if kind == topics.AVAILABILITY:
+            out.availability.append((station, value == topics.ONLINE))
+        elif isinstance(value, str) or kind == topics.STORED:
+            pass  # buzzer/set, a plain command, or the hub's own answer: nothing for the hub to keep
+        elif kind == topics.STATE:
+            out.states.append((station, value.model_dump()))
+        elif kind == topics.SESSION:
+            out.sessions.append(value.model_dump())
+        elif kind == topics.REP:
+            out.reps.append(value.model_dump())
+        # alerts and buzzer commands are for the station and Home Assistant: the hub keeps
+        # the faults with their reps and the station's state carries the last one.

@@ -2,7 +2,7 @@
 
 SQLAlchemy Core, so one set of statements serves both engines; the only dialect-specific piece
 is insert-or-ignore (`ON CONFLICT DO NOTHING`), which both have under the same name. A rep is
-stored once per `rep_key` and a session once per `session_key` (see device/station/topics.py):
+stored once per `rep_key` and a session once per `session_key` (see device/contract/topics.py):
 MQTT delivers at least once, so a second delivery is a no-op, never a second row.
 
 The page reads it through the same methods it reads a station's rep log with (`list_sessions`,
@@ -18,19 +18,47 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Annotated, Any, Iterable, Optional, Sequence, get_args, get_origin
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from annotated_types import MaxLen
+from pydantic.fields import FieldInfo
 
-from device.station.store import BadRecordError, SessionFilter, StorageError
+from device.contract.records import (FAULT_FIELDS, MEASUREMENTS, REP_SCALARS, SESSION_FIELDS, BadRecordError, FaultRecord,
+                                     Record, RepRecord, SessionFilter, SessionRecord, StorageError, chunks)
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-MEASUREMENTS = ("lowering_s", "rising_s", "peak_hip_flexion_deg", "knee_flexion_at_bottom_deg",
-                "trunk_angle_at_bottom_deg", "hip_shift_at_bottom", "hinge_ratio")
+
+
+def _columns(record: type[Record], names: Sequence[str], indexed: Sequence[str] = ()) -> list[sa.Column]:
+    """The SQL columns of a record's fields (device/contract/records.py, the one definition): a
+    number is a number, text a string of the field's length, an optional field nullable."""
+    out = []
+    for name in names:
+        field = record.model_fields[name]
+        args = get_args(field.annotation)
+        nullable = type(None) in args
+        base = next((a for a in args if a is not type(None)), field.annotation) if nullable else field.annotation
+        metadata = list(field.metadata)
+        if get_origin(base) is Annotated:  # Optional[Annotated[...]]: the constraints are inside
+            base, *more = get_args(base)
+            metadata += [inner for m in more for inner in (m.metadata if isinstance(m, FieldInfo) else [m])]
+        length = next((m.max_length for m in metadata if isinstance(m, MaxLen)), None)
+        if base is bool:
+            kind: Any = sa.Boolean
+        elif base is int:
+            kind = sa.Integer
+        elif base is float:
+            kind = sa.Double
+        else:  # str or a Literal of strings
+            kind = sa.String(length or 64)
+        out.append(sa.Column(name, kind, nullable=nullable, index=name in indexed))
+    return out
+
 
 meta = sa.MetaData()
 sessions = sa.Table(
@@ -38,11 +66,7 @@ sessions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("session_key", sa.String(200), nullable=False, unique=True),
     sa.Column("station", sa.String(32), nullable=False, index=True),
-    sa.Column("started_at", sa.Double, nullable=False, index=True),
-    sa.Column("ended_at", sa.Double),
-    sa.Column("profile", sa.String(64), nullable=False),
-    sa.Column("athlete", sa.String(200), index=True),
-    sa.Column("source", sa.String(300), nullable=False, server_default=""),
+    *_columns(SessionRecord, SESSION_FIELDS, indexed=("started_at", "athlete")),
     sa.Column("received_at", sa.Double, nullable=False),
 )
 reps = sa.Table(
@@ -51,14 +75,7 @@ reps = sa.Table(
     sa.Column("rep_key", sa.String(200), nullable=False, unique=True),
     sa.Column("session_id", sa.Integer, sa.ForeignKey("hub_sessions.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("station", sa.String(32), nullable=False),
-    sa.Column("rep_index", sa.Integer, nullable=False),
-    sa.Column("started_at", sa.Double, nullable=False, index=True),
-    sa.Column("bottom_at", sa.Double, nullable=False),
-    sa.Column("ended_at", sa.Double, nullable=False),
-    *(sa.Column(name, sa.Double) for name in MEASUREMENTS),
-    sa.Column("lockout_reached", sa.Boolean, nullable=False),
-    sa.Column("side", sa.String(16), nullable=False),
-    sa.Column("movement", sa.String(16), nullable=False),
+    *_columns(RepRecord, REP_SCALARS, indexed=("started_at",)),
     sa.Column("trace", sa.Text, nullable=False, server_default="[]"),
     sa.Column("borderline", sa.Text, nullable=False, server_default="[]"),
     sa.Column("received_at", sa.Double, nullable=False),
@@ -67,13 +84,7 @@ faults = sa.Table(
     "hub_faults", meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("rep_id", sa.Integer, sa.ForeignKey("hub_reps.id", ondelete="CASCADE"), nullable=False, index=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("cue", sa.String(300), nullable=False),
-    sa.Column("at", sa.Double, nullable=False),
-    sa.Column("value", sa.Double),
-    sa.Column("threshold", sa.Double),
-    sa.Column("margin", sa.Double),
-    sa.Column("noise", sa.Double),
+    *_columns(FaultRecord, FAULT_FIELDS),
 )
 settings_table = sa.Table(
     "hub_settings", meta,
@@ -85,10 +96,14 @@ settings_table = sa.Table(
 @dataclass(frozen=True)
 class Stored:
     """What one ingest did: sessions new to the hub, and (station, id, ended_at) of each new rep
-    (none when it was a second delivery)."""
+    (none when it was a second delivery); and what the hub now holds of what came in, to confirm to
+    the stations: (station, rep_key) of every rep, new or not, and (station, session_key, ended_at
+    as stored) of every session."""
 
     sessions: int = 0
-    new_reps: tuple[tuple[str, int, float], ...] = ()
+    new_reps: tuple[tuple[str, int, float, float], ...] = ()  # (station, id, ended_at, started_at)
+    reps_held: tuple[tuple[str, str], ...] = ()
+    sessions_held: tuple[tuple[str, str, Optional[float]], ...] = ()
 
 
 def redact(url: str) -> str:
@@ -168,24 +183,30 @@ class HubStore:
         """
         now = time.time() if received_at is None else received_at
         new_sessions, new_reps = 0, []
+        reps_held: list[tuple[str, str]] = []
+        sessions_held: list[tuple[str, str, Optional[float]]] = []
         try:
             with self._lock, self._engine.begin() as db:
                 for s in sessions_in:
                     new_sessions += self._upsert_session(db, s, now)
+                    ended = db.execute(sa.select(sessions.c.ended_at)
+                                       .where(sessions.c.session_key == s["session_key"])).scalar_one()
+                    sessions_held.append((s["station"], s["session_key"], ended))
                 for r in reps_in:
                     rep_id = self._insert_rep(db, r, now)
                     if rep_id is not None:
-                        new_reps.append((r["station"], rep_id, float(r["ended_at"])))
+                        new_reps.append((r["station"], rep_id, float(r["ended_at"]), float(r["started_at"])))
+                    reps_held.append((r["station"], r["rep_key"]))
         except (sa.exc.IntegrityError, sa.exc.DataError) as err:
             raise BadRecordError(f"hub database {self.path}: record refused ({_reason(err)})") from None
         except sa.exc.SQLAlchemyError as err:
             raise StorageError(f"hub database {self.path}: {_reason(err)}") from None
-        return Stored(new_sessions, tuple(new_reps))
+        return Stored(new_sessions, tuple(new_reps), tuple(reps_held), tuple(sessions_held))
 
     def _upsert_session(self, db: sa.Connection, s: dict[str, Any], now: float) -> int:
-        values = dict(session_key=s["session_key"], station=s["station"], started_at=float(s["started_at"]),
-                      ended_at=_num(s.get("ended_at")), profile=s.get("drill") or "", athlete=s.get("athlete"),
-                      source=s.get("source") or "", received_at=now)
+        values = dict(session_key=s["session_key"], station=s["station"], received_at=now,
+                      **{name: s.get(name) for name in SESSION_FIELDS})
+        values.update(started_at=float(s["started_at"]), ended_at=_num(s.get("ended_at")), source=s.get("source") or "")
         stmt = self._insert(sessions).values(**values)
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(index_elements=["session_key"], set_={
@@ -205,27 +226,21 @@ class HubStore:
             return int(row[0])
         db.execute(self._insert(sessions).values(
             session_key=key, station=r["station"], started_at=float(r["started_at"]), ended_at=None,
-            profile=r.get("drill") or "", athlete=None, source="", received_at=now,
+            profile="", athlete=None, source="", received_at=now,
         ).on_conflict_do_nothing(index_elements=["session_key"]))
         return int(db.execute(sa.select(sessions.c.id).where(sessions.c.session_key == key)).scalar_one())
 
     def _insert_rep(self, db: sa.Connection, r: dict[str, Any], now: float) -> Optional[int]:
         session_id = self._session_id(db, r, now)
-        values = dict(
-            rep_key=r["rep_key"], session_id=session_id, station=r["station"], rep_index=int(r["rep_index"]),
-            started_at=float(r["started_at"]), bottom_at=float(r["bottom_at"]), ended_at=float(r["ended_at"]),
-            **{name: _num(r.get(name)) for name in MEASUREMENTS},
-            lockout_reached=bool(r.get("lockout_reached")), side=r.get("side") or "", movement=r.get("movement") or "",
-            trace=json.dumps(r.get("trace") or []), borderline=json.dumps(r.get("borderline") or []),
-            received_at=now,
-        )
+        values = dict(rep_key=r["rep_key"], session_id=session_id, station=r["station"], received_at=now,
+                      **{name: r[name] for name in REP_SCALARS},
+                      trace=json.dumps(r.get("trace") or []), borderline=json.dumps(r.get("borderline") or []))
+        values.update({name: _num(r.get(name)) for name in MEASUREMENTS})
         inserted = db.execute(self._insert(reps).values(**values).on_conflict_do_nothing(index_elements=["rep_key"])
                               .returning(reps.c.id)).first()
         if inserted is None:
             return None
-        rows = [dict(rep_id=inserted[0], name=f["name"], cue=f.get("cue") or "", at=float(f["at"]),
-                     value=_num(f.get("value")), threshold=_num(f.get("threshold")), margin=_num(f.get("margin")),
-                     noise=_num(f.get("noise"))) for f in r.get("faults") or ()]
+        rows = [dict(rep_id=inserted[0], **{name: f.get(name) for name in FAULT_FIELDS}) for f in r.get("faults") or ()]
         if rows:
             db.execute(faults.insert(), rows)
         return int(inserted[0])
@@ -309,7 +324,7 @@ class HubStore:
             r["lockout_reached"] = bool(r["lockout_reached"])
             r["timings"] = {}
             r["faults"], r["corrections"] = [], []
-        for chunk in _chunks(list(by_id), 500):
+        for chunk in chunks(list(by_id), 500):
             for f in self._rows(sa.select(faults).where(faults.c.rep_id.in_(chunk)).order_by(faults.c.at, faults.c.id)):
                 by_id[f["rep_id"]]["faults"].append(f)
         return found
@@ -352,13 +367,19 @@ class HubStore:
         return self._rows(sa.select(reps.c.id, reps.c.rep_key, reps.c.ended_at)
                           .where(reps.c.id > after_id).order_by(reps.c.id))
 
+    def reps_per_station(self, since: float) -> dict[str, int]:
+        """How many reps started since `since` the hub holds, per station."""
+        rows = self._rows(sa.select(reps.c.station, sa.func.count().label("n")).where(reps.c.started_at >= since)
+                          .group_by(reps.c.station))
+        return {r["station"]: int(r["n"]) for r in rows}
+
     def profiles_used(self) -> list[str]:
         return [r["profile"] for r in self._rows(sa.select(sessions.c.profile).distinct().order_by(sessions.c.profile))]
 
     def stations(self) -> list[str]:
         return [r["station"] for r in self._rows(sa.select(sessions.c.station).distinct().order_by(sessions.c.station))]
 
-    def athletes(self) -> list[str]:
+    def athlete_names(self) -> list[str]:
         return [r["athlete"] for r in self._rows(sa.select(sessions.c.athlete).distinct()
                                                   .where(sessions.c.athlete.is_not(None)).order_by(sessions.c.athlete))]
 
@@ -381,8 +402,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _reason(err: Exception) -> str:
     orig = getattr(err, "orig", None)
     return str(orig or err).strip().splitlines()[0]
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
-    for i in range(0, len(items), size):
-        yield list(items[i : i + size])

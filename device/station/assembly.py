@@ -22,17 +22,21 @@ from device.config import Settings
 from device.errors import ConfigError
 from device.pose.engine import PoseEngine
 from device.station.broker_link import BrokerLink
+from device.station.clock import kernel_clock_synchronised, untrusted
 from device.station.live import LiveState
 from device.station.loop import Analyzer, RunSummary, Station
 from device.station.notify import SystemdNotifier
 from device.station.replog import RepLog, pending_path_for
 from device.station.signals import QuietHours, Signals, signals_from_settings
 from device.station.voice import AlsaSpeaker, PhraseBank, Speaker, Voice, VoiceError, profile_phrases
-from device.station.store import RepStore, StorageError, open_rep_log
+from device.contract.records import StorageError
+from device.station.store import RepStore, open_rep_log
 
 log = logging.getLogger(__name__)
 
 RETENTION_CHECK_S = 24 * 3600
+OPEN_RETRY_FIRST_S = 1.0  # a rep log that could not be opened at start is tried again after this...
+OPEN_RETRY_MAX_S = 60.0  # ...then twice as long each time, up to this
 
 
 def analyzer_factory(settings: Settings) -> Callable[[str], Analyzer]:
@@ -80,21 +84,39 @@ class StationRig:
     retry_initial_s: float
     retry_max_s: float
     link: Optional[BrokerLink] = None  # the MQTT link, when [mqtt] host is set
+    opener: Optional["RepLogOpener"] = None  # keeps trying a rep log that could not be opened at start
+
+    def when_rep_log_opens(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the rep log is open: now, or (on the opener's thread) when it opens.
+        What needs the rep log (the page, the MQTT outbox) starts this way; coaching never waits."""
+        if self.replog.store is not None or self.opener is None:
+            callback()
+        else:
+            self.opener.when_open(callback)
 
     def run(self) -> RunSummary:
-        if self.link is not None and not self.link.running:
-            try:
-                self.link.start()
-            except StorageError as err:  # coaching goes on; the reps wait in the outbox for the next start
-                log.error("MQTT: cannot read the outbox (%s); not publishing this run", err)
-                self.link = None
+        if self.link is not None:
+            self.when_rep_log_opens(self._start_link)
+        if self.opener is not None and not self.opener.is_alive() and not self.opener.opened.is_set():
+            self.opener.start()
         return self.station.run(self.make_source, lossless=self.lossless, retry_initial_s=self.retry_initial_s,
                                 retry_max_s=self.retry_max_s)
+
+    def _start_link(self) -> None:
+        link = self.link
+        if link is None or link.running:
+            return
+        try:
+            link.start()
+        except StorageError as err:  # coaching goes on; the reps wait in the outbox for the next start
+            log.error("MQTT: cannot read the outbox (%s); not publishing this run", err)
 
     def stop(self) -> None:
         self.station.stop()
 
     def close(self) -> None:
+        if self.opener is not None:
+            self.opener.stop()
         try:
             self.replog.close()
         finally:
@@ -184,6 +206,7 @@ def build_station(
             live.update(storage=note)
             if signals is not None:
                 signals.warn()  # the error tone and a red flash, then on as usual
+        opener = RepLogOpener(settings.db_path, replog, outbox=settings.mqtt.enabled) if store is None else None
         station = Station(
             engine=engine, make_analyzer=make_analyzer, profile=profile, replog=replog, signals=signals, live=live,
             notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,
@@ -191,6 +214,8 @@ def build_station(
             voice=voice, phrases=phrases, wall_clock=wall_clock,
         )
         station.storage_note = note
+        if opener is not None:
+            opener.when_open(lambda: setattr(station, "storage_note", ""))  # the page stops saying it
         link = None
         if settings.mqtt.enabled:
             if settings.mqtt.station_id is None:
@@ -200,7 +225,7 @@ def build_station(
         undo.pop_all()
     return StationRig(station, live, replog, signals, notifier, make_source, source_live=probe.live,
                       lossless=fast and not probe.live, retry_initial_s=settings.source.retry_initial_s,
-                      retry_max_s=settings.source.retry_max_s, link=link)
+                      retry_max_s=settings.source.retry_max_s, link=link, opener=opener)
 
 
 def package_version() -> str:
@@ -244,9 +269,15 @@ def open_checked_rep_log(db_path: Path, outbox: bool = False) -> tuple[Optional[
     try:
         store, moved = open_rep_log(db_path, outbox=outbox)
     except StorageError as err:
-        log.error("the rep log cannot be opened: %s; coaching goes on, reps are kept in %s", err,
-                  pending_path_for(db_path))
-        return None, f"rep log cannot be opened ({err}); reps are kept in {pending_path_for(db_path).name}"
+        pending = pending_path_for(db_path)
+        try:
+            pending.parent.mkdir(parents=True, exist_ok=True)
+            kept = f"reps are kept in {pending.name} until it opens"
+        except OSError as folder:  # no promise of a file its folder cannot hold
+            kept = (f"reps are held in memory only ({pending.parent} cannot be made: {folder.strerror}); set data_dir "
+                    "or store.db_path to a folder the station may write")
+        log.error("the rep log cannot be opened: %s; coaching goes on, %s", err, kept)
+        return None, f"rep log cannot be opened ({err}); {kept}"
     if moved is None:
         return store, ""
     note = f"the rep log was damaged; it was moved aside to {moved.name} and a fresh one started"
@@ -257,30 +288,102 @@ def open_checked_rep_log(db_path: Path, outbox: bool = False) -> tuple[Optional[
 # --- beside a running station ---------------------------------------------------------------------
 
 
-class RetentionKeeper(threading.Thread):
-    """Deletes sessions older than store.retention_days, at start and once a day, on its own connection."""
+class RepLogOpener(threading.Thread):
+    """Keeps trying to open a rep log that could not be opened at start (a lock held by another
+    program, a slow mount, a permission fixed later), waiting OPEN_RETRY_FIRST_S and then twice as
+    long each time up to OPEN_RETRY_MAX_S. Once it opens, the rep log takes it (and writes what waited
+    in the pending file meanwhile) and whatever waited for it starts (the page, the MQTT outbox)."""
 
-    def __init__(self, db_path: Path, retention_days: int, stop: threading.Event):
+    def __init__(self, db_path: Path, replog: RepLog, outbox: bool, first_s: float = OPEN_RETRY_FIRST_S,
+                 max_s: float = OPEN_RETRY_MAX_S):
+        super().__init__(name="rep-log-opener", daemon=True)
+        self.db_path, self.replog, self.outbox = db_path, replog, outbox
+        self.first_s, self.max_s = first_s, max_s
+        self.opened = threading.Event()
+        self.attempts = 0
+        self._quit = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def when_open(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if not self.opened.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def stop(self) -> None:
+        self._quit.set()
+        if self.is_alive():
+            self.join(10)
+
+    def run(self) -> None:
+        delay = self.first_s
+        while not self._quit.wait(delay):
+            self.attempts += 1
+            store, _ = open_checked_rep_log(self.db_path, outbox=self.outbox)
+            if store is None:
+                delay = min(delay * 2, self.max_s)
+                log.info("the rep log: next try in %.0f s", delay)
+                continue
+            try:
+                store.close_interrupted()
+            except StorageError as err:
+                log.warning("could not close earlier sessions: %s", err)
+            self.replog.attach(store)
+            log.info("the rep log %s opened (try %d); what waited in the pending file goes in now", self.db_path,
+                     self.attempts + 1)
+            with self._lock:
+                self.opened.set()
+                callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:  # one that fails must not keep the others from starting
+                    log.exception("starting what waited for the rep log failed")
+            return
+
+
+class RetentionKeeper(threading.Thread):
+    """Deletes sessions older than store.retention_days, at start and once a day, on its own
+    connection; never on a clock it cannot trust (not synchronised, or earlier than the newest row:
+    a clock two years fast after a power cut would take the whole log), which it says in the log."""
+
+    def __init__(self, db_path: Path, retention_days: int, stop: threading.Event,
+                 clock: Callable[[], float] = time.time,
+                 synchronised: Callable[[], Optional[bool]] = kernel_clock_synchronised):
         super().__init__(name="retention", daemon=True)
         self.db_path, self.retention_days, self.stop = db_path, retention_days, stop
+        self.clock, self.synchronised = clock, synchronised
+        self.skipped = ""  # why the last check deleted nothing ('' when it could decide)
+
+    def prune_once(self) -> int:
+        with RepStore(self.db_path) as store:
+            now = self.clock()
+            self.skipped = untrusted(now, store.newest_time(), self.synchronised())
+            if self.skipped:
+                log.warning("retention: nothing deleted: %s; trying again in a day", self.skipped)
+                return 0
+            gone = store.prune(now - self.retention_days * 86400)
+        if gone:
+            log.info("retention: removed %d sessions older than %d days", gone, self.retention_days)
+        return gone
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                with RepStore(self.db_path) as store:
-                    gone = store.prune(time.time() - self.retention_days * 86400)
-                if gone:
-                    log.info("retention: removed %d sessions older than %d days", gone, self.retention_days)
+                self.prune_once()
             except Exception as err:  # never take the station down for housekeeping
                 log.warning("retention check failed: %s", err)
             self.stop.wait(RETENTION_CHECK_S)
 
 
 @contextmanager
-def retention(settings: Settings) -> Iterator[None]:
-    """Keep the rep log within store.retention_days while the block runs."""
+def retention(settings: Settings,
+              synchronised: Callable[[], Optional[bool]] = kernel_clock_synchronised) -> Iterator[None]:
+    """Keep the rep log within store.retention_days while the block runs (on a clock it can trust)."""
     stop = threading.Event()
-    RetentionKeeper(settings.db_path, settings.store.retention_days, stop).start()
+    RetentionKeeper(settings.db_path, settings.store.retention_days, stop, synchronised=synchronised).start()
     try:
         yield
     finally:

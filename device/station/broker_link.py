@@ -1,27 +1,33 @@
 """The station's link to the gym's MQTT broker: committed reps and sessions from the durable outbox,
-the live state, alerts and Home Assistant discovery out; the buzzer switch in. Topics and payloads
-are in device/station/topics.py.
+the live state, alerts and Home Assistant discovery out; the buzzer switch and the hub's
+confirmations in. Topics and payloads are in device/contract/topics.py.
 
 Everything here runs beside the live loop, never in it: the loop's only part is the outbox row it
 writes in the same SQLite transaction as the rep (device/station/store.py). A sender thread reads the
-outbox in commit order, hands a batch to paho, and deletes each row only when the broker's PUBACK for
-it came back; the next batch goes only when the whole batch is acknowledged, so a broker outage or
-a flapping network delays reps but never reorders or loses them (paho resends an unacknowledged
-message after it reconnects; a rep may then arrive twice, under the same rep_key). A station that
-stops with rows in the outbox sends them at its next start.
+outbox in commit order and publishes its oldest WINDOW rows; a row leaves the outbox only when the
+hub says it has stored it (its key on this station's `stored` topic), not when the broker took it:
+a broker keeps only so many messages for a hub that is away, and a hub may take a message and fail
+to store it. What the hub has not confirmed is sent again, with backoff (RESEND_FIRST_S doubling up
+to RESEND_MAX_S), but never while the hub's availability says it is away; soon after the hub says
+it is back (HUB_BACK_GRACE_S, time for it to store what the broker kept for it) all of it goes again.
+So a broker outage, a hub outage or a flapping network delays reps but never loses them; a rep may
+reach the hub more than once, under the same rep_key, and is stored once. A station that stops with
+rows in the outbox sends them at its next start.
 
-State and alerts are best effort: QoS 1 while connected, not queued in the outbox. The state
-message is retained and republished on every reconnect, so what a reader misses during an outage
-is replaced by the current state anyway; an alert is about a fault as it happens and is worthless
-an hour later, and every fault that buzzed is in its rep, which is durable.
+State and alerts are best effort: QoS 0 while connected, not queued in the outbox nor by the broker
+for a reader that is away (where they would crowd out reps). The state message is retained and
+republished on every reconnect, so what a reader misses during an outage is replaced by the current
+state anyway; an alert is about a fault as it happens and is worthless an hour later, and every
+fault that buzzed is in its rep, which is durable.
 """
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -29,14 +35,18 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device.config import MqttSettings
+from device.contract import topics as t
+from device.contract.records import SESSION_FIELDS, StorageError, rep_fields, start_of_today
 from device.errors import ConfigError
-from device.station import topics as t
 from device.station.live import LiveSnapshot, LiveState, StationControls, StationState
-from device.station.store import RepStore, StorageError
+from device.station.store import RepStore
 
 log = logging.getLogger(__name__)
 
-BATCH = 20  # outbox rows in flight at once
+WINDOW = 100  # outbox rows sent and not yet confirmed by the hub, at most (the oldest first)
+RESEND_FIRST_S = 30.0  # a row the hub has not confirmed is sent again after this, then after twice as long...
+RESEND_MAX_S = 600.0  # ...up to this
+HUB_BACK_GRACE_S = 5.0  # after the hub says it is (back) online, what it has not confirmed goes again after this
 POLL_S = 0.2  # how often the sender looks at the outbox and the live state when idle
 STATE_MIN_INTERVAL_S = 0.5  # the state message at most this often (fps alone never sends one)
 DRAIN_AT_STOP_S = 3.0  # at stop, how long to keep sending what the outbox still holds
@@ -58,7 +68,7 @@ def mqtt_client(cfg: MqttSettings, topics: t.Topics, client_id: str = "") -> mqt
     client.will_set(topics.availability, t.OFFLINE, qos=1, retain=True)
     # paho annotates the delays int, but takes float seconds (it only waits on them).
     client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
-    client.max_inflight_messages_set(BATCH + 10)
+    client.max_inflight_messages_set(WINDOW + 10)
     return client
 
 
@@ -98,31 +108,16 @@ def probe_broker(cfg: MqttSettings, timeout: float = 5.0) -> str:
 
 
 def rep_message(station: str, store_uuid: str, rep: dict[str, Any]) -> t.RepPayload:
-    """A committed rep (a row of RepStore.get_rep) as the contract's rep payload."""
-    evidence = ("name", "cue", "at", "value", "threshold", "margin", "noise")
-    trace = rep["trace"]
-    if len(trace) > 600:  # never the case for a rep the station downsampled, but the payload has a limit
-        trace = trace[:: -(-len(trace) // 600)]
-    return t.RepPayload(
-        station=station, rep_key=t.rep_key(station, store_uuid, rep["id"]),
-        session_key=t.session_key(station, store_uuid, rep["session_id"]), rep_index=rep["rep_index"],
-        started_at=rep["started_at"], bottom_at=rep["bottom_at"], ended_at=rep["ended_at"], movement=rep["movement"],
-        side=rep["side"], lowering_s=rep["lowering_s"], rising_s=rep["rising_s"],
-        peak_hip_flexion_deg=rep["peak_hip_flexion_deg"], knee_flexion_at_bottom_deg=rep["knee_flexion_at_bottom_deg"],
-        trunk_angle_at_bottom_deg=rep["trunk_angle_at_bottom_deg"], hip_shift_at_bottom=rep["hip_shift_at_bottom"],
-        hinge_ratio=rep["hinge_ratio"], lockout_reached=rep["lockout_reached"],
-        faults=[{k: f[k] for k in evidence} for f in rep["faults"][:32]],
-        borderline=[{k: f.get(k) for k in evidence} for f in rep["borderline"][:32]],
-        trace=[tuple(p) for p in trace],
-    )
+    """A committed rep (a row of RepStore.get_rep) as the contract's rep payload: the record's every
+    field by name (device/contract/records.py), and its keys."""
+    return t.RepPayload(station=station, rep_key=t.rep_key(station, store_uuid, rep["id"]),
+                        session_key=t.session_key(station, store_uuid, rep["session_id"]), **rep_fields(rep))
 
 
 def session_message(station: str, store_uuid: str, session: dict[str, Any]) -> t.SessionPayload:
-    return t.SessionPayload(
-        station=station, session_key=t.session_key(station, store_uuid, session["id"]),
-        started_at=session["started_at"], ended_at=session["ended_at"], drill=session["profile"],
-        athlete=session["athlete"], source=(session["source"] or "")[:200],
-    )
+    fields = {name: session[name] for name in SESSION_FIELDS}
+    fields["source"] = (fields["source"] or "")[:200]
+    return t.SessionPayload(station=station, session_key=t.session_key(station, store_uuid, session["id"]), **fields)
 
 
 def coach_state(snap: LiveSnapshot) -> str:
@@ -136,18 +131,14 @@ def coach_state(snap: LiveSnapshot) -> str:
     return t.NOBODY
 
 
-def start_of_today(now: Optional[float] = None) -> float:
-    """Local midnight: 'today' is the gym's day."""
-    moment = datetime.fromtimestamp(now if now is not None else time.time())
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-
-
-def state_message(station: str, snap: LiveSnapshot, day: dict[str, Any], now: float) -> t.StatePayload:
+def state_message(station: str, snap: LiveSnapshot, day: dict[str, Any], now: float,
+                  waiting: Optional[int] = None) -> t.StatePayload:
     recent_fault = snap.last_fault if snap.last_fault_at is not None and snap.last_fault_at >= start_of_today(now) else None
     return t.StatePayload(
         station=station, at=now, state=coach_state(snap), drill=snap.profile, reps_this_session=snap.session_reps,
         reps_today=day["reps"], last_fault=recent_fault or day["last_fault"],
         clean_share_today=round(day["clean"] / day["reps"], 4) if day["reps"] else None, buzzer_on=snap.buzzer_enabled,
+        waiting=waiting,
     )
 
 
@@ -204,11 +195,60 @@ def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "") -
 # --- the link -------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Sent:
+    """An outbox row on its way: when it may go again if the hub does not confirm it, and how often it went."""
+
+    next_at: float
+    attempts: int = 1
+    acked: bool = False  # the broker took it at least once
+
+
+class _PubAcks:
+    """paho's publish acknowledgements matched to the outbox rows they carried. paho may call back
+    before publish() has returned the message's id, so an early answer waits here for its row."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[int, int] = {}  # mid -> outbox id
+        self._early: dict[int, bool] = {}  # mid -> accepted, answered before we knew its row
+        self._ignored: set[int] = set()  # best-effort messages nobody waits for
+        self._done: list[tuple[int, bool]] = []  # (outbox id, accepted by the broker)
+
+    def watch(self, mid: int, row: int) -> None:
+        with self._lock:
+            early = self._early.pop(mid, None)
+            if early is None:
+                self._rows[mid] = row
+            else:
+                self._done.append((row, early))
+
+    def ignore(self, mid: int) -> None:
+        with self._lock:
+            if self._early.pop(mid, None) is None:
+                self._ignored.add(mid)
+
+    def answered(self, mid: int, accepted: bool) -> None:
+        with self._lock:
+            if mid in self._ignored:
+                self._ignored.discard(mid)
+            elif mid in self._rows:
+                self._done.append((self._rows.pop(mid), accepted))
+            else:
+                self._early[mid] = accepted
+
+    def take(self) -> list[tuple[int, bool]]:
+        with self._lock:
+            done, self._done = self._done, []
+            return done
+
+
 class BrokerLink:
     """One station's MQTT link: `start` connects (in the background: a broker that is down is
     retried with backoff, coaching goes on), `stop` sends what it can of the outbox, says offline and
     disconnects. Its own SQLite connection reads and empties the outbox; the live state is read from
-    `live`; a buzzer command goes to `controls` like the page's switch."""
+    `live`; a buzzer command goes to `controls` like the page's switch. `clock` (monotonic seconds)
+    times the resends and the command rate limit."""
 
     def __init__(
         self,
@@ -242,19 +282,24 @@ class BrokerLink:
         self.client.on_message = self._on_message
         self.connected = threading.Event()
         self._new_connection = threading.Event()
+        self._hub_announced = threading.Event()  # the hub said it is online (again): resend soon
+        self._wake = threading.Event()  # a confirmation came: the window may move on
         self._stop = threading.Event()
         self._closing = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._acks: dict[int, bool] = {}  # mid -> accepted by the broker
-        self._forget: set[int] = set()  # mids of best-effort messages whose ack nobody waits for
-        self._ack_lock = threading.Condition()
+        self._acks = _PubAcks()
+        self._confirmations: "queue.SimpleQueue[t.StoredPayload]" = queue.SimpleQueue()
+        self._sent: dict[int, _Sent] = {}  # outbox id -> its way so far (the sender thread's)
         self._drain_s = DRAIN_AT_STOP_S
         self._store_uuid = ""
         self._last_command = 0.0
-        self._refusing = False  # the broker refused the last batch (its ACL): waits, never reorders
+        self._refusing = False  # the broker refused a row (its ACL): said, and tried again later
         self._store: Optional[RepStore] = None
-        # What a test or `station doctor` may read
-        self.sent = 0  # outbox rows the broker acknowledged
+        # What a test, the page or `station doctor` may read
+        self.hub_online: Optional[bool] = None  # the hub's availability (None: no hub has said yet)
+        self.sent = 0  # outbox rows the broker took (each counted once, however often it went)
+        self.confirmed = 0  # outbox rows the hub confirmed it stored, and so left the outbox
+        self.resent = 0  # sends of a row that had gone before
         self.refused = 0  # outbox rows that could not be made into a payload (dropped, logged)
         self.commands = 0  # buzzer commands obeyed
         self.ignored_commands = 0
@@ -274,12 +319,13 @@ class BrokerLink:
         return self
 
     def stop(self, drain_s: float = DRAIN_AT_STOP_S) -> None:
-        """Send what the outbox holds for up to `drain_s` (what is left goes at the next start),
-        then mark the station offline and disconnect."""
+        """Send what the outbox holds and wait for the hub to confirm it, for up to `drain_s` (what is
+        left goes at the next start), then mark the station offline and disconnect."""
         if self._thread is None:
             return
         self._drain_s = drain_s
         self._closing.set()
+        self._wake.set()
         self._thread.join(drain_s + 1.0)
         self._stop.set()
         self._thread.join(5.0)
@@ -292,7 +338,7 @@ class BrokerLink:
         if self._store is not None:
             left = self._store.outbox_size()
             if left:
-                log.info("MQTT: %d reps and sessions wait in the outbox for the next start", left)
+                log.info("MQTT: %d reps and sessions wait in the outbox for the hub; they go at the next start", left)
             self._store.close()
             self._store = None
 
@@ -313,7 +359,7 @@ class BrokerLink:
             self._problem(f"the broker refused the connection: {reason}")
             return
         self.last_error = ""
-        client.subscribe(self.topics.buzzer_set, qos=1)
+        client.subscribe([(self.topics.buzzer_set, 1), (self.topics.stored, 1), (self.topics.hub_availability, 1)])
         self.connected.set()
         self._new_connection.set()
         log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.broker_port)
@@ -335,18 +381,43 @@ class BrokerLink:
             self.last_error = str(reason)
 
     def _on_publish(self, client, userdata, mid, reason, properties) -> None:
-        with self._ack_lock:
-            if mid in self._forget:
-                self._forget.discard(mid)
-            else:
-                self._acks[mid] = not reason.is_failure
-                self._ack_lock.notify_all()
+        self._acks.answered(mid, not reason.is_failure)
 
     def _on_message(self, client, userdata, message) -> None:
-        """Only the buzzer command is subscribed; anything else, or any other payload, is ignored.
+        if message.topic == self.topics.stored:
+            self._on_stored(bytes(message.payload))
+        elif message.topic == self.topics.hub_availability:
+            self._on_hub_availability(bytes(message.payload))
+        else:
+            self._on_command(message)
+
+    def _on_stored(self, payload: bytes) -> None:
+        """The hub's word that it stored some of our reps and sessions (only the hub may write here:
+        the broker's ACL). Applied by the sender thread, on its own connection."""
+        try:
+            _, _, stored = t.decode(self.topics.prefix, self.topics.stored, payload)
+        except t.PayloadError as err:
+            log.warning("MQTT: ignored a confirmation the contract refuses: %s", err)
+            return
+        if isinstance(stored, t.StoredPayload):
+            self._confirmations.put(stored)
+            self._wake.set()
+
+    def _on_hub_availability(self, payload: bytes) -> None:
+        online = payload == t.ONLINE.encode()
+        if online or payload == t.OFFLINE.encode():
+            if online != self.hub_online:
+                log.info("MQTT: the hub is %s", "online" if online else "away; reps wait in the outbox for it")
+            self.hub_online = online
+            if online:  # also a retained 'online' at each (re)connection: what was in flight goes again soon
+                self._hub_announced.set()
+                self._wake.set()
+
+    def _on_command(self, message: mqtt.MQTTMessage) -> None:
+        """Only the buzzer command is obeyed; anything else, or any other payload, is ignored.
         A retained command is stale (someone's old ON/OFF left on the broker) and is ignored too:
         the station remembers its own setting."""
-        command = t.buzzer_command(message.payload) if message.topic == self.topics.buzzer_set else None
+        command = t.buzzer_command(bytes(message.payload)) if message.topic == self.topics.buzzer_set else None
         now = self.clock()
         if command is None or message.retain or now - self._last_command < 1.0 / COMMANDS_PER_S:
             self.ignored_commands += 1
@@ -368,10 +439,12 @@ class BrokerLink:
         drain_until: Optional[float] = None
         while not self._stop.is_set():
             try:
+                confirmed = self._apply_confirmations()
                 self._report_link()
                 if self._closing.is_set():
                     drain_until = drain_until or self.clock() + self._drain_s
-                    if self.clock() > drain_until or not self.connected.is_set() or self._refusing or not self._outbox_size():
+                    if (self.clock() > drain_until or not self.connected.is_set() or self._refusing
+                            or self.hub_online is False or not self._outbox_size()):
                         if self.connected.is_set():  # the last word: how the day stands now
                             self._publish_state(self.live.snapshot()[1], last_state)
                         return
@@ -381,20 +454,26 @@ class BrokerLink:
                     self._new_connection.clear()
                     self._announce()
                     last_state = None  # the state goes again on every connection
+                if self._hub_announced.is_set():
+                    self._hub_announced.clear()
+                    soon = self.clock() + HUB_BACK_GRACE_S
+                    for way in self._sent.values():
+                        way.next_at, way.attempts = min(way.next_at, soon), 1
                 version, snap = self.live.snapshot()
                 if snap.last_fault_at is not None and snap.last_fault_at != last_alert_at:
                     if time.time() - snap.last_fault_at < ALERT_FRESH_S:
                         self._alert(snap)
                     last_alert_at = snap.last_fault_at
-                sent = self._send_batch()
+                sent = self._send_due()
                 now = self.clock()
-                if (sent or version != last_version or last_state is None) and now - last_state_at >= STATE_MIN_INTERVAL_S:
+                changed = sent or confirmed or version != last_version or last_state is None
+                if changed and now - last_state_at >= STATE_MIN_INTERVAL_S:
                     published = self._publish_state(snap, last_state)
                     if published != last_state:
                         last_state, last_state_at = published, now
                     last_version = version
-                if not sent:
-                    self._stop.wait(POLL_S)
+                if not sent and self._wake.wait(POLL_S):
+                    self._wake.clear()
             except StorageError as err:  # the rep log is unreadable right now: try again shortly
                 self.last_error = str(err)
                 log.warning("MQTT: cannot read the outbox: %s", err)
@@ -403,15 +482,43 @@ class BrokerLink:
                 log.exception("MQTT: the sender failed; retrying")
                 self._stop.wait(1.0)
 
+    def _apply_confirmations(self) -> int:
+        """Let go of what the hub has stored: a rep by its key; a session only when the hub holds it
+        as it stands now (its end), so an end sent after the start is never let go unsent. Returns
+        how many outbox rows went."""
+        assert self._store is not None
+        sid, uuid = self.topics.station, self._store_uuid
+        rep_ids: list[int] = []
+        sessions: list[tuple[int, Optional[float]]] = []
+        while True:
+            try:
+                stored = self._confirmations.get_nowait()
+            except queue.Empty:
+                break
+            rep_ids += [i for i in (t.key_id(k, sid, uuid) for k in stored.reps) if i is not None]
+            sessions += [(i, s.ended_at) for s in stored.sessions
+                         if (i := t.key_id(s.session_key, sid, uuid)) is not None]
+        if not (rep_ids or sessions):
+            return 0
+        gone = self._store.outbox_confirm(rep_ids, sessions)
+        self.confirmed += len(gone)
+        for row in gone:
+            self._sent.pop(row, None)
+        return len(gone)
+
     def _report_link(self) -> None:
         """Tell the trainer's page whether reps reach the gym's hub: a station that cannot reach the
-        broker keeps coaching and logging, and its reps wait in the outbox, which the page says."""
+        broker or the hub keeps coaching and logging, and its reps wait in the outbox, which the page says."""
         waiting = self._outbox_size()
         queued = f"{waiting} reps and sessions wait in the outbox" if waiting else "nothing waits"
-        if self.connected.is_set():
-            text = "hub link: connected" + (f", sending ({queued})" if waiting else "")
-        else:
+        if not self.connected.is_set():
             text = f"hub link down ({self.last_error or 'connecting'}): {queued}; none is lost, they go when it is back"
+        elif self.hub_online is False:
+            text = f"hub away (the broker says so): {queued}; none is lost, they go when the hub is back"
+        elif waiting:
+            text = f"hub link: connected, sending ({waiting} reps and sessions wait for the hub to confirm them)"
+        else:
+            text = "hub link: connected"
         if text != self.live.snapshot()[1].hub_link:
             self.live.update(hub_link=text)
 
@@ -420,33 +527,36 @@ class BrokerLink:
         return self._store.outbox_size()
 
     def _announce(self) -> None:
-        self._fire(self.topics.availability, t.ONLINE.encode(), retain=True)
+        self._fire(self.topics.availability, t.ONLINE.encode(), retain=True, qos=1)
         if self.cfg.discovery:
             for topic, config in discovery_messages(self.cfg, self.topics, self.version):
-                self._fire(topic, json.dumps(config).encode(), retain=True)
+                self._fire(topic, json.dumps(config).encode(), retain=True, qos=1)
 
     def _publish_state(self, snap: LiveSnapshot, last: Optional[dict[str, Any]]) -> dict[str, Any]:
         """Publish the retained state when it differs from `last` (its time aside); returns what it stands at."""
         assert self._store is not None
-        message = state_message(self.topics.station, snap, self._store.day_summary(start_of_today()), time.time())
+        message = state_message(self.topics.station, snap, self._store.day_summary(start_of_today()), time.time(),
+                                waiting=self._outbox_size())
         content = message.model_dump(exclude={"at"})
         if content != last:
-            self._fire(self.topics.state, message.to_json(), retain=True)
+            self._fire(self.topics.state, message.to_json(), retain=True, qos=0)
         return content
 
     def _alert(self, snap: LiveSnapshot) -> None:
         assert self._store is not None and snap.last_fault is not None and snap.last_fault_at is not None
         key = t.session_key(self.topics.station, self._store_uuid, snap.session_id) if snap.session_id else None
-        alert = t.AlertPayload(station=self.topics.station, at=max(snap.last_fault_at, 0.0), fault=snap.last_fault,
-                               cue=snap.last_fault_cue[:200], session_key=key)
-        self._fire(self.topics.alert, alert.to_json(), retain=False)
+        try:
+            alert = t.AlertPayload(station=self.topics.station, at=max(snap.last_fault_at, 0.0), fault=snap.last_fault,
+                                   cue=snap.last_fault_cue[:200], session_key=key)
+        except ValueError as err:  # a fault the contract refuses is the rep's to carry, not an alert's
+            log.warning("MQTT: alert not sent: %s", err)
+            return
+        self._fire(self.topics.alert, alert.to_json(), retain=False, qos=0)
 
-    def _fire(self, topic: str, payload: bytes, retain: bool) -> None:
-        """Best effort: QoS 1 now; nobody waits for its acknowledgement."""
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        with self._ack_lock:
-            if self._acks.pop(info.mid, None) is None:
-                self._forget.add(info.mid)
+    def _fire(self, topic: str, payload: bytes, retain: bool, qos: int) -> None:
+        """Best effort: sent now; nobody waits for its acknowledgement."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        self._acks.ignore(info.mid)
 
     def _message(self, row: dict[str, Any]) -> Optional[tuple[str, bytes]]:
         assert self._store is not None
@@ -457,51 +567,64 @@ class BrokerLink:
         session = self._store.get_session(row["session_id"]) if row["session_id"] is not None else None
         return (self.topics.session, session_message(sid, uuid, session).to_json()) if session else None
 
-    def _send_batch(self) -> int:
-        """Hand the oldest outbox rows to paho and wait until the broker acknowledged every one
-        (paho resends across reconnects); then they leave the outbox. Returns how many went."""
+    def _send_due(self) -> int:
+        """Publish the outbox's oldest WINDOW rows that have not gone yet, and those due to go again
+        (never while the hub is away). Returns how many went."""
         assert self._store is not None
-        rows = self._store.outbox_next(BATCH)
-        if not rows:
-            return 0
-        waiting: dict[int, int] = {}  # mid -> outbox id
+        self._take_acks()
+        rows = self._store.outbox_next(WINDOW)
+        here = {row["id"] for row in rows}
+        for gone in [i for i in self._sent if i not in here]:  # deleted with its rep or session
+            del self._sent[gone]
+        now = self.clock()
+        resend = self.hub_online is not False  # a row refused by the broker's ACL waits out its own delay
+        due = [row for row in rows if row["id"] not in self._sent or (resend and now >= self._sent[row["id"]].next_at)]
         unbuildable: list[int] = []
-        for row in rows:
+        for row in due:
             try:
                 message = self._message(row)
-            except ValueError as err:  # a payload the contract refuses: it would block the queue forever
+            except ValueError as err:  # a payload the contract refuses: it would hold up the window forever
                 log.error("MQTT: outbox entry %d (%s) cannot be sent and is dropped: %s", row["id"], row["kind"], err)
                 message = None
             if message is None:
                 unbuildable.append(row["id"])
                 continue
             info = self.client.publish(message[0], message[1], qos=1)
-            waiting[info.mid] = row["id"]
-        self.refused += len(unbuildable)
-        acked: list[int] = list(unbuildable)
-        refused_by_broker = False
-        while waiting and not self._stop.is_set():
-            with self._ack_lock:
-                for mid in [m for m in waiting if m in self._acks]:
-                    if self._acks.pop(mid):
-                        acked.append(waiting.pop(mid))
-                    else:
-                        refused_by_broker = True
-                        waiting.pop(mid)
-                if waiting:
-                    self._ack_lock.wait(POLL_S)
-            if waiting:
-                self._report_link()  # the page hears of an outage while a batch waits for the broker
-        self._store.outbox_remove(acked)
-        self.sent += len(acked) - len(unbuildable)
-        self._refusing = refused_by_broker
-        if refused_by_broker:  # e.g. the ACL does not let this user write here: keep them, say so, retry later
-            self.last_error = (f"the broker refused to take a rep or session from user {self.cfg.username!r} as station "
-                               f"{self.topics.station!r} (check the broker's ACL)")
-            log.error("MQTT: %s; it stays in the outbox", self.last_error)
-            if not self._closing.is_set():
-                self._stop.wait(max(self.cfg.reconnect_max_s, 1.0))
-        return len(acked)
+            self._acks.watch(info.mid, row["id"])
+            before = self._sent.get(row["id"])
+            if before is None:
+                self._sent[row["id"]] = _Sent(now + RESEND_FIRST_S)
+            else:
+                self.resent += 1
+                before.attempts += 1
+                before.next_at = now + min(RESEND_FIRST_S * 2 ** (before.attempts - 1), RESEND_MAX_S)
+        if unbuildable:
+            self._store.outbox_remove(unbuildable)
+            self.refused += len(unbuildable)
+        return len(due) - len(unbuildable)
+
+    def _take_acks(self) -> None:
+        """The broker's answers: taken (counted once per row) or refused by its ACL (said, and the row
+        goes again after RESEND_MAX_S; it stays in the outbox)."""
+        refused = False
+        for row, accepted in self._acks.take():
+            sent = self._sent.get(row)
+            if accepted:
+                if sent is not None and not sent.acked:
+                    sent.acked = True
+                    self.sent += 1
+                self._refusing = False
+            else:
+                refused = True
+                if sent is not None:
+                    sent.next_at = self.clock() + max(self.cfg.reconnect_max_s, 1.0)
+        if refused:
+            self._refusing = True
+            text = (f"the broker refused to take a rep or session from user {self.cfg.username!r} as station "
+                    f"{self.topics.station!r} (check the broker's ACL)")
+            if text != self.last_error:
+                log.error("MQTT: %s; it stays in the outbox", text)
+            self.last_error = text
 
 
 def _wait(info: mqtt.MQTTMessageInfo, timeout: float) -> None:

@@ -25,10 +25,15 @@ class PendingFile:
         self.path = Path(path)
 
     def append(self, record: dict[str, Any]) -> None:
-        """Write one record durably; raises OSError when the disk will not take it."""
+        """Write one record durably; raises OSError when the disk will not take it. A last line that
+        a power cut left without its newline gets one first, so this record starts a line of its own
+        and only the torn one is unreadable."""
         line = json_line(record) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = "\n" + line
             data = line.encode()
             written = os.write(fd, data)
             if written != len(data):

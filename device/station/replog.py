@@ -1,12 +1,15 @@
 """Writes what the live loop produces — sessions, reps, device events — to the SQLite rep log and,
 in headless mode, to a JSON-lines file.
 
-Nothing completed lives only in RAM: what SQLite will not take right now (a damaged or read-only
-database, the disk under its free-space floor) is appended and fsynced to the pending file beside
-it before the rep is reported, replayed into SQLite in order as soon as SQLite takes writes again
-(this run or the next start), and the file is emptied once all of it is in. Only when the disk
-refuses even that is an item held in memory, and then the station says so and exits non-zero if it
-still could not be written at the end. The station keeps coaching throughout.
+Nothing completed lives only in RAM: what SQLite will not take right now (a damaged, locked or
+read-only database, one that could not be opened at all yet, the disk under its free-space floor)
+is appended and fsynced to the pending file beside it before the rep is reported, replayed into
+SQLite in order as soon as SQLite takes writes again (this run or the next start), and the file is
+emptied once all of it is in. Only when the disk refuses even that is an item held in memory, and
+then the station says so and exits non-zero if it still could not be written at the end. The
+station keeps coaching throughout: the live loop calls `flush`, which writes for at most
+FLUSH_BUDGET_S at a time (BATCH items per transaction), so a pending file of thousands of reps is
+replayed beside coaching, never before it starts.
 """
 from __future__ import annotations
 
@@ -22,11 +25,14 @@ from typing import Any, Callable, Optional
 from device.analysis.vocabulary import Rep
 from device.fileio import json_line
 from device.station.pending import PendingFile
-from device.station.store import BadRecordError, RepStore, StorageError
+from device.contract.records import BadRecordError, StorageError
+from device.station.store import RepStore
 
 log = logging.getLogger(__name__)
 
 RETRY_INTERVAL_S = 5.0
+FLUSH_BUDGET_S = 0.05  # the live loop's time one flush may take; the rest waits for the next one
+BATCH = 50  # items written in one transaction while catching up
 MAX_IN_RAM = 10_000  # items the disk refused even in the pending file; beyond that the oldest is dropped and logged
 
 
@@ -90,8 +96,14 @@ class RepLog:
         self.dropped = 0
         self.rejected = 0
         self.unwritten = 0  # items lost at close: neither in SQLite nor in the pending file
+        self._jsonl_failing = False
+        self._opened: Optional[RepStore] = None  # a store opened later (by another thread), taken at the next flush
         if self.jsonl_path:
-            self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:  # said now; each rep's line then fails alone and is logged, SQLite has the rep
+                log.error("the JSON-lines rep log %s cannot be written (%s: %s); set store.jsonl_path or data_dir to "
+                          "a folder the station may write", self.jsonl_path, err.strerror, err.filename)
         path = pending_path or (pending_path_for(store.path) if store is not None else None)
         self.pending = PendingFile(path) if path is not None else None
         self.replayed = self._load_pending()
@@ -106,11 +118,16 @@ class RepLog:
             if record.get("kind") and isinstance(record.get("data"), dict):
                 self._queue.append(Item(record["kind"], record["data"], kept=True))
         loaded = len(self._queue)
-        if loaded:
-            log.warning("%d rep-log items from an earlier run wait in %s; writing them to the rep log",
+        if loaded:  # written by the live loop's flushes, beside coaching
+            log.warning("%d rep-log items from an earlier run wait in %s; writing them to the rep log beside coaching",
                         loaded, self.pending.path)
-            self.flush(force=True)
         return loaded
+
+    def attach(self, store: RepStore) -> None:
+        """A rep log that could not be opened at start has opened (another thread kept trying): the
+        live loop's next flush takes it and writes what waited in the pending file."""
+        self._opened = store
+        self._next_try = 0.0
 
     @property
     def in_ram(self) -> int:
@@ -156,34 +173,40 @@ class RepLog:
         for waiting in self._queue:
             self._keep(waiting)
 
-    def flush(self, force: bool = False, final: bool = False) -> bool:
-        """Write queued items to SQLite in order; returns True when nothing is left queued.
-        `final` (at exit) writes whatever the disk really has room for, ignoring the free-space floor
-        that protects the system while running."""
+    def flush(self, force: bool = False, final: bool = False, budget_s: Optional[float] = FLUSH_BUDGET_S) -> bool:
+        """Write queued items to SQLite in order, for at most `budget_s` (None: until done or refused);
+        returns True when nothing is left queued. `final` (at exit) writes whatever the disk really
+        has room for, ignoring the free-space floor that protects the system while running."""
+        if self.store is None and self._opened is not None:
+            self.store, self._opened = self._opened, None
+            if self.pending is not None and self.pending.path != pending_path_for(self.store.path):
+                log.warning("the rep log opened at %s; its pending file is %s", self.store.path, self.pending.path)
         if not self._queue:
             return True
         if self.paused and not force and self._clock() < self._next_try:
             return False
+        deadline = None if budget_s is None else self._clock() + budget_s
         had_kept = any(item.kept for item in self._queue)
         while self._queue:
-            item = self._queue[0]
+            if deadline is not None and self._clock() > deadline:
+                return False
             try:
                 if not final and not self._space_ok():
                     raise StorageError(f"less than {self.min_free_bytes // (1024 * 1024)} MB free")
-                self._apply(item)
+                if not self._write_batch():
+                    self._write_one(self._queue[0])
             except BadRecordError as err:
+                item = self._queue.pop(0)
                 log.error("could not store %s, skipping it: %s", item.what, err)
                 self.rejected += 1
-                self._queue.pop(0)
                 continue
             except (StorageError, OSError) as err:
                 if not self.paused:
                     log.warning("logging to SQLite paused (%s); alerts continue, %s is kept until it can be written",
-                                err, item.what)
+                                err, self._queue[0].what)
                 self.paused, self.pause_reason = True, str(err)
                 self._next_try = self._clock() + self.retry_interval_s
                 return False
-            self._queue.pop(0)
         if had_kept and self.pending is not None:
             try:
                 self.pending.clear()
@@ -193,6 +216,44 @@ class RepLog:
             log.info("logging resumed; kept items written")
         self.paused, self.pause_reason = False, ""
         return True
+
+    def _write_one(self, item: Item) -> None:
+        rep_id = self._apply(item)
+        self._queue.pop(0)
+        self._written(item, rep_id)
+
+    def _write_batch(self) -> bool:
+        """Up to BATCH queued items in one transaction; False (nothing written, nothing changed) when
+        it could not be, and the caller goes one item at a time to find the one SQLite refuses."""
+        items = self._queue[:BATCH]
+        if self.store is None or len(items) < 2:
+            return False
+        sessions, ids = dict(self._sessions), {k: h.db_id for k, h in self._handles.items()}
+        try:
+            with self.store.batch():
+                rep_ids = [self._apply(item) for item in items]
+        except (StorageError, OSError):
+            self._sessions = sessions  # ids of sessions the rolled-back transaction made are void
+            for key, handle in self._handles.items():
+                handle.db_id = ids.get(key)
+            return False
+        del self._queue[:len(items)]
+        for item, rep_id in zip(items, rep_ids):
+            self._written(item, rep_id)
+        return True
+
+    def _written(self, item: Item, rep_id: Optional[int]) -> None:
+        """After the commit: the JSON line, and the loop told the rep is on disk."""
+        if item.kind == "rep":
+            if self.jsonl_path:
+                try:
+                    self._append_jsonl(item.data, rep_id)
+                except OSError as err:  # the rep is in SQLite; only its JSON line is missing
+                    level = logging.ERROR if not self._jsonl_failing else logging.DEBUG
+                    log.log(level, "could not append %s to %s (%s); it is in the rep log", item.what, self.jsonl_path, err)
+                    self._jsonl_failing = True
+            if item.on_written:
+                item.on_written(rep_id)
 
     @property
     def queued(self) -> int:
@@ -218,7 +279,8 @@ class RepLog:
                 self._handles[key].db_id = found
         return self._sessions[key]
 
-    def _apply(self, item: Item) -> None:
+    def _apply(self, item: Item) -> Optional[int]:
+        """Write one item to SQLite; returns the rep's id for a rep."""
         d = item.data
         rep_id: Optional[int] = None
         if self.store is None and self.pending is not None:
@@ -239,11 +301,7 @@ class RepLog:
                 rep_id = self.store.find_rep(session_id, d["rep"]["index"])  # written before a restart
                 if rep_id is None:
                     rep_id = self.store.add_rep(session_id, Rep.from_dict(d["rep"]), d["wall_offset"], d["timings"])
-        if item.kind == "rep":
-            if self.jsonl_path:
-                self._append_jsonl(d, rep_id)
-            if item.on_written:
-                item.on_written(rep_id)
+        return rep_id
 
     # --- what the station logs ------------------------------------------------------------------
 
@@ -297,7 +355,7 @@ class RepLog:
     def close(self) -> None:
         """Write what is left, with all the disk really has; keep the rest in the pending file for
         the next start. `unwritten` counts what could be neither (the exit status says so)."""
-        self.flush(force=True, final=True)
+        self.flush(force=True, final=True, budget_s=None)
         for item in self._queue:
             self._keep(item)
         self.unwritten = self.in_ram + self.dropped
@@ -306,5 +364,7 @@ class RepLog:
         elif self._queue:
             log.warning("%d rep-log items wait in %s; they are written at the next start", len(self._queue),
                         self.pending.path if self.pending else "-")
+        if self._opened is not None and self.store is None:
+            self.store, self._opened = self._opened, None
         if self.store:
             self.store.close()

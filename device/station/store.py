@@ -13,12 +13,11 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from device.errors import StationError
 from device.analysis.vocabulary import FaultEvent, Rep
+from device.contract.records import BadRecordError, DiskFullError, SessionFilter, StorageError, chunks
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX step_decisions_athlete ON step_decisions(athlete_id, decided_at);
     """,
     # 4: the MQTT outbox. A rep or session waits here, written in the transaction that commits it,
-    # until the broker acknowledged it (device/station/broker_link.py); it points at its row, so
+    # until the hub confirmed it stored it (device/station/broker_link.py); it points at its row, so
     # deleting a session drops what of it was still unsent. store_uuid is made once per database:
     # the station's rep and session keys carry it, so a fresh SD card cannot reuse the old card's keys.
     """
@@ -154,28 +153,6 @@ STEP_DECISIONS = ("accepted", "dismissed")
 _REP_COLUMNS_BUT_TRACE = ("id, session_id, rep_index, started_at, bottom_at, ended_at, lowering_s, rising_s, "
                           "peak_hip_flexion_deg, knee_flexion_at_bottom_deg, trunk_angle_at_bottom_deg, "
                           "hip_shift_at_bottom, hinge_ratio, lockout_reached, side, movement, borderline")
-
-
-class StorageError(StationError):
-    """The rep log cannot be written (disk full, read-only file system, corrupt file)."""
-
-
-class DiskFullError(StorageError):
-    pass
-
-
-class BadRecordError(StorageError):
-    """This one record cannot be stored (a constraint failed); retrying will not help."""
-
-
-@dataclass(frozen=True)
-class SessionFilter:
-    since: Optional[float] = None  # Unix seconds, inclusive
-    until: Optional[float] = None  # Unix seconds, exclusive
-    profile: Optional[str] = None
-    athlete: Optional[str] = None
-    station: Optional[str] = None  # the hub's (device/hub/store.py): a station's own log holds one station
-    athlete_id: Optional[int] = None
 
 
 def _row_id(cur: sqlite3.Cursor) -> int:
@@ -212,6 +189,7 @@ class RepStore:
         self.outbox = outbox
         self.clock = clock  # Unix seconds for what the log stamps itself (corrections, athletes, decisions)
         self._lock = threading.RLock()
+        self._in_batch = False
         try:
             if readonly:
                 if not self.path.is_file():
@@ -259,8 +237,43 @@ class RepStore:
                 db.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Several writes in one transaction (one sync to disk instead of one per write): the rep
+        log replaying what waited in its pending file. Each write inside joins it; any error rolls
+        all of them back, so the caller can try them one at a time."""
+        with self._lock:
+            if self._in_batch:
+                yield
+                return
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as err:
+                raise _classify(err, self.path) from None
+            self._in_batch = True
+            try:
+                yield
+            except BaseException:
+                self._in_batch = False
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._in_batch = False
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise _classify(err, self.path) from None
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._in_batch:  # part of the batch's transaction: its caller commits or rolls back
+                try:
+                    yield self._db
+                except sqlite3.Error as err:
+                    raise _classify(err, self.path) from None
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -449,6 +462,13 @@ class RepStore:
         with self._transaction() as db:
             return db.execute("DELETE FROM sessions WHERE COALESCE(ended_at, started_at) < ?", (before,)).rowcount
 
+    def newest_time(self) -> Optional[float]:
+        """The latest time the log holds (a session's start or end, a rep's end): a clock reading
+        earlier than this has gone backwards, or the rows came from a clock that ran fast."""
+        row = self._query("SELECT MAX(t) FROM (SELECT MAX(COALESCE(ended_at, started_at)) AS t FROM sessions "
+                          "UNION ALL SELECT MAX(ended_at) FROM reps)")[0]
+        return float(row[0]) if row[0] is not None else None
+
     def close_interrupted(self) -> int:
         """At start no session can still be running: one without an end was cut by kill -9 or a
         power loss. It ends at its last rep (or its start), so history, exports and retention
@@ -542,7 +562,7 @@ class RepStore:
             r["borderline"] = json.loads(r["borderline"])
             r["lockout_reached"] = bool(r["lockout_reached"])
             r["faults"], r["corrections"] = [], []
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             for f in self._query(f"SELECT * FROM faults WHERE rep_id IN ({marks}) ORDER BY at, id", chunk):
                 by_id[f["rep_id"]]["faults"].append(dict(f))
@@ -606,6 +626,13 @@ class RepStore:
     def profiles_used(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT profile FROM sessions ORDER BY profile")]
 
+    def stations(self) -> list[str]:
+        """None to filter by: a station's own log holds that one station's sessions."""
+        return []
+
+    def athlete_names(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT name FROM athletes ORDER BY name")]
+
     # --- the MQTT outbox --------------------------------------------------------------------------
 
     @property
@@ -617,8 +644,25 @@ class RepStore:
         """The oldest `limit` outbox entries, in commit order."""
         return [dict(r) for r in self._query("SELECT * FROM outbox ORDER BY id LIMIT ?", (limit,))]
 
+    def outbox_confirm(self, rep_ids: Sequence[int], sessions: Sequence[tuple[int, Optional[float]]]) -> list[int]:
+        """The hub has stored these reps and sessions: their rows leave the outbox (one transaction).
+        A session's rows go only if the hub holds it as it stands now (the same end, or both open):
+        an end queued after the start the hub confirmed still goes. Returns the outbox ids let go."""
+        with self._transaction() as db:
+            gone: list[int] = []
+            for chunk in chunks(list(rep_ids), 500):
+                marks = ",".join("?" * len(chunk))
+                gone += [r[0] for r in db.execute(f"SELECT id FROM outbox WHERE kind = 'rep' AND rep_id IN ({marks})", chunk)]
+            for session_id, ended_at in sessions:
+                gone += [r[0] for r in db.execute(
+                    "SELECT o.id FROM outbox o JOIN sessions s ON s.id = o.session_id "
+                    "WHERE o.kind = 'session' AND o.session_id = ? AND s.ended_at IS ?", (session_id, ended_at))]
+            for chunk in chunks(gone, 500):
+                db.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            return gone
+
     def outbox_remove(self, ids: Sequence[int]) -> None:
-        """The broker has these: they leave the outbox (one transaction)."""
+        """Rows that can never be sent (their payload is refused by the contract): they leave the outbox."""
         if not ids:
             return
         with self._transaction() as db:
@@ -709,8 +753,3 @@ def _evidence(fault: FaultEvent, wall_offset: float) -> dict[str, Any]:
     """A borderline fault as stored beside its rep: the same fields as a row of `faults`."""
     return {"name": fault.fault.value, "cue": fault.cue, "at": fault.time + wall_offset, "value": _num(fault.value),
             "threshold": _num(fault.threshold), "margin": _num(fault.margin), "noise": _num(fault.noise)}
-
-
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -1,6 +1,8 @@
-"""A real MQTT broker for the tests: Debian's `mosquitto`, started on a free loopback port with a
-temporary config (optionally a password file, an ACL and TLS), stopped and restarted on the same
-port so a test can take the broker away in the middle of a set.
+"""A real MQTT broker for the tests: Debian's `mosquitto`, started on a free loopback port with the
+project's own broker settings (deploy/mosquitto/hinge.conf: its queue limits, persistence, packet
+size) and a temporary listener, persistence folder and optionally a password file, an ACL and TLS;
+stopped and restarted on the same port so a test can take the broker away in the middle of a set.
+A test may override a shipped setting by name (`settings={"max_queued_messages": 50}`).
 
 Without mosquitto a developer's run skips with how to install it; under CI=true it fails, since
 there a test that needs the broker must not pass by not running.
@@ -21,9 +23,27 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_CONFIG = REPO / "deploy" / "mosquitto" / "hinge.conf"
+# The shipped config's lines that name the gym's own machine (its ports, files and certificates):
+# each test broker gives its own instead.
+MACHINE_KEYS = {"listener", "cafile", "certfile", "keyfile", "tls_version", "password_file", "acl_file",
+                "persistence_location", "allow_anonymous", "persistence", "require_certificate"}
+
+
+def shipped_settings() -> dict[str, str]:
+    """deploy/mosquitto/hinge.conf's settings, but for those that name the gym's machine."""
+    out: dict[str, str] = {}
+    for line in SHIPPED_CONFIG.read_text().splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key and not key.startswith("#") and key not in MACHINE_KEYS:
+            out[key] = value.strip()
+    return out
+
 
 
 def mosquitto_or_skip() -> str:
@@ -67,6 +87,7 @@ class Mosquitto:
         port: Optional[int] = None,
         allow_anonymous: Optional[bool] = None,
         persistence: bool = True,
+        settings: Optional[dict[str, Union[str, int]]] = None,
     ):
         self.binary = mosquitto_or_skip()
         self.workdir = Path(workdir)
@@ -78,6 +99,7 @@ class Mosquitto:
         self.host = "127.0.0.1"
         self.allow_anonymous = (not self.users) if allow_anonymous is None else allow_anonymous
         self.persistence = persistence
+        self.settings = {**shipped_settings(), **{k: str(v) for k, v in (settings or {}).items()}}
         self.config_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
         self._proc: Optional[subprocess.Popen] = None
@@ -95,7 +117,7 @@ class Mosquitto:
             "log_type notice",
             "log_type information",
             "connection_messages true",
-            "max_packet_size 1048576",
+            *(f"{key} {value}" for key, value in self.settings.items()),
         ]
         if self.persistence:
             store = self.workdir / "persistence"

@@ -19,7 +19,7 @@ from device.hub.floor import Floor
 from device.hub.intake import Intake
 from device.hub.service import Broker, Hub
 from device.hub.store import HubStore
-from device.station import topics
+from device.contract import topics
 from device.station.broker_link import rep_message, session_message
 from device.station.store import RepStore
 
@@ -50,8 +50,10 @@ class Publisher:
     """A bare MQTT client that publishes as a station would (QoS 1, retained state), waiting for
     the broker's acknowledgement of each message."""
 
-    def __init__(self, broker, client_id: str):
+    def __init__(self, broker, client_id: str, username: Optional[str] = None, password: Optional[str] = None):
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
@@ -74,10 +76,14 @@ class Publisher:
 
 
 @contextmanager
-def running_hub(broker, url: str, allowed: Optional[set[str]] = None,
-                client_id: str = "test-hub") -> Iterator[Hub]:
+def running_hub(broker, url: str, allowed: Optional[set[str]] = None, client_id: str = "test-hub",
+                username: Optional[str] = None, password: Optional[str] = None) -> Iterator[Hub]:
+    """The real hub (device/hub/service.py) on `broker`, storing into `url`: it confirms to each
+    station what it stored, so a station's outbox empties only while one runs."""
     store = HubStore(url)
-    hub = Hub(store, Floor(), Broker(host=broker.host, port=broker.port, client_id=client_id), Intake(PREFIX, allowed))
+    hub = Hub(store, Floor(), Broker(host=broker.host, port=broker.port, client_id=client_id, username=username,
+                                     password=password, keepalive_s=5, reconnect_min_s=0.05, reconnect_max_s=0.5),
+              Intake(PREFIX, allowed))
     hub.start()
     try:
         assert hub.connected.wait(10), "the hub did not connect and subscribe"

@@ -18,6 +18,7 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    qos: int = 1  # as delivered: the lower of the publisher's and the subscription's
 
     def json(self) -> Any:
         return json.loads(self.payload)
@@ -56,7 +57,7 @@ class Listener:
 
     def _on_message(self, client, userdata, message) -> None:
         with self._cond:
-            self.messages.append(Received(message.topic, bytes(message.payload), bool(message.retain)))
+            self.messages.append(Received(message.topic, bytes(message.payload), bool(message.retain), message.qos))
             self._cond.notify_all()
 
     def on(self, suffix: str) -> list[Received]:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from device.station.store import SessionFilter
+from device.contract.records import SessionFilter
 from web import actions
 from web.context import AthleteId, Reader, Writer
 from web.charts import series_chart
@@ -37,7 +37,7 @@ def get_ladder(ctx: Reader) -> LadderOut:
 @router.get("/athletes", response_model=AthleteList, responses=problems(401))
 def list_athletes(ctx: Reader) -> AthleteList:
     """Every athlete by name, with sessions, reps and the last session's start."""
-    return AthleteList(items=[AthleteSummary(**a) for a in ctx.store.list_athletes()])
+    return AthleteList(items=[AthleteSummary(**a) for a in ctx.require_log().list_athletes()])
 
 
 @router.post("/athletes", status_code=201, response_model=AthleteSummary, responses={**WRITE, **problems(400)})
@@ -86,7 +86,7 @@ def export_athlete(ctx: Reader, athlete_id: AthleteId, format: ExportFormat = "c
     athlete = load_athlete(ctx, athlete_id)
     if format == "csv":
         sessions = {s["id"]: s for s in ctx.store.list_sessions(SessionFilter(athlete_id=athlete_id), limit=MAX_SESSIONS)}
-        body = reps_csv(ctx.store.athlete_reps(athlete_id), sessions)
+        body = reps_csv(ctx.require_log().athlete_reps(athlete_id), sessions)
     else:
         body = reps_json(athlete_progress(ctx, athlete_id).model_dump())
     return download(body, format, f"hinge-athlete-{athlete['id']}")
@@ -97,7 +97,7 @@ def export_athlete(ctx: Reader, athlete_id: AthleteId, format: ExportFormat = "c
 
 @pages.get("/athletes", responses=HTML)
 def athletes_page(ctx: Reader, request: Request, saved: Flash = None) -> Response:
-    return render(request, "athletes.html", "athletes", saved, athletes=ctx.store.list_athletes(),
+    return render(request, "athletes.html", "athletes", saved, athletes=ctx.require_log().list_athletes(),
                   ladder=ctx.ladder.drills, station_running=ctx.controls is not None and ctx.live is not None)
 
 

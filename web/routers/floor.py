@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from device.hub.floor import Floor
@@ -33,11 +33,11 @@ def get_floor(ctx: Reader) -> FloorOut:
     200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
           "description": "Server-sent events: `floor` with a FloorOut as data, whenever any station changes."},
     **problems(401, 409, 503)})
-async def floor_events(ctx: Reader) -> StreamingResponse:
+async def floor_events(ctx: Reader, request: Request) -> StreamingResponse:
     floor = require_floor(ctx)
 
     async def changed(seen: int) -> Optional[tuple[int, str]]:
         snap = floor.snapshot()
         return (snap.version, floor_out(snap).model_dump_json()) if snap.version != seen else None
 
-    return event_stream(ctx, "floor", changed)
+    return event_stream(ctx, request, "floor", changed)

@@ -1,5 +1,6 @@
-"""/api/health: is the page, its rep log and the live loop alive; with deep=true also the rep
-log's integrity check and `station doctor`'s checks."""
+"""/api/health: is the page, its rep log and the live loop alive (on the hub's page: does the hub
+read the broker, and do its writes go in); with deep=true also the rep log's integrity check and
+`station doctor`'s checks."""
 from __future__ import annotations
 
 import time
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Query
 from device.errors import StationError
 from device.station.live import StationState
 from web.context import Reader, WebContext
-from web.schemas import DbHealth, HealthOut, LiveHealth
+from web.schemas import DbHealth, HealthOut, HubHealth, LiveHealth
 from web.routers.common import problems
 
 router = APIRouter(prefix="/api/health", tags=["health"])
@@ -56,7 +57,17 @@ def health(ctx: Reader, deep: Annotated[bool, Query(description="Also run the in
         elif status == "ok" and (snap.logging_paused or snap.storage
                                  or (snap.state != StationState.STOPPED and age > STALE_AFTER_S)):
             status = "degraded"
+    hub = None
+    if ctx.floor is not None:  # the hub's page: reads may work while every write fails, or the broker is gone
+        floor = ctx.floor.snapshot()
+        hub = HubHealth(broker="connecting" if floor.broker is None else "connected" if floor.broker else "lost",
+                        write_error=floor.write_error, write_error_since=floor.write_error_since,
+                        backlog=floor.backlog, dropped=floor.dropped)
+        if floor.write_error:
+            status = "error"
+        elif status == "ok" and floor.broker is False:
+            status = "degraded"
     checks = _checks(ctx) if deep and ctx.checks is not None else None
     if status == "ok" and checks and any(_failed(c) for c in checks):
         status = "degraded"
-    return HealthOut(status=status, version=ctx.version, time=time.time(), db=db, live=live, checks=checks)
+    return HealthOut(status=status, version=ctx.version, time=time.time(), db=db, live=live, hub=hub, checks=checks)

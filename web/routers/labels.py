@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from device.station.store import SessionFilter
+from device.contract.records import SessionFilter
 from web.context import Reader
 from web.exports import labels_csv, session_label
 from web.queries import gym_station, time_range

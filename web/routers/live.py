@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import AsyncIterator, Awaitable, Callable, Optional
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
@@ -20,7 +20,8 @@ router = APIRouter(prefix="/api/live", tags=["live"])
 POLL_S = 0.2  # how often a stream looks for a new snapshot: cheap, and a rep shows within a blink
 KEEPALIVE_S = 15.0
 STREAM_MAX_S = 600.0  # the browser reconnects by itself; bounds how long a forgotten tab holds a connection
-MAX_STREAMS = 32  # a gym's screens and phones; more are refused (503) rather than starve the rest
+MAX_STREAMS = 128  # all clients together; each stream is one cheap task, and the server's connection cap is 256
+MAX_STREAMS_PER_CLIENT = 6  # one address: a browser keeps at most 6 connections to a host anyway
 
 
 @router.get("", response_model=LiveOut, responses=problems(401, 409))
@@ -33,7 +34,7 @@ def get_live(ctx: Reader) -> LiveOut:
     200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
           "description": "Server-sent events: `snapshot` with a LiveOut as data, whenever the station's state changes."},
     **problems(401, 409, 503)})
-async def live_events(ctx: Reader) -> StreamingResponse:
+async def live_events(ctx: Reader, request: Request) -> StreamingResponse:
     live = ctx.require_live()
     rep_id, rep, fetched = None, None, False
 
@@ -47,18 +48,26 @@ async def live_events(ctx: Reader) -> StreamingResponse:
             rep = await run_in_threadpool(last_rep_brief, ctx, rep_id)
         return version, live_out(version, snap, rep).model_dump_json()
 
-    return event_stream(ctx, "snapshot", changed)
+    return event_stream(ctx, request, "snapshot", changed)
 
 
-def event_stream(ctx: WebContext, event: str, changed: Callable[[int], Awaitable[Optional[tuple[int, str]]]]) -> StreamingResponse:
-    """One server-sent-event stream, counted against MAX_STREAMS (503 past it): `changed(seen)` gives
-    (version, JSON) when there is something newer than version `seen`, else None; a keepalive
-    comment goes out when nothing changed for KEEPALIVE_S, and the stream ends after STREAM_MAX_S
-    (the browser reconnects). The station's page and the hub's floor page both stream through here."""
+def event_stream(ctx: WebContext, request: Request, event: str,
+                 changed: Callable[[int], Awaitable[Optional[tuple[int, str]]]]) -> StreamingResponse:
+    """One server-sent-event stream, counted against MAX_STREAMS_PER_CLIENT for its client's address
+    and MAX_STREAMS for all (503 past either: one client cannot take the others' live views):
+    `changed(seen)` gives (version, JSON) when there is something newer than version `seen`, else
+    None; a keepalive comment goes out when nothing changed for KEEPALIVE_S, and the stream ends after
+    STREAM_MAX_S (the browser reconnects). The station's page and the hub's floor page both stream
+    through here."""
+    client = request.client.host if request.client else "?"
+    if ctx.stream_clients[client] >= MAX_STREAMS_PER_CLIENT:
+        raise HTTPException(503, f"this device has {MAX_STREAMS_PER_CLIENT} live views open already; close one",
+                            headers={"Retry-After": "30"})
     if ctx.live_streams >= MAX_STREAMS:
         raise HTTPException(503, f"{MAX_STREAMS} live views are open already; close one, or reload in a minute",
                             headers={"Retry-After": "30"})
     ctx.live_streams += 1
+    ctx.stream_clients[client] += 1
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -77,6 +86,9 @@ def event_stream(ctx: WebContext, event: str, changed: Callable[[int], Awaitable
                 await asyncio.sleep(POLL_S)
         finally:
             ctx.live_streams -= 1
+            ctx.stream_clients[client] -= 1
+            if ctx.stream_clients[client] <= 0:
+                del ctx.stream_clients[client]
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BeforeValidator, StringConstraints
 
 from device.analysis.vocabulary import Fault
-from device.station.store import SessionFilter
+from device.contract.records import SessionFilter
 from web.charts import Scale, rep_chart
 from web.context import Reader, SessionId, get_context
 from web.queries import gym_station, last_rep_brief, list_sessions, load_session, session_detail
@@ -100,9 +100,8 @@ def history_page(
                   drills=sorted(set(ctx.store.profiles_used()) | set(ctx.profiles)),
                   date_from=date_from, date_to=date_to, drill=drill, range_since=flt.since, range_until=flt.until,
                   station=station, athlete=athlete,
-                  # ctx.gym: the store is the hub's HubStore, which has these; WebContext types it RepStore.
-                  stations=ctx.store.stations() if ctx.gym else [],  # type: ignore[attr-defined]  # issue 23: one store Protocol
-                  athletes=ctx.store.athletes() if ctx.gym else [],  # type: ignore[attr-defined]  # issue 23: one store Protocol
+                  # The filters by station and athlete name are the hub's page's: a station's page has its athletes' pages.
+                  stations=ctx.store.stations(), athletes=ctx.store.athlete_names() if ctx.gym else [],
                   labels_query=urlencode({k: v for k, v in filters if v}))
 
 
@@ -121,14 +120,14 @@ def session_page(ctx: Reader, request: Request, session_id: SessionId, saved: Fl
             "can_add": [f.value for f in Fault if f.value not in raised and f.value not in added],
         })
     return render(request, "session.html", "history", saved, detail=detail, session=detail.session, reps=reps,
-                  live_session=session_id == ctx.live_session_id, athletes=[] if ctx.gym else ctx.store.list_athletes())
+                  live_session=session_id == ctx.live_session_id, athletes=ctx.log.list_athletes() if ctx.log else [])
 
 
 @router.get("/settings", responses=HTML)
 def settings_page(ctx: Reader, request: Request, saved: Flash = None) -> Response:
     recent = ctx.store.list_sessions(SessionFilter(), limit=20)
     return render(request, "settings.html", "settings", saved, settings=current_settings(ctx, request), recent=recent,
-                  token_configured=ctx.gate.configured, readonly=ctx.store.readonly, athletes=[] if ctx.gym else ctx.store.list_athletes())
+                  token_configured=ctx.gate.configured, readonly=ctx.store.readonly, athletes=ctx.log.list_athletes() if ctx.log else [])
 
 
 @router.get("/login", responses=HTML)

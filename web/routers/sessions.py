@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from device.station.store import SessionFilter
+from device.contract.records import SessionFilter
 from web import actions
 from web.context import Reader, SessionId, Writer
 from web.exports import reps_csv, reps_json

@@ -7,6 +7,7 @@
   var connection = document.getElementById("floor-connection");
   var dropped = document.getElementById("floor-dropped");
   var count = document.getElementById("floor-count");
+  var hubLink = document.getElementById("floor-hub-link");
 
   function text(v, fallback) { return v === null || v === undefined ? fallback : String(v); }
   function pct(v) { return v === null || v === undefined ? "–" : Math.round(v) + "%"; }
@@ -42,6 +43,7 @@
     ["Last fault: ", field("last_fault_label"), " · buzzer ", field("buzzer"), " · last rep ", field("last_rep_clock")]
       .forEach(function (part) { small.appendChild(typeof part === "string" ? document.createTextNode(part) : part); });
     article.appendChild(small);
+    var gap = el("p", "small"); gap.dataset.field = "hub_gap"; article.appendChild(gap);
     return article;
   }
 
@@ -68,7 +70,12 @@
       set(article, "last_fault_label", s.last_fault_label || "none");
       set(article, "buzzer", s.buzzer_on === null ? "–" : (s.buzzer_on ? "on" : "off"));
       set(article, "last_rep_clock", clock(s.last_rep_at));
+      set(article, "hub_gap", s.hub_gap);
     });
+    var link = floor.hub_link;
+    hubLink.textContent = link.broker === "lost"
+      ? "The hub has lost the broker (since " + clock(link.since) + "): each station below is as last heard, not offline; their reps wait in their outboxes."
+      : (link.broker === "connecting" ? "The hub is connecting to the broker." : "");
     var reasons = Object.keys(floor.dropped).sort().map(function (r) { return r + " ×" + floor.dropped[r]; });
     dropped.textContent = reasons.length ? "dropped: " + reasons.join(", ") : "";
   }

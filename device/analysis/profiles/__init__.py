@@ -212,6 +212,8 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"cannot read profile {path}: {err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read profile {path}: it is not UTF-8 text; save it as UTF-8") from None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
