@@ -12,7 +12,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from device.hub.store import HubStore, redact
+from device.hub.store import SCHEMA_VERSION, HubStore, redact
 from device.contract.records import SessionFilter, StorageError
 from support.hub import PREFIX, Publisher, running_hub, wait_until
 
@@ -94,7 +94,7 @@ def test_the_page_reads_filter_by_station_and_athlete_and_page_exports(database_
         assert [r["id"] for r in paged] == [r["id"] for r in everything]
         one = store.get_rep(paged[0]["id"])
         assert one["trace"] == [[0.0, 1.0, 2.0], [0.1, None, 3.0]] and one["lockout_reached"] is True
-        assert store.integrity_check() == "ok" and store.schema_version == 1
+        assert store.integrity_check() == "ok" and store.schema_version == SCHEMA_VERSION
 
 
 def test_a_bad_url_and_a_database_that_is_not_there_say_what_to_do(tmp_path):
@@ -126,3 +126,33 @@ def test_a_hub_on_postgresql_takes_a_real_broker_s_duplicates_once(broker, postg
         time.sleep(0.3)
         assert sorted(hub.store.rep_keys()) == sorted(f"wall-a:{KEY}:{n}" for n in (1, 2, 3))
         assert dict(hub.drops) == {"refused": 1} and hub.alive
+
+
+def test_a_rep_not_judged_is_kept_so_and_is_no_clean_rep(database_url):
+    """A rep filmed off side-on reaches the hub as not judged; the hub's counts never call it clean,
+    and a rep from a station older than the field (no `judged`) stays judged."""
+    unjudged, older = rep("wall-a", 1), rep("wall-a", 2)
+    unjudged["judged"] = False
+    older.pop("judged", None)
+    with HubStore(database_url) as store:
+        store.ingest([session("wall-a", 1)], [unjudged, older])
+        kept = {r["rep_index"]: r["judged"] for r in store.session_reps(store.list_sessions()[0]["id"])}
+        assert kept == {1: False, 2: True}
+        assert [(s["reps"], s["clean_reps"]) for s in store.list_sessions()] == [(2, 1)]
+
+
+def test_a_database_an_older_hub_made_is_upgraded_in_place_and_keeps_its_reps(database_url):
+    """A hub upgraded over the schema-1 database it made: the new column is added, the reps held
+    stay, and they read as judged (an older station judged every rep it sent)."""
+    with HubStore(database_url) as store:
+        store.ingest([session("wall-a", 1)], [rep("wall-a", 1)])
+    engine = sa.create_engine(database_url)
+    with engine.begin() as db:  # what a schema-1 hub left: no `judged` column, version 1
+        db.execute(sa.text("ALTER TABLE hub_reps DROP COLUMN judged"))
+        db.execute(sa.text("UPDATE hub_settings SET value = '1' WHERE key = 'schema_version'"))
+    engine.dispose()
+    with HubStore(database_url) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [r["judged"] for r in store.session_reps(store.list_sessions()[0]["id"])] == [True]
+        store.ingest([], [rep("wall-a", 2)])
+        assert store.list_sessions()[0]["reps"] == 2

@@ -61,7 +61,7 @@ def test_a_first_schema_log_migrates_and_keeps_its_reps(tmp_path):
     with RepStore(db) as store:
         assert store.schema_version == len(MIGRATIONS)
         (rep,) = store.session_reps(1)
-    assert rep["borderline"] == [] and rep["faults"] == []
+    assert rep["borderline"] == [] and rep["faults"] == [] and rep["judged"] is True  # logged when every rep was judged
 
 
 def test_reps_round_trip_with_faults_and_trace(tmp_path):
@@ -233,3 +233,28 @@ def test_retention_never_deletes_on_a_clock_it_cannot_trust(tmp_path):
         left = store.list_sessions(limit=10_000)
     assert gone > 0 and len(left) == sessions - gone
     assert min(s["ended_at"] for s in left) >= time.time() - 30 * 86400 - 60
+
+
+def test_only_a_judged_rep_without_fault_borderline_or_squat_counts_as_clean(tmp_path):
+    """The counts the history, the day's state and MQTT show take the rep's one verdict: a rep filmed
+    off side-on (not judged), one with a borderline fault, and one that looked like a squat are
+    none of them clean; a judged hinge without a fault is."""
+    clean = make_rep(1, 10.0)
+    unjudged = make_rep(2, 20.0)
+    unjudged.judged = False
+    borderline = make_rep(3, 30.0)
+    borderline.borderline = [FaultEvent(Fault.INCOMPLETE_LOCKOUT, "tall", 31.0, 12.0, 10.0, 3, margin=2.0, noise=3.0,
+                                        borderline=True)]
+    squat = make_rep(4, 40.0)
+    squat.movement = "squat"
+    faulty = make_rep(5, 50.0, faults=(Fault.ROUNDED_BACK,))
+    assert [r.verdict for r in (clean, unjudged, borderline, squat, faulty)] == \
+        ["clean", "not judged", "borderline", "borderline", "faults"]
+    with RepStore(tmp_path / "s.db") as store:
+        sid = store.start_session(1000.0, "hinge", "camera")
+        for rep in (clean, unjudged, borderline, squat, faulty):
+            store.add_rep(sid, rep, wall_offset=1000.0)
+        assert [r["judged"] for r in store.session_reps(sid)] == [True, False, True, True, True]
+        (listed,) = store.list_sessions()
+        assert (listed["reps"], listed["clean_reps"]) == (5, 1)
+        assert store.day_summary(0.0)["clean"] == 1

@@ -57,8 +57,10 @@ def test_history_lists_sessions_newest_first_with_counts_from_the_log(api, fille
     for item in body["items"]:
         reps = raw(filled_db, "SELECT id FROM reps WHERE session_id = ?", item["id"])
         faulted = {r[0] for r in raw(filled_db, "SELECT DISTINCT r.id FROM reps r JOIN faults f ON f.rep_id = r.id WHERE r.session_id = ?", item["id"])}
+        not_clean = faulted | {r[0] for r in raw(filled_db, "SELECT id FROM reps WHERE session_id = ? AND (judged = 0 OR "
+                                                            "borderline != '[]' OR movement = 'squat')", item["id"])}
         counts = Counter(r[0] for r in raw(filled_db, "SELECT f.name FROM faults f JOIN reps r ON r.id = f.rep_id WHERE r.session_id = ?", item["id"]))
-        assert item["reps"] == len(reps) and item["clean_reps"] == len(reps) - len(faulted)
+        assert item["reps"] == len(reps) and item["clean_reps"] == len(reps) - len(not_clean)
         assert item["fault_counts"] == dict(counts)
         assert item["clean_pct"] == (round(100 * item["clean_reps"] / item["reps"], 1) if reps else None)
     clip = next(i for i in body["items"] if i["source"] == f"file:{CLIP}")
@@ -95,7 +97,8 @@ def test_session_detail_is_what_the_log_holds(api, filled_db):
         assert all(0 <= f["t_rel_s"] <= got["duration_s"] + 1e-6 for f in got["faults"])
         assert got["trace"] == json.loads(row["trace"]) and got["peak_hip_flexion_deg"] == row["peak_hip_flexion_deg"]
     names = [f["name"] for r in detail["reps"] for f in r["faults"]]
-    clean = sum(1 for r in detail["reps"] if not r["faults"])
+    clean = sum(1 for r in detail["reps"] if not r["faults"] and not r["borderline"] and r["judged"] and r["movement"] != "squat")
+    assert clean == sum(1 for r in detail["reps"] if r["verdict"] == "clean")
     verdict = detail["verdict"]
     assert verdict["reps"] == len(reps) and verdict["clean_reps"] == clean
     assert verdict["clean_pct"] == pytest.approx(100 * clean / len(reps), abs=0.05)
@@ -451,3 +454,34 @@ def test_a_rep_shows_each_faults_evidence_and_its_borderline_faults(tmp_path):
     assert "44.90 against a limit of 25.00, 19.90 past it (noise 6.50)" in page
     assert "borderline, not buzzed" in page and "within the measurement noise (6.80)" in page
     assert 'id="what-2d-cannot-see"' in page
+
+
+def test_a_rep_not_judged_or_looking_like_a_squat_is_never_shown_as_clean(tmp_path):
+    """One verdict per rep, on the page as in the log: a rep filmed off side-on says it was not
+    judged, a squat-looking rep without a buzzed fault says it is not clean; only a judged hinge
+    without a fault reads "clean"."""
+    from device.analysis.vocabulary import Rep
+
+    def rep(index: int, **changes) -> Rep:
+        made = Rep(index=index, start_time=index * 10.0, bottom_time=index * 10.0 + 1.5, end_time=index * 10.0 + 3.0,
+                   lowering_s=1.5, rising_s=1.5, peak_hip_flexion_deg=95.0, knee_flexion_at_bottom_deg=25.0,
+                   trunk_angle_at_bottom_deg=70.0, hip_shift_at_bottom=0.3, hinge_ratio=3.8, lockout_reached=True,
+                   side="left", trace=[(index * 10.0 + i * 0.1, 10.0 + i, 5.0 + i) for i in range(30)])
+        for name, value in changes.items():
+            setattr(made, name, value)
+        return made
+
+    with RepStore(tmp_path / "s.db") as store:
+        sid = store.start_session(1000.0, "hinge", "camera")
+        for made in (rep(1), rep(2, judged=False), rep(3, movement="squat", knee_flexion_at_bottom_deg=126.0)):
+            store.add_rep(sid, made, wall_offset=1000.0)
+        page = client(make_app(store))
+        verdicts = [r["verdict"] for r in page.get(f"/api/sessions/{sid}").json()["reps"]]
+        html = page.get(f"/sessions/{sid}").text
+    assert verdicts == ["clean", "not judged", "borderline"]
+    assert "Clean rep" not in html
+    cards = html.split('<article class="card rep')[1:]
+    assert len(cards) == 3
+    assert 'class="clean"' in cards[0] and "not judged" not in cards[0]
+    assert "not judged (camera not side-on)" in cards[1] and 'class="clean"' not in cards[1]
+    assert "not clean" in cards[2] and 'class="clean"' not in cards[2]

@@ -16,7 +16,8 @@ def rep(index, duration, trace, faults=()):
                 for i, (name, t) in enumerate(faults)],
         started_at=100.0, bottom_at=100.0 + duration / 2, ended_at=100.0 + duration, lowering_s=duration / 2,
         rising_s=duration / 2, trunk_angle_at_bottom_deg=60.0, hip_shift_at_bottom=0.3, side="left", movement="hinge",
-        corrections=[], counted=True, corrected_faults=[n for n, _ in faults], trace=trace,
+        corrections=[], counted=True, corrected_faults=[n for n, _ in faults], trace=trace, judged=True,
+        verdict="faults" if faults else "clean",
     )
 
 

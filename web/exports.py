@@ -12,12 +12,12 @@ import time
 from typing import Any, Iterable, Iterator, Optional
 
 from device.analysis.ladder import corrected_faults, is_counted
-from web.views import clip_name
+from web.views import clip_name, stored_verdict
 
 REP_COLUMNS = (
     "session_id", "rep_id", "rep_index", "started_at", "started_at_local", "duration_s", "lowering_s", "rising_s",
     "peak_hip_flexion_deg", "knee_flexion_at_bottom_deg", "trunk_angle_at_bottom_deg", "hip_shift_at_bottom",
-    "hinge_ratio", "lockout_reached", "side", "movement", "faults", "counted", "corrected_faults", "corrections",
+    "hinge_ratio", "lockout_reached", "side", "movement", "verdict", "faults", "counted", "corrected_faults", "corrections",
     "profile", "athlete", "source", "station",  # station: the hub's export names where each rep was done
 )
 # The columns of ../shared/clips/labels.csv, so an export reads straight back into `station evaluate`.
@@ -58,7 +58,7 @@ def rep_row(rep: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
         "trunk_angle_at_bottom_deg": _number(rep["trunk_angle_at_bottom_deg"]),
         "hip_shift_at_bottom": _number(rep["hip_shift_at_bottom"]), "hinge_ratio": _number(rep["hinge_ratio"]),
         "lockout_reached": int(rep["lockout_reached"]), "side": rep["side"], "movement": rep["movement"],
-        "faults": ";".join(f["name"] for f in rep["faults"]), "counted": int(is_counted(rep)),
+        "verdict": stored_verdict(rep), "faults": ";".join(f["name"] for f in rep["faults"]), "counted": int(is_counted(rep)),
         "corrected_faults": ";".join(corrected_faults(rep)), "corrections": ";".join(corrections),
         "profile": session["profile"], "athlete": session["athlete"] or "", "source": session["source"],
         "station": session.get("station") or "",

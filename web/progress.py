@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional
 
 from fastapi import HTTPException
 
-from device.analysis.ladder import (Ladder, Mastery, corrected_faults, is_counted, leg_lengths_to_cm, progression,
+from device.analysis.ladder import (Ladder, Mastery, clean_after_corrections, is_counted, leg_lengths_to_cm, progression,
                                     tally_sessions)
 from device.contract.records import SessionFilter
 from device.stats import median
@@ -77,7 +77,7 @@ def athlete_progress(ctx: WebContext, athlete_id: int) -> AthleteProgress:
         if is_counted(rep):
             points.append(RepPoint(
                 rep_id=rep["id"], session_id=rep["session_id"], started_at=rep["started_at"], drill=drill_of[rep["session_id"]],
-                clean=not corrected_faults(rep), depth_deg=rep["peak_hip_flexion_deg"], lowering_s=rep["lowering_s"],
+                clean=clean_after_corrections(rep), depth_deg=rep["peak_hip_flexion_deg"], lowering_s=rep["lowering_s"],
                 rep_s=rep["ended_at"] - rep["started_at"], hip_travel=rep["hip_shift_at_bottom"],
                 hip_travel_cm=leg_lengths_to_cm(rep["hip_shift_at_bottom"], height)))
     drill_sessions = []

@@ -94,6 +94,9 @@ class RepBrief(BaseModel):
     hinge_ratio: Measure
     lockout_reached: bool
     faults: list[FaultOut]
+    judged: bool = Field(description="False when the camera was not side-on: no fault was judged.")
+    verdict: Literal["not judged", "faults", "borderline", "clean"] = Field(
+        description="The rep's one verdict: a rep that looked like a squat is never clean.")
 
 
 class RepOut(RepBrief):

@@ -7,8 +7,8 @@ import time
 from collections import Counter
 from typing import Any, Iterable, Optional
 
-from device.analysis.ladder import corrected_faults, is_counted
-from device.analysis.vocabulary import DEFAULT_CUES, Fault, fault_from_name
+from device.analysis.ladder import clean_after_corrections, corrected_faults, is_counted
+from device.analysis.vocabulary import DEFAULT_CUES, Fault, fault_from_name, rep_verdict
 from device.hub.floor import FloorSnapshot, StationView
 from device.station.live import LiveSnapshot, StationState
 from web.schemas import (BorderlineOut, FaultOut, FloorOut, HubLinkOut, LiveOut, RepBrief, RepOut, SessionOut,
@@ -56,12 +56,18 @@ def fault_out(row: dict[str, Any], rep_started_at: float, shape: type[FaultOut] 
                  value=row["value"], threshold=row["threshold"], margin=row.get("margin"), noise=row.get("noise"))
 
 
+def stored_verdict(rep: dict[str, Any]) -> str:
+    """A stored rep's one verdict, as the station gave it (rep_verdict)."""
+    return rep_verdict(bool(rep.get("judged", True)), bool(rep["faults"]), bool(rep.get("borderline")), rep["movement"])
+
+
 def rep_brief(rep: dict[str, Any]) -> RepBrief:
     return RepBrief(
         id=rep["id"], session_id=rep["session_id"], rep_index=rep["rep_index"],
         duration_s=rep["ended_at"] - rep["started_at"], peak_hip_flexion_deg=rep["peak_hip_flexion_deg"],
         knee_flexion_at_bottom_deg=rep["knee_flexion_at_bottom_deg"], hinge_ratio=rep["hinge_ratio"],
         lockout_reached=rep["lockout_reached"], faults=[fault_out(f, rep["started_at"]) for f in rep["faults"]],
+        judged=bool(rep.get("judged", True)), verdict=stored_verdict(rep),
     )
 
 
@@ -92,7 +98,7 @@ def session_out(row: dict[str, Any], live_session_id: Optional[int] = None) -> S
 def with_counts(session: dict[str, Any], reps: list[dict[str, Any]]) -> dict[str, Any]:
     """A RepStore.get_session row with the aggregates list_sessions adds, from its reps."""
     counts = Counter(f["name"] for r in reps for f in r["faults"])
-    return {**session, "reps": len(reps), "clean_reps": sum(1 for r in reps if not r["faults"]),
+    return {**session, "reps": len(reps), "clean_reps": sum(1 for r in reps if stored_verdict(r) == "clean"),
             "last_rep_at": max((r["ended_at"] for r in reps), default=None), "fault_counts": dict(counts)}
 
 
@@ -100,10 +106,11 @@ def session_stats(reps: list[dict[str, Any]], corrected: bool) -> SessionStats:
     if corrected:
         reps = [r for r in reps if is_counted(r)]
         faults = [corrected_faults(r) for r in reps]
+        clean = sum(1 for r in reps if clean_after_corrections(r))
     else:
         faults = [[f["name"] for f in r["faults"]] for r in reps]
+        clean = sum(1 for r in reps if stored_verdict(r) == "clean")
     counts = Counter(name for names in faults for name in names)
-    clean = sum(1 for names in faults if not names)
     # most_common breaks ties by first appearance; prefer the fault vocabulary's order instead
     order = {f.value: i for i, f in enumerate(Fault)}
     top = min(counts, key=lambda n: (-counts[n], order.get(n, len(order)), n)) if counts else None

@@ -130,6 +130,13 @@ def corrected_faults(rep: dict[str, Any]) -> list[str]:
     return result
 
 
+def clean_after_corrections(rep: dict[str, Any]) -> bool:
+    """A rep the trainer's corrections leave without a fault, on a view where faults were judged: a
+    rep filmed off side-on was never judged, so it is no evidence of a clean rep (a stored rep from
+    before `judged` existed was judged)."""
+    return bool(rep.get("judged", True)) and not corrected_faults(rep)
+
+
 def is_counted(rep: dict[str, Any]) -> bool:
     return not any(c["kind"] == "not_a_rep" for c in rep["corrections"])
 
@@ -174,7 +181,7 @@ def tally_sessions(sessions: Sequence[dict[str, Any]], reps: Sequence[dict[str, 
         tallies.append(SessionTally(
             id=s["id"], started_at=s["started_at"], drill=s["profile"],
             day=datetime.fromtimestamp(s["started_at"]).date(), reps=len(counted),
-            clean=sum(1 for f in faults if not f), faults=dict(Counter(n for names in faults for n in names))))
+            clean=sum(1 for r in counted if clean_after_corrections(r)), faults=dict(Counter(n for names in faults for n in names))))
     return tallies
 
 

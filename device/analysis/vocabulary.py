@@ -90,6 +90,24 @@ class FaultEvent:
                    int(data["rep_index"]), _real(data.get("margin")), _real(data.get("noise")), bool(data.get("borderline")))
 
 
+VERDICTS = ("not judged", "faults", "borderline", "clean")
+
+
+def rep_verdict(judged: bool, has_faults: bool, has_borderline: bool, movement: str) -> str:
+    """A rep's one verdict, defined once for the live station and for a stored rep alike: "not
+    judged" (the camera was not side-on, so no fault could be), "faults" (a fault buzzed),
+    "borderline" (only limits crossed within the noise, or a rep that looked like a squat), or
+    "clean". A rep that looked like a squat is never clean: on a judged view its bottom raises
+    squatting_the_hinge, or keeps it as borderline."""
+    if not judged:
+        return "not judged"
+    if has_faults:
+        return "faults"
+    if has_borderline or movement == "squat":
+        return "borderline"
+    return "clean"
+
+
 @dataclass
 class Rep:
     """One finished rep (a rep ends at lockout, or when the athlete stops at the top)."""
@@ -124,17 +142,8 @@ class Rep:
 
     @property
     def verdict(self) -> str:
-        """The rep's one verdict, as the page and the log state it: "not judged" (camera not
-        side-on), "faults" (a fault buzzed), "borderline" (only limits crossed within the noise), or
-        "clean". A rep that looked like a squat is never clean: on a judged view its bottom raises
-        squatting_the_hinge (or keeps it as borderline)."""
-        if not self.judged:
-            return "not judged"
-        if self.faults:
-            return "faults"
-        if self.borderline or self.movement == "squat":
-            return "borderline"
-        return "clean"
+        """The rep's one verdict, as the page and the log state it (see rep_verdict)."""
+        return rep_verdict(self.judged, bool(self.faults), bool(self.borderline), self.movement)
 
     @property
     def fault_names(self) -> list[str]:

@@ -31,7 +31,12 @@ from device.contract.records import (FAULT_FIELDS, MEASUREMENTS, REP_SCALARS, SE
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What changes a database made by an older hub, in order: the schema version each one reaches and its
+# statements (plain SQL both SQLite and PostgreSQL read). 2: a rep says whether its faults were judged.
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (2, ("ALTER TABLE hub_reps ADD COLUMN judged BOOLEAN NOT NULL DEFAULT TRUE",)),
+)
 
 
 def _columns(record: type[Record], names: Sequence[str], indexed: Sequence[str] = ()) -> list[sa.Column]:
@@ -114,6 +119,15 @@ def redact(url: str) -> str:
         return "<unparseable database url>"
 
 
+def _default(record: type[Record], name: str) -> Any:
+    """A field a message may leave out takes the record's default (a rep from a station older than
+    the field); a required one missing is the message's error, raised as such."""
+    field = record.model_fields[name]
+    if field.is_required():
+        raise KeyError(name)
+    return field.get_default(call_default_factory=True)
+
+
 def _num(value: Any) -> Optional[float]:
     if value is None or isinstance(value, bool):
         return None
@@ -159,8 +173,25 @@ class HubStore:
                 with self._engine.begin() as db:
                     db.execute(self._insert(settings_table).values(key="schema_version", value=str(SCHEMA_VERSION))
                                .on_conflict_do_nothing(index_elements=["key"]))
+                self._migrate()
         except sa.exc.SQLAlchemyError as err:
             raise StorageError(f"hub database {self.path}: {_reason(err)}") from None
+
+    def _migrate(self) -> None:
+        """Bring a database an older hub made up to this schema, one step per transaction, so a hub
+        upgraded in place keeps every rep it held (create_all adds missing tables, never columns)."""
+        with self._engine.begin() as db:
+            version = int(db.execute(sa.select(settings_table.c.value)
+                                     .where(settings_table.c.key == "schema_version")).scalar_one())
+        for number, statements in MIGRATIONS:
+            if number <= version:
+                continue
+            with self._engine.begin() as db:
+                for statement in statements:
+                    db.execute(sa.text(statement))
+                db.execute(settings_table.update().where(settings_table.c.key == "schema_version")
+                           .values(value=str(number)))
+            log.info("hub database %s: schema version %d", self.path, number)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -233,7 +264,7 @@ class HubStore:
     def _insert_rep(self, db: sa.Connection, r: dict[str, Any], now: float) -> Optional[int]:
         session_id = self._session_id(db, r, now)
         values = dict(rep_key=r["rep_key"], session_id=session_id, station=r["station"], received_at=now,
-                      **{name: r[name] for name in REP_SCALARS},
+                      **{name: r[name] if name in r else _default(RepRecord, name) for name in REP_SCALARS},
                       trace=json.dumps(r.get("trace") or []), borderline=json.dumps(r.get("borderline") or []))
         values.update({name: _num(r.get(name)) for name in MEASUREMENTS})
         inserted = db.execute(self._insert(reps).values(**values).on_conflict_do_nothing(index_elements=["rep_key"])
@@ -288,9 +319,11 @@ class HubStore:
         """Sessions newest first with rep counts, clean reps and per-fault counts (as RepStore's)."""
         page = (sa.select(sessions).where(*self._where(flt))
                 .order_by(sessions.c.started_at.desc(), sessions.c.id.desc()).limit(limit).offset(offset).subquery())
-        has_fault = sa.exists().where(faults.c.rep_id == reps.c.id)
+        # A rep whose verdict is "clean" (device/analysis/vocabulary.py: rep_verdict), as RepStore counts it.
+        clean = sa.and_(reps.c.id.is_not(None), reps.c.judged, reps.c.borderline == "[]", reps.c.movement != "squat",
+                        ~sa.exists().where(faults.c.rep_id == reps.c.id))
         stmt = (sa.select(page, sa.func.count(reps.c.id).label("reps"),
-                          sa.func.sum(sa.case((sa.and_(reps.c.id.is_not(None), ~has_fault), 1), else_=0)).label("clean_reps"),
+                          sa.func.sum(sa.case((clean, 1), else_=0)).label("clean_reps"),
                           sa.func.max(reps.c.ended_at).label("last_rep_at"))
                 .select_from(page.outerjoin(reps, reps.c.session_id == page.c.id))
                 .group_by(*page.c).order_by(page.c.started_at.desc(), page.c.id.desc()))
@@ -322,6 +355,7 @@ class HubStore:
             r["trace"] = json.loads(r["trace"])
             r["borderline"] = json.loads(r["borderline"])
             r["lockout_reached"] = bool(r["lockout_reached"])
+            r["judged"] = bool(r["judged"])
             r["timings"] = {}
             r["faults"], r["corrections"] = [], []
         for chunk in chunks(list(by_id), 500):

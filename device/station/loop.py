@@ -508,7 +508,7 @@ class Station:
         self._times = StageTimes(dropped_at_start=dropped)
         self.summary.reps += 1
         session = self.session
-        rep_line = (f"rep {rep.index} ({self.profile}): {', '.join(rep.fault_names) or 'clean'}; pose {timings['pose_ms_median']} ms, "
+        rep_line = (f"rep {rep.index} ({self.profile}): {', '.join(rep.fault_names) or rep.verdict}; pose {timings['pose_ms_median']} ms, "
                     f"analysis {timings['analysis_ms_median']} ms, loop {timings['loop_ms_median']} ms, "
                     f"frame-to-signal {timings['frame_to_signal_ms'] or '-'} ms")
 

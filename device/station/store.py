@@ -145,14 +145,24 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR IGNORE INTO station_settings (key, value, updated_at)
         VALUES ('store_uuid', '"' || lower(hex(randomblob(16))) || '"', CAST(strftime('%s', 'now') AS REAL));
     """,
+    # 5: whether a rep's faults were judged at all (0 when the camera was not side-on): such a rep is
+    # shown as "not judged", never as clean. Reps logged before this judged every rep they kept.
+    """
+    ALTER TABLE reps ADD COLUMN judged INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 STEP_DECISIONS = ("accepted", "dismissed")
+
+# A rep `r` whose verdict is "clean" (device/analysis/vocabulary.py: rep_verdict), in SQL: judged, no
+# fault, nothing borderline, and not a squat. The counts of clean reps are made with this.
+CLEAN_REP_SQL = ("(r.judged = 1 AND r.borderline = '[]' AND r.movement != 'squat' "
+                 "AND NOT EXISTS (SELECT 1 FROM faults f WHERE f.rep_id = r.id))")
 
 
 # Every column of `reps` but the per-frame trace and timings (read when a page needs them).
 _REP_COLUMNS_BUT_TRACE = ("id, session_id, rep_index, started_at, bottom_at, ended_at, lowering_s, rising_s, "
                           "peak_hip_flexion_deg, knee_flexion_at_bottom_deg, trunk_angle_at_bottom_deg, "
-                          "hip_shift_at_bottom, hinge_ratio, lockout_reached, side, movement, borderline")
+                          "hip_shift_at_bottom, hinge_ratio, lockout_reached, judged, side, movement, borderline")
 
 
 def _row_id(cur: sqlite3.Cursor) -> int:
@@ -407,13 +417,15 @@ class RepStore:
             cur = db.execute(
                 """INSERT INTO reps (session_id, rep_index, started_at, bottom_at, ended_at, lowering_s, rising_s,
                        peak_hip_flexion_deg, knee_flexion_at_bottom_deg, trunk_angle_at_bottom_deg,
-                       hip_shift_at_bottom, hinge_ratio, lockout_reached, side, movement, trace, timings, borderline)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       hip_shift_at_bottom, hinge_ratio, lockout_reached, judged, side, movement, trace, timings,
+                       borderline)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     session_id, rep.index, rep.start_time + wall_offset, rep.bottom_time + wall_offset,
                     rep.end_time + wall_offset, _num(rep.lowering_s), _num(rep.rising_s), _num(rep.peak_hip_flexion_deg),
                     _num(rep.knee_flexion_at_bottom_deg), _num(rep.trunk_angle_at_bottom_deg),
-                    _num(rep.hip_shift_at_bottom), _num(rep.hinge_ratio), int(rep.lockout_reached), rep.side, rep.movement, json.dumps(trace),
+                    _num(rep.hip_shift_at_bottom), _num(rep.hinge_ratio), int(rep.lockout_reached), int(rep.judged), rep.side,
+                    rep.movement, json.dumps(trace),
                     json.dumps(timings or {}), json.dumps([_evidence(f, wall_offset) for f in rep.borderline]),
                 ),
             )
@@ -519,8 +531,7 @@ class RepStore:
         # as fast with a year of reps as with a week's.
         rows = self._query(
             f"""SELECT s.*, COUNT(r.id) AS reps,
-                       SUM(CASE WHEN r.id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM faults f WHERE f.rep_id = r.id)
-                           THEN 1 ELSE 0 END) AS clean_reps,
+                       SUM(CASE WHEN r.id IS NOT NULL AND {CLEAN_REP_SQL} THEN 1 ELSE 0 END) AS clean_reps,
                        MAX(r.ended_at) AS last_rep_at
                 FROM (SELECT * FROM sessions s {where} ORDER BY s.started_at DESC, s.id DESC LIMIT ? OFFSET ?) s
                 LEFT JOIN reps r ON r.session_id = s.id
@@ -561,6 +572,7 @@ class RepStore:
             r["timings"] = json.loads(r["timings"])
             r["borderline"] = json.loads(r["borderline"])
             r["lockout_reached"] = bool(r["lockout_reached"])
+            r["judged"] = bool(r["judged"])
             r["faults"], r["corrections"] = [], []
         for chunk in chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
@@ -674,8 +686,7 @@ class RepStore:
     def day_summary(self, since: float) -> dict[str, Any]:
         """Reps since `since` (the local midnight), how many were clean, and the latest fault among them."""
         row = self._query(
-            """SELECT COUNT(*) AS reps,
-                      SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM faults f WHERE f.rep_id = r.id) THEN 1 ELSE 0 END) AS clean
+            f"""SELECT COUNT(*) AS reps, SUM(CASE WHEN {CLEAN_REP_SQL} THEN 1 ELSE 0 END) AS clean
                FROM reps r WHERE r.started_at >= ?""", (since,))[0]
         last = self._query("SELECT f.name FROM faults f JOIN reps r ON r.id = f.rep_id WHERE r.started_at >= ? "
                            "ORDER BY f.at DESC, f.id DESC LIMIT 1", (since,))

@@ -16,6 +16,10 @@
   }
   function label(name) { return name ? name.replace(/_/g, " ") : ""; }
 
+  var VERDICT_TEXT = {"not judged": "not judged (camera not side-on)", "borderline": "not clean: borderline, look at it",
+                      "clean": "clean"};
+  var VERDICT_CLASS = {"not judged": "not-judged", "borderline": "borderline", "clean": "clean"};
+
   function renderRep(rep) {
     var list = fields.last_rep_faults, link = fields.last_rep_link;
     if (!rep) { set("last_rep_line", "none yet"); return; }
@@ -25,11 +29,12 @@
     if (list && list.dataset.repId !== String(rep.id)) {
       list.dataset.repId = String(rep.id);
       while (list.firstChild) list.removeChild(list.firstChild);
-      if (!rep.faults.length) {
-        var clean = document.createElement("li");
-        clean.className = "clean";
-        clean.textContent = "clean";
-        list.appendChild(clean);
+      if (!rep.faults.length) {  // the rep's verdict in the words of templates/rep_verdict.html
+        var verdict = document.createElement("li"), span = document.createElement("span");
+        span.className = VERDICT_CLASS[rep.verdict] || "clean";
+        span.textContent = VERDICT_TEXT[rep.verdict] || "clean";
+        verdict.appendChild(span);
+        list.appendChild(verdict);
       }
       rep.faults.forEach(function (f) {
         var li = document.createElement("li"), name = document.createElement("strong");
