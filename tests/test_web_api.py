@@ -485,3 +485,4 @@ def test_a_rep_not_judged_or_looking_like_a_squat_is_never_shown_as_clean(tmp_pa
     assert 'class="clean"' in cards[0] and "not judged" not in cards[0]
     assert "not judged (camera not side-on)" in cards[1] and 'class="clean"' not in cards[1]
     assert "not clean" in cards[2] and 'class="clean"' not in cards[2]
+    assert "Not judged: the load's path" in html  # load_away_from_body is off: the page says so, not "clean"
