@@ -410,6 +410,20 @@ def floor_pull_exempts(below: float) -> bool:
     return raised(events, SQUAT)
 
 
+def floor_pull_bottom(thigh: float) -> Posture:
+    """A floor pull's bottom: hands hanging 0.3 leg lengths under the knees (a load at the floor),
+    shins 15 degrees forward, hips `thigh` from vertical, the trunk leaning past 45 (a hinge's
+    ratio: only the hips' height can make it a squat)."""
+    trunk = _bisect(lambda t: hands_below_knee(t, thigh) - 0.3, 45.0, 90.0)
+    return bottom(depth=trunk + thigh, knee=thigh + 15, shin=15, hands="hang")
+
+
+def floor_pull_squatted(thigh: float) -> bool:
+    """A floor pull whose bottom has the hips `thigh` from vertical, pulled up to standing: with the
+    hips down at knee height it is pulled from a squat, judged at the bottom where the pull starts."""
+    return fault_on(SQUAT, floor_pull_bottom(thigh), "deadlift")
+
+
 def _bisect(f: Callable[[float], float], lo: float = 0.0, hi: float = 120.0) -> float:
     flo = f(lo)
     for _ in range(60):
@@ -580,6 +594,8 @@ FAULT_CASES = [
     Case("faults.squatting_the_hinge.ratio_min_knee_deg", 4, 36, 44, squat_by_knee_frames, False, True),
     Case("faults.squatting_the_hinge.floor_hands_below_knee", 0.06, 0.05, -0.05, floor_pull_exempts, False, True,
          "dowel_hinge"),
+    # Hips at knee height (thigh within 5 of horizontal) in a floor pull, judged at the bottom: four either side.
+    Case("faults.squatting_the_hinge.max_thigh_deg", 4, 81, 89, floor_pull_squatted, False, True, "deadlift"),
     Case("faults.locked_knees.min_knee_deg", 2, 10, 6, locked_knees_at, False, True),
     Case("faults.head_not_neutral.min_trunk_deg", 4, 36, 44, head_at_trunk, False, True),
     # The head's limits are measured from the model's neutral ear (neutral_offset_deg): the ear
@@ -831,3 +847,15 @@ def test_every_limit_in_every_profile_is_pinned_by_a_case():
             if (name, path) not in pinned and path not in NOT_LIMITS:
                 unpinned.append(f"{name}: {path} = {value}")
     assert unpinned == []
+
+
+def test_bending_to_the_floor_without_pulling_is_no_squatted_pull():
+    """Setting the weight down after the set, or crouching for something, with the hips at knee
+    height: no pull starts, so nothing buzzes; the same bottom pulled up to standing is a squatted
+    floor pull (the research set's 'correct' clip ends crouching to the camera)."""
+    low = floor_pull_bottom(95)
+    crouch = Motion().stand(1.0, hands="hang").to(low, 2.0).hold(2.0)
+    _, events = analyse(crouch, "deadlift")
+    assert not raised(events, SQUAT)
+    _, events = analyse(held_rep(low), "deadlift")
+    assert raised(events, SQUAT)

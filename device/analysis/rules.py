@@ -71,8 +71,11 @@ class SquattingTheHinge(FrameRule):
     bent about as much as the hips with the trunk upright), or knees past the drill's limit.
 
     Once the hands have been at or below the knees in a rep, a load is being taken from the floor
-    and bent knees down there are the lift: only hips at knee height squat it. The rule remembers
-    those attempts, so it is made fresh for every session (attempt numbers start again)."""
+    and bent knees down there are the lift: only hips at knee height squat it, and that is judged at
+    the bottom, where the pull starts (SquatBottom, on the bottom's medians), not frame by frame on
+    the way down: bending to the floor without pulling (setting the weight down, crouching for
+    something after the set) is no pull. The rule remembers those attempts, so it is made fresh for
+    every session (attempt numbers start again)."""
 
     fault = Fault.SQUATTING_THE_HINGE
 
@@ -89,20 +92,21 @@ class SquattingTheHinge(FrameRule):
             self.floor_pulls.add(m.attempt)
         if not a.hip_flexion_deg >= r.check_from_hip_deg:
             return None
+        if m.attempt in self.floor_pulls:
+            return None  # a floor pull's squat is judged at its bottom (SquatBottom)
         shown = []
         if a.thigh_deg >= r.max_thigh_deg:
             shown.append(Finding(a.thigh_deg, r.max_thigh_deg, "thigh_deg"))
-        if m.attempt not in self.floor_pulls:
-            # (Shins "far forward" cannot tell a floor pull from a squat: the model reads 45-54
-            # degrees of shin on good floor pulls, as much as on squats.)
-            if (r.max_knee_deg is not None and a.knee_flexion_deg > r.max_knee_deg
-                    and a.hands_below_knee < r.floor_hands_below_knee):
-                # Only with the hands seen above the knees: hidden hands (behind plates, the body)
-                # may be holding a load at the floor, where bent knees are the lift.
-                shown.append(Finding(a.knee_flexion_deg, r.max_knee_deg, "knee_flexion_deg"))
-            if (a.hinge_ratio < r.min_hinge_ratio and a.trunk_deg <= r.ratio_max_trunk_deg
-                    and a.knee_flexion_deg >= r.ratio_min_knee_deg):
-                shown.append(Finding(a.hinge_ratio, r.min_hinge_ratio, "hinge_ratio", sense=-1))
+        # (Shins "far forward" cannot tell a floor pull from a squat: the model reads 45-54
+        # degrees of shin on good floor pulls, as much as on squats.)
+        if (r.max_knee_deg is not None and a.knee_flexion_deg > r.max_knee_deg
+                and a.hands_below_knee < r.floor_hands_below_knee):
+            # Only with the hands seen above the knees: hidden hands (behind plates, the body)
+            # may be holding a load at the floor, where bent knees are the lift.
+            shown.append(Finding(a.knee_flexion_deg, r.max_knee_deg, "knee_flexion_deg"))
+        if (a.hinge_ratio < r.min_hinge_ratio and a.trunk_deg <= r.ratio_max_trunk_deg
+                and a.knee_flexion_deg >= r.ratio_min_knee_deg):
+            shown.append(Finding(a.hinge_ratio, r.min_hinge_ratio, "hinge_ratio", sense=-1))
         # Any sign shows the squat; its evidence is the sign clearest against its own noise.
         return max(shown, key=lambda f: f.margin / max(a.noise_of(f.quantity), 1e-9), default=None)
 
@@ -205,9 +209,16 @@ class SquatBottom(BottomRule):
 
     def judge(self, bottom: AtBottom) -> Optional[tuple[Finding, float]]:
         shape, movement = bottom.shape, self.profile.movement
-        if movement_verdict(shape, movement) != "squat":
-            return None
         angles = bottom.angles
+        if movement_verdict(shape, movement) != "squat":
+            # A floor pull stays a hinge in the movement verdict (bent knees reach the floor), but
+            # one pulled with the hips down at knee height squats it: judged here, where the pull
+            # starts, since SquattingTheHinge leaves floor pulls to the bottom.
+            limit = self.profile.faults.squatting_the_hinge.max_thigh_deg
+            floor_pull = shape.hands_below_knee >= self.profile.faults.squatting_the_hinge.floor_hands_below_knee
+            if not (floor_pull and shape.thigh >= limit):
+                return None
+            return Finding(shape.thigh, limit, "thigh_deg"), self.band(angles.noise_of("thigh_deg")) * shape.noise_factor
         if shape.thigh >= movement.hips_at_knee_thigh_deg:
             finding = Finding(shape.thigh, movement.hips_at_knee_thigh_deg, "thigh_deg")
             noise = angles.noise_of("thigh_deg")
