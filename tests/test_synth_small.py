@@ -23,14 +23,15 @@ REPO = Path(__file__).resolve().parents[1]
 # runs it as its own step after the default suite (.ci/run), which keeps the suite under 15 minutes.
 pytestmark = pytest.mark.synth_small
 
-ISSUE_22 = {
-    "small_deep_hinge_clean.mp4": "issue 22: a neutral spine at 115-120 degrees of hip flexion is called a rounded back",
-    "small_rounding_gross.mp4": "issue 22: 60 degrees of spine flexion is not seen (trunk above horizontal, ear in line)",
-    "small_lean_back.mp4": "issue 22: a 30-degree lean-back at the top is judged by no rule",
-    "small_short_lockout.mp4": "issue 22: hips left 25 degrees bent at the top are not an incomplete lockout",
+# What the station is known to miss on the renders, each with the measured reason (ANALYSIS.md).
+KNOWN_MISSES = {
+    "small_rounding_gross.mp4": "a naked rendered body keeps its standing lumbar hollow in a hinge, so its neutral back "
+                                "reads -65 and 60 degrees of spine flexion only straightens it (+3 to +10), short of the "
+                                "hump real rounded backs show (+25 to +85) that the rule is set on",
 }
 CLIPS = ("small_hinge_clean.mp4", "small_hinge_clean_fps10.mp4", "small_hinge_clean_yaw20.mp4",
-         "small_squatting_gross.mp4", *ISSUE_22)
+         "small_squatting_gross.mp4", "small_deep_hinge_clean.mp4", "small_lean_back.mp4", "small_short_lockout.mp4",
+         *KNOWN_MISSES)
 
 
 def station(*args, env: dict) -> subprocess.CompletedProcess:
@@ -97,8 +98,8 @@ def test_hip_and_knee_are_read_within_a_few_degrees_side_on(small_report):
         assert abs(errors[(quantity, "0")]["median"]) < 3.0, quantity  # the previous team measured ~1 degree
 
 
-@pytest.mark.parametrize("clip", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=ISSUE_22[c]))
-                                  if c in ISSUE_22 else c for c in CLIPS])
+@pytest.mark.parametrize("clip", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[c]))
+                                  if c in KNOWN_MISSES else c for c in CLIPS])
 def test_each_rep_raises_exactly_the_faults_its_truth_has(small_report, clip):
     reps = [r for r in small_report["report"]["reps"] if r["clip"] == clip]
     assert reps, clip
