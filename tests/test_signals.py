@@ -98,18 +98,32 @@ def test_clean_rep_after_a_faulty_one_blinks_green(factory):
     s = make(factory)
     s.tracking()
     s.fault("squatting_the_hinge")
-    s.rep_finished(clean=False)
+    s.rep_finished(clean=False, buzzed=True)
     assert wait_until(lambda: s.state == "tracking", timeout=2.5)  # red holds about a second, then clears
     factory.pin(GREEN).clear_states()
     factory.pin(BUZZER).clear_states()
-    s.rep_finished(clean=True)
+    s.rep_finished(clean=True, buzzed=False)
     assert wait_until(lambda: len(high_periods(factory.pin(GREEN))) >= 2)
     assert wait_until(lambda: len(high_periods(factory.pin(BUZZER))) == 2)  # two short ticks
     assert wait_until(lambda: factory.pin(GREEN).state > 0)  # back to steady tracking green
     factory.pin(GREEN).clear_states()
-    s.rep_finished(clean=True)  # a clean rep after a clean one: nothing to celebrate
+    s.rep_finished(clean=True, buzzed=False)  # a clean rep after a clean one: nothing to celebrate
     time.sleep(0.4)
     assert high_periods(factory.pin(GREEN)) == []
+    s.close()
+
+
+def test_a_clean_rep_after_one_that_buzzed_nothing_is_not_praised(factory):
+    """A borderline or unjudged rep is not clean, but it buzzed nothing: the athlete had nothing to
+    fix, so the next clean rep gets no praise ticks (a tick with no fault heard before it reads as noise)."""
+    s = make(factory)
+    s.tracking()
+    s.rep_finished(clean=False, buzzed=False)  # borderline, or filmed off side-on
+    factory.pin(BUZZER).clear_states()
+    factory.pin(GREEN).clear_states()
+    s.rep_finished(clean=True, buzzed=False)
+    time.sleep(0.4)
+    assert high_periods(factory.pin(BUZZER)) == [] and high_periods(factory.pin(GREEN)) == []
     s.close()
 
 

@@ -78,18 +78,18 @@ def test_the_rules_once_per_fault_per_rep_praise_after_a_fault_framing_not_too_o
     voice.fault("head_not_neutral", "tuck the chin, long neck")
     voice.fault("head_not_neutral", "tuck the chin, long neck")  # same rep: once
     voice.fault("rounded_back", "long spine, chest proud")
-    voice.rep_finished(clean=False)
+    voice.rep_finished(clean=False, buzzed=True)
     voice.fault("head_not_neutral", "tuck the chin, long neck")  # a new rep: again
-    voice.rep_finished(clean=False)
-    voice.rep_finished(clean=True)  # the first clean one after faults: praise (rep 3, praise wins over the count)
-    voice.rep_finished(clean=True)  # clean again: nothing
+    voice.rep_finished(clean=False, buzzed=True)
+    voice.rep_finished(clean=True, buzzed=False)  # the first clean one after faults: praise (rep 3, praise wins over the count)
+    voice.rep_finished(clean=True, buzzed=False)  # clean again: nothing
     voice.framing("turn sideways")
     now[0] = 5.0
     voice.framing("turn sideways")  # too soon
     now[0] = 9.0
     voice.framing("turn sideways")
     for _ in range(2):
-        voice.rep_finished(clean=True)  # rep 6: the count
+        voice.rep_finished(clean=True, buzzed=False)  # rep 6: the count
     assert heard.said == ["tuck the chin, long neck", "long spine, chest proud", "tuck the chin, long neck", PRAISE,
                           "turn sideways", "turn sideways", "6"]
     voice.enabled = False
@@ -205,7 +205,7 @@ def test_a_phrase_not_rendered_yet_is_rendered_beside_the_loop_not_in_it(tmp_pat
     heard = Heard()
     voice = Voice(PhraseBank(tmp_path), heard, rep_count_every=1)
     started = time.monotonic()
-    voice.rep_finished(clean=True)
+    voice.rep_finished(clean=True, buzzed=False)
     assert time.monotonic() - started < 0.01 and heard.said == []
     deadline = time.monotonic() + 10
     while not heard.said and time.monotonic() < deadline:

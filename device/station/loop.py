@@ -500,9 +500,9 @@ class Station:
             self._start_session(rep.start_time)
         assert self.session is not None
         if self.signals:
-            self.signals.rep_finished(rep.clean)
+            self.signals.rep_finished(rep.clean, buzzed=bool(rep.faults))
         if self.voice:
-            self.voice.rep_finished(rep.clean)
+            self.voice.rep_finished(rep.clean, buzzed=bool(rep.faults))
         dropped = self._mailbox.dropped if self._mailbox else 0
         timings = self._times.summary(dropped)
         self._times = StageTimes(dropped_at_start=dropped)

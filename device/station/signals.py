@@ -272,11 +272,13 @@ class Signals:
             beeper.beep(FAULT_BUZZ_S)
         return beeper is not None
 
-    def rep_finished(self, clean: bool) -> None:
-        """End of a rep: a clean rep straight after a faulty one earns a green blink and a tick."""
+    def rep_finished(self, clean: bool, buzzed: bool) -> None:
+        """End of a rep: a clean rep straight after one that buzzed earns a green blink and a tick.
+        Praise answers a buzz the athlete heard and fixed: a rep that was only borderline, or not
+        judged (camera off side-on), buzzed nothing, so the rep after it earns nothing either."""
         with self._lock:
             praise = clean and self._rep_had_fault
-            self._rep_had_fault = not clean
+            self._rep_had_fault = buzzed
             hold = self._fault_until
         if hold is not None:
             delay = max(0.0, hold - self._clock())

@@ -254,10 +254,11 @@ class Voice:
         self._said_this_rep.add(name)
         self._say(cue)
 
-    def rep_finished(self, clean: bool) -> None:
-        """End of a rep: praise the first clean rep after a faulty one; count if asked."""
+    def rep_finished(self, clean: bool, buzzed: bool) -> None:
+        """End of a rep: praise the first clean rep after one that buzzed (as the LED does: a
+        borderline or unjudged rep said nothing to fix); count if asked."""
         praise = clean and self._rep_had_fault
-        self._rep_had_fault = not clean
+        self._rep_had_fault = buzzed
         self._said_this_rep.clear()
         self.reps += 1
         if praise:
