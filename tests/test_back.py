@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from device.analysis.kinematics import BACK_SPAN, TorsoOutline, back_bend_deg, robust_parabola
+from device.analysis.kinematics import BACK_SPAN, TorsoOutline, back_bend_deg, robust_parabola, stations_behind_arm
 from device.pose.landmarks import TORSO_STATIONS
 from device.pose.outline import REACH, torso_outline
 
@@ -110,3 +110,57 @@ def test_too_little_of_the_back_read_gives_no_bend():
     edges = outline.edges.copy()
     edges[span[: len(span) - 7], 0] = np.nan  # 7 of the span's 15 stations left: under MIN_BACK_STATIONS
     assert math.isnan(back_bend_deg(TorsoOutline(outline.hips, outline.shoulders, edges), 1))
+
+
+def with_elbow(outline: TorsoOutline, facing: int, at: float, behind: float) -> TorsoOutline:
+    """The outline with an arm whose elbow lies `at` of the way up the trunk and `behind` trunk
+    lengths behind the hips -> shoulders line (negative: in front of it); the arm's silhouette
+    pushes the back's edge out to the elbow between 0.2 and 0.55 of the way up (hands on the hips)."""
+    hips, shoulders = np.asarray(outline.hips), np.asarray(outline.shoulders)
+    chord = shoulders - hips
+    length = float(np.hypot(*chord))
+    left = np.array([chord[1], -chord[0]]) / length
+    back = left if facing > 0 else -left
+    elbow = hips + at * chord + behind * length * back
+    arm = np.stack([shoulders + f * (elbow - shoulders) for f in np.linspace(0, 1, 6)]
+                   + [elbow + f * (hips + 0.2 * chord - elbow) for f in np.linspace(0, 1, 6)])
+    edges = outline.edges.copy()
+    side = 0 if facing > 0 else 1
+    t = np.asarray(TORSO_STATIONS)
+    covered = (t >= 0.2) & (t <= 0.55)
+    if behind > 0:
+        edges[covered, side] = (hips + t[covered, None] * chord) + max(behind + 0.1, 0.35) * length * back
+    return TorsoOutline(outline.hips, outline.shoulders, edges, arm)
+
+
+@pytest.mark.parametrize("facing", [1, -1])
+def test_an_arm_behind_the_back_is_not_read_as_the_back(facing):
+    """Hands on the hips put the elbows behind the trunk: the silhouette's edge there is the arm's.
+    A flat back with the elbow well behind it (0.3 trunk lengths) does not read rounded, and the
+    same bulge with no arm to explain it does; an arm hanging in front (a hinge, a deadlift) takes
+    nothing away from a rounded back."""
+    flat = arc_outline(0.0, facing)
+    hands_on_hips = with_elbow(flat, facing, at=0.4, behind=0.3)
+    bulge_alone = TorsoOutline(hands_on_hips.hips, hands_on_hips.shoulders, hands_on_hips.edges)
+    read = back_bend_deg(hands_on_hips, facing)
+    assert math.isnan(read) or abs(read) < 10
+    assert back_bend_deg(bulge_alone, facing) > 25
+    rounded = arc_outline(45.0, facing)
+    hanging = with_elbow(rounded, facing, at=0.7, behind=-0.5)
+    assert back_bend_deg(hanging, facing) == pytest.approx(45.0, abs=0.5)
+
+
+@pytest.mark.parametrize("behind, hidden", [(0.05, False), (0.15, True)])
+def test_an_arm_counts_as_behind_the_back_from_a_tenth_of_a_trunk_behind_the_line(behind, hidden):
+    """The arm's depth behind the hips -> shoulders line decides (a trunk is about half a trunk length
+    deep, so a tenth behind the line is inside the body's outline): an elbow 0.05 behind is an arm at
+    the side and the stations stay read; 0.15 behind, the stations beside it are dropped."""
+    rounded = arc_outline(45.0, 1)
+    arm = with_elbow(rounded, 1, at=0.4, behind=behind)
+    kept = TorsoOutline(arm.hips, arm.shoulders, rounded.edges, arm.arms)  # the outline itself untouched
+    hips, shoulders = np.asarray(kept.hips), np.asarray(kept.shoulders)
+    chord = shoulders - hips
+    length = float(np.hypot(*chord))
+    normal = np.array([chord[1], -chord[0]]) / length
+    dropped = stations_behind_arm(kept, hips, chord, normal, length)
+    assert bool(dropped.any()) is hidden

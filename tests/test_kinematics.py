@@ -267,3 +267,22 @@ def test_repeated_frames_do_not_read_as_certainty():
     assert leg_px and 100 < leg_px < 1000
     assert angles.noise["hip_flexion_deg"] == pytest.approx(math.degrees(math.sqrt(2) / (leg_px / 2)))
     assert angles.noise["hip_shift"] == pytest.approx(math.sqrt(2) / leg_px)
+
+
+@pytest.mark.parametrize("apart, read", [(0.45, True), (0.25, False)])
+def test_a_hand_at_the_head_hides_the_heads_line(apart, read):
+    """Hands behind the head (a ladder drill) cross the head in a side view and the model places the
+    ear by them: with a wrist within about a head's breadth of the ear (a third of a trunk length)
+    the head's line is not read; a hand further off (at the chest, holding a plate) leaves it read.
+    The pair straddles that breadth, the hand moved from the ear along the face's line."""
+    pose = still(Posture(hip=90, knee=20, shin=5, head=30, hands="chest"))[0]
+    marks = pose.landmarks.copy()
+    hip, shoulder, ear = (marks[LANDMARK_INDEX[f"left_{j}"], :2] for j in ("hip", "shoulder", "ear"))
+    trunk = float(np.hypot(*(shoulder - hip)))
+    away = (ear - shoulder) / float(np.hypot(*(ear - shoulder)))
+    for side in ("left", "right"):
+        marks[LANDMARK_INDEX[f"{side}_wrist"], :2] = ear + apart * trunk * away
+    a = raw_angles(Pose(pose.timestamp, marks, pose.presence, pose.detector_ran, pose.image_size))
+    assert math.isfinite(a.head_offset_deg) is read
+    if read:
+        assert a.head_offset_deg == pytest.approx(30, abs=0.5)

@@ -311,6 +311,9 @@ class TorsoOutline:
     hips: Point
     shoulders: Point
     edges: np.ndarray  # (len(TORSO_STATIONS), 2, 2)
+    # Points along both arms (shoulder -> elbow -> wrist, image pixels): an arm behind the trunk
+    # (hands on the hips, a dowel held behind the back) is in the silhouette where the back is read.
+    arms: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
 
     @classmethod
     def of(cls, pose: Pose) -> Optional["TorsoOutline"]:
@@ -319,11 +322,30 @@ class TorsoOutline:
         lm = pose.landmarks
         hips = (lm[LEFT_HIP, X] + lm[RIGHT_HIP, X]) / 2, (lm[LEFT_HIP, Y] + lm[RIGHT_HIP, Y]) / 2
         shoulders = (lm[LEFT_SHOULDER, X] + lm[RIGHT_SHOULDER, X]) / 2, (lm[LEFT_SHOULDER, Y] + lm[RIGHT_SHOULDER, Y]) / 2
-        return cls((float(hips[0]), float(hips[1])), (float(shoulders[0]), float(shoulders[1])), pose.torso_outline)
+        along = np.linspace(0.0, 1.0, ARM_SAMPLES)[:, None]
+        arms = [lm[a, :2] + along * (lm[b, :2] - lm[a, :2]) for chain in ARM_CHAINS for a, b in zip(chain, chain[1:])]
+        return cls((float(hips[0]), float(hips[1])), (float(shoulders[0]), float(shoulders[1])), pose.torso_outline,
+                   np.concatenate(arms).astype(float))
 
 
 LEFT_HIP, RIGHT_HIP = LANDMARK_INDEX["left_hip"], LANDMARK_INDEX["right_hip"]
 LEFT_SHOULDER, RIGHT_SHOULDER = LANDMARK_INDEX["left_shoulder"], LANDMARK_INDEX["right_shoulder"]
+# A wrist within this many trunk lengths of the ear is at the head (hands behind the head, a hand
+# on the chin): about a head's breadth (15-18 cm on a ~50 cm trunk). The hand and forearm then cross
+# the head in a side view and the model places the ear by them as much as by the head, so the head's
+# line is not read (renders, hands behind the head: a neutral neck read 20-40 degrees dropped).
+HAND_AT_HEAD = 0.35
+ARM_CHAINS = tuple(tuple(LANDMARK_INDEX[f"{side}_{joint}"] for joint in ("shoulder", "elbow", "wrist"))
+                   for side in ("left", "right"))
+ARM_SAMPLES = 6  # points per arm segment: an upper arm or forearm is about a fifth of a trunk long
+# An arm point this far behind the hips -> shoulders line (in trunk lengths, toward the back) lies
+# in the back's silhouette or past it: a trunk is about half a trunk length deep, so a tenth behind
+# the line is inside the body's outline, where only an arm behind the back can be. Hanging arms
+# (a hinge, a deadlift) lie in front of the line; arms at the sides of an upright body near it.
+ARM_BEHIND = 0.1
+# Stations this near (in trunk lengths along the line) to such a point are not read: an upper arm is
+# about 9 cm thick on a 50 cm trunk, so it covers a fifth of a trunk length of outline.
+ARM_HALF_WIDTH = 0.1
 
 # The back is read on the outline between these fractions of the way from the hips to the shoulders:
 # nearer the hips the buttocks bulge out behind the hip joint, nearer the shoulders the shoulder
@@ -354,11 +376,27 @@ def back_bend_deg(torso: TorsoOutline, facing: int) -> float:
     normal = np.array([chord[1], -chord[0]]) / length * (1 if side == 0 else -1)
     stations = hips + _STATIONS[:, None] * chord
     depth = ((torso.edges[:, side, :] - stations) @ normal) / length
-    use = _SPAN & np.isfinite(depth)
+    use = _SPAN & np.isfinite(depth) & ~stations_behind_arm(torso, hips, chord, normal, length)
     if use.sum() < MIN_BACK_STATIONS:
         return NAN
     c = robust_parabola(_STATIONS[use], depth[use])[2]
     return math.degrees(-2.0 * c)
+
+
+def stations_behind_arm(torso: TorsoOutline, hips: np.ndarray, chord: np.ndarray, normal: np.ndarray,
+                length: float) -> np.ndarray:
+    """The stations where an arm lies behind the trunk (hands on the hips, a dowel held behind the
+    back): there the silhouette's edge is the arm's, not the back's, so it is no evidence of the
+    back's shape (the wall-tap renders, hands on the hips, read a neutral back as rounded by 35-39)."""
+    if len(torso.arms) == 0:
+        return np.zeros(len(_STATIONS), dtype=bool)
+    rel = torso.arms - hips
+    along = rel @ chord / (length * length)
+    behind = rel @ normal / length
+    points = along[np.isfinite(behind) & (behind > ARM_BEHIND)]
+    if len(points) == 0:
+        return np.zeros(len(_STATIONS), dtype=bool)
+    return np.any(np.abs(_STATIONS[:, None] - points[None, :]) < ARM_HALF_WIDTH, axis=1)
 
 
 # Tukey's biweight: a station whose depth lies more than this many robust sigmas off the fitted curve
@@ -499,7 +537,9 @@ def measure(skeleton: Skeleton, time: float, side: str, facing: int, leg_px: Opt
 
     E = skeleton.ear
     trunk_px = math.dist(H, S)
-    if E is not None and trunk_px > 0:
+    hand_at_head = (E is not None and skeleton.wrist is not None
+                    and math.dist(skeleton.wrist, E) < HAND_AT_HEAD * trunk_px)
+    if E is not None and trunk_px > 0 and not hand_at_head:
         # Trunk direction u (hip -> shoulder) and its ventral normal n, in (forward, up) axes.
         uf, uu = fwd(H, S) / trunk_px, up(H, S) / trunk_px
         nf, nu = uu, -uf
