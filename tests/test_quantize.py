@@ -102,7 +102,7 @@ def test_record_lists_every_planned_variant(quantized_models_dir):
         assert v["within_angle_floor"] == within_angle_floor(v["trusted"], floor), v["name"]
         judged = (record["evaluation"]["accuracy_source"] == "measured" or v["built_matches_committed"]
                   or v.get("outputs_identical_to_float16", False))
-        assert v["qualifies"] == (v["within_angle_floor"] and judged and v["coaching_unchanged"] is True
+        assert v["qualifies"] == (v["person_mask"] and v["within_angle_floor"] and judged and v["coaching_unchanged"] is True
                                   and v["verdicts_within_floor"] is True), v["name"]
     qualifying = [v for v in record["variants"] if v["qualifies"] and v["ms_per_frame"] < record["float16_ms_per_frame"]]
     if qualifying:
@@ -296,9 +296,14 @@ def test_selected_variant_changes_no_rep_count_verdict_or_fault(quantized_models
     assert changes(reference, candidate) == []
 
 
-def test_variant_within_the_angle_floor_that_changes_a_verdict_is_not_selected(tmp_path):
+def test_variant_within_the_angle_floor_that_changes_a_verdict_is_not_selected(tmp_path, monkeypatch):
+    import models.quantize
     from models.noise_floor import verdict_judgement
     from models.quantize import Accuracy, BuiltVariant, VariantSpec, select, variant_entry
+
+    # These variants are plans, not files: whether each keeps the person mask is said by its name
+    # here, as has_person_mask reads it from a real file (tested on the built variants above).
+    monkeypatch.setattr(models.quantize, "has_person_mask", lambda path: "nomask" not in path.name)
 
     good = {"hip_err_median": 0.5, "hip_err_p95": 1.0, "knee_err_median": 0.5, "knee_err_p95": 2.0}
     floor = {"hip_err_median": 1.0, "hip_err_p95": 6.0, "knee_err_median": 1.2, "knee_err_p95": 15.0}
@@ -327,17 +332,23 @@ def test_variant_within_the_angle_floor_that_changes_a_verdict_is_not_selected(t
     assert noisier["within_angle_floor"] and noisier["verdicts_within_floor"] is False and not noisier["qualifies"]
     assert "more clip outcomes" in noisier["note"]
     assert not entry(unchanged, None)["qualifies"]
-    # A qualifying int8 variant is used wherever it is the fastest, else the faster exact rewrite.
-    exact_spec = VariantSpec("float16_nomask", "float16_pruned", "exact rewrite")
+    # A qualifying int8 variant is used wherever it is the fastest, else the faster exact rewrite; an
+    # exact rewrite that drops the person mask never qualifies, however fast (rounded_back needs it).
+    exact_spec = VariantSpec("float16_exact", "float16_pruned", "exact rewrite keeping the mask")
     exact_built = BuiltVariant(exact_spec, tmp_path / exact_spec.file, "b" * 64, 1)
+    maskless_spec = VariantSpec("float16_nomask", "float16_pruned", "exact rewrite without the mask")
+    maskless_built = BuiltVariant(maskless_spec, tmp_path / maskless_spec.file, "c" * 64, 1)
     for exact_ms, chosen in ((6.0, spec.name), (3.0, exact_spec.name)):
         accuracy = Accuracy({spec.name: {"all_frames": good, "trusted": good},
-                             exact_spec.name: {"all_frames": good, "trusted": dict.fromkeys(good, 0.0)}},
-                            {"accuracy_source": "committed"}, [], proven_exact={exact_spec.name},
+                             exact_spec.name: {"all_frames": good, "trusted": dict.fromkeys(good, 0.0)},
+                             maskless_spec.name: {"all_frames": good, "trusted": dict.fromkeys(good, 0.0)}},
+                            {"accuracy_source": "committed"}, [], proven_exact={exact_spec.name, maskless_spec.name},
                             outcomes={spec.name: unchanged}, floor=floor, verdicts={spec.name: calm})
-        timed = {**ms, exact_spec.name: exact_ms}
+        timed = {**ms, exact_spec.name: exact_ms, maskless_spec.name: 1.0}
         entries = [variant_entry(b, accuracy, timed) for b in (exact_built, built)]
-        assert all(e["qualifies"] for e in entries) and select(entries, timed[SHIPPED_VARIANT]) == chosen
+        maskless = variant_entry(maskless_built, accuracy, timed)
+        assert all(e["qualifies"] for e in entries) and not maskless["qualifies"] and "no person mask" in maskless["note"]
+        assert select([*entries, maskless], timed[SHIPPED_VARIANT]) == chosen
 
 
 def test_tampered_variant_is_refused_with_the_quantize_command(quantized_models_dir, tmp_path):
