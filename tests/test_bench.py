@@ -3,8 +3,11 @@ names as JSON with positive numbers. No timing is asserted."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 SHORT_CLIP = "jeffchen_deadlift_side_bad_rounded_head_down_1rep.mp4"  # 29 frames
 
@@ -52,6 +55,26 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
         if row["alerts"]:  # this clip's rounded back is alerted: the latency of each alert is measured
             assert 0 < row["frame_to_signal_ms_median"] <= row["frame_to_signal_ms_p95"]
 
+    # The steady rate leaves out start-up and close; the model's rate is timed beside the fast run.
+    assert live["fast"]["fps_steady"] > 0 and live["fast"]["bare_model_ms"] > 0
+    assert live["fast"]["steady_fps_per_bare_model_fps"] > 0
+
+    from device.station.loop import LIVE_STAGES
+
+    stages = {row["stage"]: row for row in result["stages"]}
+    assert list(stages) == [*LIVE_STAGES, "other", "frame (steady)"]
+    assert stages["frame (steady)"]["ms_mean"] == pytest.approx(1000 / live["fast"]["fps_steady"], rel=0.01)
+    for stage in ("capture", "crop", "inference", "decode", "outline", "analysis"):  # run on every frame
+        assert stages[stage]["ms_median"] > 0, stage
+    paced = [row for row in result["stages"] if row["thread"] == "pose" and row["stage"] != "frame (steady)"]
+    assert sum(row["ms_mean"] for row in paced) == pytest.approx(stages["frame (steady)"]["ms_mean"], abs=0.1)
+    assert {row["thread"] for row in result["stages"]} == {"capture", "pose", "worker"}
+
+    threads = result["scaling"]
+    assert [row["threads"] for row in threads] == [1, 2, 3, 4]
+    assert all(row["ms_per_frame"] > 0 for row in threads) and threads[0]["speedup_vs_1_thread"] == 1.0
+    assert [row["past_this_machines_cores"] for row in threads] == [n > (os.cpu_count() or 1) for n in (1, 2, 3, 4)]
+
     voice = {row["voice"]: row for row in result["voice"]}
     assert set(voice) == {"off", "on"} and voice["on"]["alerts"] > 0 and voice["off"]["alerts"] > 0
     if voice["on"]["dropped"] == voice["off"]["dropped"] == 0:  # the same frames judged: speaking changes no alert
@@ -70,3 +93,14 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
     assert {row["load"] for row in pages} == {"phone, 2 pages/s", "flood, unpaced"}
     loaded = [row for row in pages if row["phase"] == "page + live loop"]
     assert all(row["live_fps"] > 0 for row in loaded)
+
+
+def test_bench_runs_only_the_sections_asked_for_and_names_them_when_asked_wrong(tmp_path, clips_dir, quantized_models_dir):
+    out = tmp_path / "bench.json"
+    base = [sys.executable, "-m", "device", "bench", str(clips_dir / SHORT_CLIP), "--models-dir", str(quantized_models_dir)]
+    proc = subprocess.run([*base, "--only", "analysis", "--json", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert "analysis" in result and not {"models", "live", "stages", "page"} & set(result)
+    wrong = subprocess.run([*base, "--only", "analysis,liev"], capture_output=True, text=True)
+    assert wrong.returncode != 0 and "liev" in wrong.stderr and "stages" in wrong.stderr

@@ -20,7 +20,7 @@ import numpy as np
 
 from device.commands.tables import print_table, write_json
 from device.config import Settings
-from device.errors import ModelError
+from device.errors import ConfigError, ModelError
 from device.pose.engine import PoseEngine
 from device.pose.tflite import TFLiteModel
 from device.stats import median, percentile
@@ -40,6 +40,9 @@ class BenchContext:
     variants: dict[str, Path] = field(default_factory=dict)  # landmark variant name -> verified file
     selected: str = "float16"
     bare_landmark_ms: dict[str, float] = field(default_factory=dict)
+    live_stages: dict[str, list[float]] = field(default_factory=dict)  # the flat-out live loop's ms per frame and stage
+    live_frame_ms: Optional[float] = None  # its steady ms per frame
+    thread_ms: dict[int, float] = field(default_factory=dict)  # the selected model's ms per interpreter thread count
     poses: list = field(default_factory=list)  # the float16 engine's poses of the clip, for the analysis section
 
 
@@ -187,6 +190,59 @@ def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool, spe
         return summary
 
 
+def bench_stages(context: BenchContext) -> list[dict[str, Any]]:
+    """Where the flat-out live loop's frames went (the `live` section's run), stage by stage and
+    thread by thread: the median and mean ms per frame and the mean's share of the loop's steady
+    frame time. The pose thread sets the pace; `other` is its time no stage accounts for (handing
+    frames on, the interpreter waiting for a core). The capture and worker threads run beside it:
+    their shares overlap the pose thread's, and a loop keeps the model's pace while each stays
+    below 100%."""
+    from device.station.loop import LIVE_STAGES, PACE_STAGES, STAGE_THREADS
+
+    stages, frame_ms = context.live_stages, context.live_frame_ms
+    if not stages or not frame_ms:
+        bench_live(context)
+        stages, frame_ms = context.live_stages, context.live_frame_ms
+    if not stages or not frame_ms:
+        raise ModelError("the live loop analysed no frame of the clip")
+    rows = []
+    for stage in LIVE_STAGES:
+        values = stages[stage]
+        mean = float(np.mean(values)) if values else 0.0
+        rows.append({"stage": stage, "thread": STAGE_THREADS[stage], "ms_median": median(values, 2),
+                     "ms_mean": round(mean, 2), "share_of_frame_pct": round(100 * mean / frame_ms, 1)})
+    paced = sum(float(np.mean(stages[s])) for s in PACE_STAGES if stages[s])
+    rows.append({"stage": "other", "thread": "pose", "ms_median": None, "ms_mean": round(frame_ms - paced, 2),
+                 "share_of_frame_pct": round(100 * (frame_ms - paced) / frame_ms, 1)})
+    rows.append({"stage": "frame (steady)", "thread": "pose", "ms_median": None, "ms_mean": round(frame_ms, 2),
+                 "share_of_frame_pct": 100.0})
+    return rows
+
+
+PI4_CORES = 4  # a Raspberry Pi 4's cores: the thread counts worth timing
+
+
+def bench_threads(context: BenchContext) -> list[dict[str, Any]]:
+    """The selected landmark model on 1 to 4 interpreter threads on the clip's real inputs: the x86
+    scaling the thread choice starts from. The counts are timed in turn, twice over, and each keeps
+    its lower median (the one less disturbed by the rest of the machine). Past this machine's cores a
+    thread only waits for a core, so those rows show oversubscription, not scaling."""
+    from device.pose.tflite import time_models
+
+    counts = range(1, PI4_CORES + 1)
+    path, inputs = context.variants[context.selected], context.landmark_inputs[:MAX_INPUTS // 2]
+    ms: dict[int, list[float]] = {n: [] for n in counts}
+    for _ in range(2):
+        for n in counts:
+            ms[n].append(time_models({"landmark": path}, inputs, rounds=1, threads=n,
+                                     runtime=context.settings.models.runtime)["landmark"])
+    context.thread_ms = {n: min(ms[n]) for n in counts}
+    cores = os.cpu_count() or 1
+    return [{"variant": context.selected, "threads": n, "ms_per_frame": round(context.thread_ms[n], 2),
+             "speedup_vs_1_thread": round(context.thread_ms[1] / context.thread_ms[n], 2),
+             "past_this_machines_cores": n > cores} for n in counts]
+
+
 def bench_voice(context: BenchContext) -> list[dict[str, Any]]:
     """The live loop paced at the clip's rate, voice off and on: LED/buzzer latency both ways, and
     from frame capture to the start of the spoken cue (frame to buzzer, plus the speaker's wait from
@@ -233,19 +289,40 @@ def _not_fault_cues() -> frozenset[str]:
 _NOT_FAULT_CUES = _not_fault_cues()
 
 
+def bare_landmark_ms(context: BenchContext) -> float:
+    """The selected landmark variant's bare ms per call, timed now on the clip's real inputs: the
+    live loop's rate is compared with the model's measured beside it, under the same load."""
+    from device.pose.tflite import time_models
+
+    settings = context.settings
+    ms = time_models({"landmark": context.variants[context.selected]}, context.landmark_inputs, rounds=1,
+                     threads=settings.models.threads, runtime=settings.models.runtime)
+    return ms["landmark"]
+
+
 def bench_live(context: BenchContext) -> list[dict[str, Any]]:
-    """The live loop twice: flat out (its FPS against the bare landmark model's), and paced at the
-    clip's frame rate like a camera (latency from frame capture to verdict and to LED/buzzer)."""
+    """The live loop twice: flat out (its FPS against the bare landmark model's, timed just before
+    and just after it), and paced at the clip's frame rate like a camera (latency from frame capture
+    to verdict and to LED/buzzer). `fps` counts the whole run (start-up and close too); `fps_steady`
+    the first analysed frame to the last, the rate the loop keeps up while someone trains."""
     import tempfile
 
-    bare_ms = context.bare_landmark_ms.get(context.selected)
     rows = []
+    bare_ms: Optional[float] = None
     with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
         for mode, fast in (("fast", True), ("camera-paced", False)):
+            before = bare_landmark_ms(context) if fast else 0.0
             summary = run_live_loop(context.settings, context.clip, Path(tmp) / f"{mode}.db", fast)
+            if fast:  # the camera-paced run is compared with the same figure
+                bare_ms = (before + bare_landmark_ms(context)) / 2
+                context.live_stages = summary.stage_ms
+                context.live_frame_ms = 1000 / summary.steady_fps if summary.steady_fps else None
             rows.append({
                 "mode": mode, "frames": summary.frames, "dropped": summary.dropped, "fps": round(summary.fps, 1),
+                "fps_steady": round(summary.steady_fps, 1),
+                "bare_model_ms": round(bare_ms, 2) if bare_ms else None,
                 "live_fps_per_bare_model_fps": round(summary.fps * bare_ms / 1000, 2) if bare_ms else None,
+                "steady_fps_per_bare_model_fps": round(summary.steady_fps * bare_ms / 1000, 2) if bare_ms else None,
                 "reps": summary.reps, "alerts": summary.faults,
                 "verdict_latency_ms_median": median(summary.verdict_latency_ms, 1),
                 "verdict_latency_ms_p95": percentile(summary.verdict_latency_ms, 95, 1),
@@ -357,6 +434,8 @@ SECTIONS: list[tuple[str, str, Section]] = [
     ("pipeline", "full replay pipeline", bench_pipeline),
     ("analysis", "hinge analysis per frame (ms)", bench_analysis),
     ("live", "live loop: FPS vs bare landmark model, capture-to-verdict and frame-to-signal latency", bench_live),
+    ("stages", "the flat-out live loop per stage and thread (ms per frame; the pose thread sets the pace)", bench_stages),
+    ("scaling", "the selected landmark model on 1 to 4 interpreter threads (x86 scaling)", bench_threads),
     ("voice", "spoken cues: frame-to-speech start, and LED/buzzer latency with the voice off and on", bench_voice),
     ("memory", "peak RSS of station run", bench_memory),
     ("page", "trainer page (history, session, athlete) on a 10,000-rep, 200-athlete log with the live loop running; "
@@ -381,7 +460,11 @@ def section_titles() -> dict[str, str]:
 
 
 def command(args: argparse.Namespace, settings: Settings) -> int:
-    result = run_bench(settings, args.clip)
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    unknown = sorted(set(only or ()) - set(section_titles()))
+    if unknown:
+        raise ConfigError(f"no bench section {', '.join(unknown)}; the sections: {', '.join(section_titles())}")
+    result = run_bench(settings, args.clip, only)
     print(f"clip {result['clip']} on {result['machine']}, {result['threads']} interpreter threads; "
           f"the station's landmark variant: {result['selected_variant']}")
     for name, title in section_titles().items():
