@@ -75,6 +75,17 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
     assert all(row["ms_per_frame"] > 0 for row in threads) and threads[0]["speedup_vs_1_thread"] == 1.0
     assert [row["past_this_machines_cores"] for row in threads] == [n > (os.cpu_count() or 1) for n in (1, 2, 3, 4)]
 
+    budget = result["budget"]
+    assert {(row["variant"], row["schedule"]) for row in budget} == {
+        (v, schedule) for v in record["macs"] if v != "detector" for schedule in ("every camera frame", "15 fps", "10 fps")}
+    for row in budget:
+        asked = {"every camera frame": 30.0, "15 fps": 15.0, "10 fps": 10.0}[row["schedule"]]
+        assert 0 < row["pi4_fps"] <= asked and row["frames_in_1s_lowering"] == int(row["pi4_fps"])
+        assert row["keeps_up"] == (row["pi4_fps"] == asked and 1000 / row["pi4_frame_ms"] >= asked)
+    ms = {row["variant"]: row["pi4_model_ms"] for row in budget}
+    assert ms["float16_nomask"] < ms["float16"]  # less arithmetic, less time
+    assert "budget basis" in proc.stdout and result["budget_basis"]["pi4_core_slower_by"] > 0
+
     voice = {row["voice"]: row for row in result["voice"]}
     assert set(voice) == {"off", "on"} and voice["on"]["alerts"] > 0 and voice["off"]["alerts"] > 0
     if voice["on"]["dropped"] == voice["off"]["dropped"] == 0:  # the same frames judged: speaking changes no alert
@@ -104,3 +115,16 @@ def test_bench_runs_only_the_sections_asked_for_and_names_them_when_asked_wrong(
     assert "analysis" in result and not {"models", "live", "stages", "page"} & set(result)
     wrong = subprocess.run([*base, "--only", "analysis,liev"], capture_output=True, text=True)
     assert wrong.returncode != 0 and "liev" in wrong.stderr and "stages" in wrong.stderr
+
+
+def test_the_pi_budget_reproduces_the_published_figure_it_starts_from():
+    """At 4 threads a MobileNet v2's 300 M MACs take XNNPACK's published 44 ms on a Pi 4, whatever
+    share of the work runs in parallel; fewer threads take longer, by Amdahl's law."""
+    from device.commands.bench import amdahl_parallel_share, pi4_model_ms
+
+    for parallel in (0.3, 0.8, 1.0):
+        assert pi4_model_ms(300e6, 4, parallel) == pytest.approx(44.0)
+        assert pi4_model_ms(300e6, 1, parallel) > pi4_model_ms(300e6, 2, parallel) > pi4_model_ms(300e6, 4, parallel)
+    assert pi4_model_ms(300e6, 1, 0.0) == pytest.approx(44.0)  # nothing parallel: threads change nothing
+    assert amdahl_parallel_share(2.0) == 1.0 and amdahl_parallel_share(1.0) == 0.0
+    assert amdahl_parallel_share(0.8) == 0.0 and amdahl_parallel_share(1.6) == pytest.approx(0.75)

@@ -43,6 +43,8 @@ class BenchContext:
     live_stages: dict[str, list[float]] = field(default_factory=dict)  # the flat-out live loop's ms per frame and stage
     live_frame_ms: Optional[float] = None  # its steady ms per frame
     thread_ms: dict[int, float] = field(default_factory=dict)  # the selected model's ms per interpreter thread count
+    detector_share: float = 0.0  # share of the clip's frames the detector ran on
+    budget_basis: dict[str, float] = field(default_factory=dict)  # the Pi budget's measured inputs
     poses: list = field(default_factory=list)  # the float16 engine's poses of the clip, for the analysis section
 
 
@@ -88,11 +90,13 @@ def prepare(settings: Settings, clip: Path) -> BenchContext:
         frames = []
         for frame, pose in iter_poses(engine, source):
             context.poses.append(pose)
+            context.detector_share += pose.detector_ran
             if pose.found and pose.roi is not None:
                 context.landmark_inputs.append(engine.landmarks.crop(frame.image, pose.roi))
             frames.append(frame.image)
     for image in _spread(frames, MAX_INPUTS):
         engine.detector.detect(image)
+    context.detector_share /= max(len(context.poses), 1)
     context.detector_inputs = _spread(detector.inputs, MAX_INPUTS)
     context.landmark_inputs = _spread(context.landmark_inputs, MAX_INPUTS)
     if not context.landmark_inputs:
@@ -219,7 +223,43 @@ def bench_stages(context: BenchContext) -> list[dict[str, Any]]:
     return rows
 
 
-PI4_CORES = 4  # a Raspberry Pi 4's cores: the thread counts worth timing
+# --- the Pi 4 budget ---------------------------------------------------------------------------
+#
+# XNNPACK's README (https://github.com/google/XNNPACK#raspberry-pi, benchmarked 12 February 2020 with
+# end2end-bench, multi-threaded on all 4 cores) gives a Raspberry Pi 4 (BCM2711) 44 ms for MobileNet v2
+# 1.0 and 75 ms for MobileNet v1 1.0; those networks take 300 M and 569 M multiply-accumulates
+# (Sandler et al. 2018, arXiv:1801.04381; Howard et al. 2017, arXiv:1704.04861). MobileNet v2 is
+# BlazePose's own kind of network (inverted residual blocks of depthwise convolutions, a few
+# hundred M MACs), so its rate is the estimate; v1's (7.6 G MAC/s) would be kinder and is not used.
+PI4_MACS_PER_S_4_THREADS = 300e6 / 0.044  # 6.8 G MAC/s
+PI4_CORES = 4
+# The interpreter's threads on a Pi 4: one core is left to the rest of the loop (the worker judging
+# the last pose, the capture thread, the niced page process). On this project's 2-core machine any
+# thread beside the interpreter's made the model itself 20-50% slower inside the live loop than
+# alone (`station bench` stages against bare); a fourth interpreter thread would fight the worker
+# the same way for Amdahl's last few percent (see the budget basis).
+PI4_THREADS = 3
+CAMERA_FPS = 30.0  # the camera's rate caps what is analysed, however fast the model
+SCHEDULES = (("every camera frame", CAMERA_FPS), ("15 fps", 15.0), ("10 fps", 10.0))
+LOWERING_S = 1.0  # a brisk lowering: the fewest frames a rep's faults are judged on
+BESIDE_MODEL = ("crop", "decode", "outline")  # the pose thread's work between two runs of the model
+
+
+def amdahl_parallel_share(speedup_2: float) -> float:
+    """The share of the model's work that runs in parallel, from its measured speed-up on 2 threads
+    (Amdahl: speedup(n) = 1 / ((1 - p) + p / n)), clamped to [0, 1]."""
+    return min(1.0, max(0.0, 2.0 * (1.0 - 1.0 / speedup_2)))
+
+
+def amdahl_speedup(parallel: float, threads: int) -> float:
+    return 1.0 / ((1.0 - parallel) + parallel / threads)
+
+
+def pi4_model_ms(macs: float, threads: int, parallel: float) -> float:
+    """Estimated Pi 4 ms per inference on `threads` threads: the published 4-thread rate, scaled to
+    one thread and back up to `threads` by Amdahl's law with the parallel share measured here."""
+    one_thread_rate = PI4_MACS_PER_S_4_THREADS / amdahl_speedup(parallel, PI4_CORES)
+    return macs / (one_thread_rate * amdahl_speedup(parallel, threads)) * 1000
 
 
 def bench_threads(context: BenchContext) -> list[dict[str, Any]]:
@@ -241,6 +281,57 @@ def bench_threads(context: BenchContext) -> list[dict[str, Any]]:
     return [{"variant": context.selected, "threads": n, "ms_per_frame": round(context.thread_ms[n], 2),
              "speedup_vs_1_thread": round(context.thread_ms[1] / context.thread_ms[n], 2),
              "past_this_machines_cores": n > cores} for n in counts]
+
+
+def bench_budget(context: BenchContext) -> list[dict[str, Any]]:
+    """The Pi 4 budget per landmark variant, thread count and schedule, on paper: each model's MACs
+    (recorded by `station models quantize`) at XNNPACK's published Pi 4 rate, scaled across threads
+    by the parallel share measured here from 1 to 2 threads; plus the pose thread's own work beside
+    the model (crop, decoding, outline: measured here in the `stages` run, scaled by how much slower
+    a Pi 4 core does the model's arithmetic than this machine's) and the detector at the share of
+    frames it ran on. The worker's analysis runs beside the model on a core of its own while the
+    interpreter leaves one (threads <= 3). Frames in a 1 s lowering: what the schedule asks for, if
+    the Pi keeps up. Emulated timings mean nothing here; a Pi's own `station bench` replaces this."""
+    from device.pose.model_files import read_quantized_record
+
+    record = read_quantized_record(context.settings.models_dir) or {}
+    macs = record.get("macs") or {}
+    if not macs:
+        raise ModelError("the quantized record has no MAC counts: run `station models quantize` (it records them)")
+    if not getattr(context, "thread_ms", None):
+        bench_threads(context)
+    if not context.live_stages:
+        bench_live(context)
+    thread_ms = context.thread_ms
+    parallel = amdahl_parallel_share(thread_ms[1] / thread_ms[2])
+    # The pose thread's own work beside the model here (the analysis runs on the worker meanwhile),
+    # and how much slower a Pi 4 core is: this machine's one-thread MAC rate on the selected model
+    # against the Pi's one-thread estimate.
+    beside_ms = sum(float(np.median(context.live_stages[s])) for s in BESIDE_MODEL if context.live_stages[s])
+    here_rate = macs[context.selected] / (thread_ms[1] / 1000)
+    pi_rate = PI4_MACS_PER_S_4_THREADS / amdahl_speedup(parallel, PI4_CORES)
+    slower = here_rate / pi_rate
+    detector_share = context.detector_share
+    rows = []
+    for variant in context.variants:
+        if variant not in macs:
+            continue
+        model_ms = pi4_model_ms(macs[variant], PI4_THREADS, parallel)
+        detector_ms = pi4_model_ms(macs["detector"], PI4_THREADS, parallel)
+        frame_ms = model_ms + detector_share * detector_ms + beside_ms * slower
+        fps = 1000.0 / frame_ms
+        for schedule, asked in SCHEDULES:
+            rows.append({
+                "variant": variant, "schedule": schedule, "threads": PI4_THREADS, "mmacs": round(macs[variant] / 1e6, 1),
+                "pi4_model_ms": round(model_ms, 1), "pi4_frame_ms": round(frame_ms, 1), "pi4_fps": round(min(fps, asked), 1),
+                "keeps_up": fps >= asked, "frames_in_1s_lowering": int(min(fps, asked) * LOWERING_S),
+                "selected": variant == context.selected,
+            })
+    context.budget_basis = {"parallel_share": round(parallel, 3), "beside_ms_here": round(beside_ms, 2),
+                            "pi4_core_slower_by": round(slower, 2), "detector_share": round(detector_share, 3),
+                            **{f"pi4_model_ms_{n}_threads": round(pi4_model_ms(macs[context.selected], n, parallel), 1)
+                               for n in range(1, PI4_CORES + 1)}}
+    return rows
 
 
 def bench_voice(context: BenchContext) -> list[dict[str, Any]]:
@@ -436,6 +527,8 @@ SECTIONS: list[tuple[str, str, Section]] = [
     ("live", "live loop: FPS vs bare landmark model, capture-to-verdict and frame-to-signal latency", bench_live),
     ("stages", "the flat-out live loop per stage and thread (ms per frame; the pose thread sets the pace)", bench_stages),
     ("scaling", "the selected landmark model on 1 to 4 interpreter threads (x86 scaling)", bench_threads),
+    ("budget", "Pi 4 budget on paper: MACs at XNNPACK's published Pi 4 rate, per variant and schedule",
+     bench_budget),
     ("voice", "spoken cues: frame-to-speech start, and LED/buzzer latency with the voice off and on", bench_voice),
     ("memory", "peak RSS of station run", bench_memory),
     ("page", "trainer page (history, session, athlete) on a 10,000-rep, 200-athlete log with the live loop running; "
@@ -452,6 +545,8 @@ def run_bench(settings: Settings, clip: Path, sections: Optional[list[str]] = No
     for name, _, section in SECTIONS:
         if sections is None or name in sections:
             result[name] = section(context)
+    if context.budget_basis:
+        result["budget_basis"] = context.budget_basis
     return result
 
 
@@ -471,6 +566,13 @@ def command(args: argparse.Namespace, settings: Settings) -> int:
         if name in result:
             print()
             print_table(result[name], title=f"{name}: {title}")
+    if "budget_basis" in result:
+        basis = result["budget_basis"]
+        by_threads = ", ".join(f"{n}: {basis[f'pi4_model_ms_{n}_threads']}" for n in range(1, PI4_CORES + 1))
+        print(f"budget basis: parallel share {basis['parallel_share']} (from 1 to 2 threads here), "
+              f"{basis['beside_ms_here']} ms of the pose thread's work beside the model here, a Pi 4 core "
+              f"{basis['pi4_core_slower_by']}x slower, detector on {100 * basis['detector_share']:.1f}% of frames; "
+              f"the selected model's Pi 4 ms by threads: {by_threads}")
     if args.json:
         write_json(args.json, result)
     return 0
