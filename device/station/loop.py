@@ -499,10 +499,11 @@ class Station:
         try:
             while True:
                 self._run_commands()
+                # Fed before each wait as well as after it: the worker may wait on the pose thread a
+                # while, and a camera and model that are both answering are alive however soon.
+                self._feed_watchdog(grabber, pose_stage)
                 posed = poses.get(timeout=0.25)
-                now = self.clock()
-                if now - grabber.last_activity < CAPTURE_HANG_S and now - pose_stage.last_activity < CAPTURE_HANG_S:
-                    self.notifier.ping()
+                self._feed_watchdog(grabber, pose_stage)
                 if posed is END_OF_STREAM:
                     break
                 if posed is None:
@@ -522,6 +523,13 @@ class Station:
         if pose_stage.fatal is not None:
             raise pose_stage.fatal
         return self.summary
+
+    def _feed_watchdog(self, grabber: FrameGrabber, pose_stage: PoseStage) -> None:
+        """systemd's watchdog is fed while the camera and the model both answer: a read or an
+        inference that hangs starves it, and systemd restarts the station."""
+        now = self.clock()
+        if now - grabber.last_activity < CAPTURE_HANG_S and now - pose_stage.last_activity < CAPTURE_HANG_S:
+            self.notifier.ping()
 
     def _finish(self) -> None:
         if self._last_present_ts is not None:
