@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from device.analysis.geometry import joint_angle_deg
-from device.pose.landmarks import LANDMARK_INDEX, NUM_LANDMARKS, VISIBILITY
+from device.pose.landmarks import LANDMARK_INDEX, NUM_LANDMARKS, VISIBILITY, Roi
 from device.pose.engine import LANDMARK_SIZE, LandmarkModel, project
 from device.pose.tflite import TFLiteModel
 from models.crops import CropSet
@@ -34,10 +34,16 @@ class CropShiftedLandmarkModel(LandmarkModel):
             raise ValueError(f"a crop shift is at least 1 px (got {shift})")
         self.shift = shift
 
-    def infer(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
+    def load(self, rgb: np.ndarray, roi: Roi) -> None:
+        self.load_crop(self.crop(rgb, roi))
+
+    def load_crop(self, crop: np.ndarray) -> None:
         moved = np.zeros_like(crop)
         moved[self.shift:, self.shift:] = crop[:-self.shift, :-self.shift]
-        points, presence = super().infer(moved)
+        super().load_crop(moved)
+
+    def read(self) -> tuple[np.ndarray, float]:
+        points, presence = super().read()
         points[:, :2] -= self.shift
         return points, presence
 

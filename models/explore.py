@@ -60,6 +60,9 @@ def main_variants() -> list[VariantSpec]:
 
 def diagnostic_variants() -> list[VariantSpec]:
     return [
+        VariantSpec("float16_mask128", "float16_half_mask",
+                    "shipped float16 weights; the person mask's last blocks run at 128x128 instead of 256x256 "
+                    "(landmarks exact, mask coarser)"),
         VariantSpec("int8_static_withmask", "static", "static int8 of the whole shipped graph, mask branch kept", prune_mask=False),
         VariantSpec("int8_static_p999", "static", "static int8 with 99.9th-percentile activation ranges", ranges="p99.9"),
     ]

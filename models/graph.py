@@ -191,6 +191,57 @@ def float_landmark_graph(shipped: bytes, prune_segmentation: bool) -> LandmarkGr
     return graph
 
 
+def halve_person_mask(graph: LandmarkGraph) -> int:
+    """Run the mask's last refinement blocks at 128x128 instead of upsampling to 256x256 first.
+
+    The segmentation branch ends by upsampling its 128x128x8 features to 256x256 and refining them
+    there (two depthwise blocks and a 3x3 output convolution): about a third of the whole model's
+    memory traffic, spent on a mask whose outline the station reads along a few rays
+    (device/pose/outline.py interpolates between mask pixels and scales by the mask's own size).
+    Dropping the upsample and running the same weights at 128x128 gives a 128x128 mask over the
+    same crop. Every other output is untouched (bit-identical landmarks); the mask itself differs,
+    so a variant built this way is judged on the clips like any other (models/quantize.py).
+    Returns the number of tensors resized."""
+    sg = graph.subgraph
+    mask = next((i for i in sg.outputs if _name(sg.tensors[i]) == SEGMENTATION_OUTPUT), None)
+    if mask is None:
+        raise ModelError("model has no person mask output to halve")
+    full = int(sg.tensors[mask].shape[1])
+    upsample = [op for op in sg.operators if graph.op_name(op) == "RESIZE_BILINEAR"
+                and int(sg.tensors[op.outputs[0]].shape[1]) == full]
+    if len(upsample) != 1:
+        raise ModelError(f"expected one upsampling to the {full}x{full} mask, found {len(upsample)}")
+    up = upsample[0]
+    source, target = up.inputs[0], up.outputs[0]
+    half = int(sg.tensors[source].shape[1])
+    sg.operators = [op for op in sg.operators if op is not up]
+    for op in sg.operators:
+        op.inputs = [source if i == target else i for i in op.inputs]
+    # Everything downstream of the upsample is at `full` resolution; only the model input also is,
+    # and it feeds the backbone, not this branch.
+    downstream, resized = {source}, 0
+    for op in sg.operators:
+        if any(i in downstream for i in op.inputs):
+            downstream.update(op.outputs)
+    for index in downstream - {source}:
+        tensor = sg.tensors[index]
+        shape = [int(d) for d in tensor.shape]
+        if len(shape) == 4 and shape[1] == shape[2] == full:
+            tensor.shape = np.array([shape[0], half, half, shape[3]], np.int32)
+            if tensor.shapeSignature is not None:
+                tensor.shapeSignature = np.array(tensor.shape, np.int32)
+            resized += 1
+    graph._drop_unused_tensors()
+    return resized
+
+
+def half_mask_float16(shipped: bytes) -> bytes:
+    """The shipped float16 model with its person mask made at 128x128 (halve_person_mask)."""
+    graph = LandmarkGraph(shipped)
+    halve_person_mask(graph)
+    return graph.to_bytes()
+
+
 def pruned_float16(shipped: bytes) -> bytes:
     """The shipped float16 model without the segmentation branch (weights untouched)."""
     graph = LandmarkGraph(shipped)

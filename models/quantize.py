@@ -34,7 +34,7 @@ import numpy as np
 from device.errors import ModelError, StationError
 from device.fileio import sha256_of
 from models.calibration import CalibrationRanges
-from models.graph import float_landmark_graph, pruned_float16
+from models.graph import float_landmark_graph, half_mask_float16, pruned_float16
 from models.noise_floor import CROP_SHIFT_PX, within_angle_floor
 from models.quiet import quiet_stderr
 from device.pose.model_files import (
@@ -54,8 +54,9 @@ RANGES_PATH = PLAN_DIR / "ranges.json"
 EVALUATION_PATH = PLAN_DIR / "evaluation.json"
 REPORT_PATH = Path(__file__).with_name("QUANTIZATION.md")
 # Bump when the way a plan turns into bytes, or the selection rule, changes, so old records are rebuilt
-# (2: a selectable variant must keep the person mask).
-BUILD_FORMAT = 2
+# (2: a selectable variant must keep the person mask; 3: the record carries each model's MACs, which
+# `station bench` turns into the Pi budget).
+BUILD_FORMAT = 3
 INSTALL_HINT = "install it with `pip install -e '.[quantize]'` (ai-edge-quantizer==0.10.0)"
 DEFAULT_EVAL_FRAME_STEP = 3
 TIMING_INPUTS = 10
@@ -78,11 +79,16 @@ def require_quantizer() -> str:
 # --- recipes ------------------------------------------------------------------------------------
 
 
+# Kinds that rewrite the shipped float16 graph and keep its weights (no quantizer involved).
+FLOAT16_REWRITES = ("float16_pruned", "float16_half_mask")
+
+
 @dataclass(frozen=True)
 class VariantSpec:
-    """One recipe. kind: 'float16_pruned' (shipped weights, mask branch removed), 'weight_only'
-    (int8 weights, float compute), 'dynamic' (int8 weights, activations quantized on the fly) or
-    'static' (int8 weights and calibrated int8 activations; `float_groups` stay float)."""
+    """One recipe. kind: 'float16_pruned' (shipped weights, mask branch removed), 'float16_half_mask'
+    (shipped weights, the person mask made at 128x128: models/graph.py halve_person_mask),
+    'weight_only' (int8 weights, float compute), 'dynamic' (int8 weights, activations quantized on
+    the fly) or 'static' (int8 weights and calibrated int8 activations; `float_groups` stay float)."""
 
     name: str
     kind: str
@@ -103,11 +109,11 @@ class VariantSpec:
 
     @property
     def precision(self) -> str:
-        return "float16" if self.kind == "float16_pruned" else "int8"
+        return "float16" if self.kind in FLOAT16_REWRITES else "int8"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "kind": self.kind, "description": self.description}
-        if self.kind != "float16_pruned":
+        if self.kind not in FLOAT16_REWRITES:
             data["prune_mask"] = self.prune_mask
         if self.kind == "static":
             data["ranges"] = self.ranges
@@ -161,6 +167,8 @@ def build_variant(spec: VariantSpec, shipped: bytes, ranges: Optional[Calibratio
     """The variant's .tflite bytes. Deterministic for a given shipped model, plan and ranges."""
     if spec.kind == "float16_pruned":
         return pruned_float16(shipped)
+    if spec.kind == "float16_half_mask":
+        return half_mask_float16(shipped)
     from ai_edge_quantizer import qtyping, quantizer
 
     ops = qtyping.TFLOperationName
@@ -541,6 +549,11 @@ def quantize_models(
     timed = {SHIPPED_VARIANT: shipped_path, **{b.spec.name: b.path for b in built}}
     ms = time_models(timed, accuracy.timing_inputs, rounds=TIMING_ROUNDS, threads=threads, runtime=settings.models.runtime)
     variants = [variant_entry(b, accuracy, ms) for b in built]
+    from models.macs import count_model_file
+
+    detector_path = models_dir / detector_spec.file
+    macs = {"detector": count_model_file(detector_path).macs, SHIPPED_VARIANT: count_model_file(shipped_path).macs,
+            **{b.spec.name: count_model_file(b.path).macs for b in built}}
     record = {
         "selected": select(variants, ms[SHIPPED_VARIANT]),
         "noise_floor": accuracy.floor,
@@ -551,6 +564,9 @@ def quantize_models(
                      "that changes no rep count, verdict or fault on the labelled clips, and that keeps the person mask "
                      "the back's shape is read from; float16 (the shipped model) when none is faster",
         "float16_ms_per_frame": round(ms[SHIPPED_VARIANT], 2),
+        # Multiply-accumulates per inference of the detector and each landmark model (models/macs.py):
+        # what `station bench` turns into frames per second on a Pi from published rates.
+        "macs": macs,
         "machine": _machine(), "threads": threads,
         "built_with": {"ai_edge_quantizer": version},
         "evaluation": accuracy.meta,

@@ -3,8 +3,11 @@ names as JSON with positive numbers. No timing is asserted."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 SHORT_CLIP = "jeffchen_deadlift_side_bad_rounded_head_down_1rep.mp4"  # 29 frames
 
@@ -52,6 +55,37 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
         if row["alerts"]:  # this clip's rounded back is alerted: the latency of each alert is measured
             assert 0 < row["frame_to_signal_ms_median"] <= row["frame_to_signal_ms_p95"]
 
+    # The steady rate leaves out start-up and close; the model's rate is timed beside the fast run.
+    assert live["fast"]["fps_steady"] > 0 and live["fast"]["bare_model_ms"] > 0
+    assert live["fast"]["steady_fps_per_bare_model_fps"] > 0
+
+    from device.station.loop import LIVE_STAGES
+
+    stages = {row["stage"]: row for row in result["stages"]}
+    assert list(stages) == [*LIVE_STAGES, "other", "frame (steady)"]
+    assert stages["frame (steady)"]["ms_mean"] == pytest.approx(1000 / live["fast"]["fps_steady"], rel=0.01)
+    for stage in ("capture", "crop", "inference", "decode", "outline", "analysis"):  # run on every frame
+        assert stages[stage]["ms_median"] > 0, stage
+    paced = [row for row in result["stages"] if row["thread"] == "pose" and row["stage"] != "frame (steady)"]
+    assert sum(row["ms_mean"] for row in paced) == pytest.approx(stages["frame (steady)"]["ms_mean"], abs=0.1)
+    assert {row["thread"] for row in result["stages"]} == {"capture", "pose", "worker"}
+
+    threads = result["scaling"]
+    assert [row["threads"] for row in threads] == [1, 2, 3, 4]
+    assert all(row["ms_per_frame"] > 0 for row in threads) and threads[0]["speedup_vs_1_thread"] == 1.0
+    assert [row["past_this_machines_cores"] for row in threads] == [n > (os.cpu_count() or 1) for n in (1, 2, 3, 4)]
+
+    budget = result["budget"]
+    assert {(row["variant"], row["schedule"]) for row in budget} == {
+        (v, schedule) for v in record["macs"] if v != "detector" for schedule in ("every camera frame", "15 fps", "10 fps")}
+    for row in budget:
+        asked = {"every camera frame": 30.0, "15 fps": 15.0, "10 fps": 10.0}[row["schedule"]]
+        assert 0 < row["pi4_fps"] <= asked and row["frames_in_1s_lowering"] == int(row["pi4_fps"])
+        assert row["keeps_up"] == (row["pi4_fps"] == asked and 1000 / row["pi4_frame_ms"] >= asked)
+    ms = {row["variant"]: row["pi4_model_ms"] for row in budget}
+    assert ms["float16_nomask"] < ms["float16"]  # less arithmetic, less time
+    assert "budget basis" in proc.stdout and result["budget_basis"]["pi4_core_slower_by"] > 0
+
     voice = {row["voice"]: row for row in result["voice"]}
     assert set(voice) == {"off", "on"} and voice["on"]["alerts"] > 0 and voice["off"]["alerts"] > 0
     if voice["on"]["dropped"] == voice["off"]["dropped"] == 0:  # the same frames judged: speaking changes no alert
@@ -70,3 +104,27 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
     assert {row["load"] for row in pages} == {"phone, 2 pages/s", "flood, unpaced"}
     loaded = [row for row in pages if row["phase"] == "page + live loop"]
     assert all(row["live_fps"] > 0 for row in loaded)
+
+
+def test_bench_runs_only_the_sections_asked_for_and_names_them_when_asked_wrong(tmp_path, clips_dir, quantized_models_dir):
+    out = tmp_path / "bench.json"
+    base = [sys.executable, "-m", "device", "bench", str(clips_dir / SHORT_CLIP), "--models-dir", str(quantized_models_dir)]
+    proc = subprocess.run([*base, "--only", "analysis", "--json", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert "analysis" in result and not {"models", "live", "stages", "page"} & set(result)
+    wrong = subprocess.run([*base, "--only", "analysis,liev"], capture_output=True, text=True)
+    assert wrong.returncode != 0 and "liev" in wrong.stderr and "stages" in wrong.stderr
+
+
+def test_the_pi_budget_reproduces_the_published_figure_it_starts_from():
+    """At 4 threads a MobileNet v2's 300 M MACs take XNNPACK's published 44 ms on a Pi 4, whatever
+    share of the work runs in parallel; fewer threads take longer, by Amdahl's law."""
+    from device.commands.bench import amdahl_parallel_share, pi4_model_ms
+
+    for parallel in (0.3, 0.8, 1.0):
+        assert pi4_model_ms(300e6, 4, parallel) == pytest.approx(44.0)
+        assert pi4_model_ms(300e6, 1, parallel) > pi4_model_ms(300e6, 2, parallel) > pi4_model_ms(300e6, 4, parallel)
+    assert pi4_model_ms(300e6, 1, 0.0) == pytest.approx(44.0)  # nothing parallel: threads change nothing
+    assert amdahl_parallel_share(2.0) == 1.0 and amdahl_parallel_share(1.0) == 0.0
+    assert amdahl_parallel_share(0.8) == 0.0 and amdahl_parallel_share(1.6) == pytest.approx(0.75)

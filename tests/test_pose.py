@@ -177,3 +177,59 @@ def test_a_nearly_black_frame_gives_no_pose_but_a_dark_gym_does(clips_dir, engin
     engine.reset()
     assert frame_contrast(fade) < MIN_FRAME_CONTRAST
     assert not engine.process(fade, timestamp).found
+
+
+def test_the_live_path_feeds_the_model_the_very_crop_and_decodes_the_same_landmarks(clips_dir, engine_factory):
+    """The engine warps the ROI straight into the model's input and reads only the parts of the
+    outputs it uses; the tooling hands a crop it holds. Both must give the model the same input and
+    the same landmarks, mask and outline, to the bit: poses cached by one are compared with the other's."""
+    engine = engine_factory("float16")
+    image, timestamp = _frame(clips_dir, "formfit_deadlift_side_good.mp4", 2.0)
+    pose = engine.process(image, timestamp)
+    assert pose.found and pose.roi is not None
+    landmarks = engine.landmarks
+    crop = landmarks.crop(image, pose.roi)
+    landmarks.load(image, pose.roi)
+    landmarks.run()
+    live_points, live_presence = landmarks.read()
+    live_outline = landmarks.torso_outline(live_points)
+    held_points, held_presence = landmarks.infer(crop)
+    held_outline = landmarks.torso_outline(held_points)
+    assert np.array_equal(live_points, held_points) and live_presence == held_presence
+    assert np.array_equal(live_outline, held_outline, equal_nan=True)
+    assert np.isfinite(live_outline).any()  # a real outline, not two empty ones
+
+
+def test_heatmap_refinement_reads_each_window_as_the_whole_heatmap_would():
+    """Only the windows around the points are turned into confidences: the result must be what the
+    confidence of the whole heatmap gives, point for point, including a point whose window is not
+    confident (it keeps its regressed place) and one off the heatmap."""
+    from device.pose.engine import LANDMARK_SIZE, refine_from_heatmap, sigmoid
+
+    rng = np.random.default_rng(3)
+    heatmap = rng.normal(-4.0, 1.0, (64, 64, 39)).astype(np.float32)
+    points = rng.uniform(8, LANDMARK_SIZE - 8, (39, 5))
+    points[5, :2] = [-20.0, 30.0]  # off the heatmap
+    for i in range(39):
+        if i in (5, 7):  # 7: nothing confident near it
+            continue
+        col, row = int(points[i, 0] / LANDMARK_SIZE * 64), int(points[i, 1] / LANDMARK_SIZE * 64)
+        heatmap[max(0, row - 1):row + 2, max(0, col - 2):col + 1, i] = 3.0  # a blob up and left of the point
+    conf = sigmoid(heatmap.astype(np.float64))
+    expected = points.copy()
+    for i in range(39):
+        col, row = int(points[i, 0] / LANDMARK_SIZE * 64), int(points[i, 1] / LANDMARK_SIZE * 64)
+        if not (0 <= col < 64 and 0 <= row < 64):
+            continue
+        r0, r1, c0, c1 = max(0, row - 3), min(64, row + 4), max(0, col - 3), min(64, col + 4)
+        window = conf[r0:r1, c0:c1, i]
+        if window.max() < 0.5:
+            continue
+        rows, cols = np.mgrid[r0:r1, c0:c1]
+        expected[i, 0] = (cols * window).sum() / window.sum() / 64 * LANDMARK_SIZE
+        expected[i, 1] = (rows * window).sum() / window.sum() / 64 * LANDMARK_SIZE
+    refined = points.copy()
+    refine_from_heatmap(refined, heatmap)
+    assert np.array_equal(refined, expected)
+    assert np.array_equal(refined[[5, 7]], points[[5, 7]])  # untouched where the heatmap says nothing
+    assert not np.array_equal(refined[0, :2], points[0, :2])  # and moved where it does

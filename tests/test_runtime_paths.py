@@ -30,7 +30,7 @@ class Script:
     def __init__(self, present):
         self.present = present
 
-    def process(self, image, timestamp):
+    def process(self, image, timestamp, contrast=None):
         if self.present(timestamp):
             return PresentEngine().process(image, timestamp)
         return Pose(timestamp, empty_landmarks(), 0.0, True, (8, 8))

@@ -53,7 +53,7 @@ class FlakyCamera(FrameSource):
 class PresentEngine:
     """Pose engine test backend: somebody is always in view."""
 
-    def process(self, image, timestamp):
+    def process(self, image, timestamp, contrast=None):
         lm = empty_landmarks()
         lm[:, :] = 1.0
         return Pose(timestamp, lm, 1.0, False, (8, 8))
@@ -116,6 +116,26 @@ def test_latest_frame_drops_stale_frames_unless_lossless():
         lossless.put(Captured(Frame(i, None, "x", i), 0.0), stop)
     consumer.join(5)
     assert got == [0, 1, 2, 3, 4] and lossless.dropped == 0
+
+
+def test_a_fast_replay_decodes_a_few_frames_ahead_and_no_further():
+    """A replay's decoder runs up to LOSSLESS_AHEAD frames ahead, so one slow decode does not stall
+    the worker, and then waits: every frame is processed, in order, and memory stays bounded."""
+    from device.station.loop import LOSSLESS_AHEAD
+
+    stop = threading.Event()
+    box = LatestFrame(lossless=True)
+    for i in range(LOSSLESS_AHEAD):
+        box.put(Captured(Frame(i, None, "x", i), 0.0), stop)  # returns at once
+    late = threading.Thread(target=box.put, args=(Captured(Frame(9, None, "x", 9), 0.0), stop))
+    late.start()
+    late.join(0.3)
+    assert late.is_alive()  # one more waits for the worker...
+    assert box.get(0.1).frame.index == 0
+    late.join(2)
+    assert not late.is_alive()  # ...until it takes one
+    assert [box.get(0.1).frame.index for _ in range(LOSSLESS_AHEAD)] == [*range(1, LOSSLESS_AHEAD), 9]
+    assert box.dropped == 0
 
 
 def test_camera_unplugged_mid_stream_is_retried_logged_and_resumed(tmp_path):

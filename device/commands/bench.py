@@ -20,7 +20,7 @@ import numpy as np
 
 from device.commands.tables import print_table, write_json
 from device.config import Settings
-from device.errors import ModelError
+from device.errors import ConfigError, ModelError
 from device.pose.engine import PoseEngine
 from device.pose.tflite import TFLiteModel
 from device.stats import median, percentile
@@ -40,6 +40,11 @@ class BenchContext:
     variants: dict[str, Path] = field(default_factory=dict)  # landmark variant name -> verified file
     selected: str = "float16"
     bare_landmark_ms: dict[str, float] = field(default_factory=dict)
+    live_stages: dict[str, list[float]] = field(default_factory=dict)  # the flat-out live loop's ms per frame and stage
+    live_frame_ms: Optional[float] = None  # its steady ms per frame
+    thread_ms: dict[int, float] = field(default_factory=dict)  # the selected model's ms per interpreter thread count
+    detector_share: float = 0.0  # share of the clip's frames the detector ran on
+    budget_basis: dict[str, float] = field(default_factory=dict)  # the Pi budget's measured inputs
     poses: list = field(default_factory=list)  # the float16 engine's poses of the clip, for the analysis section
 
 
@@ -85,11 +90,13 @@ def prepare(settings: Settings, clip: Path) -> BenchContext:
         frames = []
         for frame, pose in iter_poses(engine, source):
             context.poses.append(pose)
+            context.detector_share += pose.detector_ran
             if pose.found and pose.roi is not None:
                 context.landmark_inputs.append(engine.landmarks.crop(frame.image, pose.roi))
             frames.append(frame.image)
     for image in _spread(frames, MAX_INPUTS):
         engine.detector.detect(image)
+    context.detector_share /= max(len(context.poses), 1)
     context.detector_inputs = _spread(detector.inputs, MAX_INPUTS)
     context.landmark_inputs = _spread(context.landmark_inputs, MAX_INPUTS)
     if not context.landmark_inputs:
@@ -187,6 +194,146 @@ def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool, spe
         return summary
 
 
+def bench_stages(context: BenchContext) -> list[dict[str, Any]]:
+    """Where the flat-out live loop's frames went (the `live` section's run), stage by stage and
+    thread by thread: the median and mean ms per frame and the mean's share of the loop's steady
+    frame time. The pose thread sets the pace; `other` is its time no stage accounts for (handing
+    frames on, the interpreter waiting for a core). The capture and worker threads run beside it:
+    their shares overlap the pose thread's, and a loop keeps the model's pace while each stays
+    below 100%."""
+    from device.station.loop import LIVE_STAGES, PACE_STAGES, STAGE_THREADS
+
+    stages, frame_ms = context.live_stages, context.live_frame_ms
+    if not stages or not frame_ms:
+        bench_live(context)
+        stages, frame_ms = context.live_stages, context.live_frame_ms
+    if not stages or not frame_ms:
+        raise ModelError("the live loop analysed no frame of the clip")
+    rows = []
+    for stage in LIVE_STAGES:
+        values = stages[stage]
+        mean = float(np.mean(values)) if values else 0.0
+        rows.append({"stage": stage, "thread": STAGE_THREADS[stage], "ms_median": median(values, 2),
+                     "ms_mean": round(mean, 2), "share_of_frame_pct": round(100 * mean / frame_ms, 1)})
+    paced = sum(float(np.mean(stages[s])) for s in PACE_STAGES if stages[s])
+    rows.append({"stage": "other", "thread": "pose", "ms_median": None, "ms_mean": round(frame_ms - paced, 2),
+                 "share_of_frame_pct": round(100 * (frame_ms - paced) / frame_ms, 1)})
+    rows.append({"stage": "frame (steady)", "thread": "pose", "ms_median": None, "ms_mean": round(frame_ms, 2),
+                 "share_of_frame_pct": 100.0})
+    return rows
+
+
+# --- the Pi 4 budget ---------------------------------------------------------------------------
+#
+# XNNPACK's README (https://github.com/google/XNNPACK#raspberry-pi, benchmarked 12 February 2020 with
+# end2end-bench, multi-threaded on all 4 cores) gives a Raspberry Pi 4 (BCM2711) 44 ms for MobileNet v2
+# 1.0 and 75 ms for MobileNet v1 1.0; those networks take 300 M and 569 M multiply-accumulates
+# (Sandler et al. 2018, arXiv:1801.04381; Howard et al. 2017, arXiv:1704.04861). MobileNet v2 is
+# BlazePose's own kind of network (inverted residual blocks of depthwise convolutions, a few
+# hundred M MACs), so its rate is the estimate; v1's (7.6 G MAC/s) would be kinder and is not used.
+PI4_MACS_PER_S_4_THREADS = 300e6 / 0.044  # 6.8 G MAC/s
+PI4_CORES = 4
+# The interpreter's threads on a Pi 4: one core is left to the rest of the loop (the worker judging
+# the last pose, the capture thread, the niced page process). On this project's 2-core machine any
+# thread beside the interpreter's made the model itself 20-50% slower inside the live loop than
+# alone (`station bench` stages against bare); a fourth interpreter thread would fight the worker
+# the same way for Amdahl's last few percent (see the budget basis).
+PI4_THREADS = 3
+CAMERA_FPS = 30.0  # the camera's rate caps what is analysed, however fast the model
+SCHEDULES = (("every camera frame", CAMERA_FPS), ("15 fps", 15.0), ("10 fps", 10.0))
+LOWERING_S = 1.0  # a brisk lowering: the fewest frames a rep's faults are judged on
+BESIDE_MODEL = ("crop", "decode", "outline")  # the pose thread's work between two runs of the model
+
+
+def amdahl_parallel_share(speedup_2: float) -> float:
+    """The share of the model's work that runs in parallel, from its measured speed-up on 2 threads
+    (Amdahl: speedup(n) = 1 / ((1 - p) + p / n)), clamped to [0, 1]."""
+    return min(1.0, max(0.0, 2.0 * (1.0 - 1.0 / speedup_2)))
+
+
+def amdahl_speedup(parallel: float, threads: int) -> float:
+    return 1.0 / ((1.0 - parallel) + parallel / threads)
+
+
+def pi4_model_ms(macs: float, threads: int, parallel: float) -> float:
+    """Estimated Pi 4 ms per inference on `threads` threads: the published 4-thread rate, scaled to
+    one thread and back up to `threads` by Amdahl's law with the parallel share measured here."""
+    one_thread_rate = PI4_MACS_PER_S_4_THREADS / amdahl_speedup(parallel, PI4_CORES)
+    return macs / (one_thread_rate * amdahl_speedup(parallel, threads)) * 1000
+
+
+def bench_threads(context: BenchContext) -> list[dict[str, Any]]:
+    """The selected landmark model on 1 to 4 interpreter threads on the clip's real inputs: the x86
+    scaling the thread choice starts from. The counts are timed in turn, twice over, and each keeps
+    its lower median (the one less disturbed by the rest of the machine). Past this machine's cores a
+    thread only waits for a core, so those rows show oversubscription, not scaling."""
+    from device.pose.tflite import time_models
+
+    counts = range(1, PI4_CORES + 1)
+    path, inputs = context.variants[context.selected], context.landmark_inputs[:MAX_INPUTS // 2]
+    ms: dict[int, list[float]] = {n: [] for n in counts}
+    for _ in range(2):
+        for n in counts:
+            ms[n].append(time_models({"landmark": path}, inputs, rounds=1, threads=n,
+                                     runtime=context.settings.models.runtime)["landmark"])
+    context.thread_ms = {n: min(ms[n]) for n in counts}
+    cores = os.cpu_count() or 1
+    return [{"variant": context.selected, "threads": n, "ms_per_frame": round(context.thread_ms[n], 2),
+             "speedup_vs_1_thread": round(context.thread_ms[1] / context.thread_ms[n], 2),
+             "past_this_machines_cores": n > cores} for n in counts]
+
+
+def bench_budget(context: BenchContext) -> list[dict[str, Any]]:
+    """The Pi 4 budget per landmark variant, thread count and schedule, on paper: each model's MACs
+    (recorded by `station models quantize`) at XNNPACK's published Pi 4 rate, scaled across threads
+    by the parallel share measured here from 1 to 2 threads; plus the pose thread's own work beside
+    the model (crop, decoding, outline: measured here in the `stages` run, scaled by how much slower
+    a Pi 4 core does the model's arithmetic than this machine's) and the detector at the share of
+    frames it ran on. The worker's analysis runs beside the model on a core of its own while the
+    interpreter leaves one (threads <= 3). Frames in a 1 s lowering: what the schedule asks for, if
+    the Pi keeps up. Emulated timings mean nothing here; a Pi's own `station bench` replaces this."""
+    from device.pose.model_files import read_quantized_record
+
+    record = read_quantized_record(context.settings.models_dir) or {}
+    macs = record.get("macs") or {}
+    if not macs:
+        raise ModelError("the quantized record has no MAC counts: run `station models quantize` (it records them)")
+    if not getattr(context, "thread_ms", None):
+        bench_threads(context)
+    if not context.live_stages:
+        bench_live(context)
+    thread_ms = context.thread_ms
+    parallel = amdahl_parallel_share(thread_ms[1] / thread_ms[2])
+    # The pose thread's own work beside the model here (the analysis runs on the worker meanwhile),
+    # and how much slower a Pi 4 core is: this machine's one-thread MAC rate on the selected model
+    # against the Pi's one-thread estimate.
+    beside_ms = sum(float(np.median(context.live_stages[s])) for s in BESIDE_MODEL if context.live_stages[s])
+    here_rate = macs[context.selected] / (thread_ms[1] / 1000)
+    pi_rate = PI4_MACS_PER_S_4_THREADS / amdahl_speedup(parallel, PI4_CORES)
+    slower = here_rate / pi_rate
+    detector_share = context.detector_share
+    rows = []
+    for variant in context.variants:
+        if variant not in macs:
+            continue
+        model_ms = pi4_model_ms(macs[variant], PI4_THREADS, parallel)
+        detector_ms = pi4_model_ms(macs["detector"], PI4_THREADS, parallel)
+        frame_ms = model_ms + detector_share * detector_ms + beside_ms * slower
+        fps = 1000.0 / frame_ms
+        for schedule, asked in SCHEDULES:
+            rows.append({
+                "variant": variant, "schedule": schedule, "threads": PI4_THREADS, "mmacs": round(macs[variant] / 1e6, 1),
+                "pi4_model_ms": round(model_ms, 1), "pi4_frame_ms": round(frame_ms, 1), "pi4_fps": round(min(fps, asked), 1),
+                "keeps_up": fps >= asked, "frames_in_1s_lowering": int(min(fps, asked) * LOWERING_S),
+                "selected": variant == context.selected,
+            })
+    context.budget_basis = {"parallel_share": round(parallel, 3), "beside_ms_here": round(beside_ms, 2),
+                            "pi4_core_slower_by": round(slower, 2), "detector_share": round(detector_share, 3),
+                            **{f"pi4_model_ms_{n}_threads": round(pi4_model_ms(macs[context.selected], n, parallel), 1)
+                               for n in range(1, PI4_CORES + 1)}}
+    return rows
+
+
 def bench_voice(context: BenchContext) -> list[dict[str, Any]]:
     """The live loop paced at the clip's rate, voice off and on: LED/buzzer latency both ways, and
     from frame capture to the start of the spoken cue (frame to buzzer, plus the speaker's wait from
@@ -233,19 +380,40 @@ def _not_fault_cues() -> frozenset[str]:
 _NOT_FAULT_CUES = _not_fault_cues()
 
 
+def bare_landmark_ms(context: BenchContext) -> float:
+    """The selected landmark variant's bare ms per call, timed now on the clip's real inputs: the
+    live loop's rate is compared with the model's measured beside it, under the same load."""
+    from device.pose.tflite import time_models
+
+    settings = context.settings
+    ms = time_models({"landmark": context.variants[context.selected]}, context.landmark_inputs, rounds=1,
+                     threads=settings.models.threads, runtime=settings.models.runtime)
+    return ms["landmark"]
+
+
 def bench_live(context: BenchContext) -> list[dict[str, Any]]:
-    """The live loop twice: flat out (its FPS against the bare landmark model's), and paced at the
-    clip's frame rate like a camera (latency from frame capture to verdict and to LED/buzzer)."""
+    """The live loop twice: flat out (its FPS against the bare landmark model's, timed just before
+    and just after it), and paced at the clip's frame rate like a camera (latency from frame capture
+    to verdict and to LED/buzzer). `fps` counts the whole run (start-up and close too); `fps_steady`
+    the first analysed frame to the last, the rate the loop keeps up while someone trains."""
     import tempfile
 
-    bare_ms = context.bare_landmark_ms.get(context.selected)
     rows = []
+    bare_ms: Optional[float] = None
     with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
         for mode, fast in (("fast", True), ("camera-paced", False)):
+            before = bare_landmark_ms(context) if fast else 0.0
             summary = run_live_loop(context.settings, context.clip, Path(tmp) / f"{mode}.db", fast)
+            if fast:  # the camera-paced run is compared with the same figure
+                bare_ms = (before + bare_landmark_ms(context)) / 2
+                context.live_stages = summary.stage_ms
+                context.live_frame_ms = 1000 / summary.steady_fps if summary.steady_fps else None
             rows.append({
                 "mode": mode, "frames": summary.frames, "dropped": summary.dropped, "fps": round(summary.fps, 1),
+                "fps_steady": round(summary.steady_fps, 1),
+                "bare_model_ms": round(bare_ms, 2) if bare_ms else None,
                 "live_fps_per_bare_model_fps": round(summary.fps * bare_ms / 1000, 2) if bare_ms else None,
+                "steady_fps_per_bare_model_fps": round(summary.steady_fps * bare_ms / 1000, 2) if bare_ms else None,
                 "reps": summary.reps, "alerts": summary.faults,
                 "verdict_latency_ms_median": median(summary.verdict_latency_ms, 1),
                 "verdict_latency_ms_p95": percentile(summary.verdict_latency_ms, 95, 1),
@@ -357,6 +525,10 @@ SECTIONS: list[tuple[str, str, Section]] = [
     ("pipeline", "full replay pipeline", bench_pipeline),
     ("analysis", "hinge analysis per frame (ms)", bench_analysis),
     ("live", "live loop: FPS vs bare landmark model, capture-to-verdict and frame-to-signal latency", bench_live),
+    ("stages", "the flat-out live loop per stage and thread (ms per frame; the pose thread sets the pace)", bench_stages),
+    ("scaling", "the selected landmark model on 1 to 4 interpreter threads (x86 scaling)", bench_threads),
+    ("budget", "Pi 4 budget on paper: MACs at XNNPACK's published Pi 4 rate, per variant and schedule",
+     bench_budget),
     ("voice", "spoken cues: frame-to-speech start, and LED/buzzer latency with the voice off and on", bench_voice),
     ("memory", "peak RSS of station run", bench_memory),
     ("page", "trainer page (history, session, athlete) on a 10,000-rep, 200-athlete log with the live loop running; "
@@ -373,6 +545,8 @@ def run_bench(settings: Settings, clip: Path, sections: Optional[list[str]] = No
     for name, _, section in SECTIONS:
         if sections is None or name in sections:
             result[name] = section(context)
+    if context.budget_basis:
+        result["budget_basis"] = context.budget_basis
     return result
 
 
@@ -381,13 +555,24 @@ def section_titles() -> dict[str, str]:
 
 
 def command(args: argparse.Namespace, settings: Settings) -> int:
-    result = run_bench(settings, args.clip)
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    unknown = sorted(set(only or ()) - set(section_titles()))
+    if unknown:
+        raise ConfigError(f"no bench section {', '.join(unknown)}; the sections: {', '.join(section_titles())}")
+    result = run_bench(settings, args.clip, only)
     print(f"clip {result['clip']} on {result['machine']}, {result['threads']} interpreter threads; "
           f"the station's landmark variant: {result['selected_variant']}")
     for name, title in section_titles().items():
         if name in result:
             print()
             print_table(result[name], title=f"{name}: {title}")
+    if "budget_basis" in result:
+        basis = result["budget_basis"]
+        by_threads = ", ".join(f"{n}: {basis[f'pi4_model_ms_{n}_threads']}" for n in range(1, PI4_CORES + 1))
+        print(f"budget basis: parallel share {basis['parallel_share']} (from 1 to 2 threads here), "
+              f"{basis['beside_ms_here']} ms of the pose thread's work beside the model here, a Pi 4 core "
+              f"{basis['pi4_core_slower_by']}x slower, detector on {100 * basis['detector_share']:.1f}% of frames; "
+              f"the selected model's Pi 4 ms by threads: {by_threads}")
     if args.json:
         write_json(args.json, result)
     return 0

@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench", "bench:command", "time the bare models and the full pipeline on one clip")
     p.add_argument("clip", type=Path)
     p.add_argument("--json", type=Path, metavar="PATH", help="write every section's rows (the printed names)")
+    p.add_argument("--only", metavar="SECTION[,SECTION]",
+                   help="run only these sections, comma-separated (default: all; a wrong name lists them)")
     model_flags(p)
 
     models = sub.add_parser("models", help="fetch, quantize and check the pose models")

@@ -174,7 +174,12 @@ SHOULDER_POINTS = [LANDMARK_INDEX["left_shoulder"], LANDMARK_INDEX["right_should
 
 
 class LandmarkModel:
-    """Runs BlazePose's landmark model on a 256x256 crop of a region of interest."""
+    """Runs BlazePose's landmark model on a 256x256 crop of a region of interest.
+
+    Per frame the engine calls `load` (the crop, warped straight into the model's input), `run` and
+    `read` (landmarks decoded): three steps so each is timed, and nothing frame-sized is allocated
+    on the way (the crop's pixels, the mask and the heatmap live in buffers kept between frames).
+    `crop` and `infer` do the same on a crop held by the caller (the model tooling, the bench)."""
 
     def __init__(self, model: TFLiteModel, refine_with_heatmap: bool = True):
         self.model = model
@@ -183,7 +188,10 @@ class LandmarkModel:
         self._flag = model.output_index((1, 1))
         self._heatmap = model.output_index((1, 64, 64, 39))
         self._mask = segmentation_output(model)
-        self._mask_logits: Optional[np.ndarray] = None
+        size = model.output_shapes[self._mask][1] if self._mask is not None else 0
+        self._mask_buffer = np.zeros((size, size), np.float32)
+        self._mask_logits: Optional[np.ndarray] = None  # the buffer, once an inference filled it
+        self._patch = np.zeros((LANDMARK_SIZE, LANDMARK_SIZE, 3), np.uint8)
 
     @property
     def segments(self) -> bool:
@@ -192,25 +200,49 @@ class LandmarkModel:
 
     def crop(self, rgb: np.ndarray, roi: Roi) -> np.ndarray:
         """The model input: float32 (256, 256, 3) in [0, 1]."""
-        m = crop_matrix(roi, LANDMARK_SIZE)
-        patch = cv2.warpAffine(
-            rgb, m, (LANDMARK_SIZE, LANDMARK_SIZE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
-        )
-        return patch.astype(np.float32) / 255.0
+        return self._warp(rgb, roi).astype(np.float32) / np.float32(255.0)
 
-    def infer(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
-        """Returns (39, 5) points in crop pixels with visibility/presence as probabilities, and the
-        pose presence score."""
-        outputs = self.model.run(crop[None])
-        self._mask_logits = outputs[self._mask][0, :, :, 0] if self._mask is not None else None
-        points = outputs[self._points].reshape(39, 5).astype(np.float64)
-        presence = float(np.asarray(outputs[self._flag]).ravel()[0])
+    def _warp(self, rgb: np.ndarray, roi: Roi) -> np.ndarray:
+        """The ROI's pixels, rotated upright and scaled to 256x256, into the kept uint8 buffer."""
+        return cv2.warpAffine(
+            rgb, crop_matrix(roi, LANDMARK_SIZE), (LANDMARK_SIZE, LANDMARK_SIZE), dst=self._patch,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+        )
+
+    def load(self, rgb: np.ndarray, roi: Roi) -> None:
+        """The ROI's crop as the next input, scaled to [0, 1] in place: the same values `crop` gives."""
+        patch = self._warp(rgb, roi)
+        self.model.fill_input(lambda tensor: np.divide(patch, np.float32(255.0), out=tensor[0], casting="unsafe"))
+
+    def load_crop(self, crop: np.ndarray) -> None:
+        """A float32 (256, 256, 3) crop as the next input."""
+        self.model.fill_input(lambda tensor: np.copyto(tensor[0], crop, casting="same_kind"))
+
+    def run(self) -> None:
+        self.model.invoke()
+
+    def read(self) -> tuple[np.ndarray, float]:
+        """The last run's (39, 5) points in crop pixels with visibility/presence as probabilities,
+        and the pose presence score; keeps the mask for `torso_outline`."""
+        points = self.model.output(self._points).reshape(39, 5).astype(np.float64)
+        presence = float(np.asarray(self.model.output(self._flag)).ravel()[0])
+        if self._mask is not None:
+            self.model.read_output(self._mask, self._keep_mask)
+            self._mask_logits = self._mask_buffer
         if self.refine:
-            refine_from_heatmap(points, outputs[self._heatmap][0])
+            self.model.read_output(self._heatmap, lambda heatmap: refine_from_heatmap(points, heatmap[0]))
         points[:, 3] = sigmoid(points[:, 3])
         points[:, 4] = sigmoid(points[:, 4])
         return points, presence
+
+    def _keep_mask(self, mask: np.ndarray) -> None:
+        np.copyto(self._mask_buffer, mask[0, :, :, 0])
+
+    def infer(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
+        """`read`'s points and presence for a crop the caller holds."""
+        self.load_crop(crop)
+        self.run()
+        return self.read()
 
     def torso_outline(self, points: np.ndarray) -> Optional[np.ndarray]:
         """The silhouette across the trunk (device/pose/outline.py) on the crop last inferred, in crop
@@ -230,7 +262,6 @@ def refine_from_heatmap(points: np.ndarray, heatmap: np.ndarray, kernel: int = H
     """
     hm_h, hm_w, _ = heatmap.shape
     offset = (kernel - 1) // 2
-    conf = sigmoid(heatmap.astype(np.float64))
     for i in range(points.shape[0]):
         col = int(points[i, 0] / LANDMARK_SIZE * hm_w)
         row = int(points[i, 1] / LANDMARK_SIZE * hm_h)
@@ -238,7 +269,8 @@ def refine_from_heatmap(points: np.ndarray, heatmap: np.ndarray, kernel: int = H
             continue
         r0, r1 = max(0, row - offset), min(hm_h, row + offset + 1)
         c0, c1 = max(0, col - offset), min(hm_w, col + offset + 1)
-        window = conf[r0:r1, c0:c1, i]
+        # The confidence of this window alone: the rest of the heatmap is never read.
+        window = sigmoid(heatmap[r0:r1, c0:c1, i].astype(np.float64))
         total = window.sum()
         if window.max() < min_confidence or total <= 0:
             continue
@@ -303,11 +335,13 @@ class PoseEngine:
     def reset(self) -> None:
         self._roi = None
 
-    def process(self, rgb: np.ndarray, timestamp: float) -> Pose:
+    def process(self, rgb: np.ndarray, timestamp: float, contrast: Optional[float] = None) -> Pose:
+        """The frame's pose. `contrast`: the frame's `frame_contrast` when the caller already has it
+        (the live loop measures it on the capture thread, while the model runs on the last frame)."""
         h, w = rgb.shape[:2]
         timings: dict[str, float] = {}
         self.frames += 1
-        if frame_contrast(rgb) < MIN_FRAME_CONTRAST:
+        if (frame_contrast(rgb) if contrast is None else contrast) < MIN_FRAME_CONTRAST:
             # Nearly black or flat: nobody can be seen; look afresh once the picture is back.
             self._roi = None
             return Pose(timestamp, empty_landmarks(), 0.0, False, (w, h), None, timings)
@@ -325,17 +359,24 @@ class PoseEngine:
             roi = roi_from_alignment(best.keypoints[0], best.keypoints[1])
 
         t0 = self.clock()
-        crop = self.landmarks.crop(rgb, roi)
-        points, presence = self.landmarks.infer(crop)
-        timings["landmark_ms"] = (self.clock() - t0) * 1000
+        self.landmarks.load(rgb, roi)
+        t1 = self.clock()
+        self.landmarks.run()
+        t2 = self.clock()
+        points, presence = self.landmarks.read()
         image_points = project(points, roi)
+        t3 = self.clock()
+        timings["crop_ms"] = (t1 - t0) * 1000
+        timings["inference_ms"] = (t2 - t1) * 1000
+        timings["decode_ms"] = (t3 - t2) * 1000
+        timings["landmark_ms"] = (t3 - t0) * 1000
 
         if presence < self.min_tracking_presence:
             self._roi = None
             if not detector_ran:
                 # Tracking slipped off the body (a fast move): look again on this same frame.
                 self.frames -= 1
-                return self.process(rgb, timestamp)
+                return self.process(rgb, timestamp, contrast)
             return Pose(timestamp, empty_landmarks(), presence, detector_ran, (w, h), roi, timings)
         self._roi = roi_from_alignment(image_points[33, :2], image_points[34, :2])
         t0 = self.clock()

@@ -9,7 +9,7 @@ import importlib
 import inspect
 import time
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Callable, Mapping, TypeVar, Union
 
 import numpy as np
 
@@ -59,6 +59,9 @@ def interpreter_options(interpreter_cls: Any, threads: int) -> dict[str, Any]:
     return {name: value for name, value in wanted.items() if name in known}
 
 
+T = TypeVar("T")
+
+
 class TFLiteModel:
     """A loaded .tflite model: one float input, outputs addressed by their shape."""
 
@@ -92,9 +95,37 @@ class TFLiteModel:
         raise ModelError(f"{self.path} has no output of shape {shape} (outputs: {self.output_shapes})")
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Copy `tensor` in, invoke, and return a copy of every output."""
         self._interp.set_tensor(self._input["index"], tensor.astype(np.float32, copy=False))
         self._interp.invoke()
         return [self._interp.get_tensor(o["index"]) for o in self._outputs]
+
+    # The live loop's path: no copy of the input or of outputs it reads only a part of. The
+    # interpreter refuses to invoke while a view of its buffers is alive, so views are only
+    # handed to a function and never returned.
+
+    def fill_input(self, fill: Callable[[np.ndarray], object]) -> None:
+        """Let `fill` write the next input where the interpreter keeps it (its (1, ...) view)."""
+        view = self._interp.tensor(self._input["index"])()
+        try:
+            fill(view)
+        finally:
+            del view
+
+    def invoke(self) -> None:
+        self._interp.invoke()
+
+    def output(self, index: int) -> np.ndarray:
+        """A copy of output `index` of the last invoke."""
+        return self._interp.get_tensor(self._outputs[index]["index"])
+
+    def read_output(self, index: int, read: Callable[[np.ndarray], T]) -> T:
+        """`read` applied to a view of output `index` of the last invoke (it must not keep the view)."""
+        view = self._interp.tensor(self._outputs[index]["index"])()
+        try:
+            return read(view)
+        finally:
+            del view
 
 
 def time_models(models: Mapping[str, Path], inputs: Union[list[np.ndarray], Mapping[str, list[np.ndarray]]],

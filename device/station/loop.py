@@ -1,23 +1,30 @@
-"""The live loop: a capture thread that keeps only the newest frame, and a worker that runs
-pose -> analysis -> signals and rep log for each frame it takes.
+"""The live loop: a capture thread that keeps only the newest frame, a pose thread that runs the
+pose engine on each frame it takes, and a worker that runs analysis -> signals and rep log on each
+pose, in order.
 
 An alert must be about now, so frames that arrive while the model is busy are dropped, not queued
-(a clip replayed with `--fast` is the exception: there every frame is processed). Every stage is
-timed; per rep the station logs its stage times and the frame-to-signal latency of each alert.
+(a clip replayed with `--fast` is the exception: there every frame is processed). The model is the
+loop's pace: the pose thread does nothing else, so while it runs the model on one frame the worker
+judges the frame before (the interpreter lets go of Python's lock while it computes) and the
+capture thread reads the next. Every stage is timed; per rep the station logs its stage times and
+the frame-to-signal latency of each alert.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Generic, Iterator, Optional, Protocol, TypeVar
 
 import cv2
 import numpy as np
 
 from device.pose.draw import draw_pose
+from device.pose.engine import frame_contrast
 from device.errors import SourceError, StationError
 from device.analysis.vocabulary import (
     FRAMING_CUES,
@@ -81,30 +88,44 @@ class NoNotifier:
 class Captured:
     frame: Frame
     received: float  # monotonic seconds when the capture thread got it
+    # Prepared on the capture thread while the worker's model runs on the frame before:
+    contrast: Optional[float] = None  # the pose engine's frame_contrast of the frame
+    capture_ms: float = 0.0  # reading the frame from its source, and preparing it
 
 
 END_OF_STREAM = object()
 
 
-class LatestFrame:
+# A fast replay's decoder may run this many frames ahead of the worker: a frame whose decoding was
+# held up (by the model's threads, or anything else on the machine) does not stall the worker while
+# the frames before it are still queued. A live camera's mailbox holds only the newest frame.
+LOSSLESS_AHEAD = 4
+
+
+Item = TypeVar("Item")
+
+
+class LatestFrame(Generic[Item]):
     """A one-slot mailbox: a new frame replaces an untaken one (counted as dropped). With
-    `lossless=True` the producer waits instead, so a fast replay processes every frame."""
+    `lossless=True` the producer waits instead (once LOSSLESS_AHEAD frames wait), so a fast replay
+    processes every frame, in order (and every pose reaches the analysis)."""
 
     def __init__(self, lossless: bool = False):
         self.lossless = lossless
         self.dropped = 0
         self._cond = threading.Condition()
-        self._item: Optional[Captured] = None
+        self._items: "collections.deque[Item]" = collections.deque()
         self._closed = False
 
-    def put(self, item: Captured, stop: threading.Event) -> None:
+    def put(self, item: Item, stop: threading.Event) -> None:
         with self._cond:
             if self.lossless:
-                while self._item is not None and not stop.is_set():
+                while len(self._items) >= LOSSLESS_AHEAD and not stop.is_set():
                     self._cond.wait(0.1)
-            elif self._item is not None:
+            elif self._items:
                 self.dropped += 1
-            self._item = item
+                self._items.clear()
+            self._items.append(item)
             self._cond.notify_all()
 
     def close(self) -> None:
@@ -115,9 +136,9 @@ class LatestFrame:
     def get(self, timeout: float):
         """The newest frame, None on timeout, or END_OF_STREAM once closed and drained."""
         with self._cond:
-            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
-            if self._item is not None:
-                item, self._item = self._item, None
+            self._cond.wait_for(lambda: bool(self._items) or self._closed, timeout)
+            if self._items:
+                item = self._items.popleft()
                 self._cond.notify_all()
                 return item
             return END_OF_STREAM if self._closed else None
@@ -130,14 +151,16 @@ class FrameGrabber(threading.Thread):
     def __init__(
         self,
         make_source: Callable[[], FrameSource],
-        mailbox: LatestFrame,
+        mailbox: LatestFrame[Captured],
         stop: threading.Event,
         on_status: Callable[[str, str], None],
         retry_initial_s: float = 0.5,
         retry_max_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        contrast_of: Optional[Callable[[np.ndarray], float]] = None,
     ):
         super().__init__(name="capture", daemon=True)
+        self.contrast_of = contrast_of
         self.make_source = make_source
         self.mailbox = mailbox
         self.stop = stop
@@ -176,12 +199,15 @@ class FrameGrabber(threading.Thread):
                 delay = self.retry_initial_s
                 try:
                     while not self.stop.is_set():
+                        started = self.clock()
                         frame = source.read()
                         self.last_activity = self.clock()
                         if frame is None:
                             return
                         self.frames += 1
-                        self.mailbox.put(Captured(frame, self.clock()), self.stop)
+                        contrast = self.contrast_of(frame.image) if self.contrast_of is not None else None
+                        received = self.clock()
+                        self.mailbox.put(Captured(frame, received, contrast, (received - started) * 1000), self.stop)
                 except SourceError as err:
                     outage = True
                     self.on_status("camera_lost", str(err))
@@ -194,6 +220,61 @@ class FrameGrabber(threading.Thread):
                                       "check --source / source.camera")
         finally:
             self.mailbox.close()
+
+
+# --- the pose thread ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Posed:
+    """A frame with its pose, from the pose thread to the worker."""
+
+    item: Captured
+    pose: Pose
+    waited_ms: float  # the pose thread waiting for this frame
+    started: float  # monotonic seconds when the pose thread took it...
+    done: float  # ...and when its pose was ready
+
+
+class PoseStage(threading.Thread):
+    """Runs the pose engine on each frame the capture thread hands over, and hands the poses on to
+    the worker in order (it waits for the worker rather than drop one: the analysis sees every pose
+    of every frame the model ran on). An engine failure ends the run with the error, as it would
+    on the worker. `reset()` (the camera came back) makes the engine look afresh before its next frame."""
+
+    def __init__(self, engine, frames: LatestFrame[Captured], poses: LatestFrame[Posed], stop: threading.Event,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(name="pose", daemon=True)
+        self.engine, self.frames, self.poses, self.stop, self.clock = engine, frames, poses, stop, clock
+        self.fatal: Optional[BaseException] = None
+        self.last_activity = clock()  # a frame taken, a pose made or a wait timed out; stale = a hung model
+        self._reset = threading.Event()
+
+    def reset(self) -> None:
+        self._reset.set()
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                asked = self.clock()
+                item = self.frames.get(timeout=0.25)
+                self.last_activity = started = self.clock()
+                if item is END_OF_STREAM:
+                    return
+                if item is None:
+                    continue
+                if self._reset.is_set():
+                    self._reset.clear()
+                    self.engine.reset()
+                frame = item.frame
+                pose = self.engine.process(frame.image, frame.timestamp, item.contrast)
+                self.last_activity = done = self.clock()
+                self.poses.put(Posed(item, pose, (started - asked) * 1000, started, done), self.stop)
+        except Exception as err:  # the worker raises it once it has closed the session
+            log.exception("the pose engine failed")
+            self.fatal = err
+        finally:
+            self.poses.close()
 
 
 # --- per-rep timing -------------------------------------------------------------------------------
@@ -223,6 +304,20 @@ class StageTimes:
         }
 
 
+# Where a live-loop frame's time goes, in the order a frame meets them, by thread. The capture
+# thread reads and prepares it. The pose thread, the loop's pace, waits for it and runs the pose
+# engine's steps (the detector only when tracking is lost). The worker judges the pose beside the
+# model's next run: the analysis, and what its events cost (the LED and buzzer and voice, the rep
+# log, the live state and preview the page reads).
+CAPTURE_STAGES = ("capture",)
+POSE_STAGES = ("detector", "crop", "inference", "decode", "outline")
+PACE_STAGES = ("wait", *POSE_STAGES)  # the pose thread's
+WORKER_STAGES = ("analysis", "signals", "store", "live")
+LIVE_STAGES = (*CAPTURE_STAGES, *PACE_STAGES, *WORKER_STAGES)
+STAGE_THREADS = {**dict.fromkeys(CAPTURE_STAGES, "capture"), **dict.fromkeys(PACE_STAGES, "pose"),
+                 **dict.fromkeys(WORKER_STAGES, "worker")}
+
+
 @dataclass
 class RunSummary:
     frames: int = 0
@@ -235,10 +330,21 @@ class RunSummary:
     verdict_latency_ms: list[float] = field(default_factory=list)  # frame captured -> analysed, every frame
     loop_ms: list[float] = field(default_factory=list)
     unwritten: int = 0  # rep-log items that reached neither SQLite nor the pending file (set at close)
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {stage: [] for stage in LIVE_STAGES})
+    first_done: Optional[float] = None  # monotonic seconds when the first frame was analysed...
+    last_done: Optional[float] = None  # ...and the last
 
     @property
     def fps(self) -> float:
+        """Frames over the whole run, start-up (models warming, the first detection) and close included."""
         return self.frames / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def steady_fps(self) -> float:
+        """Frames per second from the first analysed frame to the last: the loop's own rate."""
+        if self.first_done is None or self.last_done is None or self.last_done <= self.first_done:
+            return 0.0
+        return (self.frames - 1) / (self.last_done - self.first_done)
 
 
 # --- the worker -----------------------------------------------------------------------------------
@@ -301,11 +407,13 @@ class Station:
         self._framing = Framing.NOBODY
         self._camera_error = ""
         self._times = StageTimes()
-        self._mailbox: Optional[LatestFrame] = None
+        self._mailbox: Optional[LatestFrame[Captured]] = None
+        self._pose_stage: Optional[PoseStage] = None
         self._last_preview = 0.0
         self._last_status = 0.0
         self._last_fault_mono: Optional[float] = None
         self._fps_window: list[float] = []
+        self._frame_ms: Optional[dict[str, float]] = None  # stage times of the frame in hand
 
     # --- controls (called from the page's threads; applied on the worker) ------------------------
 
@@ -372,9 +480,13 @@ class Station:
 
     def run(self, make_source: Callable[[], FrameSource], lossless: bool = False, retry_initial_s: float = 0.5, retry_max_s: float = 10.0) -> RunSummary:
         """Run until the source ends or stop() is called; always closes the session and the log."""
-        mailbox = LatestFrame(lossless=lossless)
+        mailbox: LatestFrame[Captured] = LatestFrame(lossless=lossless)
         self._mailbox = mailbox
-        grabber = FrameGrabber(make_source, mailbox, self.stop_event, self._camera_status, retry_initial_s, retry_max_s, self.clock)
+        grabber = FrameGrabber(make_source, mailbox, self.stop_event, self._camera_status, retry_initial_s, retry_max_s,
+                               self.clock, contrast_of=frame_contrast)
+        poses: LatestFrame[Posed] = LatestFrame(lossless=True)
+        pose_stage = PoseStage(self.engine, mailbox, poses, self.stop_event, self.clock)
+        self._pose_stage = pose_stage
         self.replog.device_event("station_start", f"profile={self.profile}")
         self._live(state=StationState.IDLE, profile=self.profile, cue=FRAMING_CUES[Framing.NOBODY], error="",
                    athlete=self.athlete)
@@ -383,28 +495,41 @@ class Station:
         self.notifier.ready()
         started = self.clock()
         grabber.start()
+        pose_stage.start()
         try:
             while True:
                 self._run_commands()
-                item = mailbox.get(timeout=0.25)
-                if self.clock() - grabber.last_activity < CAPTURE_HANG_S:
-                    self.notifier.ping()
-                if item is END_OF_STREAM:
+                # Fed before each wait as well as after it: the worker may wait on the pose thread a
+                # while, and a camera and model that are both answering are alive however soon.
+                self._feed_watchdog(grabber, pose_stage)
+                posed = poses.get(timeout=0.25)
+                self._feed_watchdog(grabber, pose_stage)
+                if posed is END_OF_STREAM:
                     break
-                if item is None:
+                if posed is None:
                     self._on_no_frame()
                     continue
-                self._process(item)
+                self._process(posed)
         finally:
             self.stop_event.set()
             grabber.join(timeout=5)
+            pose_stage.join(timeout=5)
             self.notifier.stopping()
             self.summary.wall_s = self.clock() - started
             self.summary.dropped = mailbox.dropped
             self._finish()
         if grabber.fatal is not None:
             raise grabber.fatal
+        if pose_stage.fatal is not None:
+            raise pose_stage.fatal
         return self.summary
+
+    def _feed_watchdog(self, grabber: FrameGrabber, pose_stage: PoseStage) -> None:
+        """systemd's watchdog is fed while the camera and the model both answer: a read or an
+        inference that hangs starves it, and systemd restarts the station."""
+        now = self.clock()
+        if now - grabber.last_activity < CAPTURE_HANG_S and now - pose_stage.last_activity < CAPTURE_HANG_S:
+            self.notifier.ping()
 
     def _finish(self) -> None:
         if self._last_present_ts is not None:
@@ -430,16 +555,27 @@ class Station:
     def _now_ts(self) -> float:
         return self._last_ts
 
-    def _process(self, item: Captured) -> None:
+    @contextmanager
+    def _stage(self, stage: str) -> Iterator[None]:
+        """Adds the block's time to `stage` of the frame in hand (nothing between frames)."""
+        started = self.clock()
+        try:
+            yield
+        finally:
+            if self._frame_ms is not None:
+                self._frame_ms[stage] += (self.clock() - started) * 1000
+
+    def _process(self, posed: Posed) -> None:
+        item, pose = posed.item, posed.pose
         frame = item.frame
-        t_start = self.clock()
+        t_start, t_pose = posed.started, self.clock()
+        self._frame_ms = dict.fromkeys(WORKER_STAGES, 0.0)
         if self._wall_offset is None:
             self._wall_offset = self.wall_clock() - frame.timestamp
         self._last_ts = frame.timestamp
-        pose = self.engine.process(frame.image, frame.timestamp)
-        t_pose = self.clock()
         events = self.analyzer.update(pose)
         t_analysis = self.clock()
+        self._frame_ms["analysis"] = (t_analysis - t_pose) * 1000
 
         present = pose.found
         if present:
@@ -455,15 +591,27 @@ class Station:
 
         t_end = self.clock()
         self._times.wait_ms.append((t_start - item.received) * 1000)
-        self._times.pose_ms.append((t_pose - t_start) * 1000)
+        self._times.pose_ms.append((posed.done - t_start) * 1000)
         self._times.analysis_ms.append((t_analysis - t_pose) * 1000)
         self._times.loop_ms.append((t_end - t_start) * 1000)
         self.summary.frames += 1
         self.summary.loop_ms.append((t_end - t_start) * 1000)
         self.summary.verdict_latency_ms.append((t_end - item.received) * 1000)
         self._fps_window.append(t_end)
-        self._maybe_preview(frame, pose, t_end)
+        with self._stage("live"):
+            self._maybe_preview(frame, pose, t_end)
         self._maybe_status(t_end)
+        stage_ms = self.summary.stage_ms
+        stage_ms["capture"].append(item.capture_ms)
+        stage_ms["wait"].append(posed.waited_ms)
+        for stage in POSE_STAGES:
+            stage_ms[stage].append(pose.timings_ms.get(f"{stage}_ms", 0.0))
+        for stage, ms in self._frame_ms.items():
+            stage_ms[stage].append(ms)
+        self._frame_ms = None
+        if self.summary.first_done is None:
+            self.summary.first_done = self.clock()
+        self.summary.last_done = self.clock()
 
     def _on_no_frame(self) -> None:
         """No frame for a while (camera lost or slow): still end a session nobody is in."""
@@ -475,13 +623,15 @@ class Station:
         if isinstance(event, FaultRaised):
             self.summary.faults += 1
             if self.signals:
-                self.signals.fault(event.event.fault.value)
+                with self._stage("signals"):
+                    self.signals.fault(event.event.fault.value)
             if item is not None:
                 latency = (self.clock() - item.received) * 1000
                 self._times.signal_latency_ms.append(latency)
                 self.summary.signal_latency_ms.append(latency)
             if self.voice:  # after the LED and buzzer: it only queues the cue
-                self.voice.fault(event.event.fault.value, event.event.cue)
+                with self._stage("signals"):
+                    self.voice.fault(event.event.fault.value, event.event.cue)
             self._last_fault_mono = self.clock()
             self._live(state=StationState.FAULT, last_fault=event.event.fault.value, last_fault_cue=event.event.cue,
                        last_fault_at=event.time + (self._wall_offset or 0.0), cue=event.event.cue)
@@ -499,10 +649,11 @@ class Station:
         if self.session is None:
             self._start_session(rep.start_time)
         assert self.session is not None
-        if self.signals:
-            self.signals.rep_finished(rep.clean, buzzed=bool(rep.faults))
-        if self.voice:
-            self.voice.rep_finished(rep.clean, buzzed=bool(rep.faults))
+        with self._stage("signals"):
+            if self.signals:
+                self.signals.rep_finished(rep.clean, buzzed=bool(rep.faults))
+            if self.voice:
+                self.voice.rep_finished(rep.clean, buzzed=bool(rep.faults))
         dropped = self._mailbox.dropped if self._mailbox else 0
         timings = self._times.summary(dropped)
         self._times = StageTimes(dropped_at_start=dropped)
@@ -516,7 +667,8 @@ class Station:
             log.info("%s; logged as #%s", rep_line, rep_id)  # said only once it is on disk
             self._live(last_rep_id=rep_id)
 
-        self.replog.add_rep(session, rep, self._wall_offset or 0.0, timings, on_written=written)
+        with self._stage("store"):
+            self.replog.add_rep(session, rep, self._wall_offset or 0.0, timings, on_written=written)
         if self.replog.paused:
             log.info("%s; queued until logging resumes", rep_line)
         self._live(session_reps=session.reps, phase="", logging_paused=self.replog.paused,
@@ -540,16 +692,18 @@ class Station:
             Framing.OUT_OF_FRAME: StationState.OUT_OF_FRAME,
         }[framing]
         if self.signals:
-            {StationState.IDLE: self.signals.idle, StationState.TRACKING: self.signals.tracking,
-             StationState.TURN_SIDEWAYS: self.signals.turn_sideways,
-             StationState.OUT_OF_FRAME: self.signals.out_of_frame}[state]()
+            with self._stage("signals"):
+                {StationState.IDLE: self.signals.idle, StationState.TRACKING: self.signals.tracking,
+                 StationState.TURN_SIDEWAYS: self.signals.turn_sideways,
+                 StationState.OUT_OF_FRAME: self.signals.out_of_frame}[state]()
         self._live(state=state, cue=FRAMING_CUES[framing])
 
     # --- sessions --------------------------------------------------------------------------------
 
     def _start_session(self, ts: float) -> None:
         wall = ts + (self._wall_offset or self.wall_clock() - ts)
-        self.session = self.replog.start_session(wall, self.profile, self.source_id, self.athlete)
+        with self._stage("store"):
+            self.session = self.replog.start_session(wall, self.profile, self.source_id, self.athlete)
         self.summary.sessions += 1
         if self.voice:
             self.voice.new_session()
@@ -564,7 +718,8 @@ class Station:
     def _end_session(self, ts: float) -> None:
         if self.session is None:
             return
-        self.replog.end_session(self.session, ts + (self._wall_offset or 0.0))
+        with self._stage("store"):
+            self.replog.end_session(self.session, ts + (self._wall_offset or 0.0))
         log.info("session ended after %d reps", self.session.reps)
         self.session = None
         self.analyzer = self.make_analyzer(self.profile)  # the next athlete starts fresh
@@ -587,7 +742,10 @@ class Station:
             self.notifier.status("camera back")
 
     def _after_camera_back(self) -> None:
-        self.engine.reset()
+        if self._pose_stage is not None:
+            self._pose_stage.reset()  # the engine is the pose thread's: it forgets before its next frame
+        else:
+            self.engine.reset()
         self._live(error="")
         self._show_framing()
 
@@ -595,7 +753,8 @@ class Station:
 
     def _live(self, **changes: Any) -> None:
         if self.live is not None:
-            self.live.update(**changes)
+            with self._stage("live"):
+                self.live.update(**changes)
 
     def _maybe_preview(self, frame: Frame, pose: Pose, now: float) -> None:
         if self.live is None or now - self._last_preview < self.preview_interval or not self.live.preview_wanted():
@@ -627,7 +786,8 @@ class Station:
             self._last_fault_mono = None
             self._show_framing()
         self._live(**changes)
-        self.replog.flush()
+        with self._stage("store"):
+            self.replog.flush()
 
 
 def _scaled(pose: Pose, scale: float) -> Pose:

@@ -19,7 +19,7 @@ class RecordedPoses:
     def __init__(self, poses):
         self.by_time = {round(p.timestamp, 4): p for p in poses}
 
-    def process(self, image, timestamp):
+    def process(self, image, timestamp, contrast=None):
         return self.by_time[round(timestamp, 4)]
 
     def reset(self):
