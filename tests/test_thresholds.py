@@ -796,6 +796,7 @@ def test_a_squat_shows_by_its_clearest_sign():
     _, events = analyse(held_rep(low, via=via, hands="chest"), tuned(**FRAME_RULE_ONLY))
     (event,) = [e.event for e in events if isinstance(e, FaultRaised) and e.event.fault is SQUAT]
     assert event.threshold == 90 and event.margin > event.noise and not event.borderline
+    assert event.quantity == "knee_flexion_deg"  # what the page says it in: "knees bent 110°", not the thigh
 
 
 # Numbers in the profiles that are not limits a lift crosses, with why no inside/outside case pins them.

@@ -73,7 +73,8 @@ class FaultJudge:
                borderline: bool) -> FaultEvent:
         cue = finding.cue or self.profile.faults.cue(fault)
         return FaultEvent(fault, cue, time, round(finding.value, 3), finding.threshold, rep_index,
-                          margin=round(finding.margin, 3), noise=round(band, 3), borderline=borderline)
+                          margin=round(finding.margin, 3), noise=round(band, 3), borderline=borderline,
+                          quantity=finding.quantity)
 
     def _keep_borderline(self, key: tuple[int, Fault], event: FaultEvent) -> None:
         kept = self._borderline.get(key)
