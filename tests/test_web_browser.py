@@ -51,6 +51,17 @@ def test_session_page_renders_the_rep_table_and_a_chart_per_rep(browser, served,
     browser.get(f"{served}/sessions/{sid}")
     rows = browser.find_elements(By.CSS_SELECTOR, "#rep-table tr.rep-row")
     assert [r.get_attribute("data-rep-id") for r in rows] == [str(r["id"]) for r in reps]
+    # at a glance: each rep's detail is folded, so the page is the table and one line per rep
+    assert not browser.find_elements(By.CSS_SELECTOR, "details.rep-detail[open]")
+    assert not any(browser.execute_script("return arguments[0].checkVisibility()", c)
+                   for c in browser.find_elements(By.CSS_SELECTOR, "svg.chart"))
+    screenshot(browser, "session-folded", full_page=True)
+    # a folded rep is its summary line (wrapped at most once on a phone), not a chart card
+    heights = [a.rect["height"] for a in browser.find_elements(By.CSS_SELECTOR, "article.rep")]
+    assert len(heights) == len(reps) and max(heights) < 90, heights
+    for summary in browser.find_elements(By.CSS_SELECTOR, "details.rep-detail > summary"):
+        browser.execute_script("arguments[0].scrollIntoView()", summary)
+        summary.click()  # the trainer taps a rep to see its chart and evidence
     charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
     assert len(charts) == len(reps)
     for chart, rep in zip(charts, reps):
@@ -63,7 +74,11 @@ def test_session_page_renders_the_rep_table_and_a_chart_per_rep(browser, served,
         marks = chart.find_elements(By.CSS_SELECTOR, "g.fault-mark")
         assert sorted(m.get_attribute("data-fault") for m in marks) == sorted(f["name"] for f in rep["faults"])
     first_fault = next(f for r in reps for f in r["faults"])
-    assert first_fault["cue"] in text(browser, "#rep-table")
+    table = text(browser, "#rep-table")
+    assert "past" not in table and " against " not in table  # one line per fault, the detail folded below
+    line = browser.find_element(By.CSS_SELECTOR, "#rep-table .fault-item .says").text
+    assert " — " in line and any(unit in line for unit in "°×s%"), line  # a quantity with its unit and the limit
+    assert first_fault["cue"] in text(browser, f"#rep-{next(r for r in reps if r['faults'])['rep_index']} .fault-list")
     assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE["width"]  # table fits
     screenshot(browser, "session")
     screenshot(browser, "session-full", full_page=True)
@@ -116,6 +131,9 @@ def test_a_trainer_signs_in_and_corrects_a_rep_from_the_phone(browser, served, s
     rep = next(r for r in station.store.session_reps(sid) if r["faults"])
     browser.get(f"{served}/sessions/{sid}#rep-{rep['rep_index']}")
     card = browser.find_element(By.ID, f"rep-{rep['rep_index']}")
+    # a link to a rep opens that rep's fold (and only that one)
+    wait_for(lambda: card.find_element(By.CSS_SELECTOR, "details.rep-detail").get_attribute("open") is not None, "the rep to open")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "details.rep-detail[open]")) == 1
     browser.execute_script("arguments[0].open = true", card.find_element(By.CSS_SELECTOR, "details.correct"))
     card.find_element(By.CSS_SELECTOR, "form:has(input[value=false_alarm]) button").click()
     wait_for(lambda: "saved=correction" in browser.current_url, "the correction to save")
@@ -123,7 +141,7 @@ def test_a_trainer_signs_in_and_corrects_a_rep_from_the_phone(browser, served, s
     assert [(c["kind"], c["fault"]) for c in saved["corrections"]] == [("false_alarm", rep["faults"][0]["name"])]
     assert [f["name"] for f in saved["faults"]] == [f["name"] for f in rep["faults"]]  # the verdict stays
     card = browser.find_element(By.ID, f"rep-{rep['rep_index']}")
-    assert "false alarm (trainer)" in card.text
+    wait_for(lambda: "false alarm (trainer)" in card.text, "the corrected rep to open again")
     browser.execute_script("arguments[0].scrollIntoView()", card)
     screenshot(browser, "session-corrected")
 
@@ -163,6 +181,8 @@ def test_a_session_the_pipeline_logged_from_a_real_squat_renders_on_a_phone(brow
         try:
             browser.get(f"{base}/sessions/{session['id']}")
             wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "svg.chart"), "the rep charts")
+            for fold in browser.find_elements(By.CSS_SELECTOR, "details.rep-detail"):
+                browser.execute_script("arguments[0].open = true", fold)
             charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
             assert len(charts) == len(reps) == 3
             for chart in charts:

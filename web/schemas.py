@@ -65,6 +65,10 @@ class FaultOut(BaseModel):
     margin: Measure = Field(None, description="How far past the limit (positive = past), in the rule's unit.")
     noise: Measure = Field(None, description="The measurement noise band the margin had to exceed to buzz; "
                                              "null when the noise was not known yet.")
+    quantity: Optional[str] = Field(None, description="What `value` measures (e.g. knee_flexion_deg, hinge_ratio); "
+                                                      "null for a fault logged before it was kept.")
+    says: str = Field("", description="The evidence in the coach's words: what was seen, what the movement asks.")
+    past: str = Field("", description="How far past the limit against the reading's noise, in words.")
 
 
 class BorderlineOut(FaultOut):

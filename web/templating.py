@@ -57,6 +57,11 @@ def num(value: Optional[float], digits: int = 1) -> str:
     return f"{value:.{digits}f}" if _finite(value) else "–"
 
 
+def times(value: Optional[float]) -> str:
+    """A ratio, as a coach says it: "3.3×" (the hips bent 3.3 times as much as the knees)."""
+    return f"{value:.1f}×" if _finite(value) else "–"
+
+
 def pct(value: Optional[float]) -> str:
     return f"{value:.0f}%" if _finite(value) else "–"
 
@@ -64,7 +69,7 @@ def pct(value: Optional[float]) -> str:
 def make_templates(static_dir: Path) -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATES)
     env = templates.env
-    env.filters.update(when=when, clock=clock, duration=duration, deg=deg, num=num, pct=pct,
+    env.filters.update(when=when, clock=clock, duration=duration, deg=deg, num=num, pct=pct, times=times,
                        fault_label=fault_label, cue=default_cue)
     digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:10] for p in static_dir.iterdir() if p.is_file()}
     env.globals["static_url"] = lambda name: f"/static/{name}?v={digests.get(name, '0')}"

@@ -11,6 +11,7 @@ from device.analysis.ladder import clean_after_corrections, corrected_faults, is
 from device.analysis.vocabulary import DEFAULT_CUES, Fault, fault_from_name, rep_verdict
 from device.hub.floor import FloorSnapshot, StationView
 from device.station.live import LiveSnapshot, StationState
+from web.evidence import evidence_line, past_line
 from web.schemas import (BorderlineOut, FaultOut, FloorOut, HubLinkOut, LiveOut, RepBrief, RepOut, SessionOut,
                          SessionStats, StationOnFloor)
 
@@ -52,8 +53,11 @@ def _pct(part: int, whole: int) -> Optional[float]:
 
 def fault_out(row: dict[str, Any], rep_started_at: float, shape: type[FaultOut] = FaultOut) -> FaultOut:
     """A fault row, or (shape=BorderlineOut) a borderline fault kept beside its rep, which has no id."""
-    return shape(id=row.get("id"), name=row["name"], cue=row["cue"], at=row["at"], t_rel_s=row["at"] - rep_started_at,
-                 value=row["value"], threshold=row["threshold"], margin=row.get("margin"), noise=row.get("noise"))
+    name, quantity, value, threshold = row["name"], row.get("quantity"), row["value"], row["threshold"]
+    return shape(id=row.get("id"), name=name, cue=row["cue"], at=row["at"], t_rel_s=row["at"] - rep_started_at,
+                 value=value, threshold=threshold, margin=row.get("margin"), noise=row.get("noise"), quantity=quantity,
+                 says=evidence_line(name, quantity, value, threshold),
+                 past=past_line(name, quantity, value, threshold, row.get("margin"), row.get("noise")))
 
 
 def stored_verdict(rep: dict[str, Any]) -> str:
