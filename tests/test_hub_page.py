@@ -113,7 +113,7 @@ def test_two_stations_live_on_one_hub_page_in_a_browser(browser, broker, tmp_pat
 
                 wait_for(lambda: set(cards()) == {"wall-a", "deck-b"}, "two station cards")
                 assert text(browser, 'article[data-station="wall-a"] [data-field=state_label]') == "Athlete in view"
-                assert text(browser, 'article[data-station="deck-b"] [data-field=drill]') == "romanian_deadlift"
+                assert text(browser, 'article[data-station="deck-b"] [data-field=drill]') == "Romanian deadlift"  # its title
                 browser.execute_script("window.__sameDocument = true")
 
                 # A rep at wall-a: its rep and its new state travel over the broker to the page.

@@ -219,8 +219,11 @@ def test_a_trainer_follows_an_athlete_up_the_ladder_on_a_phone(browser, ladder_l
             assert set(links) == {"Ann", "Ben"}
             links["Ann"].click()
             wait_for(lambda: browser.find_elements(By.ID, "ready-for"), "Ann's page")
-            assert text(browser, "#ready-for") == "Ready for: deadlift"
-            assert text(browser, "#step h2") == f"Current step: {DRILL}"
+            # titles, not ids; mastered, so she stands on the next step and the trainer is asked to confirm
+            assert text(browser, "#ready-for") == "Ready for: Deadlift"
+            assert text(browser, "#step h2") == "Current step: Deadlift"
+            assert "Kettlebell deadlift is mastered" in text(browser, "#step")
+            assert "kettlebell_deadlift" not in browser.find_element(By.TAG_NAME, "main").text
             evidence = browser.find_elements(By.CSS_SELECTOR, "#step a[href^='/sessions/']")
             assert len(evidence) == 4
             charts = browser.find_elements(By.CSS_SELECTOR, f"#drill-{DRILL} svg.chart.series")
@@ -236,7 +239,7 @@ def test_a_trainer_follows_an_athlete_up_the_ladder_on_a_phone(browser, ladder_l
 
             browser.find_element(By.ID, "accept").click()
             wait_for(lambda: "saved=step_accepted" in browser.current_url, "the acceptance to save")
-            assert text(browser, "#step h2") == "Current step: deadlift"
+            assert text(browser, "#step h2") == "Current step: Deadlift"
             assert not browser.find_elements(By.ID, "ready-for")
             aid = next(a["id"] for a in store.list_athletes() if a["name"] == "Ann")
             assert [(d["drill"], d["next_drill"], d["decision"]) for d in store.step_decisions(aid)] == [
@@ -246,8 +249,49 @@ def test_a_trainer_follows_an_athlete_up_the_ladder_on_a_phone(browser, ladder_l
             browser.find_element(By.LINK_TEXT, "Ben").click()
             wait_for(lambda: browser.find_elements(By.ID, "athlete-name"), "Ben's page")
             assert not browser.find_elements(By.ID, "ready-for")
+            assert text(browser, "#step h2") == "Current step: Kettlebell deadlift"
             assert "no rounded back rep in the latest session" in text(browser, "#step")
             assert "rounded back" in text(browser, "#faults") or "head not neutral" in text(browser, "#faults")
             screenshot(browser, "athlete-not-yet")
+        finally:
+            server.stop()
+
+
+def test_one_deadlift_session_reads_ahead_of_the_ladder_in_titles_on_a_phone(browser, tmp_path):
+    """An athlete back from a disc injury does one deadlift session: the page keeps them on the first
+    step, marks the deadlift "ahead of the ladder", names every drill by its title, and no page
+    tells the trainer to edit a file."""
+    import random
+
+    from selenium.webdriver.common.by import By
+
+    from device.commands.sample_log import synthetic_rep
+
+    with RepStore(tmp_path / "station.db") as store:
+        day = 1_780_000_000.0
+        sid = store.start_session(day, "deadlift", "picamera", "Dee")
+        rng, t = random.Random(5), 5.0
+        for i in range(1, 9):
+            rep = synthetic_rep(rng, i, t, "clean")
+            store.add_rep(sid, rep, wall_offset=day)
+            t = rep.end_time + 2.0
+        store.end_session(sid, day + t + 10)
+        aid = store.list_athletes()[0]["id"]
+        server = PageServer(make_app(store))
+        base = server.start()
+        try:
+            browser.get(f"{base}/athletes/{aid}")
+            wait_for(lambda: browser.find_elements(By.ID, "athlete-name"), "Dee's page")
+            assert text(browser, "#step h2") == "Current step: Wall-tap hinge"
+            (ahead,) = browser.find_elements(By.CSS_SELECTOR, "#ladder li.ahead")
+            assert ahead.text.startswith("Deadlift") and "ahead of the ladder" in ahead.text
+            assert "ahead of the ladder" in text(browser, "#drill-deadlift h2")
+            screenshot(browser, "athlete-ahead", full_page=True)
+            browser.get(f"{base}/athletes")
+            ladder = text(browser, "main")
+            assert "Wall-tap hinge" in ladder and "wall_tap_hinge" not in ladder
+            assert ".toml" not in ladder and "device/" not in ladder
+            browser.get(f"{base}/sessions/{sid}")
+            assert "Deadlift ·" in text(browser, ".session-meta")
         finally:
             server.stop()

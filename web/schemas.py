@@ -171,8 +171,10 @@ class LiveOut(BaseModel):
     version: int
     state: str
     state_label: str
+    drill_title: str = Field("", description="The station's drill by its title, as the floor shows it.")
     cue: str
     profile: str
+    profile_title: str = Field("", description="The drill's title, as the page shows it.")
     session_id: Optional[int]
     session_reps: int
     phase: str
@@ -201,6 +203,7 @@ class StationOnFloor(BaseModel):
     online: Optional[bool] = Field(description="From its availability topic; null before the hub heard it.")
     state: Optional[str] = Field(description="nobody, in_view, in_rep, turn_sideways or camera_lost; null before its first state.")
     state_label: str
+    drill_title: str = Field("", description="The station's drill by its title, as the floor shows it.")
     drill: Optional[str]
     reps_this_session: Optional[int]
     reps_today: Optional[int]
@@ -422,6 +425,7 @@ class MasteryOut(BaseModel):
 class StepOut(BaseModel):
     index: int
     drill: str
+    also: list[str] = Field(default_factory=list, description="Other drills whose sessions count as this step.")
     why: str
     tried: bool
     rule: MasteryRuleOut
@@ -452,6 +456,7 @@ class DrillSession(BaseModel):
     mean_rep_s: Measure
     hip_travel: Measure = Field(description="Median hips behind the ankle at the bottom, in leg lengths.")
     hip_travel_cm: Measure = Field(description="The same in cm (null without the athlete's height).")
+    ahead: bool = Field(False, description="A drill beyond the athlete's current step: trained ahead of the ladder.")
 
 
 class RepPoint(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from device.analysis.ladder import clean_after_corrections, corrected_faults, is_counted
 from device.analysis.vocabulary import DEFAULT_CUES, Fault, fault_from_name, rep_verdict
@@ -126,9 +126,16 @@ def session_stats(reps: list[dict[str, Any]], corrected: bool) -> SessionStats:
     )
 
 
-def live_out(version: int, snap: LiveSnapshot, last_rep: Optional[RepBrief]) -> LiveOut:
+def drill_title(titles: Mapping[str, str], name: Optional[str]) -> str:
+    """A drill as a coach reads it: its profile's title ("Wall-tap hinge"), else its name in words."""
+    if not name:
+        return "–"
+    return titles.get(name) or name.replace("_", " ").capitalize()
+
+
+def live_out(version: int, snap: LiveSnapshot, last_rep: Optional[RepBrief], titles: Mapping[str, str]) -> LiveOut:
     return LiveOut(
-        version=version, **snap.to_dict(),
+        version=version, **snap.to_dict(), profile_title=drill_title(titles, snap.profile),
         state_label=STATE_LABELS.get(snap.state, snap.state.replace("_", " ").capitalize()),
         last_fault_label=fault_label(snap.last_fault),
         last_fault_clock=time.strftime("%H:%M:%S", time.localtime(snap.last_fault_at)) if snap.last_fault_at else "",
@@ -142,7 +149,7 @@ FLOOR_STATE_LABELS = {  # the contract's states (device/contract/topics.py), in 
 }
 
 
-def station_on_floor(view: StationView, broker: Optional[bool] = True) -> StationOnFloor:
+def station_on_floor(view: StationView, titles: Mapping[str, str], broker: Optional[bool] = True) -> StationOnFloor:
     """One station's card. While the hub has lost the broker it hears nothing from any station: each
     shows what it last said, marked so, and none is called offline for the hub's own trouble."""
     state = view.state or {}
@@ -157,6 +164,7 @@ def station_on_floor(view: StationView, broker: Optional[bool] = True) -> Statio
         gap = f"{said_today} made today · {view.stored_today} at the hub" + (f" · {missing} not at the hub yet" if missing else "")
     return StationOnFloor(
         station=view.station, online=view.online, state=state.get("state"), state_label=label, drill=state.get("drill"),
+        drill_title=drill_title(titles, state.get("drill")),
         reps_this_session=state.get("reps_this_session"), reps_today=state.get("reps_today"),
         last_fault=state.get("last_fault"), last_fault_label=fault_label(state.get("last_fault")),
         clean_pct_today=round(100.0 * share, 1) if share is not None else None, buzzer_on=state.get("buzzer_on"),
@@ -166,8 +174,8 @@ def station_on_floor(view: StationView, broker: Optional[bool] = True) -> Statio
     )
 
 
-def floor_out(snap: FloorSnapshot) -> FloorOut:
+def floor_out(snap: FloorSnapshot, titles: Mapping[str, str]) -> FloorOut:
     link = HubLinkOut(broker="connecting" if snap.broker is None else "connected" if snap.broker else "lost",
                       since=snap.broker_since)
-    return FloorOut(version=snap.version, hub_link=link, stations=[station_on_floor(v, snap.broker) for v in snap.stations],
+    return FloorOut(version=snap.version, hub_link=link, stations=[station_on_floor(v, titles, snap.broker) for v in snap.stations],
                     dropped=snap.dropped, backlog=snap.backlog)

@@ -297,7 +297,7 @@ async def _heartbeat(conn: Connection, lock: threading.Lock) -> None:
 
 def page_main(settings_dump: dict[str, Any], conn: Connection, port: int, max_open_files: int) -> None:
     """The page process: serve the page until the loop says stop or goes away."""
-    from device.analysis.profiles import list_profiles
+    from device.analysis.profiles import list_profiles, profile_titles
     from device.commands.doctor import run_checks
     from device.config import load_settings
     from device.station.store import RepStore
@@ -321,7 +321,8 @@ def page_main(settings_dump: dict[str, Any], conn: Connection, port: int, max_op
         app = create_app(RepStore(settings.db_path), settings.web, live=live,
                          controls=_ControlsProxy(conn, lock),
                          profiles=list_profiles(settings.analysis.profiles_dir),
-                         checks=lambda: [c.row() for c in run_checks(settings)], ladder=ladder)
+                         checks=lambda: [c.row() for c in run_checks(settings)], ladder=ladder,
+                         drill_titles=profile_titles(settings.analysis.profiles_dir))
         server = PageServer(app, host=settings.web.host, port=port)
         server.start()
     except Exception as err:  # tell the loop why, in one line

@@ -66,11 +66,11 @@ def _day_after(day: Optional[date]) -> Optional[float]:
 @router.get("/", responses=HTML)
 def live_page(ctx: Reader, request: Request) -> Response:
     if ctx.floor is not None:
-        return render(request, "floor.html", "live", floor=floor_out(ctx.floor.snapshot()))
+        return render(request, "floor.html", "live", floor=floor_out(ctx.floor.snapshot(), ctx.drill_titles))
     view = None
     if ctx.live is not None:
         version, snap = ctx.live.snapshot()
-        view = live_out(version, snap, last_rep_brief(ctx, snap.last_rep_id))
+        view = live_out(version, snap, last_rep_brief(ctx, snap.last_rep_id), ctx.drill_titles)
     return render(request, "live.html", "live", live=view, preview_fps=ctx.preview_fps)
 
 

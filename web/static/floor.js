@@ -63,7 +63,7 @@
       if (root.children[i] !== article) root.insertBefore(article, root.children[i] || null);
       article.className = "card station-card state-" + (s.state || "unknown") + (s.online === false ? " offline" : "");
       set(article, "state_label", s.state_label);
-      set(article, "drill", text(s.drill, "–"));
+      set(article, "drill", text(s.drill_title || s.drill, "–"));
       set(article, "reps_this_session", text(s.reps_this_session, "–"));
       set(article, "reps_today", text(s.reps_today, "–"));
       set(article, "clean_pct_today", pct(s.clean_pct_today));
