@@ -295,3 +295,27 @@ def test_one_deadlift_session_reads_ahead_of_the_ladder_in_titles_on_a_phone(bro
             assert "Deadlift ·" in text(browser, ".session-meta")
         finally:
             server.stop()
+
+
+def test_a_trainer_sets_a_drills_cue_words_from_the_phone(browser, served, station):
+    """Settings, signed in: the running drill's cue words, each fault's field showing the drill's own
+    cue in grey; the coach's words are kept in the station's SQLite settings and sent to it."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served}/settings")
+    if browser.find_elements(By.CSS_SELECTOR, "#sign-in input[name=token]"):
+        browser.find_element(By.CSS_SELECTOR, "#sign-in input[name=token]").send_keys(TOKEN)
+        browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+        wait_for(lambda: "saved=signed_in" in browser.current_url, "signing in")
+    assert text(browser, "#cues h2") == "Cue words: Dowel hinge"
+    field = browser.find_element(By.CSS_SELECTOR, "#cues input[name=cue_rounded_back]")
+    assert field.get_attribute("placeholder") and not field.get_attribute("value")  # the drill's own, in grey
+    field.send_keys("proud chest, long spine")
+    browser.find_element(By.CSS_SELECTOR, "#cues button").click()
+    wait_for(lambda: "saved=cues" in browser.current_url, "the cue words to save")
+    assert "Cue words saved" in text(browser, ".flash")
+    kept = browser.find_element(By.CSS_SELECTOR, "#cues input[name=cue_rounded_back]").get_attribute("value")
+    assert kept == "proud chest, long spine"
+    assert station.store.get_setting("cues") == {"dowel_hinge": {"rounded_back": "proud chest, long spine"}}
+    assert station.controls.calls[-1][0] == "cues"
+    screenshot(browser, "settings-cues", full_page=True)

@@ -60,6 +60,7 @@ def create_app(
     floor: Optional[Floor] = None,
     ladder: Optional[Ladder] = None,
     drill_titles: Optional[Mapping[str, str]] = None,
+    profiles_dir: Optional[Path] = None,
 ) -> FastAPI:
     """Build the page.
 
@@ -76,11 +77,13 @@ def create_app(
     floor: the hub's live view of every station (`station hub`: gym mode).
     ladder: the drill ladder athletes' mastery is judged on (default: device/analysis/ladder.toml).
     drill_titles: each drill's title, shown instead of its name (default: the shipped profiles' titles).
+    profiles_dir: the station's own drill profiles (analysis.profiles_dir), for each drill's own cues.
     """
     context = WebContext(store=store, gate=TokenGate(web.token, web.read_requires_token), live=live, controls=controls,
                          profiles=tuple(profiles), checks=checks, preview_fps=web.preview_fps, version=_version(),
                          floor=floor, ladder=ladder or load_ladder(),
-                         drill_titles=drill_titles if drill_titles is not None else profile_titles())
+                         drill_titles=drill_titles if drill_titles is not None else profile_titles(),
+                         profiles_dir=profiles_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from device.analysis.cues import clean_cue
 from device.analysis.vocabulary import Fault
+from device.contract.records import FaultName
 
 CorrectionKind = Literal["not_a_rep", "false_alarm", "missed_fault"]
 MAX_ID = 2**63 - 1  # SQLite INTEGER range
@@ -337,6 +339,26 @@ class SettingsIn(Strict):
         if not self.model_fields_set:
             raise ValueError("give at least one of profile, buzzer_enabled, voice_enabled, athlete")
         return self
+
+
+CueText = Annotated[str, Field(max_length=400), AfterValidator(clean_cue)]
+
+
+class CuesIn(Strict):
+    cues: dict[FaultName, CueText] = Field(description="Fault name -> the coach's words; an empty string goes "
+                                                        "back to the drill's own cue. Faults left out go back too.")
+
+
+class CueOut(BaseModel):
+    fault: str
+    cue: str = Field(description="What the station shows and says for this fault under this drill.")
+    own: bool = Field(description="Whether these are the coach's words (else the drill's own cue).")
+    drill_cue: str = Field(description="The drill profile's own cue.")
+
+
+class CuesOut(BaseModel):
+    drill: str
+    cues: list[CueOut]
 
 
 # --- athletes and the drill ladder ----------------------------------------------------------

@@ -115,12 +115,14 @@ def session_stats(reps: list[dict[str, Any]], corrected: bool) -> SessionStats:
         faults = [[f["name"] for f in r["faults"]] for r in reps]
         clean = sum(1 for r in reps if stored_verdict(r) == "clean")
     counts = Counter(name for names in faults for name in names)
+    said = {f["name"]: f["cue"] for r in reps for f in r["faults"] if f.get("cue")}  # the latest said wins
     # most_common breaks ties by first appearance; prefer the fault vocabulary's order instead
     order = {f.value: i for i, f in enumerate(Fault)}
     top = min(counts, key=lambda n: (-counts[n], order.get(n, len(order)), n)) if counts else None
     return SessionStats(
         reps=len(reps), clean_reps=clean, clean_pct=_pct(clean, len(reps)), fault_counts=dict(counts),
-        most_common_fault=top, most_common_fault_cue=default_cue(top),
+        # the cue as the station said it (a coach's own words, where set), else the fault's usual one
+        most_common_fault=top, most_common_fault_cue=said.get(top or "") or default_cue(top),
         mean_lowering_s=_mean(r["lowering_s"] for r in reps), mean_rising_s=_mean(r["rising_s"] for r in reps),
         mean_rep_s=_mean(r["ended_at"] - r["started_at"] for r in reps),
     )
