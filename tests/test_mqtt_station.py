@@ -812,11 +812,12 @@ def test_the_state_message_speaks_the_coachs_words():
     assert [coach_state(snap) for snap, _ in cases] == [want for _, want in cases]
     now = time.time()
     live = LiveSnapshot(state=StationState.FAULT, phase="rising", profile="dowel_hinge", session_reps=4,
-                        last_fault="rounded_back", last_fault_at=now - 1, buzzer_enabled=False)
+                        last_fault="rounded_back", last_fault_at=now - 1, buzzer_enabled=False, athlete="Sam")
     message = state_message("wall-1", live, {"reps": 8, "clean": 6, "last_fault": "head_not_neutral"}, now)
     assert message.model_dump(exclude={"at"}, by_alias=True) == {
         "schema": 1, "station": "wall-1", "state": "in_rep", "drill": "dowel_hinge", "reps_this_session": 4,
-        "reps_today": 8, "last_fault": "rounded_back", "clean_share_today": 0.75, "buzzer_on": False, "waiting": None}
+        "reps_today": 8, "last_fault": "rounded_back", "clean_share_today": 0.75, "buzzer_on": False, "waiting": None,
+        "athlete": "Sam"}  # who is up, for the floor's card
     yesterday = LiveSnapshot(last_fault="rounded_back", last_fault_at=start_of_today(now) - 60)
     fresh_day = state_message("wall-1", yesterday, {"reps": 0, "clean": 0, "last_fault": None}, now)
     assert fresh_day.last_fault is None and fresh_day.clean_share_today is None and fresh_day.reps_today == 0

@@ -173,7 +173,6 @@ class LiveOut(BaseModel):
     version: int
     state: str
     state_label: str
-    drill_title: str = Field("", description="The station's drill by its title, as the floor shows it.")
     cue: str
     profile: str
     profile_title: str = Field("", description="The drill's title, as the page shows it.")
@@ -206,6 +205,7 @@ class StationOnFloor(BaseModel):
     state: Optional[str] = Field(description="nobody, in_view, in_rep, turn_sideways or camera_lost; null before its first state.")
     state_label: str
     drill_title: str = Field("", description="The station's drill by its title, as the floor shows it.")
+    athlete: Optional[str] = Field(None, description="Who is up at the station; null: nobody named.")
     drill: Optional[str]
     reps_this_session: Optional[int]
     reps_today: Optional[int]

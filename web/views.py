@@ -166,7 +166,7 @@ def station_on_floor(view: StationView, titles: Mapping[str, str], broker: Optio
         gap = f"{said_today} made today · {view.stored_today} at the hub" + (f" · {missing} not at the hub yet" if missing else "")
     return StationOnFloor(
         station=view.station, online=view.online, state=state.get("state"), state_label=label, drill=state.get("drill"),
-        drill_title=drill_title(titles, state.get("drill")),
+        drill_title=drill_title(titles, state.get("drill")), athlete=state.get("athlete"),
         reps_this_session=state.get("reps_this_session"), reps_today=state.get("reps_today"),
         last_fault=state.get("last_fault"), last_fault_label=fault_label(state.get("last_fault")),
         clean_pct_today=round(100.0 * share, 1) if share is not None else None, buzzer_on=state.get("buzzer_on"),

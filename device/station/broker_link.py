@@ -138,7 +138,7 @@ def state_message(station: str, snap: LiveSnapshot, day: dict[str, Any], now: fl
         station=station, at=now, state=coach_state(snap), drill=snap.profile, reps_this_session=snap.session_reps,
         reps_today=day["reps"], last_fault=recent_fault or day["last_fault"],
         clean_share_today=round(day["clean"] / day["reps"], 4) if day["reps"] else None, buzzer_on=snap.buzzer_enabled,
-        waiting=waiting,
+        waiting=waiting, athlete=snap.athlete or None,
     )
 
 

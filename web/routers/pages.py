@@ -132,6 +132,7 @@ def settings_page(ctx: Reader, request: Request, saved: Flash = None) -> Respons
     # the cue words of the drill running now (a station's own log keeps them; the hub has none)
     cues = actions.cues_out(ctx, current.profile) if ctx.log is not None and current.profile else None
     return render(request, "settings.html", "settings", saved, settings=current, recent=recent, cues=cues,
+                  stations=ctx.store.stations() if ctx.gym else [],
                   token_configured=ctx.gate.configured, readonly=ctx.store.readonly, athletes=ctx.log.list_athletes() if ctx.log else [])
 
 
