@@ -1,4 +1,4 @@
-"""Where a phone opens the trainer page (device/commands/addresses.py): the LAN address and
+"""Where a phone opens the trainer page (device/station/addresses.py): the LAN address and
 `<hostname>.local` when the page listens on every interface, nothing a phone cannot reach, and a
 terminal QR code that a real decoder (OpenCV's) reads back as the URL."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from device.commands.addresses import lan_ipv4, page_lines, phone_urls, qr_for_terminal
+from device.station.addresses import lan_ipv4, page_lines, phone_urls, qr_for_terminal
 
 
 def test_a_page_on_every_interface_is_opened_at_the_lan_address_and_the_mdns_name():

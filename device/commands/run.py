@@ -17,7 +17,7 @@ from typing import Optional
 
 from pydantic import SecretStr
 
-from device.commands.addresses import page_lines
+from device.station.addresses import page_lines
 from device.commands.doctor import MIN_TOKEN_LENGTH
 from device.commands.tables import print_table
 from device.config import Settings

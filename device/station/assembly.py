@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from datetime import datetime
@@ -22,6 +23,7 @@ from device.capture import FrameSource, open_source
 from device.config import Settings
 from device.errors import ConfigError
 from device.pose.engine import PoseEngine
+from device.station.addresses import lan_ipv4, phone_urls
 from device.station.broker_link import BrokerLink
 from device.station.clock import kernel_clock_synchronised, untrusted
 from device.station.live import LiveState
@@ -225,8 +227,9 @@ def build_station(
         if settings.mqtt.enabled:
             if settings.mqtt.station_id is None:
                 raise ConfigError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\")")
+            urls = [] if headless else phone_urls(settings.web.host, settings.web.port, lan_ipv4(), socket.gethostname())
             link = BrokerLink(settings.mqtt, settings.db_path, live, controls=station,
-                              version=package_version())
+                              version=package_version(), page_url=urls[0] if urls else None)
         undo.pop_all()
     return StationRig(station, live, replog, signals, notifier, make_source, source_live=probe.live,
                       lossless=fast and not probe.live, retry_initial_s=settings.source.retry_initial_s,
