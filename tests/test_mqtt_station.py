@@ -636,7 +636,6 @@ def test_mqtt_settings_are_checked(tmp_path, monkeypatch):
     assert load_settings(None, {"data_dir": tmp_path, "mqtt.host": "b", "mqtt.station_id": "w", "mqtt.username": "w",
                                 "mqtt.password_file": secret}).mqtt.secret() == "s3cret"
     bad = [
-        ({"mqtt.host": "b"}, "station_id is required"),
         ({"mqtt.host": "b", "mqtt.station_id": "Wall 1"}, "station_id"),
         ({"mqtt.host": "b", "mqtt.station_id": "w", "mqtt.topic_prefix": "hinge/#"}, "topic_prefix"),
         ({"mqtt.host": "b", "mqtt.station_id": "w", "mqtt.username": "w", "mqtt.password": "p",

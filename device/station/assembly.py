@@ -172,7 +172,14 @@ def build_station(
         src = settings.source
         return open_source(spec, src.width, src.height, src.fps, pace=not fast)
 
+    if settings.mqtt.enabled and settings.mqtt.station_id is None:
+        raise ConfigError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\")")
     probe = make_source()  # not started: checks the spec first, tells the source's name and whether it is a camera
+    if not probe.live:
+        # A clip is opened and closed once now: a missing or unreadable one fails here, before the
+        # models load and the page's address is printed. (A camera is not grabbed twice.)
+        probe.start()
+        probe.stop()
     if engine is None:
         engine = PoseEngine.from_settings(settings)
     cue_words = CueWords()
@@ -225,8 +232,6 @@ def build_station(
             opener.when_open(lambda: setattr(station, "storage_note", ""))  # the page stops saying it
         link = None
         if settings.mqtt.enabled:
-            if settings.mqtt.station_id is None:
-                raise ConfigError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\")")
             urls = [] if headless else phone_urls(settings.web.host, settings.web.port, lan_ipv4(), socket.gethostname())
             link = BrokerLink(settings.mqtt, settings.db_path, live, controls=station,
                               version=package_version(), page_url=urls[0] if urls else None)
