@@ -17,7 +17,7 @@ from device.hub.floor import Floor
 from device.hub.store import HubStore
 from device.contract import topics
 from device.station.store import RepStore
-from support.browser import screenshot, text, wait_for
+from support.browser import every_width, screenshot, text, wait_for
 from support.hub import PREFIX, Publisher, running_hub, state_message, wait_until
 from support.web import make_app
 from test_hub_store import rep, session
@@ -272,5 +272,9 @@ def test_the_hubs_settings_page_is_the_hubs_own(gym, browser, tmp_path):
         assert "hub" in text(browser, "#hub h2").lower()
         assert {a.text for a in browser.find_elements(By.CSS_SELECTOR, "#hub a")} == {"wall-a", "deck-b"}
         screenshot(browser, "hub-settings", full_page=True)
+        # every page of the hub at a phone's and a desk screen's width, as artefacts
+        sid = store.list_sessions()[0]["id"]
+        pages = {"floor": "/", "history": "/history", "session": f"/sessions/{sid}", "settings": "/settings"}
+        assert len(every_width(browser, base, pages, prefix="hub-page-")) == 2 * len(pages)
     finally:
         server.stop()

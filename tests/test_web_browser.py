@@ -14,7 +14,7 @@ from device.station.live import StationState
 from device.station.store import RepStore
 from web.page_server import PageServer
 from support.web import TOKEN, add_live_rep, clip_session_id, make_app
-from support.browser import PHONE, screenshot, text, wait_for
+from support.browser import PHONE, every_width, screenshot, text, wait_for
 from support.ladder import DRILL
 
 
@@ -319,3 +319,14 @@ def test_a_trainer_sets_a_drills_cue_words_from_the_phone(browser, served, stati
     assert station.store.get_setting("cues") == {"dowel_hinge": {"rounded_back": "proud chest, long spine"}}
     assert station.controls.calls[-1][0] == "cues"
     screenshot(browser, "settings-cues", full_page=True)
+
+
+def test_every_station_page_reads_on_a_phone_and_a_desk_screen(browser, served, station, filled_db):
+    """Every page of a station's trainer page at 390 px and 1280 px, full length, kept as artefacts
+    (test-output/screenshots/page-*-390.png, -1280.png): none scrolls sideways at either width."""
+    sid = clip_session_id(filled_db)
+    aid = station.store.list_athletes()[0]["id"]
+    pages = {"live": "/", "history": "/history", "session": f"/sessions/{sid}", "athletes": "/athletes",
+             "athlete": f"/athletes/{aid}", "settings": "/settings", "login": "/login", "api-docs": "/api/docs"}
+    shots = every_width(browser, served, pages, prefix="page-")
+    assert len(shots) == 2 * len(pages)
