@@ -171,8 +171,9 @@ class MqttSettings(Section):
     def _consistent(self) -> "MqttSettings":
         if self.host is None:
             return self
-        # station_id: checked by Settings, since a hub's config ([hub]) reads this section for the
-        # broker alone and has none.
+        # station_id: checked where a station starts (device/station/assembly.py: build_station), since
+        # a hub reads this section for the broker alone and has none, whether from a config file with a
+        # [hub] section or from the environment (HINGE_MQTT__HOST) only.
         if self.password is not None and self.password_file is not None:
             raise ValueError("give mqtt.password or mqtt.password_file, not both")
         if (self.password is not None or self.password_file is not None) and self.username is None:
@@ -239,13 +240,6 @@ class Settings(BaseSettings):
             self.store.jsonl_path = self.data_dir / "reps.jsonl"
         if self.hub.database_url is None:
             self.hub.database_url = f"sqlite:///{self.data_dir / 'hub.db'}"
-        return self
-
-    @model_validator(mode="after")
-    def _station_named(self) -> "Settings":
-        if self.mqtt.enabled and self.mqtt.station_id is None and "hub" not in self.model_fields_set:
-            raise ValueError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\"); "
-                             "only a hub's config (with a [hub] section) goes without one")
         return self
 
     @property

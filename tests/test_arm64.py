@@ -71,7 +71,8 @@ def test_a_machine_beyond_the_noise_floor_or_with_other_events_fails():
 
 
 def test_events_are_compared_without_their_measured_values():
-    fault = FaultEvent(Fault.ROUNDED_BACK, "long spine", 1.2, value=31.4159, threshold=25.0, rep_index=1, margin=6.4)
+    fault = FaultEvent(Fault.ROUNDED_BACK, "long spine", 1.2, value=31.4159, threshold=25.0, rep_index=1, margin=6.4,
+                       quantity="back_bend_deg")
     record = event_record(FaultRaised(1.2, fault))
     assert record == {"kind": "FaultRaised", "time": 1.2,
                       "event": {"fault": "rounded_back", "cue": "long spine", "time": 1.2, "rep_index": 1,

@@ -205,10 +205,12 @@ def test_a_dismissal_holds_until_a_newer_session_meets_the_rule(store, clock):
     train(store, "Ann", DAY1 + timedelta(days=1), clean=10)
     _, state = mastery(store, "Ann")
     assert state.suggestion is not None and state.suggestion.next_drill == "dowel_hinge"
+    assert state.current_drill == "dowel_hinge"  # mastered: on to the next step, the trainer asked to confirm
     aid = store.list_athletes()[0]["id"]
     clock.set(DAY1 + timedelta(days=1, hours=2))
     store.add_step_decision(aid, "wall_tap_hinge", "dowel_hinge", "dismissed", state.suggestion.evidence)
-    assert mastery(store, "Ann")[1].suggestion is None
+    _, state = mastery(store, "Ann")
+    assert state.suggestion is None and state.current_drill == "wall_tap_hinge"  # the trainer holds them back
     train(store, "Ann", DAY1 + timedelta(days=2), clean=10)
     _, state = mastery(store, "Ann")
     assert state.suggestion is not None
@@ -266,7 +268,7 @@ def test_an_athlete_followed_through_the_api(api, store):
     aid = store.get_session(sid)["athlete_id"]
     assert api.patch(f"/api/athletes/{aid}", json={"height_cm": 170}, headers=AUTH).status_code == 200
     progress = api.get(f"/api/athletes/{aid}").json()
-    assert progress["current_step"] == "wall_tap_hinge" and progress["ready_for"] == "dowel_hinge"
+    assert progress["current_step"] == "dowel_hinge" and progress["ready_for"] == "dowel_hinge"
     assert progress["suggestion"]["evidence"] == [s["session_id"] for s in progress["sessions"]]
     assert progress["hip_travel"]["unit"] == "cm" and len(progress["reps"]) == 20
     rep = progress["reps"][0]
@@ -373,3 +375,84 @@ def test_an_athlete_followed_from_the_wall_tap_to_the_deadlift(store, clock):
         assert mastery(store, "Ann")[1].current_drill == following
         day += timedelta(days=1)
     assert [d["next_drill"] for d in store.step_decisions(aid)] == LADDER.drills[1:]
+
+
+# --- where an athlete stands: the first step not passed ------------------------------------------
+
+
+def test_one_session_of_a_later_drill_is_ahead_of_the_ladder_not_the_top_of_it(store):
+    """An athlete back from an injury does one deadlift session: they stay on the first step, and
+    the deadlift reads "ahead of the ladder"; the first step's own drill is not ahead."""
+    train(store, "Ann", DAY1, clean=10, drill="deadlift")
+    _, state = mastery(store, "Ann")
+    assert state.current_drill == "wall_tap_hinge" and state.suggestion is None
+    assert state.ahead("deadlift", LADDER) and not state.ahead("wall_tap_hinge", LADDER)
+    assert not state.ahead("squat_of_some_other_gym", LADDER)  # off the ladder: neither ahead nor behind
+
+
+def test_the_current_step_is_the_first_one_not_mastered(store):
+    """Inside: the wall tap mastered (20 clean reps on two days) puts Ann on the dowel, whatever else
+    she trained. Outside: one clean rep fewer and she is on the wall tap, the dowel ahead of it."""
+    for name, last in (("In", 10), ("Out", 9)):
+        train(store, name, DAY1, clean=10)
+        train(store, name, DAY1 + timedelta(days=1), clean=last)
+        train(store, name, DAY1 + timedelta(days=1, hours=1), clean=5, drill="dowel_hinge")
+        train(store, name, DAY1 + timedelta(days=1, hours=2), clean=5, drill="sternum_loaded_hinge")
+    _, inside = mastery(store, "In")
+    _, outside = mastery(store, "Out")
+    assert inside.current_drill == "dowel_hinge" and not inside.ahead("dowel_hinge", LADDER)
+    assert inside.ahead("sternum_loaded_hinge", LADDER)
+    assert outside.current_drill == "wall_tap_hinge" and outside.ahead("dowel_hinge", LADDER)
+
+
+def test_a_step_the_trainer_moved_the_athlete_to_passes_every_step_before_it(store, clock):
+    """The trainer knows the athlete: moved up to the cable-pulled hinge, they stand there without
+    mastering the two steps before; without the move they stand on the first."""
+    train(store, "Ann", DAY1, clean=3)
+    aid = store.list_athletes()[0]["id"]
+    assert mastery(store, "Ann")[1].current_drill == "wall_tap_hinge"
+    store.add_step_decision(aid, "dowel_hinge", "cable_pulled_hinge", "accepted", ())
+    _, state = mastery(store, "Ann")
+    assert state.current_drill == "cable_pulled_hinge" and state.suggestion is None
+
+
+def test_the_stations_default_drill_counts_as_the_first_step(store, tmp_path):
+    """A new station runs the plain hinge: its sessions count toward the wall-tap step (`also`), so
+    20 clean plain-hinge reps on two days master it. A ladder without `also` counts them for nothing."""
+    assert "hinge" in LADDER.steps[0].drills and LADDER.index("hinge") == 0
+    train(store, "Ann", DAY1, clean=10, drill="hinge")
+    train(store, "Ann", DAY1 + timedelta(days=1), clean=10, drill="hinge")
+    met, state = mastery(store, "Ann")
+    assert met.met and state.current_drill == "dowel_hinge"
+    bare = tmp_path / "ladder.toml"
+    bare.write_text(LADDER_WITHOUT_ALSO)
+    plain = load_ladder(bare)
+    aid = store.list_athletes()[0]["id"]
+    tallies = tally_sessions(store.list_sessions(SessionFilter(athlete_id=aid), limit=100), store.athlete_reps(aid))
+    assert plain.index("hinge") is None
+    assert progression(plain, tallies, []).current_drill == "wall_tap_hinge"
+
+
+def test_a_ladder_whose_also_names_an_unknown_drill_or_a_step_twice_is_refused(tmp_path):
+    path = tmp_path / "ladder.toml"
+    path.write_text(LADDER_WITHOUT_ALSO.replace('drill = "wall_tap_hinge"', 'drill = "wall_tap_hinge"\nalso = ["no_such_drill"]'))
+    with pytest.raises(ConfigError, match="no_such_drill"):
+        load_ladder(path)
+    path.write_text(LADDER_WITHOUT_ALSO.replace('drill = "wall_tap_hinge"', 'drill = "wall_tap_hinge"\nalso = ["dowel_hinge"]'))
+    with pytest.raises(ConfigError, match="dowel_hinge appear"):
+        load_ladder(path)
+
+
+LADDER_WITHOUT_ALSO = """
+[mastery]
+min_clean_reps = 20
+min_days = 2
+min_clean_share = 0.9
+recent_sessions = 4
+
+[[step]]
+drill = "wall_tap_hinge"
+
+[[step]]
+drill = "dowel_hinge"
+"""

@@ -270,3 +270,27 @@ def test_the_mqtt_line_names_the_station_or_the_hub_it_checks(tmp_path):
     assert "publishing to 127.0.0.1:1883 as station wall-1" in Doctor(station).mqtt().detail
     hub = make_settings(tmp_path, **{"mqtt.host": "127.0.0.1", "hub.client_id": "gym-hub"})
     assert "reading from 127.0.0.1:1883 as the hub (gym-hub)" in Doctor(hub).mqtt().detail
+
+
+def test_doctor_quick_tries_the_broker_and_never_calls_a_wrong_password_fine(tmp_path, capsys):
+    """`station doctor --quick` (safe while the station runs) still connects once to the broker with
+    the station's credentials: the right password is ok, a wrong one fails and says what to check."""
+    import argparse
+
+    from device.commands.doctor import command
+    from support.broker import Mosquitto, mosquitto_or_skip
+
+    mosquitto_or_skip()
+    with Mosquitto(tmp_path / "mosquitto", users={"wall-1": "right-password"}) as broker:
+        def quick(password: str) -> dict:
+            settings = make_settings(tmp_path, **{"mqtt.host": broker.host, "mqtt.port": broker.port,
+                                                  "mqtt.station_id": "wall-1", "mqtt.username": "wall-1",
+                                                  "mqtt.password": password})
+            out = tmp_path / f"{password}.json"
+            command(argparse.Namespace(quick=True, config=None, json=out), settings)
+            return next(r for r in json.loads(out.read_text())["checks"] if r["check"] == "mqtt")
+
+        assert quick("right-password")["status"] == OK
+        wrong = quick("wrong-password")
+        assert wrong["status"] == FAIL and "refused" in wrong["detail"]
+    assert "mqtt" in capsys.readouterr().out

@@ -29,6 +29,9 @@ def test_hub_bench_measures_a_few_stations_end_to_end(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "latency_p99_ms" in captured.out and "falls_behind_reps_per_s" in captured.out
     assert "3/3 stations connected" in captured.err or "all 3 connected" in captured.err  # progress as it runs
+    # and through every phase that can take minutes: starting, draining, stopping
+    for phase in ("starting a broker and a hub", "the hub is storing", "3 s over; waiting", "stopping the stations"):
+        assert f"bench 3: {phase}" in captured.err, phase
 
 
 def test_hub_bench_fails_when_a_station_is_not_let_in(tmp_path, monkeypatch):
@@ -54,5 +57,45 @@ def test_a_hub_config_reads_the_broker_without_a_station_id(tmp_path):
 
     hub = load_settings(None, {"data_dir": tmp_path, "mqtt.host": "broker.lan", "hub.stations": ["wall-1"]})
     assert hub.mqtt.enabled and hub.mqtt.station_id is None and hub.hub.stations == ["wall-1"]
-    with pytest.raises(ConfigError, match="station_id is required"):  # a station's config still needs one
-        load_settings(None, {"data_dir": tmp_path, "mqtt.host": "broker.lan"})
+    from device.station.assembly import build_station
+
+    bare = load_settings(None, {"data_dir": tmp_path, "mqtt.host": "broker.lan"})  # a hub set by HINGE_MQTT__HOST alone
+    assert bare.mqtt.enabled and bare.mqtt.station_id is None
+    with pytest.raises(ConfigError, match="station_id is required"):  # a station still needs one, before anything opens
+        with build_station(bare, str(tmp_path / "clip.mp4")):
+            pass
+
+
+def test_a_hub_configured_by_the_environment_alone_reads_the_broker(tmp_path, monkeypatch):
+    """`station hub` under systemd or docker with HINGE_MQTT__HOST and no config file: no station id
+    is asked for (the hub has none), and the broker and prefix are the environment's."""
+    from device.commands.hub import broker_from
+    from device.config import load_settings
+
+    monkeypatch.setenv("HINGE_MQTT__HOST", "broker.gym.lan")
+    monkeypatch.setenv("HINGE_MQTT__TOPIC_PREFIX", "gym")
+    monkeypatch.setenv("HINGE_DATA_DIR", str(tmp_path))
+    broker, prefix = broker_from(load_settings(None))
+    assert (broker.host, prefix) == ("broker.gym.lan", "gym")
+
+
+def test_a_missing_clip_fails_before_the_models_load(tmp_path, clips_dir):
+    """Inside: a missing clip is named although the models are missing too (the clip is checked
+    first: nothing loads, no page address is printed). Outside: a clip that is there gets as far as
+    the models, which are then what is missing."""
+    import shutil
+
+    import pytest
+
+    from device.config import load_settings
+    from device.errors import StationError
+    from device.station.assembly import build_station
+
+    settings = load_settings(None, {"data_dir": tmp_path, "models.dir": tmp_path / "no-models"})
+    with pytest.raises(StationError, match="does not exist"):
+        with build_station(settings, str(tmp_path / "missing.mp4")):
+            pass
+    shutil.copy(next(clips_dir.glob("*.mp4")), tmp_path / "there.mp4")
+    with pytest.raises(StationError, match="model file"):
+        with build_station(settings, str(tmp_path / "there.mp4")):
+            pass

@@ -17,7 +17,7 @@ from device.hub.floor import Floor
 from device.hub.store import HubStore
 from device.contract import topics
 from device.station.store import RepStore
-from support.browser import screenshot, text, wait_for
+from support.browser import every_width, screenshot, text, wait_for
 from support.hub import PREFIX, Publisher, running_hub, state_message, wait_until
 from support.web import make_app
 from test_hub_store import rep, session
@@ -34,7 +34,8 @@ def gym(tmp_path):
                  [rep("wall-a", 1, 1, ("rounded_back",)), rep("wall-a", 2, 2), rep("deck-b", 1, 1), rep("deck-b", 2, 1)])
     floor = Floor()
     floor.set_availability("wall-a", True)
-    floor.set_state("wall-a", json.loads(state_message("wall-a", topics.IN_REP, reps=4, last_fault="rounded_back")[1]))
+    floor.set_state("wall-a", json.loads(state_message("wall-a", topics.IN_REP, reps=4, last_fault="rounded_back",
+                                                       athlete="Jo")[1]))
     floor.set_availability("deck-b", False)
     floor.dropped("not_json")
     yield TestClient(create_app(store, WEB, floor=floor, page_cpu_share=None)), store
@@ -48,6 +49,7 @@ def test_the_floor_answers_every_station_and_the_drops(gym):
         ("deck-b", False, "Offline"), ("wall-a", True, "In a rep")]
     wall = floor["stations"][1]
     assert (wall["reps_this_session"], wall["last_fault_label"], wall["drill"]) == (4, "rounded back", "hinge")
+    assert (wall["athlete"], floor["stations"][0]["athlete"]) == ("Jo", None)  # who is up; deck-b named nobody
     assert floor["dropped"] == {"not_json": 1}
     page = api.get("/").text
     assert 'data-station="wall-a"' in page and 'data-station="deck-b"' in page and "not_json ×1" in page
@@ -99,7 +101,7 @@ def test_two_stations_live_on_one_hub_page_in_a_browser(browser, broker, tmp_pat
     from selenium.webdriver.common.by import By
 
     with Publisher(broker, "wall-a") as a, Publisher(broker, "deck-b") as b:
-        a.send([state_message("wall-a", topics.IN_VIEW, reps=2), (f"{PREFIX}/wall-a/availability", b"online")])
+        a.send([state_message("wall-a", topics.IN_VIEW, reps=2, athlete="Sam"), (f"{PREFIX}/wall-a/availability", b"online")])
         b.send([state_message("deck-b", topics.NOBODY, drill="romanian_deadlift"), (f"{PREFIX}/deck-b/availability", b"online")])
         with running_hub(broker, f"sqlite:///{tmp_path / 'hub.db'}") as hub:
             server = PageServer(create_app(hub.store, WEB.model_copy(update={"allowed_hosts": []}), floor=hub.floor))
@@ -113,17 +115,20 @@ def test_two_stations_live_on_one_hub_page_in_a_browser(browser, broker, tmp_pat
 
                 wait_for(lambda: set(cards()) == {"wall-a", "deck-b"}, "two station cards")
                 assert text(browser, 'article[data-station="wall-a"] [data-field=state_label]') == "Athlete in view"
-                assert text(browser, 'article[data-station="deck-b"] [data-field=drill]') == "romanian_deadlift"
+                assert text(browser, 'article[data-station="deck-b"] [data-field=drill]') == "Romanian deadlift"  # its title
+                assert text(browser, 'article[data-station="wall-a"] [data-field=athlete]') == "Sam"  # who is up
+                assert text(browser, 'article[data-station="deck-b"] [data-field=athlete]') == "nobody named"
                 browser.execute_script("window.__sameDocument = true")
 
                 # A rep at wall-a: its rep and its new state travel over the broker to the page.
                 message = (f"{PREFIX}/wall-a/rep", json.dumps({"schema": 1, **rep("wall-a", 1, started=time.time() - 1014)}).encode())
                 sent = time.monotonic()
-                a.send([message, state_message("wall-a", topics.IN_REP, reps=3, last_fault="rounded_back")])
+                a.send([message, state_message("wall-a", topics.IN_REP, reps=3, last_fault="rounded_back", athlete="Jo")])
                 wait_for(lambda: text(browser, 'article[data-station="wall-a"] [data-field=reps_this_session]') == "3",
                          "wall-a's rep count to reach 3")
                 shown_after = time.monotonic() - sent
                 assert text(browser, 'article[data-station="wall-a"] [data-field=last_fault_label]') == "rounded back"
+                assert text(browser, 'article[data-station="wall-a"] [data-field=athlete]') == "Jo"  # the next one is up, live
                 assert "state-in_rep" in cards()["wall-a"].get_attribute("class")
                 wait_for(lambda: text(browser, 'article[data-station="wall-a"] [data-field=last_rep_clock]') != "–",
                          "the stored rep's time")
@@ -246,3 +251,30 @@ def test_the_hub_s_health_says_so_while_every_write_fails(broker, tmp_path):
         hub.store._engine.dispose()
         wait_until(lambda: hub.store.rep_count() == 1, timeout=40, what="the rep that waited")
         wait_until(lambda: api.get("/api/health").json()["status"] == "ok", what="ok again")
+
+
+def test_the_hubs_settings_page_is_the_hubs_own(gym, browser, tmp_path):
+    """The hub's Settings speak of the hub: its own sign-in and what it does, never a station's token,
+    `station serve` or `station run`; a station's own settings page still does."""
+    from selenium.webdriver.common.by import By
+
+    api, store = gym
+    page = api.get("/settings").text
+    assert 'id="hub"' in page and "station serve" not in page and "station run" not in page
+    assert "station's config" not in page and 'id="station"' not in page and 'id="cues"' not in page
+    with RepStore(tmp_path / "station.db") as own:
+        station_page = TestClient(make_app(own)).get("/settings").text
+    assert 'id="station"' in station_page and 'id="hub"' not in station_page
+    server = PageServer(create_app(store, WEB.model_copy(update={"allowed_hosts": []}), floor=Floor()))
+    base = server.start()
+    try:
+        browser.get(f"{base}/settings")
+        assert "hub" in text(browser, "#hub h2").lower()
+        assert {a.text for a in browser.find_elements(By.CSS_SELECTOR, "#hub a")} == {"wall-a", "deck-b"}
+        screenshot(browser, "hub-settings", full_page=True)
+        # every page of the hub at a phone's and a desk screen's width, as artefacts
+        sid = store.list_sessions()[0]["id"]
+        pages = {"floor": "/", "history": "/history", "session": f"/sessions/{sid}", "settings": "/settings"}
+        assert len(every_width(browser, base, pages, prefix="hub-page-")) == 2 * len(pages)
+    finally:
+        server.stop()

@@ -44,8 +44,8 @@ def rep(station: str, n: int, session_n: int = 1, faults=(), started=1_700_000_0
                 started_at=t, bottom_at=t + 2, ended_at=t + 4, movement="hinge", side="right", lowering_s=2.0,
                 rising_s=1.5, peak_hip_flexion_deg=95.0, knee_flexion_at_bottom_deg=20.0, trunk_angle_at_bottom_deg=60.0,
                 hip_shift_at_bottom=0.3, hinge_ratio=4.75, lockout_reached=True, trace=[[0.0, 1.0, 2.0], [0.1, None, 3.0]],
-                borderline=[], faults=[dict(name=f, cue="hips back", at=t + 1, value=1.0, threshold=0.5, margin=0.5, noise=0.1)
-                                       for f in faults])
+                borderline=[], faults=[dict(name=f, cue="hips back", at=t + 1, value=1.0, threshold=0.5, margin=0.5, noise=0.1,
+                                                   quantity="knee_flexion_deg") for f in faults])
 
 
 def test_a_rep_and_a_session_are_stored_once_however_often_they_arrive(database_url):
@@ -145,14 +145,18 @@ def test_a_database_an_older_hub_made_is_upgraded_in_place_and_keeps_its_reps(da
     """A hub upgraded over the schema-1 database it made: the new column is added, the reps held
     stay, and they read as judged (an older station judged every rep it sent)."""
     with HubStore(database_url) as store:
-        store.ingest([session("wall-a", 1)], [rep("wall-a", 1)])
+        store.ingest([session("wall-a", 1)], [rep("wall-a", 1, faults=("squatting_the_hinge",))])
     engine = sa.create_engine(database_url)
     with engine.begin() as db:  # what a schema-1 hub left: no `judged` column, version 1
         db.execute(sa.text("ALTER TABLE hub_reps DROP COLUMN judged"))
+        db.execute(sa.text("ALTER TABLE hub_faults DROP COLUMN quantity"))  # schema 3's
         db.execute(sa.text("UPDATE hub_settings SET value = '1' WHERE key = 'schema_version'"))
     engine.dispose()
     with HubStore(database_url) as store:
         assert store.schema_version == SCHEMA_VERSION
         assert [r["judged"] for r in store.session_reps(store.list_sessions()[0]["id"])] == [True]
-        store.ingest([], [rep("wall-a", 2)])
+        store.ingest([], [rep("wall-a", 2, faults=("squatting_the_hinge",))])
         assert store.list_sessions()[0]["reps"] == 2
+        # what a fault measured: unknown on the old row, kept on the new one
+        reps = store.session_reps(store.list_sessions()[0]["id"])
+        assert [r["faults"][0]["quantity"] for r in reps] == [None, "knee_flexion_deg"]

@@ -29,14 +29,15 @@ def test_real_clips_replayed_over_days_reach_the_rule_for_one_athlete_only(ladde
         days = sorted({datetime.fromtimestamp(s["started_at"]).date() for s in ann["sessions"]})
         assert days[0] == DAY1.date() and len(days) == 3
         assert {s["drill"] for s in ann["sessions"]} == {DRILL}
-        assert ann["current_step"] == DRILL and ann["ready_for"] == "deadlift"
+        # mastered: she stands on the next step, and the trainer is asked to confirm it
+        assert ann["current_step"] == "deadlift" and ann["ready_for"] == "deadlift"
         assert ann["suggestion"]["evidence"] == [s["session_id"] for s in ann["sessions"]]
         step = ann["steps"][0]["mastery"]
         assert step["met"] and step["clean_reps"] == 4 and step["clean_share"] == 1.0 and step["days"] == 3
 
         ben = api.get(f"/api/athletes/{athletes['Ben']['id']}").json()
         mastery = ben["steps"][0]["mastery"]
-        assert ben["ready_for"] is None and not mastery["met"]
+        assert ben["current_step"] == DRILL and ben["ready_for"] is None and not mastery["met"]
         assert mastery["clean_reps"] == 3 and mastery["reps"] == 4  # three clean clips, then the rounded one
         assert mastery["missing"] == ["1 more clean rep (has 3 of 4)", "clean share of 90% (has 75%)",
                                       "no rounded back rep in the latest session (had 1)"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from device.analysis.vocabulary import RepFinished
+from device.analysis.vocabulary import Fault, RepFinished
 from device.commands.sample_log import synthetic_rep
 from device.config import load_settings
 from device.errors import ConfigError
@@ -342,7 +342,9 @@ def test_hostile_commands_are_ignored(broker, tmp_path):
 # --- Home Assistant discovery ----------------------------------------------------------------------
 
 # Keys Home Assistant documents for MQTT discovery of each component (home-assistant.io/integrations/
-# sensor.mqtt, binary_sensor.mqtt, switch.mqtt: "Configuration Variables"), and the ones it requires.
+# sensor.mqtt, binary_sensor.mqtt, switch.mqtt, event.mqtt: "Configuration Variables"), and the ones it
+# requires. An event's payload (after value_template) is a JSON object with `event_type`, one of
+# `event_types`; its other keys become the event's attributes.
 HA_COMMON = {"availability", "availability_mode", "availability_template", "availability_topic", "device",
              "enabled_by_default", "encoding", "entity_category", "entity_picture", "icon", "json_attributes_template",
              "json_attributes_topic", "name", "object_id", "default_entity_id", "payload_available",
@@ -355,8 +357,12 @@ HA_KEYS = {
                                   "payload_on", "state_topic", "value_template"},
     "switch": HA_COMMON | {"command_template", "command_topic", "device_class", "optimistic", "payload_off",
                            "payload_on", "retain", "state_off", "state_on", "state_topic", "value_template"},
+    "event": HA_COMMON | {"device_class", "event_types", "state_topic", "value_template"},
 }
-HA_REQUIRED = {"sensor": {"state_topic"}, "binary_sensor": {"state_topic"}, "switch": {"command_topic"}}
+HA_REQUIRED = {"sensor": {"state_topic"}, "binary_sensor": {"state_topic"}, "switch": {"command_topic"},
+               "event": {"state_topic", "event_types"}}
+HA_ENTITY_CATEGORIES = {"config", "diagnostic"}
+HA_EVENT_DEVICE_CLASSES = {"button", "doorbell", "motion"}
 HA_DEVICE_KEYS = {"configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model", "model_id",
                   "name", "serial_number", "suggested_area", "sw_version", "via_device"}
 # We send full key names only. Home Assistant also accepts abbreviations; none of these may appear,
@@ -373,15 +379,18 @@ def test_home_assistant_discovery_validates(broker, tmp_path):
     RepStore(db, outbox=True).close()
     cfg = load_settings(None, {"data_dir": tmp_path, "mqtt.host": broker.host, "mqtt.port": broker.port,
                                "mqtt.station_id": "wall-1"}).mqtt
-    with BrokerLink(cfg, db, LiveState(), version="1.2.3"):
+    live = LiveState()
+    live.update(athlete="Sam", profile="dowel_hinge")
+    with BrokerLink(cfg, db, live, version="1.2.3", page_url="http://192.168.1.20:8080/"):
         with Listener(broker, ["hinge/wall-1/state"], name="first", clean=True) as first:
             assert first.wait_for(lambda h: h.on("/state"))  # sent after the discovery configs
         with Listener(broker, ["homeassistant/#", "hinge/wall-1/#"], name="ha", clean=True) as ha:
-            assert ha.wait_for(lambda h: len(h.on("/config")) == 6 and h.on("/state"))
+            assert ha.wait_for(lambda h: len(h.on("/config")) == 12 and h.on("/state"))
     configs = {m.topic: m for m in ha.on("/config")}
     assert set(configs) == {f"homeassistant/{c}/wall-1/{o}/config" for c, o in [
-        ("sensor", "state"), ("sensor", "reps_today"), ("sensor", "last_fault"), ("sensor", "clean_share"),
-        ("binary_sensor", "online"), ("switch", "buzzer")]}
+        ("sensor", "state"), ("sensor", "athlete"), ("sensor", "drill"), ("sensor", "reps_this_session"),
+        ("sensor", "reps_today"), ("sensor", "last_fault"), ("sensor", "clean_share"), ("sensor", "waiting"),
+        ("binary_sensor", "online"), ("switch", "buzzer"), ("event", "fault"), ("event", "rep")]}
     state = ha.on("/state")[-1].json()
     unique = set()
     for topic, message in configs.items():
@@ -391,10 +400,15 @@ def test_home_assistant_discovery_validates(broker, tmp_path):
         assert HA_REQUIRED[component] <= set(config) <= HA_KEYS[component], topic
         assert not set(config) & HA_ABBREVIATIONS and set(config["device"]) <= HA_DEVICE_KEYS
         assert config["device"]["identifiers"] == ["hinge_station_wall-1"] and config["device"]["sw_version"] == "1.2.3"
+        assert config["device"]["configuration_url"] == "http://192.168.1.20:8080/"  # the station's page
+        assert config.get("entity_category", "diagnostic") in HA_ENTITY_CATEGORIES
+        assert config.get("device_class", "button") in HA_EVENT_DEVICE_CLASSES or component != "event"
         unique.add(config["unique_id"])
         for key in ("state_topic", "availability_topic", "command_topic", "json_attributes_topic"):
             if key in config:
                 assert config[key].startswith("hinge/wall-1/")
+        if component == "event":
+            continue  # rendered on real alerts and reps below
         if "value_template" in config:  # rendered on a real state message, as Home Assistant renders it
             rendered = jinja2.Environment().from_string(config["value_template"]).render(value_json=state)
             if config.get("device_class") == "enum":
@@ -404,8 +418,63 @@ def test_home_assistant_discovery_validates(broker, tmp_path):
                 assert config["command_topic"] == "hinge/wall-1/buzzer/set"
             elif "unit_of_measurement" in config:
                 assert rendered == "None" or float(rendered) >= 0  # "None": unknown before the first rep
-    assert len(unique) == 6
-    assert configs["homeassistant/binary_sensor/wall-1/online/config"].json()["device_class"] == "connectivity"
+    assert len(unique) == 12
+    online = configs["homeassistant/binary_sensor/wall-1/online/config"].json()
+    assert online["device_class"] == "connectivity" and online["entity_category"] == "diagnostic"
+    assert "entity_category" not in configs["homeassistant/sensor/wall-1/reps_today/config"].json()  # a main reading
+    who = configs["homeassistant/sensor/wall-1/athlete/config"].json()
+    assert jinja2.Environment().from_string(who["value_template"]).render(value_json=state) == "Sam"
+    # The fault event, on a real alert: its type one of the vocabulary's faults, its cue an attribute.
+    fault = configs["homeassistant/event/wall-1/fault/config"].json()
+    assert fault["state_topic"] == "hinge/wall-1/alert" and fault["event_types"] == [f.value for f in Fault]
+    alert = t.AlertPayload(station="wall-1", at=time.time(), fault="rounded_back", cue="proud chest").model_dump(by_alias=True)
+    fired = json.loads(jinja2.Environment().from_string(fault["value_template"]).render(value_json=alert))
+    assert fired == {"event_type": "rounded_back", "cue": "proud chest"}
+
+
+def test_a_reps_home_assistant_event_is_its_verdict_as_the_station_gives_it():
+    """The rep event's template, rendered on rep messages of every verdict, gives the station's own
+    verdict (device/analysis/vocabulary.py: rep_verdict), also for a rep from a station before `judged`."""
+    import jinja2
+
+    from device.analysis.vocabulary import rep_verdict
+    from device.station.broker_link import REP_EVENT_TEMPLATE, REP_EVENT_TYPES
+    from test_hub_store import rep as rep_message
+
+    fault = {"name": "rounded_back", "cue": "c", "at": 1_700_001_011.0, "value": 31.0, "threshold": 25.0}
+    cases = [dict(), dict(judged=False), dict(faults=[fault]), dict(borderline=[fault]), dict(movement="squat"),
+             dict(judged=False, faults=[fault])]
+    template = jinja2.Environment().from_string(REP_EVENT_TEMPLATE)
+    for change in cases:
+        message = {**rep_message("wall-1", 3), **change}
+        payload = t.RepPayload.model_validate({"schema": 1, **message}).model_dump(by_alias=True)
+        if "judged" not in change:
+            del payload["judged"]  # as an older station sends it: every rep judged
+        fired = json.loads(template.render(value_json=payload))
+        want = rep_verdict(bool(change.get("judged", True)), bool(change.get("faults")), bool(change.get("borderline")),
+                           message["movement"]).replace(" ", "_")
+        assert fired["event_type"] == want and want in REP_EVENT_TYPES, change
+        assert fired["rep_index"] == 3 and fired["faults"] == [f["name"] for f in message["faults"]]
+
+
+def test_a_retired_station_leaves_home_assistant_and_the_floor(broker, tmp_path):
+    """`station retire`: every discovery config emptied (Home Assistant removes the entity) and the
+    retained state and availability too, so a reader that subscribes afterwards finds nothing."""
+    from device.station.broker_link import retire_messages, retire_station
+
+    db = tmp_path / "station.db"
+    RepStore(db, outbox=True).close()
+    cfg = load_settings(None, {"data_dir": tmp_path, "mqtt.host": broker.host, "mqtt.port": broker.port,
+                               "mqtt.station_id": "wall-9"}).mqtt
+    with BrokerLink(cfg, db, LiveState()):
+        with Listener(broker, ["homeassistant/#", "hinge/wall-9/#"], name="before", clean=True) as before:
+            assert before.wait_for(lambda h: len(h.on("/config")) == 12 and h.on("/state"))
+    retired = retire_messages(cfg, t.Topics(cfg.topic_prefix, "wall-9"))
+    assert {topic for topic, _ in retired} >= {m.topic for m in before.on("/config")} and all(p == b"" for _, p in retired)
+    assert retire_station(cfg) == len(retired)
+    with Listener(broker, ["homeassistant/#", "hinge/wall-9/#"], name="after", clean=True) as after:
+        time.sleep(1.0)  # retained messages arrive at once on subscribing; an empty one is no message
+    assert after.messages == []
 
 
 def test_the_last_will_marks_a_killed_station_offline(broker, tmp_path):
@@ -479,7 +548,7 @@ def test_the_documented_acl_keeps_each_station_to_its_own_topics(tmp_path, clips
             replay(cfg, clips_dir / TWO_REPS, clip_poses(TWO_REPS))
             reps, _ = committed_keys(db)
             assert hub.wait_for(lambda h: [m.json()["rep_key"] for m in h.on("/rep")] == reps)
-            assert ha.wait_for(lambda h: len(h.on("/config")) == 6)
+            assert ha.wait_for(lambda h: len(h.on("/config")) == 12)  # every kind allowed by the ACL, events too
         wrong = mqtt_on(settings, secured, tmp_path / "other.db", station_id="wall-2", username="wall-1",
                         password_file=secret)  # wall-1's credentials claiming to be wall-2
         with Listener(secured, ["hinge/#"], name="hub", username="hub", password=USERS["hub"]) as hub:
@@ -524,7 +593,7 @@ def test_only_stations_publish_station_topics(tmp_path):
     config refuses those two names as station ids."""
     acl = (REPO / "deploy/mosquitto/hinge.acl").read_text()
     discovery = ["homeassistant/sensor/{u}/state/config", "homeassistant/binary_sensor/{u}/online/config",
-                 "homeassistant/switch/{u}/buzzer/config"]
+                 "homeassistant/switch/{u}/buzzer/config", "homeassistant/event/{u}/fault/config"]
     with Mosquitto(tmp_path / "mosquitto", users=USERS, acl=acl) as secured:
         with Listener(secured, ["hinge/#"], name="hub-reader", username="hub", password=USERS["hub"]) as hub, \
                 Listener(secured, ["homeassistant/#"], name="ha-reader", username="homeassistant",
@@ -539,11 +608,12 @@ def test_only_stations_publish_station_topics(tmp_path):
                 refused[f"{topic} by {user}"] = publish_as(secured, user, topic, b"forged")
             assert publish_as(secured, "hub", "hinge/hub/availability", b"online") == "Success"
             assert publish_as(secured, "wall-1", "hinge/wall-1/rep", b"sentinel") == "Success"
+            assert publish_as(secured, "wall-1", "homeassistant/event/wall-1/rep/config", b"") == "Success"  # events, and retiring
             assert publish_as(secured, "wall-1", "homeassistant/switch/wall-1/buzzer/config", b"sentinel") == "Success"
             assert hub.wait_for(lambda h: h.on("hinge/wall-1/rep")) and ha.wait_for(lambda h: h.on("/config"))
             # Published before the sentinels: had the broker let any through, the readers would have it.
             assert [m.topic for m in hub.messages] == ["hinge/hub/availability", "hinge/wall-1/rep"]
-            assert [m.topic for m in ha.messages] == ["homeassistant/switch/wall-1/buzzer/config"]
+            assert [m.topic for m in ha.messages] == ["homeassistant/event/wall-1/rep/config", "homeassistant/switch/wall-1/buzzer/config"]
         with Listener(secured, ["hinge/wall-1/stored"], name="wall-1", username="wall-1", password=USERS["wall-1"]) as wall:
             assert publish_as(secured, "hub", "hinge/wall-1/stored", b"confirmed") == "Success"
             assert wall.wait_for(lambda w: [m.payload for m in w.messages] == [b"confirmed"])
@@ -566,7 +636,6 @@ def test_mqtt_settings_are_checked(tmp_path, monkeypatch):
     assert load_settings(None, {"data_dir": tmp_path, "mqtt.host": "b", "mqtt.station_id": "w", "mqtt.username": "w",
                                 "mqtt.password_file": secret}).mqtt.secret() == "s3cret"
     bad = [
-        ({"mqtt.host": "b"}, "station_id is required"),
         ({"mqtt.host": "b", "mqtt.station_id": "Wall 1"}, "station_id"),
         ({"mqtt.host": "b", "mqtt.station_id": "w", "mqtt.topic_prefix": "hinge/#"}, "topic_prefix"),
         ({"mqtt.host": "b", "mqtt.station_id": "w", "mqtt.username": "w", "mqtt.password": "p",
@@ -812,11 +881,12 @@ def test_the_state_message_speaks_the_coachs_words():
     assert [coach_state(snap) for snap, _ in cases] == [want for _, want in cases]
     now = time.time()
     live = LiveSnapshot(state=StationState.FAULT, phase="rising", profile="dowel_hinge", session_reps=4,
-                        last_fault="rounded_back", last_fault_at=now - 1, buzzer_enabled=False)
+                        last_fault="rounded_back", last_fault_at=now - 1, buzzer_enabled=False, athlete="Sam")
     message = state_message("wall-1", live, {"reps": 8, "clean": 6, "last_fault": "head_not_neutral"}, now)
     assert message.model_dump(exclude={"at"}, by_alias=True) == {
         "schema": 1, "station": "wall-1", "state": "in_rep", "drill": "dowel_hinge", "reps_this_session": 4,
-        "reps_today": 8, "last_fault": "rounded_back", "clean_share_today": 0.75, "buzzer_on": False, "waiting": None}
+        "reps_today": 8, "last_fault": "rounded_back", "clean_share_today": 0.75, "buzzer_on": False, "waiting": None,
+        "athlete": "Sam"}  # who is up, for the floor's card
     yesterday = LiveSnapshot(last_fault="rounded_back", last_fault_at=start_of_today(now) - 60)
     fresh_day = state_message("wall-1", yesterday, {"reps": 0, "clean": 0, "last_fault": None}, now)
     assert fresh_day.last_fault is None and fresh_day.clean_share_today is None and fresh_day.reps_today == 0

@@ -8,6 +8,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from device.errors import SourceError
 from device.analysis.vocabulary import Fault, FaultEvent, FaultRaised, Rep, RepFinished
@@ -231,3 +232,21 @@ def test_a_capture_thread_that_dies_ends_the_run_with_an_error_not_a_quiet_summa
     station.replog.close()
     with RepStore(tmp_path / "s.db", readonly=True) as ro:
         assert ro.rep_count() == 1  # the rep finished before the crash is logged
+
+
+def test_cue_words_from_the_page_reach_the_running_drill_between_frames(tmp_path):
+    """The page's cue words are checked when asked (a bad one is refused at once, nothing queued),
+    then applied on the worker between frames to the table the running analyzer reads."""
+    from device.analysis.cues import CueWords
+
+    words = CueWords()
+    table = words.for_drill("hinge")  # what the running analyzer's judge holds
+    with RepStore(tmp_path / "s.db") as store:
+        station = Station(engine=PresentEngine(), make_analyzer=lambda name: EveryNthFrameRep(), profile="hinge",
+                          replog=RepLog(store), cues=words)
+        with pytest.raises(ValueError):
+            station.set_cues("hinge", {"rounded_back": "x" * 200})
+        station.set_cues("hinge", {"rounded_back": "proud chest"})
+        assert table == {}  # not yet: the worker applies it between frames
+        station._run_commands()
+        assert table == {Fault.ROUNDED_BACK: "proud chest"}

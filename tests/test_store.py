@@ -34,18 +34,20 @@ def test_schema_is_created_in_wal_mode_and_migrations_are_idempotent(tmp_path):
 
 def test_a_fault_keeps_its_evidence_and_borderline_faults_stay_out_of_the_fault_rows(tmp_path):
     rep = make_rep(1, 5.0)
-    rep.faults = [FaultEvent(Fault.HEAD_NOT_NEUTRAL, "chin", 6.0, 44.9, 25.0, 1, margin=19.9, noise=6.5)]
+    rep.faults = [FaultEvent(Fault.HEAD_NOT_NEUTRAL, "chin", 6.0, 44.9, 25.0, 1, margin=19.9, noise=6.5,
+                             quantity="head_offset_deg")]
     rep.borderline = [FaultEvent(Fault.OVEREXTENDED_LOCKOUT, "tall", 7.5, 18.3, 15.0, 1, margin=3.3,
-                                 noise=float("inf"), borderline=True)]
+                                 noise=float("inf"), borderline=True, quantity="hip_flexion_deg")]
     with RepStore(tmp_path / "s.db") as store:
         sid = store.start_session(1000.0, "deadlift", "camera")
         store.add_rep(sid, rep, wall_offset=1000.0)
         (back,) = store.session_reps(sid)
     (fault,) = back["faults"]
-    assert (fault["name"], fault["value"], fault["threshold"], fault["margin"], fault["noise"]) == \
-        ("head_not_neutral", 44.9, 25.0, 19.9, 6.5)
+    assert (fault["name"], fault["value"], fault["threshold"], fault["margin"], fault["noise"], fault["quantity"]) == \
+        ("head_not_neutral", 44.9, 25.0, 19.9, 6.5, "head_offset_deg")
     assert back["borderline"] == [{"name": "overextended_lockout", "cue": "tall", "at": 1007.5, "value": 18.3,
-                                   "threshold": 15.0, "margin": 3.3, "noise": None}]  # unknown noise: null
+                                   "threshold": 15.0, "margin": 3.3, "noise": None,  # unknown noise: null
+                                   "quantity": "hip_flexion_deg"}]
 
 
 def test_a_first_schema_log_migrates_and_keeps_its_reps(tmp_path):

@@ -796,6 +796,29 @@ def test_a_squat_shows_by_its_clearest_sign():
     _, events = analyse(held_rep(low, via=via, hands="chest"), tuned(**FRAME_RULE_ONLY))
     (event,) = [e.event for e in events if isinstance(e, FaultRaised) and e.event.fault is SQUAT]
     assert event.threshold == 90 and event.margin > event.noise and not event.borderline
+    assert event.quantity == "knee_flexion_deg"  # what the page says it in: "knees bent 110°", not the thigh
+
+
+def test_a_coachs_own_cue_words_are_said_from_the_next_fault_on():
+    """Outside: without the coach's words the squat says the profile's cue. Inside: words set
+    after the analyzer was built (as the page sets them on a running station) are the ones said."""
+    from device.analysis.cues import CueWords
+
+    via = bottom(depth=140, knee=85, shin=-0.5, hands="chest")
+    low = bottom(depth=150, knee=110, shin=24.5, hands="chest")
+    frames = held_rep(low, via=via, hands="chest").render(fps=FPS, noise_px=0.0)
+    profile = tuned(**FRAME_RULE_ONLY)
+    words = CueWords()
+
+    def said(analyzer: HingeAnalyzer) -> str:
+        (event,) = [e.event for e in analyzer.run(frames) if isinstance(e, FaultRaised) and e.event.fault is SQUAT]
+        return event.cue
+
+    assert said(HingeAnalyzer(profile, cues=words.for_drill("hinge"))) == profile.faults.cue(SQUAT)
+    running = HingeAnalyzer(profile, cues=words.for_drill("hinge"))
+    words.replace("hinge", {SQUAT.value: "  sit back,   not down "})
+    assert said(running) == "sit back, not down"
+    assert said(HingeAnalyzer(profile, cues=words.for_drill("dowel_hinge"))) == profile.faults.cue(SQUAT)  # per drill
 
 
 # Numbers in the profiles that are not limits a lift crosses, with why no inside/outside case pins them.

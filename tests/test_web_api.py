@@ -3,6 +3,7 @@ writes need the token, rejected writes change nothing, exports read back."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import sqlite3
@@ -435,9 +436,10 @@ def test_a_rep_shows_each_faults_evidence_and_its_borderline_faults(tmp_path):
     rep = Rep(index=1, start_time=1.0, bottom_time=2.0, end_time=3.5, lowering_s=1.0, rising_s=1.5,
               peak_hip_flexion_deg=95.0, knee_flexion_at_bottom_deg=30.0, trunk_angle_at_bottom_deg=60.0,
               hip_shift_at_bottom=0.3, hinge_ratio=3.2, lockout_reached=True, side="left",
-              faults=[FaultEvent(Fault.HEAD_NOT_NEUTRAL, "long neck", 1.8, 44.9, 25.0, 1, margin=19.9, noise=6.5)],
+              faults=[FaultEvent(Fault.HEAD_NOT_NEUTRAL, "long neck", 1.8, 44.9, 25.0, 1, margin=19.9, noise=6.5,
+                                 quantity="head_offset_deg")],
               borderline=[FaultEvent(Fault.OVEREXTENDED_LOCKOUT, "stand tall", 3.2, 18.3, 15.0, 1, margin=3.3,
-                                     noise=6.8, borderline=True)],
+                                     noise=6.8, borderline=True, quantity="hip_flexion_deg")],
               trace=[(1.0 + i * 0.1, 10.0 + i, 5.0) for i in range(20)])
     with RepStore(tmp_path / "s.db") as store:
         sid = store.start_session(1000.0, "deadlift", "camera")
@@ -445,14 +447,16 @@ def test_a_rep_shows_each_faults_evidence_and_its_borderline_faults(tmp_path):
     with RepStore(tmp_path / "s.db") as store:
         client = TestClient(make_app(store))
         (out,) = client.get(f"/api/sessions/{sid}").json()["reps"]
-        page = client.get(f"/sessions/{sid}").text
+        page = html.unescape(client.get(f"/sessions/{sid}").text)
     (fault,) = out["faults"]
     assert (fault["value"], fault["threshold"], fault["margin"], fault["noise"]) == (44.9, 25.0, 19.9, 6.5)
     (border,) = out["borderline"]
     assert (border["name"], border["value"], border["threshold"], border["margin"], border["noise"]) == \
         ("overextended_lockout", 18.3, 15.0, 3.3, 6.8)
-    assert "44.90 against a limit of 25.00, 19.90 past it (noise 6.50)" in page
-    assert "borderline, not buzzed" in page and "within the measurement noise (6.80)" in page
+    # in the coach's words, with the unit: what was seen, what the movement asks, how far past the noise
+    assert "head 45° out of line with the back — a long neck stays within 25°" in page
+    assert "20° past the limit; the reading's own noise is 6°" in page
+    assert "borderline, not buzzed" in page and "leaning back 18° past straight at the finish" in page
     assert 'id="what-2d-cannot-see"' in page
 
 

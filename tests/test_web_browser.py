@@ -14,7 +14,7 @@ from device.station.live import StationState
 from device.station.store import RepStore
 from web.page_server import PageServer
 from support.web import TOKEN, add_live_rep, clip_session_id, make_app
-from support.browser import PHONE, screenshot, text, wait_for
+from support.browser import PHONE, every_width, screenshot, text, wait_for
 from support.ladder import DRILL
 
 
@@ -51,6 +51,17 @@ def test_session_page_renders_the_rep_table_and_a_chart_per_rep(browser, served,
     browser.get(f"{served}/sessions/{sid}")
     rows = browser.find_elements(By.CSS_SELECTOR, "#rep-table tr.rep-row")
     assert [r.get_attribute("data-rep-id") for r in rows] == [str(r["id"]) for r in reps]
+    # at a glance: each rep's detail is folded, so the page is the table and one line per rep
+    assert not browser.find_elements(By.CSS_SELECTOR, "details.rep-detail[open]")
+    assert not any(browser.execute_script("return arguments[0].checkVisibility()", c)
+                   for c in browser.find_elements(By.CSS_SELECTOR, "svg.chart"))
+    screenshot(browser, "session-folded", full_page=True)
+    # a folded rep is its summary line (wrapped at most once on a phone), not a chart card
+    heights = [a.rect["height"] for a in browser.find_elements(By.CSS_SELECTOR, "article.rep")]
+    assert len(heights) == len(reps) and max(heights) < 90, heights
+    for summary in browser.find_elements(By.CSS_SELECTOR, "details.rep-detail > summary"):
+        browser.execute_script("arguments[0].scrollIntoView()", summary)
+        summary.click()  # the trainer taps a rep to see its chart and evidence
     charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
     assert len(charts) == len(reps)
     for chart, rep in zip(charts, reps):
@@ -63,7 +74,11 @@ def test_session_page_renders_the_rep_table_and_a_chart_per_rep(browser, served,
         marks = chart.find_elements(By.CSS_SELECTOR, "g.fault-mark")
         assert sorted(m.get_attribute("data-fault") for m in marks) == sorted(f["name"] for f in rep["faults"])
     first_fault = next(f for r in reps for f in r["faults"])
-    assert first_fault["cue"] in text(browser, "#rep-table")
+    table = text(browser, "#rep-table")
+    assert "past" not in table and " against " not in table  # one line per fault, the detail folded below
+    line = browser.find_element(By.CSS_SELECTOR, "#rep-table .fault-item .says").text
+    assert " — " in line and any(unit in line for unit in "°×s%"), line  # a quantity with its unit and the limit
+    assert first_fault["cue"] in text(browser, f"#rep-{next(r for r in reps if r['faults'])['rep_index']} .fault-list")
     assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE["width"]  # table fits
     screenshot(browser, "session")
     screenshot(browser, "session-full", full_page=True)
@@ -116,6 +131,9 @@ def test_a_trainer_signs_in_and_corrects_a_rep_from_the_phone(browser, served, s
     rep = next(r for r in station.store.session_reps(sid) if r["faults"])
     browser.get(f"{served}/sessions/{sid}#rep-{rep['rep_index']}")
     card = browser.find_element(By.ID, f"rep-{rep['rep_index']}")
+    # a link to a rep opens that rep's fold (and only that one)
+    wait_for(lambda: card.find_element(By.CSS_SELECTOR, "details.rep-detail").get_attribute("open") is not None, "the rep to open")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "details.rep-detail[open]")) == 1
     browser.execute_script("arguments[0].open = true", card.find_element(By.CSS_SELECTOR, "details.correct"))
     card.find_element(By.CSS_SELECTOR, "form:has(input[value=false_alarm]) button").click()
     wait_for(lambda: "saved=correction" in browser.current_url, "the correction to save")
@@ -123,7 +141,7 @@ def test_a_trainer_signs_in_and_corrects_a_rep_from_the_phone(browser, served, s
     assert [(c["kind"], c["fault"]) for c in saved["corrections"]] == [("false_alarm", rep["faults"][0]["name"])]
     assert [f["name"] for f in saved["faults"]] == [f["name"] for f in rep["faults"]]  # the verdict stays
     card = browser.find_element(By.ID, f"rep-{rep['rep_index']}")
-    assert "false alarm (trainer)" in card.text
+    wait_for(lambda: "false alarm (trainer)" in card.text, "the corrected rep to open again")
     browser.execute_script("arguments[0].scrollIntoView()", card)
     screenshot(browser, "session-corrected")
 
@@ -163,6 +181,8 @@ def test_a_session_the_pipeline_logged_from_a_real_squat_renders_on_a_phone(brow
         try:
             browser.get(f"{base}/sessions/{session['id']}")
             wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "svg.chart"), "the rep charts")
+            for fold in browser.find_elements(By.CSS_SELECTOR, "details.rep-detail"):
+                browser.execute_script("arguments[0].open = true", fold)
             charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
             assert len(charts) == len(reps) == 3
             for chart in charts:
@@ -199,8 +219,11 @@ def test_a_trainer_follows_an_athlete_up_the_ladder_on_a_phone(browser, ladder_l
             assert set(links) == {"Ann", "Ben"}
             links["Ann"].click()
             wait_for(lambda: browser.find_elements(By.ID, "ready-for"), "Ann's page")
-            assert text(browser, "#ready-for") == "Ready for: deadlift"
-            assert text(browser, "#step h2") == f"Current step: {DRILL}"
+            # titles, not ids; mastered, so she stands on the next step and the trainer is asked to confirm
+            assert text(browser, "#ready-for") == "Ready for: Deadlift"
+            assert text(browser, "#step h2") == "Current step: Deadlift"
+            assert "Kettlebell deadlift is mastered" in text(browser, "#step")
+            assert "kettlebell_deadlift" not in browser.find_element(By.TAG_NAME, "main").text
             evidence = browser.find_elements(By.CSS_SELECTOR, "#step a[href^='/sessions/']")
             assert len(evidence) == 4
             charts = browser.find_elements(By.CSS_SELECTOR, f"#drill-{DRILL} svg.chart.series")
@@ -216,7 +239,7 @@ def test_a_trainer_follows_an_athlete_up_the_ladder_on_a_phone(browser, ladder_l
 
             browser.find_element(By.ID, "accept").click()
             wait_for(lambda: "saved=step_accepted" in browser.current_url, "the acceptance to save")
-            assert text(browser, "#step h2") == "Current step: deadlift"
+            assert text(browser, "#step h2") == "Current step: Deadlift"
             assert not browser.find_elements(By.ID, "ready-for")
             aid = next(a["id"] for a in store.list_athletes() if a["name"] == "Ann")
             assert [(d["drill"], d["next_drill"], d["decision"]) for d in store.step_decisions(aid)] == [
@@ -226,8 +249,84 @@ def test_a_trainer_follows_an_athlete_up_the_ladder_on_a_phone(browser, ladder_l
             browser.find_element(By.LINK_TEXT, "Ben").click()
             wait_for(lambda: browser.find_elements(By.ID, "athlete-name"), "Ben's page")
             assert not browser.find_elements(By.ID, "ready-for")
+            assert text(browser, "#step h2") == "Current step: Kettlebell deadlift"
             assert "no rounded back rep in the latest session" in text(browser, "#step")
             assert "rounded back" in text(browser, "#faults") or "head not neutral" in text(browser, "#faults")
             screenshot(browser, "athlete-not-yet")
         finally:
             server.stop()
+
+
+def test_one_deadlift_session_reads_ahead_of_the_ladder_in_titles_on_a_phone(browser, tmp_path):
+    """An athlete back from a disc injury does one deadlift session: the page keeps them on the first
+    step, marks the deadlift "ahead of the ladder", names every drill by its title, and no page
+    tells the trainer to edit a file."""
+    import random
+
+    from selenium.webdriver.common.by import By
+
+    from device.commands.sample_log import synthetic_rep
+
+    with RepStore(tmp_path / "station.db") as store:
+        day = 1_780_000_000.0
+        sid = store.start_session(day, "deadlift", "picamera", "Dee")
+        rng, t = random.Random(5), 5.0
+        for i in range(1, 9):
+            rep = synthetic_rep(rng, i, t, "clean")
+            store.add_rep(sid, rep, wall_offset=day)
+            t = rep.end_time + 2.0
+        store.end_session(sid, day + t + 10)
+        aid = store.list_athletes()[0]["id"]
+        server = PageServer(make_app(store))
+        base = server.start()
+        try:
+            browser.get(f"{base}/athletes/{aid}")
+            wait_for(lambda: browser.find_elements(By.ID, "athlete-name"), "Dee's page")
+            assert text(browser, "#step h2") == "Current step: Wall-tap hinge"
+            (ahead,) = browser.find_elements(By.CSS_SELECTOR, "#ladder li.ahead")
+            assert ahead.text.startswith("Deadlift") and "ahead of the ladder" in ahead.text
+            assert "ahead of the ladder" in text(browser, "#drill-deadlift h2")
+            screenshot(browser, "athlete-ahead", full_page=True)
+            browser.get(f"{base}/athletes")
+            ladder = text(browser, "main")
+            assert "Wall-tap hinge" in ladder and "wall_tap_hinge" not in ladder
+            assert ".toml" not in ladder and "device/" not in ladder
+            browser.get(f"{base}/sessions/{sid}")
+            assert "Deadlift ·" in text(browser, ".session-meta")
+        finally:
+            server.stop()
+
+
+def test_a_trainer_sets_a_drills_cue_words_from_the_phone(browser, served, station):
+    """Settings, signed in: the running drill's cue words, each fault's field showing the drill's own
+    cue in grey; the coach's words are kept in the station's SQLite settings and sent to it."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served}/settings")
+    if browser.find_elements(By.CSS_SELECTOR, "#sign-in input[name=token]"):
+        browser.find_element(By.CSS_SELECTOR, "#sign-in input[name=token]").send_keys(TOKEN)
+        browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+        wait_for(lambda: "saved=signed_in" in browser.current_url, "signing in")
+    assert text(browser, "#cues h2") == "Cue words: Dowel hinge"
+    field = browser.find_element(By.CSS_SELECTOR, "#cues input[name=cue_rounded_back]")
+    assert field.get_attribute("placeholder") and not field.get_attribute("value")  # the drill's own, in grey
+    field.send_keys("proud chest, long spine")
+    browser.find_element(By.CSS_SELECTOR, "#cues button").click()
+    wait_for(lambda: "saved=cues" in browser.current_url, "the cue words to save")
+    assert "Cue words saved" in text(browser, ".flash")
+    kept = browser.find_element(By.CSS_SELECTOR, "#cues input[name=cue_rounded_back]").get_attribute("value")
+    assert kept == "proud chest, long spine"
+    assert station.store.get_setting("cues") == {"dowel_hinge": {"rounded_back": "proud chest, long spine"}}
+    assert station.controls.calls[-1][0] == "cues"
+    screenshot(browser, "settings-cues", full_page=True)
+
+
+def test_every_station_page_reads_on_a_phone_and_a_desk_screen(browser, served, station, filled_db):
+    """Every page of a station's trainer page at 390 px and 1280 px, full length, kept as artefacts
+    (test-output/screenshots/page-*-390.png, -1280.png): none scrolls sideways at either width."""
+    sid = clip_session_id(filled_db)
+    aid = station.store.list_athletes()[0]["id"]
+    pages = {"live": "/", "history": "/history", "session": f"/sessions/{sid}", "athletes": "/athletes",
+             "athlete": f"/athletes/{aid}", "settings": "/settings", "login": "/login", "api-docs": "/api/docs"}
+    shots = every_width(browser, served, pages, prefix="page-")
+    assert len(shots) == 2 * len(pages)

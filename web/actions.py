@@ -9,10 +9,14 @@ from typing import Any, Optional
 
 from fastapi import HTTPException
 
+from device.analysis.cues import SETTING as CUES_SETTING, CueWords
+from device.analysis.profiles import load_profile
+from device.analysis.vocabulary import Fault
+from device.errors import ConfigError
 from web.context import WebContext
 from web.progress import athlete_progress
-from web.schemas import (AthleteChange, AthleteOut, CorrectionIn, CorrectionOut, NewAthlete, SettingsIn, StepDecisionIn,
-                         StepDecisionOut)
+from web.schemas import (AthleteChange, AthleteOut, CorrectionIn, CorrectionOut, CueOut, CuesIn, CuesOut, NewAthlete,
+                         SettingsIn, StepDecisionIn, StepDecisionOut)
 
 
 def read_back(row: Optional[dict[str, Any]], what: str) -> dict[str, Any]:
@@ -89,6 +93,35 @@ def apply_settings(ctx: WebContext, body: SettingsIn) -> None:
         ctx.controls.set_athlete(body.athlete)
         if session_id is not None:
             ctx.require_log().set_athlete(session_id, body.athlete)
+
+
+def cues_out(ctx: WebContext, drill: str) -> CuesOut:
+    """A drill's cues as the station says them: the coach's words where set, else the drill's own,
+    for each fault the drill judges."""
+    try:
+        profile = load_profile(drill, ctx.profiles_dir)
+    except ConfigError:
+        raise HTTPException(404, f"no drill profile named {drill!r}") from None
+    own = CueWords(ctx.require_log().get_setting(CUES_SETTING)).for_drill(drill)
+    return CuesOut(drill=drill, cues=[
+        CueOut(fault=f.value, cue=own.get(f) or profile.faults.cue(f), own=f in own, drill_cue=profile.faults.cue(f))
+        for f in Fault if profile.faults.enabled(f)])
+
+
+def set_cues(ctx: WebContext, drill: str, body: CuesIn) -> CuesOut:
+    """Keep a drill's cue words in the station's settings (on disk first), then tell the running
+    station, which says them from its next fault."""
+    current = cues_out(ctx, drill)  # 404 for an unknown drill
+    judged = {c.fault for c in current.cues}
+    if unknown := sorted(set(body.cues) - judged):
+        raise HTTPException(400, f"{drill} does not judge {', '.join(unknown)}; its faults: {', '.join(sorted(judged))}")
+    log = ctx.require_writable()
+    words = CueWords(log.get_setting(CUES_SETTING))
+    words.replace(drill, body.cues)
+    log.set_setting(CUES_SETTING, words.to_saved())
+    if ctx.controls is not None:
+        ctx.controls.set_cues(drill, dict(body.cues))
+    return cues_out(ctx, drill)
 
 
 def _name_free(ctx: WebContext, name: str, athlete_id: Optional[int] = None) -> None:

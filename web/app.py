@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from device.analysis.ladder import Ladder, load_ladder
+from device.analysis.profiles import profile_titles
 from device.config import WebSettings
 from device.contract.records import RepReader, StorageError
 from device.hub.floor import Floor
@@ -58,6 +59,8 @@ def create_app(
     page_cpu_share: Optional[float] = 0.25,
     floor: Optional[Floor] = None,
     ladder: Optional[Ladder] = None,
+    drill_titles: Optional[Mapping[str, str]] = None,
+    profiles_dir: Optional[Path] = None,
 ) -> FastAPI:
     """Build the page.
 
@@ -73,10 +76,14 @@ def create_app(
         page alone).
     floor: the hub's live view of every station (`station hub`: gym mode).
     ladder: the drill ladder athletes' mastery is judged on (default: device/analysis/ladder.toml).
+    drill_titles: each drill's title, shown instead of its name (default: the shipped profiles' titles).
+    profiles_dir: the station's own drill profiles (analysis.profiles_dir), for each drill's own cues.
     """
     context = WebContext(store=store, gate=TokenGate(web.token, web.read_requires_token), live=live, controls=controls,
                          profiles=tuple(profiles), checks=checks, preview_fps=web.preview_fps, version=_version(),
-                         floor=floor, ladder=ladder or load_ladder())
+                         floor=floor, ladder=ladder or load_ladder(),
+                         drill_titles=drill_titles if drill_titles is not None else profile_titles(),
+                         profiles_dir=profiles_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,7 +99,7 @@ def create_app(
         responses=everywhere_problems(),
     )
     app.state.context = context
-    app.state.templates = make_templates(STATIC)
+    app.state.templates = make_templates(STATIC, context.drill_titles)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     if page_cpu_share is not None:
         app.add_middleware(PaceMiddleware, share=page_cpu_share)

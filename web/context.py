@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Optional, Sequence
+from typing import Annotated, Any, Callable, Mapping, Optional, Sequence
+
+from pathlib import Path as PathType
 
 from fastapi import Depends, HTTPException, Path, Request
 
@@ -35,6 +37,8 @@ class WebContext:
     stream_clients: Counter[str] = field(default_factory=Counter)  # the same, per client address
     floor: Optional[Floor] = None  # the hub's page (gym mode): every station's live state
     ladder: Ladder = field(default_factory=load_ladder)  # the drill ladder mastery is judged on
+    drill_titles: Mapping[str, str] = field(default_factory=dict)  # drill name -> its title, for the pages
+    profiles_dir: Optional[PathType] = None  # the station's own drill profiles (analysis.profiles_dir)
 
     @property
     def gym(self) -> bool:

@@ -42,7 +42,7 @@ def _steps(ladder: Ladder, statuses: Optional[Any]) -> list[StepOut]:
     for i, step in enumerate(ladder.steps):
         status = statuses[i] if statuses is not None else None
         empty = MasteryOut(met=False, evidence=[], clean_reps=0, reps=0, clean_share=None, days=0, missing=[])
-        out.append(StepOut(index=i, drill=step.drill, why=step.why, tried=bool(status and status.tried),
+        out.append(StepOut(index=i, drill=step.drill, also=list(step.also), why=step.why, tried=bool(status and status.tried),
                            rule=MasteryRuleOut(**step.mastery.model_dump()),
                            mastery=mastery_out(status.mastery) if status is not None else empty))
     return out
@@ -89,7 +89,7 @@ def athlete_progress(ctx: WebContext, athlete_id: int) -> AthleteProgress:
             clean_pct=_pct(t.clean, t.reps), mean_depth_deg=_mean(r["peak_hip_flexion_deg"] for r in counted),
             mean_lowering_s=_mean(r["lowering_s"] for r in counted),
             mean_rep_s=_mean(r["ended_at"] - r["started_at"] for r in counted),
-            hip_travel=travel, hip_travel_cm=leg_lengths_to_cm(travel, height)))
+            hip_travel=travel, hip_travel_cm=leg_lengths_to_cm(travel, height), ahead=state.ahead(t.drill, ctx.ladder)))
 
     faults = Counter(name for t in tallies for name, n in t.faults.items() for _ in range(n))
     unit: Literal["leg lengths", "cm"] = "cm" if height is not None else "leg lengths"
@@ -105,7 +105,7 @@ def athlete_progress(ctx: WebContext, athlete_id: int) -> AthleteProgress:
         suggestion=SuggestionOut(drill=suggestion.drill, next_drill=suggestion.next_drill,
                                  evidence=list(suggestion.evidence)) if suggestion else None,
         steps=_steps(ctx.ladder, list(state.steps)),
-        other_drills=sorted({t.drill for t in tallies if t.reps} - set(ctx.ladder.drills)),
+        other_drills=sorted(d for d in {t.drill for t in tallies if t.reps} if ctx.ladder.index(d) is None),
         faults=[FaultTally(name=n, count=c, cue=default_cue(n)) for n, c in faults.most_common()],
         hip_travel=trend, sessions=drill_sessions,
         decisions=[StepDecisionOut(**d) for d in decisions], reps=points,

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from device.analysis.cues import clean_cue
 from device.analysis.vocabulary import Fault
+from device.contract.records import FaultName
 
 CorrectionKind = Literal["not_a_rep", "false_alarm", "missed_fault"]
 MAX_ID = 2**63 - 1  # SQLite INTEGER range
@@ -65,6 +67,10 @@ class FaultOut(BaseModel):
     margin: Measure = Field(None, description="How far past the limit (positive = past), in the rule's unit.")
     noise: Measure = Field(None, description="The measurement noise band the margin had to exceed to buzz; "
                                              "null when the noise was not known yet.")
+    quantity: Optional[str] = Field(None, description="What `value` measures (e.g. knee_flexion_deg, hinge_ratio); "
+                                                      "null for a fault logged before it was kept.")
+    says: str = Field("", description="The evidence in the coach's words: what was seen, what the movement asks.")
+    past: str = Field("", description="How far past the limit against the reading's noise, in words.")
 
 
 class BorderlineOut(FaultOut):
@@ -169,6 +175,7 @@ class LiveOut(BaseModel):
     state_label: str
     cue: str
     profile: str
+    profile_title: str = Field("", description="The drill's title, as the page shows it.")
     session_id: Optional[int]
     session_reps: int
     phase: str
@@ -197,6 +204,8 @@ class StationOnFloor(BaseModel):
     online: Optional[bool] = Field(description="From its availability topic; null before the hub heard it.")
     state: Optional[str] = Field(description="nobody, in_view, in_rep, turn_sideways or camera_lost; null before its first state.")
     state_label: str
+    drill_title: str = Field("", description="The station's drill by its title, as the floor shows it.")
+    athlete: Optional[str] = Field(None, description="Who is up at the station; null: nobody named.")
     drill: Optional[str]
     reps_this_session: Optional[int]
     reps_today: Optional[int]
@@ -332,6 +341,26 @@ class SettingsIn(Strict):
         return self
 
 
+CueText = Annotated[str, Field(max_length=400), AfterValidator(clean_cue)]
+
+
+class CuesIn(Strict):
+    cues: dict[FaultName, CueText] = Field(description="Fault name -> the coach's words; an empty string goes "
+                                                        "back to the drill's own cue. Faults left out go back too.")
+
+
+class CueOut(BaseModel):
+    fault: str
+    cue: str = Field(description="What the station shows and says for this fault under this drill.")
+    own: bool = Field(description="Whether these are the coach's words (else the drill's own cue).")
+    drill_cue: str = Field(description="The drill profile's own cue.")
+
+
+class CuesOut(BaseModel):
+    drill: str
+    cues: list[CueOut]
+
+
 # --- athletes and the drill ladder ----------------------------------------------------------
 
 AthleteName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60),
@@ -418,6 +447,7 @@ class MasteryOut(BaseModel):
 class StepOut(BaseModel):
     index: int
     drill: str
+    also: list[str] = Field(default_factory=list, description="Other drills whose sessions count as this step.")
     why: str
     tried: bool
     rule: MasteryRuleOut
@@ -448,6 +478,7 @@ class DrillSession(BaseModel):
     mean_rep_s: Measure
     hip_travel: Measure = Field(description="Median hips behind the ankle at the bottom, in leg lengths.")
     hip_travel_cm: Measure = Field(description="The same in cm (null without the athlete's height).")
+    ahead: bool = Field(False, description="A drill beyond the athlete's current step: trained ahead of the ladder.")
 
 
 class RepPoint(BaseModel):

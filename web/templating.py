@@ -5,12 +5,14 @@ import hashlib
 import math
 import time
 from pathlib import Path
-from typing import Optional
+from functools import partial
+from types import MappingProxyType
+from typing import Mapping, Optional
 from urllib.parse import quote
 
 from fastapi.templating import Jinja2Templates
 
-from web.views import default_cue, fault_label
+from web.views import default_cue, drill_title, fault_label
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -57,15 +59,20 @@ def num(value: Optional[float], digits: int = 1) -> str:
     return f"{value:.{digits}f}" if _finite(value) else "–"
 
 
+def times(value: Optional[float]) -> str:
+    """A ratio, as a coach says it: "3.3×" (the hips bent 3.3 times as much as the knees)."""
+    return f"{value:.1f}×" if _finite(value) else "–"
+
+
 def pct(value: Optional[float]) -> str:
     return f"{value:.0f}%" if _finite(value) else "–"
 
 
-def make_templates(static_dir: Path) -> Jinja2Templates:
+def make_templates(static_dir: Path, drill_titles: Mapping[str, str] = MappingProxyType({})) -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATES)
     env = templates.env
-    env.filters.update(when=when, clock=clock, duration=duration, deg=deg, num=num, pct=pct,
-                       fault_label=fault_label, cue=default_cue)
+    env.filters.update(when=when, clock=clock, duration=duration, deg=deg, num=num, pct=pct, times=times,
+                       fault_label=fault_label, cue=default_cue, drill=partial(drill_title, drill_titles))
     digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:10] for p in static_dir.iterdir() if p.is_file()}
     env.globals["static_url"] = lambda name: f"/static/{name}?v={digests.get(name, '0')}"
     env.globals["quote_next"] = quote_next

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from device.analysis.ladder import clean_after_corrections, corrected_faults, is_counted
 from device.analysis.vocabulary import DEFAULT_CUES, Fault, fault_from_name, rep_verdict
 from device.hub.floor import FloorSnapshot, StationView
 from device.station.live import LiveSnapshot, StationState
+from web.evidence import evidence_line, past_line
 from web.schemas import (BorderlineOut, FaultOut, FloorOut, HubLinkOut, LiveOut, RepBrief, RepOut, SessionOut,
                          SessionStats, StationOnFloor)
 
@@ -52,8 +53,11 @@ def _pct(part: int, whole: int) -> Optional[float]:
 
 def fault_out(row: dict[str, Any], rep_started_at: float, shape: type[FaultOut] = FaultOut) -> FaultOut:
     """A fault row, or (shape=BorderlineOut) a borderline fault kept beside its rep, which has no id."""
-    return shape(id=row.get("id"), name=row["name"], cue=row["cue"], at=row["at"], t_rel_s=row["at"] - rep_started_at,
-                 value=row["value"], threshold=row["threshold"], margin=row.get("margin"), noise=row.get("noise"))
+    name, quantity, value, threshold = row["name"], row.get("quantity"), row["value"], row["threshold"]
+    return shape(id=row.get("id"), name=name, cue=row["cue"], at=row["at"], t_rel_s=row["at"] - rep_started_at,
+                 value=value, threshold=threshold, margin=row.get("margin"), noise=row.get("noise"), quantity=quantity,
+                 says=evidence_line(name, quantity, value, threshold),
+                 past=past_line(name, quantity, value, threshold, row.get("margin"), row.get("noise")))
 
 
 def stored_verdict(rep: dict[str, Any]) -> str:
@@ -111,20 +115,29 @@ def session_stats(reps: list[dict[str, Any]], corrected: bool) -> SessionStats:
         faults = [[f["name"] for f in r["faults"]] for r in reps]
         clean = sum(1 for r in reps if stored_verdict(r) == "clean")
     counts = Counter(name for names in faults for name in names)
+    said = {f["name"]: f["cue"] for r in reps for f in r["faults"] if f.get("cue")}  # the latest said wins
     # most_common breaks ties by first appearance; prefer the fault vocabulary's order instead
     order = {f.value: i for i, f in enumerate(Fault)}
     top = min(counts, key=lambda n: (-counts[n], order.get(n, len(order)), n)) if counts else None
     return SessionStats(
         reps=len(reps), clean_reps=clean, clean_pct=_pct(clean, len(reps)), fault_counts=dict(counts),
-        most_common_fault=top, most_common_fault_cue=default_cue(top),
+        # the cue as the station said it (a coach's own words, where set), else the fault's usual one
+        most_common_fault=top, most_common_fault_cue=said.get(top or "") or default_cue(top),
         mean_lowering_s=_mean(r["lowering_s"] for r in reps), mean_rising_s=_mean(r["rising_s"] for r in reps),
         mean_rep_s=_mean(r["ended_at"] - r["started_at"] for r in reps),
     )
 
 
-def live_out(version: int, snap: LiveSnapshot, last_rep: Optional[RepBrief]) -> LiveOut:
+def drill_title(titles: Mapping[str, str], name: Optional[str]) -> str:
+    """A drill as a coach reads it: its profile's title ("Wall-tap hinge"), else its name in words."""
+    if not name:
+        return "–"
+    return titles.get(name) or name.replace("_", " ").capitalize()
+
+
+def live_out(version: int, snap: LiveSnapshot, last_rep: Optional[RepBrief], titles: Mapping[str, str]) -> LiveOut:
     return LiveOut(
-        version=version, **snap.to_dict(),
+        version=version, **snap.to_dict(), profile_title=drill_title(titles, snap.profile),
         state_label=STATE_LABELS.get(snap.state, snap.state.replace("_", " ").capitalize()),
         last_fault_label=fault_label(snap.last_fault),
         last_fault_clock=time.strftime("%H:%M:%S", time.localtime(snap.last_fault_at)) if snap.last_fault_at else "",
@@ -138,7 +151,7 @@ FLOOR_STATE_LABELS = {  # the contract's states (device/contract/topics.py), in 
 }
 
 
-def station_on_floor(view: StationView, broker: Optional[bool] = True) -> StationOnFloor:
+def station_on_floor(view: StationView, titles: Mapping[str, str], broker: Optional[bool] = True) -> StationOnFloor:
     """One station's card. While the hub has lost the broker it hears nothing from any station: each
     shows what it last said, marked so, and none is called offline for the hub's own trouble."""
     state = view.state or {}
@@ -153,6 +166,7 @@ def station_on_floor(view: StationView, broker: Optional[bool] = True) -> Statio
         gap = f"{said_today} made today · {view.stored_today} at the hub" + (f" · {missing} not at the hub yet" if missing else "")
     return StationOnFloor(
         station=view.station, online=view.online, state=state.get("state"), state_label=label, drill=state.get("drill"),
+        drill_title=drill_title(titles, state.get("drill")), athlete=state.get("athlete"),
         reps_this_session=state.get("reps_this_session"), reps_today=state.get("reps_today"),
         last_fault=state.get("last_fault"), last_fault_label=fault_label(state.get("last_fault")),
         clean_pct_today=round(100.0 * share, 1) if share is not None else None, buzzer_on=state.get("buzzer_on"),
@@ -162,8 +176,8 @@ def station_on_floor(view: StationView, broker: Optional[bool] = True) -> Statio
     )
 
 
-def floor_out(snap: FloorSnapshot) -> FloorOut:
+def floor_out(snap: FloorSnapshot, titles: Mapping[str, str]) -> FloorOut:
     link = HubLinkOut(broker="connecting" if snap.broker is None else "connected" if snap.broker else "lost",
                       since=snap.broker_since)
-    return FloorOut(version=snap.version, hub_link=link, stations=[station_on_floor(v, snap.broker) for v in snap.stations],
+    return FloorOut(version=snap.version, hub_link=link, stations=[station_on_floor(v, titles, snap.broker) for v in snap.stations],
                     dropped=snap.dropped, backlog=snap.backlog)

@@ -18,10 +18,11 @@ from dataclasses import replace
 import math
 import time as _time
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from device.analysis.vocabulary import (
     AnalysisEvent,
+    Fault,
     FaultEvent,
     FaultRaised,
     Framing,
@@ -46,14 +47,15 @@ log = logging.getLogger(__name__)
 class HingeAnalyzer:
     """Counts hinge reps and raises faults, frame by frame, for one drill profile."""
 
-    def __init__(self, profile: Union[Profile, str] = "hinge", profiles_dir: Optional[Path] = None):
+    def __init__(self, profile: Union[Profile, str] = "hinge", profiles_dir: Optional[Path] = None,
+                 cues: Optional[Mapping[Fault, str]] = None):
         self.profile = load_profile(profile, profiles_dir) if isinstance(profile, str) else profile
         self.tracker = AngleTracker(self.profile.kinematics)
         self.framing_monitor = FramingMonitor(self.profile.framing)
         self.view_meter = ViewMeter(self.profile.framing)
         self.oblique = False  # the camera is front- or rear-oblique: count, judge no fault
         self.counter = RepCounter(self.profile.reps)
-        self.judge = FaultJudge(self.profile)
+        self.judge = FaultJudge(self.profile, cues)  # cues: the coach's own words (device/analysis/cues.py)
         self.angles: Optional[Angles] = None
         self.reps: list[Rep] = []
         self.faults: list[FaultEvent] = []  # every fault raised, also in reps later dropped

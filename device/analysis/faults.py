@@ -10,7 +10,7 @@ What 2D landmarks can see is limited; see ANALYSIS.md.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 from device.analysis.kinematics import Angles
 from device.analysis.profiles import Profile
@@ -43,8 +43,11 @@ class FaultJudge:
     nothing buzzes: what held is judged again once the view is known side-on, and let go if the
     rep closes first. The analyzer never calls the judge on an oblique view."""
 
-    def __init__(self, profile: Profile):
+    def __init__(self, profile: Profile, cues: Optional[Mapping[Fault, str]] = None):
         self.profile = profile
+        # The coach's own words for a fault (device/analysis/cues.py), read as each fault is raised:
+        # they win over the rule's specific cue and the profile's.
+        self.cues: Mapping[Fault, str] = cues if cues is not None else {}
         self.reset()
 
     def reset(self) -> None:
@@ -71,9 +74,10 @@ class FaultJudge:
 
     def _event(self, fault: Fault, finding: Finding, time: float, rep_index: int, band: float,
                borderline: bool) -> FaultEvent:
-        cue = finding.cue or self.profile.faults.cue(fault)
+        cue = self.cues.get(fault) or finding.cue or self.profile.faults.cue(fault)
         return FaultEvent(fault, cue, time, round(finding.value, 3), finding.threshold, rep_index,
-                          margin=round(finding.margin, 3), noise=round(band, 3), borderline=borderline)
+                          margin=round(finding.margin, 3), noise=round(band, 3), borderline=borderline,
+                          quantity=finding.quantity)
 
     def _keep_borderline(self, key: tuple[int, Fault], event: FaultEvent) -> None:
         kept = self._borderline.get(key)

@@ -66,7 +66,15 @@ class MasteryRule(_Table):
 class Step(_Table):
     drill: str
     why: str = ""
+    # Other drills whose sessions count as this step: the station's default drill (`hinge`, what a
+    # station runs when nobody chose one) is the plain bodyweight hinge the first step teaches, so a
+    # new station's sessions count toward it instead of for nothing.
+    also: tuple[str, ...] = ()
     mastery: MasteryRule
+
+    @property
+    def drills(self) -> tuple[str, ...]:
+        return (self.drill, *self.also)
 
 
 class Ladder(_Table):
@@ -77,7 +85,8 @@ class Ladder(_Table):
         return [s.drill for s in self.steps]
 
     def index(self, drill: str) -> Optional[int]:
-        return self.drills.index(drill) if drill in self.drills else None
+        """The step a drill's sessions count for (its own, or the one it is `also` of); None off the ladder."""
+        return next((i for i, s in enumerate(self.steps) if drill in s.drills), None)
 
 
 def load_ladder(path: Optional[Path] = None, profiles_dir: Optional[Path] = None) -> Ladder:
@@ -106,10 +115,11 @@ def load_ladder(path: Optional[Path] = None, profiles_dir: Optional[Path] = None
     except ValidationError as err:
         raise ConfigError(format_validation_errors(err, f"drill ladder {path}:")) from None
     known = set(list_profiles(profiles_dir))
-    unknown = [d for d in ladder.drills if d not in known]
+    every = [d for s in ladder.steps for d in s.drills]
+    unknown = [d for d in every if d not in known]
     if unknown:
         raise ConfigError(f"drill ladder {path}: no drill profile named {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    twice = [d for d, n in Counter(ladder.drills).items() if n > 1]
+    twice = [d for d, n in Counter(every).items() if n > 1]
     if twice:
         raise ConfigError(f"drill ladder {path}: {', '.join(twice)} appear(s) twice; each drill is one step")
     return ladder
@@ -185,9 +195,11 @@ def tally_sessions(sessions: Sequence[dict[str, Any]], reps: Sequence[dict[str, 
     return tallies
 
 
-def judge(drill: str, rule: MasteryRule, tallies: Sequence[SessionTally]) -> Mastery:
-    """Mastery of `drill` over its `rule.recent_sessions` most recent sessions that have counted reps."""
-    recent = [t for t in tallies if t.drill == drill and t.reps > 0][-rule.recent_sessions:]
+def judge(drill: str, rule: MasteryRule, tallies: Sequence[SessionTally], also: Sequence[str] = ()) -> Mastery:
+    """Mastery of `drill` (with the drills that count as it, `also`) over its `rule.recent_sessions`
+    most recent sessions that have counted reps."""
+    drills = {drill, *also}
+    recent = [t for t in tallies if t.drill in drills and t.reps > 0][-rule.recent_sessions:]
     clean, reps = sum(t.clean for t in recent), sum(t.reps for t in recent)
     share = clean / reps if reps else None
     days = len({t.day for t in recent})
@@ -233,29 +245,50 @@ class Progression:
     def current_drill(self) -> str:
         return self.steps[self.current].step.drill
 
+    def ahead(self, drill: str, ladder: Ladder) -> bool:
+        """A session on a drill beyond the current step: trained ahead of the ladder."""
+        index = ladder.index(drill)
+        return index is not None and index > self.current
+
+
+def _answered(decisions: Sequence[dict[str, Any]], drill: str, next_drill: str, since: float, kind: Optional[str] = None) -> bool:
+    return any(d["drill"] == drill and d["next_drill"] == next_drill and d["decided_at"] >= since
+               and (kind is None or d["decision"] == kind) for d in decisions)
+
 
 def progression(ladder: Ladder, tallies: Sequence[SessionTally], decisions: Sequence[dict[str, Any]]) -> Progression:
     """Where the athlete stands on the ladder.
 
-    The current step is the highest one they have trained or been moved up to (an accepted
-    suggestion); it starts at the first step. "Ready for the next" is suggested when the current
-    step's rule is met, unless the trainer already answered for this evidence: a dismissal holds
-    until a newer session meets the rule again.
+    The current step is the first one not yet passed. A step is passed when the trainer moved the
+    athlete beyond it (an accepted step), or when its mastery rule is met on the athlete's own
+    sessions, unless the trainer held them there (dismissed the suggestion after those sessions: a
+    dismissal holds until a newer session meets the rule again). Training a later drill passes
+    nothing: one deadlift session is "ahead of the ladder", not the top of it. When mastery alone
+    moved the athlete on, "ready for" the new step is suggested until the trainer answers.
     """
-    steps = tuple(StepStatus(s, i, any(t.drill == s.drill and t.reps for t in tallies), judge(s.drill, s.mastery, tallies))
+    steps = tuple(StepStatus(s, i, any(t.drill in s.drills and t.reps for t in tallies),
+                             judge(s.drill, s.mastery, tallies, s.also))
                   for i, s in enumerate(ladder.steps))
-    reached = [i for i, s in enumerate(steps) if s.tried]
-    reached += [i for d in decisions if d["decision"] == "accepted" and (i := ladder.index(d["next_drill"])) is not None]
-    current = max(reached, default=0)
+    accepted = [i for d in decisions if d["decision"] == "accepted" and (i := ladder.index(d["next_drill"])) is not None]
+    moved_to = max(accepted, default=0)
+
+    def latest(status: StepStatus) -> float:
+        return max(t.started_at for t in tallies if t.id in status.mastery.evidence)
+
+    def passed(i: int) -> bool:
+        if i < moved_to:
+            return True
+        status = steps[i]
+        if not status.mastery.met or i + 1 >= len(steps):
+            return False
+        return not _answered(decisions, status.step.drill, steps[i + 1].step.drill, latest(status), "dismissed")
+
+    current = next((i for i in range(len(steps)) if not passed(i)), len(steps) - 1)
     suggestion = None
-    status = steps[current]
-    if status.mastery.met and current + 1 < len(steps):
-        next_drill = steps[current + 1].step.drill
-        latest = max(t.started_at for t in tallies if t.id in status.mastery.evidence)
-        answered = any(d["drill"] == status.step.drill and d["next_drill"] == next_drill and d["decided_at"] >= latest
-                       for d in decisions)
-        if not answered:
-            suggestion = Suggestion(status.step.drill, next_drill, status.mastery.evidence)
+    if current > moved_to:  # reached by mastery, not by the trainer's move
+        mastered = steps[current - 1]
+        if mastered.mastery.met and not _answered(decisions, mastered.step.drill, steps[current].step.drill, latest(mastered)):
+            suggestion = Suggestion(mastered.step.drill, steps[current].step.drill, mastered.mastery.evidence)
     return Progression(steps, current, suggestion, tuple(decisions))
 
 

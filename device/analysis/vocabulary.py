@@ -77,17 +77,22 @@ class FaultEvent:
     margin: float = float("nan")  # how far past the limit, in the rule's unit
     noise: float = float("nan")  # the clear-margin band the margin had to exceed (inf: not known)
     borderline: bool = False
+    # What `value` measures (rules.Finding.quantity: an Angles field, "hinge_ratio", "lowering_s"), so
+    # the page can say it in words: one fault may be decided by different quantities (a squat by the
+    # hips at knee height, the knees' bend or the hinge ratio). "" where it is not known.
+    quantity: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"fault": self.fault.value, "cue": self.cue, "time": self.time, "value": self.value,
                 "threshold": self.threshold, "margin": self.margin, "noise": self.noise,
-                "borderline": self.borderline, "rep_index": self.rep_index}
+                "borderline": self.borderline, "rep_index": self.rep_index, "quantity": self.quantity}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FaultEvent":
         """The inverse of to_dict, also after JSON (where NaN was written as null)."""
         return cls(Fault(data["fault"]), data["cue"], _real(data["time"]), _real(data["value"]), _real(data["threshold"]),
-                   int(data["rep_index"]), _real(data.get("margin")), _real(data.get("noise")), bool(data.get("borderline")))
+                   int(data["rep_index"]), _real(data.get("margin")), _real(data.get("noise")), bool(data.get("borderline")),
+                   str(data.get("quantity") or ""))
 
 
 VERDICTS = ("not judged", "faults", "borderline", "clean")

@@ -370,10 +370,12 @@ def bench_hub(stations: int, seconds: float, every: float, database_url: Optiona
         hub = None
         fleet = None
         try:
+            _say(f"bench {stations}: starting a broker and a hub ({url.split(':', 1)[0]})")
             session, reps = templates(workdir, rng)
             store = HubStore(url)  # creates the tables, so the hub and this reader agree from the start
             hub = start_hub(workdir, broker.port, url)
             _wait_for_hub(store, hub, workdir, broker.port, session, reps)
+            _say(f"bench {stations}: the hub is storing; connecting {stations} simulated stations")
             baseline = store.rep_count()
             last_id = max([r["id"] for r in store.reps_since(0)] or [0])
             start_at = time.time() + 10 + stations / 50  # time for every station to connect first
@@ -412,11 +414,16 @@ def bench_hub(stations: int, seconds: float, every: float, database_url: Optiona
             elapsed = time.monotonic() - t0
             cpu = {"hub": cpu_seconds(hub.pid) - cpu0["hub"], "broker": cpu_seconds(broker.proc.pid) - cpu0["broker"],
                    "stations": fleet.cpu() - cpu0["stations"]}
+            _say(f"bench {stations}: {seconds:g} s over; waiting for the stations' last acknowledgements")
             while not fleet.all_in("published"):
                 fleet.drain_reports(1.0)
             published = fleet.total(4)
-            drain_started = time.monotonic()
+            drain_started = last_say = time.monotonic()
             while store.rep_count() - baseline < published and time.monotonic() - drain_started < DRAIN_MAX_S:
+                if time.monotonic() - last_say >= PROGRESS_S:
+                    last_say = time.monotonic()
+                    _say(f"bench {stations}: the hub catching up: {store.rep_count() - baseline} of {published} stored "
+                         f"({time.monotonic() - drain_started:.0f} s of at most {DRAIN_MAX_S:.0f} s)")
                 if hub.poll() is not None:
                     raise StationError("the hub exited during the benchmark (its log is in the run's temporary directory)")
                 for row in store.reps_since(last_id):
@@ -429,6 +436,7 @@ def bench_hub(stations: int, seconds: float, every: float, database_url: Optiona
                 latencies.append(time.time() - row["ended_at"])
             time.sleep(1.0)  # the last confirmations
             fleet.stop.set()
+            _say(f"bench {stations}: stopping the stations")
             while not fleet.all_in("done"):
                 fleet.drain_reports(1.0)
             confirm = [x for row in fleet.last.values() for x in row[7]]

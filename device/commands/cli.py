@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="models:status")
     model_flags(p)
 
+    add("retire", "retire:command", "remove this station from Home Assistant and the hub's floor (before wiping it)")
     p = add("doctor", "doctor:command", "check camera, models, runtime, GPIO, disk, rep database, clock and config")
     p.add_argument("--quick", action="store_true", help="do not open the camera or run the model (safe while the station runs)")
     p.add_argument("--json", type=Path, metavar="PATH", help="write the checks as JSON")

@@ -136,13 +136,14 @@ def first_frames(clip: Path, frames: int, shifted: bool = False) -> Iterator[Any
 
 def event_record(event: Any) -> dict[str, Any]:
     """An analysis event without its measured values: what happened, when (frame time) and to which
-    rep, fault or framing. Angles and margins are measurements; they may differ in the last digits."""
+    rep, fault or framing. Angles and margins are measurements; they may differ in the last digits, and
+    so may which of a fault's signs was clearest (a fault's `quantity`): the evidence, not the event."""
     def keep(value: Any) -> Any:
         if isinstance(value, Enum):
             return value.value
         if is_dataclass(value):
-            return {f.name: keep(getattr(value, f.name)) for f in fields(value)
-                    if f.name in ("time", "start_time", "bottom_time", "end_time") or not isinstance(getattr(value, f.name), float)}
+            return {f.name: keep(getattr(value, f.name)) for f in fields(value) if f.name != "quantity" and (
+                    f.name in ("time", "start_time", "bottom_time", "end_time") or not isinstance(getattr(value, f.name), float))}
         if isinstance(value, (list, tuple)):
             return [keep(v) for v in value if not isinstance(v, (tuple, float))]  # rep.trace: measured samples
         return value

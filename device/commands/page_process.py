@@ -163,7 +163,7 @@ class PageProcess:
             kind = message[0]
             try:
                 if kind == "control" and message[1] in ("set_profile", "set_buzzer_enabled", "set_athlete",
-                                                        "set_voice_enabled"):
+                                                        "set_voice_enabled", "set_cues"):
                     getattr(self.controls, message[1])(*message[2])
                 elif kind == "preview_wanted":
                     self.live.want_preview()
@@ -251,6 +251,9 @@ class _ControlsProxy:
     def set_voice_enabled(self, enabled: bool) -> None:
         _send_quietly(self._conn, self._lock, ("control", "set_voice_enabled", (enabled,)))
 
+    def set_cues(self, drill: str, cues: dict[str, str]) -> None:
+        _send_quietly(self._conn, self._lock, ("control", "set_cues", (drill, dict(cues))))
+
 
 def _send_quietly(conn: Connection, lock: threading.Lock, message: tuple) -> None:
     try:
@@ -297,7 +300,7 @@ async def _heartbeat(conn: Connection, lock: threading.Lock) -> None:
 
 def page_main(settings_dump: dict[str, Any], conn: Connection, port: int, max_open_files: int) -> None:
     """The page process: serve the page until the loop says stop or goes away."""
-    from device.analysis.profiles import list_profiles
+    from device.analysis.profiles import list_profiles, profile_titles
     from device.commands.doctor import run_checks
     from device.config import load_settings
     from device.station.store import RepStore
@@ -321,7 +324,9 @@ def page_main(settings_dump: dict[str, Any], conn: Connection, port: int, max_op
         app = create_app(RepStore(settings.db_path), settings.web, live=live,
                          controls=_ControlsProxy(conn, lock),
                          profiles=list_profiles(settings.analysis.profiles_dir),
-                         checks=lambda: [c.row() for c in run_checks(settings)], ladder=ladder)
+                         checks=lambda: [c.row() for c in run_checks(settings)], ladder=ladder,
+                         drill_titles=profile_titles(settings.analysis.profiles_dir),
+                         profiles_dir=settings.analysis.profiles_dir)
         server = PageServer(app, host=settings.web.host, port=port)
         server.start()
     except Exception as err:  # tell the loop why, in one line

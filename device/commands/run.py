@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import secrets
+import sys
 import threading
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Optional
 
 from pydantic import SecretStr
 
+from device.station.addresses import page_lines
 from device.commands.doctor import MIN_TOKEN_LENGTH
 from device.commands.tables import print_table
 from device.config import Settings
@@ -39,6 +41,7 @@ class PageKeeper:
         from device.commands.page_process import PageProcess
 
         self.port = settings.web.port
+        self.settings = settings
         self.page = PageProcess(settings.model_dump(), rig.live, rig.station)
         self.note = note
         self.url: Optional[str] = None
@@ -63,7 +66,8 @@ class PageKeeper:
                     return
                 delay = min(delay * 2, PAGE_RETRY_MAX_S)
                 continue
-            print(f"trainer page: {self.url}", flush=True)
+            web = self.settings.web
+            print("\n".join(page_lines(web.host, self.page.port or web.port, self.url, sys.stdout.isatty())), flush=True)
             if self.note:
                 print(self.note, flush=True)
             return

@@ -67,6 +67,9 @@ class FaultRecord(Record):
     threshold: Optional[float] = None
     margin: Optional[float] = None
     noise: Optional[float] = None
+    # What `value` measures (device/analysis/rules.py: Finding.quantity), for the page's words; None
+    # from a station older than this field.
+    quantity: Optional[Annotated[str, Field(max_length=40)]] = None
 
 
 class SessionRecord(Record):

@@ -10,7 +10,7 @@ Topics (`<prefix>` from `[mqtt] topic_prefix`, default ``hinge``; `<sid>` the st
 topic                               from    retained  QoS  payload
 ==================================  ======  ========  ===  ======================================================================
 <prefix>/<sid>/availability         sid     yes       1    ``online`` / ``offline`` (plain text; the last will is ``offline``)
-<prefix>/<sid>/state                sid     yes       0    StatePayload: what the station sees now, drill, reps, buzzer (best effort)
+<prefix>/<sid>/state                sid     yes       0    StatePayload: what the station sees now, who is up, drill, reps, buzzer (best effort)
 <prefix>/<sid>/session              sid     no        1    SessionPayload: when a session starts and again when it ends (outbox)
 <prefix>/<sid>/rep                  sid     no        1    RepPayload: one committed rep, its measurements and faults (outbox)
 <prefix>/<sid>/alert                sid     no        0    AlertPayload: a fault that buzzed, as it happened (best effort)
@@ -222,6 +222,9 @@ class StatePayload(Payload):
     buzzer_on: bool
     waiting: Optional[Count] = Field(None, description="Reps and sessions the hub has not confirmed yet (the outbox); "
                                      "None from a station without [mqtt].")
+    athlete: Optional[Annotated[str, Field(max_length=100)]] = Field(
+        None, description="Who is up: the athlete the station's page named for the running or next session; None: "
+                          "nobody named (or a station older than this field).")
 
 
 class SessionPayload(Payload, SessionRecord):

@@ -31,11 +31,13 @@ from device.contract.records import (FAULT_FIELDS, MEASUREMENTS, REP_SCALARS, SE
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # What changes a database made by an older hub, in order: the schema version each one reaches and its
 # statements (plain SQL both SQLite and PostgreSQL read). 2: a rep says whether its faults were judged.
+# 3: what each fault's value measures (FaultRecord.quantity), for the page's words.
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (2, ("ALTER TABLE hub_reps ADD COLUMN judged BOOLEAN NOT NULL DEFAULT TRUE",)),
+    (3, ("ALTER TABLE hub_faults ADD COLUMN quantity VARCHAR(40)",)),
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from datetime import datetime
@@ -17,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from device.analysis.cues import SETTING as CUES_SETTING, CueWords
 from device.capture import FrameSource, open_source
 from device.config import Settings
 from device.errors import ConfigError
 from device.pose.engine import PoseEngine
+from device.station.addresses import lan_ipv4, phone_urls
 from device.station.broker_link import BrokerLink
 from device.station.clock import kernel_clock_synchronised, untrusted
 from device.station.live import LiveState
@@ -39,13 +42,15 @@ OPEN_RETRY_FIRST_S = 1.0  # a rep log that could not be opened at start is tried
 OPEN_RETRY_MAX_S = 60.0  # ...then twice as long each time, up to this
 
 
-def analyzer_factory(settings: Settings) -> Callable[[str], Analyzer]:
-    """name -> a fresh analyzer for that drill profile (raises ConfigError for a bad profile)."""
+def analyzer_factory(settings: Settings, cues: Optional[CueWords] = None) -> Callable[[str], Analyzer]:
+    """name -> a fresh analyzer for that drill profile (raises ConfigError for a bad profile), saying
+    the coach's own cue words for it where `cues` has them."""
     from device.analysis.profiles import load_profile
     from device.analysis.analyzer import HingeAnalyzer
 
     def make(name: str) -> Analyzer:
-        return HingeAnalyzer(load_profile(name, settings.analysis.profiles_dir))
+        return HingeAnalyzer(load_profile(name, settings.analysis.profiles_dir),
+                             cues=cues.for_drill(name) if cues is not None else None)
 
     return make
 
@@ -167,10 +172,18 @@ def build_station(
         src = settings.source
         return open_source(spec, src.width, src.height, src.fps, pace=not fast)
 
+    if settings.mqtt.enabled and settings.mqtt.station_id is None:
+        raise ConfigError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\")")
     probe = make_source()  # not started: checks the spec first, tells the source's name and whether it is a camera
+    if not probe.live:
+        # A clip is opened and closed once now: a missing or unreadable one fails here, before the
+        # models load and the page's address is printed. (A camera is not grabbed twice.)
+        probe.start()
+        probe.stop()
     if engine is None:
         engine = PoseEngine.from_settings(settings)
-    make_analyzer = analyzer_factory(settings)
+    cue_words = CueWords()
+    make_analyzer = analyzer_factory(settings, cue_words)
     with ExitStack() as undo:  # on a failure part-way, close what was already opened
         store, note = open_checked_rep_log(settings.db_path, outbox=settings.mqtt.enabled)
         if store is not None:
@@ -181,6 +194,7 @@ def build_station(
             except StorageError as err:  # a read-only log: the pending file takes over below
                 log.warning("could not close earlier sessions: %s", err)
         saved = store.settings() if store is not None else {}
+        cue_words.restore(saved.get(CUES_SETTING))  # the coach's own cue words, as the page left them
         profile = choose_profile(settings, make_analyzer, saved, profile)
         buzzer_enabled = bool(saved.get("buzzer_enabled", settings.signals.buzzer_enabled))
         replog = RepLog(store, jsonl, settings.store.min_free_mb,
@@ -193,7 +207,7 @@ def build_station(
         live = LiveState()
         live.update(profile=profile, buzzer_enabled=buzzer_enabled)
         voice = None if headless else make_voice(settings, speaker)
-        phrases = phrases_for(settings)
+        phrases = phrases_for(settings, cue_words)
         if voice is not None:
             undo.callback(voice.close)
             voice.prepare(phrases(profile))
@@ -211,17 +225,16 @@ def build_station(
             engine=engine, make_analyzer=make_analyzer, profile=profile, replog=replog, signals=signals, live=live,
             notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,
             camera_preview=settings.web.camera_preview, athlete=athlete, source_id=probe.source_id, on_event=on_event,
-            voice=voice, phrases=phrases, wall_clock=wall_clock,
+            voice=voice, phrases=phrases, wall_clock=wall_clock, cues=cue_words,
         )
         station.storage_note = note
         if opener is not None:
             opener.when_open(lambda: setattr(station, "storage_note", ""))  # the page stops saying it
         link = None
         if settings.mqtt.enabled:
-            if settings.mqtt.station_id is None:
-                raise ConfigError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\")")
+            urls = [] if headless else phone_urls(settings.web.host, settings.web.port, lan_ipv4(), socket.gethostname())
             link = BrokerLink(settings.mqtt, settings.db_path, live, controls=station,
-                              version=package_version())
+                              version=package_version(), page_url=urls[0] if urls else None)
         undo.pop_all()
     return StationRig(station, live, replog, signals, notifier, make_source, source_live=probe.live,
                       lossless=fast and not probe.live, retry_initial_s=settings.source.retry_initial_s,
@@ -237,11 +250,15 @@ def package_version() -> str:
         return ""
 
 
-def phrases_for(settings: Settings) -> Callable[[str], list[str]]:
-    """drill name -> what the voice may say under it."""
+def phrases_for(settings: Settings, cues: Optional[CueWords] = None) -> Callable[[str], list[str]]:
+    """drill name -> what the voice may say under it: its profile's phrases and the coach's own cues."""
     from device.analysis.profiles import load_profile
 
-    return lambda name: profile_phrases(load_profile(name, settings.analysis.profiles_dir))
+    def phrases(name: str) -> list[str]:
+        own = list(cues.for_drill(name).values()) if cues is not None else []
+        return profile_phrases(load_profile(name, settings.analysis.profiles_dir)) + own
+
+    return phrases
 
 
 def make_voice(settings: Settings, speaker: Optional[Speaker] = None) -> Optional[Voice]:

@@ -34,10 +34,11 @@ from typing import Any, Callable, Optional
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from device.analysis.vocabulary import Fault
 from device.config import MqttSettings
 from device.contract import topics as t
 from device.contract.records import SESSION_FIELDS, StorageError, rep_fields, start_of_today
-from device.errors import ConfigError
+from device.errors import ConfigError, StationError
 from device.station.live import LiveSnapshot, LiveState, StationControls, StationState
 from device.station.store import RepStore
 
@@ -104,6 +105,32 @@ def probe_broker(cfg: MqttSettings, timeout: float = 5.0) -> str:
         client.loop_stop()
 
 
+def retire_station(cfg: MqttSettings, timeout: float = 10.0) -> int:
+    """Publish `retire_messages` with the station's own credentials (the broker's ACL lets a station
+    write only its own topics) and wait until the broker took each; returns how many. Raises
+    StationError when the broker cannot be reached or refuses."""
+    if cfg.host is None or cfg.station_id is None:
+        raise ConfigError("nothing to retire from: mqtt.host and mqtt.station_id are not set")
+    topics = t.Topics(cfg.topic_prefix, cfg.station_id)
+    problem = probe_broker(cfg, timeout)
+    if problem:
+        raise StationError(f"mqtt: {problem}")
+    client = mqtt_client(cfg, topics, client_id=f"hinge-retire-{cfg.station_id}")
+    client.will_clear()  # leaving on purpose: no 'offline' left behind
+    client.connect(cfg.host, cfg.broker_port, keepalive=max(cfg.keepalive_s, 5))
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1, retain=True) for topic, payload in retire_messages(cfg, topics)]
+        for info in infos:
+            info.wait_for_publish(timeout)
+            if not info.is_published():
+                raise StationError(f"mqtt: the broker did not take the retirement within {timeout:g} s")
+        return len(infos)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 # --- payloads ----------------------------------------------------------------------------------
 
 
@@ -138,20 +165,37 @@ def state_message(station: str, snap: LiveSnapshot, day: dict[str, Any], now: fl
         station=station, at=now, state=coach_state(snap), drill=snap.profile, reps_this_session=snap.session_reps,
         reps_today=day["reps"], last_fault=recent_fault or day["last_fault"],
         clean_share_today=round(day["clean"] / day["reps"], 4) if day["reps"] else None, buzzer_on=snap.buzzer_enabled,
-        waiting=waiting,
+        waiting=waiting, athlete=snap.athlete or None,
     )
 
 
-def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "") -> list[tuple[str, dict[str, Any]]]:
-    """Home Assistant MQTT discovery: one device per station with its state, reps today, last fault,
-    clean-rep percentage, online/offline, and the buzzer switch. Full key names (no abbreviations);
-    tests/test_mqtt_station.py pins them against Home Assistant's documented keys."""
+# A rep's verdict as a Home Assistant event type, worked out from the rep message itself the way
+# device/analysis/vocabulary.py's rep_verdict does (a rep without `judged` is from a station that judged
+# every rep); tests/test_mqtt_station.py renders it on each kind of rep against rep_verdict.
+REP_EVENT_TYPES = ("not_judged", "faults", "borderline", "clean")
+REP_EVENT_TEMPLATE = (
+    "{% set verdict = 'not_judged' if value_json.judged is defined and not value_json.judged else 'faults' "
+    "if value_json.faults else 'borderline' if value_json.borderline or value_json.movement == 'squat' else 'clean' %}"
+    "{{ {'event_type': verdict, 'rep_index': value_json.rep_index, "
+    "'faults': value_json.faults | map(attribute='name') | list} | tojson }}")
+FAULT_EVENT_TEMPLATE = "{{ {'event_type': value_json.fault, 'cue': value_json.cue} | tojson }}"
+
+
+def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "",
+                       page_url: Optional[str] = None) -> list[tuple[str, dict[str, Any]]]:
+    """Home Assistant MQTT discovery: one device per station (its page as `configuration_url`) with
+    its state, who is up, drill, reps this session and today, last fault, clean-rep percentage,
+    online/offline and the reps waiting for the hub (diagnostic), the buzzer switch, and two event
+    entities: each fault as it buzzes and each rep with its verdict, for automations. Full key names
+    (no abbreviations); tests/test_mqtt_station.py pins them against Home Assistant's documented keys."""
     sid = topics.station
     prefix = cfg.discovery_prefix
     device = {"identifiers": [f"hinge_station_{sid}"], "name": f"Hinge station {sid}", "manufacturer": "Hinge Station",
               "model": "hip-hinge coaching station"}
     if version:
         device["sw_version"] = version
+    if page_url:
+        device["configuration_url"] = page_url
     available = {"availability_topic": topics.availability, "payload_available": t.ONLINE,
                  "payload_not_available": t.OFFLINE}
 
@@ -164,10 +208,18 @@ def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "") -
     def topic(component: str, object_id: str) -> str:
         return f"{prefix}/{component}/{sid}/{object_id}/config"
 
-    return [
+    messages = [
         (topic("sensor", "state"), entity("state", "State", **state_value("value_json.state"), **available,
                                           device_class="enum", options=list(t.STATES),
                                           json_attributes_topic=topics.state, icon="mdi:human-handsdown")),
+        (topic("sensor", "athlete"), entity("athlete", "Who is up",
+                                            **state_value("value_json.athlete if value_json.athlete else 'nobody named'"),
+                                            **available, icon="mdi:account")),
+        (topic("sensor", "drill"), entity("drill", "Drill", **state_value("value_json.drill"), **available,
+                                          icon="mdi:weight-lifter")),
+        (topic("sensor", "reps_this_session"), entity(
+            "reps_this_session", "Reps this session", **state_value("value_json.reps_this_session"), **available,
+            unit_of_measurement="reps", state_class="total_increasing", icon="mdi:counter")),
         (topic("sensor", "reps_today"), entity("reps_today", "Reps today", **state_value("value_json.reps_today"),
                                                **available, unit_of_measurement="reps", state_class="total_increasing",
                                                icon="mdi:counter")),
@@ -180,16 +232,39 @@ def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "") -
             **state_value("(value_json.clean_share_today * 100) | round(0) if value_json.clean_share_today is not none "
                           "else None"),
             **available, unit_of_measurement="%", state_class="measurement", icon="mdi:check-circle-outline")),
+        (topic("sensor", "waiting"), entity(
+            "waiting", "Waiting for the hub",
+            **state_value("value_json.waiting if value_json.waiting is not none else None"), **available,
+            unit_of_measurement="messages", state_class="measurement", entity_category="diagnostic",
+            icon="mdi:tray-full")),
         # No availability on this one: it is the availability, shown as a connectivity sensor.
         (topic("binary_sensor", "online"), entity("online", "Online", state_topic=topics.availability,
                                                   payload_on=t.ONLINE, payload_off=t.OFFLINE,
-                                                  device_class="connectivity")),
+                                                  device_class="connectivity", entity_category="diagnostic")),
         (topic("switch", "buzzer"), entity("buzzer", "Buzzer", command_topic=topics.buzzer_set,
                                            **state_value("'ON' if value_json.buzzer_on else 'OFF'"), **available,
                                            payload_on=t.BUZZER_ON, payload_off=t.BUZZER_OFF, state_on=t.BUZZER_ON,
                                            state_off=t.BUZZER_OFF, optimistic=False, retain=False,
                                            icon="mdi:volume-high")),
+        # Each fault as it buzzes (the alert topic: best effort, as it happens), its cue as an attribute.
+        (topic("event", "fault"), entity("fault", "Fault", state_topic=topics.alert, **available,
+                                         event_types=[f.value for f in Fault], value_template=FAULT_EVENT_TEMPLATE,
+                                         icon="mdi:alert")),
+        # Each committed rep with its verdict. The rep topic is the outbox's (at least once): a rep the
+        # hub had not confirmed is sent again, and fires again.
+        (topic("event", "rep"), entity("rep", "Rep", state_topic=topics.rep, **available,
+                                       event_types=list(REP_EVENT_TYPES), value_template=REP_EVENT_TEMPLATE,
+                                       icon="mdi:human-handsdown")),
     ]
+    return messages
+
+
+def retire_messages(cfg: MqttSettings, topics: t.Topics) -> list[tuple[str, bytes]]:
+    """What a station leaving the gym publishes (retained, empty) so nothing of it lingers: Home
+    Assistant removes an entity whose discovery config is emptied, and the broker drops a retained
+    message replaced by an empty one (its state and availability, so the hub's floor forgets it)."""
+    configs = [topic for topic, _ in discovery_messages(cfg, topics)]
+    return [(topic, b"") for topic in [*configs, topics.state, topics.availability]]
 
 
 # --- the link -------------------------------------------------------------------------------------
@@ -259,6 +334,7 @@ class BrokerLink:
         make_client: Callable[[MqttSettings, t.Topics], mqtt.Client] = mqtt_client,
         version: str = "",
         clock: Callable[[], float] = time.monotonic,
+        page_url: Optional[str] = None,
     ):
         if cfg.host is None or cfg.station_id is None:
             raise ValueError("a broker link needs mqtt.host and mqtt.station_id")
@@ -269,6 +345,7 @@ class BrokerLink:
         self.live = live
         self.controls = controls
         self.version = version
+        self.page_url = page_url  # the trainer page a phone opens: Home Assistant's link to the station
         self.clock = clock
         try:
             self.client = make_client(cfg, self.topics)
@@ -529,8 +606,11 @@ class BrokerLink:
     def _announce(self) -> None:
         self._fire(self.topics.availability, t.ONLINE.encode(), retain=True, qos=1)
         if self.cfg.discovery:
-            for topic, config in discovery_messages(self.cfg, self.topics, self.version):
+            for topic, config in discovery_messages(self.cfg, self.topics, self.version, self.page_url):
                 self._fire(topic, json.dumps(config).encode(), retain=True, qos=1)
+        else:  # discovery turned off: what an earlier run announced leaves Home Assistant
+            for topic, _ in discovery_messages(self.cfg, self.topics):
+                self._fire(topic, b"", retain=True, qos=1)
 
     def _publish_state(self, snap: LiveSnapshot, last: Optional[dict[str, Any]]) -> dict[str, Any]:
         """Publish the retained state when it differs from `last` (its time aside); returns what it stands at."""

@@ -26,6 +26,7 @@ import numpy as np
 from device.pose.draw import draw_pose
 from device.pose.engine import frame_contrast
 from device.errors import SourceError, StationError
+from device.analysis.cues import CueWords
 from device.analysis.vocabulary import (
     FRAMING_CUES,
     AnalysisEvent,
@@ -376,12 +377,14 @@ class Station:
         voice: Optional[Voice] = None,
         phrases: Optional[Callable[[str], list[str]]] = None,
         wall_clock: Callable[[], float] = time.time,
+        cues: Optional[CueWords] = None,
     ):
         self.wall_clock = wall_clock  # Unix seconds the rep log is stamped with (tests replay clips on chosen days)
         self.engine = engine
         self.voice = voice  # spoken cues, after the LED and buzzer
         self.phrases = phrases  # drill name -> what the voice may say under it (rendered on a drill change)
         self.make_analyzer = make_analyzer
+        self.cues = cues  # the coach's own cue words, which make_analyzer's analyzers read (None: the drills' own)
         self.profile = profile
         self.analyzer = make_analyzer(profile)
         self.replog = replog
@@ -430,6 +433,10 @@ class Station:
     def set_voice_enabled(self, enabled: bool) -> None:
         self._commands.put(lambda: self._apply_voice(enabled))
 
+    def set_cues(self, drill: str, cues: dict[str, str]) -> None:
+        CueWords().replace(drill, cues)  # validate now so the caller gets the error
+        self._commands.put(lambda: self._apply_cues(drill, cues))
+
     def _apply_profile(self, name: str) -> None:
         if name == self.profile:
             return
@@ -466,6 +473,15 @@ class Station:
         self.replog.setting("voice_enabled", enabled)
         self.voice.enabled = enabled
         self._live(voice_enabled=enabled)
+
+    def _apply_cues(self, drill: str, cues: dict[str, str]) -> None:
+        if self.cues is None:
+            return  # a station built without cue words (tests, benches) says the drills' own
+        self.cues.replace(drill, cues)  # in place: the running analyzer's judge reads it at the next fault
+        log.info("cue words for %s: %s", drill, self.cues.to_saved().get(drill, "the drill's own"))
+        if self.voice and self.phrases and drill == self.profile:
+            threading.Thread(target=self._prepare_voice, args=(self.voice, self.phrases(drill)), name="voice-render",
+                             daemon=True).start()
 
     def _apply_athlete(self, label: Optional[str]) -> None:
         self.athlete = label

@@ -150,6 +150,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE reps ADD COLUMN judged INTEGER NOT NULL DEFAULT 1;
     """,
+    # 6: what each fault's value measures (a squat is decided by the thigh, the knees or the hinge
+    # ratio), so the page says "knees bent 105°" rather than a bare number. NULL on older rows.
+    """
+    ALTER TABLE faults ADD COLUMN quantity TEXT;
+    """,
 )
 STEP_DECISIONS = ("accepted", "dismissed")
 
@@ -431,9 +436,10 @@ class RepStore:
             )
             rep_id = _row_id(cur)
             db.executemany(
-                "INSERT INTO faults (rep_id, name, cue, at, value, threshold, margin, noise) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO faults (rep_id, name, cue, at, value, threshold, margin, noise, quantity)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(rep_id, f.fault.value, f.cue, f.time + wall_offset, _num(f.value), _num(f.threshold), _num(f.margin),
-                  _num(f.noise)) for f in rep.faults],
+                  _num(f.noise), f.quantity or None) for f in rep.faults],
             )
             self._to_outbox(db, "rep", rep_id=rep_id)
             return rep_id
@@ -763,4 +769,5 @@ def _num(value: Optional[float], digits: Optional[int] = None) -> Optional[float
 def _evidence(fault: FaultEvent, wall_offset: float) -> dict[str, Any]:
     """A borderline fault as stored beside its rep: the same fields as a row of `faults`."""
     return {"name": fault.fault.value, "cue": fault.cue, "at": fault.time + wall_offset, "value": _num(fault.value),
-            "threshold": _num(fault.threshold), "margin": _num(fault.margin), "noise": _num(fault.noise)}
+            "threshold": _num(fault.threshold), "margin": _num(fault.margin), "noise": _num(fault.noise),
+            "quantity": fault.quantity or None}

@@ -40,9 +40,10 @@ def station_messages(db: Path, station: str) -> list[tuple[str, bytes]]:
 
 
 def state_message(station: str, state: str = topics.IN_VIEW, drill: str = "hinge", reps: int = 0,
-                  last_fault: Optional[str] = None, buzzer_on: bool = True) -> tuple[str, bytes]:
+                  last_fault: Optional[str] = None, buzzer_on: bool = True, athlete: Optional[str] = None) -> tuple[str, bytes]:
     payload = topics.StatePayload(station=station, at=time.time(), state=state, drill=drill, reps_this_session=reps,
-                                  reps_today=reps, last_fault=last_fault, clean_share_today=None, buzzer_on=buzzer_on)
+                                  reps_today=reps, last_fault=last_fault, clean_share_today=None, buzzer_on=buzzer_on,
+                                  athlete=athlete)
     return topics.Topics(PREFIX, station).state, payload.to_json()
 
 

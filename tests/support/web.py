@@ -49,6 +49,9 @@ class RecordingControls:
         self.calls.append(("voice", enabled))
         self.live.update(voice_enabled=enabled)
 
+    def set_cues(self, drill: str, cues: dict[str, str]) -> None:
+        self.calls.append(("cues", (drill, dict(cues))))
+
 
 def _fill(path: Path) -> None:
     # Synthetic on purpose: a month of history and edge cases (a non-finite ratio, an empty session) that

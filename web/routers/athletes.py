@@ -16,6 +16,7 @@ from web.progress import MAX_SESSIONS, WALL_TAP, athlete_progress, ladder_out, l
 from web.routers.common import WRITE, ExportFormat, download, export_responses, problems
 from web.routers.forms import ERRORS, REDIRECT, Next, back, confirmed, validated
 from web.routers.pages import HTML, Flash, render
+from web.views import drill_title
 from web.schemas import (AthleteChange, AthleteList, AthleteProgress, AthleteSummary, LadderOut, NewAthlete,
                          StepDecisionIn, StepDecisionOut)
 
@@ -98,7 +99,7 @@ def export_athlete(ctx: Reader, athlete_id: AthleteId, format: ExportFormat = "c
 @pages.get("/athletes", responses=HTML)
 def athletes_page(ctx: Reader, request: Request, saved: Flash = None) -> Response:
     return render(request, "athletes.html", "athletes", saved, athletes=ctx.require_log().list_athletes(),
-                  ladder=ctx.ladder.drills, station_running=ctx.controls is not None and ctx.live is not None)
+                  ladder=ctx.ladder.steps, station_running=ctx.controls is not None and ctx.live is not None)
 
 
 @pages.get("/athletes/{athlete_id}", responses=HTML)
@@ -108,12 +109,13 @@ def athlete_page(ctx: Reader, request: Request, athlete_id: AthleteId, saved: Fl
     for drill in dict.fromkeys(s.drill for s in progress.sessions if s.reps):
         sessions = [s for s in progress.sessions if s.drill == drill and s.reps]
         reps = [r for r in progress.reps if r.drill == drill][-CHART_REPS:]
+        title = drill_title(ctx.drill_titles, drill)
         charts.append({
-            "drill": drill, "sessions": sessions, "reps": sum(s.reps for s in sessions),
-            "clean": series_chart([s.clean_pct for s in sessions], f"Clean share per {drill} session", "%", 0, 100),
-            "depth": series_chart([r.depth_deg for r in reps], f"Depth per {drill} rep", "°", marks=[not r.clean for r in reps]),
+            "drill": drill, "sessions": sessions, "reps": sum(s.reps for s in sessions), "ahead": sessions[-1].ahead,
+            "clean": series_chart([s.clean_pct for s in sessions], f"Clean share per {title} session", "%", 0, 100),
+            "depth": series_chart([r.depth_deg for r in reps], f"Depth per {title} rep", "°", marks=[not r.clean for r in reps]),
             # the whole rep, not the lowering alone: a lift from the floor has no lowering phase
-            "tempo": series_chart([r.rep_s for r in reps], f"Seconds per {drill} rep", "s", 0,
+            "tempo": series_chart([r.rep_s for r in reps], f"Seconds per {title} rep", "s", 0,
                                   marks=[not r.clean for r in reps]),
         })
     wall_reps = [r for r in progress.reps if r.drill == WALL_TAP][-CHART_REPS:]

@@ -26,7 +26,7 @@ def require_floor(ctx: WebContext) -> Floor:
 
 @router.get("", response_model=FloorOut, responses=problems(401, 409))
 def get_floor(ctx: Reader) -> FloorOut:
-    return floor_out(require_floor(ctx).snapshot())
+    return floor_out(require_floor(ctx).snapshot(), ctx.drill_titles)
 
 
 @router.get("/events", response_class=StreamingResponse, responses={
@@ -38,6 +38,6 @@ async def floor_events(ctx: Reader, request: Request) -> StreamingResponse:
 
     async def changed(seen: int) -> Optional[tuple[int, str]]:
         snap = floor.snapshot()
-        return (snap.version, floor_out(snap).model_dump_json()) if snap.version != seen else None
+        return (snap.version, floor_out(snap, ctx.drill_titles).model_dump_json()) if snap.version != seen else None
 
     return event_stream(ctx, request, "floor", changed)

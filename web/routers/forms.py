@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional, TypeVar
 
 from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from web import actions
 from web.auth import COOKIE, COOKIE_MAX_AGE_S, NO_TOKEN_HELP
 from web.context import CorrectionId, RepId, SessionId, Writer, get_context
-from web.schemas import AthleteIn, CorrectionIn, SettingsIn
+from web.schemas import AthleteIn, CorrectionIn, CuesIn, SettingsIn
 from web.routers.common import html_problems
 from web.templating import safe_next
 
@@ -97,6 +98,19 @@ def correct_rep(ctx: Writer, rep_id: RepId, kind: Annotated[str, Form(max_length
 def withdraw_correction(ctx: Writer, correction_id: CorrectionId, next: Next = "") -> Response:
     actions.delete_correction(ctx, correction_id)
     return back(next or "/history", "undone")
+
+
+@router.post("/settings/cues", response_class=Response, responses={**REDIRECT, **ERRORS})
+async def change_cues(ctx: Writer, request: Request) -> Response:
+    """The cue-words form: a `drill` field and one `cue_<fault>` field per fault the drill judges."""
+    form = await request.form()
+    drill = str(form.get("drill") or "")
+    if not drill or len(drill) > 64:
+        raise HTTPException(400, "the form names no drill")
+    cues = {key[len("cue_"):]: str(value) for key, value in form.multi_items() if key.startswith("cue_")}
+    body = validated(CuesIn, {"cues": cues})
+    await run_in_threadpool(actions.set_cues, ctx, drill, body)
+    return back("/settings", "cues", "#cues")
 
 
 @router.post("/settings", response_class=Response, responses={**REDIRECT, **ERRORS})

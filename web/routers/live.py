@@ -27,7 +27,7 @@ MAX_STREAMS_PER_CLIENT = 6  # one address: a browser keeps at most 6 connections
 @router.get("", response_model=LiveOut, responses=problems(401, 409))
 def get_live(ctx: Reader) -> LiveOut:
     version, snap = ctx.require_live().snapshot()
-    return live_out(version, snap, last_rep_brief(ctx, snap.last_rep_id))
+    return live_out(version, snap, last_rep_brief(ctx, snap.last_rep_id), ctx.drill_titles)
 
 
 @router.get("/events", response_class=StreamingResponse, responses={
@@ -46,7 +46,7 @@ async def live_events(ctx: Reader, request: Request) -> StreamingResponse:
         if not fetched or snap.last_rep_id != rep_id or (rep is None and rep_id is not None):
             rep_id, fetched = snap.last_rep_id, True
             rep = await run_in_threadpool(last_rep_brief, ctx, rep_id)
-        return version, live_out(version, snap, rep).model_dump_json()
+        return version, live_out(version, snap, rep, ctx.drill_titles).model_dump_json()
 
     return event_stream(ctx, request, "snapshot", changed)
 

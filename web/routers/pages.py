@@ -12,6 +12,7 @@ from pydantic import BeforeValidator, StringConstraints
 
 from device.analysis.vocabulary import Fault
 from device.contract.records import SessionFilter
+from web import actions
 from web.charts import Scale, rep_chart
 from web.context import Reader, SessionId, get_context
 from web.queries import gym_station, last_rep_brief, list_sessions, load_session, session_detail
@@ -25,10 +26,11 @@ PAGE_SIZE = 20
 FLASH = {
     "athlete": "Athlete label saved.", "correction": "Correction saved beside the station's verdict.",
     "undone": "Correction withdrawn.", "deleted": "Session deleted.", "settings": "Settings sent to the station.",
+    "cues": "Cue words saved: the station says them from the next fault.",
     "signed_in": "Signed in: you can make changes from this phone.", "signed_out": "Signed out.",
     "athlete_added": "Athlete added.", "athlete_changed": "Athlete saved.",
     "athlete_deleted": "Athlete deleted; their reps stay, anonymous.", "athlete_up": "Up next: the next session is theirs.",
-    "step_accepted": "Step accepted: the athlete moves up the ladder.", "step_dismissed": "Suggestion dismissed.",
+    "step_accepted": "Step accepted: the athlete moves up the ladder.", "step_dismissed": "Kept on the mastered step.",
 }
 HTML: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page."},
@@ -66,11 +68,11 @@ def _day_after(day: Optional[date]) -> Optional[float]:
 @router.get("/", responses=HTML)
 def live_page(ctx: Reader, request: Request) -> Response:
     if ctx.floor is not None:
-        return render(request, "floor.html", "live", floor=floor_out(ctx.floor.snapshot()))
+        return render(request, "floor.html", "live", floor=floor_out(ctx.floor.snapshot(), ctx.drill_titles))
     view = None
     if ctx.live is not None:
         version, snap = ctx.live.snapshot()
-        view = live_out(version, snap, last_rep_brief(ctx, snap.last_rep_id))
+        view = live_out(version, snap, last_rep_brief(ctx, snap.last_rep_id), ctx.drill_titles)
     return render(request, "live.html", "live", live=view, preview_fps=ctx.preview_fps)
 
 
@@ -126,7 +128,11 @@ def session_page(ctx: Reader, request: Request, session_id: SessionId, saved: Fl
 @router.get("/settings", responses=HTML)
 def settings_page(ctx: Reader, request: Request, saved: Flash = None) -> Response:
     recent = ctx.store.list_sessions(SessionFilter(), limit=20)
-    return render(request, "settings.html", "settings", saved, settings=current_settings(ctx, request), recent=recent,
+    current = current_settings(ctx, request)
+    # the cue words of the drill running now (a station's own log keeps them; the hub has none)
+    cues = actions.cues_out(ctx, current.profile) if ctx.log is not None and current.profile else None
+    return render(request, "settings.html", "settings", saved, settings=current, recent=recent, cues=cues,
+                  stations=ctx.store.stations() if ctx.gym else [],
                   token_configured=ctx.gate.configured, readonly=ctx.store.readonly, athletes=ctx.log.list_athletes() if ctx.log else [])
 
 

@@ -1,11 +1,11 @@
-"""/api/settings: the running station's drill, buzzer and athlete label."""
+"""/api/settings: the running station's drill, buzzer and athlete label, and each drill's cue words."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
 from web import actions
 from web.context import Reader, WebContext, Writer
-from web.schemas import SettingsIn, SettingsOut
+from web.schemas import CuesIn, CuesOut, SettingsIn, SettingsOut
 from web.routers.common import WRITE, problems
 
 router = APIRouter(prefix="/api/settings", tags=["settings"])
@@ -36,3 +36,15 @@ def put_settings(ctx: Writer, request: Request, body: SettingsIn) -> SettingsOut
     """Change any of drill profile, buzzer, and the running session's athlete label."""
     actions.apply_settings(ctx, body)
     return current_settings(ctx, request)
+
+
+@router.get("/cues/{drill}", response_model=CuesOut, responses=problems(401, 404))
+def get_cues(ctx: Reader, drill: str) -> CuesOut:
+    """A drill's cues as the station shows and says them: the coach's words where set, else the drill's own."""
+    return actions.cues_out(ctx, drill)
+
+
+@router.put("/cues/{drill}", response_model=CuesOut, responses={**WRITE, **problems(400, 404)})
+def put_cues(ctx: Writer, drill: str, body: CuesIn) -> CuesOut:
+    """Set a drill's cue words (kept in the station's settings); the running station says them from its next fault."""
+    return actions.set_cues(ctx, drill, body)

@@ -33,6 +33,11 @@
     h2.appendChild(link);
     article.appendChild(h2);
     var state = el("p", "state"); state.dataset.field = "state_label"; article.appendChild(state);
+    var up = el("p", "up"), who = el("b");
+    who.dataset.field = "athlete";
+    up.appendChild(document.createTextNode("Up: "));
+    up.appendChild(who);
+    article.appendChild(up);
     var line = el("p");
     [field("drill"), " · ", field("reps_this_session"), " reps this session · ", field("reps_today"), " today · ",
      field("clean_pct_today"), " clean"].forEach(function (part) {
@@ -63,7 +68,8 @@
       if (root.children[i] !== article) root.insertBefore(article, root.children[i] || null);
       article.className = "card station-card state-" + (s.state || "unknown") + (s.online === false ? " offline" : "");
       set(article, "state_label", s.state_label);
-      set(article, "drill", text(s.drill, "–"));
+      set(article, "athlete", s.athlete || "nobody named");
+      set(article, "drill", text(s.drill_title || s.drill, "–"));
       set(article, "reps_this_session", text(s.reps_this_session, "–"));
       set(article, "reps_today", text(s.reps_today, "–"));
       set(article, "clean_pct_today", pct(s.clean_pct_today));

@@ -59,7 +59,7 @@
     set("storage", s.storage || "");
     set("hub_link", s.hub_link || "");
     set("session_reps", String(s.session_reps));
-    set("profile", s.profile);
+    set("profile", s.profile_title || s.profile);
     set("last_fault_label", s.last_fault_label || "none yet");
     set("last_fault_cue", s.last_fault_cue);
     set("last_fault_clock", s.last_fault_clock ? "at " + s.last_fault_clock : "");

@@ -240,6 +240,16 @@ def _raw(name: str, profiles_dir: Optional[Path], seen: tuple[str, ...] = ()) ->
     return data, path
 
 
+def profile_titles(profiles_dir: Optional[Path] = None) -> dict[str, str]:
+    """Each drill's title as a coach reads it ("Wall-tap hinge" for wall_tap_hinge): what the pages
+    show instead of a file name. A profile without a title keeps its name."""
+    titles = {}
+    for name in list_profiles(profiles_dir):
+        title = _read(_find(name, profiles_dir)).get("title")
+        titles[name] = title if isinstance(title, str) and title.strip() else name
+    return titles
+
+
 def load_profile(name: str = DEFAULT_PROFILE, profiles_dir: Optional[Path] = None) -> Profile:
     """Load and validate a drill profile by name; a ConfigError names the file and the bad key."""
     data, path = _raw(name, profiles_dir)
