@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 from device.analysis.kinematics import Angles, hinge_ratio_noise
-from device.analysis.profiles import Profile
+from device.analysis.profiles import Profile, SquattingRule
 from device.analysis.reps import BottomShape, FinishShape, movement_verdict
 from device.analysis.vocabulary import Fault, Phase
 
@@ -66,6 +66,12 @@ class FrameRule:
         raise NotImplementedError
 
 
+def holds_floor_load(hands_below_knee: float, rule: SquattingRule) -> bool:
+    """Hands at or below the knees: a load taken from the floor (one definition for the frame rule
+    and the bottom's verdict; hidden hands, NaN, are not)."""
+    return hands_below_knee >= rule.floor_hands_below_knee
+
+
 class SquattingTheHinge(FrameRule):
     """The knees took the athlete down, not the hips: hips at knee height, the squat pattern (knees
     bent about as much as the hips with the trunk upright), or knees past the drill's limit.
@@ -88,7 +94,7 @@ class SquattingTheHinge(FrameRule):
         a = m.angles
         if m.phase not in MOVING:
             return None
-        if a.hands_below_knee >= r.floor_hands_below_knee:
+        if holds_floor_load(a.hands_below_knee, r):
             self.floor_pulls.add(m.attempt)
         if not a.hip_flexion_deg >= r.check_from_hip_deg:
             return None
@@ -214,9 +220,9 @@ class SquatBottom(BottomRule):
             # A floor pull stays a hinge in the movement verdict (bent knees reach the floor), but
             # one pulled with the hips down at knee height squats it: judged here, where the pull
             # starts, since SquattingTheHinge leaves floor pulls to the bottom.
-            limit = self.profile.faults.squatting_the_hinge.max_thigh_deg
-            floor_pull = shape.hands_below_knee >= self.profile.faults.squatting_the_hinge.floor_hands_below_knee
-            if not (floor_pull and shape.thigh >= limit):
+            rule = self.profile.faults.squatting_the_hinge
+            limit = rule.max_thigh_deg
+            if not (holds_floor_load(shape.hands_below_knee, rule) and shape.thigh >= limit):
                 return None
             return Finding(shape.thigh, limit, "thigh_deg"), self.band(angles.noise_of("thigh_deg")) * shape.noise_factor
         if shape.thigh >= movement.hips_at_knee_thigh_deg:
