@@ -80,8 +80,13 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
         (v, schedule) for v in record["macs"] if v != "detector" for schedule in ("every camera frame", "15 fps", "10 fps")}
     for row in budget:
         asked = {"every camera frame": 30.0, "15 fps": 15.0, "10 fps": 10.0}[row["schedule"]]
-        assert 0 < row["pi4_fps"] <= asked and row["frames_in_1s_lowering"] == int(row["pi4_fps"])
-        assert row["keeps_up"] == (row["pi4_fps"] == asked and 1000 / row["pi4_frame_ms"] >= asked)
+        assert 0 < row["pi4_fps"] <= asked
+        # Whole frames in a 1-s lowering, from the unrounded rate (the printed rate has one decimal).
+        assert 0 <= row["pi4_fps"] - row["frames_in_1s_lowering"] < 1.05
+        if row["keeps_up"]:
+            assert row["pi4_fps"] == asked
+        else:
+            assert 1000 / row["pi4_frame_ms"] < asked * 1.01
     ms = {row["variant"]: row["pi4_model_ms"] for row in budget}
     assert ms["float16_nomask"] < ms["float16"]  # less arithmetic, less time
     assert "budget basis" in proc.stdout and result["budget_basis"]["pi4_core_slower_by"] > 0

@@ -167,3 +167,24 @@ def test_a_damaged_rep_log_warning_flashes_and_sounds_then_shows_the_state_again
     assert wait_until(lambda: len(high_periods(factory.pin(BUZZER))) == 1)
     assert wait_until(lambda: factory.pin(GREEN).state > 0 and factory.pin(RED).state == 0, timeout=3.0)  # tracking again
     s.close()
+
+
+def test_closing_while_a_light_restore_is_pending_writes_nothing_to_the_closed_pins(factory):
+    """Praise blinks green, then a timer restores the base light; a station stopping in between must
+    not have that timer write to an LED it has already closed (gpiozero raises on its thread)."""
+    import threading
+
+    raised: list[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: raised.append(args.exc_value)
+    try:
+        s = make(factory)
+        s.tracking()
+        s.fault("squatting_the_hinge")
+        s.rep_finished(clean=False, buzzed=True)  # red holds on a timer
+        s.rep_finished(clean=True, buzzed=False)  # praise: a restore of the base light on a timer
+        s.close()
+        time.sleep(1.5)  # past both the red hold and the restore
+    finally:
+        threading.excepthook = previous
+    assert raised == []

@@ -179,6 +179,8 @@ class Signals:
         self._fault_until: Optional[float] = None  # while set, red is showing
         self._rep_had_fault = False
         self._last_buzz: dict[str, float] = {}
+        self._pending: set[threading.Timer] = set()  # restores of the base light, cancelled on close
+        self._closed = False
         self.idle()
 
     # --- the buzzer ------------------------------------------------------------------------
@@ -198,8 +200,24 @@ class Signals:
 
     # --- base states -----------------------------------------------------------------------
 
+    def _later(self, delay: float, action: Callable[..., None], *args: object) -> None:
+        """Run `action` after `delay` s on a timer that `close` cancels: a light restored after the
+        station has closed its pins would write to a closed device."""
+        def run() -> None:
+            with self._lock:
+                self._pending.discard(timer)
+            action(*args)
+
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
+        with self._lock:
+            if self._closed:
+                return
+            self._pending.add(timer)
+        timer.start()
+
     def _show_base(self) -> None:
-        if not self.light:
+        if not self.light or self._closed:
             return
         if self._state == "idle":
             self.light.steady(DIM_BLUE)
@@ -242,7 +260,7 @@ class Signals:
         error tone and three red flashes, then the current state shows again."""
         if self.light:
             self.light.blink(RED, 0.1, 0.2, n=3)
-            threading.Timer(1.0, self._reshow_base).start()
+            self._later(1.0, self._reshow_base)
         if (beeper := self._buzzer()) is not None:
             beeper.beep(ERROR_TONE_S)
 
@@ -283,13 +301,13 @@ class Signals:
         if hold is not None:
             delay = max(0.0, hold - self._clock())
             if delay > 0:
-                threading.Timer(delay, self._clear_fault, args=(hold,)).start()
+                self._later(delay, self._clear_fault, hold)
             else:
                 self._clear_fault(hold)
         if praise:
             if self.light:
                 self.light.blink(GREEN, 0.15, 0.15, n=2)
-                threading.Timer(0.65, self._reshow_base).start()
+                self._later(0.65, self._reshow_base)
             if (beeper := self._buzzer()) is not None:
                 beeper.beep(TICK_S, n=2)
 
@@ -305,6 +323,11 @@ class Signals:
                 self._show_base()
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pending, self._pending = self._pending, set()
+        for timer in pending:
+            timer.cancel()
         for dev in (self.light, self.beeper):
             if dev is not None:
                 try:
