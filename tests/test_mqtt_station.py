@@ -520,21 +520,29 @@ def test_the_documented_acl_keeps_each_station_to_its_own_topics(tmp_path, clips
 
             forged = json.dumps({"schema": 1, "station": "wall-2", "at": 1.0, "fault": "rounded_back", "cue": "x"})
             for topic in ("hinge/wall-2/rep", "hinge/wall-2/alert", "hinge/wall-2/state", "hinge/wall-2/availability",
-                          "hinge/wall-2/buzzer/set", "homeassistant/switch/wall-2/buzzer/config", "hinge/hub/rep"):
+                          "hinge/wall-2/buzzer/set", "hinge/wall-2/drill/set", "homeassistant/switch/wall-2/buzzer/config",
+                          "homeassistant/select/wall-2/drill/config", "hinge/hub/rep"):
                 publish(wall_1, topic, forged)  # wall-1's credentials, someone else's topics
+            publish(wall_1, "hinge/wall-1/drill/set", "deadlift")  # nor may a station command itself
             publish(hub, "hinge/wall-1/buzzer/set", "OFF")  # the hub only reads
+            publish(hub, "hinge/wall-1/drill/set", "deadlift")
             publish(ha, "hinge/wall-2/buzzer/set", "OFF")  # Home Assistant may command wall-2...
+            publish(ha, "hinge/wall-2/drill/set", "deadlift")
             publish(ha, "hinge/wall-1/buzzer/set", "ON")  # ...and wall-1
+            publish(ha, "hinge/wall-1/drill/set", "dowel_hinge")
             publish(wall_1, "hinge/wall-1/alert", forged.replace("wall-2", "wall-1"))  # its own topic: allowed
             assert hub.wait_for(lambda h: h.on("hinge/wall-1/alert"))
             # Published before the allowed alert on the same connection: had the broker let them through,
             # the hub would have them by now.
-            assert [m.topic for m in hub.messages] == ["hinge/wall-2/buzzer/set", "hinge/wall-1/buzzer/set",
-                                                       "hinge/wall-1/alert"]
-            # wall-1 subscribed to hinge/# but reads only its own command topic (and never wall-2's): the
-            # command Home Assistant sent last arrives, nothing sent before it does
-            assert wall_1.wait_for(lambda w: w.on("hinge/wall-1/buzzer/set"))
-            assert [(m.topic, m.payload) for m in wall_1.messages] == [("hinge/wall-1/buzzer/set", b"ON")]
+            assert [(m.topic, m.payload) for m in hub.messages[:-1]] == [
+                ("hinge/wall-2/buzzer/set", b"OFF"), ("hinge/wall-2/drill/set", b"deadlift"),
+                ("hinge/wall-1/buzzer/set", b"ON"), ("hinge/wall-1/drill/set", b"dowel_hinge")]
+            assert hub.messages[-1].topic == "hinge/wall-1/alert"
+            # wall-1 subscribed to hinge/# but reads only its own command topics (and never wall-2's): the
+            # commands Home Assistant sent last arrive, nothing sent before them does
+            assert wall_1.wait_for(lambda w: w.on("hinge/wall-1/drill/set"))
+            assert [(m.topic, m.payload) for m in wall_1.messages] == [("hinge/wall-1/buzzer/set", b"ON"),
+                                                                       ("hinge/wall-1/drill/set", b"dowel_hinge")]
 
         # A station with its credentials from a password file works end to end through the same ACL.
         secret = tmp_path / "wall-1.secret"
@@ -593,7 +601,8 @@ def test_only_stations_publish_station_topics(tmp_path):
     config refuses those two names as station ids."""
     acl = (REPO / "deploy/mosquitto/hinge.acl").read_text()
     discovery = ["homeassistant/sensor/{u}/state/config", "homeassistant/binary_sensor/{u}/online/config",
-                 "homeassistant/switch/{u}/buzzer/config", "homeassistant/event/{u}/fault/config"]
+                 "homeassistant/switch/{u}/buzzer/config", "homeassistant/event/{u}/fault/config",
+                 "homeassistant/select/{u}/drill/config"]
     with Mosquitto(tmp_path / "mosquitto", users=USERS, acl=acl) as secured:
         with Listener(secured, ["hinge/#"], name="hub-reader", username="hub", password=USERS["hub"]) as hub, \
                 Listener(secured, ["homeassistant/#"], name="ha-reader", username="homeassistant",
@@ -609,12 +618,15 @@ def test_only_stations_publish_station_topics(tmp_path):
             assert publish_as(secured, "hub", "hinge/hub/availability", b"online") == "Success"
             assert publish_as(secured, "wall-1", "hinge/wall-1/rep", b"sentinel") == "Success"
             assert publish_as(secured, "wall-1", "homeassistant/event/wall-1/rep/config", b"") == "Success"  # events, and retiring
+            assert publish_as(secured, "wall-1", "homeassistant/select/wall-1/drill/config", b"") == "Success"
             assert publish_as(secured, "wall-1", "homeassistant/switch/wall-1/buzzer/config", b"sentinel") == "Success"
             assert hub.wait_for(lambda h: h.on("hinge/wall-1/rep"))
             assert ha.wait_for(lambda h: h.on("homeassistant/switch/wall-1/buzzer/config"))  # the last one sent
             # Published before the sentinels: had the broker let any through, the readers would have it.
             assert [m.topic for m in hub.messages] == ["hinge/hub/availability", "hinge/wall-1/rep"]
-            assert [m.topic for m in ha.messages] == ["homeassistant/event/wall-1/rep/config", "homeassistant/switch/wall-1/buzzer/config"]
+            assert [m.topic for m in ha.messages] == ["homeassistant/event/wall-1/rep/config",
+                                                      "homeassistant/select/wall-1/drill/config",
+                                                      "homeassistant/switch/wall-1/buzzer/config"]
         with Listener(secured, ["hinge/wall-1/stored"], name="wall-1", username="wall-1", password=USERS["wall-1"]) as wall:
             assert publish_as(secured, "hub", "hinge/wall-1/stored", b"confirmed") == "Success"
             assert wall.wait_for(lambda w: [m.payload for m in w.messages] == [b"confirmed"])
