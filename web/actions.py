@@ -10,12 +10,11 @@ from typing import Any, Optional
 from fastapi import HTTPException
 
 from device.analysis.cues import SETTING as CUES_SETTING, CueWords
-from device.analysis.profiles import load_profile
 from device.analysis.vocabulary import Fault
 from device.errors import ConfigError
 from device.station.live import UnknownDrill, change_drill
 from web.context import WebContext
-from web.progress import athlete_progress
+from web.progress import athlete_progress, drill_cues
 from web.schemas import (AthleteChange, AthleteOut, CorrectionIn, CorrectionOut, CueOut, CuesIn, CuesOut, NewAthlete,
                          SettingsIn, StepDecisionIn, StepDecisionOut)
 
@@ -103,10 +102,9 @@ def cues_out(ctx: WebContext, drill: str) -> CuesOut:
     """A drill's cues as the station says them: the coach's words where set, else the drill's own,
     for each fault the drill judges."""
     try:
-        profile = load_profile(drill, ctx.profiles_dir)
+        profile, own = drill_cues(ctx, drill)
     except ConfigError:
         raise HTTPException(404, f"no drill profile named {drill!r}") from None
-    own = CueWords(ctx.require_log().get_setting(CUES_SETTING)).for_drill(drill)
     return CuesOut(drill=drill, cues=[
         CueOut(fault=f.value, cue=own.get(f) or profile.faults.cue(f), own=f in own, drill_cue=profile.faults.cue(f))
         for f in Fault if profile.faults.enabled(f)])
