@@ -456,6 +456,17 @@ def test_the_stations_default_drill_counts_as_the_first_step(store, tmp_path):
     assert progression(plain, tallies, []).current_drill == "wall_tap_hinge"
 
 
+def test_drills_are_offered_in_coaching_order():
+    """Each step's drill, then the drills that count as it (the station's default drill right after
+    the first step), then those off the ladder by name; without a ladder, all by name."""
+    from device.analysis.ladder import coaching_order
+
+    first, second = LADDER.steps[0], LADDER.steps[1]
+    offered = ["zz_own_drill", second.drill, *first.also, "aa_own_drill", first.drill]
+    assert coaching_order(offered, LADDER) == [first.drill, *first.also, second.drill, "aa_own_drill", "zz_own_drill"]
+    assert coaching_order(offered, None) == sorted(offered)
+
+
 def test_a_ladder_whose_also_names_an_unknown_drill_or_a_step_twice_is_refused(tmp_path):
     path = tmp_path / "ladder.toml"
     path.write_text(LADDER_WITHOUT_ALSO.replace('drill = "wall_tap_hinge"', 'drill = "wall_tap_hinge"\nalso = ["no_such_drill"]'))
