@@ -476,6 +476,20 @@ install() {
     summary
 }
 
+# retire: a station publishing over MQTT leaves Home Assistant and the hub's floor (`station retire`
+# empties its retained discovery configs, state and availability), once its service has stopped (a
+# running station would say "offline" again) and while its program and config are still here. Best
+# effort: a station without [mqtt], or a broker out of reach, is said and the uninstall goes on.
+retire() {
+    step "Leaving Home Assistant and the hub (station retire, as $SERVICE_USER)"
+    if [ ! -x "$ROOT$VENV/bin/station" ] || [ ! -f "$ROOT$CONFIG" ]; then
+        say "    nothing to retire: no station program or config here"
+        return 0
+    fi
+    as_service "$ROOT$VENV/bin/station" --config "$ROOT$CONFIG" retire ||
+        warn "station retire did not run through (above: no [mqtt] set, or the broker out of reach); if this station published over MQTT, its entities stay in Home Assistant until you delete them there"
+}
+
 uninstall() {
     step "Stopping and removing the services"
     local unit removed=0
@@ -492,6 +506,8 @@ uninstall() {
         if [ "$NO_START" = 0 ]; then run systemctl restart systemd-journald; fi
     fi
     if [ -e "$ROOT$LOGROTATE_FILE" ]; then run rm -f "$ROOT$LOGROTATE_FILE"; fi
+
+    retire
 
     step "Removing the program, its config and the models"
     if [ "$(readlink "$ROOT$BIN_LINK" 2>/dev/null || true)" = "$VENV/bin/station" ]; then run rm -f "$ROOT$BIN_LINK"; fi

@@ -293,6 +293,29 @@ def test_an_athlete_followed_through_the_api(api, store):
     assert len(labels) == 3 and not any("Ann" in row["notes"] for row in labels)
 
 
+def test_the_athlete_page_says_the_cue_the_coach_set_for_the_drill_the_fault_came_up_on(api, store):
+    """The athlete's fault list says each fault's cue as the station says it on the drill the fault
+    came up on last: the coach's own words once set on the page, the drill's own before that; another
+    drill's words are not this one's."""
+    sid = train(store, "Ann", DAY1, clean=2, faulty=3, style="rounded", drill="dowel_hinge")
+    aid = store.get_session(sid)["athlete_id"]
+    fault = store.session_reps(sid)[-1]["faults"][0]["name"]
+
+    def shown() -> str:
+        return next(f["cue"] for f in api.get(f"/api/athletes/{aid}").json()["faults"] if f["name"] == fault)
+
+    drills_own = next(c for c in api.get("/api/settings/cues/dowel_hinge").json()["cues"] if c["fault"] == fault)
+    assert shown() == drills_own["drill_cue"]
+    assert api.put("/api/settings/cues/wall_tap_hinge", json={"cues": {fault: "tall like a wall"}},
+                   headers=AUTH).status_code == 200
+    assert shown() == drills_own["drill_cue"]  # said on another drill, not on this one
+    assert api.put("/api/settings/cues/dowel_hinge", json={"cues": {fault: "proud chest, long spine"}},
+                   headers=AUTH).status_code == 200
+    assert shown() == "proud chest, long spine"
+    page = api.get(f"/athletes/{aid}").text
+    assert "proud chest, long spine" in page and drills_own["drill_cue"] not in page
+
+
 def test_the_page_forms_ask_before_deleting(api, store):
     sid = train(store, "Ann", DAY1, clean=3)
     aid = store.get_session(sid)["athlete_id"]
@@ -431,6 +454,17 @@ def test_the_stations_default_drill_counts_as_the_first_step(store, tmp_path):
     tallies = tally_sessions(store.list_sessions(SessionFilter(athlete_id=aid), limit=100), store.athlete_reps(aid))
     assert plain.index("hinge") is None
     assert progression(plain, tallies, []).current_drill == "wall_tap_hinge"
+
+
+def test_drills_are_offered_in_coaching_order():
+    """Each step's drill, then the drills that count as it (the station's default drill right after
+    the first step), then those off the ladder by name; without a ladder, all by name."""
+    from device.analysis.ladder import coaching_order
+
+    first, second = LADDER.steps[0], LADDER.steps[1]
+    offered = ["zz_own_drill", second.drill, *first.also, "aa_own_drill", first.drill]
+    assert coaching_order(offered, LADDER) == [first.drill, *first.also, second.drill, "aa_own_drill", "zz_own_drill"]
+    assert coaching_order(offered, None) == sorted(offered)
 
 
 def test_a_ladder_whose_also_names_an_unknown_drill_or_a_step_twice_is_refused(tmp_path):

@@ -169,6 +169,11 @@ elif name == "venv-python":
     station.write_text(Path(os.environ["FAKE_DIR"], "venv-station").read_text())
     station.chmod(0o755)
 elif name == "venv-station":
+    if args[-1:] == ["retire"]:  # the station's config must still be there; FAKE_RETIRE_FAILS: the broker is away
+        if not Path(args[args.index("--config") + 1]).is_file():
+            sys.exit("error: no config file")
+        if os.environ.get("FAKE_RETIRE_FAILS"):
+            sys.exit("error: mqtt: cannot connect: [Errno 111] Connection refused")
     if args[-2:] == ["quantize", "--help"]:
         sys.exit(0 if os.environ.get("FAKE_HAS_QUANTIZE", "1") == "1" else 2)
     if "quantize" in args:
@@ -555,6 +560,27 @@ def test_uninstall_keeps_the_rep_database_unless_purged(machine):
     proc = machine.install("--uninstall", "--purge-data")
     assert proc.returncode == 0, proc.stderr
     assert not data.exists() and "hinge-station" not in machine.state["users"]
+
+
+def test_uninstall_retires_the_station_after_stopping_it_and_goes_on_if_it_cannot(machine):
+    """`--uninstall` runs `station retire` as the service user once the service has stopped (a running
+    station would announce itself again) and while its config is still there; a broker out of reach
+    is said, and the uninstall still removes everything."""
+    assert machine.install().returncode == 0
+    proc = machine.install("--uninstall")
+    assert proc.returncode == 0, proc.stderr
+    commands = machine.commands()
+    retired = [i for i, c in enumerate(commands) if c[0] == "venv-station" and c[-1] == "retire"]
+    stopped = commands.index(["systemctl", "disable", "--now", "hinge-station.service"])
+    assert len(retired) == 1 and retired[0] > stopped
+    assert ["runuser", "-u", "hinge-station"] == commands[retired[0] - 1][:3]  # as the service user
+    assert "station retire did not run through" not in proc.stderr
+
+    assert machine.install().returncode == 0
+    proc = machine.install("--uninstall", FAKE_RETIRE_FAILS="1")
+    assert proc.returncode == 0, proc.stderr
+    assert "station retire did not run through" in proc.stderr and "Connection refused" in proc.stderr
+    assert not (machine.root / "etc/hinge-station").exists() and not (machine.root / "opt/hinge-station").exists()
 
 
 def test_headless_mode_is_chosen_kept_and_switched_back(machine):

@@ -69,6 +69,23 @@ def test_a_rep_round_trips_and_hostile_payloads_are_refused():
     assert t.buzzer_command(b"on") is None and t.buzzer_command(b'{"state":"ON"}') is None
 
 
+def test_a_drill_command_names_a_drill_or_nothing():
+    """A drill command is a drill's id as plain UTF-8 text; anything that cannot be an id (a
+    drill's file name) is nothing, before the station asks whether it has that drill."""
+    topics = t.Topics("hinge", "wall-1")
+    assert topics.drill_set == "hinge/wall-1/drill/set"
+    assert t.parse_topic("hinge", topics.drill_set) == ("wall-1", "drill/set")
+    assert t.drill_command(b"dowel_hinge") == "dowel_hinge"
+    assert t.drill_command(b"d" * t.MAX_DRILL_ID) == "d" * t.MAX_DRILL_ID  # the longest id fits...
+    refused = [b"d" * (t.MAX_DRILL_ID + 1),  # ...one byte more does not
+               b"", b"\xff\xfe dowel", b"dowel_hinge\n", b" dowel_hinge", b"dowel\x00hinge", b"O" * 70_000]
+    assert [t.drill_command(p) for p in refused] == [None] * len(refused)
+    assert t.decode("hinge", topics.drill_set, b"deadlift") == ("wall-1", "drill/set", "deadlift")
+    with pytest.raises(t.PayloadError) as err:
+        t.decode("hinge", topics.drill_set, b"\xff")
+    assert err.value.reason == "invalid"
+
+
 def _ints(model, where: str = "") -> list[tuple[str, bool]]:
     """(dotted name, has an upper bound) of every integer in a payload model and the records in it,
     however deep (Optional, Annotated, lists, nested models)."""

@@ -298,13 +298,68 @@ def test_buzzer_command_gates_the_buzzer_and_is_remembered(broker, clips_dir, cl
         assert store.get_setting("buzzer_enabled") is False  # remembered like the page's switch
 
 
+def test_home_assistant_chooses_the_drill_as_the_page_does(broker, clips_dir, clip_poses, settings, tmp_path, caplog):
+    """Home Assistant's drill select on a real station: garbage on the command topic (not UTF-8, 70 kB,
+    a drill the station does not have, a blank-padded id) is refused with a log line saying why and
+    changes nothing; then the option a user picks, sent as Home Assistant sends it (the config's
+    command_template, topic, QoS and retain), changes the drill as the page does: the clip is coached
+    and logged under it, the station remembers it, and the retained state shows it as that option."""
+    import logging
+
+    import jinja2
+
+    from device.analysis.profiles import profile_titles
+
+    caplog.set_level(logging.DEBUG, logger="device.station.broker_link")
+    db = tmp_path / "station.db"
+    cfg = mqtt_on(settings, broker, db)
+    finished = []
+    with Listener(broker, ["hinge/wall-1/state", "homeassistant/select/wall-1/drill/config"], name="ha") as ha, \
+            build_station(cfg, str(clips_dir / TWO_REPS), profile="hinge", fast=True,
+                          engine=RecordedPoses(clip_poses(TWO_REPS)), pin_factory=MockFactory(pin_class=MockPWMPin),
+                          on_event=lambda e: finished.append(e) if isinstance(e, RepFinished) else None) as rig:
+        rig.link.start()
+        assert ha.wait_for(lambda h: h.on("/config") and h.on("/state"))
+        select = ha.on("/config")[-1].json()
+        shows = jinja2.Environment().from_string(select["value_template"])
+        titles = profile_titles(settings.analysis.profiles_dir)
+        assert select["options"] == [titles[d] for d in rig.link.drills] and set(rig.link.drills) == set(titles)
+        assert shows.render(value_json=ha.on("/state")[-1].json()) == titles["hinge"]
+        hostile = [b"\xff\xfe\x00", b"O" * 70_000, b"backflip", b" dowel_hinge"]
+        for payload in hostile:
+            ha.client.publish(select["command_topic"], payload, qos=1).wait_for_publish(5)
+        wait_until(lambda: rig.link.ignored_commands == len(hostile), what="the garbage refused")
+        option = titles["dowel_hinge"]
+        command = jinja2.Environment().from_string(select["command_template"]).render(value=option)
+        ha.client.publish(select["command_topic"], command, qos=select["qos"], retain=select["retain"]).wait_for_publish(5)
+        wait_until(lambda: rig.link.commands == 1, what="the drill command")
+        rig.run()  # the change is applied on the loop before its first frame; the clip is coached under it
+        assert ha.wait_for(lambda h: shows.render(value_json=h.on("/state")[-1].json()) == option)
+    with Listener(broker, ["hinge/wall-1/state"], name="late", clean=True) as late:  # retained: what HA finds later
+        assert late.wait_for(lambda h: h.on("/state"))
+    assert late.on("/state")[-1].json()["drill"] == "dowel_hinge"
+    with RepStore(db) as store:
+        assert store.get_setting("profile") == "dowel_hinge"  # remembered like the page's choice
+        sessions = store._query("SELECT profile FROM sessions")
+        assert finished and store.rep_count() == len(finished)  # coaching went on: every rep logged
+    assert [row[0] for row in sessions] == ["dowel_hinge"]
+    said = [r.getMessage() for r in caplog.records if "ignored a command" in r.getMessage()]
+    assert len(said) == len(hostile) and any(r.levelno == logging.WARNING for r in caplog.records if "ignored" in r.getMessage())
+    assert "not a drill id" in said[0] and "70000 came" in said[1] and "no drill 'backflip'" in said[2]
+
+
+DRILLS = {"hinge": "Hip hinge", "dowel_hinge": "Dowel hinge", "deadlift": "Deadlift"}
+
+
 def test_hostile_commands_are_ignored(broker, tmp_path):
-    """Only ON/OFF on this station's own command topic is obeyed: other payloads, a stale retained
-    command, a flood, and commands on other topics are ignored, never an error."""
+    """Only ON/OFF and one of the station's drills on this station's own command topics are obeyed:
+    other payloads, a drill it does not have, a stale retained command, a flood (of one kind: a
+    buzzer and a drill command together are no flood), and commands on other topics are ignored,
+    never an error."""
     db = tmp_path / "station.db"
     RepStore(db, outbox=True).close()
     live = LiveState()
-    controls = RecordingControls(live)
+    controls, theirs = RecordingControls(live), RecordingControls(LiveState())
 
     def mqtt_for(station: str):
         return load_settings(None, {"data_dir": tmp_path, "mqtt.host": broker.host, "mqtt.port": broker.port,
@@ -314,36 +369,44 @@ def test_hostile_commands_are_ignored(broker, tmp_path):
         def send(topic, payload, retain=False):
             attacker.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
 
-        send("hinge/wall-1/buzzer/set", b"OFF", retain=True)  # someone's old command, left on the broker
-        with BrokerLink(mqtt_for("wall-1"), db, live, controls) as link, \
-                BrokerLink(mqtt_for("wall-2"), db, LiveState()) as neighbour:
+        send("hinge/wall-1/buzzer/set", b"OFF", retain=True)  # someone's old commands, left on the broker
+        send("hinge/wall-1/drill/set", b"deadlift", retain=True)
+        with BrokerLink(mqtt_for("wall-1"), db, live, controls, drills=DRILLS) as link, \
+                BrokerLink(mqtt_for("wall-2"), db, theirs.live, theirs, drills=DRILLS) as neighbour:
             assert link.connected.wait(5) and neighbour.connected.wait(5)
             time.sleep(0.3)
             hostile = [("hinge/wall-1/buzzer/set", b"off"), ("hinge/wall-1/buzzer/set", b'{"state": "OFF"}'),
                        ("hinge/wall-1/buzzer/set", b"OFF\x00"), ("hinge/wall-1/buzzer/set", b"O" * 70_000),
                        ("hinge/wall-1/buzzer/set", b"1"), ("hinge/wall-1/buzzer", b"OFF"),
-                       ("hinge/wall-1/rep", b"OFF"), ("homeassistant/switch/wall-1/buzzer/set", b"OFF")]
+                       ("hinge/wall-1/rep", b"OFF"), ("homeassistant/switch/wall-1/buzzer/set", b"OFF"),
+                       ("hinge/wall-1/drill/set", b"backflip"), ("hinge/wall-1/drill/set", b"\xff\xfe"),
+                       ("hinge/wall-1/drill/set", b"Dowel hinge"), ("hinge/wall-1/drill", b"dowel_hinge")]
             for topic, payload in hostile:
                 send(topic, payload)
-            send("hinge/wall-2/buzzer/set", b"OFF")  # wall-2's own command: wall-2 obeys, wall-1 does not
+            send("hinge/wall-2/buzzer/set", b"OFF")  # wall-2's own commands: wall-2 obeys, wall-1 does not
+            send("hinge/wall-2/drill/set", b"deadlift")
             time.sleep(0.6)  # past the command rate limit
             send("hinge/wall-1/buzzer/set", b"OFF")
+            send("hinge/wall-1/drill/set", b"dowel_hinge")  # another kind of command: no flood
             deadline = time.monotonic() + 5
-            while not controls.calls and time.monotonic() < deadline:
+            while len(controls.calls) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            send("hinge/wall-1/buzzer/set", b"ON")  # within 0.5 s of the last: a flood, dropped
+            send("hinge/wall-1/buzzer/set", b"ON")  # within 0.5 s of the last of its kind: a flood, dropped
+            send("hinge/wall-1/drill/set", b"deadlift")
             time.sleep(0.3)
-        send("hinge/wall-1/buzzer/set", b"", retain=True)  # clears the retained command
-    assert controls.calls == [("buzzer", False)]
-    assert link.commands == 1 and link.ignored_commands == 7  # the retained one, 5 payloads, the flood
-    assert neighbour.commands == 1
+        send("hinge/wall-1/buzzer/set", b"", retain=True)  # clears the retained commands
+        send("hinge/wall-1/drill/set", b"", retain=True)
+    assert controls.calls == [("buzzer", False), ("profile", "dowel_hinge")]
+    # the two retained ones, 5 buzzer payloads, 3 drill payloads (the last a title, not an id), the two floods
+    assert link.commands == 2 and link.ignored_commands == 12
+    assert theirs.calls == [("buzzer", False), ("profile", "deadlift")] and neighbour.commands == 2
 
 
 # --- Home Assistant discovery ----------------------------------------------------------------------
 
 # Keys Home Assistant documents for MQTT discovery of each component (home-assistant.io/integrations/
-# sensor.mqtt, binary_sensor.mqtt, switch.mqtt, event.mqtt: "Configuration Variables"), and the ones it
-# requires. An event's payload (after value_template) is a JSON object with `event_type`, one of
+# sensor.mqtt, binary_sensor.mqtt, switch.mqtt, event.mqtt, select.mqtt: "Configuration Variables"), and
+# the ones it requires. An event's payload (after value_template) is a JSON object with `event_type`, one of
 # `event_types`; its other keys become the event's attributes.
 HA_COMMON = {"availability", "availability_mode", "availability_template", "availability_topic", "device",
              "enabled_by_default", "encoding", "entity_category", "entity_picture", "icon", "json_attributes_template",
@@ -358,9 +421,11 @@ HA_KEYS = {
     "switch": HA_COMMON | {"command_template", "command_topic", "device_class", "optimistic", "payload_off",
                            "payload_on", "retain", "state_off", "state_on", "state_topic", "value_template"},
     "event": HA_COMMON | {"device_class", "event_types", "state_topic", "value_template"},
+    "select": HA_COMMON | {"command_template", "command_topic", "optimistic", "options", "retain", "state_topic",
+                           "value_template"},
 }
 HA_REQUIRED = {"sensor": {"state_topic"}, "binary_sensor": {"state_topic"}, "switch": {"command_topic"},
-               "event": {"state_topic", "event_types"}}
+               "event": {"state_topic", "event_types"}, "select": {"command_topic", "options"}}
 HA_ENTITY_CATEGORIES = {"config", "diagnostic"}
 HA_EVENT_DEVICE_CLASSES = {"button", "doorbell", "motion"}
 HA_DEVICE_KEYS = {"configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model", "model_id",
@@ -381,16 +446,17 @@ def test_home_assistant_discovery_validates(broker, tmp_path):
                                "mqtt.station_id": "wall-1"}).mqtt
     live = LiveState()
     live.update(athlete="Sam", profile="dowel_hinge")
-    with BrokerLink(cfg, db, live, version="1.2.3", page_url="http://192.168.1.20:8080/"):
+    with BrokerLink(cfg, db, live, RecordingControls(live), version="1.2.3", page_url="http://192.168.1.20:8080/",
+                    drills=DRILLS):
         with Listener(broker, ["hinge/wall-1/state"], name="first", clean=True) as first:
             assert first.wait_for(lambda h: h.on("/state"))  # sent after the discovery configs
         with Listener(broker, ["homeassistant/#", "hinge/wall-1/#"], name="ha", clean=True) as ha:
-            assert ha.wait_for(lambda h: len(h.on("/config")) == 12 and h.on("/state"))
+            assert ha.wait_for(lambda h: len(h.on("/config")) == 13 and h.on("/state"))
     configs = {m.topic: m for m in ha.on("/config")}
     assert set(configs) == {f"homeassistant/{c}/wall-1/{o}/config" for c, o in [
         ("sensor", "state"), ("sensor", "athlete"), ("sensor", "drill"), ("sensor", "reps_this_session"),
         ("sensor", "reps_today"), ("sensor", "last_fault"), ("sensor", "clean_share"), ("sensor", "waiting"),
-        ("binary_sensor", "online"), ("switch", "buzzer"), ("event", "fault"), ("event", "rep")]}
+        ("binary_sensor", "online"), ("switch", "buzzer"), ("event", "fault"), ("event", "rep"), ("select", "drill")]}
     state = ha.on("/state")[-1].json()
     unique = set()
     for topic, message in configs.items():
@@ -416,9 +482,18 @@ def test_home_assistant_discovery_validates(broker, tmp_path):
             elif component == "switch":
                 assert rendered in (config["state_on"], config["state_off"])
                 assert config["command_topic"] == "hinge/wall-1/buzzer/set"
+            elif component == "select":
+                assert rendered == DRILLS["dowel_hinge"]  # the drill running, as its option
             elif "unit_of_measurement" in config:
                 assert rendered == "None" or float(rendered) >= 0  # "None": unknown before the first rep
-    assert len(unique) == 12
+    assert len(unique) == 13
+    # The drill select: a configuration entity listing the station's drills by title; the option Home
+    # Assistant sends (through command_template) is the drill's id on the station's own command topic.
+    select = configs["homeassistant/select/wall-1/drill/config"].json()
+    assert select["entity_category"] == "config" and select["command_topic"] == "hinge/wall-1/drill/set"
+    assert select["options"] == list(DRILLS.values()) and select["optimistic"] is False and select["retain"] is False
+    sends = jinja2.Environment().from_string(select["command_template"])
+    assert [sends.render(value=option) for option in select["options"]] == list(DRILLS)
     online = configs["homeassistant/binary_sensor/wall-1/online/config"].json()
     assert online["device_class"] == "connectivity" and online["entity_category"] == "diagnostic"
     assert "entity_category" not in configs["homeassistant/sensor/wall-1/reps_today/config"].json()  # a main reading
@@ -466,15 +541,41 @@ def test_a_retired_station_leaves_home_assistant_and_the_floor(broker, tmp_path)
     RepStore(db, outbox=True).close()
     cfg = load_settings(None, {"data_dir": tmp_path, "mqtt.host": broker.host, "mqtt.port": broker.port,
                                "mqtt.station_id": "wall-9"}).mqtt
-    with BrokerLink(cfg, db, LiveState()):
+    live = LiveState()
+    with BrokerLink(cfg, db, live, RecordingControls(live), drills=DRILLS):
         with Listener(broker, ["homeassistant/#", "hinge/wall-9/#"], name="before", clean=True) as before:
-            assert before.wait_for(lambda h: len(h.on("/config")) == 12 and h.on("/state"))
+            assert before.wait_for(lambda h: len(h.on("/config")) == 13 and h.on("/state"))
+    assert before.on("homeassistant/select/wall-9/drill/config")  # the drill select too
     retired = retire_messages(cfg, t.Topics(cfg.topic_prefix, "wall-9"))
     assert {topic for topic, _ in retired} >= {m.topic for m in before.on("/config")} and all(p == b"" for _, p in retired)
     assert retire_station(cfg) == len(retired)
     with Listener(broker, ["homeassistant/#", "hinge/wall-9/#"], name="after", clean=True) as after:
         time.sleep(1.0)  # retained messages arrive at once on subscribing; an empty one is no message
     assert after.messages == []
+
+
+def test_discovery_turned_off_removes_every_entity(broker, tmp_path):
+    """`[mqtt] discovery = false`: at the station's next start every config an earlier run announced
+    (the drill select's too) is emptied, and Home Assistant removes the device; the station still
+    publishes its state for the hub."""
+    db = tmp_path / "station.db"
+    RepStore(db, outbox=True).close()
+    settings = {"data_dir": tmp_path, "mqtt.host": broker.host, "mqtt.port": broker.port, "mqtt.station_id": "wall-8"}
+    on, off = (load_settings(None, {**settings, "mqtt.discovery": d}).mqtt for d in (True, False))
+    live = LiveState()
+    for cfg in (on, off):
+        with BrokerLink(cfg, db, live, RecordingControls(live), drills=DRILLS) as link:
+            with Listener(broker, ["hinge/wall-8/state"], name="state", clean=True) as state:
+                assert state.wait_for(lambda h: h.on("/state"))  # sent after the configs
+        if cfg.discovery:
+            with Listener(broker, ["homeassistant/#"], name="before", clean=True) as before:
+                assert before.wait_for(lambda h: len(h.on("/config")) == 13)
+            assert before.on("homeassistant/select/wall-8/drill/config")
+    assert link.cfg.discovery is False
+    with Listener(broker, ["homeassistant/#", "hinge/wall-8/state"], name="after", clean=True) as after:
+        assert after.wait_for(lambda h: h.on("/state"))
+        time.sleep(0.5)  # retained messages arrive at once on subscribing; an empty one is no message
+    assert [m.topic for m in after.messages] == ["hinge/wall-8/state"]
 
 
 def test_the_last_will_marks_a_killed_station_offline(broker, tmp_path):
@@ -520,21 +621,29 @@ def test_the_documented_acl_keeps_each_station_to_its_own_topics(tmp_path, clips
 
             forged = json.dumps({"schema": 1, "station": "wall-2", "at": 1.0, "fault": "rounded_back", "cue": "x"})
             for topic in ("hinge/wall-2/rep", "hinge/wall-2/alert", "hinge/wall-2/state", "hinge/wall-2/availability",
-                          "hinge/wall-2/buzzer/set", "homeassistant/switch/wall-2/buzzer/config", "hinge/hub/rep"):
+                          "hinge/wall-2/buzzer/set", "hinge/wall-2/drill/set", "homeassistant/switch/wall-2/buzzer/config",
+                          "homeassistant/select/wall-2/drill/config", "hinge/hub/rep"):
                 publish(wall_1, topic, forged)  # wall-1's credentials, someone else's topics
+            publish(wall_1, "hinge/wall-1/drill/set", "deadlift")  # nor may a station command itself
             publish(hub, "hinge/wall-1/buzzer/set", "OFF")  # the hub only reads
+            publish(hub, "hinge/wall-1/drill/set", "deadlift")
             publish(ha, "hinge/wall-2/buzzer/set", "OFF")  # Home Assistant may command wall-2...
+            publish(ha, "hinge/wall-2/drill/set", "deadlift")
             publish(ha, "hinge/wall-1/buzzer/set", "ON")  # ...and wall-1
+            publish(ha, "hinge/wall-1/drill/set", "dowel_hinge")
             publish(wall_1, "hinge/wall-1/alert", forged.replace("wall-2", "wall-1"))  # its own topic: allowed
             assert hub.wait_for(lambda h: h.on("hinge/wall-1/alert"))
             # Published before the allowed alert on the same connection: had the broker let them through,
             # the hub would have them by now.
-            assert [m.topic for m in hub.messages] == ["hinge/wall-2/buzzer/set", "hinge/wall-1/buzzer/set",
-                                                       "hinge/wall-1/alert"]
-            # wall-1 subscribed to hinge/# but reads only its own command topic (and never wall-2's): the
-            # command Home Assistant sent last arrives, nothing sent before it does
-            assert wall_1.wait_for(lambda w: w.on("hinge/wall-1/buzzer/set"))
-            assert [(m.topic, m.payload) for m in wall_1.messages] == [("hinge/wall-1/buzzer/set", b"ON")]
+            assert [(m.topic, m.payload) for m in hub.messages[:-1]] == [
+                ("hinge/wall-2/buzzer/set", b"OFF"), ("hinge/wall-2/drill/set", b"deadlift"),
+                ("hinge/wall-1/buzzer/set", b"ON"), ("hinge/wall-1/drill/set", b"dowel_hinge")]
+            assert hub.messages[-1].topic == "hinge/wall-1/alert"
+            # wall-1 subscribed to hinge/# but reads only its own command topics (and never wall-2's): the
+            # commands Home Assistant sent last arrive, nothing sent before them does
+            assert wall_1.wait_for(lambda w: w.on("hinge/wall-1/drill/set"))
+            assert [(m.topic, m.payload) for m in wall_1.messages] == [("hinge/wall-1/buzzer/set", b"ON"),
+                                                                       ("hinge/wall-1/drill/set", b"dowel_hinge")]
 
         # A station with its credentials from a password file works end to end through the same ACL.
         secret = tmp_path / "wall-1.secret"
@@ -548,7 +657,7 @@ def test_the_documented_acl_keeps_each_station_to_its_own_topics(tmp_path, clips
             replay(cfg, clips_dir / TWO_REPS, clip_poses(TWO_REPS))
             reps, _ = committed_keys(db)
             assert hub.wait_for(lambda h: [m.json()["rep_key"] for m in h.on("/rep")] == reps)
-            assert ha.wait_for(lambda h: len(h.on("/config")) == 12)  # every kind allowed by the ACL, events too
+            assert ha.wait_for(lambda h: len(h.on("/config")) == 13)  # every kind allowed by the ACL, events and select too
         wrong = mqtt_on(settings, secured, tmp_path / "other.db", station_id="wall-2", username="wall-1",
                         password_file=secret)  # wall-1's credentials claiming to be wall-2
         with Listener(secured, ["hinge/#"], name="hub", username="hub", password=USERS["hub"]) as hub:
@@ -593,7 +702,8 @@ def test_only_stations_publish_station_topics(tmp_path):
     config refuses those two names as station ids."""
     acl = (REPO / "deploy/mosquitto/hinge.acl").read_text()
     discovery = ["homeassistant/sensor/{u}/state/config", "homeassistant/binary_sensor/{u}/online/config",
-                 "homeassistant/switch/{u}/buzzer/config", "homeassistant/event/{u}/fault/config"]
+                 "homeassistant/switch/{u}/buzzer/config", "homeassistant/event/{u}/fault/config",
+                 "homeassistant/select/{u}/drill/config"]
     with Mosquitto(tmp_path / "mosquitto", users=USERS, acl=acl) as secured:
         with Listener(secured, ["hinge/#"], name="hub-reader", username="hub", password=USERS["hub"]) as hub, \
                 Listener(secured, ["homeassistant/#"], name="ha-reader", username="homeassistant",
@@ -609,12 +719,15 @@ def test_only_stations_publish_station_topics(tmp_path):
             assert publish_as(secured, "hub", "hinge/hub/availability", b"online") == "Success"
             assert publish_as(secured, "wall-1", "hinge/wall-1/rep", b"sentinel") == "Success"
             assert publish_as(secured, "wall-1", "homeassistant/event/wall-1/rep/config", b"") == "Success"  # events, and retiring
+            assert publish_as(secured, "wall-1", "homeassistant/select/wall-1/drill/config", b"") == "Success"
             assert publish_as(secured, "wall-1", "homeassistant/switch/wall-1/buzzer/config", b"sentinel") == "Success"
             assert hub.wait_for(lambda h: h.on("hinge/wall-1/rep"))
             assert ha.wait_for(lambda h: h.on("homeassistant/switch/wall-1/buzzer/config"))  # the last one sent
             # Published before the sentinels: had the broker let any through, the readers would have it.
             assert [m.topic for m in hub.messages] == ["hinge/hub/availability", "hinge/wall-1/rep"]
-            assert [m.topic for m in ha.messages] == ["homeassistant/event/wall-1/rep/config", "homeassistant/switch/wall-1/buzzer/config"]
+            assert [m.topic for m in ha.messages] == ["homeassistant/event/wall-1/rep/config",
+                                                      "homeassistant/select/wall-1/drill/config",
+                                                      "homeassistant/switch/wall-1/buzzer/config"]
         with Listener(secured, ["hinge/wall-1/stored"], name="wall-1", username="wall-1", password=USERS["wall-1"]) as wall:
             assert publish_as(secured, "hub", "hinge/wall-1/stored", b"confirmed") == "Success"
             assert wall.wait_for(lambda w: [m.payload for m in w.messages] == [b"confirmed"])

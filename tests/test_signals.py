@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Optional
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -174,7 +175,7 @@ def test_closing_while_a_light_restore_is_pending_writes_nothing_to_the_closed_p
     not have that timer write to an LED it has already closed (gpiozero raises on its thread)."""
     import threading
 
-    raised: list[BaseException] = []
+    raised: list[Optional[BaseException]] = []
     previous = threading.excepthook
     threading.excepthook = lambda args: raised.append(args.exc_value)
     try:

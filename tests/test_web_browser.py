@@ -13,6 +13,7 @@ import pytest
 from device.station.live import StationState
 from device.station.store import RepStore
 from web.page_server import PageServer
+from web.templating import times
 from support.web import TOKEN, add_live_rep, clip_session_id, make_app
 from support.browser import PHONE, every_width, screenshot, text, wait_for
 from support.ladder import DRILL
@@ -102,6 +103,9 @@ def test_live_page_follows_the_station_without_reloading(browser, served, statio
     wait_for(lambda: text(browser, "[data-live=session_reps]") == str(before + 1), "the rep count to go up")
     rep = station.store.get_rep(rep_id)
     wait_for(lambda: f"Rep {rep['rep_index']}" in text(browser, "[data-live=last_rep_line]"), "the last rep to show")
+    # in the session page's words (its table's "Hip÷knee" column, "3.3×"), never a bare "ratio"
+    ratio = f"Hip÷knee {times(rep['hinge_ratio'])}"
+    assert ratio in text(browser, "[data-live=last_rep_line]") and "ratio" not in text(browser, "[data-live=last_rep_line]")
     assert text(browser, "[data-live=last_fault_label]") == "squatting the hinge"
     assert text(browser, "[data-live=last_fault_cue]") == rep["faults"][0]["cue"]
     assert "live state-fault" == browser.find_element(By.ID, "live").get_attribute("class")
@@ -115,6 +119,10 @@ def test_live_page_follows_the_station_without_reloading(browser, served, statio
              "the preview frame to show")
     assert browser.execute_script("return window.__sameDocument") is True  # all of it without a reload
     screenshot(browser, "live")
+    import httpx
+
+    served_line = httpx.get(f"{served}/", timeout=10).text  # as the server renders it, before any script runs
+    assert ratio in served_line and " ratio " not in served_line
 
 
 def test_a_trainer_signs_in_and_corrects_a_rep_from_the_phone(browser, served, station, filled_db):

@@ -10,11 +10,11 @@ from typing import Any, Optional
 from fastapi import HTTPException
 
 from device.analysis.cues import SETTING as CUES_SETTING, CueWords
-from device.analysis.profiles import load_profile
 from device.analysis.vocabulary import Fault
 from device.errors import ConfigError
+from device.station.live import UnknownDrill, change_drill
 from web.context import WebContext
-from web.progress import athlete_progress
+from web.progress import athlete_progress, drill_cues
 from web.schemas import (AthleteChange, AthleteOut, CorrectionIn, CorrectionOut, CueOut, CuesIn, CuesOut, NewAthlete,
                          SettingsIn, StepDecisionIn, StepDecisionOut)
 
@@ -71,15 +71,18 @@ def apply_settings(ctx: WebContext, body: SettingsIn) -> None:
     if ctx.controls is None or ctx.live is None:
         raise HTTPException(409, "no station is running here (station serve): drill and buzzer change only on the page of `station run`")
     given = body.model_fields_set
-    if "profile" in given and body.profile not in ctx.profiles:
-        raise HTTPException(400, f"unknown drill profile {body.profile!r}; choose one of: {', '.join(ctx.profiles) or 'none installed'}")
+    if "profile" in given and body.profile is None:
+        raise HTTPException(400, "profile must name a drill")
     if "buzzer_enabled" in given and body.buzzer_enabled is None:
         raise HTTPException(400, "buzzer_enabled must be true or false")
     session_id = ctx.live_session_id
     if "athlete" in given and session_id is not None and ctx.store.get_session(session_id) is None:
         raise HTTPException(409, f"the running session {session_id} is not in the rep log yet; try again after its first rep")
-    if "profile" in given and body.profile is not None:  # (None is not in ctx.profiles: refused above)
-        ctx.controls.set_profile(body.profile)
+    if "profile" in given and body.profile is not None:  # the first change: a refusal here leaves all as it was
+        try:
+            change_drill(ctx.controls, ctx.profiles, body.profile)
+        except UnknownDrill as err:
+            raise HTTPException(400, str(err)) from None
     if "buzzer_enabled" in given:
         ctx.controls.set_buzzer_enabled(bool(body.buzzer_enabled))
     if "voice_enabled" in given:
@@ -99,10 +102,9 @@ def cues_out(ctx: WebContext, drill: str) -> CuesOut:
     """A drill's cues as the station says them: the coach's words where set, else the drill's own,
     for each fault the drill judges."""
     try:
-        profile = load_profile(drill, ctx.profiles_dir)
+        profile, own = drill_cues(ctx, drill)
     except ConfigError:
         raise HTTPException(404, f"no drill profile named {drill!r}") from None
-    own = CueWords(ctx.require_log().get_setting(CUES_SETTING)).for_drill(drill)
     return CuesOut(drill=drill, cues=[
         CueOut(fault=f.value, cue=own.get(f) or profile.faults.cue(f), own=f in own, drill_cue=profile.faults.cue(f))
         for f in Fault if profile.faults.enabled(f)])

@@ -4,13 +4,17 @@ most frequent faults, and the trainer's answers to past suggestions."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Mapping, Optional
 
 from fastapi import HTTPException
 
 from device.analysis.ladder import (Ladder, Mastery, clean_after_corrections, is_counted, leg_lengths_to_cm, progression,
                                     tally_sessions)
+from device.analysis.cues import SETTING as CUES_SETTING, CueWords
+from device.analysis.profiles import Profile, load_profile
+from device.analysis.vocabulary import Fault, fault_from_name
 from device.contract.records import SessionFilter
+from device.errors import ConfigError
 from device.stats import median
 from web.context import WebContext
 from web.schemas import (AthleteProgress, AthleteSummary, DrillSession, FaultTally, HipTravelTrend, LadderOut,
@@ -57,6 +61,30 @@ def _slope(values: list[float]) -> Optional[float]:
     return sum((x - mx) * (y - my) for x, y in zip(xs, values)) / sum((x - mx) ** 2 for x in xs)
 
 
+def drill_cues(ctx: WebContext, drill: str) -> tuple[Profile, Mapping[Fault, str]]:
+    """A drill's profile and the coach's own cue words for it (as the page set them): what the station
+    says for each of its faults is the coach's words where set, else the profile's cue. ConfigError
+    for a drill with no profile here."""
+    profile = load_profile(drill, ctx.profiles_dir)
+    return profile, CueWords(ctx.require_log().get_setting(CUES_SETTING)).for_drill(drill)
+
+
+def said_cues(ctx: WebContext, faults: Mapping[str, str]) -> dict[str, str]:
+    """Fault name -> the cue the station says for it on the drill given (`faults`: fault -> drill): the
+    coach's words where set, else the drill's own cue, else (a drill with no profile here) the usual one."""
+    drills: dict[str, Optional[tuple[Profile, Mapping[Fault, str]]]] = {}
+    out = {}
+    for name, drill in faults.items():
+        if drill not in drills:
+            try:
+                drills[drill] = drill_cues(ctx, drill)
+            except ConfigError:
+                drills[drill] = None
+        fault, known = fault_from_name(name), drills[drill]
+        out[name] = (known[1].get(fault) or known[0].faults.cue(fault)) if fault and known else default_cue(name)
+    return out
+
+
 def athlete_progress(ctx: WebContext, athlete_id: int) -> AthleteProgress:
     athlete = load_athlete(ctx, athlete_id)
     height = athlete["height_cm"]
@@ -92,6 +120,8 @@ def athlete_progress(ctx: WebContext, athlete_id: int) -> AthleteProgress:
             hip_travel=travel, hip_travel_cm=leg_lengths_to_cm(travel, height), ahead=state.ahead(t.drill, ctx.ladder)))
 
     faults = Counter(name for t in tallies for name, n in t.faults.items() for _ in range(n))
+    latest = {name: t.drill for t in tallies for name in t.faults}  # the drill each fault came up on last
+    cues = said_cues(ctx, latest)
     unit: Literal["leg lengths", "cm"] = "cm" if height is not None else "leg lengths"
     series = [v for s in drill_sessions
               if s.drill == WALL_TAP and (v := s.hip_travel_cm if height is not None else s.hip_travel) is not None]
@@ -106,7 +136,7 @@ def athlete_progress(ctx: WebContext, athlete_id: int) -> AthleteProgress:
                                  evidence=list(suggestion.evidence)) if suggestion else None,
         steps=_steps(ctx.ladder, list(state.steps)),
         other_drills=sorted(d for d in {t.drill for t in tallies if t.reps} if ctx.ladder.index(d) is None),
-        faults=[FaultTally(name=n, count=c, cue=default_cue(n)) for n, c in faults.most_common()],
+        faults=[FaultTally(name=n, count=c, cue=cues[n]) for n, c in faults.most_common()],
         hip_travel=trend, sessions=drill_sessions,
         decisions=[StepDecisionOut(**d) for d in decisions], reps=points,
     )

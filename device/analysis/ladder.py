@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -123,6 +123,14 @@ def load_ladder(path: Optional[Path] = None, profiles_dir: Optional[Path] = None
     if twice:
         raise ConfigError(f"drill ladder {path}: {', '.join(twice)} appear(s) twice; each drill is one step")
     return ladder
+
+
+def coaching_order(drills: Iterable[str], ladder: Optional[Ladder]) -> list[str]:
+    """`drills` in the order a coach takes an athlete through them: each ladder step's drill, then
+    the drills that count as it, then the drills off the ladder by name (no ladder: all by name)."""
+    have = set(drills)
+    on = [d for step in (ladder.steps if ladder is not None else ()) for d in step.drills if d in have]
+    return on + sorted(have - set(on))
 
 
 # --- a rep as the trainer corrected it -----------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +12,7 @@ import uvicorn
 
 from device.config import Settings
 from device.errors import ConfigError
+from device.station.addresses import local_url, page_lines
 from device.station.store import RepStore
 from device.analysis.ladder import load_ladder
 from web.app import create_app
@@ -31,11 +33,18 @@ def serve_rep_log(settings: Settings, db: Optional[Path] = None, host: Optional[
                          ladder=load_ladder(profiles_dir=settings.analysis.profiles_dir))
         if settings.web.token is None:
             log.warning("no web.token set: the page is read-only for everyone; set web.token to allow corrections")
-        print(f"trainer page on http://{host}:{port}/ over {path} ({'writable' if writable else 'read-only'}); Ctrl-C stops")
+        print("\n".join(serve_lines(host, port, path, writable, sys.stdout.isatty())), flush=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
     finally:
         store.close()
     return 0
+
+
+def serve_lines(host: str, port: int, path: Path, writable: bool, tty: bool) -> list[str]:
+    """What `station serve` prints: where the page opens, as `station run` says it (on this machine,
+    and where a phone on the gym's network opens it, never 0.0.0.0), and over which rep log."""
+    return [*page_lines(host, port, local_url(host, port), tty),
+            f"  over {path} ({'writable' if writable else 'read-only'}); Ctrl-C stops"]
 
 
 def command(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,7 +1,7 @@
 """The MQTT contract between a station and whoever listens (the hub, Home Assistant): every topic
 and every payload, in this one place. Stations publish their reps, sessions and state; the hub and
 Home Assistant read them; the hub answers each station with what it has stored; Home Assistant may
-switch a station's buzzer.
+switch a station's buzzer and choose its drill.
 
 Topics (`<prefix>` from `[mqtt] topic_prefix`, default ``hinge``; `<sid>` the station id,
 ``[a-z0-9_-]{1,32}``, never ``hub`` or ``homeassistant``: those are the other users' names):
@@ -16,13 +16,19 @@ topic                               from    retained  QoS  payload
 <prefix>/<sid>/alert                sid     no        0    AlertPayload: a fault that buzzed, as it happened (best effort)
 <prefix>/<sid>/stored               hub     no        1    StoredPayload: the station's reps and sessions the hub has stored
 <prefix>/<sid>/buzzer/set           HA      no        1    command to the station: ``ON`` / ``OFF`` (nothing else is obeyed)
+<prefix>/<sid>/drill/set            HA      no        1    command to the station: one of its drills' ids (``dowel_hinge``, plain UTF-8)
 <prefix>/hub/availability           hub     yes       1    ``online`` / ``offline``: whether the hub is reading (its last will: offline)
 homeassistant/<c>/<sid>/<o>/config  sid     yes       1    Home Assistant discovery (`<c>` component, `<o>` object id)
 ==================================  ======  ========  ===  ======================================================================
 
 The broker's ACL (deploy/mosquitto/hinge.acl) holds each user to its column: a station writes only
 its own topics, the hub writes only `stored` and its availability, Home Assistant only the buzzer
-commands.
+and drill commands; a station reads only its own commands.
+
+A command is obeyed only as the station's own page would obey it (device/station/broker_link.py):
+a drill command names one of the station's drills (its profiles, what its page offers) and goes
+through the same change as the page's; its effect shows in the retained state's ``drill``. A
+retained command (stale), a flood, and any other payload are ignored and logged, never an error.
 
 Every JSON payload carries ``schema`` (SCHEMA_VERSION) and ``station``; a reader refuses a payload
 past MAX_PAYLOAD_BYTES, one that is not JSON, one of another schema version, or one whose
@@ -94,7 +100,9 @@ REP = "rep"
 ALERT = "alert"
 STORED = "stored"
 BUZZER_SET = "buzzer/set"
-KINDS = (AVAILABILITY, STATE, SESSION, REP, ALERT, STORED, BUZZER_SET)
+DRILL_SET = "drill/set"
+COMMANDS = (BUZZER_SET, DRILL_SET)  # what Home Assistant may send a station
+KINDS = (AVAILABILITY, STATE, SESSION, REP, ALERT, STORED, *COMMANDS)
 STATION_KINDS = (AVAILABILITY, STATE, SESSION, REP, ALERT)  # what a station itself publishes
 HUB_READS = (AVAILABILITY, STATE, SESSION, REP)  # what the hub subscribes to (alerts are Home Assistant's)
 
@@ -168,6 +176,10 @@ class Topics:
     @property
     def buzzer_set(self) -> str:
         return self.topic(BUZZER_SET)
+
+    @property
+    def drill_set(self) -> str:
+        return self.topic(DRILL_SET)
 
     @property
     def hub_availability(self) -> str:
@@ -277,7 +289,7 @@ class PayloadError(ValueError):
 
 def decode(prefix: str, topic: str, payload: bytes) -> tuple[str, str, Union[Payload, str]]:
     """Validate one received message: (station, kind, payload model — or the plain string for
-    availability and buzzer/set). Raises PayloadError with the reason to drop it."""
+    availability and the commands). Raises PayloadError with the reason to drop it."""
     parsed = parse_topic(prefix, topic)
     if parsed is None:
         raise PayloadError("unknown_topic", topic[:200])
@@ -290,6 +302,11 @@ def decode(prefix: str, topic: str, payload: bytes) -> tuple[str, str, Union[Pay
         if text not in allowed:
             raise PayloadError("invalid", f"{topic}: {text[:40]!r} is not one of {allowed}")
         return station, kind, text
+    if kind == DRILL_SET:
+        drill = drill_command(payload)
+        if drill is None:
+            raise PayloadError("invalid", f"{topic}: {payload[:40]!r} is not a drill id")
+        return station, kind, drill
     try:
         data: Any = json.loads(payload)
     except ValueError as err:
@@ -315,3 +332,19 @@ def buzzer_command(payload: bytes) -> Optional[bool]:
     if payload == BUZZER_OFF.encode():
         return False
     return None
+
+
+MAX_DRILL_ID = 64  # a drill's id is its profile's file name (device/analysis/profiles/<id>.toml)
+
+
+def drill_command(payload: bytes) -> Optional[str]:
+    """The drill id a drill command names, or None for a payload that cannot be one (empty, longer
+    than MAX_DRILL_ID bytes, not UTF-8, control characters or surrounding blanks). Whether the
+    station has that drill is the station's to say."""
+    if not payload or len(payload) > MAX_DRILL_ID:
+        return None
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if text.isprintable() and text == text.strip() else None

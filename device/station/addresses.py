@@ -29,6 +29,11 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def local_url(host: str, port: int) -> str:
+    """The page's URL on this machine: a page listening on every address is opened at 127.0.0.1."""
+    return _url("127.0.0.1" if host in ANY_ADDRESS else host, port)
+
+
 def phone_urls(host: str, port: int, lan: Optional[str] = None, hostname: Optional[str] = None) -> list[str]:
     """The URLs a phone on the gym's network opens the page at, best first: the address the page
     listens on when it is one, else this machine's LAN address and `<hostname>.local`. Empty when the
@@ -55,8 +60,8 @@ def qr_for_terminal(url: str) -> str:
 
 
 def page_lines(host: str, port: int, local_url: str, tty: bool) -> list[str]:
-    """What `station run` prints about its page: the URL on this machine (first, as scripts read
-    it), where a phone opens it, and on a terminal the QR code of the first of those."""
+    """What `station run` and `station serve` print about their page: the URL on this machine (first,
+    as scripts read it), where a phone opens it, and on a terminal the QR code of the first of those."""
     lines = [f"trainer page: {local_url}"]
     urls = phone_urls(host, port, lan_ipv4(), socket.gethostname())
     if urls:

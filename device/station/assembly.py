@@ -233,12 +233,31 @@ def build_station(
         link = None
         if settings.mqtt.enabled:
             urls = [] if headless else phone_urls(settings.web.host, settings.web.port, lan_ipv4(), socket.gethostname())
-            link = BrokerLink(settings.mqtt, settings.db_path, live, controls=station,
-                              version=package_version(), page_url=urls[0] if urls else None)
+            link = BrokerLink(settings.mqtt, settings.db_path, live, controls=station, version=package_version(),
+                              page_url=urls[0] if urls else None, drills=drill_choices(settings))
         undo.pop_all()
     return StationRig(station, live, replog, signals, notifier, make_source, source_live=probe.live,
                       lossless=fast and not probe.live, retry_initial_s=settings.source.retry_initial_s,
                       retry_max_s=settings.source.retry_max_s, link=link, opener=opener)
+
+
+def drill_choices(settings: Settings) -> dict[str, str]:
+    """The drills this station offers (its profiles, as its page offers them), id -> title, in the
+    ladder's coaching order: what Home Assistant's drill select lists. A ladder or a drill file that
+    does not load (the page says why) leaves them in name order, or named by their ids: the station
+    never fails to start over Home Assistant's list."""
+    from device.analysis.ladder import Ladder, coaching_order, load_ladder
+    from device.analysis.profiles import list_profiles, profile_titles
+
+    where = settings.analysis.profiles_dir
+    titles = {name: name for name in list_profiles(where)}
+    ladder: Optional[Ladder] = None
+    try:
+        titles = profile_titles(where)
+        ladder = load_ladder(profiles_dir=where)
+    except ConfigError as err:
+        log.warning("Home Assistant's drill select lists the drills by name: %s", err)
+    return {drill: titles[drill] for drill in coaching_order(titles, ladder)}
 
 
 def package_version() -> str:

@@ -1,6 +1,6 @@
 """The station's link to the gym's MQTT broker: committed reps and sessions from the durable outbox,
-the live state, alerts and Home Assistant discovery out; the buzzer switch and the hub's
-confirmations in. Topics and payloads are in device/contract/topics.py.
+the live state, alerts and Home Assistant discovery out; the buzzer switch, the drill select and
+the hub's confirmations in. Topics and payloads are in device/contract/topics.py.
 
 Everything here runs beside the live loop, never in it: the loop's only part is the outbox row it
 writes in the same SQLite transaction as the rep (device/station/store.py). A sender thread reads the
@@ -27,9 +27,10 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -39,7 +40,7 @@ from device.config import MqttSettings
 from device.contract import topics as t
 from device.contract.records import SESSION_FIELDS, StorageError, rep_fields, start_of_today
 from device.errors import ConfigError, StationError
-from device.station.live import LiveSnapshot, LiveState, StationControls, StationState
+from device.station.live import LiveSnapshot, LiveState, StationControls, StationState, UnknownDrill, change_drill
 from device.station.store import RepStore
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ HUB_BACK_GRACE_S = 5.0  # after the hub says it is (back) online, what it has no
 POLL_S = 0.2  # how often the sender looks at the outbox and the live state when idle
 STATE_MIN_INTERVAL_S = 0.5  # the state message at most this often (fps alone never sends one)
 DRAIN_AT_STOP_S = 3.0  # at stop, how long to keep sending what the outbox still holds
-COMMANDS_PER_S = 2.0  # buzzer commands obeyed at most this often; a flood is ignored, not queued
+COMMANDS_PER_S = 2.0  # commands of one kind obeyed at most this often; a flood is ignored, not queued
+IGNORED_SAID_S = 10.0  # an ignored command is said in the log at warning level at most this often (the rest: debug)
 ALERT_FRESH_S = 5.0  # an alert older than this (raised while the broker was away) is not sent
 
 
@@ -181,13 +183,32 @@ REP_EVENT_TEMPLATE = (
 FAULT_EVENT_TEMPLATE = "{{ {'event_type': value_json.fault, 'cue': value_json.cue} | tojson }}"
 
 
-def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "",
-                       page_url: Optional[str] = None) -> list[tuple[str, dict[str, Any]]]:
+def drill_options(drills: Mapping[str, str]) -> dict[str, str]:
+    """Drill id -> the option Home Assistant's drill select shows: the drill's title, or "title (id)"
+    where two drills share a title (an option must name one drill)."""
+    shared = Counter(drills.values())
+    return {drill: title if shared[title] == 1 else f"{title} ({drill})" for drill, title in drills.items()}
+
+
+def drill_templates(drills: Mapping[str, str]) -> tuple[str, str]:
+    """The drill select's value_template (the state's drill id -> its option) and command_template
+    (the option chosen -> the drill id the station's command topic takes): Jinja dict literals, as
+    JSON writes them. A drill the station runs that is not offered shows as its id."""
+    options = drill_options(drills)
+    ids = {option: drill for drill, option in options.items()}
+    return ("{{ " + json.dumps(options, ensure_ascii=False) + ".get(value_json.drill, value_json.drill) }}",
+            "{{ " + json.dumps(ids, ensure_ascii=False) + ".get(value, value) }}")
+
+
+def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "", page_url: Optional[str] = None,
+                       drills: Optional[Mapping[str, str]] = None) -> list[tuple[str, Optional[dict[str, Any]]]]:
     """Home Assistant MQTT discovery: one device per station (its page as `configuration_url`) with
     its state, who is up, drill, reps this session and today, last fault, clean-rep percentage,
-    online/offline and the reps waiting for the hub (diagnostic), the buzzer switch, and two event
-    entities: each fault as it buzzes and each rep with its verdict, for automations. Full key names
-    (no abbreviations); tests/test_mqtt_station.py pins them against Home Assistant's documented keys."""
+    online/offline and the reps waiting for the hub (diagnostic), the buzzer switch, the drill
+    select (configuration: `drills`, id -> title, in the order offered; without them its config is
+    None, to be emptied), and two event entities: each fault as it buzzes and each rep with its
+    verdict, for automations. Full key names (no abbreviations); tests/test_mqtt_station.py pins
+    them against Home Assistant's documented keys."""
     sid = topics.station
     prefix = cfg.discovery_prefix
     device = {"identifiers": [f"hinge_station_{sid}"], "name": f"Hinge station {sid}", "manufacturer": "Hinge Station",
@@ -199,8 +220,8 @@ def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "",
     available = {"availability_topic": topics.availability, "payload_available": t.ONLINE,
                  "payload_not_available": t.OFFLINE}
 
-    def entity(object_id: str, name: str, **keys: Any) -> dict[str, Any]:
-        return {"name": name, "unique_id": f"hinge_{sid}_{object_id}", "device": device, "qos": 1, **keys}
+    def entity(object_id: str, name: str, unique: str = "", **keys: Any) -> dict[str, Any]:
+        return {"name": name, "unique_id": f"hinge_{sid}_{unique or object_id}", "device": device, "qos": 1, **keys}
 
     def state_value(expr: str) -> dict[str, Any]:
         return {"state_topic": topics.state, "value_template": "{{ " + expr + " }}"}
@@ -208,7 +229,15 @@ def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "",
     def topic(component: str, object_id: str) -> str:
         return f"{prefix}/{component}/{sid}/{object_id}/config"
 
-    messages = [
+    choose: Optional[dict[str, Any]] = None
+    if drills:
+        shows, sends = drill_templates(drills)
+        # The drill as the page changes it (a new session starts); its state is the retained state's drill.
+        choose = entity("drill", "Drill", unique="drill_select", command_topic=topics.drill_set, command_template=sends,
+                        state_topic=topics.state, value_template=shows, options=list(drill_options(drills).values()),
+                        **available, entity_category="config", optimistic=False, retain=False,
+                        icon="mdi:format-list-numbered")
+    messages: list[tuple[str, Optional[dict[str, Any]]]] = [
         (topic("sensor", "state"), entity("state", "State", **state_value("value_json.state"), **available,
                                           device_class="enum", options=list(t.STATES),
                                           json_attributes_topic=topics.state, icon="mdi:human-handsdown")),
@@ -255,6 +284,7 @@ def discovery_messages(cfg: MqttSettings, topics: t.Topics, version: str = "",
         (topic("event", "rep"), entity("rep", "Rep", state_topic=topics.rep, **available,
                                        event_types=list(REP_EVENT_TYPES), value_template=REP_EVENT_TEMPLATE,
                                        icon="mdi:human-handsdown")),
+        (topic("select", "drill"), choose),
     ]
     return messages
 
@@ -322,8 +352,9 @@ class BrokerLink:
     """One station's MQTT link: `start` connects (in the background: a broker that is down is
     retried with backoff, coaching goes on), `stop` sends what it can of the outbox, says offline and
     disconnects. Its own SQLite connection reads and empties the outbox; the live state is read from
-    `live`; a buzzer command goes to `controls` like the page's switch. `clock` (monotonic seconds)
-    times the resends and the command rate limit."""
+    `live`; a buzzer command goes to `controls` like the page's switch, a drill command (one of
+    `drills`, id -> title: the drills the page offers) like the page's drill choice. `clock`
+    (monotonic seconds) times the resends and the command rate limit."""
 
     def __init__(
         self,
@@ -335,6 +366,7 @@ class BrokerLink:
         version: str = "",
         clock: Callable[[], float] = time.monotonic,
         page_url: Optional[str] = None,
+        drills: Optional[Mapping[str, str]] = None,
     ):
         if cfg.host is None or cfg.station_id is None:
             raise ValueError("a broker link needs mqtt.host and mqtt.station_id")
@@ -346,6 +378,7 @@ class BrokerLink:
         self.controls = controls
         self.version = version
         self.page_url = page_url  # the trainer page a phone opens: Home Assistant's link to the station
+        self.drills = dict(drills or {}) if controls is not None else {}  # nothing to choose without a station
         self.clock = clock
         try:
             self.client = make_client(cfg, self.topics)
@@ -369,7 +402,8 @@ class BrokerLink:
         self._sent: dict[int, _Sent] = {}  # outbox id -> its way so far (the sender thread's)
         self._drain_s = DRAIN_AT_STOP_S
         self._store_uuid = ""
-        self._last_command = 0.0
+        self._last_command: dict[str, float] = {}  # command topic -> when one was last obeyed
+        self._ignored_said = float("-inf")
         self._refusing = False  # the broker refused a row (its ACL): said, and tried again later
         self._store: Optional[RepStore] = None
         # What a test, the page or `station doctor` may read
@@ -378,7 +412,7 @@ class BrokerLink:
         self.confirmed = 0  # outbox rows the hub confirmed it stored, and so left the outbox
         self.resent = 0  # sends of a row that had gone before
         self.refused = 0  # outbox rows that could not be made into a payload (dropped, logged)
-        self.commands = 0  # buzzer commands obeyed
+        self.commands = 0  # buzzer and drill commands obeyed
         self.ignored_commands = 0
         self.last_error = ""
 
@@ -436,7 +470,8 @@ class BrokerLink:
             self._problem(f"the broker refused the connection: {reason}")
             return
         self.last_error = ""
-        client.subscribe([(self.topics.buzzer_set, 1), (self.topics.stored, 1), (self.topics.hub_availability, 1)])
+        client.subscribe([(self.topics.buzzer_set, 1), (self.topics.drill_set, 1), (self.topics.stored, 1),
+                          (self.topics.hub_availability, 1)])
         self.connected.set()
         self._new_connection.set()
         log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.broker_port)
@@ -461,12 +496,17 @@ class BrokerLink:
         self._acks.answered(mid, not reason.is_failure)
 
     def _on_message(self, client, userdata, message) -> None:
-        if message.topic == self.topics.stored:
-            self._on_stored(bytes(message.payload))
-        elif message.topic == self.topics.hub_availability:
-            self._on_hub_availability(bytes(message.payload))
-        else:
-            self._on_command(message)
+        # Whatever a message does, it must not raise here: paho would stop its network thread, and
+        # with it every command, confirmation and reconnect (coaching itself never waits on this).
+        try:
+            if message.topic == self.topics.stored:
+                self._on_stored(bytes(message.payload))
+            elif message.topic == self.topics.hub_availability:
+                self._on_hub_availability(bytes(message.payload))
+            else:
+                self._on_command(message)
+        except Exception:
+            log.exception("MQTT: a message on %.200s could not be handled; ignored", message.topic)
 
     def _on_stored(self, payload: bytes) -> None:
         """The hub's word that it stored some of our reps and sessions (only the hub may write here:
@@ -491,20 +531,77 @@ class BrokerLink:
                 self._wake.set()
 
     def _on_command(self, message: mqtt.MQTTMessage) -> None:
-        """Only the buzzer command is obeyed; anything else, or any other payload, is ignored.
-        A retained command is stale (someone's old ON/OFF left on the broker) and is ignored too:
-        the station remembers its own setting."""
-        command = t.buzzer_command(bytes(message.payload)) if message.topic == self.topics.buzzer_set else None
-        now = self.clock()
-        if command is None or message.retain or now - self._last_command < 1.0 / COMMANDS_PER_S:
-            self.ignored_commands += 1
-            log.debug("MQTT: ignored %r on %s", message.payload[:40], message.topic)
+        """Home Assistant's buzzer switch (``ON``/``OFF``) and drill select (one of `drills`), obeyed
+        as the page's own controls are; anything else is ignored and said. A retained command is
+        stale (someone's old command left on the broker) and ignored too: the station remembers its
+        own setting. Each kind is obeyed at most COMMANDS_PER_S times a second; a flood is dropped."""
+        payload = bytes(message.payload)
+        if message.topic == self.topics.buzzer_set:
+            command: Optional[Callable[[], None]] = self._buzzer_command(payload)
+        elif message.topic == self.topics.drill_set:
+            command = self._drill_command(payload)
+        else:
+            command = None
+            self._ignore(message.topic, payload, "not a command topic of this station")
+        if command is None:
             return
-        self._last_command = now
-        self.commands += 1
-        log.info("MQTT: buzzer %s (command from the broker)", "on" if command else "off")
-        if self.controls is not None:
-            self.controls.set_buzzer_enabled(command)
+        now = self.clock()
+        if message.retain:
+            self._ignore(message.topic, payload, "a retained command is stale")
+        elif now - self._last_command.get(message.topic, float("-inf")) < 1.0 / COMMANDS_PER_S:
+            self._ignore(message.topic, payload, f"more than {COMMANDS_PER_S:g} commands a second")
+        elif self.controls is None:
+            self._ignore(message.topic, payload, "no running station to command")
+        else:
+            self._last_command[message.topic] = now
+            try:
+                command()
+            except (UnknownDrill, ConfigError) as err:  # a drill whose profile no longer loads
+                self._ignore(message.topic, payload, str(err))
+                return
+            self.commands += 1
+
+    def _buzzer_command(self, payload: bytes) -> Optional[Callable[[], None]]:
+        on = t.buzzer_command(payload)
+        if on is None:
+            self._ignore(self.topics.buzzer_set, payload, f"not {t.BUZZER_ON} or {t.BUZZER_OFF}")
+            return None
+
+        def switch() -> None:
+            assert self.controls is not None
+            log.info("MQTT: buzzer %s (command from the broker)", "on" if on else "off")
+            self.controls.set_buzzer_enabled(on)
+
+        return switch
+
+    def _drill_command(self, payload: bytes) -> Optional[Callable[[], None]]:
+        drill = t.drill_command(payload)
+        if drill is None:
+            self._ignore(self.topics.drill_set, payload, "not a drill id (plain UTF-8 text, at most "
+                         f"{t.MAX_DRILL_ID} bytes, {len(payload)} came)")
+            return None
+        if drill not in self.drills:
+            self._ignore(self.topics.drill_set, payload, f"this station has no drill {drill!r}; its drills: "
+                         f"{', '.join(self.drills) or 'none offered'}")
+            return None
+
+        def choose() -> None:
+            assert self.controls is not None
+            change_drill(self.controls, self.drills, drill)  # the page's own path
+            log.info("MQTT: drill %s (command from the broker)", drill)
+
+        return choose
+
+    def _ignore(self, topic: str, payload: bytes, why: str) -> None:
+        """A command not obeyed: counted, and said (at warning level at most every IGNORED_SAID_S, so a
+        flood from a hostile client cannot fill the log)."""
+        self.ignored_commands += 1
+        now = self.clock()
+        loud = now - self._ignored_said >= IGNORED_SAID_S
+        if loud:
+            self._ignored_said = now
+        log.log(logging.WARNING if loud else logging.DEBUG, "MQTT: ignored a command on %.200s (%s): %r",
+                topic, why, payload[:40])
 
     # --- the sender thread ------------------------------------------------------------------------
 
@@ -606,8 +703,8 @@ class BrokerLink:
     def _announce(self) -> None:
         self._fire(self.topics.availability, t.ONLINE.encode(), retain=True, qos=1)
         if self.cfg.discovery:
-            for topic, config in discovery_messages(self.cfg, self.topics, self.version, self.page_url):
-                self._fire(topic, json.dumps(config).encode(), retain=True, qos=1)
+            for topic, config in discovery_messages(self.cfg, self.topics, self.version, self.page_url, self.drills):
+                self._fire(topic, json.dumps(config).encode() if config is not None else b"", retain=True, qos=1)
         else:  # discovery turned off: what an earlier run announced leaves Home Assistant
             for topic, _ in discovery_messages(self.cfg, self.topics):
                 self._fire(topic, b"", retain=True, qos=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Optional, Protocol
+from typing import Any, Collection, Optional, Protocol
 
 
 PREVIEW_INTEREST_S = 5.0
@@ -130,3 +130,18 @@ class StationControls(Protocol):
         """The coach's own cue words for a drill (fault name -> words, "" for the drill's own), kept
         already by the page in the station's settings: the station says them from the next fault."""
         ...
+
+
+class UnknownDrill(ValueError):
+    """A drill this station has no profile for: the change is refused, the running drill stays."""
+
+
+def change_drill(controls: StationControls, drills: Collection[str], name: str) -> None:
+    """The one way a running station's drill changes, from its page or from Home Assistant: a drill
+    the station has (`drills`, its profiles: what its page offers), then the station's own
+    set_profile, which ends the running session (a session records one drill), remembers the
+    choice in the rep log's settings and shows it in the live state (and so in the MQTT state).
+    Raises UnknownDrill, naming the drills there are; nothing has changed then."""
+    if name not in drills:
+        raise UnknownDrill(f"unknown drill profile {name[:64]!r}; choose one of: {', '.join(drills) or 'none installed'}")
+    controls.set_profile(name)

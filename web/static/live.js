@@ -24,7 +24,7 @@
     var list = fields.last_rep_faults, link = fields.last_rep_link;
     if (!rep) { set("last_rep_line", "none yet"); return; }
     set("last_rep_line", "Rep " + rep.rep_index + " · hip " + fixed(rep.peak_hip_flexion_deg, 0, "°") +
-        " · knee " + fixed(rep.knee_flexion_at_bottom_deg, 0, "°") + " · ratio " + fixed(rep.hinge_ratio, 1) +
+        " · knee " + fixed(rep.knee_flexion_at_bottom_deg, 0, "°") + " · Hip÷knee " + fixed(rep.hinge_ratio, 1, "×") +
         " · " + (rep.lockout_reached ? "locked out" : "no lockout"));
     if (list && list.dataset.repId !== String(rep.id)) {
       list.dataset.repId = String(rep.id);
