@@ -43,6 +43,12 @@ def test_topics_of_a_station():
         t.Topics("hinge", "Wall 1")
     with pytest.raises(ValueError):
         t.Topics("hinge/#", "wall-1")
+    # A trailing newline is no id and no prefix level (a `$` alone would let it through).
+    assert t.is_station_id("wall-1") and not t.is_station_id("wall-1\n")
+    with pytest.raises(ValueError):
+        t.Topics("hinge", "wall-1\n")
+    with pytest.raises(ValueError):
+        t.Topics("hinge\n", "wall-1")
 
 
 def test_a_rep_round_trips_and_hostile_payloads_are_refused():

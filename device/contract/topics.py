@@ -111,7 +111,7 @@ Key = Annotated[str, Field(pattern=_KEY_PATTERN, max_length=80)]
 
 
 def is_station_id(name: str) -> bool:
-    return bool(re.match(STATION_ID_PATTERN, name)) and name not in RESERVED_IDS
+    return bool(re.fullmatch(STATION_ID_PATTERN, name)) and name not in RESERVED_IDS
 
 
 def session_key(station: str, store_uuid: str, session_id: int) -> str:
@@ -136,12 +136,12 @@ class Topics:
     station: str
 
     def __post_init__(self) -> None:
-        if not re.match(STATION_ID_PATTERN, self.station):
+        if not re.fullmatch(STATION_ID_PATTERN, self.station):
             raise ValueError(f"station id {self.station!r} must match {STATION_ID_PATTERN}")
         if self.station in RESERVED_IDS:
             raise ValueError(f"station id {self.station!r} is the broker's {self.station} user, not a station: "
                              "give the station another name")
-        if not re.match(PREFIX_PATTERN, self.prefix):
+        if not re.fullmatch(PREFIX_PATTERN, self.prefix):
             raise ValueError(f"topic prefix {self.prefix!r} must be letters, digits, '_' or '-' levels joined by '/'")
 
     def topic(self, kind: str) -> str:
