@@ -12,6 +12,7 @@ import pytest
 SHORT_CLIP = "jeffchen_deadlift_side_bad_rounded_head_down_1rep.mp4"  # 29 frames
 
 
+@pytest.mark.bench
 def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantized_models_dir):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
@@ -111,6 +112,7 @@ def test_bench_writes_models_and_pipeline_sections(tmp_path, clips_dir, quantize
     assert all(row["live_fps"] > 0 for row in loaded)
 
 
+@pytest.mark.bench
 def test_bench_runs_only_the_sections_asked_for_and_names_them_when_asked_wrong(tmp_path, clips_dir, quantized_models_dir):
     out = tmp_path / "bench.json"
     base = [sys.executable, "-m", "device", "bench", str(clips_dir / SHORT_CLIP), "--models-dir", str(quantized_models_dir)]

@@ -296,6 +296,7 @@ def test_station_evaluate_prints_and_writes_drills_sources_and_perturbations(tmp
 @pytest.fixture(scope="module")
 def shared_evaluation(clips_dir, clip_poses):
     labels = read_labels(clips_dir / "labels.csv")
+    clip_poses.prefetch(label.clip for label in labels)
     return evaluate(labels, lambda path: list(clip_poses(path.name)), load_profile("hinge"))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from device.commands.cli import main
 from support.broker import mosquitto_or_skip
 
@@ -14,6 +16,7 @@ def test_the_hub_without_a_broker_says_what_to_set(tmp_path, monkeypatch, capsys
     assert "set [mqtt] host" in capsys.readouterr().err
 
 
+@pytest.mark.bench
 def test_hub_bench_measures_a_few_stations_end_to_end(tmp_path, capsys):
     mosquitto_or_skip()
     out = tmp_path / "hub.json"

@@ -66,6 +66,7 @@ def labelled(clips_dir):
 def test_alerts_fire_during_faulty_reps_and_the_log_matches_evaluate(clips_dir, clip_poses, settings, tmp_path):
     profile = load_profile("hinge")
     rows = []
+    clip_poses.prefetch(labelled(clips_dir))
     for name, label in labelled(clips_dir).items():
         poses = list(clip_poses(name))
         summary, seen, buzzes, db = run_clip(label.path, poses, settings, tmp_path)

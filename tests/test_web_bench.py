@@ -55,6 +55,7 @@ def test_a_page_that_never_answered_has_no_percentiles_rather_than_nan():
     assert result["history"]["p50_ms"] is result["history"]["p99_ms"] is result["history"]["max_ms"] is None
 
 
+@pytest.mark.bench
 def test_pipeline_cost_runs_the_pipeline_alone_and_under_a_load_from_another_process(tmp_path):
     import time
 
