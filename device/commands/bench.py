@@ -233,7 +233,7 @@ def bench_stages(context: BenchContext) -> list[dict[str, Any]]:
 # hundred M MACs), so its rate is the estimate; v1's (7.6 G MAC/s) would be kinder and is not used.
 PI4_MACS_PER_S_4_THREADS = 300e6 / 0.044  # 6.8 G MAC/s
 PI4_CORES = 4
-# How much of such a network runs in parallel on a 4-core ARM: the same README (October 2019 tables)
+# How much of such a network runs in parallel on a 4-core ARM: the same README (its Pixel tables)
 # times MobileNet v2 1.0 on a Pixel 2 (4 big cores) at 53 ms on one thread and 18 ms on four, a
 # 2.94x speed-up: Amdahl's parallel share 0.88. The Pi's one-thread rate is taken from it. (This
 # machine's own 1-to-2-thread share, shown as parallel_share_here, moved from 0.32 to 1.0 with the
