@@ -53,6 +53,10 @@ class SourceSettings(Section):
     width: int = Field(640, ge=64)
     height: int = Field(480, ge=64)
     fps: float = Field(30.0, gt=0)
+    nobody_fps: float = Field(
+        5.0, ge=0, description="With nobody in view for nobody_after_s, look at the camera only this often "
+        "(every frame runs the person detector then, and an empty gym kept the Pi busy and hot); 0: every frame.")
+    nobody_after_s: float = Field(2.0, ge=0, description="How long nobody must be in view before nobody_fps applies.")
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(10.0, gt=0)
 

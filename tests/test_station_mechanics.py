@@ -250,3 +250,73 @@ def test_cue_words_from_the_page_reach_the_running_drill_between_frames(tmp_path
         assert table == {}  # not yet: the worker applies it between frames
         station._run_commands()
         assert table == {Fault.ROUNDED_BACK: "proud chest"}
+
+
+def paced_looks(fps, after_s, present_from=None, seconds=10.0, camera_fps=30.0):
+    """Frame times the pacer lets the engine look at, for a camera at `camera_fps` with somebody in
+    view from `present_from` s (None: nobody ever)."""
+    from device.station.loop import NobodyPacer
+
+    pacer, looked = NobodyPacer(fps, after_s), []
+    for i in range(int(seconds * camera_fps)):
+        t = i / camera_fps
+        if pacer.should_look(t):
+            looked.append(t)
+            pacer.looked(t, present_from is not None and t >= present_from)
+    return looked, pacer
+
+
+def test_with_nobody_in_view_the_camera_is_looked_at_a_few_times_a_second_after_a_while():
+    looked, pacer = paced_looks(fps=5.0, after_s=2.0)
+    first = [t for t in looked if t < 2.0]
+    assert len(first) == 60  # every frame while nobody has been gone long
+    later = np.diff([t for t in looked if t >= 2.0])
+    assert later.min() >= 0.2 - 1e-9 and later.max() < 0.2 + 1 / 30 + 1e-9  # five looks a second, no fewer
+    assert pacer.skipped == 300 - len(looked) > 150
+
+
+def test_somebody_stepping_up_is_looked_at_within_one_slow_look_and_then_on_every_frame():
+    arrive = 6.01  # between two slow looks
+    looked, pacer = paced_looks(fps=5.0, after_s=2.0, present_from=arrive)
+    seen = min(t for t in looked if t >= arrive)
+    assert seen - arrive <= 0.2 + 1 / 30  # found within one slow look
+    after = [t for t in looked if t >= seen]
+    assert len(after) == round((10.0 - seen) * 30)  # every frame from then on
+
+
+def test_somebody_in_view_all_along_has_every_frame_looked_at():
+    looked, pacer = paced_looks(fps=5.0, after_s=2.0, present_from=0.0)
+    assert len(looked) == 300 and pacer.skipped == 0
+
+
+class NobodyThenSomebody(PresentEngine):
+    """Nobody in view before `arrive` s of frame time, then somebody; counts the frames it ran on."""
+
+    def __init__(self, arrive):
+        self.arrive, self.ran = arrive, []
+
+    def process(self, image, timestamp, contrast=None):
+        self.ran.append(timestamp)
+        if timestamp < self.arrive:
+            return Pose(timestamp, empty_landmarks(), 0.0, True, (8, 8))
+        return super().process(image, timestamp, contrast)
+
+
+def test_a_live_camera_with_nobody_in_view_runs_the_engine_less_and_a_replay_on_every_frame(tmp_path):
+    def run(nobody_fps, lossless):
+        plan = {"total": 240, "fail_after": -1, "missing_for": 0, "died": False, "served": 0, "opens": 0}
+        engine = NobodyThenSomebody(arrive=6.0)
+        station = Station(engine=engine, make_analyzer=lambda name: EveryNthFrameRep(), profile="hinge",
+                          replog=RepLog(RepStore(tmp_path / f"{nobody_fps}-{lossless}.db")), source_id="flaky",
+                          idle_timeout_s=60, nobody_fps=nobody_fps, nobody_after_s=2.0)
+        return station.run(lambda: FlakyCamera(plan), lossless=lossless), engine
+
+    paced, engine = run(5.0, lossless=False)
+    nobody = [t for t in engine.ran if t < 6.0]
+    # Every frame of the first 2 s at most, then five a second: the rest of 6 s of nobody let go.
+    assert paced.nobody_skipped > 60 and len(nobody) <= 2.0 * 30 + 4 * 5 + 2
+    assert any(t >= 6.0 for t in engine.ran)  # somebody stepping up is looked at
+    every, engine = run(5.0, lossless=True)  # a replay processes every frame
+    assert every.nobody_skipped == 0 and len(engine.ran) == 240
+    off, engine = run(0.0, lossless=False)
+    assert off.nobody_skipped == 0

@@ -226,6 +226,7 @@ def build_station(
             notifier=notifier, idle_timeout_s=settings.session.idle_timeout_s, preview_fps=settings.web.preview_fps,
             camera_preview=settings.web.camera_preview, athlete=athlete, source_id=probe.source_id, on_event=on_event,
             voice=voice, phrases=phrases, wall_clock=wall_clock, cues=cue_words,
+            nobody_fps=settings.source.nobody_fps, nobody_after_s=settings.source.nobody_after_s,
         )
         station.storage_note = note
         if opener is not None:

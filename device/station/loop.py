@@ -237,6 +237,39 @@ class Posed:
     done: float  # ...and when its pose was ready
 
 
+class NobodyPacer:
+    """How often the pose thread looks while nobody is there. With nobody found for `after_s`, the
+    engine runs on a frame only every 1/`fps` s (the rest are let go): with nobody in view every
+    frame runs the person detector, a model larger than the landmark model (430 M MACs against 386 M),
+    so an empty gym kept a Pi's cores busy and hot all day, and a hot Pi slows down (it throttles)
+    when someone does step up. Somebody stepping in is found within 1/`fps` s, long before a first
+    rep: walking up and setting up take seconds. From the first frame somebody is found, every frame
+    is looked at again. Frame times, not the clock: a paced replay paces alike."""
+
+    def __init__(self, fps: float, after_s: float):
+        if fps <= 0:
+            raise ValueError(f"a nobody pacer needs a rate above 0, not {fps}")
+        self.interval = 1.0 / fps
+        self.after_s = after_s
+        self.skipped = 0  # frames let go while nobody was there
+        self._seen_at: Optional[float] = None  # frame time somebody was last found (or the first frame's)
+        self._looked_at: Optional[float] = None  # frame time the engine last ran
+
+    def should_look(self, t: float) -> bool:
+        if self._seen_at is None:
+            self._seen_at = t
+        quiet = t - self._seen_at >= self.after_s
+        if quiet and self._looked_at is not None and t - self._looked_at < self.interval:
+            self.skipped += 1
+            return False
+        return True
+
+    def looked(self, t: float, found: bool) -> None:
+        self._looked_at = t
+        if found:
+            self._seen_at = t
+
+
 class PoseStage(threading.Thread):
     """Runs the pose engine on each frame the capture thread hands over, and hands the poses on to
     the worker in order (it waits for the worker rather than drop one: the analysis sees every pose
@@ -244,9 +277,10 @@ class PoseStage(threading.Thread):
     on the worker. `reset()` (the camera came back) makes the engine look afresh before its next frame."""
 
     def __init__(self, engine, frames: LatestFrame[Captured], poses: LatestFrame[Posed], stop: threading.Event,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, pacer: Optional[NobodyPacer] = None):
         super().__init__(name="pose", daemon=True)
         self.engine, self.frames, self.poses, self.stop, self.clock = engine, frames, poses, stop, clock
+        self.pacer = pacer  # a live camera's: fewer looks while nobody is there (None: every frame)
         self.fatal: Optional[BaseException] = None
         self.last_activity = clock()  # a frame taken, a pose made or a wait timed out; stale = a hung model
         self._reset = threading.Event()
@@ -268,7 +302,11 @@ class PoseStage(threading.Thread):
                     self._reset.clear()
                     self.engine.reset()
                 frame = item.frame
+                if self.pacer is not None and not self.pacer.should_look(frame.timestamp):
+                    continue
                 pose = self.engine.process(frame.image, frame.timestamp, item.contrast)
+                if self.pacer is not None:
+                    self.pacer.looked(frame.timestamp, pose.found)
                 self.last_activity = done = self.clock()
                 self.poses.put(Posed(item, pose, (started - asked) * 1000, started, done), self.stop)
         except Exception as err:  # the worker raises it once it has closed the session
@@ -331,6 +369,7 @@ class RunSummary:
     verdict_latency_ms: list[float] = field(default_factory=list)  # frame captured -> analysed, every frame
     loop_ms: list[float] = field(default_factory=list)
     unwritten: int = 0  # rep-log items that reached neither SQLite nor the pending file (set at close)
+    nobody_skipped: int = 0  # camera frames let go while nobody was there (NobodyPacer; set at close)
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {stage: [] for stage in LIVE_STAGES})
     first_done: Optional[float] = None  # monotonic seconds when the first frame was analysed...
     last_done: Optional[float] = None  # ...and the last
@@ -378,6 +417,8 @@ class Station:
         phrases: Optional[Callable[[str], list[str]]] = None,
         wall_clock: Callable[[], float] = time.time,
         cues: Optional[CueWords] = None,
+        nobody_fps: float = 0.0,
+        nobody_after_s: float = 2.0,
     ):
         self.wall_clock = wall_clock  # Unix seconds the rep log is stamped with (tests replay clips on chosen days)
         self.engine = engine
@@ -393,6 +434,9 @@ class Station:
         self.live = live
         self.notifier = notifier or NoNotifier()
         self.idle_timeout_s = idle_timeout_s
+        # A live camera's looks while nobody is there (NobodyPacer; 0: every frame). A replay that
+        # processes every frame (lossless) always does.
+        self.nobody_fps, self.nobody_after_s = nobody_fps, nobody_after_s
         self.preview_interval = 1.0 / preview_fps
         self.camera_preview = camera_preview
         self.athlete = athlete
@@ -501,7 +545,8 @@ class Station:
         grabber = FrameGrabber(make_source, mailbox, self.stop_event, self._camera_status, retry_initial_s, retry_max_s,
                                self.clock, contrast_of=frame_contrast)
         poses: LatestFrame[Posed] = LatestFrame(lossless=True)
-        pose_stage = PoseStage(self.engine, mailbox, poses, self.stop_event, self.clock)
+        pacer = NobodyPacer(self.nobody_fps, self.nobody_after_s) if self.nobody_fps > 0 and not lossless else None
+        pose_stage = PoseStage(self.engine, mailbox, poses, self.stop_event, self.clock, pacer)
         self._pose_stage = pose_stage
         self.replog.device_event("station_start", f"profile={self.profile}")
         self._live(state=StationState.IDLE, profile=self.profile, cue=FRAMING_CUES[Framing.NOBODY], error="",
@@ -533,6 +578,7 @@ class Station:
             self.notifier.stopping()
             self.summary.wall_s = self.clock() - started
             self.summary.dropped = mailbox.dropped
+            self.summary.nobody_skipped = pacer.skipped if pacer is not None else 0
             self._finish()
         if grabber.fatal is not None:
             raise grabber.fatal
