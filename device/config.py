@@ -314,6 +314,9 @@ NOT_SETTINGS |= {"HINGE_ARM64"}
 # HINGE_OUTAGE_MINUTES sets how long tests/test_fleet.py keeps the hub away (default 3; the 30
 # is an opt-in run); the stations that test builds read their settings in the same process.
 NOT_SETTINGS |= {"HINGE_OUTAGE_MINUTES"}
+# Where the tests keep the models they fetch and the picamera2 build they make (tests/conftest.py,
+# tests/test_picamera.py); the stations the tests start in their own process read settings beside them.
+NOT_SETTINGS |= {"HINGE_TEST_MODELS_DIR", "HINGE_TEST_CACHE"}
 
 
 def unknown_environment(environ: Any) -> list[str]:

@@ -102,6 +102,7 @@ def test_non_finite_or_unknown_settings_from_the_environment_are_refused(monkeyp
     monkeypatch.delenv("HINGE_WEB_TOKEN")
     monkeypatch.setenv("HINGE_WEB__TOKEN", "x" * 20)
     monkeypatch.setenv("HINGE_SHARED_DIR", "/tmp")  # the labelled clips' folder: not a setting, not an error
+    monkeypatch.setenv("HINGE_TEST_MODELS_DIR", "/tmp")  # where the tests keep their models: nor is this
     assert load_settings(None, {}).web.token.get_secret_value() == "x" * 20
 
 
