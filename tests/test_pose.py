@@ -125,7 +125,8 @@ def _frame(clips_dir, name: str, at_s: float) -> tuple[np.ndarray, float]:
     raise AssertionError(f"{name} ends before {at_s} s")
 
 
-def test_the_full_model_gives_the_torso_outline_and_the_back_lies_away_from_the_face(clips_dir, engine_factory):
+def test_the_full_model_gives_the_torso_outline_and_the_back_lies_away_from_the_face(clips_dir, engine_factory,
+                                                                                    quantized_models_dir):
     """tby_kb_deadlift_side_correct faces image left; bent over at 13.2 s its back is on the side of
     the hips -> shoulders line away from the face (side 1 for an athlete facing left), as deep as a
     back is; a variant built without the mask gives no outline."""
