@@ -211,6 +211,8 @@ def test_heatmap_refinement_reads_each_window_as_the_whole_heatmap_would():
     heatmap = rng.normal(-4.0, 1.0, (64, 64, 39)).astype(np.float32)
     points = rng.uniform(8, LANDMARK_SIZE - 8, (39, 5))
     points[5, :2] = [-20.0, 30.0]  # off the heatmap
+    points[9, :2] = [1.0, 100.0]  # windows the heatmap's edges cut: left, bottom-right corner
+    points[11, :2] = [LANDMARK_SIZE - 1.0, LANDMARK_SIZE - 1.0]
     for i in range(39):
         if i in (5, 7):  # 7: nothing confident near it
             continue
@@ -234,3 +236,4 @@ def test_heatmap_refinement_reads_each_window_as_the_whole_heatmap_would():
     assert np.array_equal(refined, expected)
     assert np.array_equal(refined[[5, 7]], points[[5, 7]])  # untouched where the heatmap says nothing
     assert not np.array_equal(refined[0, :2], points[0, :2])  # and moved where it does
+    assert not np.array_equal(refined[[9, 11], :2], points[[9, 11], :2])  # at the edges too
