@@ -266,11 +266,16 @@ def arm_parallel_share(speedup: float = ARM_4_CORE_SPEEDUP, threads: int = 4) ->
     return (1.0 - 1.0 / speedup) / (1.0 - 1.0 / threads)
 
 
+def pi4_one_thread_rate(parallel: float) -> float:
+    """A Pi 4 core's MACs per second on one thread: the published 4-thread rate scaled down by
+    Amdahl's law with the parallel share `parallel`."""
+    return PI4_MACS_PER_S_4_THREADS / amdahl_speedup(parallel, PI4_CORES)
+
+
 def pi4_model_ms(macs: float, threads: int, parallel: float) -> float:
-    """Estimated Pi 4 ms per inference on `threads` threads: the published 4-thread rate, scaled to
-    one thread and back up to `threads` by Amdahl's law with the parallel share `parallel`."""
-    one_thread_rate = PI4_MACS_PER_S_4_THREADS / amdahl_speedup(parallel, PI4_CORES)
-    return macs / (one_thread_rate * amdahl_speedup(parallel, threads)) * 1000
+    """Estimated Pi 4 ms per inference on `threads` threads: the one-thread rate scaled back up to
+    `threads` by Amdahl's law with the parallel share `parallel`."""
+    return macs / (pi4_one_thread_rate(parallel) * amdahl_speedup(parallel, threads)) * 1000
 
 
 def bench_threads(context: BenchContext) -> list[dict[str, Any]]:
@@ -301,15 +306,16 @@ def bench_budget(context: BenchContext) -> list[dict[str, Any]]:
     pose thread's own work beside the model (crop, decoding, outline: measured here in the `stages`
     run, scaled by how much slower a Pi 4 core does the model's arithmetic than this machine's) and
     the detector at the share of frames it ran on. The worker's analysis runs beside the model on a
-    core of its own while the interpreter leaves one (threads <= 3). Frames in a 1 s lowering: what the schedule asks for, if
-    the Pi keeps up. Emulated timings mean nothing here; a Pi's own `station bench` replaces this."""
+    core of its own while the interpreter leaves one (threads <= 3). Frames in a 1 s lowering: what
+    the schedule asks for, if the Pi keeps up. Emulated timings mean nothing here; a Pi's own
+    `station bench` replaces this."""
     from device.pose.model_files import read_quantized_record
 
     record = read_quantized_record(context.settings.models_dir) or {}
     macs = record.get("macs") or {}
     if not macs:
         raise ModelError("the quantized record has no MAC counts: run `station models quantize` (it records them)")
-    if not getattr(context, "thread_ms", None):
+    if not context.thread_ms:
         bench_threads(context)
     if not context.live_stages:
         bench_live(context)
@@ -320,15 +326,14 @@ def bench_budget(context: BenchContext) -> list[dict[str, Any]]:
     # against the Pi's one-thread estimate.
     beside_ms = sum(float(np.median(context.live_stages[s])) for s in BESIDE_MODEL if context.live_stages[s])
     here_rate = macs[context.selected] / (thread_ms[1] / 1000)
-    pi_rate = PI4_MACS_PER_S_4_THREADS / amdahl_speedup(parallel, PI4_CORES)
-    slower = here_rate / pi_rate
+    slower = here_rate / pi4_one_thread_rate(parallel)
     detector_share = context.detector_share
+    detector_ms = pi4_model_ms(macs["detector"], PI4_THREADS, parallel)
     rows = []
     for variant in context.variants:
         if variant not in macs:
             continue
         model_ms = pi4_model_ms(macs[variant], PI4_THREADS, parallel)
-        detector_ms = pi4_model_ms(macs["detector"], PI4_THREADS, parallel)
         frame_ms = model_ms + detector_share * detector_ms + beside_ms * slower
         fps = 1000.0 / frame_ms
         for schedule, asked in SCHEDULES:
@@ -393,7 +398,7 @@ def _not_fault_cues() -> frozenset[str]:
 _NOT_FAULT_CUES = _not_fault_cues()
 
 
-def bare_landmark_ms(context: BenchContext) -> float:
+def time_bare_landmark(context: BenchContext) -> float:
     """The selected landmark variant's bare ms per call, timed now on the clip's real inputs: the
     live loop's rate is compared with the model's measured beside it, under the same load."""
     from device.pose.tflite import time_models
@@ -415,10 +420,10 @@ def bench_live(context: BenchContext) -> list[dict[str, Any]]:
     bare_ms: Optional[float] = None
     with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
         for mode, fast in (("fast", True), ("camera-paced", False)):
-            before = bare_landmark_ms(context) if fast else 0.0
+            before = time_bare_landmark(context) if fast else 0.0
             summary = run_live_loop(context.settings, context.clip, Path(tmp) / f"{mode}.db", fast)
             if fast:  # the camera-paced run is compared with the same figure
-                bare_ms = (before + bare_landmark_ms(context)) / 2
+                bare_ms = (before + time_bare_landmark(context)) / 2
                 context.live_stages = summary.stage_ms
                 context.live_frame_ms = 1000 / summary.steady_fps if summary.steady_fps else None
             rows.append({
