@@ -637,7 +637,7 @@ class Station:
         self._last_ts = frame.timestamp
         events = self.analyzer.update(pose)
         t_analysis = self.clock()
-        self._frame_ms["analysis"] = (t_analysis - t_pose) * 1000
+        analysis_ms = self._frame_ms["analysis"] = (t_analysis - t_pose) * 1000
 
         present = pose.found
         if present:
@@ -654,7 +654,7 @@ class Station:
         t_end = self.clock()
         self._times.wait_ms.append((t_start - item.received) * 1000)
         self._times.pose_ms.append((posed.done - t_start) * 1000)
-        self._times.analysis_ms.append((t_analysis - t_pose) * 1000)
+        self._times.analysis_ms.append(analysis_ms)
         self._times.loop_ms.append((t_end - t_start) * 1000)
         self.summary.frames += 1
         self.summary.loop_ms.append((t_end - t_start) * 1000)
@@ -804,10 +804,8 @@ class Station:
             self.notifier.status("camera back")
 
     def _after_camera_back(self) -> None:
-        if self._pose_stage is not None:
+        if self._pose_stage is not None:  # the run whose camera came back has its pose thread
             self._pose_stage.reset()  # the engine is the pose thread's: it forgets before its next frame
-        else:
-            self.engine.reset()
         self._live(error="")
         self._show_framing()
 
