@@ -14,7 +14,7 @@ from device.analysis.vocabulary import Fault
 from device.errors import ConfigError
 from device.station.live import UnknownDrill, change_drill
 from web.context import WebContext
-from web.progress import athlete_progress, drill_cues
+from web.progress import athlete_progress, drill_cues, said_cue
 from web.schemas import (AthleteChange, AthleteOut, CorrectionIn, CorrectionOut, CueOut, CuesIn, CuesOut, NewAthlete,
                          SettingsIn, StepDecisionIn, StepDecisionOut)
 
@@ -106,7 +106,7 @@ def cues_out(ctx: WebContext, drill: str) -> CuesOut:
     except ConfigError:
         raise HTTPException(404, f"no drill profile named {drill!r}") from None
     return CuesOut(drill=drill, cues=[
-        CueOut(fault=f.value, cue=own.get(f) or profile.faults.cue(f), own=f in own, drill_cue=profile.faults.cue(f))
+        CueOut(fault=f.value, cue=said_cue(profile, own, f), own=f in own, drill_cue=profile.faults.cue(f))
         for f in Fault if profile.faults.enabled(f)])
 
 

@@ -69,6 +69,13 @@ def drill_cues(ctx: WebContext, drill: str) -> tuple[Profile, Mapping[Fault, str
     return profile, CueWords(ctx.require_log().get_setting(CUES_SETTING)).for_drill(drill)
 
 
+def said_cue(profile: Profile, own: Mapping[Fault, str], fault: Fault) -> str:
+    """What the station says for `fault` on a drill: the coach's words where set, else the drill's own
+    cue (device/analysis/faults.py says a rule's own finer cue, such as a dropped head's, before the
+    drill's)."""
+    return own.get(fault) or profile.faults.cue(fault)
+
+
 def said_cues(ctx: WebContext, faults: Mapping[str, str]) -> dict[str, str]:
     """Fault name -> the cue the station says for it on the drill given (`faults`: fault -> drill): the
     coach's words where set, else the drill's own cue, else (a drill with no profile here) the usual one."""
@@ -81,7 +88,7 @@ def said_cues(ctx: WebContext, faults: Mapping[str, str]) -> dict[str, str]:
             except ConfigError:
                 drills[drill] = None
         fault, known = fault_from_name(name), drills[drill]
-        out[name] = (known[1].get(fault) or known[0].faults.cue(fault)) if fault and known else default_cue(name)
+        out[name] = said_cue(known[0], known[1], fault) if fault and known else default_cue(name)
     return out
 
 
