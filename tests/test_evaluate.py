@@ -373,7 +373,10 @@ def test_good_lifts_stay_quiet(shared_evaluation):
 # bad011: the thigh never passes 44 and the knee 59 (hips far above the knees at the floor): we
 #   think its squatting label is wrong.
 # load_away_from_body: judged in no shipped drill (a 2D wrist is not the bar).
-# rear-oblique, front and oblique clips are not judged at all (foreshortened angles): never buzzed.
+# rear-oblique, front and oblique clips are judged for a squat only, in 3D (the research set's oblique
+#   knee-dominant pulls: knees bent more than the hips, 3D hip/knee 0.75-0.88); the rear-oblique back
+#   squat and the front bodyweight squat are not counted at all (no rep, no verdict), and a rounded back
+#   is a side-on reading.
 FAULTS_UNDER_DRILL = {
     "formfit_squat_side.mp4": ({"squatting_the_hinge"}, set()),
     "kmoir_squat_side_oblique_1rep.mp4": ({"squatting_the_hinge"}, set()),
@@ -393,7 +396,7 @@ FAULTS_UNDER_DRILL = {
     "bw_squat_front_src_incorrect.mp4": (set(), {"squatting_the_hinge"}),
     "tby_kb_deadlift_side_kneedominant_10reps.mp4": ({"squatting_the_hinge"}, set()),
     "tby_kb_deadlift_side_roundedback_10reps.mp4": ({"rounded_back"}, set()),
-    "tby_kb_deadlift_oblique_kneedominant_10reps.mp4": (set(), {"squatting_the_hinge"}),
+    "tby_kb_deadlift_oblique_kneedominant_10reps.mp4": ({"squatting_the_hinge"}, set()),
     "tby_kb_deadlift_oblique_roundedback_10reps.mp4": (set(), {"rounded_back"}),
     "vkgym_db_rdl_side_roundedback_cropped_1rep.mp4": ({"rounded_back"}, {"overextended_lockout"}),
 }

@@ -3,6 +3,7 @@ on a clean hinge in every drill profile and on frames that cannot be trusted."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -270,7 +271,7 @@ def test_the_clear_margin_is_in_units_of_the_measured_noise():
     assert buzzes(2.0, 60) and not buzzes(20.0, 60)
 
 
-# --- oblique views: counted, never judged -----------------------------------------------------------
+# --- oblique views: counted; only a squat is judged, in 3D -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("turn,judged", [(10, True), (35, False)])
@@ -340,6 +341,60 @@ def test_the_same_lift_on_an_oblique_camera_never_buzzes_nor_logs_what_it_held()
     assert analyzer.oblique
     assert not [e for e in events if isinstance(e, FaultRaised)]
     assert all(rep.borderline == [] for rep in analyzer.reps)
+
+
+def oblique_squat(turn: float = 35.0) -> Motion:
+    """A squat at the bottom (hips 120, knees 100, trunk 40 from upright, hands at the chest): the
+    squat pattern, with the hips still bending more than the knees (not knee-led) and above knee
+    height (thigh 80), so only the squat pattern read in 3D can call it."""
+    low = Posture(hip=120, knee=100, shin=20, hands="chest", turn=turn)
+    top = Posture(hands="chest", turn=turn)
+    return Motion().stand(1.5, hands="chest", turn=turn).to(low, 2.0).hold(1.0).to(top, 1.5).stand(1.5, hands="chest", turn=turn)
+
+
+def test_an_oblique_camera_still_finds_a_squat_in_3d_and_the_rep_says_faults():
+    """Obliquely the side-on angles are foreshortened, but the model's world landmarks give the
+    body's own bends: a squat's bottom is still a squat there. The rep carries the fault ("faults"),
+    and stays unjudged for everything else."""
+    analyzer, events = run(oblique_squat())
+    assert analyzer.oblique
+    (rep,) = analyzer.reps
+    (event,) = raised(events, Fault.SQUATTING_THE_HINGE)
+    assert event.quantity == "hinge_ratio_3d" and not event.borderline
+    assert rep.judged is False and rep.verdict == "faults" and not rep.clean
+    # Without world landmarks (a model that lacks them) there is no evidence: nothing is said.
+    analyzer, events = run(oblique_squat(), world_shown=False)
+    assert analyzer.oblique and not raised(events, Fault.SQUATTING_THE_HINGE)
+    assert analyzer.reps[0].verdict == "not judged"
+
+
+def test_a_hinge_on_an_oblique_camera_is_not_called_a_squat_in_3d():
+    """The same oblique camera and a good hinge (hips 100, knees 25): silent, and not judged."""
+    motion = Motion().stand(1.5, turn=35).hinge(depth=100, knee=25, shin=5, lower_s=2.0, top=Posture(turn=35),
+                                                turn=35).stand(1.5, turn=35)
+    analyzer, events = run(motion)
+    assert analyzer.oblique and not [e for e in events if isinstance(e, FaultRaised)]
+    assert [rep.verdict for rep in analyzer.reps] == ["not judged"]
+
+
+def test_the_3d_squat_is_judged_only_where_the_side_on_rules_are_not():
+    """Side-on the image's sagittal angles are the evidence (the 2D rules, measured on the shared
+    clips); the world landmarks decide only obliquely. A good hinge in the image with a knee-led
+    pull's world landmarks (hip/knee 0.9) on the same timeline: silent side-on, raised obliquely."""
+    def rep(turn: float, low: Posture) -> Motion:
+        low = replace(low, turn=turn)
+        return Motion().stand(1.5, turn=turn).to(low, 2.0).hold(1.0).to(Posture(turn=turn), 1.5).stand(1.5, turn=turn)
+
+    hinge = Posture(hip=90, knee=20, shin=5, hands="legs")
+    knee_led = Posture(hip=121.0, knee=134.0, shin=56.0, hands="hang")
+    for turn, buzzes in ((0.0, False), (35.0, True)):
+        poses = rep(turn, hinge).render()
+        for pose, other in zip(poses, rep(turn, knee_led).render()):
+            pose.world = other.world
+        analyzer = HingeAnalyzer(load_profile("deadlift"))
+        events = analyzer.run(poses)
+        assert analyzer.oblique is buzzes and len(analyzer.reps) == 1
+        assert bool(raised(events, Fault.SQUATTING_THE_HINGE)) is buzzes
 
 
 def test_a_fault_judged_once_at_the_bottom_also_needs_clear_evidence():

@@ -17,6 +17,7 @@ from device.analysis.kinematics import (
     measure,
     nearer_side,
     pick_skeleton,
+    world_bends,
 )
 from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY, Pose
 from device.analysis.profiles import load_profile
@@ -286,3 +287,27 @@ def test_a_hand_at_the_head_hides_the_heads_line(apart, read):
     assert math.isfinite(a.head_offset_deg) is read
     if read:
         assert a.head_offset_deg == pytest.approx(30, abs=0.5)
+
+
+# --- the same bends in 3D, from the world landmarks ------------------------------------------------
+
+
+@pytest.mark.parametrize("turn", [0.0, 35.0, 60.0, -20.0])
+def test_the_3d_bends_are_the_bodys_own_whatever_the_cameras_yaw(turn):
+    """A squat-like bottom (hips 120, knees 100, shins 20 forward: thigh 80 and trunk 40 from
+    vertical), rendered with world landmarks at any turn toward the camera, reads those angles in 3D:
+    they are the body's, where the image's sagittal angles foreshorten with the turn."""
+    low = Posture(hip=120, knee=100, shin=20, hands="chest", turn=turn)
+    (pose,) = Motion(keys=[(0.0, low)]).render(fps=1)
+    bends = world_bends(pose.world)
+    assert bends["hip_flexion_3d_deg"] == pytest.approx(120, abs=0.5)
+    assert bends["knee_flexion_3d_deg"] == pytest.approx(100, abs=0.5)
+    assert bends["thigh_3d_deg"] == pytest.approx(80, abs=0.5)
+    assert bends["trunk_3d_deg"] == pytest.approx(40, abs=0.5)
+
+
+def test_no_world_landmarks_no_3d_bends():
+    (pose,) = Motion(keys=[(0.0, Posture(hip=90, knee=20))]).render(fps=1, world_shown=False)
+    assert world_bends(pose.world) == {}
+    angles = AngleTracker(load_profile("hinge").kinematics).update(pose)
+    assert math.isnan(angles.knee_flexion_3d_deg) and math.isfinite(angles.knee_flexion_deg)

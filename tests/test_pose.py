@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from device.pose.landmarks import LANDMARK_NAMES, PRESENCE, VISIBILITY, Roi
-from device.pose.engine import crop_matrix, project, roi_from_alignment, ssd_anchors, weighted_nms
+from device.pose.engine import crop_matrix, project, roi_from_alignment, ssd_anchors, turn_world, weighted_nms
 
 STANDING_CLIP = "rohanx01_bw_squat_side_multi.mp4"  # stands still about 8 s before the first rep
 
@@ -44,6 +44,22 @@ def test_projection_inverts_crop():
     back = np.linalg.solve(m, np.c_[img[:, :2], np.ones(3)].T).T[:, :2]
     assert back == pytest.approx(pts[:, :2], abs=1e-6)
     assert img[1, :2] == pytest.approx([320, 240])
+
+
+def test_world_landmarks_are_turned_back_into_the_images_axes():
+    """The crop stands the body upright, so a body leaning right in the image has its world points
+    upright in the crop: turned by the ROI's rotation, the crop's up is the body axis in the image
+    again, the depth (z) is untouched, and lengths are kept."""
+    leaning_right = roi_from_alignment(np.array([100.0, 200.0]), np.array([200.0, 200.0]))
+    crop_up = np.array([[0.0, -0.5, 0.2]])  # half a metre up the crop's axis, 20 cm deeper
+    turned = turn_world(crop_up, leaning_right)
+    assert turned[0] == pytest.approx([0.5, 0.0, 0.2], abs=1e-9)  # along the image's +x, as the ROI's top is
+    # The same turn the crop's pixels take (crop_matrix), for any rotation.
+    roi = Roi(320.0, 240.0, 300.0, 0.4)
+    m = crop_matrix(roi, 256)[:, :2] / (roi.size / 256)
+    points = np.array([[0.1, -0.3, 0.05], [-0.2, 0.4, -0.1]])
+    assert turn_world(points, roi)[:, :2] == pytest.approx(points[:, :2] @ m.T)
+    assert np.linalg.norm(turn_world(points, roi), axis=1) == pytest.approx(np.linalg.norm(points, axis=1))
 
 
 def test_weighted_nms_blends_overlaps_and_keeps_separate_people():
@@ -110,6 +126,29 @@ def test_pose_record_round_trips_as_plain_data(clip_poses):
     back = Pose.from_dict(data)
     assert back.landmarks[:, :2] == pytest.approx(pose.landmarks[:, :2], abs=0.01)
     assert back.presence == pytest.approx(pose.presence, abs=1e-4)
+    assert pose.world is not None and back.world is not None
+    assert back.world == pytest.approx(pose.world, abs=1e-4)  # kept to a tenth of a millimetre
+
+
+def test_the_model_gives_world_landmarks_of_a_body_a_person_could_have(clip_poses):
+    """The landmark model's world output (metres, from the hips' centre): on a standing athlete the
+    hips' centre is the origin, the legs are a leg's length, the head is above the hips (y down) and
+    the legs straight in 3D."""
+    from device.analysis.kinematics import world_bends
+
+    pose = next(p for p in clip_poses(STANDING_CLIP) if p.found)
+    world = pose.world
+    assert world is not None and world.shape == (33, 3) and np.all(np.isfinite(world))
+    index = {name: i for i, name in enumerate(LANDMARK_NAMES)}
+    hips = (world[index["left_hip"]] + world[index["right_hip"]]) / 2
+    assert np.linalg.norm(hips) < 0.05
+    for side in ("left", "right"):
+        leg = (np.linalg.norm(world[index[f"{side}_knee"]] - world[index[f"{side}_hip"]])
+               + np.linalg.norm(world[index[f"{side}_ankle"]] - world[index[f"{side}_knee"]]))
+        assert 0.6 < leg < 1.1
+    assert world[index["nose"], 1] < -0.4  # the head well above the hips
+    bends = world_bends(world)
+    assert bends["knee_flexion_3d_deg"] < 25 and bends["trunk_3d_deg"] < 25
 
 
 # --- the person mask: the back's outline; frames too dark to read --------------------------------

@@ -424,6 +424,40 @@ def floor_pull_squatted(thigh: float) -> bool:
     return fault_on(SQUAT, floor_pull_bottom(thigh), "deadlift")
 
 
+# An oblique view: turned this far toward the camera (hips ~0.33 trunk lengths wide standing, past the
+# oblique limit, short of facing it), where only the squat is judged, in 3D (rules.SquatSeenObliquely).
+OBLIQUE_TURN = 35.0
+
+
+def oblique_floor_pull(thigh: float, knee: float, below: float = 0.1) -> Motion:
+    """A pull from the floor filmed obliquely throughout: hands hanging `below` leg lengths under the
+    knees at the bottom (a load at the floor), hips `thigh` from vertical, knees bent `knee` (the
+    shins take the rest), the trunk leaning as far as the hands' height needs."""
+    trunk = _bisect(lambda t: hands_below_knee(t, thigh) - below, 0.0, 90.0)
+    low = Posture(hip=trunk + thigh, knee=knee, shin=knee - thigh, hands="hang", turn=OBLIQUE_TURN)
+    top = replace(STANDING, turn=OBLIQUE_TURN)
+    return (Motion().stand(1.5, turn=OBLIQUE_TURN).to(low, 2.0).hold(1.0).to(top, 1.5)
+            .stand(1.5, turn=OBLIQUE_TURN))
+
+
+def oblique_pull_knee_led(ratio: float) -> bool:
+    """Hips above knee height (thigh 78), the knees bent so the hips bend `ratio` times as much: a
+    hinge bends the hips most; knees bent more than the hips led the pull."""
+    thigh = 78.0
+    trunk = _bisect(lambda t: hands_below_knee(t, thigh) - 0.1, 0.0, 90.0)
+    analyzer, events = analyse(oblique_floor_pull(thigh, (trunk + thigh) / ratio), "deadlift")
+    assert analyzer.oblique
+    return raised(events, SQUAT)
+
+
+def oblique_pull_hips_at(thigh: float) -> bool:
+    """Knees at 15 more than the thigh (the hips still bend more than the knees): only the hips'
+    height, read in 3D, can squat it."""
+    analyzer, events = analyse(oblique_floor_pull(thigh, thigh + 15), "deadlift")
+    assert analyzer.oblique and analyzer.reps and analyzer.reps[0].judged is False
+    return raised(events, SQUAT)
+
+
 def _bisect(f: Callable[[float], float], lo: float = 0.0, hi: float = 120.0) -> float:
     flo = f(lo)
     for _ in range(60):
@@ -596,6 +630,11 @@ FAULT_CASES = [
          "dowel_hinge"),
     # Hips at knee height (thigh within 5 of horizontal) in a floor pull, judged at the bottom: four either side.
     Case("faults.squatting_the_hinge.max_thigh_deg", 4, 81, 89, floor_pull_squatted, False, True, "deadlift"),
+    # Obliquely, judged in 3D: the knees overtaking the hips (hip/knee 1), 0.1 either side (a good
+    # floor pull reads 1.1 or more); hips at knee height as side-on, four degrees either side.
+    Case("faults.squatting_the_hinge.knee_led_hinge_ratio", 0.1, 1.1, 0.9, oblique_pull_knee_led, False, True,
+         "deadlift"),
+    Case("movement.hips_at_knee_thigh_deg", 4, 81, 89, oblique_pull_hips_at, False, True, "deadlift"),
     Case("faults.locked_knees.min_knee_deg", 2, 10, 6, locked_knees_at, False, True),
     Case("faults.head_not_neutral.min_trunk_deg", 4, 36, 44, head_at_trunk, False, True),
     # The head's limits are measured from the model's neutral ear (neutral_offset_deg): the ear

@@ -53,7 +53,7 @@ class HingeAnalyzer:
         self.tracker = AngleTracker(self.profile.kinematics)
         self.framing_monitor = FramingMonitor(self.profile.framing)
         self.view_meter = ViewMeter(self.profile.framing)
-        self.oblique = False  # the camera is front- or rear-oblique: count, judge no fault
+        self.oblique = False  # the camera is front- or rear-oblique: count, judge only the squat in 3D
         self.counter = RepCounter(self.profile.reps)
         self.judge = FaultJudge(self.profile, cues)  # cues: the coach's own words (device/analysis/cues.py)
         self.angles: Optional[Angles] = None
@@ -116,10 +116,12 @@ class HingeAnalyzer:
         self.angles = angles = self.tracker.update(pose)
         view = classify(pose, angles, self.profile.framing)
         self.oblique = self.view_meter.update(pose)
-        # The one guard on an oblique view (or one not yet known): the judge buzzes nothing then;
-        # what held waits for a side-on view and is let go when the rep closes without one. The
-        # sagittal angles every fault stands on are foreshortened there. Reps still count.
+        # The one guard on an oblique view (or one not yet known): the side-on rules buzz nothing
+        # then; what held waits for a side-on view and is let go when the rep closes without one.
+        # The sagittal angles they stand on are foreshortened there. Reps still count, and a known
+        # oblique view is judged for a squat in 3D at each bottom (rules.SquatSeenObliquely).
         self.judge.view_known = self.view_meter.known and not self.oblique
+        self.judge.oblique = self.view_meter.known and self.oblique
         changed = self.framing_monitor.update(view, t)
         if changed is not None:
             events.append(changed)

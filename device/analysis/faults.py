@@ -41,7 +41,8 @@ class FaultJudge:
     Likewise while the camera's view is not yet known (`view_known` False: a clip that starts
     with the athlete bent over, before any upright frame has shown whether the camera is side-on)
     nothing buzzes: what held is judged again once the view is known side-on, and let go if the
-    rep closes first. The analyzer never calls the judge on an oblique view."""
+    rep closes first. The rules that judge in 3D (`MomentRule.oblique`: the squat at the bottom) run
+    only on a known oblique view (`oblique` True), and raise there at once."""
 
     def __init__(self, profile: Profile, cues: Optional[Mapping[Fault, str]] = None):
         self.profile = profile
@@ -66,6 +67,7 @@ class FaultJudge:
         # finding ("moment") for the same fault wait side by side, so neither replaces the other.
         self._pending: dict[tuple[int, Fault, str], tuple[list[tuple[float, Finding]], Decide, int]] = {}
         self.view_known = True  # the analyzer's ViewMeter has said the camera is side-on
+        self.oblique = False  # ... or that it is front- or rear-oblique
         self._last_time: Optional[float] = None
         self.frame_s = math.nan  # the usual time between frames, for the timing faults' resolution
 
@@ -184,15 +186,17 @@ class FaultJudge:
         for fault in list(self._held):
             self._end_hold(fault)
 
-    def _once(self, fault: Fault, finding: Finding, band: float, time: float, rep_index: int, attempt: int) -> list[FaultEvent]:
+    def _once(self, fault: Fault, finding: Finding, band: float, time: float, rep_index: int, attempt: int,
+              oblique: bool = False) -> list[FaultEvent]:
+        """`oblique`: the finding is a 3D rule's, judged on a known oblique view (never pending)."""
         key = (attempt, fault)
         if not self.profile.faults.enabled(fault) or key in self._raised:
             return []
-        if finding.margin > band and self.view_known:
+        if finding.margin > band and (oblique or self.view_known):
             self._raised.add(key)
             return [self._event(fault, finding, time, rep_index, band, borderline=False)]
         self._keep_borderline(key, self._event(fault, finding, time, rep_index, band, borderline=True))
-        if not self.view_known and finding.margin > band:
+        if not (oblique or self.view_known) and finding.margin > band:
             # Clear, but on a view not yet known to be side-on: raised once it is (same evidence).
             self._pending[(attempt, fault, "moment")] = ([], lambda angles: (finding, band), rep_index)
         return []
@@ -205,8 +209,10 @@ class FaultJudge:
         bottom = AtBottom(shape, lowering_s, angles, self.frame_s)
         out = []
         for rule in self.bottom_rules:
+            if rule.oblique and not self.oblique:
+                continue  # a 3D rule judges only the view it is for; the side-on ones wait on view_known
             if (judged := rule.judge(bottom)) is not None:
-                out += self._once(rule.fault, judged[0], judged[1], time, rep_index, attempt)
+                out += self._once(rule.fault, judged[0], judged[1], time, rep_index, attempt, rule.oblique)
         return out
 
     def at_close(self, lockout_reached: bool, finish: FinishShape, angles: Angles, time: float, rep_index: int,

@@ -10,6 +10,10 @@ athlete faces, so "forward" means toward the toes whichever way they stand:
 - head offset: how far the ear leaves the shoulder-hip line (the dowel line), in degrees;
 - load forward: how far the hands hang in front of the mid-foot, in leg lengths.
 
+Beside those, four of the same angles in 3D (`*_3d_deg`), from the model's world landmarks: the
+body's own bends, whatever the camera's yaw, so a front- or rear-oblique view, where the sagittal
+angles are foreshortened, can still be judged for a squat (device/analysis/rules.py).
+
 A landmark below the visibility threshold is not trusted: a quantity that needs it is NaN for that
 frame (never guessed), and a frame whose shoulder, hip and knee are not all trusted is unreliable.
 Smoothing is a One Euro filter per quantity: causal, little lag when moving, steady when still.
@@ -57,6 +61,10 @@ class Angles:
     hands_below_knee: float = NAN
     hands_below_shoulder: float = NAN
     back_bend_deg: float = NAN
+    hip_flexion_3d_deg: float = NAN
+    knee_flexion_3d_deg: float = NAN
+    thigh_3d_deg: float = NAN
+    trunk_3d_deg: float = NAN
     # Per smoothed quantity, how much the model's reading wanders on these frames (NoiseMeter, over
     # the last `noise_window_s`); missing while there are too few frames to say.
     noise: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
@@ -65,6 +73,10 @@ class Angles:
     def hinge_ratio(self) -> float:
         return hinge_ratio(self.hip_flexion_deg, self.knee_flexion_deg)
 
+    @property
+    def hinge_ratio_3d(self) -> float:
+        return hinge_ratio(self.hip_flexion_3d_deg, self.knee_flexion_3d_deg)
+
     def noise_of(self, quantity: str) -> float:
         """The measurement noise of one quantity on these frames: as measured over the last second,
         or, before there are frames enough to measure it, the model's typical wander (TYPICAL_NOISE);
@@ -72,12 +84,17 @@ class Angles:
         if quantity == "hinge_ratio":
             return hinge_ratio_noise(self.hip_flexion_deg, self.knee_flexion_deg,
                                      self.noise_of("hip_flexion_deg"), self.noise_of("knee_flexion_deg"))
+        if quantity == "hinge_ratio_3d":
+            return hinge_ratio_noise(self.hip_flexion_3d_deg, self.knee_flexion_3d_deg,
+                                     self.noise_of("hip_flexion_3d_deg"), self.noise_of("knee_flexion_3d_deg"))
         return self.noise.get(quantity, TYPICAL_NOISE.get(quantity, math.inf))
 
     def noise_measured(self, quantity: str) -> bool:
         """Whether `noise_of(quantity)` was measured on these frames rather than assumed."""
         if quantity == "hinge_ratio":
             return "hip_flexion_deg" in self.noise and "knee_flexion_deg" in self.noise
+        if quantity == "hinge_ratio_3d":
+            return "hip_flexion_3d_deg" in self.noise and "knee_flexion_3d_deg" in self.noise
         return quantity in self.noise
 
 
@@ -183,6 +200,7 @@ SMOOTHED = {
     "hip_flexion_deg": 1.0, "knee_flexion_deg": 1.0, "trunk_deg": 1.0, "thigh_deg": 1.0, "shin_deg": 1.0,
     "hip_shift": 100.0, "head_offset_deg": 1.0, "load_forward": 100.0,
     "hands_below_knee": 100.0, "hands_below_shoulder": 100.0, "back_bend_deg": 1.0,
+    "hip_flexion_3d_deg": 1.0, "knee_flexion_3d_deg": 1.0, "thigh_3d_deg": 1.0, "trunk_3d_deg": 1.0,
 }
 
 
@@ -597,6 +615,48 @@ class OneEuroFilter:
         return self._x
 
 
+# --- the same bends in 3D -----------------------------------------------------------------------
+
+_WORLD = {name: LANDMARK_INDEX[name] for name in (
+    "left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")}
+_DOWN = np.array([0.0, 1.0, 0.0])  # the image's down (Pose.world is turned into the image's axes)
+
+
+def _bend_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """The angle between two 3D directions, degrees."""
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if not norms > 0:
+        return NAN
+    return math.degrees(math.acos(max(-1.0, min(1.0, float(np.dot(a, b)) / norms))))
+
+
+class WorldBends(TypedDict, total=False):
+    hip_flexion_3d_deg: float
+    knee_flexion_3d_deg: float
+    thigh_3d_deg: float
+    trunk_3d_deg: float
+
+
+def world_bends(world: Optional[np.ndarray]) -> WorldBends:
+    """Hip flexion, knee flexion, the thigh's and the trunk's angles from vertical in 3D (Angles'
+    `*_3d_deg`), the legs' the mean of the two: from the world landmarks the model places both legs
+    in depth, where the image shows one over the other. Hip flexion is the trunk's (hips' centre to shoulders'
+    centre) bend against each thigh, so it reads like the side-on hip flexion; unsigned (a lean back
+    reads as a bend: these judge the bottom, not the finish)."""
+    if world is None:
+        return WorldBends()
+    p = {name: world[i] for name, i in _WORLD.items()}
+    trunk = (p["left_shoulder"] + p["right_shoulder"]) / 2 - (p["left_hip"] + p["right_hip"]) / 2
+    hips, knees, thighs = [], [], []
+    for side in SIDES:
+        hip, knee, ankle = p[f"{side}_hip"], p[f"{side}_knee"], p[f"{side}_ankle"]
+        hips.append(180.0 - _bend_deg(trunk, knee - hip))
+        knees.append(180.0 - _bend_deg(hip - knee, ankle - knee))
+        thighs.append(_bend_deg(knee - hip, _DOWN))
+    return WorldBends(hip_flexion_3d_deg=float(np.mean(hips)), knee_flexion_3d_deg=float(np.mean(knees)),
+                      thigh_3d_deg=float(np.mean(thighs)), trunk_3d_deg=_bend_deg(trunk, -_DOWN))
+
+
 class AngleTracker:
     """Frame by frame: keeps the camera side steady, knows which way the athlete faces, checks bone
     lengths, remembers the leg length and smooths every quantity. `update(pose)` is causal."""
@@ -670,6 +730,7 @@ class AngleTracker:
         skeleton = replace(pick_skeleton(seen, side, self.bones), torso=TorsoOutline.of(pose))
         observe_bones(seen, self.bones, pose.timestamp)
         raw, leg_now = measure(skeleton, pose.timestamp, side, facing, self._leg_px)
+        raw = replace(raw, **world_bends(pose.world))
         if math.isfinite(leg_now):
             # Side-on the leg lies in the image plane, so its length is steady; follow it slowly.
             self._leg_px = leg_now if self._leg_px is None else 0.9 * self._leg_px + 0.1 * leg_now

@@ -70,6 +70,10 @@ class Sample:
     hip_shift: float
     hands_below_knee: float
     back: float = NAN  # back_bend_deg: the back's outline, NaN without the person mask
+    hip_3d: float = NAN  # the 3D bends (Angles' *_3d_deg), NaN without world landmarks
+    knee_3d: float = NAN
+    thigh_3d: float = NAN
+    trunk_3d: float = NAN
 
 
 @dataclass
@@ -175,7 +179,8 @@ class RepCounter:
     def _record(self, rep: OpenRep, a: Angles) -> None:
         h = a.hip_flexion_deg
         rep.samples.append(Sample(a.time, h, a.knee_flexion_deg, a.trunk_deg, a.thigh_deg, a.hip_shift, a.hands_below_knee,
-                                  a.back_bend_deg))
+                                  a.back_bend_deg, a.hip_flexion_3d_deg, a.knee_flexion_3d_deg, a.thigh_3d_deg,
+                                  a.trunk_3d_deg))
         if h > rep.peak:
             rep.peak, rep.peak_time = h, a.time
         if h >= self.config.depth_deg:
@@ -403,10 +408,19 @@ class BottomShape:
     frames: int = 1  # how many frames the medians are over
     back: float = NAN  # the back's outline (back_bend_deg), median over the deep frames that read it
     back_frames: int = 0
+    # The same bottom in 3D (world landmarks), for a view where the sagittal angles are foreshortened.
+    hip_3d: float = NAN
+    knee_3d: float = NAN
+    thigh_3d: float = NAN
+    trunk_3d: float = NAN
 
     @property
     def hinge_ratio(self) -> float:
         return hinge_ratio(self.hip, self.knee)
+
+    @property
+    def hinge_ratio_3d(self) -> float:
+        return hinge_ratio(self.hip_3d, self.knee_3d)
 
     @property
     def noise_factor(self) -> float:
@@ -430,6 +444,8 @@ def bottom_shape(rep: OpenRep) -> BottomShape:
         trunk=_median([s.trunk for s in deep]), thigh=_median([s.thigh for s in deep]),
         hip_shift=_median([s.hip_shift for s in deep]), hands_below_knee=_median([s.hands_below_knee for s in deep]),
         frames=len(deep), back=_median([s.back for s in deep]), back_frames=sum(math.isfinite(s.back) for s in deep),
+        hip_3d=_median([s.hip_3d for s in deep]), knee_3d=_median([s.knee_3d for s in deep]),
+        thigh_3d=_median([s.thigh_3d for s in deep]), trunk_3d=_median([s.trunk_3d for s in deep]),
     )
 
 

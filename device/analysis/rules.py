@@ -16,7 +16,7 @@ NaN never satisfies a comparison, so a quantity whose landmarks were hidden can 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Optional
 
 from device.analysis.kinematics import Angles, hinge_ratio_noise
@@ -184,9 +184,11 @@ class AtClose:
 
 class MomentRule:
     """A fault judged once per rep. `judge` gives the finding and its noise band (the clear margin
-    it must pass, in the finding's unit), or None when the fault does not show."""
+    it must pass, in the finding's unit), or None when the fault does not show. `oblique`: whether
+    the rule judges a front- or rear-oblique view (from 3D) rather than a side-on one."""
 
     fault: ClassVar[Fault]
+    oblique: ClassVar[bool] = False
 
     def __init__(self, profile: Profile):
         self.profile = profile
@@ -234,6 +236,38 @@ class SquatBottom(BottomRule):
             # plates hiding the shins on most frames are why this rule exists).
             noise = hinge_ratio_noise(shape.hip, shape.knee, angles.noise_of("hip_flexion_deg"),
                                       angles.noise_of("knee_flexion_deg"))
+        return finding, self.band(noise) * shape.noise_factor
+
+
+class SquatSeenObliquely(BottomRule):
+    """On a front- or rear-oblique view, where the side-on angles are foreshortened and no other
+    rule judges, the bottom is judged for a squat in 3D (the medians of the world landmarks' bends):
+    what SquatBottom judges side-on, hips down at knee height or the squat pattern, and a knee-led
+    bottom, the knees bent more than the hips. A hinge bends the hips most, even in a pull from the
+    floor where bent knees are the lift, so a knee-led bottom squats it whatever the hands hold.
+    (The 3D thigh reads a few degrees under the side-on one on the same reps filmed by two cameras,
+    so a floor pull with the hips just under knee height is found by the knees leading, not by the
+    thigh.) Nothing else is judged on such a view: the back's outline and the head's line are
+    side-on readings."""
+
+    fault = Fault.SQUATTING_THE_HINGE
+    oblique = True
+
+    def judge(self, bottom: AtBottom) -> Optional[tuple[Finding, float]]:
+        shape, angles, movement = bottom.shape, bottom.angles, self.profile.movement
+        seen = replace(shape, hip=shape.hip_3d, knee=shape.knee_3d, thigh=shape.thigh_3d, trunk=shape.trunk_3d)
+        if seen.thigh >= movement.hips_at_knee_thigh_deg:
+            finding = Finding(seen.thigh, movement.hips_at_knee_thigh_deg, "thigh_3d_deg")
+            return finding, self.band(angles.noise_of("thigh_3d_deg")) * shape.noise_factor
+        knee_led = self.profile.faults.squatting_the_hinge.knee_led_hinge_ratio
+        if movement_verdict(seen, movement) == "squat":
+            finding = Finding(seen.hinge_ratio, movement.squat_max_hinge_ratio, "hinge_ratio_3d", sense=-1)
+        elif seen.hinge_ratio < knee_led:
+            finding = Finding(seen.hinge_ratio, knee_led, "hinge_ratio_3d", sense=-1)
+        else:
+            return None
+        noise = hinge_ratio_noise(seen.hip, seen.knee, angles.noise_of("hip_flexion_3d_deg"),
+                                  angles.noise_of("knee_flexion_3d_deg"))
         return finding, self.band(noise) * shape.noise_factor
 
 
@@ -316,5 +350,5 @@ class OverextendedLockout(CloseRule):
                 self.band(close.angles.noise_of("hip_flexion_deg")) * close.finish.noise_factor)
 
 
-BOTTOM_RULES: tuple[type[BottomRule], ...] = (SquatBottom, RoundedBack, TooFast, LockedKnees)
+BOTTOM_RULES: tuple[type[BottomRule], ...] = (SquatBottom, SquatSeenObliquely, RoundedBack, TooFast, LockedKnees)
 CLOSE_RULES: tuple[type[CloseRule], ...] = (IncompleteLockout, OverextendedLockout)

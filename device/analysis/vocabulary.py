@@ -99,15 +99,15 @@ VERDICTS = ("not judged", "faults", "borderline", "clean")
 
 
 def rep_verdict(judged: bool, has_faults: bool, has_borderline: bool, movement: str) -> str:
-    """A rep's one verdict, defined once for the live station and for a stored rep alike: "not
-    judged" (the camera was not side-on, so no fault could be), "faults" (a fault buzzed),
-    "borderline" (only limits crossed within the noise, or a rep that looked like a squat), or
-    "clean". A rep that looked like a squat is never clean: on a judged view its bottom raises
-    squatting_the_hinge, or keeps it as borderline."""
-    if not judged:
-        return "not judged"
+    """A rep's one verdict, defined once for the live station and for a stored rep alike: "faults"
+    (a fault buzzed: also on an oblique view, where only a squat is judged, in 3D), "not judged" (the
+    camera was not side-on, so most faults could not be), "borderline" (only limits crossed within
+    the noise, or a rep that looked like a squat), or "clean". A rep that looked like a squat is
+    never clean: on a judged view its bottom raises squatting_the_hinge, or keeps it as borderline."""
     if has_faults:
         return "faults"
+    if not judged:
+        return "not judged"
     if has_borderline or movement == "squat":
         return "borderline"
     return "clean"

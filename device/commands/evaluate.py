@@ -89,8 +89,9 @@ def model_key(settings) -> str:
     return files_key(settings, resolved.landmark_variant, resolved.landmark, resolved.detector)
 
 
-# Bump when the pose engine's output changes for the same model files (the torso outline: 2).
-POSE_FORMAT = 2
+# Bump when the pose engine's output changes for the same model files (the torso outline: 2, the
+# world landmarks: 3).
+POSE_FORMAT = 3
 
 
 def files_key(settings, name: str, landmark: Path, detector: Path) -> str:

@@ -161,6 +161,11 @@ def crop_matrix(roi: Roi, out_size: int) -> np.ndarray:
 # --- landmark model -----------------------------------------------------------------------------
 
 
+def world_output(model: TFLiteModel) -> Optional[int]:
+    """The index of the model's world landmarks (1, 39 x 3), or None for a model without them."""
+    return next((i for i, shape in enumerate(model.output_shapes) if tuple(shape) == (1, 39 * 3)), None)
+
+
 def segmentation_output(model: TFLiteModel) -> Optional[int]:
     """The index of the model's person mask (1, S, S, 1), or None for a variant built without it."""
     for index, shape in enumerate(model.output_shapes):
@@ -188,6 +193,7 @@ class LandmarkModel:
         self._flag = model.output_index((1, 1))
         self._heatmap = model.output_index((1, 64, 64, 39))
         self._mask = segmentation_output(model)
+        self._world = world_output(model)
         size = model.output_shapes[self._mask][1] if self._mask is not None else 0
         self._mask_buffer = np.zeros((size, size), np.float32)
         self._mask_logits: Optional[np.ndarray] = None  # the buffer, once an inference filled it
@@ -234,6 +240,13 @@ class LandmarkModel:
         points[:, 3] = sigmoid(points[:, 3])
         points[:, 4] = sigmoid(points[:, 4])
         return points, presence
+
+    def world(self) -> Optional[np.ndarray]:
+        """The last run's world landmarks, (33, 3) metres in the crop's axes (upright body), or None
+        for a model without them."""
+        if self._world is None:
+            return None
+        return self.model.output(self._world).reshape(39, 3)[:NUM_LANDMARKS].astype(np.float64)
 
     def _keep_mask(self, mask: np.ndarray) -> None:
         np.copyto(self._mask_buffer, mask[0, :, :, 0])
@@ -306,6 +319,16 @@ def project_xy(xy: np.ndarray, roi: Roi) -> np.ndarray:
     """Crop-pixel points (N, 2) -> image pixels (NaN stays NaN)."""
     m = crop_matrix(roi, LANDMARK_SIZE)
     return xy @ m[:, :2].T + m[:, 2]
+
+
+def turn_world(world: np.ndarray, roi: Roi) -> np.ndarray:
+    """World landmarks from the crop's axes into the image's: the crop stands the body upright, so
+    its world points lean with the ROI; turned back by the ROI's rotation (about the camera's axis),
+    "down" is the image's down again and a thigh's angle to it means what it does side-on."""
+    c, s = math.cos(roi.rotation), math.sin(roi.rotation)
+    out = world.copy()
+    out[:, :2] = world[:, :2] @ np.array([[c, s], [-s, c]])
+    return out
 
 
 def project(points: np.ndarray, roi: Roi) -> np.ndarray:
@@ -407,7 +430,9 @@ class PoseEngine:
         if outline is not None:
             timings["outline_ms"] = (self.clock() - t0) * 1000
             outline = project_xy(outline.reshape(-1, 2), roi).reshape(outline.shape)
-        return Pose(timestamp, image_points[:NUM_LANDMARKS], presence, detector_ran, (w, h), roi, timings, outline)
+        world = self.landmarks.world()
+        return Pose(timestamp, image_points[:NUM_LANDMARKS], presence, detector_ran, (w, h), roi, timings, outline,
+                    None if world is None else turn_world(world, roi))
 
 
 def iter_poses(engine: PoseEngine, frames: Iterable) -> Iterator[tuple[Any, Pose]]:

@@ -63,6 +63,11 @@ class Pose:
     # NaN where the silhouette does not end within reach (or the line leaves it); None when the model
     # has no segmentation output. Which side is the back depends on the way the athlete faces.
     torso_outline: Optional[np.ndarray] = None
+    # The model's world landmarks: (33, 3) metres from the hips' centre, turned into the image's axes
+    # (x right, y down, z away from the camera), so angles between bones are the body's own, whatever
+    # the camera's yaw: what lets a front- or rear-oblique view be judged at all (see kinematics).
+    # NaN when nobody was found; None when the model has no such output (or an old record).
+    world: Optional[np.ndarray] = None
 
     @property
     def found(self) -> bool:
@@ -95,6 +100,8 @@ class Pose:
             },
             "torso_outline": None if self.torso_outline is None else [
                 [num(float(v), 2) for v in station.ravel()] for station in self.torso_outline],
+            # millimetres: finer than the model resolves, coarse enough to keep the record small
+            "world": None if self.world is None else [[num(float(v), 4) for v in row] for row in self.world],
         }
 
     @classmethod
@@ -108,6 +115,7 @@ class Pose:
                     lm[i, col] = value
         width, height = data.get("image_size", (0, 0))
         outline = data.get("torso_outline")
+        world = data.get("world")
         return cls(
             timestamp=float(data["timestamp"]),
             landmarks=lm,
@@ -117,6 +125,8 @@ class Pose:
             torso_outline=None if outline is None else np.array(
                 [[math.nan if v is None else float(v) for v in station] for station in outline],
                 dtype=np.float64).reshape(-1, 2, 2),
+            world=None if world is None else np.array(
+                [[math.nan if v is None else float(v) for v in row] for row in world], dtype=np.float64).reshape(-1, 3),
         )
 
 

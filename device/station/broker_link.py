@@ -176,8 +176,9 @@ def state_message(station: str, snap: LiveSnapshot, day: dict[str, Any], now: fl
 # every rep); tests/test_mqtt_station.py renders it on each kind of rep against rep_verdict.
 REP_EVENT_TYPES = ("not_judged", "faults", "borderline", "clean")
 REP_EVENT_TEMPLATE = (
-    "{% set verdict = 'not_judged' if value_json.judged is defined and not value_json.judged else 'faults' "
-    "if value_json.faults else 'borderline' if value_json.borderline or value_json.movement == 'squat' else 'clean' %}"
+    "{% set verdict = 'faults' if value_json.faults else 'not_judged' "
+    "if value_json.judged is defined and not value_json.judged "
+    "else 'borderline' if value_json.borderline or value_json.movement == 'squat' else 'clean' %}"
     "{{ {'event_type': verdict, 'rep_index': value_json.rep_index, "
     "'faults': value_json.faults | map(attribute='name') | list} | tojson }}")
 FAULT_EVENT_TEMPLATE = "{{ {'event_type': value_json.fault, 'cue': value_json.cue} | tojson }}"

@@ -25,6 +25,7 @@ THIGH, SHIN = 0.5, 0.5
 TRUNK = 0.62  # hip joint to shoulder joint
 NECK = 0.2  # shoulder joint to ear
 UPPER_ARM, FOREARM = 0.36, 0.3
+LEG_M = 0.9  # a leg (hip to ankle) in metres, for the world landmarks
 HALF_SHOULDERS, HALF_HIPS = 0.22, 0.15  # half the width across, for turning toward the camera
 ANKLE_HEIGHT = 0.08
 HEEL_BACK, TOE_FORWARD = 0.07, 0.2
@@ -211,6 +212,7 @@ def render(
     dropout_rate: float = 0.0,
     seed: int = 0,
     outline_shown: bool = True,
+    world_shown: bool = True,
 ) -> list[Pose]:
     """Poses at `fps` over the whole motion.
 
@@ -219,9 +221,11 @@ def render(
     hidden (low visibility, misplaced by `misplace_px`, as the model guesses occluded joints): the
     near side's for "ankle", that landmark for a full name such as "right_ankle". dropout_rate: share of frames where one random leg joint is hidden so.
     outline_shown: the pose carries the silhouette across the trunk (a model with the person mask);
-    False for a variant without it.
+    False for a variant without it. world_shown: the pose carries world landmarks (metres, a leg
+    LEG_M long, turned with the body as the image is), as the landmark model gives; False for none.
     """
     rng = np.random.default_rng(seed)
+    world_rng = np.random.default_rng([seed, 3])  # apart, so the image's noise is what it was before world landmarks
     w, h = image_size
     far = "right" if near == "left" else "left"
     ground_y = h - 0.08 * h
@@ -237,6 +241,7 @@ def render(
             continue
         turn = math.radians(p.turn)
         scale = leg_px * p.zoom
+        world = np.full((NUM_LANDMARKS, 3), np.nan)
         cy = ground_y - 0.5 * leg_px  # zoom about the hips' height, as stepping toward the camera does
         for name, (fwd, up, lateral) in body_points(p).items():
             lat = lateral if near == "right" else -lateral  # the near side is nearer the camera
@@ -245,6 +250,11 @@ def render(
             vis = NEAR_SIDE_VISIBILITY if name.startswith(near) or not name.startswith(far) else FAR_SIDE_VISIBILITY
             i_ = LANDMARK_INDEX[name]
             lm[i_] = (x, y, -lat * scale, vis, 0.99)
+            # The same body in 3D: turned about the vertical by `turn`, y down, z away from the camera.
+            world[i_] = (facing * (fwd * math.cos(turn) + lat * math.sin(turn)), -up,
+                         facing * (lat * math.cos(turn) - fwd * math.sin(turn)))
+        hips = (world[LANDMARK_INDEX["left_hip"]] + world[LANDMARK_INDEX["right_hip"]]) / 2
+        world = (world - hips) * LEG_M
         # Side-on the far side sits a little apart in the image (the pelvis is never exactly square).
         if math.isclose(p.turn, 0.0, abs_tol=1e-6):
             for name in LANDMARK_INDEX:
@@ -253,6 +263,7 @@ def render(
         outline = torso_outline(lm, facing, p.back) if outline_shown else None
         if noise_px:
             lm[:, :2] += rng.normal(0.0, noise_px, size=(NUM_LANDMARKS, 2))
+            world += world_rng.normal(0.0, noise_px / scale * LEG_M, size=world.shape)
             if outline is not None:
                 outline += rng.normal(0.0, noise_px, size=outline.shape)
         hide = [joint for t0, t1, joint in hidden if t0 <= t < t1]
@@ -264,5 +275,5 @@ def render(
             angle = rng.uniform(0, 2 * math.pi)
             lm[i_, 0] += misplace_px * math.cos(angle)
             lm[i_, 1] += misplace_px * math.sin(angle)
-        out.append(Pose(t, lm, 0.99, i == 0, (w, h), torso_outline=outline))
+        out.append(Pose(t, lm, 0.99, i == 0, (w, h), torso_outline=outline, world=world if world_shown else None))
     return out

@@ -109,6 +109,7 @@ class SquattingRule(Rule):
     ratio_min_knee_deg: Degrees
     max_knee_deg: Optional[Degrees] = None
     floor_hands_below_knee: LegLengths = Field(description="hands this far below the knees (leg lengths) mark a load taken from the floor")
+    knee_led_hinge_ratio: float = Field(gt=0, description="on an oblique view, a bottom whose 3D hip/knee bend is under this is knee-led")
 
 
 class LockedKneesRule(Rule):
