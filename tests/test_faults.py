@@ -196,15 +196,9 @@ def test_no_fault_from_landmarks_that_are_not_trusted():
 
 
 def test_no_fault_while_facing_the_camera():
-    """Face-on, a cranked head, locked knees and a quick lowering are side-on readings: none is
-    judged. The rep is counted on the body's 3D bends (world landmarks) and is "not judged";
-    without world landmarks a face-on rep is not counted at all."""
     facing = dict(turn=90)
     motion = Motion().stand(1, **facing).hinge(head=-65, knee=0, shin=0, lower_s=0.3, top=Posture(turn=90), **facing).stand(1, **facing)
     analyzer, events = run(motion)
-    assert [e for e in events if isinstance(e, FaultRaised)] == []
-    assert [rep.verdict for rep in analyzer.reps] == ["not judged"]
-    analyzer, events = run(motion, world_shown=False)
     assert [e for e in events if isinstance(e, FaultRaised)] == [] and analyzer.reps == []
 
 
@@ -381,18 +375,6 @@ def test_a_hinge_on_an_oblique_camera_is_not_called_a_squat_in_3d():
     analyzer, events = run(motion)
     assert analyzer.oblique and not [e for e in events if isinstance(e, FaultRaised)]
     assert [rep.verdict for rep in analyzer.reps] == ["not judged"]
-
-
-def test_an_oblique_camera_counts_on_the_bodys_own_bends():
-    """Turned 45 degrees a hinge to 58 degrees reads about 44 in the image, under the plain hinge's
-    50 of depth: counted on the body's 3D bends it is a rep; a model without world landmarks
-    misses it."""
-    motion = Motion().stand(1.5, turn=45).hinge(depth=58, knee=20, shin=5, lower_s=2.0, top=Posture(turn=45),
-                                                turn=45).stand(1.5, turn=45)
-    analyzer, _ = run(motion)
-    assert analyzer.oblique and len(analyzer.reps) == 1 and analyzer.reps[0].peak_hip_flexion_deg > 55
-    analyzer, _ = run(motion, world_shown=False)
-    assert analyzer.oblique and analyzer.reps == []
 
 
 def test_the_3d_squat_is_judged_only_where_the_side_on_rules_are_not():

@@ -34,7 +34,7 @@ from device.analysis.vocabulary import (
 )
 from device.analysis.faults import FaultJudge, Moment
 from device.analysis.framing import FramingMonitor, ViewMeter, classify
-from device.analysis.kinematics import Angles, AngleTracker, seen_in_3d
+from device.analysis.kinematics import Angles, AngleTracker
 from device.pose.landmarks import Pose
 from device.analysis.profiles import Profile, load_profile
 from device.analysis.reps import (Bottomed, CounterEvent, Dropped, Finished, RepCounter, Started, bottom_shape,
@@ -125,19 +125,8 @@ class HingeAnalyzer:
         changed = self.framing_monitor.update(view, t)
         if changed is not None:
             events.append(changed)
-        # On an oblique (or face-on) camera the reps are counted on the body's own bends, read in 3D
-        # from the world landmarks: the image's angles are foreshortened there, and face-on they say
-        # nothing. So is a frame facing the camera before the view is known (a lift first seen bent
-        # over, before any upright frame shows the view): it is no side-on view. The athlete is still
-        # asked to turn sideways, for the faults only a side-on view shows. On a camera known to be
-        # side-on a frame turned to it is not counted, as before: a rep judged side-on closes as the
-        # athlete turns away, and is not mixed with 3D readings.
-        facing = view.framing is Framing.FACING_CAMERA
-        side_on = self.view_meter.known and not self.oblique
-        in_3d = math.isfinite(angles.hip_flexion_3d_deg) and not side_on and (self.oblique or facing)
-        usable = view.framing is Framing.OK or (in_3d and facing)
-        signals = self.counter.update(seen_in_3d(angles) if in_3d else angles, usable,
-                                      hidden=view.framing is Framing.UNRELIABLE)
+        usable = view.framing is Framing.OK
+        signals = self.counter.update(angles, usable, hidden=view.framing is Framing.UNRELIABLE)
         closing = [s for s in signals if isinstance(s, Finished)]
         events += self._route([s for s in signals if not isinstance(s, Finished)])
         if usable:

@@ -202,7 +202,6 @@ SMOOTHED = {
     "hands_below_knee": 100.0, "hands_below_shoulder": 100.0, "back_bend_deg": 1.0,
     "hip_flexion_3d_deg": 1.0, "knee_flexion_3d_deg": 1.0, "thigh_3d_deg": 1.0, "trunk_3d_deg": 1.0,
 }
-WORLD_QUANTITIES = ("hip_flexion_3d_deg", "knee_flexion_3d_deg", "thigh_3d_deg", "trunk_3d_deg")
 
 
 # --- pure geometry ------------------------------------------------------------------------------
@@ -658,14 +657,6 @@ def world_bends(world: Optional[np.ndarray]) -> WorldBends:
                       thigh_3d_deg=float(np.mean(thighs)), trunk_3d_deg=_bend_deg(trunk, -_DOWN))
 
 
-def seen_in_3d(angles: Angles) -> Angles:
-    """The frame with its 3D bends standing in for the side-on ones (hip, knee, trunk, thigh): what
-    the rep counter reads on an oblique or face-on camera, where the image's angles are
-    foreshortened and the body's own are not."""
-    return replace(angles, hip_flexion_deg=angles.hip_flexion_3d_deg, knee_flexion_deg=angles.knee_flexion_3d_deg,
-                   trunk_deg=angles.trunk_3d_deg, thigh_deg=angles.thigh_3d_deg)
-
-
 class AngleTracker:
     """Frame by frame: keeps the camera side steady, knows which way the athlete faces, checks bone
     lengths, remembers the leg length and smooths every quantity. `update(pose)` is causal."""
@@ -743,13 +734,11 @@ class AngleTracker:
         if math.isfinite(leg_now):
             # Side-on the leg lies in the image plane, so its length is steady; follow it slowly.
             self._leg_px = leg_now if self._leg_px is None else 0.9 * self._leg_px + 0.1 * leg_now
-        # A frame whose side-on joints are not trusted (turned to the camera, say) still has the 3D
-        # bends, which need no side-on view: those are smoothed and measured on every frame.
-        names = SMOOTHED if raw.reliable else WORLD_QUANTITIES
+        if not raw.reliable:
+            return raw
         smoothed: dict[str, Any] = {}  # float fields of Angles, named at run time (SMOOTHED): for replace()
         noise: dict[str, float] = {}
-        for name in names:
-            flt = self._filters[name]
+        for name, flt in self._filters.items():
             value = getattr(raw, name)
             if math.isnan(value):
                 flt.reset()
