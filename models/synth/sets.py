@@ -163,7 +163,7 @@ def _levels(sweep: str, drill: str, tempo_s: float) -> list[RepPlan]:
 
 def full_set(seed: int = 21) -> list[ClipSpec]:
     """The sweep: per drill a clean clip and each applicable fault sweep, plus a dense spine and
-    lockout sweep on the plain hinge, a deep neutral hinge, squats, and oblique views."""
+    lockout sweep on the plain hinge, a deep neutral hinge, squats, and oblique views (squats judged there in 3D)."""
     from models.synth.render import tempo_of
 
     rng = random.Random(seed)
@@ -214,10 +214,18 @@ def full_set(seed: int = 21) -> list[ClipSpec]:
     # squats for contrast, side-on and 20 degrees off
     add("squat_side", "squat", [RepPlan()] * 3, placement=Placement(0.0, 1.0, 3.2))
     add("squat_yaw20", "squat", [RepPlan()] * 3, placement=Placement(20.0, 0.9, 3.4))
-    # oblique views: counted, judged for no fault (a clean and a faulty clip each way)
+    # oblique views: counted, and judged for no fault but a squat (a clean and a faulty clip each way)
     for drill in ("hinge", "romanian_deadlift"):
         add(f"{drill}_clean_oblique", drill, [RepPlan()] * 3, yaws=OBLIQUE_YAWS)
         add(f"{drill}_spine_oblique", drill, _levels("spine", drill, 1.2), "spine", yaws=OBLIQUE_YAWS)
+    # ...but for a squat, judged in 3D there (rules.SquatSeenObliquely): 40 degrees off side-on, past the
+    # view meter's oblique limit and short of face-on; a floor pull and a hinge, clean and squatted
+    placement = Placement(40.0, 1.0, 3.4)
+    add("squat_oblique40", "squat", [RepPlan()] * 3, placement=placement)
+    for drill in ("hinge", "kettlebell_deadlift"):
+        tempo = tempo_of(drill) or DRILLS[drill].lowering_s
+        add(f"{drill}_clean_oblique40", drill, [RepPlan()] * 3, placement=placement)
+        add(f"{drill}_knee_share_oblique40", drill, _levels("knee_share", drill, tempo), "knee_share", placement=placement)
     return specs
 
 
