@@ -47,11 +47,11 @@ class CropShiftedLandmarkModel(LandmarkModel):
         points[:, :2] -= self.shift
         return points, presence
 
-    def torso_outline(self, points: np.ndarray) -> Optional[np.ndarray]:
+    def torso_outline(self, points: np.ndarray, mask: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
         """The outline read on the moved crop, mapped back like the points."""
         moved = points.copy()
         moved[:, :2] += self.shift
-        outline = super().torso_outline(moved)
+        outline = super().torso_outline(moved, mask)
         return None if outline is None else outline - self.shift
 
 

@@ -240,6 +240,22 @@ def test_the_live_path_feeds_the_model_the_very_crop_and_decodes_the_same_landma
     assert np.isfinite(live_outline).any()  # a real outline, not two empty ones
 
 
+def test_the_outline_left_to_the_worker_is_the_outline_the_engine_reads_at_once(clips_dir, engine_factory):
+    """The live loop leaves each pose's torso outline to its worker (process_deferred), which reads it
+    while the model runs on the next frame: from a copy of that frame's mask, so it is the same
+    outline to the bit, even after the next frame's inference has overwritten the model's buffers."""
+    at_once, deferred = engine_factory("float16"), engine_factory("float16")
+    frames = [_frame(clips_dir, "formfit_deadlift_side_good.mp4", t) for t in (2.0, 2.2)]
+    first = at_once.process(*frames[0])
+    pose, finish = deferred.process_deferred(*frames[0])
+    assert pose.torso_outline is None  # left to finish()
+    deferred.process(*frames[1])  # the next frame overwrites the mask buffer
+    finish()
+    assert pose.torso_outline is not None and np.isfinite(pose.torso_outline).any()
+    assert np.array_equal(pose.torso_outline, first.torso_outline, equal_nan=True)
+    assert np.array_equal(pose.landmarks, first.landmarks, equal_nan=True)
+
+
 def test_heatmap_refinement_reads_each_window_as_the_whole_heatmap_would():
     """Only the windows around the points are turned into confidences: the result must be what the
     confidence of the whole heatmap gives, point for point, including a point whose window is not

@@ -38,6 +38,9 @@ class Script:
     def reset(self):
         pass
 
+    def process_deferred(self, image, timestamp, contrast=None):
+        return self.process(image, timestamp, contrast), lambda: None
+
 
 def test_a_session_ends_after_idle_timeout_s_and_the_next_athlete_starts_a_new_one(tmp_path):
     """In view for 1 s, gone for 2 s (idle_timeout_s 1.5), back for 1 s: two sessions, the first

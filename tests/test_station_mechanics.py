@@ -62,6 +62,9 @@ class PresentEngine:
     def reset(self):
         pass
 
+    def process_deferred(self, image, timestamp, contrast=None):
+        return self.process(image, timestamp, contrast), lambda: None
+
 
 class RecordingLive(LiveState):
     """Keeps every snapshot the station publishes: a short-lived state (the camera error while it is

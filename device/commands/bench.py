@@ -248,7 +248,9 @@ PI4_THREADS = 3
 CAMERA_FPS = 30.0  # the camera's rate caps what is analysed, however fast the model
 SCHEDULES = (("every camera frame", CAMERA_FPS), ("15 fps", 15.0), ("10 fps", 10.0))
 LOWERING_S = 1.0  # a brisk lowering: the fewest frames a rep's faults are judged on
-BESIDE_MODEL = ("crop", "decode", "outline")  # the pose thread's work between two runs of the model
+# The pose thread's work between two runs of the model. The torso outline is the worker's (it reads
+# a copy of the mask while the model runs on the next frame), on the core the interpreter leaves.
+BESIDE_MODEL = ("crop", "decode")
 
 
 def amdahl_parallel_share(speedup_2: float) -> float:
@@ -303,10 +305,10 @@ def bench_budget(context: BenchContext) -> list[dict[str, Any]]:
     """The Pi 4 budget per landmark variant, thread count and schedule, on paper: each model's MACs
     (recorded by `station models quantize`) at XNNPACK's published Pi 4 rate, scaled across threads
     by the parallel share from XNNPACK's published 4-core ARM speed-up (ARM_4_CORE_SPEEDUP); plus the
-    pose thread's own work beside the model (crop, decoding, outline: measured here in the `stages`
+    pose thread's own work beside the model (crop, decoding: measured here in the `stages`
     run, scaled by how much slower a Pi 4 core does the model's arithmetic than this machine's) and
-    the detector at the share of frames it ran on. The worker's analysis runs beside the model on a
-    core of its own while the interpreter leaves one (threads <= 3). Frames in a 1 s lowering: what
+    the detector at the share of frames it ran on. The worker's torso outline and analysis run beside
+    the model on a core of its own while the interpreter leaves one (threads <= 3). Frames in a 1 s lowering: what
     the schedule asks for, if the Pi keeps up. Emulated timings mean nothing here; a Pi's own
     `station bench` replaces this."""
     from device.pose.model_files import read_quantized_record

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import cv2
 import numpy as np
@@ -257,14 +257,22 @@ class LandmarkModel:
         self.run()
         return self.read()
 
-    def torso_outline(self, points: np.ndarray) -> Optional[np.ndarray]:
-        """The silhouette across the trunk (device/pose/outline.py) on the crop last inferred, in crop
-        pixels, from that crop's `points`; None for a variant without the mask."""
+    def mask(self, copy: bool = False) -> Optional[np.ndarray]:
+        """The person mask's logits of the crop last inferred (the kept buffer, which the next read
+        overwrites; `copy` for one to keep), or None for a variant without the mask."""
         if self._mask_logits is None:
+            return None
+        return self._mask_logits.copy() if copy else self._mask_logits
+
+    def torso_outline(self, points: np.ndarray, mask: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+        """The silhouette across the trunk (device/pose/outline.py), in crop pixels, from a crop's
+        `points` and its `mask` (default: the crop last inferred); None for a variant without the mask."""
+        logits = self.mask() if mask is None else mask
+        if logits is None:
             return None
         hips = points[HIP_POINTS, :2].mean(axis=0)
         shoulders = points[SHOULDER_POINTS, :2].mean(axis=0)
-        return torso_outline(self._mask_logits, hips, shoulders, LANDMARK_SIZE)
+        return torso_outline(logits, hips, shoulders, LANDMARK_SIZE)
 
 
 def refine_from_heatmap(points: np.ndarray, heatmap: np.ndarray, kernel: int = HEATMAP_KERNEL, min_confidence: float = 0.5) -> None:
@@ -384,13 +392,26 @@ class PoseEngine:
     def process(self, rgb: np.ndarray, timestamp: float, contrast: Optional[float] = None) -> Pose:
         """The frame's pose. `contrast`: the frame's `frame_contrast` when the caller already has it
         (the live loop measures it on the capture thread, while the model runs on the last frame)."""
+        pose, finish = self._process(rgb, timestamp, contrast, keep_mask=False)
+        finish()
+        return pose
+
+    def process_deferred(self, rgb: np.ndarray, timestamp: float,
+                         contrast: Optional[float] = None) -> tuple[Pose, Callable[[], None]]:
+        """`process`, with the torso outline left to `finish()`, which fills it in on the pose: the
+        live loop's worker calls it while the model runs on the next frame, so the outline is off
+        the model's thread. It reads a copy of this frame's mask, so it is the same outline."""
+        return self._process(rgb, timestamp, contrast, keep_mask=True)
+
+    def _process(self, rgb: np.ndarray, timestamp: float, contrast: Optional[float],
+                 keep_mask: bool) -> tuple[Pose, Callable[[], None]]:
         h, w = rgb.shape[:2]
         timings: dict[str, float] = {}
         self.frames += 1
         if (frame_contrast(rgb) if contrast is None else contrast) < MIN_FRAME_CONTRAST:
             # Nearly black or flat: nobody can be seen; look afresh once the picture is back.
             self._roi = None
-            return Pose(timestamp, empty_landmarks(), 0.0, False, (w, h), None, timings)
+            return Pose(timestamp, empty_landmarks(), 0.0, False, (w, h), None, timings), _nothing
         roi = self._roi
         detector_ran = False
         if roi is None:
@@ -400,7 +421,7 @@ class PoseEngine:
             self.detector_runs += 1
             detector_ran = True
             if not detections:
-                return Pose(timestamp, empty_landmarks(), 0.0, True, (w, h), None, timings)
+                return Pose(timestamp, empty_landmarks(), 0.0, True, (w, h), None, timings), _nothing
             best = detections[0]
             roi = roi_from_alignment(best.keypoints[0], best.keypoints[1])
 
@@ -422,17 +443,27 @@ class PoseEngine:
             if not detector_ran:
                 # Tracking slipped off the body (a fast move): look again on this same frame.
                 self.frames -= 1
-                return self.process(rgb, timestamp, contrast)
-            return Pose(timestamp, empty_landmarks(), presence, detector_ran, (w, h), roi, timings)
+                return self._process(rgb, timestamp, contrast, keep_mask)
+            return Pose(timestamp, empty_landmarks(), presence, detector_ran, (w, h), roi, timings), _nothing
         self._roi = roi_from_alignment(image_points[33, :2], image_points[34, :2])
-        t0 = self.clock()
-        outline = self.landmarks.torso_outline(points)
-        if outline is not None:
-            timings["outline_ms"] = (self.clock() - t0) * 1000
-            outline = project_xy(outline.reshape(-1, 2), roi).reshape(outline.shape)
         world = self.landmarks.world()
-        return Pose(timestamp, image_points[:NUM_LANDMARKS], presence, detector_ran, (w, h), roi, timings, outline,
+        pose = Pose(timestamp, image_points[:NUM_LANDMARKS], presence, detector_ran, (w, h), roi, timings, None,
                     None if world is None else turn_world(world, roi))
+        mask = self.landmarks.mask(copy=keep_mask)
+        if mask is None:
+            return pose, _nothing
+
+        def finish() -> None:
+            t0 = self.clock()
+            outline = self.landmarks.torso_outline(points, mask)
+            if outline is not None:
+                pose.torso_outline = project_xy(outline.reshape(-1, 2), roi).reshape(outline.shape)
+                timings["outline_ms"] = (self.clock() - t0) * 1000
+        return pose, finish
+
+
+def _nothing() -> None:
+    """A pose with nothing left to finish."""
 
 
 def iter_poses(engine: PoseEngine, frames: Iterable) -> Iterator[tuple[Any, Pose]]:

@@ -235,6 +235,7 @@ class Posed:
     waited_ms: float  # the pose thread waiting for this frame
     started: float  # monotonic seconds when the pose thread took it...
     done: float  # ...and when its pose was ready
+    finish: Callable[[], None] = lambda: None  # what is left of the pose (its torso outline), for the worker
 
 
 class NobodyPacer:
@@ -304,11 +305,13 @@ class PoseStage(threading.Thread):
                 frame = item.frame
                 if self.pacer is not None and not self.pacer.should_look(frame.timestamp):
                     continue
-                pose = self.engine.process(frame.image, frame.timestamp, item.contrast)
+                # The torso outline is left to the worker, which reads it while the model runs on
+                # the next frame: off this thread, the one the model's rate depends on.
+                pose, finish = self.engine.process_deferred(frame.image, frame.timestamp, item.contrast)
                 if self.pacer is not None:
                     self.pacer.looked(frame.timestamp, pose.found)
                 self.last_activity = done = self.clock()
-                self.poses.put(Posed(item, pose, (started - asked) * 1000, started, done), self.stop)
+                self.poses.put(Posed(item, pose, (started - asked) * 1000, started, done, finish), self.stop)
         except Exception as err:  # the worker raises it once it has closed the session
             log.exception("the pose engine failed")
             self.fatal = err
@@ -630,11 +633,13 @@ class Station:
     def _process(self, posed: Posed) -> None:
         item, pose = posed.item, posed.pose
         frame = item.frame
-        t_start, t_pose = posed.started, self.clock()
+        t_start = posed.started
         self._frame_ms = dict.fromkeys(WORKER_STAGES, 0.0)
         if self._wall_offset is None:
             self._wall_offset = self.wall_clock() - frame.timestamp
         self._last_ts = frame.timestamp
+        posed.finish()  # the pose's outline, before the analysis reads it
+        t_pose = self.clock()
         events = self.analyzer.update(pose)
         t_analysis = self.clock()
         analysis_ms = self._frame_ms["analysis"] = (t_analysis - t_pose) * 1000

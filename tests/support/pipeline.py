@@ -22,6 +22,9 @@ class RecordedPoses:
     def process(self, image, timestamp, contrast=None):
         return self.by_time[round(timestamp, 4)]
 
+    def process_deferred(self, image, timestamp, contrast=None):
+        return self.process(image, timestamp, contrast), lambda: None
+
     def reset(self):
         pass
 
