@@ -73,10 +73,6 @@ class Angles:
     def hinge_ratio(self) -> float:
         return hinge_ratio(self.hip_flexion_deg, self.knee_flexion_deg)
 
-    @property
-    def hinge_ratio_3d(self) -> float:
-        return hinge_ratio(self.hip_flexion_3d_deg, self.knee_flexion_3d_deg)
-
     def noise_of(self, quantity: str) -> float:
         """The measurement noise of one quantity on these frames: as measured over the last second,
         or, before there are frames enough to measure it, the model's typical wander (TYPICAL_NOISE);
@@ -84,17 +80,12 @@ class Angles:
         if quantity == "hinge_ratio":
             return hinge_ratio_noise(self.hip_flexion_deg, self.knee_flexion_deg,
                                      self.noise_of("hip_flexion_deg"), self.noise_of("knee_flexion_deg"))
-        if quantity == "hinge_ratio_3d":
-            return hinge_ratio_noise(self.hip_flexion_3d_deg, self.knee_flexion_3d_deg,
-                                     self.noise_of("hip_flexion_3d_deg"), self.noise_of("knee_flexion_3d_deg"))
         return self.noise.get(quantity, TYPICAL_NOISE.get(quantity, math.inf))
 
     def noise_measured(self, quantity: str) -> bool:
         """Whether `noise_of(quantity)` was measured on these frames rather than assumed."""
         if quantity == "hinge_ratio":
             return "hip_flexion_deg" in self.noise and "knee_flexion_deg" in self.noise
-        if quantity == "hinge_ratio_3d":
-            return "hip_flexion_3d_deg" in self.noise and "knee_flexion_3d_deg" in self.noise
         return quantity in self.noise
 
 
@@ -640,9 +631,9 @@ class WorldBends(TypedDict, total=False):
 def world_bends(world: Optional[np.ndarray]) -> WorldBends:
     """Hip flexion, knee flexion, the thigh's and the trunk's angles from vertical in 3D (Angles'
     `*_3d_deg`), the legs' the mean of the two: from the world landmarks the model places both legs
-    in depth, where the image shows one over the other. Hip flexion is the trunk's (hips' centre to shoulders'
-    centre) bend against each thigh, so it reads like the side-on hip flexion; unsigned (a lean back
-    reads as a bend: these judge the bottom, not the finish)."""
+    in depth, where the image shows one over the other. Hip flexion is the trunk's (hips' centre to
+    shoulders' centre) bend against each thigh, so it reads like the side-on hip flexion; unsigned
+    (a lean back reads as a bend: these judge the bottom, not the finish)."""
     if world is None:
         return WorldBends()
     p = {name: world[i] for name, i in _WORLD.items()}

@@ -419,10 +419,6 @@ class BottomShape:
         return hinge_ratio(self.hip, self.knee)
 
     @property
-    def hinge_ratio_3d(self) -> float:
-        return hinge_ratio(self.hip_3d, self.knee_3d)
-
-    @property
     def noise_factor(self) -> float:
         """A median of n noisy readings wanders 1.25/sqrt(n) as much as one reading does."""
         return median_noise_factor(self.frames)

@@ -66,7 +66,7 @@ class Pose:
     # The model's world landmarks: (33, 3) metres from the hips' centre, turned into the image's axes
     # (x right, y down, z away from the camera), so angles between bones are the body's own, whatever
     # the camera's yaw: what lets a front- or rear-oblique view be judged at all (see kinematics).
-    # NaN when nobody was found; None when the model has no such output (or an old record).
+    # None when nobody was found, or the model has no such output (or in an old record).
     world: Optional[np.ndarray] = None
 
     @property
