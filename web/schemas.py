@@ -100,7 +100,7 @@ class RepBrief(BaseModel):
     hinge_ratio: Measure
     lockout_reached: bool
     faults: list[FaultOut]
-    judged: bool = Field(description="False when the camera was not side-on: no fault was judged.")
+    judged: bool = Field(description="False when the camera was not side-on: only a squat was judged (in 3D).")
     verdict: Literal["not judged", "faults", "borderline", "clean"] = Field(
         description="The rep's one verdict: a rep that looked like a squat is never clean.")
 

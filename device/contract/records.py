@@ -100,8 +100,9 @@ class RepRecord(Record):
     hip_shift_at_bottom: Optional[float] = None
     hinge_ratio: Optional[float] = None
     lockout_reached: bool
-    # False when the camera was not side-on, so no fault was judged: such a rep is neither clean nor
-    # faulty. True by default: a station from before this field judged every rep it sent.
+    # False when the camera was not side-on, so no fault but a squat (read in 3D) was judged: such a
+    # rep is never clean, and faulty only if it squatted. True by default: a station from before this
+    # field judged every rep it sent.
     judged: bool = True
     faults: list[FaultRecord] = Field(default_factory=list, max_length=MAX_FAULTS)
     borderline: list[FaultRecord] = Field(default_factory=list, max_length=MAX_FAULTS)
