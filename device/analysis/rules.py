@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, Optional
 
 from device.analysis.kinematics import Angles, hinge_ratio_noise
-from device.analysis.profiles import Profile, SquattingRule
+from device.analysis.profiles import MovementTable, Profile, SquattingRule
 from device.analysis.reps import BottomShape, FinishShape, movement_verdict
 from device.analysis.vocabulary import Fault, Phase
 
@@ -207,11 +207,39 @@ class CloseRule(MomentRule):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Bends:
+    """The quantities a bottom's bends are read under: side-on in the image, or in 3D."""
+
+    thigh: str
+    ratio: str
+    hip: str
+    knee: str
+
+
+SIDE_ON = Bends("thigh_deg", "hinge_ratio", "hip_flexion_deg", "knee_flexion_deg")
+IN_3D = Bends("thigh_3d_deg", "hinge_ratio_3d", "hip_flexion_3d_deg", "knee_flexion_3d_deg")
+
+
+def ratio_noise(shape: BottomShape, angles: Angles, bends: Bends) -> float:
+    """The hinge ratio's noise at the bottom's own hip and knee (this frame's knee may be hidden:
+    plates hiding the shins on most frames are why the bottom is judged at all)."""
+    return hinge_ratio_noise(shape.hip, shape.knee, angles.noise_of(bends.hip), angles.noise_of(bends.knee))
+
+
+def squat_evidence(shape: BottomShape, angles: Angles, movement: MovementTable, bends: Bends) -> tuple[Finding, float]:
+    """What showed a bottom the movement verdict calls a squat, with its noise: the hips at knee
+    height where they are, else the squat pattern's hinge ratio (the verdict decides; this only
+    names what decided it)."""
+    if shape.thigh >= movement.hips_at_knee_thigh_deg:
+        return Finding(shape.thigh, movement.hips_at_knee_thigh_deg, bends.thigh), angles.noise_of(bends.thigh)
+    return Finding(shape.hinge_ratio, movement.squat_max_hinge_ratio, bends.ratio, sense=-1), ratio_noise(shape, angles, bends)
+
+
 class SquatBottom(BottomRule):
     """A rep whose bottom looked like a squat (the per-rep movement verdict, from medians over the
-    deepest frames) squats the hinge, also where plates hid the knees on most frames. The evidence is
-    the hips at knee height where they are, else the squat pattern's hinge ratio (the verdict
-    decides; this only names what decided it), with a median's smaller noise."""
+    deepest frames) squats the hinge, also where plates hid the knees on most frames, with a
+    median's smaller noise."""
 
     fault = Fault.SQUATTING_THE_HINGE
 
@@ -227,15 +255,7 @@ class SquatBottom(BottomRule):
             if not (holds_floor_load(shape.hands_below_knee, rule) and shape.thigh >= limit):
                 return None
             return Finding(shape.thigh, limit, "thigh_deg"), self.band(angles.noise_of("thigh_deg")) * shape.noise_factor
-        if shape.thigh >= movement.hips_at_knee_thigh_deg:
-            finding = Finding(shape.thigh, movement.hips_at_knee_thigh_deg, "thigh_deg")
-            noise = angles.noise_of("thigh_deg")
-        else:
-            finding = Finding(shape.hinge_ratio, movement.squat_max_hinge_ratio, "hinge_ratio", sense=-1)
-            # The ratio's noise at the bottom's own hip and knee (this frame's knee may be hidden:
-            # plates hiding the shins on most frames are why this rule exists).
-            noise = hinge_ratio_noise(shape.hip, shape.knee, angles.noise_of("hip_flexion_deg"),
-                                      angles.noise_of("knee_flexion_deg"))
+        finding, noise = squat_evidence(shape, angles, movement, SIDE_ON)
         return finding, self.band(noise) * shape.noise_factor
 
 
@@ -256,18 +276,13 @@ class SquatSeenObliquely(BottomRule):
     def judge(self, bottom: AtBottom) -> Optional[tuple[Finding, float]]:
         shape, angles, movement = bottom.shape, bottom.angles, self.profile.movement
         seen = replace(shape, hip=shape.hip_3d, knee=shape.knee_3d, thigh=shape.thigh_3d, trunk=shape.trunk_3d)
-        if seen.thigh >= movement.hips_at_knee_thigh_deg:
-            finding = Finding(seen.thigh, movement.hips_at_knee_thigh_deg, "thigh_3d_deg")
-            return finding, self.band(angles.noise_of("thigh_3d_deg")) * shape.noise_factor
         knee_led = self.profile.faults.squatting_the_hinge.knee_led_hinge_ratio
-        if movement_verdict(seen, movement) == "squat":
-            finding = Finding(seen.hinge_ratio, movement.squat_max_hinge_ratio, "hinge_ratio_3d", sense=-1)
+        if seen.thigh >= movement.hips_at_knee_thigh_deg or movement_verdict(seen, movement) == "squat":
+            finding, noise = squat_evidence(seen, angles, movement, IN_3D)
         elif seen.hinge_ratio < knee_led:
-            finding = Finding(seen.hinge_ratio, knee_led, "hinge_ratio_3d", sense=-1)
+            finding, noise = Finding(seen.hinge_ratio, knee_led, IN_3D.ratio, sense=-1), ratio_noise(seen, angles, IN_3D)
         else:
             return None
-        noise = hinge_ratio_noise(seen.hip, seen.knee, angles.noise_of("hip_flexion_3d_deg"),
-                                  angles.noise_of("knee_flexion_3d_deg"))
         return finding, self.band(noise) * shape.noise_factor
 
 
