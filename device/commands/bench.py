@@ -305,12 +305,12 @@ def bench_budget(context: BenchContext) -> list[dict[str, Any]]:
     """The Pi 4 budget per landmark variant, thread count and schedule, on paper: each model's MACs
     (recorded by `station models quantize`) at XNNPACK's published Pi 4 rate, scaled across threads
     by the parallel share from XNNPACK's published 4-core ARM speed-up (ARM_4_CORE_SPEEDUP); plus the
-    pose thread's own work beside the model (crop, decoding: measured here in the `stages`
-    run, scaled by how much slower a Pi 4 core does the model's arithmetic than this machine's) and
-    the detector at the share of frames it ran on. The worker's torso outline and analysis run beside
-    the model on a core of its own while the interpreter leaves one (threads <= 3). Frames in a 1 s lowering: what
-    the schedule asks for, if the Pi keeps up. Emulated timings mean nothing here; a Pi's own
-    `station bench` replaces this."""
+    pose thread's own work beside the model (crop, decoding: measured here in the `stages` run,
+    scaled by how much slower a Pi 4 core does the model's arithmetic than this machine's) and the
+    detector at the share of frames it ran on. The worker's torso outline and analysis run beside the
+    model on a core of its own while the interpreter leaves one (threads <= 3). Frames in a 1 s
+    lowering: what the schedule asks for, if the Pi keeps up. Emulated timings mean nothing here; a
+    Pi's own `station bench` replaces this."""
     from device.pose.model_files import read_quantized_record
 
     record = read_quantized_record(context.settings.models_dir) or {}

@@ -235,7 +235,7 @@ class Posed:
     waited_ms: float  # the pose thread waiting for this frame
     started: float  # monotonic seconds when the pose thread took it...
     done: float  # ...and when its pose was ready
-    finish: Callable[[], None] = lambda: None  # what is left of the pose (its torso outline), for the worker
+    finish: Callable[[], None]  # what is left of the pose (its torso outline), for the worker
 
 
 class NobodyPacer:
