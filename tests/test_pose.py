@@ -256,6 +256,22 @@ def test_the_outline_left_to_the_worker_is_the_outline_the_engine_reads_at_once(
     assert np.array_equal(pose.landmarks, first.landmarks, equal_nan=True)
 
 
+def test_the_engine_says_once_per_frame_when_its_model_is_about_to_run(clips_dir, engine_factory):
+    """The live loop hands the last pose to its worker when the engine is about to run a model on
+    the next frame (`before_model`): once per frame, though a first frame runs two models (the
+    detector, then the landmark model), and never for a frame too dark to look at."""
+    engine = engine_factory("float16")
+    calls: list[float] = []
+    image, t = _frame(clips_dir, "formfit_deadlift_side_good.mp4", 2.0)
+    pose, _ = engine.process_deferred(image, t, before_model=lambda: calls.append(t))
+    assert pose.detector_ran and pose.found and calls == [t]
+    pose, _ = engine.process_deferred(image, t + 0.1, before_model=lambda: calls.append(t + 0.1))
+    assert not pose.detector_ran and calls == [t, t + 0.1]
+    dark = np.zeros_like(image)
+    pose, _ = engine.process_deferred(dark, t + 0.2, before_model=lambda: calls.append(t + 0.2))
+    assert not pose.found and calls == [t, t + 0.1]
+
+
 def test_heatmap_refinement_reads_each_window_as_the_whole_heatmap_would():
     """Only the windows around the points are turned into confidences: the result must be what the
     confidence of the whole heatmap gives, point for point, including a point whose window is not

@@ -38,7 +38,8 @@ class Script:
     def reset(self):
         pass
 
-    def process_deferred(self, image, timestamp, contrast=None):
+    def process_deferred(self, image, timestamp, contrast=None, before_model=lambda: None):
+        before_model()  # as the engine does, just before its model runs
         return self.process(image, timestamp, contrast), lambda: None
 
 

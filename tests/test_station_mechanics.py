@@ -16,7 +16,7 @@ from device.station.live import LiveState
 from device.pose.landmarks import Pose, empty_landmarks
 from device.station.replog import RepLog
 from device.capture.base import Frame, FrameSource
-from device.station.loop import Captured, LatestFrame, Station
+from device.station.loop import END_OF_STREAM, Captured, LatestFrame, PoseStage, Station
 from device.station.store import RepStore
 
 
@@ -62,7 +62,8 @@ class PresentEngine:
     def reset(self):
         pass
 
-    def process_deferred(self, image, timestamp, contrast=None):
+    def process_deferred(self, image, timestamp, contrast=None, before_model=lambda: None):
+        before_model()  # as the engine does, just before its model runs
         return self.process(image, timestamp, contrast), lambda: None
 
 
@@ -120,6 +121,89 @@ def test_latest_frame_drops_stale_frames_unless_lossless():
         lossless.put(Captured(Frame(i, None, "x", i), 0.0), stop)
     consumer.join(5)
     assert got == [0, 1, 2, 3, 4] and lossless.dropped == 0
+
+
+class TimelineEngine:
+    """Pose engine test backend that writes down when each frame is cropped and its model runs;
+    the frames in `dark` are too dark to look at (no model runs, as in PoseEngine)."""
+
+    def __init__(self, timeline: list, dark: frozenset = frozenset()):
+        self.timeline, self.dark = timeline, dark
+
+    def process_deferred(self, image, timestamp, contrast=None, before_model=lambda: None):
+        self.timeline.append(("crop", timestamp))
+        if timestamp not in self.dark:
+            before_model()
+            self.timeline.append(("model", timestamp))
+        return Pose(timestamp, empty_landmarks(), 0.0, False, (8, 8)), lambda: None
+
+    def reset(self):
+        pass
+
+
+class TimelinePoses(LatestFrame):
+    """The worker's mailbox, writing down when each pose is handed on."""
+
+    def __init__(self, timeline: list):
+        super().__init__(lossless=True)
+        self.timeline = timeline
+
+    def put(self, item, stop):
+        self.timeline.append(("handed", item.pose.timestamp))
+        super().put(item, stop)
+
+
+def _pose_stage(frames: int, dark: frozenset = frozenset()) -> tuple[list[tuple[str, float]], TimelinePoses]:
+    """Runs a pose thread over `frames` frames that are all waiting from the start (a loop that is
+    behind its camera, or a fast replay) and returns what happened, in order."""
+    stop = threading.Event()
+    timeline: list[tuple[str, float]] = []
+    waiting: LatestFrame = LatestFrame(lossless=True)
+    poses = TimelinePoses(timeline)
+    for i in range(frames):
+        waiting.put(Captured(Frame(float(i), np.zeros((8, 8, 3), np.uint8), "x", i), 0.0), stop)
+    waiting.close()
+    stage = PoseStage(TimelineEngine(timeline, dark), waiting, poses, stop)
+    stage.start()
+    stage.join(5)
+    assert not stage.is_alive() and stage.fatal is None
+    return timeline, poses
+
+
+def test_a_pose_goes_to_the_worker_as_the_model_starts_on_the_next_frame_not_before():
+    """With the next frame waiting, the worker gets a pose between the next frame's crop and its
+    model run: its Python then runs while the model holds no lock, not while the pose thread crops
+    (remove the wait and the pose is handed on before the next crop)."""
+    timeline, poses = _pose_stage(3)
+    assert timeline == [("crop", 0.0), ("model", 0.0),
+                        ("crop", 1.0), ("handed", 0.0), ("model", 1.0),
+                        ("crop", 2.0), ("handed", 1.0), ("model", 2.0),
+                        ("handed", 2.0)]  # the last pose at the end of the stream
+    assert [poses.get(0.1).pose.timestamp for _ in range(3)] == [0.0, 1.0, 2.0]
+
+
+def test_a_frame_too_dark_to_look_at_still_hands_the_last_pose_on_in_order():
+    timeline, _ = _pose_stage(3, dark=frozenset({1.0}))
+    handed = [t for what, t in timeline if what == "handed"]
+    assert handed == [0.0, 1.0, 2.0]
+    assert timeline.index(("handed", 0.0)) < timeline.index(("crop", 2.0))  # not held past a frame with no model
+
+
+def test_with_no_frame_waiting_the_last_pose_goes_on_at_once():
+    """A camera faster than nothing: the pose thread does not hold a pose until the next frame
+    comes (that would delay every alert by a frame)."""
+    stop, timeline = threading.Event(), []
+    waiting: LatestFrame = LatestFrame()
+    poses = TimelinePoses(timeline)
+    stage = PoseStage(TimelineEngine(timeline), waiting, poses, stop)
+    stage.start()
+    try:
+        waiting.put(Captured(Frame(0.0, None, "x", 0), 0.0), stop)
+        first = poses.get(2.0)
+        assert first is not None and first is not END_OF_STREAM and first.pose.timestamp == 0.0
+    finally:
+        waiting.close()
+        stage.join(5)
 
 
 def test_a_fast_replay_decodes_a_few_frames_ahead_and_no_further():

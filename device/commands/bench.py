@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from device.capture.base import Frame, FrameSource
 from device.commands.tables import print_table, write_json
 from device.config import Settings
 from device.errors import ConfigError, ModelError
@@ -40,12 +41,13 @@ class BenchContext:
     variants: dict[str, Path] = field(default_factory=dict)  # landmark variant name -> verified file
     selected: str = "float16"
     bare_landmark_ms: dict[str, float] = field(default_factory=dict)
-    live_stages: dict[str, list[float]] = field(default_factory=dict)  # the flat-out live loop's ms per frame and stage
+    live_stages: dict[str, list[float]] = field(default_factory=dict)  # the live loop's (a Pi's way) ms per frame and stage
     live_frame_ms: Optional[float] = None  # its steady ms per frame
     thread_ms: dict[int, float] = field(default_factory=dict)  # the selected model's ms per interpreter thread count
     detector_share: float = 0.0  # share of the clip's frames the detector ran on
     budget_basis: dict[str, float] = field(default_factory=dict)  # the Pi budget's measured inputs
     poses: list = field(default_factory=list)  # the float16 engine's poses of the clip, for the analysis section
+    frames: list = field(default_factory=list)  # the clip's decoded frames, handed over as a camera does (CameraLike)
 
 
 class _Recorder:
@@ -87,14 +89,13 @@ def prepare(settings: Settings, clip: Path) -> BenchContext:
     # A recording stand-in for the detector's TFLiteModel (it passes every call through): duck-typed, not a subclass.
     engine.detector.model = detector  # type: ignore[assignment]
     with VideoFileSource(clip) as source:
-        frames = []
         for frame, pose in iter_poses(engine, source):
             context.poses.append(pose)
             context.detector_share += pose.detector_ran
             if pose.found and pose.roi is not None:
                 context.landmark_inputs.append(engine.landmarks.crop(frame.image, pose.roi))
-            frames.append(frame.image)
-    for image in _spread(frames, MAX_INPUTS):
+            context.frames.append(frame)
+    for image in _spread([frame.image for frame in context.frames], MAX_INPUTS):
         engine.detector.detect(image)
     context.detector_share /= max(len(context.poses), 1)
     context.detector_inputs = _spread(detector.inputs, MAX_INPUTS)
@@ -174,10 +175,37 @@ def bench_analysis(context: BenchContext) -> list[dict[str, Any]]:
              "analysis_ms_p99": percentile(ms, 99, 3), "analysis_ms_max": round(max(ms), 3)}]
 
 
-def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool, speaker=None):
+class CameraLike(FrameSource):
+    """A clip's frames decoded beforehand, each handed over as a fresh copy (as picamera2's
+    capture_array copies the camera's buffer): a camera's frames come from its image processor,
+    not a video decoder, and a clip's decoder takes the very cores the model runs on."""
+
+    live = False
+
+    def __init__(self, frames: list[Frame], source_id: str):
+        self.frames, self.source_id = frames, source_id
+        self._next = 0
+
+    def start(self) -> None:
+        self._next = 0
+
+    def stop(self) -> None:
+        pass
+
+    def read(self) -> Optional[Frame]:
+        if self._next >= len(self.frames):
+            return None
+        frame = self.frames[self._next]
+        self._next += 1
+        return Frame(frame.timestamp, frame.image.copy(), self.source_id, frame.index)
+
+
+def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool, speaker=None,
+                  frames: Optional[list[Frame]] = None):
     """The real live loop (pose, analysis, mock LED and buzzer, SQLite at `db_path`) over a clip,
     wired as `station run` wires it: as fast as it goes with every frame (`fast`), or at the clip's
-    own rate as a camera would deliver it. With `speaker`, spoken cues go to it (voice on)."""
+    own rate as a camera would deliver it. With `speaker`, spoken cues go to it (voice on). With
+    `frames` (the clip's, decoded beforehand), no decoder runs beside the loop (CameraLike)."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
     from device.station.assembly import build_station
@@ -186,8 +214,9 @@ def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool, spe
     settings = settings.model_copy(update={"store": settings.store.model_copy(update={"db_path": db_path}),
                                            "voice": settings.voice.model_copy(update={"enabled": speaker is not None}),
                                            "mqtt": settings.mqtt.model_copy(update={"host": None})})
+    make_source = None if frames is None else (lambda: CameraLike(frames, f"camera-like:{clip.name}"))
     with build_station(settings, str(clip), fast=fast, pin_factory=MockFactory(pin_class=MockPWMPin),
-                       speaker=speaker) as rig:
+                       speaker=speaker, make_source=make_source) as rig:
         summary = rig.run()
         if speaker is not None:
             speaker.drain(15.0)  # the last cue, before the station closes
@@ -195,8 +224,8 @@ def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool, spe
 
 
 def bench_stages(context: BenchContext) -> list[dict[str, Any]]:
-    """Where the flat-out live loop's frames went (the `live` section's run), stage by stage and
-    thread by thread: the median and mean ms per frame and the mean's share of the loop's steady
+    """Where the flat-out live loop's frames went (the `live` section's run the Pi's way: a core
+    left to the loop, no video decoder), stage by stage and thread by thread: the median and mean ms per frame and the mean's share of the loop's steady
     frame time. The pose thread sets the pace; `other` is its time no stage accounts for (handing
     frames on, the interpreter waiting for a core). The capture and worker threads run beside it:
     their shares overlap the pose thread's, and a loop keeps the model's pace while each stays
@@ -400,36 +429,56 @@ def _not_fault_cues() -> frozenset[str]:
 _NOT_FAULT_CUES = _not_fault_cues()
 
 
-def time_bare_landmark(context: BenchContext) -> float:
-    """The selected landmark variant's bare ms per call, timed now on the clip's real inputs: the
-    live loop's rate is compared with the model's measured beside it, under the same load."""
+def time_bare_landmark(context: BenchContext, threads: int) -> float:
+    """The selected landmark variant's bare ms per call on `threads` interpreter threads, timed now
+    on the clip's real inputs: the live loop's rate is compared with the model's measured beside
+    it, under the same load."""
     from device.pose.tflite import time_models
 
     settings = context.settings
     ms = time_models({"landmark": context.variants[context.selected]}, context.landmark_inputs, rounds=1,
-                     threads=settings.models.threads, runtime=settings.models.runtime)
+                     threads=threads, runtime=settings.models.runtime)
     return ms["landmark"]
 
 
+def core_left_threads() -> int:
+    """Interpreter threads that leave one core to the rest of the loop, as a Pi 4 runs (3 of 4)."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def bench_live(context: BenchContext) -> list[dict[str, Any]]:
-    """The live loop twice: flat out (its FPS against the bare landmark model's, timed just before
-    and just after it), and paced at the clip's frame rate like a camera (latency from frame capture
-    to verdict and to LED/buzzer). `fps` counts the whole run (start-up and close too); `fps_steady`
-    the first analysed frame to the last, the rate the loop keeps up while someone trains."""
+    """The live loop flat out (its FPS against the bare landmark model's on as many threads, timed
+    just before and just after it) twice: as `station run --fast` replays the clip (the station's
+    interpreter threads, the clip decoded as it plays), and as a Pi 4 runs (`a Pi's way`): one core
+    left to the loop's own threads (3 of a Pi's 4; on a 2-core machine the first run gives the
+    interpreter every core, and the capture, pose and worker threads take their time from the
+    model's) and the frames handed over as a camera does, decoded beforehand (CameraLike). Then
+    paced at the clip's frame rate like a camera (latency from frame capture to verdict and to
+    LED/buzzer). `fps` counts the whole run (start-up and close too); `fps_steady` the first
+    analysed frame to the last, the rate the loop keeps up while someone trains."""
     import tempfile
 
-    rows = []
-    bare_ms: Optional[float] = None
+    rows: list[dict[str, Any]] = []
+    configured = context.settings.models.threads
+    runs = (("fast", True, configured, None), ("fast, a Pi's way", True, core_left_threads(), context.frames),
+            ("camera-paced", False, configured, None))
+    bare: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="hinge-bench-") as tmp:
-        for mode, fast in (("fast", True), ("camera-paced", False)):
-            before = time_bare_landmark(context) if fast else 0.0
-            summary = run_live_loop(context.settings, context.clip, Path(tmp) / f"{mode}.db", fast)
+        for mode, fast, threads, frames in runs:
+            settings = context.settings.model_copy(
+                update={"models": context.settings.models.model_copy(update={"threads": threads})})
+            before = time_bare_landmark(context, threads) if fast else 0.0
+            summary = run_live_loop(settings, context.clip, Path(tmp) / f"{len(rows)}.db", fast, frames=frames)
             if fast:  # the camera-paced run is compared with the same figure
-                bare_ms = (before + time_bare_landmark(context)) / 2
+                bare[threads] = (before + time_bare_landmark(context, threads)) / 2
+            if frames is not None:  # the stages and the Pi budget read the run that is run as a Pi runs
                 context.live_stages = summary.stage_ms
                 context.live_frame_ms = 1000 / summary.steady_fps if summary.steady_fps else None
+            bare_ms = bare.get(threads)
             rows.append({
-                "mode": mode, "frames": summary.frames, "dropped": summary.dropped, "fps": round(summary.fps, 1),
+                "mode": mode, "interpreter_threads": threads,
+                "frames_from": "the clip's decoder" if frames is None else "memory, as a camera hands them",
+                "frames": summary.frames, "dropped": summary.dropped, "fps": round(summary.fps, 1),
                 "fps_steady": round(summary.steady_fps, 1),
                 "bare_model_ms": round(bare_ms, 2) if bare_ms else None,
                 "live_fps_per_bare_model_fps": round(summary.fps * bare_ms / 1000, 2) if bare_ms else None,

@@ -352,6 +352,22 @@ def project(points: np.ndarray, roi: Roi) -> np.ndarray:
 # --- engine -------------------------------------------------------------------------------------
 
 
+def _nothing() -> None:
+    """A pose with nothing left to finish; no call before the model."""
+
+
+class _Once:
+    """A callable that calls `call` the first time only (a frame may run the models more than once)."""
+
+    def __init__(self, call: Callable[[], None]):
+        self._call: Optional[Callable[[], None]] = call
+
+    def __call__(self) -> None:
+        call, self._call = self._call, None
+        if call is not None:
+            call()
+
+
 class PoseEngine:
     """Frame in, Pose out. Keeps the tracking state between calls; `reset()` forgets it."""
 
@@ -396,15 +412,19 @@ class PoseEngine:
         finish()
         return pose
 
-    def process_deferred(self, rgb: np.ndarray, timestamp: float,
-                         contrast: Optional[float] = None) -> tuple[Pose, Callable[[], None]]:
+    def process_deferred(self, rgb: np.ndarray, timestamp: float, contrast: Optional[float] = None,
+                         before_model: Callable[[], None] = _nothing) -> tuple[Pose, Callable[[], None]]:
         """`process`, with the torso outline left to `finish()`, which fills it in on the pose: the
         live loop's worker calls it while the model runs on the next frame, so the outline is off
-        the model's thread. It reads a copy of this frame's mask, so it is the same outline."""
-        return self._process(rgb, timestamp, contrast, keep_mask=True)
+        the model's thread. It reads a copy of this frame's mask, so it is the same outline.
+        `before_model` is called once, just before this frame's first model run (the frame's crop is
+        ready by then), and never when no model runs (a dark frame): the live loop hands the last
+        pose to its worker there, so the worker's Python runs while the model holds no lock."""
+        once = _Once(before_model)
+        return self._process(rgb, timestamp, contrast, keep_mask=True, before_model=once)
 
     def _process(self, rgb: np.ndarray, timestamp: float, contrast: Optional[float],
-                 keep_mask: bool) -> tuple[Pose, Callable[[], None]]:
+                 keep_mask: bool, before_model: Callable[[], None] = _nothing) -> tuple[Pose, Callable[[], None]]:
         h, w = rgb.shape[:2]
         timings: dict[str, float] = {}
         self.frames += 1
@@ -415,6 +435,7 @@ class PoseEngine:
         roi = self._roi
         detector_ran = False
         if roi is None:
+            before_model()
             t0 = self.clock()
             detections = self.detector.detect(rgb)
             timings["detector_ms"] = (self.clock() - t0) * 1000
@@ -428,13 +449,15 @@ class PoseEngine:
         t0 = self.clock()
         self.landmarks.load(rgb, roi)
         t1 = self.clock()
+        before_model()
+        t1b = self.clock()
         self.landmarks.run()
         t2 = self.clock()
         points, presence = self.landmarks.read()
         image_points = project(points, roi)
         t3 = self.clock()
         timings["crop_ms"] = (t1 - t0) * 1000
-        timings["inference_ms"] = (t2 - t1) * 1000
+        timings["inference_ms"] = (t2 - t1b) * 1000
         timings["decode_ms"] = (t3 - t2) * 1000
         timings["landmark_ms"] = (t3 - t0) * 1000
 
@@ -443,7 +466,7 @@ class PoseEngine:
             if not detector_ran:
                 # Tracking slipped off the body (a fast move): look again on this same frame.
                 self.frames -= 1
-                return self._process(rgb, timestamp, contrast, keep_mask)
+                return self._process(rgb, timestamp, contrast, keep_mask, before_model)
             return Pose(timestamp, empty_landmarks(), presence, detector_ran, (w, h), roi, timings), _nothing
         self._roi = roi_from_alignment(image_points[33, :2], image_points[34, :2])
         world = self.landmarks.world()
@@ -460,10 +483,6 @@ class PoseEngine:
                 pose.torso_outline = project_xy(outline.reshape(-1, 2), roi).reshape(outline.shape)
                 timings["outline_ms"] = (self.clock() - t0) * 1000
         return pose, finish
-
-
-def _nothing() -> None:
-    """A pose with nothing left to finish."""
 
 
 def iter_poses(engine: PoseEngine, frames: Iterable) -> Iterator[tuple[Any, Pose]]:

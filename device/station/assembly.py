@@ -154,6 +154,7 @@ def build_station(
     on_event: Optional[Callable[[Any], None]] = None,
     speaker: Optional[Speaker] = None,
     wall_clock: Callable[[], float] = time.time,
+    make_source: Optional[Callable[[], FrameSource]] = None,
 ) -> StationRig:
     """The station `settings` describe, over `source_spec` (default source.camera).
 
@@ -164,17 +165,21 @@ def build_station(
     athlete, on_event: passed to the Station (the session's label; every analysis event, for tests).
     speaker: where spoken cues go when voice.enabled (default: ALSA; tests pass a RecordingSpeaker).
     wall_clock: the Unix time reps are logged at (tests replay clips as sessions on chosen days).
+    make_source: makes the frame source in place of the spec's (`station bench` hands over frames
+    decoded beforehand, as a camera does, so no video decoder shares the model's cores).
     The rep log is settings.db_path. Refuses to start on a missing or corrupt model.
     """
     spec = source_spec or settings.source.camera
 
-    def make_source() -> FrameSource:
+    def open_spec() -> FrameSource:
         src = settings.source
         return open_source(spec, src.width, src.height, src.fps, pace=not fast)
 
+    source_maker = make_source or open_spec
+
     if settings.mqtt.enabled and settings.mqtt.station_id is None:
         raise ConfigError("mqtt.station_id is required when mqtt.host is set (e.g. station_id = \"wall-1\")")
-    probe = make_source()  # not started: checks the spec first, tells the source's name and whether it is a camera
+    probe = source_maker()  # not started: checks the spec first, tells the source's name and whether it is a camera
     if not probe.live:
         # A clip is opened and closed once now: a missing or unreadable one fails here, before the
         # models load and the page's address is printed. (A camera is not grabbed twice.)
@@ -237,7 +242,7 @@ def build_station(
             link = BrokerLink(settings.mqtt, settings.db_path, live, controls=station, version=package_version(),
                               page_url=urls[0] if urls else None, drills=drill_choices(settings))
         undo.pop_all()
-    return StationRig(station, live, replog, signals, notifier, make_source, source_live=probe.live,
+    return StationRig(station, live, replog, signals, notifier, source_maker, source_live=probe.live,
                       lossless=fast and not probe.live, retry_initial_s=settings.source.retry_initial_s,
                       retry_max_s=settings.source.retry_max_s, link=link, opener=opener)
 

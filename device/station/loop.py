@@ -285,6 +285,7 @@ class PoseStage(threading.Thread):
         self.fatal: Optional[BaseException] = None
         self.last_activity = clock()  # a frame taken, a pose made or a wait timed out; stale = a hung model
         self._reset = threading.Event()
+        self._pending: Optional[Posed] = None  # the last pose, until the model runs again (_hand_on)
 
     def reset(self) -> None:
         self._reset.set()
@@ -293,7 +294,10 @@ class PoseStage(threading.Thread):
         try:
             while not self.stop.is_set():
                 asked = self.clock()
-                item = self.frames.get(timeout=0.25)
+                item = self.frames.get(timeout=0.0) if self._pending is not None else None
+                if item is None:  # no frame waiting: the last pose goes on now, not after a wait
+                    self._hand_on()
+                    item = self.frames.get(timeout=0.25)
                 self.last_activity = started = self.clock()
                 if item is END_OF_STREAM:
                     return
@@ -304,20 +308,33 @@ class PoseStage(threading.Thread):
                     self.engine.reset()
                 frame = item.frame
                 if self.pacer is not None and not self.pacer.should_look(frame.timestamp):
+                    self._hand_on()
                     continue
                 # The torso outline is left to the worker, which reads it while the model runs on
                 # the next frame: off this thread, the one the model's rate depends on.
-                pose, finish = self.engine.process_deferred(frame.image, frame.timestamp, item.contrast)
+                pose, finish = self.engine.process_deferred(frame.image, frame.timestamp, item.contrast, self._hand_on)
+                self._hand_on()  # no model ran on this frame (too dark to see): nothing to wait for
                 if self.pacer is not None:
                     self.pacer.looked(frame.timestamp, pose.found)
                 self.last_activity = done = self.clock()
-                self.poses.put(Posed(item, pose, (started - asked) * 1000, started, done, finish), self.stop)
+                self._pending = Posed(item, pose, (started - asked) * 1000, started, done, finish)
         except Exception as err:  # the worker raises it once it has closed the session
             log.exception("the pose engine failed")
             self.fatal = err
         finally:
+            self._hand_on()
             self.poses.close()
 
+    def _hand_on(self) -> None:
+        """The last pose to the worker (in order: it is always handed on before the next is made).
+        It waits until this thread is about to run the model on the next frame: the worker's
+        analysis is Python, and Python runs one thread at a time, so a worker judging while this
+        thread crops and decodes made it wait for its turn (the crop took 1.5-3 ms in the loop
+        against 0.6 alone: `station bench`). The model lets go of that lock while it runs, and the
+        worker judges then."""
+        posed, self._pending = self._pending, None
+        if posed is not None:
+            self.poses.put(posed, self.stop)
 
 # --- per-rep timing -------------------------------------------------------------------------------
 
@@ -349,12 +366,12 @@ class StageTimes:
 # Where a live-loop frame's time goes, in the order a frame meets them, by thread. The capture
 # thread reads and prepares it. The pose thread, the loop's pace, waits for it and runs the pose
 # engine's steps (the detector only when tracking is lost). The worker judges the pose beside the
-# model's next run: the analysis, and what its events cost (the LED and buzzer and voice, the rep
-# log, the live state and preview the page reads).
+# model's next run: the torso outline the engine left to it, the analysis, and what its events cost
+# (the LED and buzzer and voice, the rep log, the live state and preview the page reads).
 CAPTURE_STAGES = ("capture",)
-POSE_STAGES = ("detector", "crop", "inference", "decode", "outline")
+POSE_STAGES = ("detector", "crop", "inference", "decode")
 PACE_STAGES = ("wait", *POSE_STAGES)  # the pose thread's
-WORKER_STAGES = ("analysis", "signals", "store", "live")
+WORKER_STAGES = ("outline", "analysis", "signals", "store", "live")
 LIVE_STAGES = (*CAPTURE_STAGES, *PACE_STAGES, *WORKER_STAGES)
 STAGE_THREADS = {**dict.fromkeys(CAPTURE_STAGES, "capture"), **dict.fromkeys(PACE_STAGES, "pose"),
                  **dict.fromkeys(WORKER_STAGES, "worker")}
@@ -638,7 +655,8 @@ class Station:
         if self._wall_offset is None:
             self._wall_offset = self.wall_clock() - frame.timestamp
         self._last_ts = frame.timestamp
-        posed.finish()  # the pose's outline, before the analysis reads it
+        with self._stage("outline"):
+            posed.finish()  # the pose's outline, before the analysis reads it
         t_pose = self.clock()
         events = self.analyzer.update(pose)
         t_analysis = self.clock()

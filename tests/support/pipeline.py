@@ -22,7 +22,8 @@ class RecordedPoses:
     def process(self, image, timestamp, contrast=None):
         return self.by_time[round(timestamp, 4)]
 
-    def process_deferred(self, image, timestamp, contrast=None):
+    def process_deferred(self, image, timestamp, contrast=None, before_model=lambda: None):
+        before_model()  # as the engine does, just before its model runs
         return self.process(image, timestamp, contrast), lambda: None
 
     def reset(self):
