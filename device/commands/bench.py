@@ -226,10 +226,10 @@ def run_live_loop(settings: Settings, clip: Path, db_path: Path, fast: bool, spe
 def bench_stages(context: BenchContext) -> list[dict[str, Any]]:
     """Where the flat-out live loop's frames went (the `live` section's run the Pi's way: a core
     left to the loop, no video decoder), stage by stage and thread by thread: the median and mean
-    ms per frame and the mean's share of the loop's steady frame time. The pose thread sets the pace; `other` is its time no stage accounts for (handing
-    frames on, the interpreter waiting for a core). The capture and worker threads run beside it:
-    their shares overlap the pose thread's, and a loop keeps the model's pace while each stays
-    below 100%."""
+    ms per frame and the mean's share of the loop's steady frame time. The pose thread sets the
+    pace; `other` is its time no stage accounts for (handing frames and poses on, the interpreter
+    waiting for a core). The capture and worker threads run beside it: their shares overlap the
+    pose thread's, and a loop keeps the model's pace while each stays below 100%."""
     from device.station.loop import LIVE_STAGES, PACE_STAGES, STAGE_THREADS
 
     stages, frame_ms = context.live_stages, context.live_frame_ms
