@@ -190,8 +190,8 @@ def test_a_frame_too_dark_to_look_at_still_hands_the_last_pose_on_in_order():
 
 
 def test_with_no_frame_waiting_the_last_pose_goes_on_at_once():
-    """A camera faster than nothing: the pose thread does not hold a pose until the next frame
-    comes (that would delay every alert by a frame)."""
+    """The model faster than the camera (the next frame not there yet): the pose thread does not
+    hold a pose until the next frame comes (that would delay every alert by a frame)."""
     stop, timeline = threading.Event(), []
     waiting: LatestFrame = LatestFrame()
     poses = TimelinePoses(timeline)
