@@ -161,11 +161,6 @@ def crop_matrix(roi: Roi, out_size: int) -> np.ndarray:
 # --- landmark model -----------------------------------------------------------------------------
 
 
-def world_output(model: TFLiteModel) -> Optional[int]:
-    """The index of the model's world landmarks (1, 39 x 3), or None for a model without them."""
-    return next((i for i, shape in enumerate(model.output_shapes) if tuple(shape) == (1, 39 * 3)), None)
-
-
 def segmentation_output(model: TFLiteModel) -> Optional[int]:
     """The index of the model's person mask (1, S, S, 1), or None for a variant built without it."""
     for index, shape in enumerate(model.output_shapes):
@@ -193,7 +188,7 @@ class LandmarkModel:
         self._flag = model.output_index((1, 1))
         self._heatmap = model.output_index((1, 64, 64, 39))
         self._mask = segmentation_output(model)
-        self._world = world_output(model)
+        self._world = model.find_output((1, 39 * 3))  # world landmarks: None for a model without them
         size = model.output_shapes[self._mask][1] if self._mask is not None else 0
         self._mask_buffer = np.zeros((size, size), np.float32)
         self._mask_logits: Optional[np.ndarray] = None  # the buffer, once an inference filled it

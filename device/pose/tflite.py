@@ -9,7 +9,7 @@ import importlib
 import inspect
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar, Union
+from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
 import numpy as np
 
@@ -87,12 +87,17 @@ class TFLiteModel:
     def output_shapes(self) -> list[tuple[int, ...]]:
         return [tuple(int(d) for d in o["shape"]) for o in self._outputs]
 
+    def find_output(self, shape: tuple[int, ...]) -> Optional[int]:
+        """Position of the output with this shape (output order differs between conversions), or
+        None for a model without one (an output some variants lack)."""
+        return next((i for i, s in enumerate(self.output_shapes) if s == tuple(shape)), None)
+
     def output_index(self, shape: tuple[int, ...]) -> int:
-        """Position of the output with this shape (output order differs between conversions)."""
-        for i, s in enumerate(self.output_shapes):
-            if s == tuple(shape):
-                return i
-        raise ModelError(f"{self.path} has no output of shape {shape} (outputs: {self.output_shapes})")
+        """`find_output` for an output every variant has: a model without it is not one we load."""
+        index = self.find_output(shape)
+        if index is None:
+            raise ModelError(f"{self.path} has no output of shape {shape} (outputs: {self.output_shapes})")
+        return index
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Copy `tensor` in, invoke, and return a copy of every output."""
