@@ -133,6 +133,50 @@ def test_a_rise_cut_off_by_the_end_of_the_stream_is_not_a_rep(rose):
     assert analyzer.reps == []
 
 
+@pytest.mark.parametrize("past_start", [True, False])
+def test_turning_back_down_short_of_standing(past_start):
+    """Touch-and-go reps that turn back down once the hips are up past start_deg (the line a rep
+    starts from) but short of standing are reps that never finished: each closes at its turnaround,
+    its lockout judged and missed. A turn below start_deg (a hitch on the way up) is still inside
+    the rep, as it was: the dips run together as one rep, judged when it stands."""
+    c = load_profile("hinge").reps
+    turn = c.start_deg - 4 if past_start else c.start_deg + 4
+    short = Posture(hip=turn, knee=10)
+    motion = Motion().stand(1).hinge(top=short).hinge(top=short).hinge().stand(1.5)
+    analyzer, events = run(motion)
+    if not past_start:
+        (rep,) = analyzer.reps
+        assert rep.lockout_reached and rep.fault_names == []
+        return
+    first, second, third = analyzer.reps
+    for rep in (first, second):
+        assert not rep.lockout_reached and "incomplete_lockout" in rep.fault_names
+        assert rep.end_time < rep.start_time + 1.5 + 1.2 + 0.2  # closed at its turnaround
+    assert third.lockout_reached and third.fault_names == []
+    # Each next rep's lowering starts where the last one turned back down.
+    assert second.start_time == pytest.approx(first.end_time, abs=0.1)
+
+
+def test_one_garbled_reading_at_the_bottom_is_not_a_turnaround():
+    """A reading that jumps from the bottom to past standing in one frame (a garbled pose) confirms
+    the bottom but is no turnaround: the hips never stood between the two bends, so the rep goes
+    on and counts once, when the athlete really stands."""
+    from device.analysis.kinematics import Angles
+    from device.analysis.reps import Finished, RepCounter
+
+    config = load_profile("hinge").reps
+    counter = RepCounter(config)
+    fps, t, closed = 30, 0.0, []
+    readings = ([5.0] * 30 + list(np.linspace(5, 90, 45)) + [90.0] * 10 + [config.top_deg - 40]
+                + [90.0] * 10 + list(np.linspace(90, 5, 36)) + [5.0] * 60)
+    for hip in readings:
+        angles = Angles(t, True, "left", 1, hip_flexion_deg=float(hip), knee_flexion_deg=10.0)
+        closed += [s for s in counter.update(angles, usable=True) if isinstance(s, Finished)]
+        t += 1 / fps
+    (done,) = closed
+    assert done.rep.lockout_reached
+
+
 def test_a_rep_back_at_standing_when_the_stream_ends_counts_without_a_lockout_verdict():
     """Standing (hips just past top_deg) as the recording stops, the lockout was not watched: the
     rep counts, and its missing lockout is not a fault (not seen, not judged)."""

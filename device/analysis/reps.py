@@ -6,7 +6,9 @@ hips come back `rise_deg` from the deepest point (a pause on the way down, at th
 the bottom; a pause at the bottom shows as the BOTTOM phase). A dip that never reaches depth is a
 half rep and is dropped; so is a rep during which the athlete is out of view for over `max_gap_s`
 (`hidden_gap_s` when the athlete stays in view and a plate or bar covers the joints).
-A rep that never returns to standing is not counted.
+A rep that never returns to standing is not counted, but one whose hips come back up past
+`start_deg` and bend again is a rep that turned back down short of standing: it closes there, its
+lockout not reached, and the next rep starts.
 
 Someone first seen already at depth (a clip that starts with the bar on the floor, or an athlete who
 steps in and picks the load up) starts a rep at its bottom: their first lift counts.
@@ -316,12 +318,33 @@ class RepCounter:
         if h < rep.rise_progress - 1.0:
             rep.rise_progress, rep.rise_progress_time = h, time
         if h > rep.rise_min + c.rise_deg:
+            if c.top_deg < rep.rise_min <= c.start_deg:
+                return self._short_of_standing(h, time)
             self.state = State.LOWERING  # went back down: still the same rep, bottom already known
         elif h <= c.top_deg:
             self.state = State.TOP
             rep.top_entered, rep.top_min, rep.top_min_time = time, h, time
             self._follow_lockout(rep, h, time)
         return []
+
+    def _short_of_standing(self, h: float, time: float) -> list[CounterEvent]:
+        """The hips came back up past `start_deg`, the line a rep starts from, and are bending
+        again without having reached standing (`top_deg`): the athlete turned back down short of
+        the lockout (touch-and-go reps that never finish tall). That rep is over, its lockout judged
+        and not reached, its finish read at the turnaround; the next one starts from there. Left in
+        the rep, as a pause lower on the way up is, it would run two reps together and never be
+        judged. (A top that reaches standing and bends again before its finish has been watched is
+        not judged: within `top_deg` a quick top may be read short of its lockout; past it, the
+        hips plainly never stood. A highest point at or under `top_deg` that never entered the top
+        can only be the one reading that confirmed the bottom, a jump no body makes: a glitch, not
+        a turnaround.)"""
+        rep = self.rep
+        assert rep is not None
+        rep.top_entered = rep.rise_progress_time
+        out = self._close_or_drop(time, finish_seen=True)
+        self._stand(h, time)
+        self._onset_time = rep.rise_progress_time  # the next lowering began at the turnaround
+        return out
 
     def _follow_lockout(self, rep: OpenRep, h: float, time: float) -> None:
         """The lockout counts once the hips have stayed locked out for `lockout_hold_s` on frames
@@ -353,20 +376,21 @@ class RepCounter:
         self._stand(h, time)
         return out
 
-    def _close_or_drop(self, time: float) -> list[CounterEvent]:
+    def _close_or_drop(self, time: float, finish_seen: bool = False) -> list[CounterEvent]:
         rep = self.rep
         assert rep is not None
         up = rep.lockout_time if rep.lockout_reached else rep.top_entered
         if up - rep.start_time < self.config.min_rep_s:
             return self._drop(time, "too brief to be a rep")
-        return [self._close(time)]
+        return [self._close(time, finish_seen)]
 
-    def _close(self, time: float) -> Finished:
-        """Close the rep at the top. Its lockout counts as judged if it was reached, or if the
-        athlete was watched at the top for the whole finish."""
+    def _close(self, time: float, finish_seen: bool) -> Finished:
+        """Close the rep at the top. Its lockout counts as judged if it was reached, if the
+        athlete was watched at the top for the whole finish, or if the finish was seen to end (the
+        hips turned back down)."""
         rep = self.rep
         assert rep is not None
-        judged = rep.lockout_reached or time - rep.top_entered >= self.config.finish_s
+        judged = finish_seen or rep.lockout_reached or time - rep.top_entered >= self.config.finish_s
         return self._finish(time, judged)
 
     def _finish(self, time: float, lockout_judged: bool) -> Finished:
