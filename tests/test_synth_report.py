@@ -155,6 +155,21 @@ def test_each_true_rep_gets_the_counted_rep_and_the_faults_heard_in_its_window(t
     assert rep_verdicts(late, [(1.0, 4.5), (4.5, 10.0)])[1].raised == {Fault.ROUNDED_BACK}
 
 
+def test_a_fault_on_a_counted_rep_goes_with_that_rep_whenever_it_was_heard(tmp_path):
+    """A short lockout is judged as its rep closes, when the hips bend again: in the next true rep's
+    window. It belongs to the rep that closed (matched by its deepest point), not to the next one;
+    a fault on no counted rep (a dropped attempt) still goes by its time."""
+    label = LabelledClip("x.mp4", tmp_path / "x.mp4", "hinge", 2, frozenset())
+    short = event(Fault.INCOMPLETE_LOCKOUT, 4.8)
+    first = rep(1, 2.0)
+    first.faults = [short]
+    dropped_attempt = event(Fault.HEAD_NOT_NEUTRAL, 4.9)
+    result = ClipResult(label, 300, [first, rep(2, 6.0)], frozenset(), 0.0, "hinge", (short, dropped_attempt))
+    verdicts = rep_verdicts(result, [(1.0, 4.5), (4.5, 8.0)])
+    assert verdicts[0].raised == {Fault.INCOMPLETE_LOCKOUT}
+    assert verdicts[1].raised == {Fault.HEAD_NOT_NEUTRAL}
+
+
 # --- detection curves ----------------------------------------------------------------------------
 
 def record(quantity: str, value: float, raised: bool, swept: str = "spine") -> RepRecord:

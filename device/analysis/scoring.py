@@ -250,12 +250,19 @@ class RepVerdict:
 
 def rep_verdicts(result: ClipResult, windows: Sequence[tuple[float, float]]) -> list[RepVerdict]:
     """Per true rep, given each rep's (start, end) time on the clip's clock (the reps in order, each
-    window ending where the next begins; the last one is taken to run to the end of the clip)."""
+    window ending where the next begins; the last one is taken to run to the end of the clip).
+
+    A fault that belongs to a counted rep goes with that rep, matched as the count is, by its
+    deepest point: a lockout is judged as its rep closes, which may be after the true rep's window
+    (a short lockout is known only once the hips bend again, in the next rep's window). A fault
+    heard outside any counted rep (an attempt later dropped) goes by when it was heard."""
+    on_reps = {id(e) for r in result.reps for e in (*r.faults, *r.borderline)}
+    loose = [e for e in result.evidence if id(e) not in on_reps]
     verdicts = []
     for i, (start, end) in enumerate(windows):
         stop = end if i + 1 < len(windows) else math.inf
         reps = [r for r in result.reps if start <= r.bottom_time < stop]
-        events = [e for e in result.evidence if start <= e.time < stop]
+        events = [e for r in reps for e in (*r.faults, *r.borderline)] + [e for e in loose if start <= e.time < stop]
         raised = frozenset(e.fault for e in events if not e.borderline)
         verdicts.append(RepVerdict(i + 1, bool(reps), reps[0].movement if reps else "", raised,
                                    frozenset(e.fault for e in events if e.borderline) - raised))
