@@ -10,7 +10,7 @@ import pytest
 
 from device.analysis.analyzer import HingeAnalyzer
 from device.analysis.kinematics import TYPICAL_NOISE
-from device.analysis.vocabulary import DEFAULT_CUES, Fault, FaultRaised, Phase, RepBottom, RepFinished
+from device.analysis.vocabulary import DEFAULT_CUES, Fault, FaultRaised, Phase, RepBottom, RepFinished, View
 from device.analysis.profiles import Profile, list_profiles, load_profile
 from device.pose.landmarks import LANDMARK_INDEX
 from support.synthetic import STANDING, Motion, Posture
@@ -283,7 +283,7 @@ def test_an_oblique_camera_counts_the_rep_and_judges_no_fault(turn, judged):
     analyzer, events = run(motion)
     (rep,) = analyzer.reps
     assert bool(raised(events, Fault.HEAD_NOT_NEUTRAL)) is judged
-    assert analyzer.oblique is (not judged)
+    assert (analyzer.view is View.OBLIQUE) is (not judged)
     # The rep says whether it was judged: never "clean" when nobody could judge it.
     assert rep.judged is judged and rep.verdict == ("faults" if judged else "not judged") and not rep.clean
 
@@ -330,7 +330,7 @@ def test_a_fault_seen_before_the_view_is_known_buzzes_once_it_is_known_side_on(f
     assert event.noise < event.margin < 2 * TYPICAL_NOISE["head_offset_deg"]  # only the measured noise clears it
     watcher = HingeAnalyzer(load_profile("hinge"))
     known_at = next(p.timestamp for p in from_the_floor().render(fps=fps, noise_px=0.5, seed=2)
-                    if (watcher.update(p) or True) and watcher.view_meter.known)
+                    if (watcher.update(p) or True) and watcher.view is not View.UNKNOWN)
     assert known_at <= event.time <= rep.end_time  # not at the bottom, while the view was unknown
 
 
@@ -338,7 +338,7 @@ def test_the_same_lift_on_an_oblique_camera_never_buzzes_nor_logs_what_it_held()
     """Turned 35 degrees: once the standing frames show the view is oblique, what held at the bottom
     is let go, neither buzzed nor kept as borderline."""
     analyzer, events = run(from_the_floor(turn=35), noise_px=0.5, seed=2)
-    assert analyzer.oblique
+    assert analyzer.view is View.OBLIQUE
     assert not [e for e in events if isinstance(e, FaultRaised)]
     assert all(rep.borderline == [] for rep in analyzer.reps)
 
@@ -357,14 +357,14 @@ def test_an_oblique_camera_still_finds_a_squat_in_3d_and_the_rep_says_faults():
     body's own bends: a squat's bottom is still a squat there. The rep carries the fault ("faults"),
     and stays unjudged for everything else."""
     analyzer, events = run(oblique_squat())
-    assert analyzer.oblique
+    assert analyzer.view is View.OBLIQUE
     (rep,) = analyzer.reps
     (event,) = raised(events, Fault.SQUATTING_THE_HINGE)
     assert event.quantity == "hinge_ratio_3d" and not event.borderline
     assert rep.judged is False and rep.verdict == "faults" and not rep.clean
     # Without world landmarks (a model that lacks them) there is no evidence: nothing is said.
     analyzer, events = run(oblique_squat(), world_shown=False)
-    assert analyzer.oblique and not raised(events, Fault.SQUATTING_THE_HINGE)
+    assert analyzer.view is View.OBLIQUE and not raised(events, Fault.SQUATTING_THE_HINGE)
     assert analyzer.reps[0].verdict == "not judged"
 
 
@@ -373,7 +373,7 @@ def test_a_hinge_on_an_oblique_camera_is_not_called_a_squat_in_3d():
     motion = Motion().stand(1.5, turn=35).hinge(depth=100, knee=25, shin=5, lower_s=2.0, top=Posture(turn=35),
                                                 turn=35).stand(1.5, turn=35)
     analyzer, events = run(motion)
-    assert analyzer.oblique and not [e for e in events if isinstance(e, FaultRaised)]
+    assert analyzer.view is View.OBLIQUE and not [e for e in events if isinstance(e, FaultRaised)]
     assert [rep.verdict for rep in analyzer.reps] == ["not judged"]
 
 
@@ -393,7 +393,7 @@ def test_the_3d_squat_is_judged_only_where_the_side_on_rules_are_not():
             pose.world = other.world
         analyzer = HingeAnalyzer(load_profile("deadlift"))
         events = analyzer.run(poses)
-        assert analyzer.oblique is buzzes and len(analyzer.reps) == 1
+        assert (analyzer.view is View.OBLIQUE) is buzzes and len(analyzer.reps) == 1
         assert bool(raised(events, Fault.SQUATTING_THE_HINGE)) is buzzes
 
 
@@ -450,7 +450,7 @@ def test_a_frame_hold_and_a_bottom_verdict_for_the_same_fault_wait_side_by_side(
     profile = load_profile("hinge")
     hips_at_knees = profile.movement.hips_at_knee_thigh_deg + 8
     judge = FaultJudge(profile)
-    judge.view_known = False
+    judge.view = View.UNKNOWN
 
     def frame(t: float, thigh: float, noise: float) -> Angles:
         return Angles(t, True, "left", 1, hip_flexion_deg=thigh + 30, knee_flexion_deg=thigh + 20, trunk_deg=30,
@@ -464,6 +464,6 @@ def test_a_frame_hold_and_a_bottom_verdict_for_the_same_fault_wait_side_by_side(
     events += judge.at_bottom(math.nan, shape, frame(0.3, hips_at_knees, 1.0), 0.3, 1, 1)
     events += judge.observe(Moment(frame(0.33, hips_at_knees, 1.0), Phase.RISING, 1, attempt=1))
     assert events == []  # nothing buzzes while the view is unknown
-    judge.view_known = True
+    judge.view = View.SIDE_ON
     late = judge.observe(Moment(frame(0.37, 20.0, 40.0), Phase.RISING, 1, attempt=1))
     assert [e.fault for e in late] == [Fault.SQUATTING_THE_HINGE] and not late[0].borderline

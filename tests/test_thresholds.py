@@ -33,6 +33,7 @@ from device.analysis.vocabulary import (
     RepBottom,
     RepFinished,
     RepStarted,
+    View,
 )
 from device.pose.landmarks import LANDMARK_INDEX, VISIBILITY, X, Y
 
@@ -446,7 +447,7 @@ def oblique_pull_knee_led(ratio: float) -> bool:
     thigh = 78.0
     trunk = _bisect(lambda t: hands_below_knee(t, thigh) - 0.1, 0.0, 90.0)
     analyzer, events = analyse(oblique_floor_pull(thigh, (trunk + thigh) / ratio), "deadlift")
-    assert analyzer.oblique
+    assert analyzer.view is View.OBLIQUE
     return raised(events, SQUAT)
 
 
@@ -454,7 +455,7 @@ def oblique_pull_hips_at(thigh: float) -> bool:
     """Knees at 15 more than the thigh (the hips still bend more than the knees): only the hips'
     height, read in 3D, can squat it."""
     analyzer, events = analyse(oblique_floor_pull(thigh, thigh + 15), "deadlift")
-    assert analyzer.oblique and analyzer.reps and analyzer.reps[0].judged is False
+    assert analyzer.view is View.OBLIQUE and analyzer.reps and analyzer.reps[0].judged is False
     return raised(events, SQUAT)
 
 
@@ -708,7 +709,7 @@ def _turn_for_hip_width(width: float) -> float:
 
 def oblique_at(width: float) -> bool:
     analyzer, _ = analyse(Motion().stand(2.0, turn=_turn_for_hip_width(width)))
-    return analyzer.oblique
+    return analyzer.view is View.OBLIQUE
 
 
 def side_on_again_at(width: float) -> bool:
@@ -716,7 +717,7 @@ def side_on_again_at(width: float) -> bool:
     turn = _turn_for_hip_width(width)
     motion = Motion().stand(1.5, turn=_turn_for_hip_width(0.33)).to(Posture(turn=turn), 0.3).hold(2.0)
     analyzer, _ = analyse(motion)
-    return analyzer.oblique
+    return analyzer.view is View.OBLIQUE
 
 
 def nobody_announced_after(gap_s: float) -> bool:

@@ -31,6 +31,7 @@ from device.analysis.vocabulary import (
     RepBottom,
     RepFinished,
     RepStarted,
+    View,
 )
 from device.analysis.faults import FaultJudge, Moment
 from device.analysis.framing import FramingMonitor, ViewMeter, classify
@@ -53,7 +54,6 @@ class HingeAnalyzer:
         self.tracker = AngleTracker(self.profile.kinematics)
         self.framing_monitor = FramingMonitor(self.profile.framing)
         self.view_meter = ViewMeter(self.profile.framing)
-        self.oblique = False  # the camera is front- or rear-oblique: count, judge only the squat in 3D
         self.counter = RepCounter(self.profile.reps)
         self.judge = FaultJudge(self.profile, cues)  # cues: the coach's own words (device/analysis/cues.py)
         self.angles: Optional[Angles] = None
@@ -72,12 +72,16 @@ class HingeAnalyzer:
     def framing(self) -> Framing:
         return self.framing_monitor.framing
 
+    @property
+    def view(self) -> View:
+        """Where the camera stands for this athlete (side-on, oblique, or not known yet)."""
+        return self.view_meter.view
+
     def reset(self) -> None:
         """Start over: a new session."""
         self.tracker.reset()
         self.framing_monitor.reset()
         self.view_meter.reset()
-        self.oblique = False
         self.counter.reset()
         self.judge.reset()
         self.angles, self._last_seen = None, None
@@ -115,13 +119,11 @@ class HingeAnalyzer:
             self._last_seen = None
         self.angles = angles = self.tracker.update(pose)
         view = classify(pose, angles, self.profile.framing)
-        self.oblique = self.view_meter.update(pose)
         # The one guard on an oblique view (or one not yet known): the side-on rules buzz nothing
         # then; what held waits for a side-on view and is let go when the rep closes without one.
         # The sagittal angles they stand on are foreshortened there. Reps still count, and a known
         # oblique view is judged for a squat in 3D at each bottom (rules.SquatSeenObliquely).
-        self.judge.view_known = self.view_meter.known and not self.oblique
-        self.judge.oblique = self.view_meter.known and self.oblique
+        self.judge.view = self.view_meter.update(pose)
         changed = self.framing_monitor.update(view, t)
         if changed is not None:
             events.append(changed)
@@ -179,7 +181,7 @@ class HingeAnalyzer:
                 rep = build_rep(s, self.profile.reps, self.profile.movement)
                 rep.faults = list(self._rep_faults)
                 borderline = self.judge.take_borderline(s.rep.attempt)
-                rep.judged = self.judge.view_known  # side-on and known: an oblique view judges nothing
+                rep.judged = self.judge.view is View.SIDE_ON  # an oblique view judges nothing side-on
                 rep.borderline = borderline if rep.judged else []
                 self._rep_faults = []
                 self.reps.append(rep)

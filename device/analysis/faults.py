@@ -17,7 +17,7 @@ from device.analysis.profiles import Profile
 from device.analysis.reps import BottomShape, FinishShape
 from device.analysis.rules import (BOTTOM_RULES, CLOSE_RULES, AtBottom, AtClose, Finding, FrameRule, Moment,
                                    frame_rules)
-from device.analysis.vocabulary import Fault, FaultEvent
+from device.analysis.vocabulary import Fault, FaultEvent, View
 
 __all__ = ["FaultJudge", "Finding", "Moment"]
 
@@ -38,11 +38,11 @@ class FaultJudge:
     every frame. So a lift that starts at its bottom is judged the same at 10 fps as at 30, a
     little later.
 
-    Likewise while the camera's view is not yet known (`view_known` False: a clip that starts
-    with the athlete bent over, before any upright frame has shown whether the camera is side-on)
-    nothing buzzes: what held is judged again once the view is known side-on, and let go if the
-    rep closes first. The rules that judge in 3D (`MomentRule.oblique`: the squat at the bottom) run
-    only on a known oblique view (`oblique` True), and raise there at once."""
+    Likewise while the camera is not known to be side-on (`view`: not yet known in a clip that
+    starts with the athlete bent over, before any upright frame has shown it, or oblique) nothing
+    side-on buzzes: what held is judged again once the view is side-on, and let go if the rep
+    closes first. The rules that judge in 3D (`MomentRule.oblique`: the squat at the bottom) run
+    only on a known oblique view, and raise there at once."""
 
     def __init__(self, profile: Profile, cues: Optional[Mapping[Fault, str]] = None):
         self.profile = profile
@@ -66,10 +66,14 @@ class FaultJudge:
         # Keyed by (attempt, fault, source): the frame rule's hold ("frames") and a moment rule's
         # finding ("moment") for the same fault wait side by side, so neither replaces the other.
         self._pending: dict[tuple[int, Fault, str], tuple[list[tuple[float, Finding]], Decide, int]] = {}
-        self.view_known = True  # the analyzer's ViewMeter has said the camera is side-on
-        self.oblique = False  # ... or that it is front- or rear-oblique
+        self.view = View.SIDE_ON  # the camera, as the analyzer's ViewMeter says it
         self._last_time: Optional[float] = None
         self.frame_s = math.nan  # the usual time between frames, for the timing faults' resolution
+
+    @property
+    def side_on(self) -> bool:
+        """The side-on rules may buzz: the camera is known to be side-on."""
+        return self.view is View.SIDE_ON
 
     def _band(self, noise_rms: float) -> float:
         return self.profile.faults.clear_margin_sigmas * noise_rms
@@ -133,7 +137,7 @@ class FaultJudge:
             fault_key = (key[0], key[1])
             if fault_key in self._raised:
                 del self._pending[key]
-            elif self.view_known and all(m.angles.noise_measured(f.quantity) for _, f in held):
+            elif self.side_on and all(m.angles.noise_measured(f.quantity) for _, f in held):
                 del self._pending[key]
                 clear = decide(m.angles)
                 if clear is not None:
@@ -160,9 +164,9 @@ class FaultJudge:
             held = self._held.setdefault(fault, [])
             held.append((now, finding))
             since = held[0][0]
-            if not (self.view_known and m.angles.noise_measured(finding.quantity)):
+            if not (self.side_on and m.angles.noise_measured(finding.quantity)):
                 self._assumed.add(fault)
-            if finding.margin > band and self.view_known:
+            if finding.margin > band and self.side_on:
                 clear_since = self._clear_since.setdefault(fault, now)
             else:
                 self._clear_since.pop(fault, None)
@@ -192,11 +196,11 @@ class FaultJudge:
         key = (attempt, fault)
         if not self.profile.faults.enabled(fault) or key in self._raised:
             return []
-        if finding.margin > band and (oblique or self.view_known):
+        if finding.margin > band and (oblique or self.side_on):
             self._raised.add(key)
             return [self._event(fault, finding, time, rep_index, band, borderline=False)]
         self._keep_borderline(key, self._event(fault, finding, time, rep_index, band, borderline=True))
-        if not (oblique or self.view_known) and finding.margin > band:
+        if not (oblique or self.side_on) and finding.margin > band:
             # Clear, but on a view not yet known to be side-on: raised once it is (same evidence).
             self._pending[(attempt, fault, "moment")] = ([], lambda angles: (finding, band), rep_index)
         return []
@@ -209,8 +213,8 @@ class FaultJudge:
         bottom = AtBottom(shape, lowering_s, angles, self.frame_s)
         out = []
         for rule in self.bottom_rules:
-            if rule.oblique and not self.oblique:
-                continue  # a 3D rule judges only the view it is for; the side-on ones wait on view_known
+            if rule.oblique and self.view is not View.OBLIQUE:
+                continue  # a 3D rule judges only the view it is for; the side-on ones wait for a side-on view
             if (judged := rule.judge(bottom)) is not None:
                 out += self._once(rule.fault, judged[0], judged[1], time, rep_index, attempt, rule.oblique)
         return out

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from device.analysis.vocabulary import FRAMING_CUES, Framing, FramingChanged
+from device.analysis.vocabulary import FRAMING_CUES, Framing, FramingChanged, View
 from device.analysis.kinematics import Angles
 from device.pose.landmarks import LANDMARK_INDEX, X, Y, Pose
 from device.analysis.profiles import FramingTable
@@ -90,23 +90,21 @@ class ViewMeter:
 
     def reset(self) -> None:
         self._widths: deque[tuple[float, float]] = deque()
-        self.oblique = False
-        self.known = False  # whether any upright frames have shown the view yet
+        self.view = View.UNKNOWN  # until upright frames have shown it
 
-    def update(self, pose: Pose) -> bool:
+    def update(self, pose: Pose) -> View:
         width = upright_hip_width(pose) if pose.found else None
         if width is not None:
             self._widths.append((pose.timestamp, width))
         while self._widths and pose.timestamp - self._widths[0][0] > self.config.view_window_s:
             self._widths.popleft()
         if len(self._widths) >= 3:
-            self.known = True
             level = float(np.median([w for _, w in self._widths]))
             if level >= self.config.oblique_hip_ratio:
-                self.oblique = True
-            elif level < self.config.side_hip_ratio:
-                self.oblique = False
-        return self.oblique
+                self.view = View.OBLIQUE
+            elif level < self.config.side_hip_ratio or self.view is View.UNKNOWN:
+                self.view = View.SIDE_ON
+        return self.view
 
 
 def classify(pose: Pose, angles: Angles, config: FramingTable) -> FrameView:

@@ -53,6 +53,16 @@ FRAMING_CUES: dict[Framing, str] = {
 }
 
 
+class View(str, Enum):
+    """Where the camera stands for this athlete, as far as the upright frames have shown it: side-on
+    (every rule judges), front- or rear-oblique (reps count; only the squat is judged, in 3D), or not
+    known yet (a clip that starts with the athlete bent over: nothing buzzes until it is)."""
+
+    UNKNOWN = "unknown"
+    SIDE_ON = "side_on"
+    OBLIQUE = "oblique"
+
+
 class Phase(str, Enum):
     STANDING = "standing"
     LOWERING = "lowering"
