@@ -118,17 +118,17 @@ class HingeAnalyzer:
             self.view_meter.reset()
             self._last_seen = None
         self.angles = angles = self.tracker.update(pose)
-        view = classify(pose, angles, self.profile.framing)
+        shown = classify(pose, angles, self.profile.framing)
         # The one guard on an oblique view (or one not yet known): the side-on rules buzz nothing
         # then; what held waits for a side-on view and is let go when the rep closes without one.
         # The sagittal angles they stand on are foreshortened there. Reps still count, and a known
         # oblique view is judged for a squat in 3D at each bottom (rules.SquatSeenObliquely).
         self.judge.view = self.view_meter.update(pose)
-        changed = self.framing_monitor.update(view, t)
+        changed = self.framing_monitor.update(shown, t)
         if changed is not None:
             events.append(changed)
-        usable = view.framing is Framing.OK
-        signals = self.counter.update(angles, usable, hidden=view.framing is Framing.UNRELIABLE)
+        usable = shown.framing is Framing.OK
+        signals = self.counter.update(angles, usable, hidden=shown.framing is Framing.UNRELIABLE)
         closing = [s for s in signals if isinstance(s, Finished)]
         events += self._route([s for s in signals if not isinstance(s, Finished)])
         if usable:
