@@ -125,7 +125,8 @@ def rep_verdict(judged: bool, has_faults: bool, has_borderline: bool, movement: 
 
 @dataclass
 class Rep:
-    """One finished rep (a rep ends at lockout, or when the athlete stops at the top)."""
+    """One finished rep (a rep ends at lockout, when the athlete stops at the top, or where the hips
+    turn back down short of standing)."""
 
     index: int  # 1-based within the analysis run
     start_time: float
