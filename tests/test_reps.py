@@ -42,6 +42,8 @@ CASES = {
                              .to(STANDING, 1.2).stand(1), 1),
     "soft finish (never locks out)": (Motion().stand(1).hinge(top=Posture(hip=24, knee=10)).hold(2).stand(1), 1),
     "never stands back up": (Motion().stand(1).hinge(top=Posture(hip=45, knee=15)).hold(2), 0),
+    "touch-and-go, turning back down short of standing": (
+        Motion().stand(1).hinge(top=Posture(hip=30, knee=10)).hinge(top=Posture(hip=30, knee=10)).hinge().stand(1), 3),
     "starts at the floor": (floor_start().hold(1).to(STANDING, 1.5).stand(1), 1),
     "starts at the floor, lowers at the end": (floor_start().hold(1).to(STANDING, 1.5).stand(1)
                                                .to(Posture(hip=120, knee=75, shin=15), 1.5).hold(1), 1),
