@@ -82,7 +82,7 @@ class ViewMeter:
     on upright frames only, as a median over `view_window_s`, so it is settled between reps and
     holds through a rep (bent over, the trunk foreshortens and the hips look wider). Hysteresis
     keeps it from flickering near the limit: oblique from `oblique_hip_ratio`, side-on again below
-    `side_hip_ratio`."""
+    `side_hip_ratio` (a first reading between the two is side-on)."""
 
     def __init__(self, config: FramingTable):
         self.config = config

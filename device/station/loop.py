@@ -274,8 +274,9 @@ class NobodyPacer:
 class PoseStage(threading.Thread):
     """Runs the pose engine on each frame the capture thread hands over, and hands the poses on to
     the worker in order (it waits for the worker rather than drop one: the analysis sees every pose
-    of every frame the model ran on), each as the model starts on the next frame (`_hand_on`). An engine failure ends the run with the error, as it would
-    on the worker. `reset()` (the camera came back) makes the engine look afresh before its next frame."""
+    of every frame the model ran on), each as the model starts on the next frame (`_hand_on`). An
+    engine failure ends the run with the error, as it would on the worker. `reset()` (the camera
+    came back) makes the engine look afresh before its next frame."""
 
     def __init__(self, engine, frames: LatestFrame[Captured], poses: LatestFrame[Posed], stop: threading.Event,
                  clock: Callable[[], float] = time.monotonic, pacer: Optional[NobodyPacer] = None):
