@@ -7,7 +7,17 @@ import os
 import numpy as np
 import pytest
 
-from device.commands.perturb import PERTURBATIONS, decimate, mirror, perturbation, scale_to_max_side, shift
+from device.commands.perturb import (
+    PERTURBATIONS,
+    darker,
+    decimate,
+    farther,
+    mirror,
+    perturbation,
+    roll,
+    scale_to_max_side,
+    shift,
+)
 
 
 def frame(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -74,9 +84,64 @@ def test_shift_works_along_one_axis_and_backwards():
     np.testing.assert_array_equal(shift(img, 0), img)
 
 
+def bar_tilt_deg(img: np.ndarray) -> float:
+    """The lit pixels' principal axis, in degrees from vertical, positive with the top leaning left
+    (the way a counter-clockwise turn leans a vertical line); and where their centre is."""
+    ys, xs = np.nonzero(img[..., 0] > 127)
+    cov = np.cov(np.stack([xs, ys]).astype(float))
+    vals, vecs = np.linalg.eigh(cov)
+    dx, dy = vecs[:, np.argmax(vals)]
+    if dy > 0:  # point it up (image y grows down)
+        dx, dy = -dx, -dy
+    return float(np.degrees(np.arctan2(-dx, -dy)))
+
+
+def vertical_bar(h: int = 240, w: int = 320) -> np.ndarray:
+    img = np.zeros((h, w, 3), np.uint8)
+    img[40:200, 158:162] = 255
+    return img
+
+
+@pytest.mark.parametrize("degrees", [4.0, -4.0, 10.0])
+def test_roll_turns_a_plumb_line_by_the_angle_about_the_centre(degrees):
+    img = vertical_bar()
+    turned = roll(img, degrees)
+    assert turned.shape == img.shape and turned.dtype == np.uint8
+    assert abs(bar_tilt_deg(img)) < 0.1
+    assert bar_tilt_deg(turned) == pytest.approx(degrees, abs=0.3)
+    ys, xs = np.nonzero(turned[..., 0] > 127)
+    assert (xs.mean(), ys.mean()) == pytest.approx((159.5, 119.5), abs=0.5)  # the bar's centre stays
+    np.testing.assert_array_equal(roll(img, 0.0), img)
+
+
+def test_farther_shrinks_about_the_centre_and_keeps_the_size():
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[60:180, 100:220] = 200  # a 120 px square at the centre
+    small = farther(img, 0.5)
+    assert small.shape == img.shape and small.dtype == np.uint8
+    ys, xs = np.nonzero(small[..., 0] > 100)
+    assert (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) == (60, 60)
+    assert (xs.mean(), ys.mean()) == pytest.approx((159.5, 119.5), abs=0.5)
+    assert (small[0, 0] == 0).all()  # the black edge repeated outward
+    np.testing.assert_array_equal(farther(img, 1.0), img)
+    with pytest.raises(ValueError, match="farther"):
+        farther(img, 1.5)
+
+
+def test_darker_halves_the_light_per_stop_and_keeps_black():
+    img = np.array([[[0, 100, 201]]], np.uint8)
+    np.testing.assert_array_equal(darker(img, 1.0), [[[0, 50, 100]]])
+    np.testing.assert_array_equal(darker(img, 2.0), [[[0, 25, 50]]])
+    np.testing.assert_array_equal(darker(img, 0.0), img)
+
+
 def test_the_suite_names_every_perturbation_once():
     names = [p.name for p in PERTURBATIONS]
-    assert names == ["scale_640", "fps_15", "fps_10", "mirror", "shift_1px", "shift_2px"]
+    assert names == ["scale_640", "fps_15", "fps_10", "mirror", "shift_1px", "shift_2px",
+                     "roll_p4", "roll_m4", "far_0.7", "dark_1stop"]
+    img = vertical_bar()
+    assert bar_tilt_deg(perturbation("roll_p4").transform(img)) == pytest.approx(4.0, abs=0.3)
+    assert bar_tilt_deg(perturbation("roll_m4").transform(img)) == pytest.approx(-4.0, abs=0.3)
     assert perturbation("fps_10").fps == 10.0 and perturbation("fps_10").transform is None
     img = frame(30, 40)
     np.testing.assert_array_equal(perturbation("shift_2px").transform(img)[2:, 2:], img[:-2, :-2])

@@ -48,6 +48,29 @@ def shift(rgb: np.ndarray, dx: int, dy: int = 0) -> np.ndarray:
     return np.ascontiguousarray(padded[y0 : y0 + h, x0 : x0 + w])
 
 
+def roll(rgb: np.ndarray, degrees: float) -> np.ndarray:
+    """The picture turned `degrees` counter-clockwise about its centre (a camera hung that much off
+    level, turned clockwise); the corners it uncovers repeat the nearest edge. The size is unchanged."""
+    h, w = rgb.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(rgb, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def farther(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """The picture shrunk by `scale` (< 1) about its centre, as a camera 1/`scale` times as far away
+    would see the athlete (the background it would add is the edge repeated). The size is unchanged."""
+    if not 0 < scale <= 1:
+        raise ValueError(f"a camera farther away shrinks the picture: scale in (0, 1], not {scale}")
+    h, w = rgb.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, scale)
+    return cv2.warpAffine(rgb, matrix, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def darker(rgb: np.ndarray, stops: float) -> np.ndarray:
+    """The picture `stops` exposure stops darker (each stop halves the light): a dimmer gym."""
+    return np.round(rgb.astype(np.float32) * np.float32(2.0 ** -stops)).astype(np.uint8)
+
+
 def decimate(stamped: Iterable[tuple[float, T]], fps: float,
              tolerance_s: float = DECIMATE_TOLERANCE_S) -> Iterator[tuple[float, T]]:
     """The (timestamp, frame) pairs a camera running at `fps` would have delivered: the first one,
@@ -86,6 +109,14 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
     Perturbation("mirror", "mirrored left-right", transform=mirror),
     Perturbation("shift_1px", "content moved 1 px right and 1 px down (edges repeated)", transform=lambda rgb: shift(rgb, 1, 1)),
     Perturbation("shift_2px", "content moved 2 px right and 2 px down (edges repeated)", transform=lambda rgb: shift(rgb, 2, 2)),
+    # Other gyms' cameras: hung a little off level either way, farther away, in dimmer light.
+    Perturbation("roll_p4", "a camera hung 4 degrees off level (the picture turned counter-clockwise)",
+                 transform=lambda rgb: roll(rgb, 4.0)),
+    Perturbation("roll_m4", "a camera hung 4 degrees off level (the picture turned clockwise)",
+                 transform=lambda rgb: roll(rgb, -4.0)),
+    Perturbation("far_0.7", "a camera 1.4 times as far away (the picture shrunk to 0.7 about its centre)",
+                 transform=lambda rgb: farther(rgb, 0.7)),
+    Perturbation("dark_1stop", "one stop darker (half the light)", transform=lambda rgb: darker(rgb, 1.0)),
 )
 
 
