@@ -165,6 +165,40 @@ def lockout_reached(profile: str) -> Callable[[float], tuple[bool, bool]]:
     return observe
 
 
+def lean_back_resumed_in_the_rep(pause_s: float) -> bool:
+    """The rep counter alone, on exact readings at 100 fps: down to hips at 90 and up to standing
+    (hips at 5), then leaning back a step at a time (1.5 degrees every 0.1 s, each a new most extended
+    reading) past the 1-s finish, pausing `pause_s`, and leaning back further. A slow lean back is
+    watched to its end: was the rep still open when the lean went on (so it is judged with the rep)?"""
+    from device.analysis.reps import Finished, RepCounter
+    from device.analysis.kinematics import Angles
+
+    counter = RepCounter(load_profile("hinge").reps)
+    fps, t = 100, 0.0
+    closed_at: list[float] = []
+
+    def feed(hip: float, seconds: float) -> None:
+        nonlocal t
+        for _ in range(round(seconds * fps)):
+            angles = Angles(t, True, "left", 1, hip_flexion_deg=hip, knee_flexion_deg=5.0)
+            closed_at.extend(t for s in counter.update(angles, usable=True) if isinstance(s, Finished))
+            t += 1 / fps
+
+    feed(5, 1.0)
+    for hip in np.linspace(5, 90, 100):
+        feed(float(hip), 0.01)
+    feed(90, 0.5)
+    for hip in np.linspace(90, 5, 100):
+        feed(float(hip), 0.01)
+    for step in range(1, 16):  # 1.5 s of leaning back, to hips at -17.5
+        feed(5 - 1.5 * step, 0.1)
+    resumed = t + pause_s - 0.1  # the last step is held its 0.1 s, then the pause's remainder
+    feed(5 - 1.5 * 15, pause_s - 0.1 + 1e-9)
+    feed(-30, 1.5)
+    assert len(closed_at) == 1
+    return closed_at[0] > resumed
+
+
 # Motions whose measured down-and-up (start to lockout, as the counter times it) is ~0.43 s and ~0.57 s.
 QUICK_REP_LOWER_S = {0.433: 0.25, 0.567: 0.35}
 
@@ -277,7 +311,8 @@ def lockout_counted_after_holding(held_s: float) -> bool:
 
 REP_CASES = [
     Case("reps.finish_s", 0.15, 0.85, 1.15, lockout_judged_after, False, True),
-    Case("reps.lockout_hold_s", 0.04, 0.06, 0.14, lockout_counted_after_holding, False, True),
+    Case("reps.lockout_hold_s", 0.02, 0.08, 0.12, lockout_counted_after_holding, False, True),
+    Case("reps.settle_s", 0.06, 0.36, 0.24, lean_back_resumed_in_the_rep, False, True),
     Case("reps.top_deg", 4, 21, 29, counted_with_top, 1, 0),
     Case("reps.start_deg", 3, 38, 32, started_on_dip, True, False),
     Case("reps.depth_deg", 4, 54, 46, depth_counts("hinge"), 1, 0),
@@ -720,6 +755,14 @@ def side_on_again_at(width: float) -> bool:
     return analyzer.view is View.OBLIQUE
 
 
+def oblique_after_turning_for(seconds: float) -> bool:
+    """Standing side-on for 2 s, then turned clearly oblique (hips 0.33) for `seconds`: is the view
+    oblique yet? A median over the window turns once over half its upright frames are oblique."""
+    motion = Motion().stand(2.0).to(Posture(turn=_turn_for_hip_width(0.33)), 0.001).hold(seconds)
+    analyzer, _ = analyse(motion)
+    return analyzer.view is View.OBLIQUE
+
+
 def nobody_announced_after(gap_s: float) -> bool:
     """Nobody in view for `gap_s` between two stretches of standing: is "nobody" announced?"""
     motion = Motion().stand(1.5).to(Posture(present=False), 0.001).hold(gap_s).to(STANDING, 0.001).stand(1.5)
@@ -733,6 +776,9 @@ FRAMING_CASES = [
     Case("framing.facing_hip_ratio", 0.04, 0.36, 0.44, facing_by_hips, Framing.OK, Framing.FACING_CAMERA),
     Case("framing.oblique_hip_ratio", 0.03, 0.21, 0.27, oblique_at, False, True),
     Case("framing.side_hip_ratio", 0.02, 0.18, 0.22, side_on_again_at, False, True),
+    # A second of upright frames (a rep's standing between reps): turned after half of it.
+    Case("framing.view_window_s", 0.06, 0.45, 0.55, oblique_after_turning_for, False, True,
+         at=lambda p: p.framing.view_window_s / 2),
 ]
 
 
@@ -789,11 +835,34 @@ def side_switched_after(seconds: float) -> bool:
     return _side_after(0.15, seconds) == "right"
 
 
+def noise_remembered_for(seconds: float) -> bool:
+    """A second of 4-px jitter while standing, then `seconds` of steady readings: does the hip's
+    measured noise still count the jitter (over 1.5 times a steady stance's)?"""
+    motion = Motion().stand(1.0 + seconds)
+    steady = motion.render(fps=FPS, noise_px=0.0)
+    jittered = [noisy if noisy.timestamp < 1.0 else still
+                for noisy, still in zip(motion.render(fps=FPS, noise_px=4.0, seed=3), steady)]
+    return _tracked(jittered).noise["hip_flexion_deg"] > 1.5 * _tracked(steady).noise["hip_flexion_deg"]
+
+
+def legs_read_after_stepping_back_for(seconds: float) -> bool:
+    """Standing 4 s, then stepped back to 0.6 of the size (every bone reads 0.6 of its usual length,
+    under min_bone_fraction) for `seconds`: are the legs read again? The usual length is the 90th
+    percentile of the window, so it follows once nine tenths of the window are the new size."""
+    motion = Motion().stand(4.0).to(Posture(zoom=0.6), 0.001).hold(seconds)
+    return math.isfinite(_tracked(motion.render(fps=FPS, noise_px=0.0)).knee_flexion_deg)
+
+
 KINEMATICS_CASES = [
     Case("kinematics.side_switch_margin", 0.02, 0.08, 0.12, side_switched_by_lead, False, True),
     Case("kinematics.side_switch_s", 0.07, 0.433, 0.567, side_switched_after, False, True),
     Case("kinematics.min_visibility", 0.05, 0.55, 0.45, head_read_with_ear_visibility, True, False),
     Case("kinematics.min_bone_fraction", 0.05, 0.75, 0.65, knee_read_with_shin_at, True, False),
+    # The noise of the frames being judged: a second back, not the whole set.
+    Case("kinematics.noise_window_s", 0.15, 0.85, 1.15, noise_remembered_for, True, False),
+    # Longer than a plate hides a shin (1-2 s), short enough to follow a step nearer or farther.
+    Case("kinematics.bone_window_s", 0.25, 2.95, 2.55, legs_read_after_stepping_back_for, True, False,
+         at=lambda p: 0.9 * p.kinematics.bone_window_s),
 ]
 
 
@@ -866,10 +935,6 @@ NOT_LIMITS = {
     "kinematics.min_cutoff_hz": "One Euro filter shape; test_kinematics pins what it buys (noise down, a rep followed)",
     "kinematics.beta": "One Euro filter shape (speed response), as above",
     "kinematics.d_cutoff_hz": "One Euro filter shape (derivative smoothing), as above",
-    "kinematics.bone_window_s": "how long the usual bone length is remembered, not a limit",
-    "kinematics.noise_window_s": "how long the noise estimate remembers, not a limit",
-    "framing.view_window_s": "how long the view estimate remembers, not a limit",
-    "reps.settle_s": "how soon a rep back at the top closes when the athlete walks off; it counts either way",
     "reps.trace_points": "how many points of the rep's trace the page draws",
     "faults.too_fast.min_lowering_s": "0.5 only where too_fast is off (hinge, deadlift, kettlebell_deadlift); every drill's own is pinned",
     "faults.load_away_from_body.min_hands_below_shoulder": "tells hands held at the chest (0.1) from hanging (0.6+); no posture lies between",
