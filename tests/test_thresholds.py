@@ -165,38 +165,52 @@ def lockout_reached(profile: str) -> Callable[[float], tuple[bool, bool]]:
     return observe
 
 
+class ExactCounter:
+    """The rep counter alone, fed exact hip readings at 100 fps (no smoothing, no model): where a
+    case needs a duration pinned to a hundredth of a second."""
+
+    FPS = 100
+
+    def __init__(self, knee: float):
+        from device.analysis.reps import RepCounter
+
+        self.counter = RepCounter(load_profile("hinge").reps)
+        self.knee, self.t = knee, 0.0
+        self.closed: list[tuple[float, Any]] = []  # (time, Finished)
+
+    def feed(self, hip: float, seconds: float) -> None:
+        from device.analysis.kinematics import Angles
+        from device.analysis.reps import Finished
+
+        for _ in range(round(seconds * self.FPS)):
+            angles = Angles(self.t, True, "left", 1, hip_flexion_deg=hip, knee_flexion_deg=self.knee)
+            self.closed.extend((self.t, s) for s in self.counter.update(angles, usable=True) if isinstance(s, Finished))
+            self.t += 1 / self.FPS
+
+    def down_and_up(self, top: float) -> None:
+        """Standing (hips at 5) for a second, down to 90 in a second, held 0.5 s, up to `top` in a second."""
+        self.feed(5, 1.0)
+        for hip in np.linspace(5, 90, 100):
+            self.feed(float(hip), 0.01)
+        self.feed(90, 0.5)
+        for hip in np.linspace(90, top, 100):
+            self.feed(float(hip), 0.01)
+
+
 def lean_back_resumed_in_the_rep(pause_s: float) -> bool:
-    """The rep counter alone, on exact readings at 100 fps: down to hips at 90 and up to standing
-    (hips at 5), then leaning back a step at a time (1.5 degrees every 0.1 s, each a new most extended
-    reading) past the 1-s finish, pausing `pause_s`, and leaning back further. A slow lean back is
-    watched to its end: was the rep still open when the lean went on (so it is judged with the rep)?"""
-    from device.analysis.reps import Finished, RepCounter
-    from device.analysis.kinematics import Angles
-
-    counter = RepCounter(load_profile("hinge").reps)
-    fps, t = 100, 0.0
-    closed_at: list[float] = []
-
-    def feed(hip: float, seconds: float) -> None:
-        nonlocal t
-        for _ in range(round(seconds * fps)):
-            angles = Angles(t, True, "left", 1, hip_flexion_deg=hip, knee_flexion_deg=5.0)
-            closed_at.extend(t for s in counter.update(angles, usable=True) if isinstance(s, Finished))
-            t += 1 / fps
-
-    feed(5, 1.0)
-    for hip in np.linspace(5, 90, 100):
-        feed(float(hip), 0.01)
-    feed(90, 0.5)
-    for hip in np.linspace(90, 5, 100):
-        feed(float(hip), 0.01)
+    """The rep counter alone, on exact readings: down to hips at 90 and up to standing (hips at 5),
+    then leaning back a step at a time (1.5 degrees every 0.1 s, each a new most extended reading)
+    past the 1-s finish, pausing `pause_s`, and leaning back further. A slow lean back is watched to
+    its end: was the rep still open when the lean went on (so it is judged with the rep)?"""
+    run = ExactCounter(knee=5.0)
+    run.down_and_up(top=5)
     for step in range(1, 16):  # 1.5 s of leaning back, to hips at -17.5
-        feed(5 - 1.5 * step, 0.1)
-    resumed = t + pause_s - 0.1  # the last step is held its 0.1 s, then the pause's remainder
-    feed(5 - 1.5 * 15, pause_s - 0.1 + 1e-9)
-    feed(-30, 1.5)
-    assert len(closed_at) == 1
-    return closed_at[0] > resumed
+        run.feed(5 - 1.5 * step, 0.1)
+    resumed = run.t + pause_s - 0.1  # the last step is held its 0.1 s, then the pause's remainder
+    run.feed(5 - 1.5 * 15, pause_s - 0.1 + 1e-9)
+    run.feed(-30, 1.5)
+    ((closed_at, _),) = run.closed
+    return closed_at > resumed
 
 
 # Motions whose measured down-and-up (start to lockout, as the counter times it) is ~0.43 s and ~0.57 s.
@@ -279,33 +293,15 @@ def lockout_judged_after(watched_s: float) -> bool:
 
 
 def lockout_counted_after_holding(held_s: float) -> bool:
-    """The rep counter alone, on exact readings at 100 fps: down to hips at 90, up to 24 (standing,
-    short of the 20-degree lockout), then locked out (hips at 10) for `held_s`, then back to 24 until
-    the rep closes. Did the lockout count?"""
-    from device.analysis.reps import Finished, RepCounter
-    from device.analysis.kinematics import Angles
-
-    counter = RepCounter(load_profile("hinge").reps)
-    fps, t = 100, 0.0
-    closed: list[Finished] = []
-
-    def feed(hip: float, seconds: float) -> None:
-        nonlocal t
-        for _ in range(round(seconds * fps)):
-            angles = Angles(t, True, "left", 1, hip_flexion_deg=hip, knee_flexion_deg=10.0)
-            closed.extend(s for s in counter.update(angles, usable=True) if isinstance(s, Finished))
-            t += 1 / fps
-
-    feed(5, 1.0)
-    for hip in np.linspace(5, 90, 100):
-        feed(float(hip), 0.01)
-    feed(90, 0.5)
-    for hip in np.linspace(90, 24, 100):
-        feed(float(hip), 0.01)
-    feed(24, 0.3)
-    feed(10, held_s)
-    feed(24, 2.0)
-    (done,) = closed
+    """The rep counter alone, on exact readings: down to hips at 90, up to 24 (standing, short of
+    the 20-degree lockout), then locked out (hips at 10) for `held_s`, then back to 24 until the rep
+    closes. Did the lockout count?"""
+    run = ExactCounter(knee=10.0)
+    run.down_and_up(top=24)
+    run.feed(24, 0.3)
+    run.feed(10, held_s)
+    run.feed(24, 2.0)
+    ((_, done),) = run.closed
     return done.rep.lockout_reached
 
 
