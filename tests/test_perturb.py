@@ -236,7 +236,8 @@ def test_the_10fps_camera_tracks_a_third_of_the_frames_of_a_real_clip(clips_dir,
 def test_a_camera_off_level_tilts_the_segments_by_the_roll_and_leaves_the_bends(clips_dir, settings, tmp_path):
     """Through the real model, a picture turned 4 degrees reads like a camera hung 4 degrees off
     level: the trunk, thigh and shin (read against the image's vertical) turn by the roll, and the
-    hip and knee bends (angles between bones) stay as filmed, to within the model's own wander."""
+    hip and knee bends (angles between bones) stay as filmed, to within the model's own wander
+    (here 0.3-1.4 degrees)."""
     from device.analysis.kinematics import AngleTracker
     from device.analysis.profiles import load_profile
     from device.commands.evaluate import PoseCache, engine_poses
@@ -266,5 +267,6 @@ def test_a_camera_off_level_tilts_the_segments_by_the_roll_and_leaves_the_bends(
         assert median_change(turned, filmed, "trunk_deg") == pytest.approx(-roll_deg, abs=1.0)
         assert median_change(turned, filmed, "thigh_deg") == pytest.approx(roll_deg, abs=1.0)
         assert median_change(turned, filmed, "shin_deg") == pytest.approx(-roll_deg, abs=1.0)
-        assert abs(median_change(turned, filmed, "hip_flexion_deg")) < 1.0
-        assert abs(median_change(turned, filmed, "knee_flexion_deg")) < 1.5
+        # Read against the vertical, a bend would move by the whole roll; it moves by the model's wander.
+        assert abs(median_change(turned, filmed, "hip_flexion_deg")) < abs(roll_deg) / 2
+        assert abs(median_change(turned, filmed, "knee_flexion_deg")) < abs(roll_deg) / 2
