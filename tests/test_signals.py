@@ -28,13 +28,16 @@ def make(factory, **overrides):
 
 
 def high_periods(pin) -> list[tuple[float, float]]:
-    """(start, duration) of each time the pin was driven on."""
-    periods, start = [], None
+    """(start, duration) of each time the pin was driven on, in seconds since its states were
+    cleared. A MockPin stamps each state with the time since the pin's previous change, so the
+    stamps are summed: read as times, a tone that started late (a loaded machine) looked short."""
+    periods, start, now = [], None, 0.0
     for s in pin.states:
+        now += s.timestamp
         if s.state and start is None:
-            start = s.timestamp
+            start = now
         elif not s.state and start is not None:
-            periods.append((start, s.timestamp - start))
+            periods.append((start, now - start))
             start = None
     return periods
 
