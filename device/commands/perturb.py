@@ -48,12 +48,18 @@ def shift(rgb: np.ndarray, dx: int, dy: int = 0) -> np.ndarray:
     return np.ascontiguousarray(padded[y0 : y0 + h, x0 : x0 + w])
 
 
+def _about_centre(rgb: np.ndarray, degrees: float, scale: float) -> np.ndarray:
+    """The picture turned `degrees` counter-clockwise and scaled by `scale` about its centre; what
+    it uncovers repeats the nearest edge. The size is unchanged."""
+    h, w = rgb.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, scale)
+    return cv2.warpAffine(rgb, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def roll(rgb: np.ndarray, degrees: float) -> np.ndarray:
     """The picture turned `degrees` counter-clockwise about its centre (a camera hung that much off
     level, turned clockwise); the corners it uncovers repeat the nearest edge. The size is unchanged."""
-    h, w = rgb.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    return cv2.warpAffine(rgb, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return _about_centre(rgb, degrees, 1.0)
 
 
 def farther(rgb: np.ndarray, scale: float) -> np.ndarray:
@@ -61,9 +67,7 @@ def farther(rgb: np.ndarray, scale: float) -> np.ndarray:
     would see the athlete (the background it would add is the edge repeated). The size is unchanged."""
     if not 0 < scale <= 1:
         raise ValueError(f"a camera farther away shrinks the picture: scale in (0, 1], not {scale}")
-    h, w = rgb.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, scale)
-    return cv2.warpAffine(rgb, matrix, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    return _about_centre(rgb, 0.0, scale)
 
 
 def darker(rgb: np.ndarray, stops: float) -> np.ndarray:
