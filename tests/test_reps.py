@@ -10,6 +10,7 @@ from dataclasses import replace
 from device.analysis.analyzer import HingeAnalyzer
 from device.analysis.vocabulary import Framing, FramingChanged, Phase, RepBottom, RepFinished, RepStarted
 from device.analysis.profiles import load_profile
+from support.counter import ExactCounter
 from support.synthetic import STANDING, Motion, Posture
 
 
@@ -163,19 +164,13 @@ def test_one_garbled_reading_at_the_bottom_is_not_a_turnaround():
     """A reading that jumps from the bottom to past standing in one frame (a garbled pose) confirms
     the bottom but is no turnaround: the hips never stood between the two bends, so the rep goes
     on and counts once, when the athlete really stands."""
-    from device.analysis.kinematics import Angles
-    from device.analysis.reps import Finished, RepCounter
-
-    config = load_profile("hinge").reps
-    counter = RepCounter(config)
-    fps, t, closed = 30, 0.0, []
-    readings = ([5.0] * 30 + list(np.linspace(5, 90, 45)) + [90.0] * 10 + [config.top_deg - 40]
+    top_deg = load_profile("hinge").reps.top_deg
+    run = ExactCounter(knee=10.0, fps=30)
+    readings = ([5.0] * 30 + list(np.linspace(5, 90, 45)) + [90.0] * 10 + [top_deg - 40]
                 + [90.0] * 10 + list(np.linspace(90, 5, 36)) + [5.0] * 60)
     for hip in readings:
-        angles = Angles(t, True, "left", 1, hip_flexion_deg=float(hip), knee_flexion_deg=10.0)
-        closed += [s for s in counter.update(angles, usable=True) if isinstance(s, Finished)]
-        t += 1 / fps
-    (done,) = closed
+        run.reading(float(hip))
+    ((_, done),) = run.closed
     assert done.rep.lockout_reached
 
 
@@ -384,27 +379,15 @@ def test_a_frame_with_the_hips_unseen_breaks_the_lockout_hold():
     """Locked out on two frames, the hips unseen on one (a plate passing them), locked out on two more
     (at 30 fps): no run of seen frames lasts the lockout hold, so no lockout counts; the same five
     frames all seen make one."""
-    from device.analysis.kinematics import Angles
-    from device.analysis.reps import Finished, RepCounter
-
     def lockout_with(gap: bool) -> bool:
-        counter = RepCounter(load_profile("hinge").reps)
-        fps, t = 30, 0.0
-        done: list[Finished] = []
-
-        def feed(hip: float, usable: bool = True) -> None:
-            nonlocal t
-            angles = Angles(t, usable, "left", 1, hip_flexion_deg=hip, knee_flexion_deg=10.0)
-            done.extend(s for s in counter.update(angles, usable=usable, hidden=not usable) if isinstance(s, Finished))
-            t += 1 / fps
-
+        run = ExactCounter(knee=10.0, fps=30)
         for hip in [5] * 30 + list(np.linspace(5, 90, 30)) + [90] * 15 + list(np.linspace(90, 24, 30)) + [24] * 5:
-            feed(float(hip))
+            run.reading(float(hip))
         for i in range(5):
-            feed(10.0, usable=not (gap and i == 2))
+            run.reading(10.0, usable=not (gap and i == 2))
         for _ in range(60):
-            feed(24.0)
-        (rep,) = done
+            run.reading(24.0)
+        ((_, rep),) = run.closed
         return rep.rep.lockout_reached
 
     assert lockout_with(gap=False) and not lockout_with(gap=True)

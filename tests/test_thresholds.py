@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import numpy as np
 import pytest
+from support.counter import ExactCounter
 from support.synthetic import STANDING, Motion, Posture
 
 from device.analysis.analyzer import HingeAnalyzer
@@ -163,38 +164,6 @@ def lockout_reached(profile: str) -> Callable[[float], tuple[bool, bool]]:
         (rep,) = analyzer.reps
         return rep.lockout_reached, raised(events, Fault.INCOMPLETE_LOCKOUT)
     return observe
-
-
-class ExactCounter:
-    """The rep counter alone, fed exact hip readings at 100 fps (no smoothing, no model): where a
-    case needs a duration pinned to a hundredth of a second."""
-
-    FPS = 100
-
-    def __init__(self, knee: float):
-        from device.analysis.reps import RepCounter
-
-        self.counter = RepCounter(load_profile("hinge").reps)
-        self.knee, self.t = knee, 0.0
-        self.closed: list[tuple[float, Any]] = []  # (time, Finished)
-
-    def feed(self, hip: float, seconds: float) -> None:
-        from device.analysis.kinematics import Angles
-        from device.analysis.reps import Finished
-
-        for _ in range(round(seconds * self.FPS)):
-            angles = Angles(self.t, True, "left", 1, hip_flexion_deg=hip, knee_flexion_deg=self.knee)
-            self.closed.extend((self.t, s) for s in self.counter.update(angles, usable=True) if isinstance(s, Finished))
-            self.t += 1 / self.FPS
-
-    def down_and_up(self, top: float) -> None:
-        """Standing (hips at 5) for a second, down to 90 in a second, held 0.5 s, up to `top` in a second."""
-        self.feed(5, 1.0)
-        for hip in np.linspace(5, 90, 100):
-            self.feed(float(hip), 0.01)
-        self.feed(90, 0.5)
-        for hip in np.linspace(90, top, 100):
-            self.feed(float(hip), 0.01)
 
 
 def lean_back_resumed_in_the_rep(pause_s: float) -> bool:
