@@ -2,8 +2,6 @@
 duration or a single frame pinned exactly."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from device.analysis.kinematics import Angles
@@ -18,7 +16,7 @@ class ExactCounter:
     def __init__(self, knee: float, fps: float = 100, profile: str = "hinge"):
         self.counter = RepCounter(load_profile(profile).reps)
         self.knee, self.fps, self.t = knee, fps, 0.0
-        self.closed: list[tuple[float, Any]] = []
+        self.closed: list[tuple[float, Finished]] = []
 
     def reading(self, hip: float, usable: bool = True) -> None:
         """One frame; an unusable one has the joints hidden (a plate passing them)."""
@@ -31,11 +29,14 @@ class ExactCounter:
         for _ in range(round(seconds * self.fps)):
             self.reading(hip)
 
+    def ramp(self, start: float, end: float, seconds: float) -> None:
+        """The hips moving steadily from `start` to `end`, one reading per frame."""
+        for hip in np.linspace(start, end, round(seconds * self.fps)):
+            self.reading(float(hip))
+
     def down_and_up(self, top: float) -> None:
         """Standing (hips at 5) for a second, down to 90 in a second, held 0.5 s, up to `top` in a second."""
         self.feed(5, 1.0)
-        for hip in np.linspace(5, 90, 100):
-            self.feed(float(hip), 0.01)
+        self.ramp(5, 90, 1.0)
         self.feed(90, 0.5)
-        for hip in np.linspace(90, top, 100):
-            self.feed(float(hip), 0.01)
+        self.ramp(90, top, 1.0)
